@@ -1,0 +1,70 @@
+//! What flows out of (and into) a connector.
+
+use model::{BookDelta, BookSnapshot, Instrument, Symbol, Trade};
+
+/// One normalized event from a venue, about one instrument unless noted.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FeedEvent {
+    /// The venue's instrument metadata; sent once per (re)connection before any market data.
+    Instruments(Vec<Instrument>),
+    /// A full book for `symbol`. Replaces whatever the book was (never merged into it).
+    BookSnapshot {
+        symbol: Symbol,
+        snapshot: BookSnapshot,
+    },
+    /// A change to `symbol`'s book.
+    BookDelta {
+        symbol: Symbol,
+        delta: BookDelta,
+    },
+    Trade {
+        symbol: Symbol,
+        trade: Trade,
+    },
+    /// A message the connector could not parse or that broke the venue's own rules.
+    /// With a symbol, that instrument's book must be treated as corrupt and rebuilt.
+    Invalid {
+        symbol: Option<Symbol>,
+        reason: String,
+    },
+    /// The connection's state changed.
+    Status {
+        state: ConnectionState,
+        detail: String,
+    },
+}
+
+/// Events are sent in batches: one venue message often carries several, and batching keeps the
+/// channel cost per event low at simulator rates of millions per second.
+pub type FeedBatch = Vec<FeedEvent>;
+
+/// Lifecycle of a venue connection, reported on `status:{venue}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConnectionState {
+    Connecting,
+    Connected,
+    /// Connected, but at least one book is being rebuilt.
+    Resyncing,
+    Disconnected,
+    Stopped,
+}
+
+impl ConnectionState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connecting => "connecting",
+            Self::Connected => "connected",
+            Self::Resyncing => "resyncing",
+            Self::Disconnected => "disconnected",
+            Self::Stopped => "stopped",
+        }
+    }
+}
+
+/// Requests from the ingest stage to a connector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// The book for this symbol is corrupt (gap, checksum mismatch, crossed): deliver a fresh
+    /// [`FeedEvent::BookSnapshot`] for it. Other symbols must not be disturbed.
+    Resync(Symbol),
+}

@@ -1,0 +1,19 @@
+//! Venue connectors: everything that turns a venue's feed into normalized [`FeedEvent`]s.
+//!
+//! # Layout
+//!
+//! - [`event`]: the events a connector emits ([`FeedEvent`]) and the commands it accepts
+//!   ([`Command`]).
+//! - [`connector`]: the [`Connector`] seam every venue implements, with its guarantees.
+//! - [`venue`]: one folder per venue. `sim` is the deterministic simulated market that runs by
+//!   default; real venues (Binance, Coinbase, Kraken) plug in beside it.
+//!
+//! A connector never touches order-book validation, channels or clients: it parses, sequences and
+//! reconnects; the `ingest` stage validates books and publishes to the hub.
+
+pub mod connector;
+pub mod event;
+pub mod venue;
+
+pub use connector::{Connector, ConnectorContext, ConnectorError};
+pub use event::{Command, ConnectionState, FeedBatch, FeedEvent};

@@ -1,0 +1,3 @@
+//! One module per venue.
+
+pub mod sim;

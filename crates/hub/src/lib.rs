@@ -1,0 +1,1 @@
+//! Channels, fan-out, per-channel sequence numbers and epochs, history, slow-consumer policy

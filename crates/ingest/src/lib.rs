@@ -1,0 +1,1 @@
+//! Books and aggregators stage: validates connector events into books, tickers and candles, publishes to the hub

@@ -1,0 +1,153 @@
+//! Venues, normalized symbols and instrument metadata.
+
+use crate::{Decimal, ModelError};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+/// A venue name: lowercase letters, digits and `_`, 1–32 characters (`binance`, `sim`, `all`).
+/// Cheap to clone.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Venue(Arc<str>);
+
+impl Venue {
+    /// The consolidated cross-venue pseudo-venue.
+    pub const ALL: &'static str = "all";
+
+    pub fn new(name: &str) -> Result<Self, ModelError> {
+        let ok = !name.is_empty()
+            && name.len() <= 32
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if ok {
+            Ok(Self(name.into()))
+        } else {
+            Err(ModelError::InvalidVenue(name.chars().take(40).collect()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A normalized symbol `BASE-QUOTE`, both parts uppercase ASCII letters or digits, 1–16 each.
+/// Cheap to clone.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Symbol(Arc<str>);
+
+impl Symbol {
+    pub fn new(text: &str) -> Result<Self, ModelError> {
+        let part_ok = |p: &str| {
+            !p.is_empty()
+                && p.len() <= 16
+                && p.bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        };
+        match text.split_once('-') {
+            Some((base, quote)) if part_ok(base) && part_ok(quote) => Ok(Self(text.into())),
+            _ => Err(ModelError::InvalidSymbol(text.chars().take(40).collect())),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn base(&self) -> &str {
+        self.0.split_once('-').map_or("", |(b, _)| b)
+    }
+
+    pub fn quote(&self) -> &str {
+        self.0.split_once('-').map_or("", |(_, q)| q)
+    }
+}
+
+macro_rules! string_newtype_impls {
+    ($t:ty) => {
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+        impl fmt::Debug for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(&*self.0, f)
+            }
+        }
+        impl FromStr for $t {
+            type Err = ModelError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::new(s)
+            }
+        }
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                Self::new(&text).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+string_newtype_impls!(Venue);
+string_newtype_impls!(Symbol);
+
+/// A tradable instrument on one venue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Instrument {
+    pub venue: Venue,
+    /// Normalized `BASE-QUOTE` symbol.
+    pub symbol: Symbol,
+    /// The venue's own spelling (`BTCUSDT`, `BTC/USD`, `XBT/USD`).
+    pub native_symbol: String,
+    /// Smallest price increment.
+    pub tick_size: Decimal,
+    /// Smallest size increment.
+    pub lot_size: Decimal,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symbols_validate() {
+        let s = Symbol::new("BTC-USDT").unwrap();
+        assert_eq!((s.base(), s.quote()), ("BTC", "USDT"));
+        for bad in [
+            "",
+            "BTCUSDT",
+            "btc-usdt",
+            "BTC-",
+            "-USDT",
+            "BTC-USD-T",
+            "BTC/USD",
+            "BTC -USD",
+        ] {
+            assert_eq!(
+                Symbol::new(bad).unwrap_err().code(),
+                "invalid_symbol",
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn venues_validate() {
+        assert!(Venue::new("binance").is_ok());
+        for bad in ["", "Binance", "bin ance", "a:b", &"x".repeat(33)] {
+            assert_eq!(
+                Venue::new(bad).unwrap_err().code(),
+                "invalid_venue",
+                "{bad:?}"
+            );
+        }
+    }
+}

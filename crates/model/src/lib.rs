@@ -1,0 +1,65 @@
+//! Normalized market-data types shared by every stage of the gateway.
+//!
+//! # Layout
+//!
+//! - [`decimal`]: exact decimal prices and sizes parsed from (and printed back as) venue strings.
+//! - [`time`]: timestamps in microseconds since the Unix epoch.
+//! - [`instrument`]: venues, normalized `BASE-QUOTE` symbols and instrument metadata.
+//! - [`trade`]: trades with their aggressor side.
+//! - [`book`]: price levels, full snapshots and deltas of an L2 order book.
+//! - [`ticker`]: best bid/ask plus 24 h rolling statistics.
+//! - [`candle`]: OHLCV candles and their intervals.
+//! - [`channel`]: channel names (`{kind}:{venue}:{symbol}`) clients subscribe to.
+//!
+//! Nothing here does I/O; every type is plain data with validation at construction.
+
+pub mod book;
+pub mod candle;
+pub mod channel;
+pub mod decimal;
+pub mod instrument;
+pub mod ticker;
+pub mod time;
+pub mod trade;
+
+pub use book::{BookDelta, BookSnapshot, Level};
+pub use candle::{Candle, Interval};
+pub use channel::{Channel, ChannelKind};
+pub use decimal::{Decimal, parse_decimal};
+pub use instrument::{Instrument, Symbol, Venue};
+pub use ticker::Ticker;
+pub use time::Timestamp;
+pub use trade::{Side, Trade};
+
+/// Why a value could not be accepted as a model type. Each variant has a stable [`code`](Self::code).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModelError {
+    #[error("invalid decimal {value:?}: {reason}")]
+    InvalidDecimal { value: String, reason: &'static str },
+    #[error("invalid symbol {0:?}: expected BASE-QUOTE, e.g. BTC-USDT")]
+    InvalidSymbol(String),
+    #[error("invalid venue {0:?}: expected a lowercase name of 1 to 32 letters, digits or '_'")]
+    InvalidVenue(String),
+    #[error("invalid channel {0:?}: expected kind:venue:symbol, e.g. book:sim:BTC-USDT")]
+    InvalidChannel(String),
+    #[error(
+        "unknown channel kind {0:?}: expected trades, ticker, book, candles.<interval> or status"
+    )]
+    UnknownKind(String),
+    #[error("unknown interval {0:?}: expected 1s, 1m, 5m, 15m, 1h or 1d")]
+    UnknownInterval(String),
+}
+
+impl ModelError {
+    /// Stable machine-readable code for this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidDecimal { .. } => "invalid_decimal",
+            Self::InvalidSymbol(_) => "invalid_symbol",
+            Self::InvalidVenue(_) => "invalid_venue",
+            Self::InvalidChannel(_) => "invalid_channel",
+            Self::UnknownKind(_) => "unknown_channel_kind",
+            Self::UnknownInterval(_) => "unknown_interval",
+        }
+    }
+}
