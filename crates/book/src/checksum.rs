@@ -1,0 +1,90 @@
+//! Book checksums clients and the gateway use to verify a mirrored book.
+//!
+//! # The tickgate checksum (documented in `docs/protocol.md`)
+//!
+//! CRC-32 (IEEE 802.3, polynomial `0xEDB88320`, as zlib's `crc32`) of an ASCII string built from
+//! the top [`CHECKSUM_DEPTH`] levels of each side:
+//!
+//! ```text
+//! for i in 0..10:
+//!     if the book has an i-th best bid: append "{price}:{size}"
+//!     if the book has an i-th best ask: append "{price}:{size}"
+//! join the appended pieces with ":"
+//! ```
+//!
+//! Bids are taken best (highest) first, asks best (lowest) first. `price` and `size` are the
+//! decimal strings exactly as they travel on the wire (trailing zeros kept). An empty book has
+//! the checksum of the empty string, `0`.
+//!
+//! Example: bids `[["100.5","2"],["100.4","1.50"]]`, asks `[["100.6","3"]]` give the string
+//! `100.5:2:100.6:3:100.4:1.50`.
+
+use model::Level;
+use std::fmt::Write;
+
+/// Levels per side covered by the checksum.
+pub const CHECKSUM_DEPTH: usize = 10;
+
+/// Computes the tickgate checksum. `bids` must iterate best first (highest price first), `asks`
+/// best first (lowest price first); only the first [`CHECKSUM_DEPTH`] of each are read.
+pub fn tickgate_checksum<'a>(
+    bids: impl IntoIterator<Item = &'a Level>,
+    asks: impl IntoIterator<Item = &'a Level>,
+) -> u32 {
+    let mut text = String::with_capacity(CHECKSUM_DEPTH * 2 * 24);
+    let mut bids = bids.into_iter().take(CHECKSUM_DEPTH);
+    let mut asks = asks.into_iter().take(CHECKSUM_DEPTH);
+    loop {
+        let (bid, ask) = (bids.next(), asks.next());
+        if bid.is_none() && ask.is_none() {
+            break;
+        }
+        for level in [bid, ask].into_iter().flatten() {
+            if !text.is_empty() {
+                text.push(':');
+            }
+            // Writing to a String cannot fail.
+            let _ = write!(text, "{}:{}", level.price, level.size);
+        }
+    }
+    crc32fast::hash(text.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use model::parse_decimal;
+
+    fn lv(p: &str, s: &str) -> Level {
+        Level::new(parse_decimal(p).unwrap(), parse_decimal(s).unwrap())
+    }
+
+    #[test]
+    fn matches_documented_example() {
+        let bids = [lv("100.5", "2"), lv("100.4", "1.50")];
+        let asks = [lv("100.6", "3")];
+        assert_eq!(
+            tickgate_checksum(&bids, &asks),
+            crc32fast::hash(b"100.5:2:100.6:3:100.4:1.50")
+        );
+    }
+
+    #[test]
+    fn empty_book_is_zero_and_depth_is_capped() {
+        assert_eq!(tickgate_checksum(&[], &[]), 0);
+        let bids: Vec<Level> = (0..15).map(|i| lv(&format!("{}", 100 - i), "1")).collect();
+        let asks: Vec<Level> = (0..15).map(|i| lv(&format!("{}", 101 + i), "1")).collect();
+        assert_eq!(
+            tickgate_checksum(&bids, &asks),
+            tickgate_checksum(&bids[..10], &asks[..10])
+        );
+    }
+
+    #[test]
+    fn trailing_zeros_change_the_checksum() {
+        assert_ne!(
+            tickgate_checksum(&[lv("1.0", "1")], &[]),
+            tickgate_checksum(&[lv("1", "1")], &[])
+        );
+    }
+}
