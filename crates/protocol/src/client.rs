@@ -1,0 +1,141 @@
+//! Client → server operations.
+//!
+//! ```json
+//! {"op":"subscribe","id":1,"channels":["book:sim:BTC-USDT","trades:sim:BTC-USDT"]}
+//! {"op":"unsubscribe","id":2,"channels":["trades:sim:BTC-USDT"]}
+//! {"op":"ping","id":3}
+//! ```
+//!
+//! `id` is optional; when present (a non-negative integer or a string of at most 64 characters)
+//! every reply to the request echoes it.
+
+use crate::ErrorCode;
+use serde::{Deserialize, Serialize};
+
+/// Request id echoed in replies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RequestId {
+    Num(u64),
+    Text(String),
+}
+
+/// Longest accepted string request id.
+pub const MAX_ID_LEN: usize = 64;
+
+/// A parsed client operation. Channel names are kept as text here; the server validates them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum ClientOp {
+    Subscribe {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<RequestId>,
+        channels: Vec<String>,
+    },
+    Unsubscribe {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<RequestId>,
+        channels: Vec<String>,
+    },
+    Ping {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<RequestId>,
+    },
+}
+
+impl ClientOp {
+    pub fn id(&self) -> Option<&RequestId> {
+        match self {
+            Self::Subscribe { id, .. } | Self::Unsubscribe { id, .. } | Self::Ping { id } => id.as_ref(),
+        }
+    }
+}
+
+/// Why a client message was rejected: the code, a human message, and the request id if one
+/// could be read (so the error can echo it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpError {
+    pub code: ErrorCode,
+    pub message: String,
+    pub id: Option<RequestId>,
+}
+
+/// Parses one text frame into an operation, classifying failures as `bad_json` (not a JSON
+/// object), `unknown_op` (missing or unknown `op`) or `bad_request` (fields of the wrong shape).
+pub fn parse_client_op(text: &str) -> Result<ClientOp, OpError> {
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| OpError {
+        code: ErrorCode::BadJson,
+        message: format!("message is not valid JSON: {e}"),
+        id: None,
+    })?;
+    let serde_json::Value::Object(map) = &value else {
+        return Err(OpError { code: ErrorCode::BadJson, message: "message must be a JSON object".into(), id: None });
+    };
+    let id = match map.get("id") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::Number(n)) if n.as_u64().is_some() => n.as_u64().map(RequestId::Num),
+        Some(serde_json::Value::String(s)) if s.len() <= MAX_ID_LEN => Some(RequestId::Text(s.clone())),
+        Some(_) => {
+            return Err(OpError {
+                code: ErrorCode::BadRequest,
+                message: format!("id must be a non-negative integer or a string of at most {MAX_ID_LEN} characters"),
+                id: None,
+            });
+        }
+    };
+    let op = match map.get("op") {
+        Some(serde_json::Value::String(op)) => op.clone(),
+        Some(_) => {
+            return Err(OpError { code: ErrorCode::UnknownOp, message: "op must be a string".into(), id });
+        }
+        None => return Err(OpError { code: ErrorCode::UnknownOp, message: "missing field op".into(), id }),
+    };
+    if !matches!(op.as_str(), "subscribe" | "unsubscribe" | "ping") {
+        let shown: String = op.chars().take(32).collect();
+        return Err(OpError {
+            code: ErrorCode::UnknownOp,
+            message: format!("unknown op {shown:?}: expected subscribe, unsubscribe or ping"),
+            id,
+        });
+    }
+    serde_json::from_value(value).map_err(|e| OpError { code: ErrorCode::BadRequest, message: format!("invalid {op}: {e}"), id })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_documented_ops() {
+        let op = parse_client_op(r#"{"op":"subscribe","id":1,"channels":["book:sim:BTC-USDT"]}"#).unwrap();
+        assert_eq!(
+            op,
+            ClientOp::Subscribe { id: Some(RequestId::Num(1)), channels: vec!["book:sim:BTC-USDT".into()] }
+        );
+        let op = parse_client_op(r#"{"op":"ping","id":"abc"}"#).unwrap();
+        assert_eq!(op, ClientOp::Ping { id: Some(RequestId::Text("abc".into())) });
+        assert_eq!(parse_client_op(r#"{"op":"ping"}"#).unwrap(), ClientOp::Ping { id: None });
+    }
+
+    #[test]
+    fn classifies_bad_messages() {
+        let cases = [
+            ("not json", ErrorCode::BadJson, None),
+            ("[1,2]", ErrorCode::BadJson, None),
+            ("\"subscribe\"", ErrorCode::BadJson, None),
+            (r#"{"id":4}"#, ErrorCode::UnknownOp, Some(RequestId::Num(4))),
+            (r#"{"op":"trade","id":5}"#, ErrorCode::UnknownOp, Some(RequestId::Num(5))),
+            (r#"{"op":7}"#, ErrorCode::UnknownOp, None),
+            (r#"{"op":"subscribe","id":6}"#, ErrorCode::BadRequest, Some(RequestId::Num(6))),
+            (r#"{"op":"subscribe","channels":"book:sim:BTC-USDT"}"#, ErrorCode::BadRequest, None),
+            (r#"{"op":"subscribe","channels":[1]}"#, ErrorCode::BadRequest, None),
+            (r#"{"op":"ping","id":-1}"#, ErrorCode::BadRequest, None),
+            (r#"{"op":"ping","id":{"a":1}}"#, ErrorCode::BadRequest, None),
+        ];
+        for (text, code, id) in cases {
+            let err = parse_client_op(text).unwrap_err();
+            assert_eq!((err.code, err.id), (code, id), "{text}");
+            assert!(!err.message.is_empty());
+        }
+    }
+}

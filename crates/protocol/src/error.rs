@@ -1,0 +1,148 @@
+//! Stable error codes. A code, once published, keeps its meaning; new codes may be added.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Every machine-readable error code the gateway sends, on WebSocket `error` messages and in
+/// REST error bodies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The message was not valid JSON, or not a JSON object.
+    BadJson,
+    /// Valid JSON, but a field is missing or has the wrong type.
+    BadRequest,
+    /// `op` is missing or not one of the documented operations.
+    UnknownOp,
+    /// The channel name is malformed (wrong shape, kind, venue or symbol syntax).
+    InvalidChannel,
+    /// The channel name is well formed but the gateway does not serve it.
+    UnknownChannel,
+    /// Subscribing would exceed the per-connection channel limit.
+    TooManyChannels,
+    /// Too many requests in a short time; retry later.
+    RateLimited,
+    /// The inbound message exceeds the maximum size.
+    MessageTooLarge,
+    /// The client fell too far behind and was disconnected (close reason).
+    SlowConsumer,
+    /// A query parameter is missing or invalid (REST).
+    BadParam,
+    /// The venue/symbol pair is not served (REST).
+    UnknownInstrument,
+    /// The candle interval is not one of 1s, 1m, 5m, 15m, 1h, 1d.
+    UnknownInterval,
+    /// The requested book is being rebuilt after a gap; retry shortly.
+    BookUnavailable,
+    /// No such route (REST).
+    NotFound,
+    /// The gateway is shutting down or not ready.
+    Unavailable,
+    /// Something failed inside the gateway; details are in its logs, not here.
+    Internal,
+}
+
+impl ErrorCode {
+    pub const ALL: [ErrorCode; 16] = [
+        Self::BadJson,
+        Self::BadRequest,
+        Self::UnknownOp,
+        Self::InvalidChannel,
+        Self::UnknownChannel,
+        Self::TooManyChannels,
+        Self::RateLimited,
+        Self::MessageTooLarge,
+        Self::SlowConsumer,
+        Self::BadParam,
+        Self::UnknownInstrument,
+        Self::UnknownInterval,
+        Self::BookUnavailable,
+        Self::NotFound,
+        Self::Unavailable,
+        Self::Internal,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BadJson => "bad_json",
+            Self::BadRequest => "bad_request",
+            Self::UnknownOp => "unknown_op",
+            Self::InvalidChannel => "invalid_channel",
+            Self::UnknownChannel => "unknown_channel",
+            Self::TooManyChannels => "too_many_channels",
+            Self::RateLimited => "rate_limited",
+            Self::MessageTooLarge => "message_too_large",
+            Self::SlowConsumer => "slow_consumer",
+            Self::BadParam => "bad_param",
+            Self::UnknownInstrument => "unknown_instrument",
+            Self::UnknownInterval => "unknown_interval",
+            Self::BookUnavailable => "book_unavailable",
+            Self::NotFound => "not_found",
+            Self::Unavailable => "unavailable",
+            Self::Internal => "internal",
+        }
+    }
+
+    /// HTTP status for this code on REST routes.
+    pub fn http_status(self) -> u16 {
+        match self {
+            Self::BadJson
+            | Self::BadRequest
+            | Self::UnknownOp
+            | Self::InvalidChannel
+            | Self::BadParam
+            | Self::UnknownInterval => 400,
+            Self::UnknownChannel | Self::UnknownInstrument | Self::NotFound => 404,
+            Self::MessageTooLarge => 413,
+            Self::TooManyChannels | Self::RateLimited | Self::SlowConsumer => 429,
+            Self::BookUnavailable | Self::Unavailable => 503,
+            Self::Internal => 500,
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// WebSocket close codes the gateway uses (RFC 6455 §7.4 plus the 4000–4999 private range).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseCode {
+    /// 1001: the gateway is shutting down.
+    GoingAway,
+    /// 1008: policy violation (e.g. repeated abuse).
+    PolicyViolation,
+    /// 1009: a frame exceeded the hard size limit.
+    TooBig,
+    /// 4000: no message or pong within the idle timeout.
+    IdleTimeout,
+    /// 4001: the client could not keep up and the slow-consumer policy is `disconnect`.
+    SlowConsumer,
+}
+
+impl CloseCode {
+    pub fn code(self) -> u16 {
+        match self {
+            Self::GoingAway => 1001,
+            Self::PolicyViolation => 1008,
+            Self::TooBig => 1009,
+            Self::IdleTimeout => 4000,
+            Self::SlowConsumer => 4001,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_serialize_as_their_string() {
+        for code in ErrorCode::ALL {
+            assert_eq!(serde_json::to_string(&code).unwrap(), format!("\"{}\"", code.as_str()));
+            assert!((400..600).contains(&code.http_status()));
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! Server → client messages. Every message is a JSON object with a `type`.
+//!
+//! Data messages (`snapshot`, `update`) carry `channel`, a per-channel gap-free `seq`, the
+//! channel's `epoch`, the exchange time `ts` and the gateway receive time `recv_ts` (both µs
+//! since the epoch), and one body depending on the channel kind:
+//! - book: `bids`, `asks` (arrays of `["price","size"]`, size `"0"` removes a level in an
+//!   update) and `checksum` (see `book::checksum`);
+//! - trades: `trades` (array of `{id, price, size, side, ts}`);
+//! - ticker: `ticker`; candles: `candle`; status: `status`.
+
+use crate::{ErrorCode, RequestId};
+use model::{Decimal, Level, Side, Ticker, Trade};
+use serde::{Deserialize, Serialize};
+
+/// A book level on the wire: `["price", "size"]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireLevel(pub Decimal, pub Decimal);
+
+impl From<Level> for WireLevel {
+    fn from(l: Level) -> Self {
+        Self(l.price, l.size)
+    }
+}
+
+impl From<WireLevel> for Level {
+    fn from(w: WireLevel) -> Self {
+        Level::new(w.0, w.1)
+    }
+}
+
+/// A trade on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireTrade {
+    pub id: String,
+    pub price: Decimal,
+    pub size: Decimal,
+    /// Aggressor side.
+    pub side: Side,
+    /// Exchange time, µs.
+    pub ts: i64,
+}
+
+impl From<&Trade> for WireTrade {
+    fn from(t: &Trade) -> Self {
+        Self { id: t.id.clone(), price: t.price, size: t.size, side: t.side, ts: t.exchange_ts.0 }
+    }
+}
+
+/// A candle on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CandleBody {
+    /// Bucket start, µs since the epoch.
+    pub start: i64,
+    pub open: Decimal,
+    pub high: Decimal,
+    pub low: Decimal,
+    pub close: Decimal,
+    pub volume: Decimal,
+    /// Number of trades in the bucket.
+    pub trades: u64,
+    /// False while the bucket is still open.
+    pub closed: bool,
+    /// False when the gateway did not observe the whole interval.
+    pub complete: bool,
+}
+
+impl From<&model::Candle> for CandleBody {
+    fn from(c: &model::Candle) -> Self {
+        Self {
+            start: c.start.0,
+            open: c.open,
+            high: c.high,
+            low: c.low,
+            close: c.close,
+            volume: c.volume,
+            trades: c.trades,
+            closed: c.closed,
+            complete: c.complete,
+        }
+    }
+}
+
+/// A venue connection state on `status:{venue}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusBody {
+    /// `connecting`, `connected`, `resyncing`, `disconnected` or `stopped`.
+    pub state: String,
+    pub detail: String,
+}
+
+/// Body of a `snapshot` or `update` message.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DataMessage {
+    pub channel: String,
+    pub seq: u64,
+    pub epoch: String,
+    /// Exchange time of the newest input, µs.
+    pub ts: i64,
+    /// Gateway receive time of the newest input, µs.
+    pub recv_ts: i64,
+    /// On a `snapshot`: true when it replaces a book the client already had (after a venue
+    /// gap, or because this client fell behind).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resync: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bids: Option<Vec<WireLevel>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asks: Option<Vec<WireLevel>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trades: Option<Vec<WireTrade>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticker: Option<Ticker>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candle: Option<CandleBody>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<StatusBody>,
+}
+
+/// Body of an `error` message and of every REST error response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub code: ErrorCode,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<RequestId>,
+    /// The channel the error is about, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+}
+
+/// Every server → client message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// Ack of a `subscribe`: every listed channel is now subscribed.
+    Subscribed {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<RequestId>,
+        channels: Vec<String>,
+    },
+    /// Ack of an `unsubscribe`.
+    Unsubscribed {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<RequestId>,
+        channels: Vec<String>,
+    },
+    /// Full state of a channel (book, latest ticker/candle/status).
+    Snapshot(DataMessage),
+    /// A change after the previous message on the channel.
+    Update(DataMessage),
+    /// The channel's book is no longer trustworthy and is being rebuilt; a `snapshot` with
+    /// `resync: true` follows. `seq` is the channel seq this notice occupies.
+    Resync { channel: String, seq: u64, reason: String },
+    /// Messages `from_seq..=to_seq` on a trades/ticker/candles channel were not delivered to
+    /// this client (it fell behind).
+    Gap { channel: String, from_seq: u64, to_seq: u64, reason: String },
+    Error(ErrorBody),
+    Pong {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<RequestId>,
+        /// Server time, µs.
+        ts: i64,
+    },
+}
+
+impl ServerMessage {
+    /// Serializes to the JSON text sent on the wire.
+    pub fn to_json(&self) -> String {
+        // Serializing these types cannot fail: no maps with non-string keys, no custom errors.
+        serde_json::to_string(self).unwrap_or_else(|_| String::from("{\"type\":\"error\",\"code\":\"internal\",\"message\":\"serialization failed\"}"))
+    }
+
+    pub fn error(code: ErrorCode, message: impl Into<String>, id: Option<RequestId>) -> Self {
+        Self::Error(ErrorBody { code, message: message.into(), id, channel: None })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use model::parse_decimal;
+
+    #[test]
+    fn book_update_has_documented_shape() {
+        let msg = ServerMessage::Update(DataMessage {
+            channel: "book:sim:BTC-USDT".into(),
+            seq: 7,
+            epoch: "e1".into(),
+            ts: 1,
+            recv_ts: 2,
+            bids: Some(vec![WireLevel(parse_decimal("100.50").unwrap(), parse_decimal("0").unwrap())]),
+            asks: Some(vec![]),
+            checksum: Some(42),
+            ..Default::default()
+        });
+        let json = msg.to_json();
+        assert_eq!(
+            json,
+            r#"{"type":"update","channel":"book:sim:BTC-USDT","seq":7,"epoch":"e1","ts":1,"recv_ts":2,"bids":[["100.50","0"]],"asks":[],"checksum":42}"#
+        );
+        let back: ServerMessage = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, msg);
+    }
+
+    #[test]
+    fn error_has_code_and_message() {
+        let json = ServerMessage::error(ErrorCode::UnknownOp, "nope", Some(RequestId::Num(3))).to_json();
+        assert_eq!(json, r#"{"type":"error","code":"unknown_op","message":"nope","id":3}"#);
+    }
+}
