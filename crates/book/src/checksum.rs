@@ -22,6 +22,34 @@
 use model::Level;
 use std::fmt::Write;
 
+/// Which algorithm verifies the checksum field of a venue's snapshots and deltas.
+///
+/// Each venue that publishes a checksum gets a variant (and its algorithm in this module) when
+/// its connector is written. Whatever the venue, [`OrderBook::checksum`](crate::OrderBook::checksum)
+/// is always the tickgate checksum the gateway publishes to its own clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChecksumAlgo {
+    /// The venue publishes no checksum, or it is not verified: the field is ignored.
+    None,
+    /// The venue's field is a [`tickgate_checksum`] (the simulator and tickgate upstreams).
+    Tickgate,
+}
+
+impl ChecksumAlgo {
+    /// Computes this algorithm's checksum over a book given best first, or `None` if the
+    /// algorithm verifies nothing.
+    pub fn compute<'a>(
+        self,
+        bids: impl IntoIterator<Item = &'a Level>,
+        asks: impl IntoIterator<Item = &'a Level>,
+    ) -> Option<u32> {
+        match self {
+            Self::None => None,
+            Self::Tickgate => Some(tickgate_checksum(bids, asks)),
+        }
+    }
+}
+
 /// Levels per side covered by the checksum.
 pub const CHECKSUM_DEPTH: usize = 10;
 
