@@ -1,1 +1,30 @@
-//! Channels, fan-out, per-channel sequence numbers and epochs, history, slow-consumer policy
+//! The hub: named channels, per-channel sequencing and fan-out to any number of subscribers.
+//!
+//! # Layout
+//!
+//! - [`frame`]: a serialized message ([`Frame`]), encoded once and shared by every subscriber.
+//! - [`channel`]: one channel ([`ChannelHandle`]): its `seq`/`epoch`, its broadcast ring, and
+//!   its cached state (the live book for `book` channels, the latest value for tickers, candles
+//!   and status) from which new and lagging subscribers get a consistent snapshot.
+//! - [`registry`]: the [`Hub`], the set of channels the gateway serves.
+//!
+//! # Guarantees
+//!
+//! - **Ordering and gap-freedom**: on a channel, every published frame has `seq` = previous + 1
+//!   (`resync` notices and resync snapshots included). Publishing holds the channel's lock, so
+//!   frames enter the ring in `seq` order.
+//! - **Consistent joins**: [`ChannelHandle::subscribe`] returns the snapshot at `seq` S and a
+//!   receiver whose first frame is S + 1, taken atomically under the same lock.
+//! - **Bounded memory**: each channel's ring holds at most `capacity` frames whatever the number
+//!   or speed of subscribers. A subscriber that falls more than `capacity` frames behind is told
+//!   so (`Lagged`) and must rejoin through `subscribe`, which the server does (conflation).
+//! - **Publishing never waits for subscribers**: a slow subscriber cannot slow the publisher or
+//!   the other subscribers.
+
+pub mod channel;
+pub mod frame;
+pub mod registry;
+
+pub use channel::{BookView, CacheMode, ChannelHandle, Subscription};
+pub use frame::{Frame, FrameKind};
+pub use registry::{Hub, HubConfig};

@@ -1,0 +1,322 @@
+//! One channel: sequencing, the broadcast ring and the cached state snapshots come from.
+
+use crate::frame::{Frame, FrameKind};
+use book::{BookError, ChecksumAlgo, DeltaOutcome, OrderBook, StaleReason};
+use model::{BookDelta, BookSnapshot, Channel, Level};
+use parking_lot::Mutex;
+use protocol::{DataMessage, ServerMessage, WireLevel};
+use std::sync::Arc;
+use tokio::sync::broadcast;
+
+/// What a channel remembers for subscribers that join (or rejoin after lagging).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheMode {
+    /// Nothing: joiners get only what is published after they join (trades).
+    None,
+    /// The latest published value, replayed as a `snapshot` (ticker, candles, status).
+    Latest,
+    /// The live order book, verified with the given venue checksum algorithm.
+    Book(ChecksumAlgo),
+}
+
+/// A consistent read of a book channel: the levels are exactly the state after frame `seq`.
+#[derive(Debug, Clone)]
+pub struct BookView {
+    pub seq: u64,
+    pub epoch: Arc<str>,
+    /// False while the book is being rebuilt (levels are then empty).
+    pub live: bool,
+    pub bids: Vec<Level>,
+    pub asks: Vec<Level>,
+    /// Tickgate checksum of the whole book's top levels (not of the truncated view).
+    pub checksum: u32,
+    pub ts: i64,
+    pub recv_ts: i64,
+}
+
+/// What a new subscriber gets: frames to send first, then the live receiver whose first frame
+/// follows them without a gap.
+#[derive(Debug)]
+pub struct Subscription {
+    /// The channel's seq at the moment of joining: `initial` (if any) is at this seq and the
+    /// receiver's first frame is `seq + 1`.
+    pub seq: u64,
+    pub initial: Option<Frame>,
+    pub rx: broadcast::Receiver<Frame>,
+}
+
+#[derive(Debug)]
+struct BookState {
+    book: OrderBook,
+    /// Whether the book was ever live: later snapshots are then resyncs.
+    was_live: bool,
+    /// The `resync` notice published when the book went stale, replayed to joiners until the
+    /// next snapshot.
+    stale_notice: Option<Frame>,
+    ts: i64,
+    recv_ts: i64,
+}
+
+#[derive(Debug)]
+enum Cache {
+    None,
+    Latest(Option<DataMessage>),
+    Book(Box<BookState>),
+}
+
+#[derive(Debug)]
+struct State {
+    seq: u64,
+    cache: Cache,
+    /// The last snapshot frame built for joiners: `(seq, resync, frame)`.
+    snapshot_cache: Option<(u64, bool, Frame)>,
+}
+
+/// A channel. Publishers and subscribers share it through an `Arc`.
+#[derive(Debug)]
+pub struct ChannelHandle {
+    channel: Channel,
+    name: Arc<str>,
+    epoch: Arc<str>,
+    tx: broadcast::Sender<Frame>,
+    state: Mutex<State>,
+}
+
+impl ChannelHandle {
+    pub(crate) fn new(channel: Channel, epoch: Arc<str>, capacity: usize, mode: CacheMode) -> Self {
+        let cache = match mode {
+            CacheMode::None => Cache::None,
+            CacheMode::Latest => Cache::Latest(None),
+            CacheMode::Book(algo) => Cache::Book(Box::new(BookState {
+                book: OrderBook::new(algo),
+                was_live: false,
+                stale_notice: None,
+                ts: 0,
+                recv_ts: 0,
+            })),
+        };
+        let (tx, _) = broadcast::channel(capacity.max(1));
+        Self {
+            name: channel.to_string().into(),
+            channel,
+            epoch,
+            tx,
+            state: Mutex::new(State { seq: 0, cache, snapshot_cache: None }),
+        }
+    }
+
+    pub fn channel(&self) -> &Channel {
+        &self.channel
+    }
+
+    /// Canonical channel name.
+    pub fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    pub fn epoch(&self) -> &Arc<str> {
+        &self.epoch
+    }
+
+    /// The seq of the last published frame (0 before the first).
+    pub fn seq(&self) -> u64 {
+        self.state.lock().seq
+    }
+
+    pub fn subscriber_count(&self) -> usize {
+        self.tx.receiver_count()
+    }
+
+    /// Joins the channel. `resync` marks the snapshot as replacing a book the subscriber had
+    /// (used when a lagging subscriber rejoins).
+    pub fn subscribe(&self, resync: bool) -> Subscription {
+        let mut state = self.state.lock();
+        let rx = self.tx.subscribe();
+        let seq = state.seq;
+        if let Some((cached_seq, cached_resync, frame)) = &state.snapshot_cache
+            && *cached_seq == seq
+            && *cached_resync == resync
+        {
+            return Subscription { seq, initial: Some(frame.clone()), rx };
+        }
+        let initial = match &state.cache {
+            Cache::None => None,
+            Cache::Latest(None) => None,
+            Cache::Latest(Some(latest)) => {
+                let mut msg = latest.clone();
+                msg.resync = resync;
+                Some(Frame::new(seq, FrameKind::Snapshot, msg.recv_ts, ServerMessage::Snapshot(msg).to_json()))
+            }
+            Cache::Book(b) => {
+                if let Some(notice) = &b.stale_notice {
+                    return Subscription { seq, initial: Some(notice.clone()), rx };
+                }
+                if !b.book.is_live() {
+                    return Subscription { seq, initial: None, rx };
+                }
+                let msg = self.book_message(seq, b, resync);
+                Some(Frame::new(seq, FrameKind::Snapshot, b.recv_ts, ServerMessage::Snapshot(msg).to_json()))
+            }
+        };
+        if let Some(frame) = &initial {
+            state.snapshot_cache = Some((seq, resync, frame.clone()));
+        }
+        Subscription { seq, initial, rx }
+    }
+
+    /// Publishes an update on a trades/ticker/candles/status channel. `channel`, `seq` and
+    /// `epoch` are filled in here. Returns the frame's seq.
+    pub fn publish(&self, mut msg: DataMessage) -> u64 {
+        let mut state = self.state.lock();
+        msg.channel = self.name.to_string();
+        msg.seq = state.seq + 1;
+        msg.epoch = self.epoch.to_string();
+        let recv_ts = msg.recv_ts;
+        let text = if let Cache::Latest(latest) = &mut state.cache {
+            // Keep the value so joiners get it as a `snapshot`.
+            let text = ServerMessage::Update(msg.clone()).to_json();
+            *latest = Some(msg);
+            text
+        } else {
+            ServerMessage::Update(msg).to_json()
+        };
+        self.send(&mut state, FrameKind::Update, recv_ts, text).seq
+    }
+
+    /// Replaces the book with a venue snapshot and publishes it (as a resync if the book was
+    /// live before). On error the book is stale and a `resync` notice is published.
+    pub fn book_snapshot(&self, snap: &BookSnapshot) -> Result<u64, BookError> {
+        let mut state = self.state.lock();
+        let seq = state.seq;
+        let Cache::Book(b) = &mut state.cache else {
+            return Err(BookError::NotLive);
+        };
+        if let Err(error) = b.book.apply_snapshot(snap) {
+            let reason = error.stale_reason().unwrap_or(StaleReason::InvalidLevel);
+            self.publish_stale(&mut state, reason);
+            return Err(error);
+        }
+        b.ts = snap.exchange_ts.0;
+        b.recv_ts = snap.recv_ts.0;
+        b.stale_notice = None;
+        let resync = std::mem::replace(&mut b.was_live, true);
+        let next = seq + 1;
+        let msg = self.book_message(next, b, resync);
+        let recv_ts = b.recv_ts;
+        Ok(self.send(&mut state, FrameKind::Snapshot, recv_ts, ServerMessage::Snapshot(msg).to_json()).seq)
+    }
+
+    /// Applies a venue delta and publishes the changed levels. `Ok(None)` when the delta was
+    /// older than the book (ignored). On a terminal error the book is stale and a `resync`
+    /// notice has been published; the caller must obtain a fresh snapshot.
+    pub fn book_delta(&self, delta: &BookDelta) -> Result<Option<u64>, BookError> {
+        let mut state = self.state.lock();
+        let next = state.seq + 1;
+        let Cache::Book(b) = &mut state.cache else {
+            return Err(BookError::NotLive);
+        };
+        match b.book.apply_delta(delta) {
+            Ok(DeltaOutcome::Ignored) => Ok(None),
+            Ok(DeltaOutcome::Applied) => {
+                b.ts = delta.exchange_ts.0;
+                b.recv_ts = delta.recv_ts.0;
+                let msg = DataMessage {
+                    channel: self.name.to_string(),
+                    seq: next,
+                    epoch: self.epoch.to_string(),
+                    ts: delta.exchange_ts.0,
+                    recv_ts: delta.recv_ts.0,
+                    bids: Some(delta.bids.iter().map(|l| WireLevel::from(*l)).collect()),
+                    asks: Some(delta.asks.iter().map(|l| WireLevel::from(*l)).collect()),
+                    checksum: Some(b.book.checksum()),
+                    ..Default::default()
+                };
+                let recv_ts = msg.recv_ts;
+                Ok(Some(self.send(&mut state, FrameKind::Update, recv_ts, ServerMessage::Update(msg).to_json()).seq))
+            }
+            Err(error) => {
+                if error.is_terminal() {
+                    let reason = error.stale_reason().unwrap_or(StaleReason::InvalidLevel);
+                    self.publish_stale(&mut state, reason);
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Marks the book stale (e.g. the venue connection dropped) and tells subscribers.
+    pub fn book_stale(&self, reason: StaleReason) {
+        let mut state = self.state.lock();
+        if let Cache::Book(b) = &mut state.cache {
+            if b.stale_notice.is_some() {
+                return;
+            }
+            b.book.mark_stale(reason);
+        }
+        self.publish_stale(&mut state, reason);
+    }
+
+    /// A consistent copy of the top `depth` levels per side, or `None` if this is not a book
+    /// channel.
+    pub fn book_view(&self, depth: usize) -> Option<BookView> {
+        let state = self.state.lock();
+        let Cache::Book(b) = &state.cache else {
+            return None;
+        };
+        let live = b.book.is_live();
+        let (bids, asks) = if live { b.book.top(depth) } else { (Vec::new(), Vec::new()) };
+        Some(BookView {
+            seq: state.seq,
+            epoch: self.epoch.clone(),
+            live,
+            bids,
+            asks,
+            checksum: if live { b.book.checksum() } else { 0 },
+            ts: b.ts,
+            recv_ts: b.recv_ts,
+        })
+    }
+
+    /// Best bid and ask of a live book channel.
+    pub fn book_best(&self) -> (Option<Level>, Option<Level>) {
+        let state = self.state.lock();
+        match &state.cache {
+            Cache::Book(b) if b.book.is_live() => (b.book.best_bid(), b.book.best_ask()),
+            _ => (None, None),
+        }
+    }
+
+    fn publish_stale(&self, state: &mut State, reason: StaleReason) {
+        let seq = state.seq + 1;
+        let notice = ServerMessage::Resync { channel: self.name.to_string(), seq, reason: reason.as_str().to_string() };
+        let frame = self.send(state, FrameKind::Resync, model::Timestamp::now().0, notice.to_json());
+        if let Cache::Book(b) = &mut state.cache {
+            b.stale_notice = Some(frame);
+        }
+    }
+
+    fn book_message(&self, seq: u64, b: &BookState, resync: bool) -> DataMessage {
+        DataMessage {
+            channel: self.name.to_string(),
+            seq,
+            epoch: self.epoch.to_string(),
+            ts: b.ts,
+            recv_ts: b.recv_ts,
+            resync,
+            bids: Some(b.book.bids().map(|l| WireLevel::from(*l)).collect()),
+            asks: Some(b.book.asks().map(|l| WireLevel::from(*l)).collect()),
+            checksum: Some(b.book.checksum()),
+            ..Default::default()
+        }
+    }
+
+    /// Assigns the next seq, sends, and invalidates the joiners' snapshot cache.
+    fn send(&self, state: &mut State, kind: FrameKind, recv_ts: i64, text: String) -> Frame {
+        state.seq += 1;
+        let frame = Frame::new(state.seq, kind, recv_ts, text);
+        state.snapshot_cache = None;
+        // An error only means nobody is subscribed right now.
+        let _ = self.tx.send(frame.clone());
+        frame
+    }
+}
