@@ -1,1 +1,25 @@
-//! Books and aggregators stage: validates connector events into books, tickers and candles, publishes to the hub
+//! The books & aggregators stage: turns connector events into validated order books, trades,
+//! tickers and candles, and publishes them to the hub.
+//!
+//! # Layout
+//!
+//! - [`pipeline`]: [`VenueIngest`], one task per venue: applies book events through the hub's
+//!   book channels (which validate them), asks the connector to resync one symbol when its book
+//!   breaks, and publishes trades, tickers and candles once per batch.
+//! - [`ticker`]: rolling 24 h ticker statistics over per-minute buckets.
+//! - [`candles`]: OHLCV candles for every interval, with completeness tracking.
+//! - [`market`]: [`Market`], the instruments served and their aggregates, read by REST.
+//! - [`stats`]: per-venue counters rendered by `/metrics`.
+//! - [`runner`]: wires a connector and its ingest task together ([`spawn_venue`]).
+
+pub mod candles;
+pub mod market;
+pub mod pipeline;
+pub mod runner;
+pub mod stats;
+pub mod ticker;
+
+pub use market::{InstrumentEntry, Market};
+pub use pipeline::VenueIngest;
+pub use runner::{VenueHandle, spawn_venue};
+pub use stats::VenueStats;

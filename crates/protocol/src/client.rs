@@ -46,7 +46,9 @@ pub enum ClientOp {
 impl ClientOp {
     pub fn id(&self) -> Option<&RequestId> {
         match self {
-            Self::Subscribe { id, .. } | Self::Unsubscribe { id, .. } | Self::Ping { id } => id.as_ref(),
+            Self::Subscribe { id, .. } | Self::Unsubscribe { id, .. } | Self::Ping { id } => {
+                id.as_ref()
+            }
         }
     }
 }
@@ -69,16 +71,26 @@ pub fn parse_client_op(text: &str) -> Result<ClientOp, OpError> {
         id: None,
     })?;
     let serde_json::Value::Object(map) = &value else {
-        return Err(OpError { code: ErrorCode::BadJson, message: "message must be a JSON object".into(), id: None });
+        return Err(OpError {
+            code: ErrorCode::BadJson,
+            message: "message must be a JSON object".into(),
+            id: None,
+        });
     };
     let id = match map.get("id") {
         None | Some(serde_json::Value::Null) => None,
-        Some(serde_json::Value::Number(n)) if n.as_u64().is_some() => n.as_u64().map(RequestId::Num),
-        Some(serde_json::Value::String(s)) if s.len() <= MAX_ID_LEN => Some(RequestId::Text(s.clone())),
+        Some(serde_json::Value::Number(n)) if n.as_u64().is_some() => {
+            n.as_u64().map(RequestId::Num)
+        }
+        Some(serde_json::Value::String(s)) if s.len() <= MAX_ID_LEN => {
+            Some(RequestId::Text(s.clone()))
+        }
         Some(_) => {
             return Err(OpError {
                 code: ErrorCode::BadRequest,
-                message: format!("id must be a non-negative integer or a string of at most {MAX_ID_LEN} characters"),
+                message: format!(
+                    "id must be a non-negative integer or a string of at most {MAX_ID_LEN} characters"
+                ),
                 id: None,
             });
         }
@@ -86,9 +98,19 @@ pub fn parse_client_op(text: &str) -> Result<ClientOp, OpError> {
     let op = match map.get("op") {
         Some(serde_json::Value::String(op)) => op.clone(),
         Some(_) => {
-            return Err(OpError { code: ErrorCode::UnknownOp, message: "op must be a string".into(), id });
+            return Err(OpError {
+                code: ErrorCode::UnknownOp,
+                message: "op must be a string".into(),
+                id,
+            });
         }
-        None => return Err(OpError { code: ErrorCode::UnknownOp, message: "missing field op".into(), id }),
+        None => {
+            return Err(OpError {
+                code: ErrorCode::UnknownOp,
+                message: "missing field op".into(),
+                id,
+            });
+        }
     };
     if !matches!(op.as_str(), "subscribe" | "unsubscribe" | "ping") {
         let shown: String = op.chars().take(32).collect();
@@ -98,7 +120,11 @@ pub fn parse_client_op(text: &str) -> Result<ClientOp, OpError> {
             id,
         });
     }
-    serde_json::from_value(value).map_err(|e| OpError { code: ErrorCode::BadRequest, message: format!("invalid {op}: {e}"), id })
+    serde_json::from_value(value).map_err(|e| OpError {
+        code: ErrorCode::BadRequest,
+        message: format!("invalid {op}: {e}"),
+        id,
+    })
 }
 
 #[cfg(test)]
@@ -107,14 +133,26 @@ mod tests {
 
     #[test]
     fn parses_documented_ops() {
-        let op = parse_client_op(r#"{"op":"subscribe","id":1,"channels":["book:sim:BTC-USDT"]}"#).unwrap();
+        let op = parse_client_op(r#"{"op":"subscribe","id":1,"channels":["book:sim:BTC-USDT"]}"#)
+            .unwrap();
         assert_eq!(
             op,
-            ClientOp::Subscribe { id: Some(RequestId::Num(1)), channels: vec!["book:sim:BTC-USDT".into()] }
+            ClientOp::Subscribe {
+                id: Some(RequestId::Num(1)),
+                channels: vec!["book:sim:BTC-USDT".into()]
+            }
         );
         let op = parse_client_op(r#"{"op":"ping","id":"abc"}"#).unwrap();
-        assert_eq!(op, ClientOp::Ping { id: Some(RequestId::Text("abc".into())) });
-        assert_eq!(parse_client_op(r#"{"op":"ping"}"#).unwrap(), ClientOp::Ping { id: None });
+        assert_eq!(
+            op,
+            ClientOp::Ping {
+                id: Some(RequestId::Text("abc".into()))
+            }
+        );
+        assert_eq!(
+            parse_client_op(r#"{"op":"ping"}"#).unwrap(),
+            ClientOp::Ping { id: None }
+        );
     }
 
     #[test]
@@ -124,11 +162,27 @@ mod tests {
             ("[1,2]", ErrorCode::BadJson, None),
             ("\"subscribe\"", ErrorCode::BadJson, None),
             (r#"{"id":4}"#, ErrorCode::UnknownOp, Some(RequestId::Num(4))),
-            (r#"{"op":"trade","id":5}"#, ErrorCode::UnknownOp, Some(RequestId::Num(5))),
+            (
+                r#"{"op":"trade","id":5}"#,
+                ErrorCode::UnknownOp,
+                Some(RequestId::Num(5)),
+            ),
             (r#"{"op":7}"#, ErrorCode::UnknownOp, None),
-            (r#"{"op":"subscribe","id":6}"#, ErrorCode::BadRequest, Some(RequestId::Num(6))),
-            (r#"{"op":"subscribe","channels":"book:sim:BTC-USDT"}"#, ErrorCode::BadRequest, None),
-            (r#"{"op":"subscribe","channels":[1]}"#, ErrorCode::BadRequest, None),
+            (
+                r#"{"op":"subscribe","id":6}"#,
+                ErrorCode::BadRequest,
+                Some(RequestId::Num(6)),
+            ),
+            (
+                r#"{"op":"subscribe","channels":"book:sim:BTC-USDT"}"#,
+                ErrorCode::BadRequest,
+                None,
+            ),
+            (
+                r#"{"op":"subscribe","channels":[1]}"#,
+                ErrorCode::BadRequest,
+                None,
+            ),
             (r#"{"op":"ping","id":-1}"#, ErrorCode::BadRequest, None),
             (r#"{"op":"ping","id":{"a":1}}"#, ErrorCode::BadRequest, None),
         ];

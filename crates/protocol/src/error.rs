@@ -141,7 +141,10 @@ mod tests {
     #[test]
     fn codes_serialize_as_their_string() {
         for code in ErrorCode::ALL {
-            assert_eq!(serde_json::to_string(&code).unwrap(), format!("\"{}\"", code.as_str()));
+            assert_eq!(
+                serde_json::to_string(&code).unwrap(),
+                format!("\"{}\"", code.as_str())
+            );
             assert!((400..600).contains(&code.http_status()));
         }
     }

@@ -42,7 +42,13 @@ pub struct WireTrade {
 
 impl From<&Trade> for WireTrade {
     fn from(t: &Trade) -> Self {
-        Self { id: t.id.clone(), price: t.price, size: t.size, side: t.side, ts: t.exchange_ts.0 }
+        Self {
+            id: t.id.clone(),
+            price: t.price,
+            size: t.size,
+            side: t.side,
+            ts: t.exchange_ts.0,
+        }
     }
 }
 
@@ -152,10 +158,19 @@ pub enum ServerMessage {
     Update(DataMessage),
     /// The channel's book is no longer trustworthy and is being rebuilt; a `snapshot` with
     /// `resync: true` follows. `seq` is the channel seq this notice occupies.
-    Resync { channel: String, seq: u64, reason: String },
+    Resync {
+        channel: String,
+        seq: u64,
+        reason: String,
+    },
     /// Messages `from_seq..=to_seq` on a trades/ticker/candles channel were not delivered to
     /// this client (it fell behind).
-    Gap { channel: String, from_seq: u64, to_seq: u64, reason: String },
+    Gap {
+        channel: String,
+        from_seq: u64,
+        to_seq: u64,
+        reason: String,
+    },
     Error(ErrorBody),
     Pong {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -169,11 +184,20 @@ impl ServerMessage {
     /// Serializes to the JSON text sent on the wire.
     pub fn to_json(&self) -> String {
         // Serializing these types cannot fail: no maps with non-string keys, no custom errors.
-        serde_json::to_string(self).unwrap_or_else(|_| String::from("{\"type\":\"error\",\"code\":\"internal\",\"message\":\"serialization failed\"}"))
+        serde_json::to_string(self).unwrap_or_else(|_| {
+            String::from(
+                "{\"type\":\"error\",\"code\":\"internal\",\"message\":\"serialization failed\"}",
+            )
+        })
     }
 
     pub fn error(code: ErrorCode, message: impl Into<String>, id: Option<RequestId>) -> Self {
-        Self::Error(ErrorBody { code, message: message.into(), id, channel: None })
+        Self::Error(ErrorBody {
+            code,
+            message: message.into(),
+            id,
+            channel: None,
+        })
     }
 }
 
@@ -190,7 +214,10 @@ mod tests {
             epoch: "e1".into(),
             ts: 1,
             recv_ts: 2,
-            bids: Some(vec![WireLevel(parse_decimal("100.50").unwrap(), parse_decimal("0").unwrap())]),
+            bids: Some(vec![WireLevel(
+                parse_decimal("100.50").unwrap(),
+                parse_decimal("0").unwrap(),
+            )]),
             asks: Some(vec![]),
             checksum: Some(42),
             ..Default::default()
@@ -206,7 +233,11 @@ mod tests {
 
     #[test]
     fn error_has_code_and_message() {
-        let json = ServerMessage::error(ErrorCode::UnknownOp, "nope", Some(RequestId::Num(3))).to_json();
-        assert_eq!(json, r#"{"type":"error","code":"unknown_op","message":"nope","id":3}"#);
+        let json =
+            ServerMessage::error(ErrorCode::UnknownOp, "nope", Some(RequestId::Num(3))).to_json();
+        assert_eq!(
+            json,
+            r#"{"type":"error","code":"unknown_op","message":"nope","id":3}"#
+        );
     }
 }

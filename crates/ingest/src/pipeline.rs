@@ -1,0 +1,343 @@
+//! The per-venue ingest task: connector events in, validated books and aggregates out to the hub.
+
+use crate::market::{InstrumentEntry, Market};
+use crate::stats::VenueStats;
+use book::{BookError, ChecksumAlgo, StaleReason};
+use connectors::{Command, ConnectionState, FeedBatch, FeedEvent};
+use hub::{CacheMode, ChannelHandle, Hub};
+use model::{Channel, ChannelKind, Instrument, Interval, Symbol, Timestamp, Trade, Venue};
+use protocol::{CandleBody, DataMessage, StatusBody, WireTrade};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Candles close this long after their bucket ends, to let late trades in.
+const CANDLE_CLOSE_GRACE_MICROS: i64 = 500_000;
+
+/// Channels and aggregates of one instrument.
+#[derive(Debug)]
+struct InstrumentChannels {
+    entry: Arc<InstrumentEntry>,
+    book: Arc<ChannelHandle>,
+    trades: Arc<ChannelHandle>,
+    ticker: Arc<ChannelHandle>,
+    candles: [Arc<ChannelHandle>; 6],
+    /// A resync was requested and its snapshot has not arrived yet.
+    resync_pending: bool,
+    /// When the feed for this instrument became continuously observed (start or reconnect).
+    observed_since: Timestamp,
+    /// Trades received in the current batch, published as one message.
+    pending_trades: Vec<WireTrade>,
+    newest: (Timestamp, Timestamp),
+    book_changed: bool,
+}
+
+/// Consumes one venue's events, maintains its books and aggregates, and publishes to the hub.
+#[derive(Debug)]
+pub struct VenueIngest {
+    venue: Venue,
+    hub: Arc<Hub>,
+    market: Arc<Market>,
+    checksum: ChecksumAlgo,
+    status: Arc<ChannelHandle>,
+    commands: mpsc::Sender<Command>,
+    stats: Arc<VenueStats>,
+    instruments: HashMap<Symbol, InstrumentChannels>,
+    /// Symbols touched by the batch being processed, in first-touch order.
+    touched: Vec<Symbol>,
+}
+
+impl VenueIngest {
+    /// Registers the venue's channels for the instruments known up front.
+    pub fn new(
+        venue: Venue,
+        instruments: Vec<Instrument>,
+        checksum: ChecksumAlgo,
+        hub: Arc<Hub>,
+        market: Arc<Market>,
+        commands: mpsc::Sender<Command>,
+        stats: Arc<VenueStats>,
+    ) -> Self {
+        let status = hub.register(Channel::status(venue.clone()), CacheMode::Latest);
+        let mut this = Self {
+            venue,
+            hub,
+            market,
+            checksum,
+            status,
+            commands,
+            stats,
+            instruments: HashMap::new(),
+            touched: Vec::new(),
+        };
+        for instrument in instruments {
+            this.register(instrument);
+        }
+        this
+    }
+
+    /// Runs until shutdown or until the connector's event channel closes.
+    pub async fn run(mut self, mut events: mpsc::Receiver<FeedBatch>, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                batch = events.recv() => match batch {
+                    Some(batch) => self.handle_batch(batch),
+                    None => break,
+                },
+                _ = tick.tick() => self.on_tick(Timestamp::now()),
+            }
+        }
+        self.publish_status(ConnectionState::Stopped, "ingest stopped");
+    }
+
+    fn register(&mut self, instrument: Instrument) {
+        if instrument.venue != self.venue {
+            tracing::warn!(venue = %self.venue, other = %instrument.venue, "ignoring instrument of another venue");
+            return;
+        }
+        let symbol = instrument.symbol.clone();
+        let entry = self.market.upsert(instrument);
+        if self.instruments.contains_key(&symbol) {
+            return;
+        }
+        let channel = |kind| Channel::new(kind, self.venue.clone(), symbol.clone());
+        let hub = &self.hub;
+        let candles = Interval::ALL
+            .map(|i| hub.register(channel(ChannelKind::Candles(i)), CacheMode::Latest));
+        let channels = InstrumentChannels {
+            entry,
+            book: hub.register(channel(ChannelKind::Book), CacheMode::Book(self.checksum)),
+            trades: hub.register(channel(ChannelKind::Trades), CacheMode::None),
+            ticker: hub.register(channel(ChannelKind::Ticker), CacheMode::Latest),
+            candles,
+            resync_pending: false,
+            observed_since: Timestamp::now(),
+            pending_trades: Vec::new(),
+            newest: (Timestamp(0), Timestamp(0)),
+            book_changed: false,
+        };
+        self.instruments.insert(symbol, channels);
+    }
+
+    /// Applies a batch, then publishes one trades message, one ticker and the changed candles
+    /// per instrument the batch touched.
+    pub fn handle_batch(&mut self, batch: FeedBatch) {
+        for event in batch {
+            self.handle_event(event);
+        }
+        for symbol in std::mem::take(&mut self.touched) {
+            if let Some(inst) = self.instruments.get_mut(&symbol) {
+                flush_instrument(inst);
+            }
+        }
+    }
+
+    fn handle_event(&mut self, event: FeedEvent) {
+        match event {
+            FeedEvent::Instruments(list) => list.into_iter().for_each(|i| self.register(i)),
+            FeedEvent::BookSnapshot { symbol, snapshot } => {
+                self.stats.snapshots.fetch_add(1, Ordering::Relaxed);
+                let Some(inst) = self.instrument(&symbol) else {
+                    return;
+                };
+                match inst.book.book_snapshot(&snapshot) {
+                    Ok(_) => {
+                        inst.resync_pending = false;
+                        inst.book_changed = true;
+                        inst.newest = (snapshot.exchange_ts, snapshot.recv_ts);
+                    }
+                    Err(error) => self.resync(&symbol, &error),
+                }
+            }
+            FeedEvent::BookDelta { symbol, delta } => {
+                self.stats.deltas.fetch_add(1, Ordering::Relaxed);
+                let Some(inst) = self.instrument(&symbol) else {
+                    return;
+                };
+                match inst.book.book_delta(&delta) {
+                    Ok(Some(_)) => {
+                        inst.book_changed = true;
+                        inst.newest = (delta.exchange_ts, delta.recv_ts);
+                    }
+                    Ok(None) => {
+                        self.stats.deltas_ignored.fetch_add(1, Ordering::Relaxed);
+                    }
+                    // Waiting for a snapshot: deltas until then are meaningless.
+                    Err(BookError::NotLive) => {
+                        if !inst.resync_pending {
+                            self.resync(&symbol, &BookError::NotLive);
+                        }
+                    }
+                    Err(error) => self.resync(&symbol, &error),
+                }
+            }
+            FeedEvent::Trade { symbol, trade } => {
+                self.stats.trades.fetch_add(1, Ordering::Relaxed);
+                let Some(inst) = self.instrument(&symbol) else {
+                    return;
+                };
+                on_trade(inst, &trade);
+            }
+            FeedEvent::Invalid { symbol, reason } => {
+                self.stats.invalid_messages.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(venue = %self.venue, symbol = ?symbol.as_ref().map(Symbol::as_str), %reason, "invalid venue message");
+                if let Some(symbol) = symbol
+                    && let Some(inst) = self.instruments.get_mut(&symbol)
+                {
+                    inst.book.book_stale(StaleReason::InvalidLevel);
+                    self.resync(&symbol, &BookError::NotLive);
+                }
+            }
+            FeedEvent::Status { state, detail } => self.on_status(state, &detail),
+        }
+    }
+
+    fn on_status(&mut self, state: ConnectionState, detail: &str) {
+        tracing::info!(venue = %self.venue, state = state.as_str(), %detail, "venue connection state");
+        if state == ConnectionState::Disconnected {
+            for inst in self.instruments.values_mut() {
+                inst.book.book_stale(StaleReason::Requested);
+                inst.entry.aggregates.lock().candles.mark_incomplete();
+                inst.resync_pending = true;
+                self.stats.count_resync("disconnected");
+            }
+        }
+        if state == ConnectionState::Connected {
+            let now = Timestamp::now();
+            for inst in self.instruments.values_mut() {
+                inst.observed_since = now;
+            }
+        }
+        self.publish_status(state, detail);
+    }
+
+    fn publish_status(&self, state: ConnectionState, detail: &str) {
+        self.status.publish(DataMessage {
+            ts: Timestamp::now().0,
+            recv_ts: Timestamp::now().0,
+            status: Some(StatusBody {
+                state: state.as_str().into(),
+                detail: detail.into(),
+            }),
+            ..Default::default()
+        });
+    }
+
+    /// Looks up an instrument and marks it touched by this batch.
+    fn instrument(&mut self, symbol: &Symbol) -> Option<&mut InstrumentChannels> {
+        match self.instruments.get_mut(symbol) {
+            Some(inst) => {
+                if !self.touched.contains(symbol) {
+                    self.touched.push(symbol.clone());
+                }
+                Some(inst)
+            }
+            None => {
+                self.stats.invalid_messages.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(venue = %self.venue, symbol = %symbol, "event for an unconfigured symbol");
+                None
+            }
+        }
+    }
+
+    /// Asks the connector for a fresh snapshot of one book; the others are not touched.
+    fn resync(&mut self, symbol: &Symbol, error: &BookError) {
+        let Some(inst) = self.instruments.get_mut(symbol) else {
+            return;
+        };
+        let reason = error
+            .stale_reason()
+            .map_or("requested", StaleReason::as_str);
+        if !inst.resync_pending {
+            tracing::warn!(venue = %self.venue, symbol = %symbol, reason, error = %error, "book stale, requesting a fresh snapshot");
+            self.stats.count_resync(reason);
+        }
+        inst.resync_pending = true;
+        if let Err(mpsc::error::TrySendError::Closed(_)) =
+            self.commands.try_send(Command::Resync(symbol.clone()))
+        {
+            tracing::warn!(venue = %self.venue, "connector command channel closed");
+        }
+        // A full command queue is retried from `on_tick` while `resync_pending` stays set.
+    }
+
+    /// Periodic work: close due candles, expire ticker windows, retry pending resyncs.
+    pub fn on_tick(&mut self, now: Timestamp) {
+        let mut retry = Vec::new();
+        for (symbol, inst) in &mut self.instruments {
+            {
+                let mut agg = inst.entry.aggregates.lock();
+                agg.candles.close_due(now, CANDLE_CLOSE_GRACE_MICROS);
+                agg.ticker.expire(now);
+            }
+            flush_instrument(inst);
+            if inst.resync_pending && !inst.book.book_view(0).is_some_and(|v| v.live) {
+                retry.push(symbol.clone());
+            }
+        }
+        for symbol in retry {
+            let _ = self.commands.try_send(Command::Resync(symbol));
+        }
+    }
+}
+
+fn on_trade(inst: &mut InstrumentChannels, trade: &Trade) {
+    inst.pending_trades.push(WireTrade::from(trade));
+    inst.newest = (trade.exchange_ts, trade.recv_ts);
+    let mut agg = inst.entry.aggregates.lock();
+    agg.ticker
+        .on_trade(trade.price, trade.size, trade.exchange_ts);
+    agg.candles.on_trade(
+        trade.price,
+        trade.size,
+        trade.exchange_ts,
+        inst.observed_since,
+    );
+}
+
+/// Publishes what changed for one instrument since the last flush.
+fn flush_instrument(inst: &mut InstrumentChannels) {
+    let (ts, recv_ts) = (inst.newest.0.0, inst.newest.1.0);
+    if !inst.pending_trades.is_empty() {
+        let trades = std::mem::take(&mut inst.pending_trades);
+        inst.trades.publish(DataMessage {
+            ts,
+            recv_ts,
+            trades: Some(trades),
+            ..Default::default()
+        });
+    }
+    let mut agg = inst.entry.aggregates.lock();
+    if std::mem::take(&mut inst.book_changed) {
+        let (bid, ask) = inst.book.book_best();
+        agg.ticker.on_book(bid, ask, inst.newest.0);
+    }
+    if let Some(ticker) = agg.ticker.take_changed() {
+        inst.ticker.publish(DataMessage {
+            ts: ticker.ts.0,
+            recv_ts,
+            ticker: Some(ticker),
+            ..Default::default()
+        });
+    }
+    let candles = &inst.candles;
+    agg.candles.take_updates(|interval, candle| {
+        let index = Interval::ALL
+            .iter()
+            .position(|i| *i == interval)
+            .unwrap_or(0);
+        candles[index].publish(DataMessage {
+            ts: candle.start.0,
+            recv_ts,
+            candle: Some(CandleBody::from(candle)),
+            ..Default::default()
+        });
+    });
+}

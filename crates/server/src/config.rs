@@ -1,0 +1,403 @@
+//! The typed configuration tree: the single source of truth for every setting.
+//!
+//! Layers, later ones winning: built-in defaults, the TOML file (`--config`), environment
+//! variables `TICKGATE_<SECTION>__<KEY>` (e.g. `TICKGATE_SERVER__LISTEN=0.0.0.0:8080`), then CLI
+//! flags. `tickgate config default` prints [`DEFAULT_CONFIG_TOML`], a commented file equal to
+//! [`Config::default`] (a test keeps the two in sync).
+
+use connectors::venue::sim::{SimConfig, SimFaults};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use hub::HubConfig;
+use model::Symbol;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The commented default configuration, as printed by `tickgate config default`.
+pub const DEFAULT_CONFIG_TOML: &str = include_str!("default_config.toml");
+
+/// Venue names this build can connect to.
+pub const SUPPORTED_VENUES: [&str; 1] = ["sim"];
+
+/// A configuration value that cannot be used. `key` is the dotted path of the setting.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration: {key}: {message}")]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub ws: WsConfig,
+    pub hub: HubConfig,
+    pub log: LogConfig,
+    pub venues: Vec<VenueConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig::default(),
+            ws: WsConfig::default(),
+            hub: HubConfig::default(),
+            log: LogConfig::default(),
+            venues: vec![VenueConfig::default()],
+        }
+    }
+}
+
+/// `[server]`: where the gateway listens and keeps its data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address of the HTTP + WebSocket listener.
+    pub listen: SocketAddr,
+    /// Directory for the embedded database and recordings.
+    pub data_dir: PathBuf,
+    /// Connections beyond this are refused with 503.
+    pub max_connections: usize,
+    /// Seconds to wait for sessions to close on shutdown.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("data"),
+            max_connections: 100_000,
+            shutdown_grace_secs: 5,
+        }
+    }
+}
+
+/// What happens to a client that cannot keep up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SlowConsumerPolicy {
+    /// Book subscribers get a fresh snapshot marked as a resync, trades subscribers a `gap`
+    /// notice; a client that lags more than `max_lags_per_minute` times is disconnected.
+    Conflate,
+    /// Disconnect on the first lag with close code 4001 (`slow_consumer`).
+    Disconnect,
+}
+
+/// `[ws]`: per-connection limits of the WebSocket API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WsConfig {
+    /// Channels one connection may subscribe to.
+    pub max_channels_per_connection: usize,
+    /// `subscribe`/`unsubscribe`/`ping` messages per second per connection (burst of the same).
+    pub max_requests_per_sec: u32,
+    /// Largest client message answered with an error instead of being processed, bytes.
+    pub max_message_bytes: usize,
+    /// Seconds between server pings.
+    pub ping_interval_secs: u64,
+    /// A client silent (no message, no pong) for this many seconds is closed with 4000.
+    pub idle_timeout_secs: u64,
+    /// A write to a client that takes longer than this many seconds closes it as slow.
+    pub write_timeout_secs: u64,
+    pub slow_consumer: SlowConsumerPolicy,
+    /// Under `conflate`, a client lagging more often than this in a minute is disconnected.
+    pub max_lags_per_minute: u32,
+}
+
+impl Default for WsConfig {
+    fn default() -> Self {
+        Self {
+            max_channels_per_connection: 200,
+            max_requests_per_sec: 20,
+            max_message_bytes: 16 * 1024,
+            ping_interval_secs: 20,
+            idle_timeout_secs: 60,
+            write_timeout_secs: 10,
+            slow_consumer: SlowConsumerPolicy::Conflate,
+            max_lags_per_minute: 10,
+        }
+    }
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing filter, e.g. `info` or `info,server=debug`. `RUST_LOG` overrides it.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// `[[venues]]`: one venue feed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VenueConfig {
+    /// `sim` (more venues: binance, coinbase, kraken, as they are added).
+    pub name: String,
+    /// Normalized `BASE-QUOTE` symbols to serve.
+    pub symbols: Vec<String>,
+    /// Override of the venue's WebSocket URL (testnets, proxies, local test servers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ws_url: Option<String>,
+    /// Override of the venue's REST URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rest_url: Option<String>,
+    /// `[venues.sim]`: settings of the simulated market (only for `name = "sim"`).
+    pub sim: SimSettings,
+}
+
+impl Default for VenueConfig {
+    fn default() -> Self {
+        Self {
+            name: "sim".into(),
+            symbols: SimConfig::default()
+                .symbols
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            ws_url: None,
+            rest_url: None,
+            sim: SimSettings::default(),
+        }
+    }
+}
+
+/// Settings of the simulated venue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SimSettings {
+    pub seed: u64,
+    /// Events per second per symbol.
+    pub rate: f64,
+    /// Minimum book depth per side.
+    pub levels: usize,
+    /// Publish checksums the book engine verifies.
+    pub checksum: bool,
+    /// Fault injection probabilities per delta: drop, duplicate, reorder, corrupt.
+    pub faults: SimFaults,
+}
+
+impl Default for SimSettings {
+    fn default() -> Self {
+        let d = SimConfig::default();
+        Self {
+            seed: d.seed,
+            rate: d.rate,
+            levels: d.levels,
+            checksum: d.checksum,
+            faults: d.faults,
+        }
+    }
+}
+
+impl VenueConfig {
+    /// Parsed symbols; errors name the key `venues[i].symbols`.
+    pub fn parsed_symbols(&self, index: usize) -> Result<Vec<Symbol>, ConfigError> {
+        let key = format!("venues[{index}].symbols");
+        if self.symbols.is_empty() {
+            return Err(ConfigError::new(key, "at least one symbol is required"));
+        }
+        self.symbols
+            .iter()
+            .map(|s| Symbol::new(s).map_err(|e| ConfigError::new(key.clone(), e.to_string())))
+            .collect()
+    }
+
+    /// The simulator configuration for this venue.
+    pub fn sim_config(&self, index: usize) -> Result<SimConfig, ConfigError> {
+        let config = SimConfig {
+            seed: self.sim.seed,
+            symbols: self.parsed_symbols(index)?,
+            rate: self.sim.rate,
+            levels: self.sim.levels,
+            checksum: self.sim.checksum,
+            faults: self.sim.faults.clone(),
+        };
+        config
+            .validate()
+            .map_err(|e| ConfigError::new(format!("venues[{index}].sim"), e.to_string()))?;
+        Ok(config)
+    }
+}
+
+impl Config {
+    /// Loads defaults, then `file` (if any), then `TICKGATE_*` environment variables, and
+    /// validates the result.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError::new(
+                    "--config",
+                    format!("file {} does not exist", path.display()),
+                ));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        figment = figment.merge(Env::prefixed("TICKGATE_").split("__"));
+        let config: Config = figment.extract().map_err(|e| {
+            let key = e.path.join(".");
+            ConfigError::new(
+                if key.is_empty() {
+                    "config".to_string()
+                } else {
+                    key
+                },
+                e.kind.to_string(),
+            )
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses a TOML document on top of the defaults (no environment), and validates it.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let config: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(text))
+            .extract()
+            .map_err(|e| ConfigError::new(e.path.join("."), e.kind.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every cross-field rule and range; the error names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let ws = &self.ws;
+        let ranges: [(&str, u64, u64, u64); 7] = [
+            (
+                "ws.max_channels_per_connection",
+                ws.max_channels_per_connection as u64,
+                1,
+                10_000,
+            ),
+            (
+                "ws.max_requests_per_sec",
+                u64::from(ws.max_requests_per_sec),
+                1,
+                10_000,
+            ),
+            (
+                "ws.max_message_bytes",
+                ws.max_message_bytes as u64,
+                256,
+                1024 * 1024,
+            ),
+            ("ws.ping_interval_secs", ws.ping_interval_secs, 1, 3600),
+            ("ws.idle_timeout_secs", ws.idle_timeout_secs, 2, 86_400),
+            ("ws.write_timeout_secs", ws.write_timeout_secs, 1, 3600),
+            (
+                "server.max_connections",
+                self.server.max_connections as u64,
+                1,
+                10_000_000,
+            ),
+        ];
+        for (key, value, min, max) in ranges {
+            if !(min..=max).contains(&value) {
+                return Err(ConfigError::new(
+                    key,
+                    format!("must be between {min} and {max}, got {value}"),
+                ));
+            }
+        }
+        if ws.idle_timeout_secs <= ws.ping_interval_secs {
+            return Err(ConfigError::new(
+                "ws.idle_timeout_secs",
+                "must be greater than ws.ping_interval_secs",
+            ));
+        }
+        self.hub
+            .validate()
+            .map_err(|m| ConfigError::new("hub.channel_capacity", m))?;
+        if !matches!(self.log.level.trim(), "") && tracing_filter_invalid(&self.log.level) {
+            return Err(ConfigError::new(
+                "log.level",
+                format!("not a valid filter: {:?}", self.log.level),
+            ));
+        }
+        if self.venues.is_empty() {
+            return Err(ConfigError::new("venues", "at least one venue is required"));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, venue) in self.venues.iter().enumerate() {
+            let key = format!("venues[{i}].name");
+            if !SUPPORTED_VENUES.contains(&venue.name.as_str()) {
+                return Err(ConfigError::new(
+                    key,
+                    format!(
+                        "unsupported venue {:?}; this build supports: {}",
+                        venue.name,
+                        SUPPORTED_VENUES.join(", ")
+                    ),
+                ));
+            }
+            if !seen.insert(venue.name.clone()) {
+                return Err(ConfigError::new(
+                    key,
+                    format!("venue {:?} is listed twice", venue.name),
+                ));
+            }
+            venue.parsed_symbols(i)?;
+            if venue.name == "sim" {
+                venue.sim_config(i)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The configuration as TOML (what `tickgate config check` shows after layering).
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_default()
+    }
+}
+
+/// Filter syntax check without installing anything: directives are `target=level` or `level`.
+fn tracing_filter_invalid(filter: &str) -> bool {
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    filter
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .any(|directive| {
+            let level = directive.rsplit_once('=').map_or(directive, |(_, l)| l);
+            let target_only = !directive.contains('=')
+                && !LEVELS.contains(&directive.to_ascii_lowercase().as_str());
+            let valid_target = directive
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_:=".contains(c));
+            !valid_target
+                || (directive.contains('=')
+                    && !LEVELS.contains(&level.to_ascii_lowercase().as_str()))
+                || (target_only && directive.contains(':'))
+        })
+}

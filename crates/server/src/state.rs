@@ -1,0 +1,63 @@
+//! State shared by every request handler and session.
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use hub::Hub;
+use ingest::Market;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// Cheap to clone: one `Arc`.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: Config,
+    hub: Arc<Hub>,
+    market: Arc<Market>,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+}
+
+impl AppState {
+    pub fn new(
+        config: Config,
+        hub: Arc<Hub>,
+        market: Arc<Market>,
+        metrics: Arc<Metrics>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                hub,
+                market,
+                metrics,
+                shutdown,
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.inner.hub
+    }
+
+    pub fn market(&self) -> &Arc<Market> {
+        &self.inner.market
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
+    pub fn shutdown(&self) -> &CancellationToken {
+        &self.inner.shutdown
+    }
+}

@@ -1,0 +1,519 @@
+//! One WebSocket connection.
+//!
+//! A single task owns the socket. It waits on three things: an inbound client message, a frame
+//! on any subscribed channel, and the heartbeat timer. When a frame is ready it also takes every
+//! other frame already waiting (up to [`MAX_BATCH`]) and writes them with one flush: per-message
+//! flushing costs 2–6× in throughput.
+//!
+//! Slow consumers: frames wait in each channel's shared ring, not in a per-client queue. A client
+//! that falls more than the ring's capacity behind gets `Lagged` and, under the `conflate`
+//! policy, a fresh snapshot (book, ticker, candles, status) or a `gap` notice (trades); a client
+//! that lags too often, or whose socket write stalls for `write_timeout_secs`, is closed with
+//! 4001. Nothing a slow client does delays the publisher or the other clients.
+
+use super::limiter::TokenBucket;
+use crate::config::SlowConsumerPolicy;
+use crate::metrics::{KINDS, LocalLatency};
+use crate::state::AppState;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use hub::{ChannelHandle, Frame};
+use model::{Channel, ChannelKind, Timestamp};
+use protocol::{
+    ClientOp, CloseCode, ErrorBody, ErrorCode, RequestId, ServerMessage, parse_client_op,
+};
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use tokio_stream::StreamMap;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+
+/// Most frames written per flush.
+const MAX_BATCH: usize = 512;
+/// Rejected requests in a row after which the client is closed (1008).
+const MAX_REJECTED_IN_A_ROW: u32 = 100;
+/// Latency and counters are merged into the global metrics at least this often.
+const METRICS_MERGE: Duration = Duration::from_millis(500);
+
+/// Why a session ended.
+#[derive(Debug)]
+enum End {
+    ClientClosed,
+    Socket(axum::Error),
+    SlowConsumer(&'static str),
+    Idle,
+    Abuse,
+    Shutdown,
+}
+
+struct Sub {
+    handle: Arc<ChannelHandle>,
+    kind: usize,
+    gap_notices: bool,
+    last_seq: u64,
+}
+
+struct Session {
+    state: AppState,
+    socket: WebSocket,
+    subs: StreamMap<u32, BroadcastStream<Frame>>,
+    info: HashMap<u32, Sub>,
+    by_name: HashMap<Arc<str>, u32>,
+    next_slot: u32,
+    limiter: TokenBucket,
+    last_inbound: Instant,
+    lags: VecDeque<Instant>,
+    latency: LocalLatency,
+    out_counts: [u64; 5],
+    out_bytes: u64,
+    last_merge: Instant,
+}
+
+pub(super) async fn run(socket: WebSocket, state: AppState, peer: SocketAddr) {
+    let metrics = state.metrics().clone();
+    metrics.connections_open.fetch_add(1, Ordering::Relaxed);
+    metrics.connections_total.fetch_add(1, Ordering::Relaxed);
+    let span = tracing::debug_span!("ws", %peer);
+    let _guard = span.enter();
+    let mut session = Session {
+        limiter: TokenBucket::new(state.config().ws.max_requests_per_sec),
+        state,
+        socket,
+        subs: StreamMap::new(),
+        info: HashMap::new(),
+        by_name: HashMap::new(),
+        next_slot: 0,
+        last_inbound: Instant::now(),
+        lags: VecDeque::new(),
+        latency: LocalLatency::default(),
+        out_counts: [0; 5],
+        out_bytes: 0,
+        last_merge: Instant::now(),
+    };
+    let end = session.run().await;
+    session.merge_metrics();
+    tracing::debug!(?end, "session ended");
+    session.close(end).await;
+    metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
+}
+
+impl Session {
+    async fn run(&mut self) -> End {
+        let ws = self.state.config().ws.clone();
+        let shutdown = self.state.shutdown().clone();
+        let mut heartbeat = tokio::time::interval(Duration::from_secs(ws.ping_interval_secs));
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        heartbeat.tick().await;
+        let write_timeout = Duration::from_secs(ws.write_timeout_secs);
+        loop {
+            let result = tokio::select! {
+                biased;
+                () = shutdown.cancelled() => return End::Shutdown,
+                inbound = self.socket.next() => match inbound {
+                    Some(Ok(message)) => {
+                        self.last_inbound = Instant::now();
+                        match tokio::time::timeout(write_timeout, self.on_message(message)).await {
+                            Ok(result) => result,
+                            Err(_) => Err(End::SlowConsumer("write timed out")),
+                        }
+                    }
+                    Some(Err(error)) => Err(End::Socket(error)),
+                    None => Err(End::ClientClosed),
+                },
+                Some((slot, item)) = self.subs.next(), if !self.subs.is_empty() => {
+                    match tokio::time::timeout(write_timeout, self.deliver(slot, item)).await {
+                        Ok(result) => result,
+                        Err(_) => Err(End::SlowConsumer("write timed out")),
+                    }
+                }
+                _ = heartbeat.tick() => self.heartbeat(ws.idle_timeout_secs).await,
+            };
+            if let Err(end) = result {
+                return end;
+            }
+        }
+    }
+
+    /// Writes `first` and every frame already waiting, then flushes once.
+    async fn deliver(
+        &mut self,
+        slot: u32,
+        first: Result<Frame, BroadcastStreamRecvError>,
+    ) -> Result<(), End> {
+        let now = Timestamp::now().0;
+        self.on_item(slot, first, now).await?;
+        for _ in 1..MAX_BATCH {
+            match self.subs.next().now_or_never() {
+                Some(Some((slot, item))) => self.on_item(slot, item, now).await?,
+                _ => break,
+            }
+        }
+        self.socket.flush().await.map_err(End::Socket)?;
+        if self.last_merge.elapsed() >= METRICS_MERGE {
+            self.merge_metrics();
+        }
+        Ok(())
+    }
+
+    async fn on_item(
+        &mut self,
+        slot: u32,
+        item: Result<Frame, BroadcastStreamRecvError>,
+        now: i64,
+    ) -> Result<(), End> {
+        match item {
+            Ok(frame) => {
+                let Some(sub) = self.info.get_mut(&slot) else {
+                    return Ok(());
+                };
+                sub.last_seq = frame.seq;
+                self.out_counts[sub.kind] += 1;
+                self.latency.record(now - frame.recv_ts);
+                self.feed_frame(&frame).await
+            }
+            Err(BroadcastStreamRecvError::Lagged(missed)) => self.on_lag(slot, missed).await,
+        }
+    }
+
+    /// The client missed `missed` frames of one channel.
+    async fn on_lag(&mut self, slot: u32, missed: u64) -> Result<(), End> {
+        let metrics = self.state.metrics().clone();
+        metrics.frames_dropped.fetch_add(missed, Ordering::Relaxed);
+        let ws = &self.state.config().ws;
+        let now = Instant::now();
+        self.lags.push_back(now);
+        while self
+            .lags
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > Duration::from_secs(60))
+        {
+            self.lags.pop_front();
+        }
+        if ws.slow_consumer == SlowConsumerPolicy::Disconnect {
+            return Err(End::SlowConsumer("fell behind"));
+        }
+        if self.lags.len() > ws.max_lags_per_minute as usize {
+            return Err(End::SlowConsumer("fell behind too often"));
+        }
+        let Some(sub) = self.info.get_mut(&slot) else {
+            return Ok(());
+        };
+        if sub.gap_notices {
+            let from_seq = sub.last_seq + 1;
+            sub.last_seq += missed;
+            let gap = ServerMessage::Gap {
+                channel: sub.handle.name().to_string(),
+                from_seq,
+                to_seq: sub.last_seq,
+                reason: "slow_consumer".into(),
+            };
+            metrics.gaps.fetch_add(1, Ordering::Relaxed);
+            return self.feed_message(&gap).await;
+        }
+        // Rejoin: a snapshot at the channel's current seq, then live frames after it.
+        let joined = sub.handle.subscribe(true);
+        sub.last_seq = joined.seq;
+        if sub.kind == 0 {
+            metrics.conflations.fetch_add(1, Ordering::Relaxed);
+        }
+        self.subs.insert(slot, BroadcastStream::new(joined.rx));
+        match joined.initial {
+            Some(frame) => self.feed_frame(&frame).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn heartbeat(&mut self, idle_timeout_secs: u64) -> Result<(), End> {
+        if self.last_inbound.elapsed() > Duration::from_secs(idle_timeout_secs) {
+            self.state
+                .metrics()
+                .idle_disconnects
+                .fetch_add(1, Ordering::Relaxed);
+            return Err(End::Idle);
+        }
+        self.merge_metrics();
+        self.socket
+            .send(Message::Ping(bytes::Bytes::new()))
+            .await
+            .map_err(End::Socket)
+    }
+
+    async fn on_message(&mut self, message: Message) -> Result<(), End> {
+        self.state
+            .metrics()
+            .messages_in
+            .fetch_add(1, Ordering::Relaxed);
+        let text = match message {
+            Message::Text(text) => text,
+            Message::Binary(_) => {
+                return self
+                    .reply_error(
+                        ErrorCode::BadRequest,
+                        "binary frames are not supported; send JSON text",
+                        None,
+                        None,
+                    )
+                    .await;
+            }
+            Message::Close(_) => return Err(End::ClientClosed),
+            // tungstenite answers pings itself; either kind only proves the client is alive.
+            Message::Ping(_) | Message::Pong(_) => return Ok(()),
+        };
+        if !self.limiter.try_take(Instant::now()) {
+            if self.limiter.rejected_in_a_row > MAX_REJECTED_IN_A_ROW {
+                return Err(End::Abuse);
+            }
+            let limit = self.state.config().ws.max_requests_per_sec;
+            return self
+                .reply_error(
+                    ErrorCode::RateLimited,
+                    &format!("more than {limit} requests per second"),
+                    None,
+                    None,
+                )
+                .await;
+        }
+        let max = self.state.config().ws.max_message_bytes;
+        if text.len() > max {
+            return self
+                .reply_error(
+                    ErrorCode::MessageTooLarge,
+                    &format!("message of {} bytes exceeds the limit of {max}", text.len()),
+                    None,
+                    None,
+                )
+                .await;
+        }
+        match parse_client_op(text.as_str()) {
+            Err(error) => {
+                self.reply_error(error.code, &error.message, error.id, None)
+                    .await
+            }
+            Ok(ClientOp::Ping { id }) => {
+                self.send_message(&ServerMessage::Pong {
+                    id,
+                    ts: Timestamp::now().0,
+                })
+                .await
+            }
+            Ok(ClientOp::Subscribe { id, channels }) => self.subscribe(id, channels).await,
+            Ok(ClientOp::Unsubscribe { id, channels }) => self.unsubscribe(id, channels).await,
+        }
+    }
+
+    /// Resolves channel names to served channels, all or nothing.
+    fn resolve(
+        &self,
+        names: &[String],
+    ) -> Result<Vec<Arc<ChannelHandle>>, (ErrorCode, String, Option<String>)> {
+        let max = self.state.config().ws.max_channels_per_connection;
+        if names.is_empty() {
+            return Err((
+                ErrorCode::BadRequest,
+                "channels must not be empty".into(),
+                None,
+            ));
+        }
+        if names.len() > max {
+            return Err((
+                ErrorCode::TooManyChannels,
+                format!("at most {max} channels per connection"),
+                None,
+            ));
+        }
+        let mut handles: Vec<Arc<ChannelHandle>> = Vec::with_capacity(names.len());
+        for name in names {
+            let shown: String = name.chars().take(model::channel::MAX_CHANNEL_LEN).collect();
+            let channel: Channel = name.parse().map_err(|e: model::ModelError| {
+                (
+                    ErrorCode::InvalidChannel,
+                    e.to_string(),
+                    Some(shown.clone()),
+                )
+            })?;
+            let Some(handle) = self.state.hub().get(&channel) else {
+                return Err((
+                    ErrorCode::UnknownChannel,
+                    format!(
+                        "channel {channel} is not served by this gateway; see GET /v1/instruments"
+                    ),
+                    Some(shown),
+                ));
+            };
+            if !handles.iter().any(|h| Arc::ptr_eq(h, &handle)) {
+                handles.push(handle);
+            }
+        }
+        Ok(handles)
+    }
+
+    async fn subscribe(&mut self, id: Option<RequestId>, names: Vec<String>) -> Result<(), End> {
+        let handles = match self.resolve(&names) {
+            Ok(handles) => handles,
+            Err((code, message, channel)) => {
+                return self.reply_error(code, &message, id, channel).await;
+            }
+        };
+        let new: Vec<_> = handles
+            .iter()
+            .filter(|h| !self.by_name.contains_key(h.name()))
+            .cloned()
+            .collect();
+        let max = self.state.config().ws.max_channels_per_connection;
+        if self.by_name.len() + new.len() > max {
+            let message = format!(
+                "at most {max} channels per connection ({} already subscribed)",
+                self.by_name.len()
+            );
+            return self
+                .reply_error(ErrorCode::TooManyChannels, &message, id, None)
+                .await;
+        }
+        let channels = handles.iter().map(|h| h.name().to_string()).collect();
+        self.feed_message(&ServerMessage::Subscribed { id, channels })
+            .await?;
+        for handle in new {
+            let joined = handle.subscribe(false);
+            let kind = handle.channel().kind;
+            let slot = self.next_slot;
+            self.next_slot = self.next_slot.wrapping_add(1);
+            self.by_name.insert(handle.name().clone(), slot);
+            self.info.insert(
+                slot,
+                Sub {
+                    kind: KINDS.iter().position(|k| *k == kind.label()).unwrap_or(0),
+                    gap_notices: kind == ChannelKind::Trades,
+                    last_seq: joined.seq,
+                    handle,
+                },
+            );
+            self.subs.insert(slot, BroadcastStream::new(joined.rx));
+            if let Some(frame) = joined.initial {
+                self.feed_frame(&frame).await?;
+            }
+        }
+        self.socket.flush().await.map_err(End::Socket)
+    }
+
+    async fn unsubscribe(&mut self, id: Option<RequestId>, names: Vec<String>) -> Result<(), End> {
+        let mut channels = Vec::with_capacity(names.len());
+        for name in &names {
+            match name.parse::<Channel>() {
+                Ok(channel) => channels.push(channel.to_string()),
+                Err(e) => {
+                    let shown = name.chars().take(model::channel::MAX_CHANNEL_LEN).collect();
+                    return self
+                        .reply_error(ErrorCode::InvalidChannel, &e.to_string(), id, Some(shown))
+                        .await;
+                }
+            }
+        }
+        if channels.is_empty() {
+            return self
+                .reply_error(
+                    ErrorCode::BadRequest,
+                    "channels must not be empty",
+                    id,
+                    None,
+                )
+                .await;
+        }
+        for name in &channels {
+            if let Some(slot) = self.by_name.remove(name.as_str()) {
+                self.subs.remove(&slot);
+                self.info.remove(&slot);
+            }
+        }
+        self.send_message(&ServerMessage::Unsubscribed { id, channels })
+            .await
+    }
+
+    async fn reply_error(
+        &mut self,
+        code: ErrorCode,
+        message: &str,
+        id: Option<RequestId>,
+        channel: Option<String>,
+    ) -> Result<(), End> {
+        self.state.metrics().count_error(code);
+        let error = ServerMessage::Error(ErrorBody {
+            code,
+            message: message.to_string(),
+            id,
+            channel,
+        });
+        self.send_message(&error).await
+    }
+
+    async fn send_message(&mut self, message: &ServerMessage) -> Result<(), End> {
+        self.feed_message(message).await?;
+        self.socket.flush().await.map_err(End::Socket)
+    }
+
+    async fn feed_message(&mut self, message: &ServerMessage) -> Result<(), End> {
+        self.socket
+            .feed(Message::Text(message.to_json().into()))
+            .await
+            .map_err(End::Socket)
+    }
+
+    async fn feed_frame(&mut self, frame: &Frame) -> Result<(), End> {
+        // Frames are built from `String`s, so the UTF-8 check cannot fail.
+        let Ok(text) = Utf8Bytes::try_from(frame.text.clone()) else {
+            return Ok(());
+        };
+        self.out_bytes += frame.text.len() as u64;
+        self.socket
+            .feed(Message::Text(text))
+            .await
+            .map_err(End::Socket)
+    }
+
+    fn merge_metrics(&mut self) {
+        let metrics = self.state.metrics();
+        metrics.merge_latency(&mut self.latency);
+        for (global, local) in metrics.messages_out.iter().zip(&mut self.out_counts) {
+            if *local > 0 {
+                global.fetch_add(std::mem::take(local), Ordering::Relaxed);
+            }
+        }
+        metrics
+            .bytes_out
+            .fetch_add(std::mem::take(&mut self.out_bytes), Ordering::Relaxed);
+        self.last_merge = Instant::now();
+    }
+
+    /// Sends a close frame saying why (best effort: the peer may already be gone).
+    async fn close(mut self, end: End) {
+        let (code, reason) = match &end {
+            End::ClientClosed => return,
+            End::Socket(error) => {
+                tracing::debug!(error = %error, "socket error");
+                return;
+            }
+            End::Shutdown => (CloseCode::GoingAway, "server shutting down"),
+            End::Idle => (CloseCode::IdleTimeout, "idle timeout"),
+            End::Abuse => (CloseCode::PolicyViolation, "too many rejected requests"),
+            End::SlowConsumer(why) => {
+                self.state
+                    .metrics()
+                    .slow_disconnects
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::info!(reason = why, "closing slow consumer");
+                (CloseCode::SlowConsumer, ErrorCode::SlowConsumer.as_str())
+            }
+        };
+        let frame = CloseFrame {
+            code: code.code(),
+            reason: Utf8Bytes::from(reason),
+        };
+        let _ = tokio::time::timeout(
+            Duration::from_secs(1),
+            self.socket.send(Message::Close(Some(frame))),
+        )
+        .await;
+    }
+}
