@@ -60,7 +60,7 @@ struct BookState {
 #[derive(Debug)]
 enum Cache {
     None,
-    Latest(Option<DataMessage>),
+    Latest(Option<Box<DataMessage>>),
     Book(Box<BookState>),
 }
 
@@ -101,7 +101,11 @@ impl ChannelHandle {
             channel,
             epoch,
             tx,
-            state: Mutex::new(State { seq: 0, cache, snapshot_cache: None }),
+            state: Mutex::new(State {
+                seq: 0,
+                cache,
+                snapshot_cache: None,
+            }),
         }
     }
 
@@ -137,25 +141,47 @@ impl ChannelHandle {
             && *cached_seq == seq
             && *cached_resync == resync
         {
-            return Subscription { seq, initial: Some(frame.clone()), rx };
+            return Subscription {
+                seq,
+                initial: Some(frame.clone()),
+                rx,
+            };
         }
         let initial = match &state.cache {
             Cache::None => None,
             Cache::Latest(None) => None,
             Cache::Latest(Some(latest)) => {
-                let mut msg = latest.clone();
+                let mut msg = (**latest).clone();
                 msg.resync = resync;
-                Some(Frame::new(seq, FrameKind::Snapshot, msg.recv_ts, ServerMessage::Snapshot(msg).to_json()))
+                Some(Frame::new(
+                    seq,
+                    FrameKind::Snapshot,
+                    msg.recv_ts,
+                    ServerMessage::Snapshot(msg).to_json(),
+                ))
             }
             Cache::Book(b) => {
                 if let Some(notice) = &b.stale_notice {
-                    return Subscription { seq, initial: Some(notice.clone()), rx };
+                    return Subscription {
+                        seq,
+                        initial: Some(notice.clone()),
+                        rx,
+                    };
                 }
                 if !b.book.is_live() {
-                    return Subscription { seq, initial: None, rx };
+                    return Subscription {
+                        seq,
+                        initial: None,
+                        rx,
+                    };
                 }
                 let msg = self.book_message(seq, b, resync);
-                Some(Frame::new(seq, FrameKind::Snapshot, b.recv_ts, ServerMessage::Snapshot(msg).to_json()))
+                Some(Frame::new(
+                    seq,
+                    FrameKind::Snapshot,
+                    b.recv_ts,
+                    ServerMessage::Snapshot(msg).to_json(),
+                ))
             }
         };
         if let Some(frame) = &initial {
@@ -175,7 +201,7 @@ impl ChannelHandle {
         let text = if let Cache::Latest(latest) = &mut state.cache {
             // Keep the value so joiners get it as a `snapshot`.
             let text = ServerMessage::Update(msg.clone()).to_json();
-            *latest = Some(msg);
+            *latest = Some(Box::new(msg));
             text
         } else {
             ServerMessage::Update(msg).to_json()
@@ -203,7 +229,14 @@ impl ChannelHandle {
         let next = seq + 1;
         let msg = self.book_message(next, b, resync);
         let recv_ts = b.recv_ts;
-        Ok(self.send(&mut state, FrameKind::Snapshot, recv_ts, ServerMessage::Snapshot(msg).to_json()).seq)
+        Ok(self
+            .send(
+                &mut state,
+                FrameKind::Snapshot,
+                recv_ts,
+                ServerMessage::Snapshot(msg).to_json(),
+            )
+            .seq)
     }
 
     /// Applies a venue delta and publishes the changed levels. `Ok(None)` when the delta was
@@ -232,7 +265,15 @@ impl ChannelHandle {
                     ..Default::default()
                 };
                 let recv_ts = msg.recv_ts;
-                Ok(Some(self.send(&mut state, FrameKind::Update, recv_ts, ServerMessage::Update(msg).to_json()).seq))
+                Ok(Some(
+                    self.send(
+                        &mut state,
+                        FrameKind::Update,
+                        recv_ts,
+                        ServerMessage::Update(msg).to_json(),
+                    )
+                    .seq,
+                ))
             }
             Err(error) => {
                 if error.is_terminal() {
@@ -264,7 +305,11 @@ impl ChannelHandle {
             return None;
         };
         let live = b.book.is_live();
-        let (bids, asks) = if live { b.book.top(depth) } else { (Vec::new(), Vec::new()) };
+        let (bids, asks) = if live {
+            b.book.top(depth)
+        } else {
+            (Vec::new(), Vec::new())
+        };
         Some(BookView {
             seq: state.seq,
             epoch: self.epoch.clone(),
@@ -288,8 +333,17 @@ impl ChannelHandle {
 
     fn publish_stale(&self, state: &mut State, reason: StaleReason) {
         let seq = state.seq + 1;
-        let notice = ServerMessage::Resync { channel: self.name.to_string(), seq, reason: reason.as_str().to_string() };
-        let frame = self.send(state, FrameKind::Resync, model::Timestamp::now().0, notice.to_json());
+        let notice = ServerMessage::Resync {
+            channel: self.name.to_string(),
+            seq,
+            reason: reason.as_str().to_string(),
+        };
+        let frame = self.send(
+            state,
+            FrameKind::Resync,
+            model::Timestamp::now().0,
+            notice.to_json(),
+        );
         if let Cache::Book(b) = &mut state.cache {
             b.stale_notice = Some(frame);
         }

@@ -25,7 +25,12 @@ pub struct Frame {
 
 impl Frame {
     pub fn new(seq: u64, kind: FrameKind, recv_ts: i64, text: String) -> Self {
-        Self { seq, kind, recv_ts, text: Bytes::from(text) }
+        Self {
+            seq,
+            kind,
+            recv_ts,
+            text: Bytes::from(text),
+        }
     }
 
     /// The JSON text. Frames are only built from `String`s, so this is always valid UTF-8.

@@ -19,7 +19,9 @@ pub struct HubConfig {
 
 impl Default for HubConfig {
     fn default() -> Self {
-        Self { channel_capacity: 1024 }
+        Self {
+            channel_capacity: 1024,
+        }
     }
 }
 
@@ -64,7 +66,12 @@ impl Hub {
             .entry(name)
             .or_insert_with(|| {
                 let epoch = format!("{}-{count:x}", self.epoch_prefix);
-                Arc::new(ChannelHandle::new(channel, epoch.into(), self.config.channel_capacity, mode))
+                Arc::new(ChannelHandle::new(
+                    channel,
+                    epoch.into(),
+                    self.config.channel_capacity,
+                    mode,
+                ))
             })
             .clone()
     }

@@ -249,7 +249,6 @@ impl Metrics {
             "Books rebuilt from a fresh snapshot, by reason.",
             &resyncs,
         );
-        drop(family);
 
         let name = "tickgate_delivery_latency_seconds";
         let _ = writeln!(
