@@ -149,7 +149,7 @@ mod tests {
     #[test]
     fn ohlcv_and_completeness() {
         let mut agg = CandleAgg::default();
-        let t0 = Timestamp(1_700_000_040_000_000); // 40 s into a minute
+        let t0 = Timestamp(1_700_000_050_000_000); // 10 s into a minute
         let since = t0;
         agg.on_trade(d("10"), d("1"), t0, since);
         agg.on_trade(d("12"), d("2"), Timestamp(t0.0 + 5_000_000), since);

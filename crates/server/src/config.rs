@@ -401,3 +401,86 @@ fn tracing_filter_invalid(filter: &str) -> bool {
                 || (target_only && directive.contains(':'))
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commented_default_file_equals_the_built_in_defaults() {
+        let parsed: Config = toml::from_str(DEFAULT_CONFIG_TOML).expect("default config parses");
+        assert_eq!(parsed, Config::default());
+        Config::default().validate().expect("defaults are valid");
+    }
+
+    #[test]
+    fn partial_files_keep_defaults_for_the_rest() {
+        let config = Config::from_toml("[ws]\nidle_timeout_secs = 120\n").unwrap();
+        assert_eq!(config.ws.idle_timeout_secs, 120);
+        assert_eq!(
+            config.ws.ping_interval_secs,
+            WsConfig::default().ping_interval_secs
+        );
+        assert_eq!(config.venues, Config::default().venues);
+    }
+
+    #[test]
+    fn invalid_values_name_their_key() {
+        let cases = [
+            ("[server]\nlisten = \"nowhere\"", "server.listen"),
+            ("[server]\nbogus = 1", "server"),
+            (
+                "[ws]\nmax_channels_per_connection = 0",
+                "ws.max_channels_per_connection",
+            ),
+            (
+                "[ws]\nping_interval_secs = 30\nidle_timeout_secs = 20",
+                "ws.idle_timeout_secs",
+            ),
+            ("[ws]\nslow_consumer = \"ignore\"", "ws.slow_consumer"),
+            ("[hub]\nchannel_capacity = 1", "hub.channel_capacity"),
+            ("[log]\nlevel = \"info,server=loud\"", "log.level"),
+            ("venues = []", "venues"),
+            (
+                "[[venues]]\nname = \"mtgox\"\nsymbols = [\"BTC-USD\"]",
+                "venues[0].name",
+            ),
+            (
+                "[[venues]]\nname = \"sim\"\nsymbols = [\"btcusd\"]",
+                "venues[0].symbols",
+            ),
+            (
+                "[[venues]]\nname = \"sim\"\nsymbols = []",
+                "venues[0].symbols",
+            ),
+            (
+                "[[venues]]\nname = \"sim\"\nsymbols = [\"BTC-USD\"]\n[venues.sim]\nrate = -1.0",
+                "venues[0].sim",
+            ),
+            (
+                "[[venues]]\nname = \"sim\"\nsymbols = [\"BTC-USD\"]\n[venues.sim.faults]\ndrop = 2.0",
+                "venues[0].sim",
+            ),
+            (
+                "[[venues]]\nname = \"sim\"\nsymbols = [\"BTC-USD\"]\n[[venues]]\nname = \"sim\"\nsymbols = [\"ETH-USD\"]",
+                "venues[1].name",
+            ),
+        ];
+        for (text, key) in cases {
+            let error = Config::from_toml(text).expect_err(text);
+            assert!(
+                error.key.starts_with(key),
+                "{text:?}: got key {:?} ({})",
+                error.key,
+                error.message
+            );
+            assert!(error.to_string().contains(&error.key));
+        }
+    }
+
+    #[test]
+    fn missing_file_is_an_error_naming_it() {
+        let error = Config::load(Some(Path::new("/nonexistent/tickgate.toml"))).unwrap_err();
+        assert!(error.to_string().contains("/nonexistent/tickgate.toml"));
+    }
+}
