@@ -5,8 +5,8 @@
 //! - [`event`]: the events a connector emits ([`FeedEvent`]) and the commands it accepts
 //!   ([`Command`]).
 //! - [`connector`]: the [`Connector`] seam every venue implements, with its guarantees.
-//! - [`venue`]: one folder per venue. `sim` is the deterministic simulated market that runs by
-//!   default; real venues (Binance, Coinbase, Kraken) plug in beside it.
+//! - [`venue`]: one folder per venue. [`venue::sim`] is the deterministic simulated market that
+//!   runs by default; real venues (Binance, Coinbase, Kraken) plug in beside it.
 //!
 //! A connector never touches order-book validation, channels or clients: it parses, sequences and
 //! reconnects; the `ingest` stage validates books and publishes to the hub.
