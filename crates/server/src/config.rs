@@ -72,6 +72,10 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Seconds to wait for sessions to close on shutdown.
     pub shutdown_grace_secs: u64,
+    /// Kernel send buffer per accepted connection, bytes (0: the OS default, which autotunes up
+    /// to several MiB). A smaller value bounds the kernel memory a stalled client can pin and
+    /// makes the slow-consumer policy act sooner.
+    pub socket_send_buffer: usize,
 }
 
 impl Default for ServerConfig {
@@ -81,6 +85,7 @@ impl Default for ServerConfig {
             data_dir: PathBuf::from("data"),
             max_connections: 100_000,
             shutdown_grace_secs: 5,
+            socket_send_buffer: 0,
         }
     }
 }

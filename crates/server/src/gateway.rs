@@ -6,6 +6,7 @@ use crate::state::AppState;
 use crate::{rest, ws};
 use axum::Router;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use book::ChecksumAlgo;
 use connectors::Connector;
 use connectors::venue::sim::SimConnector;
@@ -136,9 +137,21 @@ impl Gateway {
             venues.push(handle);
         }
 
+        let send_buffer = config.server.socket_send_buffer;
         let state = AppState::new(config, hub, market, metrics, shutdown.clone());
         let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let stop = shutdown.clone();
+        // Small messages must leave at once (no Nagle delay); optionally bound kernel buffering.
+        let listener = listener.tap_io(move |tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %error, "cannot set TCP_NODELAY");
+            }
+            if send_buffer > 0
+                && let Err(error) = socket2::SockRef::from(&*tcp).set_send_buffer_size(send_buffer)
+            {
+                tracing::debug!(error = %error, "cannot set the socket send buffer");
+            }
+        });
         let server = tokio::spawn(async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(async move { stop.cancelled().await })

@@ -12,8 +12,10 @@ const CHANNELS: &str =
     r#"{"op":"subscribe","channels":["book:sim:BTC-USDT","trades:sim:BTC-USDT"]}"#;
 
 fn busy_config(policy: SlowConsumerPolicy) -> server::Config {
-    let mut config = config(2_000.0);
+    let mut config = config(500.0);
     config.hub.channel_capacity = 64;
+    // A small kernel send buffer makes the stalled client fall behind within a second.
+    config.server.socket_send_buffer = 8 * 1024;
     config.ws.slow_consumer = policy;
     config.ws.write_timeout_secs = 60;
     config.ws.max_lags_per_minute = 1000;
@@ -94,7 +96,7 @@ async fn slow_client_is_conflated_while_fast_client_keeps_up() {
     // The slow client stops reading; the fast one reads for the whole window.
     let (p99, delivered) = fast_client_p99(&mut fast, Duration::from_secs(4)).await;
     assert!(
-        delivered > 1000,
+        delivered > 500,
         "fast client got {delivered} messages, p99 {p99}"
     );
     assert!(
@@ -104,7 +106,8 @@ async fn slow_client_is_conflated_while_fast_client_keeps_up() {
     // The slow client resumes: it must be told, and its book must be right afterwards.
     let (mut conflated, mut gaps) = (false, false);
     let mut book_seq_ok_after_resync = 0;
-    for _ in 0..50_000 {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while tokio::time::Instant::now() < deadline {
         match recv(&mut slow).await {
             ServerMessage::Snapshot(s) if s.channel.starts_with("book") => {
                 assert!(s.resync, "a later book snapshot is a resync");
@@ -156,7 +159,7 @@ async fn slow_client_is_disconnected_under_the_disconnect_policy() {
     send(&mut fast, CHANNELS).await;
     send(&mut slow, CHANNELS).await;
     let (_, delivered) = fast_client_p99(&mut fast, Duration::from_secs(4)).await;
-    assert!(delivered > 1000, "fast client got {delivered}");
+    assert!(delivered > 500, "fast client got {delivered}");
     let code = loop {
         match tokio::time::timeout(Duration::from_secs(10), slow.next())
             .await
