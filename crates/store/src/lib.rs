@@ -1,0 +1,17 @@
+//! Persistence: history, keys and audit behind narrow traits, with an embedded SQLite
+//! implementation (the default, no service needed) and room for Postgres (cluster mode).
+//!
+//! # Layout
+//!
+//! - [`sqlite`]: opening a database file in the data directory (WAL mode, sane pragmas) and
+//!   applying each module's schema migrations exactly once.
+//! - [`error`]: [`StoreError`], shared by every store.
+//!
+//! Each concept gets a trait file and one file per backend, named `<concept>.rs` and
+//! `<concept>_sqlite.rs` (later `<concept>_postgres.rs`), with one contract test suite that every
+//! backend must pass.
+
+pub mod error;
+pub mod sqlite;
+
+pub use error::StoreError;
