@@ -9,6 +9,7 @@ mod session;
 
 use crate::state::AppState;
 use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{ConnectInfo, State};
 use axum::response::{IntoResponse, Response};
 use protocol::ErrorCode;
@@ -29,8 +30,15 @@ const HARD_MAX_MESSAGE: usize = 1024 * 1024;
 pub(crate) async fn upgrade(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => {
+            let message = format!("a WebSocket upgrade request is required: {rejection}");
+            return crate::rest::ApiError::new(ErrorCode::BadRequest, message).into_response();
+        }
+    };
     let metrics = state.metrics();
     if metrics.connections_open.load(Ordering::Relaxed) as usize
         >= state.config().server.max_connections
