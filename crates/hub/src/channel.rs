@@ -4,9 +4,42 @@ use crate::frame::{Frame, FrameKind};
 use book::{BookError, ChecksumAlgo, DeltaOutcome, OrderBook, StaleReason};
 use model::{BookDelta, BookSnapshot, Channel, Level};
 use parking_lot::Mutex;
-use protocol::{DataMessage, ServerMessage, WireLevel};
+use protocol::{DataMessage, ResumeFrom, ServerMessage, WireLevel};
+use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::broadcast;
+use tokio::time::Instant;
+
+/// How much of a channel's past is kept for clients that resume: at most `size` frames, none
+/// older than `ttl`. `size` 0 keeps nothing (resume never recovers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryLimits {
+    pub size: usize,
+    pub ttl: Duration,
+}
+
+/// Why a resume position could not be recovered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lost {
+    /// The position is from another epoch (the gateway restarted): nothing of it is kept.
+    EpochChanged,
+    /// Some message after the position is no longer in the history (count or age limit).
+    HistoryExpired,
+    /// The position is after the channel's last message: it was never published here.
+    Ahead,
+}
+
+impl Lost {
+    /// Stable reason string, used in `gap` notices.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::EpochChanged => "epoch_changed",
+            Self::HistoryExpired => "history_expired",
+            Self::Ahead => "position_ahead",
+        }
+    }
+}
 
 /// What a channel remembers for subscribers that join (or rejoin after lagging).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +75,19 @@ pub struct Subscription {
     /// receiver's first frame is `seq + 1`.
     pub seq: u64,
     pub initial: Option<Frame>,
+    /// On a recovered resume: every frame after the resume position up to `seq`, in order
+    /// (`initial` is then `None`). Empty otherwise.
+    pub replay: Vec<Frame>,
     pub rx: broadcast::Receiver<Frame>,
+}
+
+/// The outcome of [`ChannelHandle::resume`].
+#[derive(Debug)]
+pub struct Resumed {
+    pub subscription: Subscription,
+    /// `Ok` when `subscription.replay` holds everything after the position; otherwise why not,
+    /// and `subscription` is a fresh join (snapshot marked as a resync, or nothing for trades).
+    pub outcome: Result<(), Lost>,
 }
 
 #[derive(Debug)]
@@ -67,6 +112,9 @@ enum Cache {
 #[derive(Debug)]
 struct State {
     seq: u64,
+    /// The last frames published, oldest first, with when they were published; their seqs
+    /// are consecutive and the newest is `seq`.
+    history: VecDeque<(Instant, Frame)>,
     cache: Cache,
     /// The last snapshot frame built for joiners: `(seq, resync, frame)`.
     snapshot_cache: Option<(u64, bool, Frame)>,
@@ -79,11 +127,18 @@ pub struct ChannelHandle {
     name: Arc<str>,
     epoch: Arc<str>,
     tx: broadcast::Sender<Frame>,
+    history: HistoryLimits,
     state: Mutex<State>,
 }
 
 impl ChannelHandle {
-    pub(crate) fn new(channel: Channel, epoch: Arc<str>, capacity: usize, mode: CacheMode) -> Self {
+    pub(crate) fn new(
+        channel: Channel,
+        epoch: Arc<str>,
+        capacity: usize,
+        history: HistoryLimits,
+        mode: CacheMode,
+    ) -> Self {
         let cache = match mode {
             CacheMode::None => Cache::None,
             CacheMode::Latest => Cache::Latest(None),
@@ -101,8 +156,10 @@ impl ChannelHandle {
             channel,
             epoch,
             tx,
+            history,
             state: Mutex::new(State {
                 seq: 0,
+                history: VecDeque::new(),
                 cache,
                 snapshot_cache: None,
             }),
@@ -136,6 +193,71 @@ impl ChannelHandle {
     pub fn subscribe(&self, resync: bool) -> Subscription {
         let mut state = self.state.lock();
         let rx = self.tx.subscribe();
+        self.join(&mut state, rx, resync)
+    }
+
+    /// Joins the channel right after `from`: if `from` is in the current epoch and every frame
+    /// after it is still in the history, `replay` holds exactly those frames and the receiver
+    /// continues after the last of them. Otherwise this is a fresh join marked as a resync
+    /// (never a partial replay). History and receiver are taken under the channel lock, so no
+    /// frame published meanwhile can fall between them.
+    pub fn resume(&self, from: &ResumeFrom) -> Resumed {
+        let mut state = self.state.lock();
+        let rx = self.tx.subscribe();
+        self.prune(&mut state, Instant::now());
+        let seq = state.seq;
+        let outcome = if *from.epoch != *self.epoch {
+            Err(Lost::EpochChanged)
+        } else if from.seq > seq {
+            Err(Lost::Ahead)
+        } else {
+            // Frames in the history are `seq - len + 1 ..= seq`.
+            let oldest = seq + 1 - state.history.len() as u64;
+            if from.seq + 1 >= oldest {
+                Ok(())
+            } else {
+                Err(Lost::HistoryExpired)
+            }
+        };
+        match outcome {
+            Ok(()) => {
+                let skip = state.history.len() - (seq - from.seq) as usize;
+                let replay = state
+                    .history
+                    .iter()
+                    .skip(skip)
+                    .map(|(_, frame)| frame.clone())
+                    .collect();
+                Resumed {
+                    subscription: Subscription {
+                        seq,
+                        initial: None,
+                        replay,
+                        rx,
+                    },
+                    outcome: Ok(()),
+                }
+            }
+            Err(lost) => Resumed {
+                subscription: self.join(&mut state, rx, true),
+                outcome: Err(lost),
+            },
+        }
+    }
+
+    /// The first seq still in the history (`seq + 1` when it is empty).
+    pub fn history_start(&self) -> u64 {
+        let mut state = self.state.lock();
+        self.prune(&mut state, Instant::now());
+        state.seq + 1 - state.history.len() as u64
+    }
+
+    fn join(
+        &self,
+        state: &mut State,
+        rx: broadcast::Receiver<Frame>,
+        resync: bool,
+    ) -> Subscription {
         let seq = state.seq;
         if let Some((cached_seq, cached_resync, frame)) = &state.snapshot_cache
             && *cached_seq == seq
@@ -144,6 +266,7 @@ impl ChannelHandle {
             return Subscription {
                 seq,
                 initial: Some(frame.clone()),
+                replay: Vec::new(),
                 rx,
             };
         }
@@ -165,6 +288,7 @@ impl ChannelHandle {
                     return Subscription {
                         seq,
                         initial: Some(notice.clone()),
+                        replay: Vec::new(),
                         rx,
                     };
                 }
@@ -172,6 +296,7 @@ impl ChannelHandle {
                     return Subscription {
                         seq,
                         initial: None,
+                        replay: Vec::new(),
                         rx,
                     };
                 }
@@ -187,7 +312,26 @@ impl ChannelHandle {
         if let Some(frame) = &initial {
             state.snapshot_cache = Some((seq, resync, frame.clone()));
         }
-        Subscription { seq, initial, rx }
+        Subscription {
+            seq,
+            initial,
+            replay: Vec::new(),
+            rx,
+        }
+    }
+
+    /// Drops history frames beyond the count limit or older than the age limit.
+    fn prune(&self, state: &mut State, now: Instant) {
+        while state.history.len() > self.history.size {
+            state.history.pop_front();
+        }
+        while state
+            .history
+            .front()
+            .is_some_and(|(at, _)| now.saturating_duration_since(*at) > self.history.ttl)
+        {
+            state.history.pop_front();
+        }
     }
 
     /// Publishes an update on a trades/ticker/candles/status channel. `channel`, `seq` and
@@ -369,6 +513,11 @@ impl ChannelHandle {
         state.seq += 1;
         let frame = Frame::new(state.seq, kind, recv_ts, text);
         state.snapshot_cache = None;
+        if self.history.size > 0 {
+            let now = Instant::now();
+            state.history.push_back((now, frame.clone()));
+            self.prune(state, now);
+        }
         // An error only means nobody is subscribed right now.
         let _ = self.tx.send(frame.clone());
         frame

@@ -11,6 +11,7 @@
 use crate::{ErrorCode, RequestId};
 use model::{Decimal, Level, Side, Ticker, Trade};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// A book level on the wire: `["price", "size"]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -145,6 +146,11 @@ pub enum ServerMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<RequestId>,
         channels: Vec<String>,
+        /// For each channel the request had a `resume` position for (and was not already
+        /// subscribed on this connection): `true` when every message after that position
+        /// follows this ack, in order, with none missing; `false` when the client starts over.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        recovered: BTreeMap<String, bool>,
     },
     /// Ack of an `unsubscribe`.
     Unsubscribed {
@@ -164,7 +170,10 @@ pub enum ServerMessage {
         reason: String,
     },
     /// Messages `from_seq..=to_seq` on a trades/ticker/candles channel were not delivered to
-    /// this client (it fell behind).
+    /// this client: it fell behind (`slow_consumer`), or its `resume` position could not be
+    /// recovered (`history_expired`, `epoch_changed`: then the range is the part of the
+    /// current epoch the client missed and may be empty, but anything of the old epoch after
+    /// its position is lost too).
     Gap {
         channel: String,
         from_seq: u64,

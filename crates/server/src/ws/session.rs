@@ -10,6 +10,13 @@
 //! policy, a fresh snapshot (book, ticker, candles, status) or a `gap` notice (trades); a client
 //! that lags too often, or whose socket write stalls for `write_timeout_secs`, is closed with
 //! 4001. Nothing a slow client does delays the publisher or the other clients.
+//!
+//! Resume: a `subscribe` with `resume` positions joins each channel through
+//! [`ChannelHandle::resume`]: the replayed frames are written right after the ack, then the
+//! live ones. Conflation and resume interact like this: a lagging client is conflated (book
+//! snapshot / `gap` notice) within its connection and its position moves past what it missed;
+//! under the `disconnect` policy it is closed instead, and if it reconnects and resumes while
+//! the missed frames are still in the history, it gets them all (`recovered: true`).
 
 use super::limiter::TokenBucket;
 use crate::config::SlowConsumerPolicy;
@@ -17,12 +24,13 @@ use crate::metrics::{KINDS, LocalLatency};
 use crate::state::AppState;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use hub::{ChannelHandle, Frame};
+use hub::{ChannelHandle, Frame, Lost};
 use model::{Channel, ChannelKind, Timestamp};
 use protocol::{
-    ClientOp, CloseCode, ErrorBody, ErrorCode, RequestId, ServerMessage, parse_client_op,
+    ClientOp, CloseCode, ErrorBody, ErrorCode, RequestId, ResumeFrom, ServerMessage,
+    parse_client_op,
 };
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -299,7 +307,11 @@ impl Session {
                 })
                 .await
             }
-            Ok(ClientOp::Subscribe { id, channels }) => self.subscribe(id, channels).await,
+            Ok(ClientOp::Subscribe {
+                id,
+                channels,
+                resume,
+            }) => self.subscribe(id, channels, resume).await,
             Ok(ClientOp::Unsubscribe { id, channels }) => self.unsubscribe(id, channels).await,
         }
     }
@@ -350,13 +362,23 @@ impl Session {
         Ok(handles)
     }
 
-    async fn subscribe(&mut self, id: Option<RequestId>, names: Vec<String>) -> Result<(), End> {
+    async fn subscribe(
+        &mut self,
+        id: Option<RequestId>,
+        names: Vec<String>,
+        resume: BTreeMap<String, ResumeFrom>,
+    ) -> Result<(), End> {
         let handles = match self.resolve(&names) {
             Ok(handles) => handles,
             Err((code, message, channel)) => {
                 return self.reply_error(code, &message, id, channel).await;
             }
         };
+        // Resume keys are names listed in `channels` (checked by the parser), so they parse.
+        let resume: HashMap<String, ResumeFrom> = resume
+            .into_iter()
+            .filter_map(|(name, from)| Some((name.parse::<Channel>().ok()?.to_string(), from)))
+            .collect();
         let new: Vec<_> = handles
             .iter()
             .filter(|h| !self.by_name.contains_key(h.name()))
@@ -372,25 +394,76 @@ impl Session {
                 .reply_error(ErrorCode::TooManyChannels, &message, id, None)
                 .await;
         }
-        let channels = handles.iter().map(|h| h.name().to_string()).collect();
-        self.feed_message(&ServerMessage::Subscribed { id, channels })
-            .await?;
+        // Join every new channel first (each atomically), so the ack can say what was
+        // recovered; frames published meanwhile wait in the receivers.
+        let mut recovered = BTreeMap::new();
+        let mut joins = Vec::with_capacity(new.len());
         for handle in new {
-            let joined = handle.subscribe(false);
+            let (joined, lost) = match resume.get(handle.name().as_ref()) {
+                Some(from) => {
+                    let resumed = handle.resume(from);
+                    recovered.insert(handle.name().to_string(), resumed.outcome.is_ok());
+                    (
+                        resumed.subscription,
+                        resumed.outcome.err().map(|l| (l, from.seq)),
+                    )
+                }
+                None => (handle.subscribe(false), None),
+            };
+            joins.push((handle, joined, lost));
+        }
+        let channels = handles.iter().map(|h| h.name().to_string()).collect();
+        self.feed_message(&ServerMessage::Subscribed {
+            id,
+            channels,
+            recovered,
+        })
+        .await?;
+        for (handle, joined, lost) in joins {
             let kind = handle.channel().kind;
             let slot = self.next_slot;
             self.next_slot = self.next_slot.wrapping_add(1);
             self.by_name.insert(handle.name().clone(), slot);
+            let gap_notices = kind == ChannelKind::Trades;
+            if let Some((lost, from_seq)) = lost {
+                self.state
+                    .metrics()
+                    .resumes_lost
+                    .fetch_add(1, Ordering::Relaxed);
+                if gap_notices {
+                    // The part of the current epoch the client missed; with another epoch,
+                    // everything of this one so far (possibly nothing).
+                    let from_seq = match lost {
+                        Lost::EpochChanged => 1,
+                        Lost::HistoryExpired | Lost::Ahead => from_seq + 1,
+                    };
+                    let gap = ServerMessage::Gap {
+                        channel: handle.name().to_string(),
+                        from_seq: from_seq.min(joined.seq + 1),
+                        to_seq: joined.seq,
+                        reason: lost.as_str().into(),
+                    };
+                    self.feed_message(&gap).await?;
+                }
+            } else if !joined.replay.is_empty() || resume.contains_key(handle.name().as_ref()) {
+                self.state
+                    .metrics()
+                    .resumes_recovered
+                    .fetch_add(1, Ordering::Relaxed);
+            }
             self.info.insert(
                 slot,
                 Sub {
                     kind: KINDS.iter().position(|k| *k == kind.label()).unwrap_or(0),
-                    gap_notices: kind == ChannelKind::Trades,
+                    gap_notices,
                     last_seq: joined.seq,
                     handle,
                 },
             );
             self.subs.insert(slot, BroadcastStream::new(joined.rx));
+            for frame in &joined.replay {
+                self.feed_frame(frame).await?;
+            }
             if let Some(frame) = joined.initial {
                 self.feed_frame(&frame).await?;
             }

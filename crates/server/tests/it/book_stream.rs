@@ -17,7 +17,8 @@ async fn subscribe_gives_snapshot_then_gap_free_updates_with_valid_checksums() {
         recv(&mut ws).await,
         ServerMessage::Subscribed {
             id: Some(protocol::RequestId::Num(1)),
-            channels: vec!["book:sim:BTC-USDT".into()]
+            channels: vec!["book:sim:BTC-USDT".into()],
+            recovered: Default::default(),
         }
     );
     let ServerMessage::Snapshot(snapshot) = recv(&mut ws).await else {

@@ -57,6 +57,7 @@ async fn tail(args: TailArgs) -> anyhow::Result<ExitCode> {
     let subscribe = ClientOp::Subscribe {
         id: Some(RequestId::Num(1)),
         channels: args.channels.clone(),
+        resume: Default::default(),
     };
     socket
         .send(Message::Text(serde_json::to_string(&subscribe)?.into()))
