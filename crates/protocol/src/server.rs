@@ -8,7 +8,7 @@
 //! - trades: `trades` (array of `{id, price, size, side, ts}`);
 //! - ticker: `ticker`; candles: `candle`; status: `status`.
 
-use crate::{ErrorCode, RequestId};
+use crate::{ErrorCode, RequestId, ResumeFrom};
 use model::{Decimal, Level, Side, Ticker, Trade};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -151,6 +151,12 @@ pub enum ServerMessage {
         /// follows this ack, in order, with none missing; `false` when the client starts over.
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         recovered: BTreeMap<String, bool>,
+        /// For each channel this request joined without a replay: its `(epoch, seq)` at the
+        /// join. The channel's next message is a snapshot (or `resync` notice) at `seq`, or
+        /// an update at `seq + 1`. A client resumes from here even if it has received nothing
+        /// yet (a quiet trades channel), so it never misses a message silently.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        positions: BTreeMap<String, ResumeFrom>,
     },
     /// Ack of an `unsubscribe`.
     Unsubscribed {

@@ -397,6 +397,7 @@ impl Session {
         // Join every new channel first (each atomically), so the ack can say what was
         // recovered; frames published meanwhile wait in the receivers.
         let mut recovered = BTreeMap::new();
+        let mut positions = BTreeMap::new();
         let mut joins = Vec::with_capacity(new.len());
         for handle in new {
             let (joined, lost) = match resume.get(handle.name().as_ref()) {
@@ -410,6 +411,15 @@ impl Session {
                 }
                 None => (handle.subscribe(false), None),
             };
+            if lost.is_some() || !resume.contains_key(handle.name().as_ref()) {
+                positions.insert(
+                    handle.name().to_string(),
+                    ResumeFrom {
+                        epoch: handle.epoch().to_string(),
+                        seq: joined.seq,
+                    },
+                );
+            }
             joins.push((handle, joined, lost));
         }
         let channels = handles.iter().map(|h| h.name().to_string()).collect();
@@ -417,6 +427,7 @@ impl Session {
             id,
             channels,
             recovered,
+            positions,
         })
         .await?;
         for (handle, joined, lost) in joins {
@@ -445,7 +456,7 @@ impl Session {
                     };
                     self.feed_message(&gap).await?;
                 }
-            } else if !joined.replay.is_empty() || resume.contains_key(handle.name().as_ref()) {
+            } else if resume.contains_key(handle.name().as_ref()) {
                 self.state
                     .metrics()
                     .resumes_recovered
