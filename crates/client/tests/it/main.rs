@@ -4,4 +4,8 @@
 mod proxy;
 mod support;
 
+mod credentials;
 mod recovery;
+mod rest;
+mod restart;
+mod timing;

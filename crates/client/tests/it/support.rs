@@ -51,14 +51,6 @@ pub fn options() -> ClientOptions {
     }
 }
 
-/// The next event within `limit`.
-pub async fn next(client: &mut Client, limit: Duration) -> Option<Event> {
-    tokio::time::timeout(limit, client.next_event())
-        .await
-        .ok()
-        .flatten()
-}
-
 /// Events for `window` (or until `stop` says so).
 pub async fn collect(
     client: &mut Client,
