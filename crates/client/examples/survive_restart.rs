@@ -61,7 +61,7 @@ async fn main() -> anyhow::Result<()> {
             Event::Closed { reason } => anyhow::bail!("gave up: {reason}"),
             event if event.is_data() => {
                 data += 1;
-                if data % 500 == 0 {
+                if data.is_multiple_of(500) {
                     println!("{data} messages so far");
                 }
             }

@@ -41,7 +41,7 @@ pub(crate) enum Command {
 /// Why a session ended.
 enum End {
     Shutdown,
-    Replace(Ws),
+    Replace(Box<Ws>),
     Lost(String),
 }
 
@@ -130,7 +130,7 @@ impl Driver {
                         return;
                     }
                     End::Replace(ws) => {
-                        next = Some(ws);
+                        next = Some(*ws);
                         continue;
                     }
                     End::Lost(why) => {
@@ -253,7 +253,7 @@ impl Driver {
                     Ok(new) => {
                         let _ = reply.send(Ok(()));
                         let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;
-                        Some(End::Replace(new))
+                        Some(End::Replace(Box::new(new)))
                     }
                     Err(error) => {
                         let _ = reply.send(Err(error));

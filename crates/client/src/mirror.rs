@@ -51,10 +51,12 @@ impl BookMirror {
     }
 }
 
+type Shared = Arc<RwLock<BookMirror>>;
+
 /// Every mirrored book, by channel name; shared by the connection task and the handles.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Books {
-    inner: Arc<RwLock<HashMap<Arc<str>, Arc<RwLock<BookMirror>>>>>,
+    inner: Arc<RwLock<HashMap<Arc<str>, Shared>>>,
 }
 
 impl Books {

@@ -122,7 +122,7 @@ async fn feeder(frames: Vec<String>) -> std::net::SocketAddr {
             if ws.feed(Message::Text(frame.into())).await.is_err() {
                 return;
             }
-            if i % 256 == 0 && ws.flush().await.is_err() {
+            if i.is_multiple_of(256) && ws.flush().await.is_err() {
                 return;
             }
         }

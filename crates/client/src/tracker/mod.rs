@@ -139,13 +139,11 @@ impl Tracker {
         for chan in self.channels.values_mut() {
             chan.phase = Phase::Idle;
         }
-        let app = self
-            .requests
+        self.requests
             .drain()
             .filter(|(_, r)| matches!(r, Req::Subscribe | Req::Unsubscribe))
             .map(|(id, _)| id)
-            .collect();
-        app
+            .collect()
     }
 
     /// Subscribe requests for every tracked channel, resuming from each known position.
