@@ -127,7 +127,15 @@ impl Tracker {
                 out.events.push(Event::ServerError(body));
             }
             Some((_, Req::Internal)) => {}
-            None => out.events.push(Event::ServerError(body)),
+            None => {
+                // The gateway rate-limits before it reads a request, so such an error carries
+                // no id and the request it refused is unknown: replace the connection (with
+                // backoff) rather than leave a request unanswered forever.
+                if body.code == protocol::ErrorCode::RateLimited && !self.requests.is_empty() {
+                    out.reconnect = true;
+                }
+                out.events.push(Event::ServerError(body));
+            }
         }
     }
 }

@@ -198,3 +198,18 @@ fn application_requests_are_failed_on_disconnect() {
         "an unacked channel is not tracked"
     );
 }
+
+#[test]
+fn a_rate_limited_request_without_id_replaces_the_connection() {
+    let (mut t, _) = tracker_with(&[TRADES]);
+    let mut out = Out::default();
+    t.on_message(trade(13), &mut out); // a gap: a rejoin is now in flight
+    assert_eq!(out.ops.len(), 2);
+    let mut out = Out::default();
+    t.on_message(
+        ServerMessage::error(protocol::ErrorCode::RateLimited, "slow down", None),
+        &mut out,
+    );
+    assert!(out.reconnect, "the refused rejoin would otherwise never be answered");
+    assert!(matches!(out.events[0], Event::ServerError(_)));
+}
