@@ -9,7 +9,7 @@ use crate::event::{Event, KeyExpiring};
 use crate::options::ClientOptions;
 use crate::sink::Sink;
 use crate::tracker::{Out, Tracker};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use model::Channel;
 use protocol::{ClientOp, ErrorBody, ServerMessage};
 use serde::Deserialize;
@@ -24,6 +24,9 @@ use tokio_tungstenite::tungstenite::http::{HeaderValue, header};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// Messages read from the socket before the events they produce are handed over.
+const MAX_BATCH: usize = 256;
 
 pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 type Reply<T> = oneshot::Sender<Result<T, ClientError>>;
@@ -201,17 +204,23 @@ impl Driver {
                 biased;
                 frame = ws.next() => {
                     last_rx = Instant::now();
-                    match frame {
-                        Some(Ok(Message::Text(text))) => self.on_text(text.as_str(), &mut out),
-                        Some(Ok(Message::Close(frame))) => {
-                            let why = frame.map(|f| format!(" ({} {})", u16::from(f.code), f.reason));
-                            return End::Lost(format!("server closed the connection{}", why.unwrap_or_default()));
+                    let mut ended = self.on_frame(frame, &mut out).err();
+                    // Take what is already buffered too, then hand the events over in one go:
+                    // the application is woken once per batch, not once per message.
+                    for _ in 1..MAX_BATCH {
+                        if ended.is_some() {
+                            break;
                         }
-                        Some(Ok(_)) => continue,
-                        Some(Err(error)) => return End::Lost(error.to_string()),
-                        None => return End::Lost("connection closed".into()),
+                        match ws.next().now_or_never() {
+                            Some(frame) => ended = self.on_frame(frame, &mut out).err(),
+                            None => break,
+                        }
                     }
+                    // Events of messages already read are delivered even if the socket died.
                     if let Err(end) = self.flush(&mut ws, &mut out).await {
+                        return end;
+                    }
+                    if let Some(end) = ended {
                         return end;
                     }
                 }
@@ -229,6 +238,29 @@ impl Driver {
                     }
                 }
             }
+        }
+    }
+
+    fn on_frame(
+        &mut self,
+        frame: Option<Result<Message, tungstenite::Error>>,
+        out: &mut Out,
+    ) -> Result<(), End> {
+        match frame {
+            Some(Ok(Message::Text(text))) => {
+                self.on_text(text.as_str(), out);
+                Ok(())
+            }
+            Some(Ok(Message::Close(frame))) => {
+                let why = frame.map(|f| format!(" ({} {})", u16::from(f.code), f.reason));
+                Err(End::Lost(format!(
+                    "server closed the connection{}",
+                    why.unwrap_or_default()
+                )))
+            }
+            Some(Ok(_)) => Ok(()),
+            Some(Err(error)) => Err(End::Lost(error.to_string())),
+            None => Err(End::Lost("connection closed".into())),
         }
     }
 
@@ -287,22 +319,23 @@ impl Driver {
         }
     }
 
-    /// Sends the repair requests, answers the application, then hands over the events.
+    /// Hands over the events (first: their positions are already taken), answers the
+    /// application, then sends the repair requests.
     async fn flush(&mut self, ws: &mut Ws, out: &mut Out) -> Result<(), End> {
-        for op in out.ops.drain(..) {
-            send(ws, &op)
-                .await
-                .map_err(|error| End::Lost(error.to_string()))?;
+        for event in out.events.drain(..) {
+            if !self.sink.send(event).await {
+                return Err(End::Shutdown);
+            }
         }
         for (id, result) in out.acks.drain(..) {
             if let Some(reply) = self.replies.remove(&id) {
                 let _ = reply.send(result.map_err(|body| ClientError::api(body, None)));
             }
         }
-        for event in out.events.drain(..) {
-            if !self.sink.send(event).await {
-                return Err(End::Shutdown);
-            }
+        for op in out.ops.drain(..) {
+            send(ws, &op)
+                .await
+                .map_err(|error| End::Lost(error.to_string()))?;
         }
         if std::mem::take(&mut out.reconnect) {
             return Err(End::Lost("the gateway refused to rejoin channels".into()));

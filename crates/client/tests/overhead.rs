@@ -21,6 +21,7 @@ use tokio_tungstenite::tungstenite::Message;
 const UPDATES: u64 = 200_000;
 const CHANNEL: &str = "book:bench:BTC-USDT";
 const LEVELS: i64 = 50;
+const ROUNDS: usize = 5;
 
 fn dec(units: i64, scale: u32) -> Decimal {
     Decimal::new(units, scale)
@@ -207,16 +208,27 @@ fn client_overhead() {
         .build()
         .unwrap();
     let rate = |d: Duration| UPDATES as f64 / d.as_secs_f64();
-    for round in 1..=3 {
-        let bare = runtime.block_on(bare(frames.clone()));
-        let plain = runtime.block_on(sdk(frames.clone(), false));
-        let mirrored = runtime.block_on(sdk(frames.clone(), true));
+    let (mut bares, mut plains, mut mirrors) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 1..=ROUNDS {
+        let bare = rate(runtime.block_on(bare(frames.clone())));
+        let plain = rate(runtime.block_on(sdk(frames.clone(), false)));
+        let mirrored = rate(runtime.block_on(sdk(frames.clone(), true)));
         println!(
-            "round {round}: bare reader {:>9.0} msg/s | SDK events {:>9.0} msg/s | SDK + mirror {:>9.0} msg/s | mirror+SDK cost {:.2} µs/msg over bare",
-            rate(bare),
-            rate(plain),
-            rate(mirrored),
-            (mirrored.as_secs_f64() - bare.as_secs_f64()) * 1e6 / UPDATES as f64
+            "round {round}: bare reader {bare:>9.0} msg/s | SDK events {plain:>9.0} msg/s | SDK + mirror {mirrored:>9.0} msg/s"
         );
+        bares.push(bare);
+        plains.push(plain);
+        mirrors.push(mirrored);
     }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (bare, plain, mirrored) = (median(&mut bares), median(&mut plains), median(&mut mirrors));
+    println!(
+        "median of {ROUNDS}: bare reader {bare:.0} msg/s ({:.2} µs/msg) | SDK events {plain:.0} msg/s ({:.2} µs/msg) | SDK + mirror {mirrored:.0} msg/s ({:.2} µs/msg)",
+        1e6 / bare,
+        1e6 / plain,
+        1e6 / mirrored
+    );
 }
