@@ -172,7 +172,9 @@ impl ClientHandle {
     /// Subscribes; returns the canonical channel names once the gateway has acked. Each
     /// channel's first event follows (a snapshot for books and latest-value channels).
     /// Channel names are checked locally first (`invalid_argument`); the gateway's refusals
-    /// come back as [`ClientError::Api`] with its code (`unknown_channel`, …).
+    /// come back as [`ClientError::Api`] with its code (`unknown_channel`, …). While the
+    /// client is reconnecting this fails with [`ClientError::Disconnected`] (retryable);
+    /// channels already subscribed are resubscribed by the client itself.
     pub async fn subscribe<I, S>(&self, channels: I) -> Result<Vec<String>, ClientError>
     where
         I: IntoIterator<Item = S>,

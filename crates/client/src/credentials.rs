@@ -3,7 +3,7 @@
 use std::fmt;
 
 /// How the client authenticates. Applied as an `Authorization` header on the WebSocket upgrade
-/// and on every REST call. [`Client::set_credentials`](crate::Client::set_credentials) swaps
+/// and on every REST call. [`Client::set_credentials`](crate::ClientHandle::set_credentials) swaps
 /// them at run time.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub enum Credentials {

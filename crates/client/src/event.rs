@@ -49,7 +49,7 @@ pub struct Latest<T> {
 }
 
 /// A deprecation signal for the key in use: fetch a new key and call
-/// [`Client::set_credentials`](crate::Client::set_credentials) before `expires_at`.
+/// [`Client::set_credentials`](crate::ClientHandle::set_credentials) before `expires_at`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyExpiring {
     /// The key's public id, if the gateway sends it.

@@ -16,7 +16,7 @@ pub struct ClientOptions {
     /// Keep a local order book for every subscribed `book:` channel ([`Client::book`]).
     /// Default true.
     ///
-    /// [`Client::book`]: crate::Client::book
+    /// [`Client::book`]: crate::ClientHandle::book
     pub mirror_books: bool,
     /// Time allowed for the TCP connect + WebSocket upgrade, and for a REST call. Default 10 s.
     pub connect_timeout: Duration,
