@@ -224,7 +224,11 @@ fn client_overhead() {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
-    let (bare, plain, mirrored) = (median(&mut bares), median(&mut plains), median(&mut mirrors));
+    let (bare, plain, mirrored) = (
+        median(&mut bares),
+        median(&mut plains),
+        median(&mut mirrors),
+    );
     println!(
         "median of {ROUNDS}: bare reader {bare:.0} msg/s ({:.2} µs/msg) | SDK events {plain:.0} msg/s ({:.2} µs/msg) | SDK + mirror {mirrored:.0} msg/s ({:.2} µs/msg)",
         1e6 / bare,

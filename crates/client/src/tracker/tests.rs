@@ -210,6 +210,9 @@ fn a_rate_limited_request_without_id_replaces_the_connection() {
         ServerMessage::error(protocol::ErrorCode::RateLimited, "slow down", None),
         &mut out,
     );
-    assert!(out.reconnect, "the refused rejoin would otherwise never be answered");
+    assert!(
+        out.reconnect,
+        "the refused rejoin would otherwise never be answered"
+    );
     assert!(matches!(out.events[0], Event::ServerError(_)));
 }
