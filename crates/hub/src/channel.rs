@@ -5,8 +5,14 @@ use book::{BookError, ChecksumAlgo, DeltaOutcome, OrderBook, StaleReason};
 use model::{BookDelta, BookSnapshot, Channel, Level};
 use parking_lot::Mutex;
 use protocol::{DataMessage, ServerMessage, WireLevel};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use tokio::sync::broadcast;
+use tokio::time::Instant;
+
+mod history;
+
+pub use history::{HistoryLimits, Lost, Resumed};
 
 /// What a channel remembers for subscribers that join (or rejoin after lagging).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +48,9 @@ pub struct Subscription {
     /// receiver's first frame is `seq + 1`.
     pub seq: u64,
     pub initial: Option<Frame>,
+    /// On a recovered resume: every frame after the resume position up to `seq`, in order
+    /// (`initial` is then `None`). Empty otherwise.
+    pub replay: Vec<Frame>,
     pub rx: broadcast::Receiver<Frame>,
 }
 
@@ -67,6 +76,9 @@ enum Cache {
 #[derive(Debug)]
 struct State {
     seq: u64,
+    /// The last frames published, oldest first, with when they were published; their seqs
+    /// are consecutive and the newest is `seq`.
+    history: VecDeque<(Instant, Frame)>,
     cache: Cache,
     /// The last snapshot frame built for joiners: `(seq, resync, frame)`.
     snapshot_cache: Option<(u64, bool, Frame)>,
@@ -79,11 +91,18 @@ pub struct ChannelHandle {
     name: Arc<str>,
     epoch: Arc<str>,
     tx: broadcast::Sender<Frame>,
+    history: HistoryLimits,
     state: Mutex<State>,
 }
 
 impl ChannelHandle {
-    pub(crate) fn new(channel: Channel, epoch: Arc<str>, capacity: usize, mode: CacheMode) -> Self {
+    pub(crate) fn new(
+        channel: Channel,
+        epoch: Arc<str>,
+        capacity: usize,
+        history: HistoryLimits,
+        mode: CacheMode,
+    ) -> Self {
         let cache = match mode {
             CacheMode::None => Cache::None,
             CacheMode::Latest => Cache::Latest(None),
@@ -101,8 +120,10 @@ impl ChannelHandle {
             channel,
             epoch,
             tx,
+            history,
             state: Mutex::new(State {
                 seq: 0,
+                history: VecDeque::new(),
                 cache,
                 snapshot_cache: None,
             }),
@@ -136,6 +157,15 @@ impl ChannelHandle {
     pub fn subscribe(&self, resync: bool) -> Subscription {
         let mut state = self.state.lock();
         let rx = self.tx.subscribe();
+        self.join(&mut state, rx, resync)
+    }
+
+    fn join(
+        &self,
+        state: &mut State,
+        rx: broadcast::Receiver<Frame>,
+        resync: bool,
+    ) -> Subscription {
         let seq = state.seq;
         if let Some((cached_seq, cached_resync, frame)) = &state.snapshot_cache
             && *cached_seq == seq
@@ -144,6 +174,7 @@ impl ChannelHandle {
             return Subscription {
                 seq,
                 initial: Some(frame.clone()),
+                replay: Vec::new(),
                 rx,
             };
         }
@@ -165,6 +196,7 @@ impl ChannelHandle {
                     return Subscription {
                         seq,
                         initial: Some(notice.clone()),
+                        replay: Vec::new(),
                         rx,
                     };
                 }
@@ -172,6 +204,7 @@ impl ChannelHandle {
                     return Subscription {
                         seq,
                         initial: None,
+                        replay: Vec::new(),
                         rx,
                     };
                 }
@@ -187,7 +220,12 @@ impl ChannelHandle {
         if let Some(frame) = &initial {
             state.snapshot_cache = Some((seq, resync, frame.clone()));
         }
-        Subscription { seq, initial, rx }
+        Subscription {
+            seq,
+            initial,
+            replay: Vec::new(),
+            rx,
+        }
     }
 
     /// Publishes an update on a trades/ticker/candles/status channel. `channel`, `seq` and
@@ -369,6 +407,11 @@ impl ChannelHandle {
         state.seq += 1;
         let frame = Frame::new(state.seq, kind, recv_ts, text);
         state.snapshot_cache = None;
+        if self.history.size > 0 {
+            let now = Instant::now();
+            state.history.push_back((now, frame.clone()));
+            self.prune(state, now);
+        }
         // An error only means nobody is subscribed right now.
         let _ = self.tx.send(frame.clone());
         frame

@@ -18,6 +18,11 @@
 //! - **Bounded memory**: each channel's ring holds at most `capacity` frames whatever the number
 //!   or speed of subscribers. A subscriber that falls more than `capacity` frames behind is told
 //!   so (`Lagged`) and must rejoin through `subscribe`, which the server does (conflation).
+//! - **Resume without loss or partial replay**: each channel keeps its last frames (bounded by
+//!   count and age). [`ChannelHandle::resume`] replays exactly the frames after a client's
+//!   `(epoch, seq)` and hands over a receiver that continues after them, atomically under the
+//!   channel lock; if any of them is gone (or the epoch differs) it replays nothing and joins
+//!   fresh instead.
 //! - **Publishing never waits for subscribers**: a slow subscriber cannot slow the publisher or
 //!   the other subscribers.
 
@@ -25,6 +30,6 @@ pub mod channel;
 pub mod frame;
 pub mod registry;
 
-pub use channel::{BookView, CacheMode, ChannelHandle, Subscription};
+pub use channel::{BookView, CacheMode, ChannelHandle, HistoryLimits, Lost, Resumed, Subscription};
 pub use frame::{Frame, FrameKind};
 pub use registry::{Hub, HubConfig};

@@ -1,11 +1,12 @@
 //! The set of channels the gateway serves.
 
-use crate::channel::{CacheMode, ChannelHandle};
+use crate::channel::{CacheMode, ChannelHandle, HistoryLimits};
 use model::{Channel, Timestamp};
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Hub settings (`[hub]` in the config file).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -15,22 +16,46 @@ pub struct HubConfig {
     /// subscriber further behind than this is conflated (book: fresh snapshot) or told about
     /// the gap (trades). Memory per channel is bounded by this many frames.
     pub channel_capacity: usize,
+    /// Frames each channel keeps for clients that reconnect and `resume` (0: resume never
+    /// recovers). A client whose missed messages are all still here gets them replayed.
+    pub history_size: usize,
+    /// Seconds a frame stays in the resume history, whatever `history_size` allows.
+    pub history_ttl_secs: u64,
 }
 
 impl Default for HubConfig {
     fn default() -> Self {
         Self {
             channel_capacity: 1024,
+            history_size: 1024,
+            history_ttl_secs: 10,
         }
     }
 }
 
 impl HubConfig {
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks the ranges; the error is `(key, message)`.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
         if !(16..=1_048_576).contains(&self.channel_capacity) {
-            return Err("hub.channel_capacity must be between 16 and 1048576".into());
+            return Err((
+                "hub.channel_capacity",
+                "must be between 16 and 1048576".into(),
+            ));
+        }
+        if self.history_size > 1_048_576 {
+            return Err(("hub.history_size", "must be between 0 and 1048576".into()));
+        }
+        if !(1..=3600).contains(&self.history_ttl_secs) {
+            return Err(("hub.history_ttl_secs", "must be between 1 and 3600".into()));
         }
         Ok(())
+    }
+
+    pub fn history_limits(&self) -> HistoryLimits {
+        HistoryLimits {
+            size: self.history_size,
+            ttl: Duration::from_secs(self.history_ttl_secs),
+        }
     }
 }
 
@@ -70,6 +95,7 @@ impl Hub {
                     channel,
                     epoch.into(),
                     self.config.channel_capacity,
+                    self.config.history_limits(),
                     mode,
                 ))
             })

@@ -35,6 +35,7 @@ fn parse(frame: &hub::Frame) -> ServerMessage {
 fn hub(capacity: usize) -> Hub {
     Hub::new(HubConfig {
         channel_capacity: capacity,
+        ..HubConfig::default()
     })
 }
 

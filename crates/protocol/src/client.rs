@@ -4,13 +4,19 @@
 //! {"op":"subscribe","id":1,"channels":["book:sim:BTC-USDT","trades:sim:BTC-USDT"]}
 //! {"op":"unsubscribe","id":2,"channels":["trades:sim:BTC-USDT"]}
 //! {"op":"ping","id":3}
+//! {"op":"subscribe","id":4,"channels":["trades:sim:BTC-USDT"],
+//!  "resume":{"trades:sim:BTC-USDT":{"epoch":"18c2f0a1b2c3-4","seq":1041}}}
 //! ```
+//!
+//! `resume` (optional) asks the server to continue each listed channel right after the given
+//! position instead of starting from a fresh snapshot; see [`ResumeFrom`].
 //!
 //! `id` is optional; when present (a non-negative integer or a string of at most 64 characters)
 //! every reply to the request echoes it.
 
 use crate::ErrorCode;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Request id echoed in replies.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,6 +29,23 @@ pub enum RequestId {
 /// Longest accepted string request id.
 pub const MAX_ID_LEN: usize = 64;
 
+/// Longest accepted `epoch` in a resume position.
+pub const MAX_EPOCH_LEN: usize = 64;
+
+/// A position on a channel: the last message a client processed, as `(epoch, seq)`.
+///
+/// On `subscribe`, the server replays every message after `seq` from the channel's history
+/// and acks the channel with `recovered: true` if, and only if, the epoch is the channel's
+/// current one and the history still holds all of them; otherwise it acks `recovered: false`
+/// and the client starts over (a fresh snapshot, a `gap` notice or the latest value). It never
+/// replays part of what was missed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResumeFrom {
+    pub epoch: String,
+    pub seq: u64,
+}
+
 /// A parsed client operation. Channel names are kept as text here; the server validates them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -31,6 +54,9 @@ pub enum ClientOp {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<RequestId>,
         channels: Vec<String>,
+        /// Positions to resume from, keyed by a name listed in `channels`.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        resume: BTreeMap<String, ResumeFrom>,
     },
     Unsubscribe {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -120,11 +146,38 @@ pub fn parse_client_op(text: &str) -> Result<ClientOp, OpError> {
             id,
         });
     }
-    serde_json::from_value(value).map_err(|e| OpError {
+    let op: ClientOp = serde_json::from_value(value).map_err(|e| OpError {
         code: ErrorCode::BadRequest,
         message: format!("invalid {op}: {e}"),
-        id,
-    })
+        id: id.clone(),
+    })?;
+    if let ClientOp::Subscribe {
+        channels, resume, ..
+    } = &op
+    {
+        check_resume(channels, resume).map_err(|message| OpError {
+            code: ErrorCode::BadRequest,
+            message,
+            id,
+        })?;
+    }
+    Ok(op)
+}
+
+/// Every resume key must be one of the subscribed names; epochs are bounded.
+fn check_resume(channels: &[String], resume: &BTreeMap<String, ResumeFrom>) -> Result<(), String> {
+    for (name, from) in resume {
+        let shown: String = name.chars().take(96).collect();
+        if !channels.iter().any(|c| c == name) {
+            return Err(format!("resume names {shown:?}, which is not in channels"));
+        }
+        if from.epoch.is_empty() || from.epoch.len() > MAX_EPOCH_LEN {
+            return Err(format!(
+                "resume epoch of {shown:?} must be 1 to {MAX_EPOCH_LEN} characters"
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -139,8 +192,27 @@ mod tests {
             op,
             ClientOp::Subscribe {
                 id: Some(RequestId::Num(1)),
-                channels: vec!["book:sim:BTC-USDT".into()]
+                channels: vec!["book:sim:BTC-USDT".into()],
+                resume: BTreeMap::new(),
             }
+        );
+        let op = parse_client_op(
+            r#"{"op":"subscribe","channels":["trades:sim:BTC-USDT"],"resume":{"trades:sim:BTC-USDT":{"epoch":"e-1","seq":9}}}"#,
+        )
+        .unwrap();
+        let ClientOp::Subscribe { resume, .. } = &op else {
+            panic!("subscribe")
+        };
+        assert_eq!(
+            resume["trades:sim:BTC-USDT"],
+            ResumeFrom {
+                epoch: "e-1".into(),
+                seq: 9
+            }
+        );
+        assert_eq!(
+            parse_client_op(&serde_json::to_string(&op).unwrap()).unwrap(),
+            op
         );
         let op = parse_client_op(r#"{"op":"ping","id":"abc"}"#).unwrap();
         assert_eq!(
@@ -185,6 +257,32 @@ mod tests {
             ),
             (r#"{"op":"ping","id":-1}"#, ErrorCode::BadRequest, None),
             (r#"{"op":"ping","id":{"a":1}}"#, ErrorCode::BadRequest, None),
+            // resume: a key not subscribed, a wrong shape, an unknown field, an empty epoch
+            (
+                r#"{"op":"subscribe","id":7,"channels":["a"],"resume":{"b":{"epoch":"e","seq":1}}}"#,
+                ErrorCode::BadRequest,
+                Some(RequestId::Num(7)),
+            ),
+            (
+                r#"{"op":"subscribe","channels":["a"],"resume":{"a":5}}"#,
+                ErrorCode::BadRequest,
+                None,
+            ),
+            (
+                r#"{"op":"subscribe","channels":["a"],"resume":{"a":{"epoch":"e","seq":1,"x":1}}}"#,
+                ErrorCode::BadRequest,
+                None,
+            ),
+            (
+                r#"{"op":"subscribe","channels":["a"],"resume":{"a":{"epoch":"","seq":1}}}"#,
+                ErrorCode::BadRequest,
+                None,
+            ),
+            (
+                r#"{"op":"subscribe","channels":["a"],"resume":{"a":{"epoch":"e","seq":-1}}}"#,
+                ErrorCode::BadRequest,
+                None,
+            ),
         ];
         for (text, code, id) in cases {
             let err = parse_client_op(text).unwrap_err();

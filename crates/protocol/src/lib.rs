@@ -6,13 +6,15 @@
 //!
 //! - [`client`]: client → server operations (`subscribe`, `unsubscribe`, `ping`) and their parser.
 //! - [`server`]: server → client messages (acks, `snapshot`/`update` data, notices, errors).
+//! - [`rest`]: bodies of the public REST responses.
 //! - [`error`]: the closed set of stable error codes, with HTTP statuses and close codes.
 
 pub mod client;
 pub mod error;
+pub mod rest;
 pub mod server;
 
-pub use client::{ClientOp, OpError, RequestId, parse_client_op};
+pub use client::{ClientOp, OpError, RequestId, ResumeFrom, parse_client_op};
 pub use error::{CloseCode, ErrorCode};
 pub use server::{
     CandleBody, DataMessage, ErrorBody, ServerMessage, StatusBody, WireLevel, WireTrade,

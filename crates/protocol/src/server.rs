@@ -8,9 +8,10 @@
 //! - trades: `trades` (array of `{id, price, size, side, ts}`);
 //! - ticker: `ticker`; candles: `candle`; status: `status`.
 
-use crate::{ErrorCode, RequestId};
+use crate::{ErrorCode, RequestId, ResumeFrom};
 use model::{Decimal, Level, Side, Ticker, Trade};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// A book level on the wire: `["price", "size"]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -145,6 +146,17 @@ pub enum ServerMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<RequestId>,
         channels: Vec<String>,
+        /// For each channel the request had a `resume` position for (and was not already
+        /// subscribed on this connection): `true` when every message after that position
+        /// follows this ack, in order, with none missing; `false` when the client starts over.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        recovered: BTreeMap<String, bool>,
+        /// For each channel this request joined without a replay: its `(epoch, seq)` at the
+        /// join. The channel's next message is a snapshot (or `resync` notice) at `seq`, or
+        /// an update at `seq + 1`. A client resumes from here even if it has received nothing
+        /// yet (a quiet trades channel), so it never misses a message silently.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        positions: BTreeMap<String, ResumeFrom>,
     },
     /// Ack of an `unsubscribe`.
     Unsubscribed {
@@ -163,8 +175,11 @@ pub enum ServerMessage {
         seq: u64,
         reason: String,
     },
-    /// Messages `from_seq..=to_seq` on a trades channel were not delivered to this client (it
-    /// fell behind). Other kinds get a fresh `snapshot` instead.
+    /// Messages `from_seq..=to_seq` on a trades channel were not delivered to
+    /// this client: it fell behind (`slow_consumer`), or its `resume` position could not be
+    /// recovered (`history_expired`, `epoch_changed`: then the range is the part of the
+    /// current epoch the client missed and may be empty, but anything of the old epoch after
+    /// its position is lost too).
     Gap {
         channel: String,
         from_seq: u64,

@@ -368,7 +368,7 @@ impl Config {
         }
         self.hub
             .validate()
-            .map_err(|m| ConfigError::new("hub.channel_capacity", m))?;
+            .map_err(|(key, m)| ConfigError::new(key, m))?;
         if !matches!(self.log.level.trim(), "") && tracing_filter_invalid(&self.log.level) {
             return Err(ConfigError::new(
                 "log.level",
@@ -474,6 +474,8 @@ mod tests {
                 "server.socket_send_buffer",
             ),
             ("[hub]\nchannel_capacity = 1", "hub.channel_capacity"),
+            ("[hub]\nhistory_ttl_secs = 0", "hub.history_ttl_secs"),
+            ("[hub]\nhistory_size = 2000000", "hub.history_size"),
             ("[log]\nlevel = \"info,server=loud\"", "log.level"),
             ("venues = []", "venues"),
             (

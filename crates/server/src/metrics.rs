@@ -58,6 +58,10 @@ pub struct Metrics {
     pub gaps: AtomicU64,
     /// Frames skipped by lagging subscribers.
     pub frames_dropped: AtomicU64,
+    /// Channels resumed with `recovered: true` (every missed frame replayed).
+    pub resumes_recovered: AtomicU64,
+    /// Channels whose resume position could not be recovered (`recovered: false`).
+    pub resumes_lost: AtomicU64,
     /// Clients closed because they could not keep up.
     pub slow_disconnects: AtomicU64,
     /// Clients closed for silence.
@@ -165,6 +169,18 @@ impl Metrics {
             "counter",
             "Frames lagging subscribers skipped.",
             &one(load(&self.frames_dropped)),
+        );
+        family(
+            "tickgate_resumes_total",
+            "counter",
+            "Channel resumes, by outcome.",
+            &[
+                (
+                    "{outcome=\"recovered\"}".to_string(),
+                    load(&self.resumes_recovered),
+                ),
+                ("{outcome=\"lost\"}".to_string(), load(&self.resumes_lost)),
+            ],
         );
         family(
             "tickgate_slow_consumer_disconnects_total",

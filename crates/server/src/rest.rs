@@ -9,7 +9,8 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use model::{Channel, ChannelKind, Instrument, Interval, Symbol, Venue};
+use model::{Channel, ChannelKind, Interval, Symbol, Venue};
+use protocol::rest::{BookResponse, CandlesResponse, InstrumentsResponse, TickerResponse};
 use protocol::{CandleBody, ErrorBody, ErrorCode, WireLevel};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -124,11 +125,6 @@ fn unknown_instrument(venue: &Venue, symbol: &Symbol) -> ApiError {
     )
 }
 
-#[derive(Serialize)]
-struct InstrumentsResponse {
-    instruments: Vec<Instrument>,
-}
-
 pub(crate) async fn instruments(
     State(state): State<AppState>,
     params: Params,
@@ -137,13 +133,6 @@ pub(crate) async fn instruments(
     Ok(Json(InstrumentsResponse {
         instruments: state.market().instruments(),
     }))
-}
-
-#[derive(Serialize)]
-struct TickerResponse {
-    venue: Venue,
-    symbol: Symbol,
-    ticker: model::Ticker,
 }
 
 pub(crate) async fn ticker(
@@ -161,18 +150,6 @@ pub(crate) async fn ticker(
         symbol,
         ticker,
     }))
-}
-
-#[derive(Serialize)]
-struct BookResponse {
-    channel: String,
-    seq: u64,
-    epoch: String,
-    ts: i64,
-    recv_ts: i64,
-    checksum: u32,
-    bids: Vec<WireLevel>,
-    asks: Vec<WireLevel>,
 }
 
 pub(crate) async fn book(
@@ -206,14 +183,6 @@ pub(crate) async fn book(
         bids: view.bids.into_iter().map(WireLevel::from).collect(),
         asks: view.asks.into_iter().map(WireLevel::from).collect(),
     }))
-}
-
-#[derive(Serialize)]
-struct CandlesResponse {
-    venue: Venue,
-    symbol: Symbol,
-    interval: Interval,
-    candles: Vec<CandleBody>,
 }
 
 pub(crate) async fn candles(

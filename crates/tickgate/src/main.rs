@@ -4,7 +4,8 @@
 //! # Layout
 //!
 //! - `cmd::serve`: `tickgate serve`.
-//! - `cmd::tail`: `tickgate tail CHANNEL...`.
+//! - `cmd::tail`: `tickgate tail CHANNEL...` (on the SDK: survives restarts).
+//! - `cmd::book`: `tickgate book CHANNEL` (live top of book from the SDK's mirror).
 //! - `cmd::config`: `tickgate config default|check`.
 //! - `cmd::bench`: `tickgate bench fanout|idle`.
 
@@ -28,8 +29,10 @@ struct Cli {
 enum Command {
     /// Run the gateway.
     Serve(cmd::serve::ServeArgs),
-    /// Print a channel's messages as they arrive.
+    /// Print a channel's messages as they arrive (reconnects and recovers by itself).
     Tail(cmd::tail::TailArgs),
+    /// Show the live top of a book, kept by the SDK's local mirror.
+    Book(cmd::book::BookArgs),
     /// Print the default configuration or check a configuration file.
     #[command(subcommand)]
     Config(cmd::config::ConfigCommand),
@@ -43,6 +46,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => cmd::serve::run(args),
         Command::Tail(args) => cmd::tail::run(args),
+        Command::Book(args) => cmd::book::run(args),
         Command::Config(command) => cmd::config::run(command),
         Command::Bench(command) => cmd::bench::run(command),
     };

@@ -187,3 +187,108 @@ fn serve_then_tail_then_sigterm() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Reads stdout lines until one matches, or panics after `limit`.
+fn read_until(
+    lines: &mut impl Iterator<Item = std::io::Result<String>>,
+    limit: Duration,
+    pred: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    let deadline = Instant::now() + limit;
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let done = pred(&line);
+        seen.push(line);
+        if done {
+            return seen;
+        }
+        assert!(Instant::now() < deadline, "no matching line in {seen:?}");
+    }
+    panic!("output ended: {seen:?}");
+}
+
+#[test]
+fn tail_survives_a_gateway_restart_and_says_so() {
+    let port = free_port();
+    let server = serve(port);
+    let url = format!("http://127.0.0.1:{port}");
+    let mut tail = tickgate()
+        .args([
+            "tail",
+            "--url",
+            &url,
+            "book:sim:BTC-USDT",
+            "trades:sim:BTC-USDT",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(tail.stdout.take().unwrap()).lines();
+    read_until(&mut lines, Duration::from_secs(20), |l| {
+        l.contains("snapshot")
+    });
+    drop(server);
+    read_until(&mut lines, Duration::from_secs(20), |l| {
+        l.starts_with("RECONNECTING")
+    });
+    let _server = serve(port);
+    let seen = read_until(&mut lines, Duration::from_secs(30), |l| {
+        l.contains("snapshot (resync)")
+    });
+    assert!(
+        seen.iter()
+            .any(|l| l.starts_with("RECOVERED") && l.contains("started over")),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter().any(|l| l.contains("RESYNC (not_recovered)")),
+        "{seen:?}"
+    );
+    let _ = tail.kill();
+    let _ = tail.wait();
+}
+
+#[test]
+fn book_shows_the_top_of_the_mirrored_book() {
+    let port = free_port();
+    let _server = serve(port);
+    let url = format!("http://127.0.0.1:{port}");
+    let out = tickgate()
+        .args([
+            "book",
+            "--url",
+            &url,
+            "--count",
+            "3",
+            "--interval-ms",
+            "200",
+            "--depth",
+            "2",
+        ])
+        .arg("book:sim:BTC-USDT")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let views: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("book:sim:BTC-USDT #"))
+        .collect();
+    assert_eq!(views.len(), 3, "{text}");
+    assert!(
+        views
+            .iter()
+            .any(|v| v.contains(" bid ") && v.contains(" spread ")),
+        "{text}"
+    );
+    let bad = tickgate()
+        .args(["book", "--url", &url, "trades:sim:BTC-USDT"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}

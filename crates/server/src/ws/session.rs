@@ -10,15 +10,24 @@
 //! policy, a fresh snapshot (book, ticker, candles, status) or a `gap` notice (trades); a client
 //! that lags too often, or whose socket write stalls for `write_timeout_secs`, is closed with
 //! 4001. Nothing a slow client does delays the publisher or the other clients.
+//!
+//! Resume: a `subscribe` with `resume` positions joins each channel through
+//! [`ChannelHandle::resume`]: the replayed frames are written right after the ack, then the
+//! live ones. Conflation and resume interact like this: a lagging client is conflated (book
+//! snapshot / `gap` notice) within its connection and its position moves past what it missed;
+//! under the `disconnect` policy it is closed instead, and if it reconnects and resumes while
+//! the missed frames are still in the history, it gets them all (`recovered: true`).
 
 use super::limiter::TokenBucket;
+
+mod subscribe;
 use crate::config::SlowConsumerPolicy;
-use crate::metrics::{KINDS, LocalLatency};
+use crate::metrics::LocalLatency;
 use crate::state::AppState;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use hub::{ChannelHandle, Frame};
-use model::{Channel, ChannelKind, Timestamp};
+use model::Timestamp;
 use protocol::{
     ClientOp, CloseCode, ErrorBody, ErrorCode, RequestId, ServerMessage, parse_client_op,
 };
@@ -312,137 +321,13 @@ impl Session {
                 })
                 .await
             }
-            Ok(ClientOp::Subscribe { id, channels }) => self.subscribe(id, channels).await,
+            Ok(ClientOp::Subscribe {
+                id,
+                channels,
+                resume,
+            }) => self.subscribe(id, channels, resume).await,
             Ok(ClientOp::Unsubscribe { id, channels }) => self.unsubscribe(id, channels).await,
         }
-    }
-
-    /// Resolves channel names to served channels, all or nothing.
-    fn resolve(
-        &self,
-        names: &[String],
-    ) -> Result<Vec<Arc<ChannelHandle>>, (ErrorCode, String, Option<String>)> {
-        let max = self.state.config().ws.max_channels_per_connection;
-        if names.is_empty() {
-            return Err((
-                ErrorCode::BadRequest,
-                "channels must not be empty".into(),
-                None,
-            ));
-        }
-        if names.len() > max {
-            return Err((
-                ErrorCode::TooManyChannels,
-                format!("at most {max} channels per connection"),
-                None,
-            ));
-        }
-        let mut handles: Vec<Arc<ChannelHandle>> = Vec::with_capacity(names.len());
-        for name in names {
-            let shown: String = name.chars().take(model::channel::MAX_CHANNEL_LEN).collect();
-            let channel: Channel = name.parse().map_err(|e: model::ModelError| {
-                (
-                    ErrorCode::InvalidChannel,
-                    e.to_string(),
-                    Some(shown.clone()),
-                )
-            })?;
-            let Some(handle) = self.state.hub().get(&channel) else {
-                return Err((
-                    ErrorCode::UnknownChannel,
-                    format!(
-                        "channel {channel} is not served by this gateway; see GET /v1/instruments"
-                    ),
-                    Some(shown),
-                ));
-            };
-            if !handles.iter().any(|h| Arc::ptr_eq(h, &handle)) {
-                handles.push(handle);
-            }
-        }
-        Ok(handles)
-    }
-
-    async fn subscribe(&mut self, id: Option<RequestId>, names: Vec<String>) -> Result<(), End> {
-        let handles = match self.resolve(&names) {
-            Ok(handles) => handles,
-            Err((code, message, channel)) => {
-                return self.reply_error(code, &message, id, channel).await;
-            }
-        };
-        let new: Vec<_> = handles
-            .iter()
-            .filter(|h| !self.by_name.contains_key(h.name()))
-            .cloned()
-            .collect();
-        let max = self.state.config().ws.max_channels_per_connection;
-        if self.by_name.len() + new.len() > max {
-            let message = format!(
-                "at most {max} channels per connection ({} already subscribed)",
-                self.by_name.len()
-            );
-            return self
-                .reply_error(ErrorCode::TooManyChannels, &message, id, None)
-                .await;
-        }
-        let channels = handles.iter().map(|h| h.name().to_string()).collect();
-        self.feed_message(&ServerMessage::Subscribed { id, channels })
-            .await?;
-        for handle in new {
-            let joined = handle.subscribe(false);
-            let kind = handle.channel().kind;
-            let kind_index = KINDS.iter().position(|k| *k == kind.label()).unwrap_or(0);
-            let slot = self.next_slot;
-            self.next_slot = self.next_slot.wrapping_add(1);
-            self.by_name.insert(handle.name().clone(), slot);
-            self.info.insert(
-                slot,
-                Sub {
-                    kind: kind_index,
-                    gap_notices: kind == ChannelKind::Trades,
-                    last_seq: joined.seq,
-                    handle,
-                },
-            );
-            self.subs.insert(slot, BroadcastStream::new(joined.rx));
-            if let Some(frame) = joined.initial {
-                self.feed_frame(&frame, kind_index).await?;
-            }
-        }
-        self.socket.flush().await.map_err(End::Socket)
-    }
-
-    async fn unsubscribe(&mut self, id: Option<RequestId>, names: Vec<String>) -> Result<(), End> {
-        let mut channels = Vec::with_capacity(names.len());
-        for name in &names {
-            match name.parse::<Channel>() {
-                Ok(channel) => channels.push(channel.to_string()),
-                Err(e) => {
-                    let shown = name.chars().take(model::channel::MAX_CHANNEL_LEN).collect();
-                    return self
-                        .reply_error(ErrorCode::InvalidChannel, &e.to_string(), id, Some(shown))
-                        .await;
-                }
-            }
-        }
-        if channels.is_empty() {
-            return self
-                .reply_error(
-                    ErrorCode::BadRequest,
-                    "channels must not be empty",
-                    id,
-                    None,
-                )
-                .await;
-        }
-        for name in &channels {
-            if let Some(slot) = self.by_name.remove(name.as_str()) {
-                self.subs.remove(&slot);
-                self.info.remove(&slot);
-            }
-        }
-        self.send_message(&ServerMessage::Unsubscribed { id, channels })
-            .await
     }
 
     async fn reply_error(

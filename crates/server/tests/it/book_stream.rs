@@ -13,11 +13,27 @@ async fn subscribe_gives_snapshot_then_gap_free_updates_with_valid_checksums() {
         r#"{"op":"subscribe","id":1,"channels":["book:sim:BTC-USDT"]}"#,
     )
     .await;
+    let ServerMessage::Subscribed {
+        id,
+        channels,
+        recovered,
+        positions,
+    } = recv(&mut ws).await
+    else {
+        panic!("ack first")
+    };
     assert_eq!(
-        recv(&mut ws).await,
+        ServerMessage::Subscribed {
+            id,
+            channels,
+            recovered,
+            positions: Default::default(),
+        },
         ServerMessage::Subscribed {
             id: Some(protocol::RequestId::Num(1)),
-            channels: vec!["book:sim:BTC-USDT".into()]
+            channels: vec!["book:sim:BTC-USDT".into()],
+            recovered: Default::default(),
+            positions: Default::default(),
         }
     );
     let ServerMessage::Snapshot(snapshot) = recv(&mut ws).await else {
@@ -25,6 +41,12 @@ async fn subscribe_gives_snapshot_then_gap_free_updates_with_valid_checksums() {
     };
     assert_eq!(snapshot.channel, "book:sim:BTC-USDT");
     assert!(!snapshot.resync);
+    // The ack told where the channel starts: the snapshot is at that position.
+    let at = &positions["book:sim:BTC-USDT"];
+    assert_eq!(
+        (at.epoch.as_str(), at.seq),
+        (snapshot.epoch.as_str(), snapshot.seq)
+    );
     assert!(
         snapshot.bids.as_ref().unwrap().len() >= 50 && snapshot.asks.as_ref().unwrap().len() >= 50
     );

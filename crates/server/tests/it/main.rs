@@ -8,4 +8,5 @@ mod book_stream;
 mod errors;
 mod lifecycle;
 mod rest;
+mod resume;
 mod slow_consumer;

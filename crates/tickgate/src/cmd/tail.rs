@@ -1,21 +1,20 @@
-//! `tickgate tail CHANNEL...`: subscribe and print every message.
+//! `tickgate tail CHANNEL...`: subscribe through the SDK and print every event. Survives
+//! gateway restarts and network drops by itself, and says so (reconnect, recover, resync, gap).
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Args;
-use futures_util::{SinkExt, StreamExt};
-use protocol::{ClientOp, DataMessage, RequestId, ServerMessage};
+use client::{Client, ClientError, ClientOptions, Credentials, Event};
+use protocol::{DataMessage, ServerMessage, WireLevel};
 use std::process::ExitCode;
-use tokio_tungstenite::tungstenite::Message;
 
 #[derive(Debug, Args)]
 pub struct TailArgs {
     /// Channels, e.g. `book:sim:BTC-USDT trades:sim:BTC-USDT ticker:sim:ETH-USDT`.
     #[arg(required = true)]
     channels: Vec<String>,
-    /// Base URL of the gateway; the WebSocket URL is derived from it (`/v1/ws`).
-    #[arg(long, default_value = "http://127.0.0.1:8080", env = "TICKGATE_URL")]
-    url: String,
-    /// Print each message as one JSON line (NDJSON) instead of a readable line.
+    #[command(flatten)]
+    conn: ConnArgs,
+    /// Print each event as one JSON line (NDJSON) instead of a readable line.
     #[arg(long)]
     json: bool,
     /// Exit after this many data messages.
@@ -23,23 +22,43 @@ pub struct TailArgs {
     count: Option<u64>,
 }
 
-/// `http://host:port/...` → `ws://host:port/v1/ws` (`https` → `wss`).
-pub fn ws_url(base: &str) -> anyhow::Result<String> {
-    let base = base.trim_end_matches('/');
-    let rest = if let Some(rest) = base.strip_prefix("http://") {
-        format!("ws://{rest}")
-    } else if let Some(rest) = base.strip_prefix("https://") {
-        format!("wss://{rest}")
-    } else if base.starts_with("ws://") || base.starts_with("wss://") {
-        base.to_string()
-    } else {
-        bail!("--url must start with http://, https://, ws:// or wss://, got {base:?}");
-    };
-    Ok(if rest.ends_with("/v1/ws") {
-        rest
-    } else {
-        format!("{rest}/v1/ws")
-    })
+/// How to reach the gateway (shared by `tail` and `book`).
+#[derive(Debug, Args)]
+pub struct ConnArgs {
+    /// Base URL of the gateway (`http://host:port`; the WebSocket URL is derived from it).
+    #[arg(long, default_value = "http://127.0.0.1:8080", env = "TICKGATE_URL")]
+    pub url: String,
+    /// API key sent as a bearer token (prefer the environment variable).
+    #[arg(long, env = "TICKGATE_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+}
+
+impl ConnArgs {
+    /// Connects, or explains why not (exit 1 on an unreachable gateway).
+    pub async fn connect(&self) -> anyhow::Result<Client> {
+        let mut options = ClientOptions::default();
+        if let Some(key) = &self.api_key {
+            options.credentials = Credentials::bearer(key.clone())?;
+        }
+        Client::connect(&self.url, options).await.with_context(|| {
+            format!(
+                "cannot connect to {} (is `tickgate serve` running?)",
+                self.url
+            )
+        })
+    }
+}
+
+/// Prints a refused subscription; `Some(exit code)` when the command must stop.
+pub fn refused(result: Result<Vec<String>, ClientError>) -> anyhow::Result<Option<Vec<String>>> {
+    match result {
+        Ok(channels) => Ok(Some(channels)),
+        Err(error @ (ClientError::Api { .. } | ClientError::InvalidArgument(_))) => {
+            eprintln!("error: {}: {error}", error.code());
+            Ok(None)
+        }
+        Err(error) => Err(error.into()),
+    }
 }
 
 pub fn run(args: TailArgs) -> anyhow::Result<ExitCode> {
@@ -50,173 +69,238 @@ pub fn run(args: TailArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn tail(args: TailArgs) -> anyhow::Result<ExitCode> {
-    let url = ws_url(&args.url)?;
-    let (mut socket, _) = tokio_tungstenite::connect_async(url.as_str())
-        .await
-        .with_context(|| format!("cannot connect to {url} (is `tickgate serve` running?)"))?;
-    let subscribe = ClientOp::Subscribe {
-        id: Some(RequestId::Num(1)),
-        channels: args.channels.clone(),
+    let mut client = args.conn.connect().await?;
+    let Some(channels) = refused(client.subscribe(&args.channels).await)? else {
+        return Ok(ExitCode::from(2));
     };
-    socket
-        .send(Message::Text(serde_json::to_string(&subscribe)?.into()))
-        .await?;
-    let mut seen = 0u64;
-    while let Some(message) = socket.next().await {
-        let text = match message.context("connection lost")? {
-            Message::Text(text) => text,
-            Message::Close(frame) => {
-                let why = frame
-                    .map(|f| format!("{} {}", u16::from(f.code), f.reason))
-                    .unwrap_or_default();
-                eprintln!("server closed the connection {why}");
-                return Ok(ExitCode::FAILURE);
-            }
-            _ => continue,
+    if args.json {
+        let ack = ServerMessage::Subscribed {
+            id: None,
+            channels,
+            recovered: Default::default(),
+            positions: Default::default(),
         };
-        let parsed: ServerMessage =
-            serde_json::from_str(&text).context("server sent an unreadable message")?;
-        if let ServerMessage::Error(error) = &parsed
-            && error.id == Some(RequestId::Num(1))
-        {
-            eprintln!("error: {}: {}", error.code, error.message);
-            return Ok(ExitCode::from(2));
+        println!("{}", ack.to_json());
+    } else {
+        println!("subscribed {}", channels.join(" "));
+    }
+    let mut seen = 0u64;
+    while let Some(event) = client.next_event().await {
+        if let Event::Closed { reason } = &event {
+            eprintln!("connection closed: {reason}");
+            return Ok(ExitCode::FAILURE);
         }
         if args.json {
-            println!("{text}");
+            println!("{}", to_json(&event));
         } else {
-            println!("{}", describe(&parsed));
+            println!("{}", describe(&event));
         }
-        if matches!(
-            parsed,
-            ServerMessage::Snapshot(_) | ServerMessage::Update(_)
-        ) {
+        if event.is_data() {
             seen += 1;
             if args.count.is_some_and(|limit| seen >= limit) {
-                let _ = socket.close(None).await;
+                client.close().await;
                 return Ok(ExitCode::SUCCESS);
             }
         }
     }
-    eprintln!("connection closed");
     Ok(ExitCode::FAILURE)
 }
 
-/// One readable line per message.
-fn describe(message: &ServerMessage) -> String {
-    match message {
-        ServerMessage::Subscribed { channels, .. } => format!("subscribed {}", channels.join(" ")),
-        ServerMessage::Unsubscribed { channels, .. } => {
-            format!("unsubscribed {}", channels.join(" "))
+/// One readable line per event.
+pub fn describe(event: &Event) -> String {
+    let levels = |levels: &[model::Level]| {
+        levels
+            .iter()
+            .take(3)
+            .map(|l| format!("{}x{}", l.price, l.size))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    match event {
+        Event::Snapshot(b) | Event::Update(b) => {
+            let kind = match event {
+                Event::Snapshot(_) if b.resync => " snapshot (resync)",
+                Event::Snapshot(_) => " snapshot",
+                _ => "",
+            };
+            format!(
+                "{} #{}{kind} bids[{}] {} | asks[{}] {}",
+                b.meta.channel,
+                b.meta.seq,
+                b.bids.len(),
+                levels(&b.bids),
+                b.asks.len(),
+                levels(&b.asks)
+            )
         }
-        ServerMessage::Snapshot(data) => format!(
-            "{} #{} snapshot{} {}",
-            data.channel,
-            data.seq,
-            if data.resync { " (resync)" } else { "" },
-            body(data)
+        Event::Trade(t) => {
+            let trades = t
+                .trades
+                .iter()
+                .map(|t| {
+                    let side = t.side.as_str().to_uppercase();
+                    format!("{side} {} @ {} (id {})", t.size, t.price, t.id)
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            format!("{} #{} {trades}", t.meta.channel, t.meta.seq)
+        }
+        Event::Ticker(l) => {
+            let t = &l.value;
+            let show = |d: &Option<model::Decimal>| d.map_or("-".to_string(), |d| d.to_string());
+            format!(
+                "{} #{} bid {} ({}) ask {} ({}) last {} vol24h {}",
+                l.meta.channel,
+                l.meta.seq,
+                show(&t.bid),
+                show(&t.bid_size),
+                show(&t.ask),
+                show(&t.ask_size),
+                show(&t.last),
+                t.volume_24h
+            )
+        }
+        Event::Candle(l) => {
+            let c = &l.value;
+            format!(
+                "{} #{} start {} O {} H {} L {} C {} V {} n {}{}{}",
+                l.meta.channel,
+                l.meta.seq,
+                c.start,
+                c.open,
+                c.high,
+                c.low,
+                c.close,
+                c.volume,
+                c.trades,
+                if c.closed { " closed" } else { "" },
+                if c.complete { "" } else { " partial" }
+            )
+        }
+        Event::Status(l) => format!(
+            "{} #{} {} {}",
+            l.meta.channel, l.meta.seq, l.value.state, l.value.detail
         ),
-        ServerMessage::Update(data) => format!("{} #{} {}", data.channel, data.seq, body(data)),
-        ServerMessage::Resync {
+        Event::Resync {
             channel,
             seq,
             reason,
         } => format!("{channel} #{seq} RESYNC ({reason}): book is being rebuilt"),
-        ServerMessage::Gap {
+        Event::Gap {
             channel,
             from_seq,
             to_seq,
             reason,
         } => format!("{channel} GAP #{from_seq}..#{to_seq} ({reason})"),
-        ServerMessage::Error(error) => format!("error {}: {}", error.code, error.message),
-        ServerMessage::Pong { ts, .. } => format!("pong {ts}"),
+        Event::Reconnecting {
+            attempt,
+            delay,
+            reason,
+        } => format!("RECONNECTING attempt {attempt} in {delay:?}: {reason}"),
+        Event::Recovered { recovered, lost } => format!(
+            "RECOVERED {} channel(s) without loss{}",
+            recovered.len(),
+            if lost.is_empty() {
+                String::new()
+            } else {
+                let lost: Vec<&str> = lost.iter().map(|c| &**c).collect();
+                format!("; started over: {}", lost.join(" "))
+            }
+        ),
+        Event::KeyExpiring(k) => format!(
+            "KEY EXPIRING {} at {:?}: {}",
+            k.key_id.as_deref().unwrap_or("-"),
+            k.expires_at,
+            k.message
+        ),
+        Event::ServerError(e) => format!("error {}: {}", e.code, e.message),
+        Event::Closed { reason } => format!("CLOSED: {reason}"),
     }
 }
 
-fn body(data: &DataMessage) -> String {
-    let fmt_levels = |levels: &Option<Vec<protocol::WireLevel>>| {
-        levels
-            .as_deref()
-            .unwrap_or_default()
-            .iter()
-            .take(3)
-            .map(|l| format!("{}x{}", l.0, l.1))
-            .collect::<Vec<_>>()
-            .join(" ")
+/// The event as JSON: data events in their wire shape, the rest as `{"type": ...}` notices.
+fn to_json(event: &Event) -> String {
+    let data = |meta: &client::Meta| DataMessage {
+        channel: meta.channel.to_string(),
+        seq: meta.seq,
+        epoch: meta.epoch.to_string(),
+        ts: meta.ts,
+        recv_ts: meta.recv_ts,
+        ..Default::default()
     };
-    if let Some(trades) = &data.trades {
-        return trades
-            .iter()
-            .map(|t| {
-                format!(
-                    "{} {} @ {} (id {})",
-                    t.side.as_str().to_uppercase(),
-                    t.size,
-                    t.price,
-                    t.id
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("; ");
-    }
-    if let Some(t) = &data.ticker {
-        let show = |d: &Option<model::Decimal>| d.map_or("-".to_string(), |d| d.to_string());
-        return format!(
-            "bid {} ({}) ask {} ({}) last {} vol24h {} high {} low {} chg {}",
-            show(&t.bid),
-            show(&t.bid_size),
-            show(&t.ask),
-            show(&t.ask_size),
-            show(&t.last),
-            t.volume_24h,
-            show(&t.high_24h),
-            show(&t.low_24h),
-            show(&t.change_24h)
-        );
-    }
-    if let Some(c) = &data.candle {
-        return format!(
-            "start {} O {} H {} L {} C {} V {} n {}{}{}",
-            c.start,
-            c.open,
-            c.high,
-            c.low,
-            c.close,
-            c.volume,
-            c.trades,
-            if c.closed { " closed" } else { "" },
-            if c.complete { "" } else { " partial" }
-        );
-    }
-    if let Some(s) = &data.status {
-        return format!("{} {}", s.state, s.detail);
-    }
-    let (nb, na) = (
-        data.bids.as_ref().map_or(0, Vec::len),
-        data.asks.as_ref().map_or(0, Vec::len),
-    );
-    format!(
-        "bids[{nb}] {} | asks[{na}] {}",
-        fmt_levels(&data.bids),
-        fmt_levels(&data.asks)
-    )
+    let wire = |levels: &[model::Level]| Some(levels.iter().map(|l| WireLevel::from(*l)).collect());
+    let message = match event {
+        Event::Snapshot(b) | Event::Update(b) => {
+            let d = DataMessage {
+                resync: b.resync,
+                bids: wire(&b.bids),
+                asks: wire(&b.asks),
+                checksum: b.checksum,
+                ..data(&b.meta)
+            };
+            if matches!(event, Event::Snapshot(_)) {
+                ServerMessage::Snapshot(d)
+            } else {
+                ServerMessage::Update(d)
+            }
+        }
+        Event::Trade(t) => ServerMessage::Update(DataMessage {
+            trades: Some(t.trades.clone()),
+            ..data(&t.meta)
+        }),
+        Event::Ticker(l) => latest(
+            l.snapshot,
+            DataMessage {
+                ticker: Some(l.value.clone()),
+                ..data(&l.meta)
+            },
+        ),
+        Event::Candle(l) => latest(
+            l.snapshot,
+            DataMessage {
+                candle: Some(l.value.clone()),
+                ..data(&l.meta)
+            },
+        ),
+        Event::Status(l) => latest(
+            l.snapshot,
+            DataMessage {
+                status: Some(l.value.clone()),
+                ..data(&l.meta)
+            },
+        ),
+        Event::Resync {
+            channel,
+            seq,
+            reason,
+        } => ServerMessage::Resync {
+            channel: channel.to_string(),
+            seq: *seq,
+            reason: reason.clone(),
+        },
+        Event::Gap {
+            channel,
+            from_seq,
+            to_seq,
+            reason,
+        } => ServerMessage::Gap {
+            channel: channel.to_string(),
+            from_seq: *from_seq,
+            to_seq: *to_seq,
+            reason: reason.clone(),
+        },
+        Event::ServerError(e) => ServerMessage::Error(e.clone()),
+        other => {
+            return serde_json::json!({"type": "notice", "text": describe(other)}).to_string();
+        }
+    };
+    message.to_json()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn derives_ws_url() {
-        assert_eq!(
-            ws_url("http://127.0.0.1:8080").unwrap(),
-            "ws://127.0.0.1:8080/v1/ws"
-        );
-        assert_eq!(
-            ws_url("https://gw.example/").unwrap(),
-            "wss://gw.example/v1/ws"
-        );
-        assert_eq!(ws_url("ws://h:1/v1/ws").unwrap(), "ws://h:1/v1/ws");
-        assert!(ws_url("127.0.0.1:8080").is_err());
+fn latest(snapshot: bool, d: DataMessage) -> ServerMessage {
+    if snapshot {
+        ServerMessage::Snapshot(d)
+    } else {
+        ServerMessage::Update(d)
     }
 }

@@ -1,0 +1,267 @@
+//! [`Client`]: connect, subscribe, take events, read mirrored books, swap credentials.
+
+use crate::Credentials;
+use crate::backoff::Backoff;
+use crate::driver::{Command, Driver, open};
+use crate::error::ClientError;
+use crate::event::Event;
+use crate::mirror::{BookHandle, Books};
+use crate::options::ClientOptions;
+use crate::rest::RestClient;
+use crate::sink::Sink;
+use crate::tracker::Tracker;
+use model::Channel;
+use parking_lot::RwLock;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+/// State shared by the connection task, the handles and the REST client.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub credentials: RwLock<Credentials>,
+    pub books: Books,
+}
+
+/// The gateway's two base URLs, derived from one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// `ws://host:port/v1/ws` (or `wss://`).
+    pub ws: String,
+    /// `http://host:port` (or `https://`).
+    pub http: String,
+}
+
+impl Endpoint {
+    /// Accepts `http(s)://host:port[/…]` or `ws(s)://host:port[/v1/ws]`.
+    pub fn parse(url: &str) -> Result<Self, ClientError> {
+        let invalid = || ClientError::InvalidUrl(url.chars().take(200).collect());
+        let (secure, rest) = if let Some(rest) = url.strip_prefix("http://") {
+            (false, rest)
+        } else if let Some(rest) = url.strip_prefix("ws://") {
+            (false, rest)
+        } else if let Some(rest) = url.strip_prefix("https://") {
+            (true, rest)
+        } else if let Some(rest) = url.strip_prefix("wss://") {
+            (true, rest)
+        } else {
+            return Err(invalid());
+        };
+        let authority = rest.split('/').next().unwrap_or_default();
+        if authority.is_empty()
+            || !authority
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b))
+        {
+            return Err(invalid());
+        }
+        let (ws, http) = if secure {
+            ("wss", "https")
+        } else {
+            ("ws", "http")
+        };
+        Ok(Self {
+            ws: format!("{ws}://{authority}/v1/ws"),
+            http: format!("{http}://{authority}"),
+        })
+    }
+}
+
+/// A connection to a tickgate gateway that stays connected by itself.
+///
+/// [`Client::connect`] opens the first connection (its failure is returned) and starts a
+/// background task that keeps it alive: on any loss it reconnects with backoff and resubscribes
+/// every channel with `resume`, so the application either gets every message exactly once or
+/// is told what it missed (`Resync`, `Gap`). Take events with [`next_event`](Self::next_event);
+/// use [`handle`](Self::handle) to subscribe or read books from other tasks. Dropping the
+/// client closes the connection.
+#[derive(Debug)]
+pub struct Client {
+    handle: ClientHandle,
+    events: mpsc::Receiver<Event>,
+}
+
+/// A cloneable handle on a [`Client`]: subscriptions, mirrored books, credentials, REST.
+#[derive(Debug, Clone)]
+pub struct ClientHandle {
+    commands: mpsc::Sender<Command>,
+    shared: Arc<Shared>,
+    rest: RestClient,
+    endpoint: Endpoint,
+}
+
+impl Client {
+    /// Connects to the gateway at `url` (`http://host:port` or `ws://host:port/v1/ws`).
+    pub async fn connect(url: &str, options: ClientOptions) -> Result<Self, ClientError> {
+        options.validate()?;
+        let endpoint = Endpoint::parse(url)?;
+        let shared = Arc::new(Shared {
+            credentials: RwLock::new(options.credentials.clone()),
+            books: Books::default(),
+        });
+        let rest = RestClient::new(&endpoint.http, shared.clone(), options.connect_timeout)?;
+        let first = open(&endpoint.ws, &shared, &options).await?;
+        let (commands, command_rx) = mpsc::channel(64);
+        let (event_tx, events) = mpsc::channel(options.event_buffer);
+        let driver = Driver {
+            url: endpoint.ws.clone(),
+            sink: Sink::new(event_tx, options.overflow),
+            tracker: Tracker::new(shared.books.clone(), options.mirror_books),
+            backoff: Backoff::new(options.backoff.clone()),
+            shared: shared.clone(),
+            commands: command_rx,
+            replies: HashMap::new(),
+            options,
+        };
+        tokio::spawn(driver.run(first));
+        Ok(Self {
+            handle: ClientHandle {
+                commands,
+                shared,
+                rest,
+                endpoint,
+            },
+            events,
+        })
+    }
+
+    /// The next event, in order; `None` after [`Event::Closed`].
+    pub async fn next_event(&mut self) -> Option<Event> {
+        self.events.recv().await
+    }
+
+    /// A handle for other tasks.
+    pub fn handle(&self) -> ClientHandle {
+        self.handle.clone()
+    }
+
+    /// Closes the connection; events already buffered can still be taken.
+    pub async fn close(&self) {
+        let _ = self.handle.commands.send(Command::Close).await;
+    }
+}
+
+impl std::ops::Deref for Client {
+    type Target = ClientHandle;
+
+    fn deref(&self) -> &ClientHandle {
+        &self.handle
+    }
+}
+
+fn parse_channels<I, S>(channels: I) -> Result<Vec<Channel>, ClientError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    let parsed = channels
+        .into_iter()
+        .map(|c| {
+            c.as_ref()
+                .parse::<Channel>()
+                .map_err(|e| ClientError::InvalidArgument(e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if parsed.is_empty() {
+        return Err(ClientError::InvalidArgument("no channels given".into()));
+    }
+    Ok(parsed)
+}
+
+impl ClientHandle {
+    /// Subscribes; returns the canonical channel names once the gateway has acked. Each
+    /// channel's first event follows (a snapshot for books and latest-value channels).
+    /// Channel names are checked locally first (`invalid_argument`); the gateway's refusals
+    /// come back as [`ClientError::Api`] with its code (`unknown_channel`, …). While the
+    /// client is reconnecting this fails with [`ClientError::Disconnected`] (retryable);
+    /// channels already subscribed are resubscribed by the client itself.
+    pub async fn subscribe<I, S>(&self, channels: I) -> Result<Vec<String>, ClientError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let channels = parse_channels(channels)?;
+        let mut acked = Vec::with_capacity(channels.len());
+        for batch in channels.chunks(crate::tracker::SUBSCRIBE_BATCH) {
+            let (reply, rx) = oneshot::channel();
+            self.command(Command::Subscribe(batch.to_vec(), reply))
+                .await?;
+            acked.extend(rx.await.map_err(|_| ClientError::Closed)??);
+        }
+        Ok(acked)
+    }
+
+    /// Unsubscribes; events of these channels stop at once (and their books are dropped).
+    pub async fn unsubscribe<I, S>(&self, channels: I) -> Result<Vec<String>, ClientError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let channels = parse_channels(channels)?;
+        let (reply, rx) = oneshot::channel();
+        self.command(Command::Unsubscribe(channels, reply)).await?;
+        rx.await.map_err(|_| ClientError::Closed)?
+    }
+
+    /// The local mirror of a subscribed `book:` channel (`None` if not subscribed or mirroring
+    /// is off).
+    pub fn book(&self, channel: &str) -> Option<BookHandle> {
+        self.shared.books.get(channel)
+    }
+
+    /// Switches to new credentials without dropping subscriptions: REST calls use them at
+    /// once; the stream is replaced make-before-break (a new connection is opened with them,
+    /// then the old one closed, and every channel resumes where it was, so no message is lost
+    /// or repeated). If the new connection is refused, the old one stays and the error is
+    /// returned (the new credentials remain set for later reconnects and REST calls).
+    pub async fn set_credentials(&self, credentials: Credentials) -> Result<(), ClientError> {
+        *self.shared.credentials.write() = credentials;
+        let (reply, rx) = oneshot::channel();
+        self.command(Command::Replace(reply)).await?;
+        rx.await.map_err(|_| ClientError::Closed)?
+    }
+
+    /// REST helpers for the public endpoints, with the same credentials.
+    pub fn rest(&self) -> &RestClient {
+        &self.rest
+    }
+
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    async fn command(&self, command: Command) -> Result<(), ClientError> {
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| ClientError::Closed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_derive_from_one_url() {
+        let cases = [
+            (
+                "http://127.0.0.1:8080",
+                Some(("ws://127.0.0.1:8080/v1/ws", "http://127.0.0.1:8080")),
+            ),
+            (
+                "https://gw.example/",
+                Some(("wss://gw.example/v1/ws", "https://gw.example")),
+            ),
+            ("ws://h:1/v1/ws", Some(("ws://h:1/v1/ws", "http://h:1"))),
+            ("127.0.0.1:8080", None),
+            ("http://", None),
+            ("http://bad host", None),
+        ];
+        for (url, want) in cases {
+            let got = Endpoint::parse(url).ok().map(|e| (e.ws, e.http));
+            let want = want.map(|(w, h)| (w.to_string(), h.to_string()));
+            assert_eq!(got, want, "{url}");
+        }
+    }
+}

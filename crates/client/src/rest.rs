@@ -1,0 +1,108 @@
+//! REST helpers for the public endpoints, with typed errors carrying the gateway's code.
+
+use crate::client::Shared;
+use crate::error::ClientError;
+use model::{Interval, Symbol, Venue};
+use protocol::ErrorBody;
+use protocol::rest::{BookResponse, CandlesResponse, InstrumentsResponse, TickerResponse};
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Calls `GET /v1/...` with the client's current credentials.
+#[derive(Debug, Clone)]
+pub struct RestClient {
+    http: reqwest::Client,
+    base: String,
+    shared: Arc<Shared>,
+}
+
+fn instrument(venue: &str, symbol: &str) -> Result<String, ClientError> {
+    let venue = Venue::new(venue).map_err(|e| ClientError::InvalidArgument(e.to_string()))?;
+    let symbol = Symbol::new(symbol).map_err(|e| ClientError::InvalidArgument(e.to_string()))?;
+    // Both are validated to URL-safe characters.
+    Ok(format!("venue={venue}&symbol={symbol}"))
+}
+
+impl RestClient {
+    pub(crate) fn new(
+        base: &str,
+        shared: Arc<Shared>,
+        timeout: Duration,
+    ) -> Result<Self, ClientError> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .map_err(ClientError::Http)?;
+        Ok(Self {
+            http,
+            base: base.to_string(),
+            shared,
+        })
+    }
+
+    /// `GET /v1/instruments`.
+    pub async fn instruments(&self) -> Result<InstrumentsResponse, ClientError> {
+        self.get("/v1/instruments", String::new()).await
+    }
+
+    /// `GET /v1/ticker`.
+    pub async fn ticker(&self, venue: &str, symbol: &str) -> Result<TickerResponse, ClientError> {
+        self.get("/v1/ticker", instrument(venue, symbol)?).await
+    }
+
+    /// `GET /v1/book`: `depth` levels per side (the gateway's default when `None`).
+    pub async fn book(
+        &self,
+        venue: &str,
+        symbol: &str,
+        depth: Option<usize>,
+    ) -> Result<BookResponse, ClientError> {
+        let mut query = instrument(venue, symbol)?;
+        if let Some(depth) = depth {
+            query.push_str(&format!("&depth={depth}"));
+        }
+        self.get("/v1/book", query).await
+    }
+
+    /// `GET /v1/candles`, oldest first.
+    pub async fn candles(
+        &self,
+        venue: &str,
+        symbol: &str,
+        interval: Interval,
+        limit: Option<usize>,
+    ) -> Result<CandlesResponse, ClientError> {
+        let mut query = instrument(venue, symbol)?;
+        query.push_str(&format!("&interval={interval}"));
+        if let Some(limit) = limit {
+            query.push_str(&format!("&limit={limit}"));
+        }
+        self.get("/v1/candles", query).await
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str, query: String) -> Result<T, ClientError> {
+        let url = if query.is_empty() {
+            format!("{}{path}", self.base)
+        } else {
+            format!("{}{path}?{query}", self.base)
+        };
+        let mut request = self.http.get(url);
+        if let Some(value) = self.shared.credentials.read().header() {
+            request = request.header(reqwest::header::AUTHORIZATION, value);
+        }
+        let response = request.send().await.map_err(ClientError::Http)?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(ClientError::Http)?;
+        if status.is_success() {
+            return serde_json::from_slice(&body)
+                .map_err(|e| ClientError::Decode(format!("{path}: {e}")));
+        }
+        match serde_json::from_slice::<ErrorBody>(&body) {
+            Ok(error) => Err(ClientError::api(error, Some(status.as_u16()))),
+            Err(_) => Err(ClientError::Decode(format!(
+                "{path}: HTTP {status} without an error body"
+            ))),
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! `subscribe` (with `resume`) and `unsubscribe`.
+
+use super::{End, Session, Sub};
+use crate::metrics::KINDS;
+use futures_util::SinkExt;
+use hub::{ChannelHandle, Lost};
+use model::{Channel, ChannelKind};
+use protocol::{ErrorCode, RequestId, ResumeFrom, ServerMessage};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use tokio_stream::wrappers::BroadcastStream;
+
+impl Session {
+    /// Resolves channel names to served channels, all or nothing.
+    fn resolve(
+        &self,
+        names: &[String],
+    ) -> Result<Vec<Arc<ChannelHandle>>, (ErrorCode, String, Option<String>)> {
+        let max = self.state.config().ws.max_channels_per_connection;
+        if names.is_empty() {
+            return Err((
+                ErrorCode::BadRequest,
+                "channels must not be empty".into(),
+                None,
+            ));
+        }
+        if names.len() > max {
+            return Err((
+                ErrorCode::TooManyChannels,
+                format!("at most {max} channels per connection"),
+                None,
+            ));
+        }
+        let mut handles: Vec<Arc<ChannelHandle>> = Vec::with_capacity(names.len());
+        for name in names {
+            let shown: String = name.chars().take(model::channel::MAX_CHANNEL_LEN).collect();
+            let channel: Channel = name.parse().map_err(|e: model::ModelError| {
+                (
+                    ErrorCode::InvalidChannel,
+                    e.to_string(),
+                    Some(shown.clone()),
+                )
+            })?;
+            let Some(handle) = self.state.hub().get(&channel) else {
+                return Err((
+                    ErrorCode::UnknownChannel,
+                    format!(
+                        "channel {channel} is not served by this gateway; see GET /v1/instruments"
+                    ),
+                    Some(shown),
+                ));
+            };
+            if !handles.iter().any(|h| Arc::ptr_eq(h, &handle)) {
+                handles.push(handle);
+            }
+        }
+        Ok(handles)
+    }
+
+    pub(super) async fn subscribe(
+        &mut self,
+        id: Option<RequestId>,
+        names: Vec<String>,
+        resume: BTreeMap<String, ResumeFrom>,
+    ) -> Result<(), End> {
+        let handles = match self.resolve(&names) {
+            Ok(handles) => handles,
+            Err((code, message, channel)) => {
+                return self.reply_error(code, &message, id, channel).await;
+            }
+        };
+        // Resume keys are names listed in `channels` (checked by the parser), so they parse.
+        let resume: HashMap<String, ResumeFrom> = resume
+            .into_iter()
+            .filter_map(|(name, from)| Some((name.parse::<Channel>().ok()?.to_string(), from)))
+            .collect();
+        let new: Vec<_> = handles
+            .iter()
+            .filter(|h| !self.by_name.contains_key(h.name()))
+            .cloned()
+            .collect();
+        let max = self.state.config().ws.max_channels_per_connection;
+        if self.by_name.len() + new.len() > max {
+            let message = format!(
+                "at most {max} channels per connection ({} already subscribed)",
+                self.by_name.len()
+            );
+            return self
+                .reply_error(ErrorCode::TooManyChannels, &message, id, None)
+                .await;
+        }
+        // Join every new channel first (each atomically), so the ack can say what was
+        // recovered; frames published meanwhile wait in the receivers.
+        let mut recovered = BTreeMap::new();
+        let mut positions = BTreeMap::new();
+        let mut joins = Vec::with_capacity(new.len());
+        for handle in new {
+            let (joined, lost) = match resume.get(handle.name().as_ref()) {
+                Some(from) => {
+                    let resumed = handle.resume(from);
+                    recovered.insert(handle.name().to_string(), resumed.outcome.is_ok());
+                    (
+                        resumed.subscription,
+                        resumed.outcome.err().map(|l| (l, from.seq)),
+                    )
+                }
+                None => (handle.subscribe(false), None),
+            };
+            if lost.is_some() || !resume.contains_key(handle.name().as_ref()) {
+                positions.insert(
+                    handle.name().to_string(),
+                    ResumeFrom {
+                        epoch: handle.epoch().to_string(),
+                        seq: joined.seq,
+                    },
+                );
+            }
+            joins.push((handle, joined, lost));
+        }
+        let channels = handles.iter().map(|h| h.name().to_string()).collect();
+        self.feed_message(&ServerMessage::Subscribed {
+            id,
+            channels,
+            recovered,
+            positions,
+        })
+        .await?;
+        for (handle, joined, lost) in joins {
+            let kind = handle.channel().kind;
+            let kind_index = KINDS.iter().position(|k| *k == kind.label()).unwrap_or(0);
+            let slot = self.next_slot;
+            self.next_slot = self.next_slot.wrapping_add(1);
+            self.by_name.insert(handle.name().clone(), slot);
+            let gap_notices = kind == ChannelKind::Trades;
+            if let Some((lost, from_seq)) = lost {
+                self.state
+                    .metrics()
+                    .resumes_lost
+                    .fetch_add(1, Ordering::Relaxed);
+                if gap_notices {
+                    // The part of the current epoch the client missed; with another epoch,
+                    // everything of this one so far (possibly nothing).
+                    let from_seq = match lost {
+                        Lost::EpochChanged => 1,
+                        Lost::HistoryExpired | Lost::Ahead => from_seq + 1,
+                    };
+                    let gap = ServerMessage::Gap {
+                        channel: handle.name().to_string(),
+                        from_seq: from_seq.min(joined.seq + 1),
+                        to_seq: joined.seq,
+                        reason: lost.as_str().into(),
+                    };
+                    self.feed_message(&gap).await?;
+                }
+            } else if resume.contains_key(handle.name().as_ref()) {
+                self.state
+                    .metrics()
+                    .resumes_recovered
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            self.info.insert(
+                slot,
+                Sub {
+                    kind: kind_index,
+                    gap_notices,
+                    last_seq: joined.seq,
+                    handle,
+                },
+            );
+            self.subs.insert(slot, BroadcastStream::new(joined.rx));
+            for frame in &joined.replay {
+                self.feed_frame(frame, kind_index).await?;
+            }
+            if let Some(frame) = joined.initial {
+                self.feed_frame(&frame, kind_index).await?;
+            }
+        }
+        self.socket.flush().await.map_err(End::Socket)
+    }
+
+    pub(super) async fn unsubscribe(
+        &mut self,
+        id: Option<RequestId>,
+        names: Vec<String>,
+    ) -> Result<(), End> {
+        let mut channels = Vec::with_capacity(names.len());
+        for name in &names {
+            match name.parse::<Channel>() {
+                Ok(channel) => channels.push(channel.to_string()),
+                Err(e) => {
+                    let shown = name.chars().take(model::channel::MAX_CHANNEL_LEN).collect();
+                    return self
+                        .reply_error(ErrorCode::InvalidChannel, &e.to_string(), id, Some(shown))
+                        .await;
+                }
+            }
+        }
+        if channels.is_empty() {
+            return self
+                .reply_error(
+                    ErrorCode::BadRequest,
+                    "channels must not be empty",
+                    id,
+                    None,
+                )
+                .await;
+        }
+        for name in &channels {
+            if let Some(slot) = self.by_name.remove(name.as_str()) {
+                self.subs.remove(&slot);
+                self.info.remove(&slot);
+            }
+        }
+        self.send_message(&ServerMessage::Unsubscribed { id, channels })
+            .await
+    }
+}
