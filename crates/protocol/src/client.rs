@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 /// Request id echoed in replies.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum RequestId {
     Num(u64),

@@ -6,6 +6,7 @@ use std::fmt;
 /// Every machine-readable error code the gateway sends, on WebSocket `error` messages and in
 /// REST error bodies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// The message was not valid JSON, or not a JSON object.
@@ -40,10 +41,22 @@ pub enum ErrorCode {
     Unavailable,
     /// Something failed inside the gateway; details are in its logs, not here.
     Internal,
+    /// History: `from` or `to` is neither RFC 3339 nor epoch milliseconds.
+    InvalidTime,
+    /// History: `from` is not before `to`.
+    InvalidRange,
+    /// History: the venue/symbol pair is neither served nor in the store.
+    UnknownSymbol,
+    /// History: `limit` is not an integer within the documented bounds.
+    LimitOutOfRange,
+    /// History: the cursor is malformed or belongs to a different query.
+    InvalidCursor,
+    /// History: this kind of data is not stored for the instrument (`[history]` settings).
+    NotStored,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 16] = [
+    pub const ALL: [ErrorCode; 22] = [
         Self::BadJson,
         Self::BadRequest,
         Self::UnknownOp,
@@ -60,6 +73,12 @@ impl ErrorCode {
         Self::NotFound,
         Self::Unavailable,
         Self::Internal,
+        Self::InvalidTime,
+        Self::InvalidRange,
+        Self::UnknownSymbol,
+        Self::LimitOutOfRange,
+        Self::InvalidCursor,
+        Self::NotStored,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -80,6 +99,12 @@ impl ErrorCode {
             Self::NotFound => "not_found",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
+            Self::InvalidTime => "invalid_time",
+            Self::InvalidRange => "invalid_range",
+            Self::UnknownSymbol => "unknown_symbol",
+            Self::LimitOutOfRange => "limit_out_of_range",
+            Self::InvalidCursor => "invalid_cursor",
+            Self::NotStored => "not_stored",
         }
     }
 
@@ -91,8 +116,15 @@ impl ErrorCode {
             | Self::UnknownOp
             | Self::InvalidChannel
             | Self::BadParam
-            | Self::UnknownInterval => 400,
-            Self::UnknownChannel | Self::UnknownInstrument | Self::NotFound => 404,
+            | Self::UnknownInterval
+            | Self::InvalidTime
+            | Self::InvalidRange
+            | Self::UnknownSymbol
+            | Self::LimitOutOfRange
+            | Self::InvalidCursor => 400,
+            Self::UnknownChannel | Self::UnknownInstrument | Self::NotFound | Self::NotStored => {
+                404
+            }
             Self::MessageTooLarge => 413,
             Self::TooManyChannels | Self::RateLimited | Self::SlowConsumer => 429,
             Self::BookUnavailable | Self::Unavailable => 503,

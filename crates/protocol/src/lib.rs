@@ -7,13 +7,16 @@
 //! - [`client`]: client → server operations (`subscribe`, `unsubscribe`, `ping`) and their parser.
 //! - [`server`]: server → client messages (acks, `snapshot`/`update` data, notices, errors).
 //! - [`error`]: the closed set of stable error codes, with HTTP statuses and close codes.
+//! - [`history`]: REST history pages (`/v1/trades`, `/v1/candles`).
 
 pub mod client;
 pub mod error;
+pub mod history;
 pub mod server;
 
 pub use client::{ClientOp, OpError, RequestId, parse_client_op};
 pub use error::{CloseCode, ErrorCode};
+pub use history::{CandlesPage, HistoryCandle, TradesPage};
 pub use server::{
     CandleBody, DataMessage, ErrorBody, ServerMessage, StatusBody, WireLevel, WireTrade,
 };

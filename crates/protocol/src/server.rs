@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 /// A book level on the wire: `["price", "size"]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WireLevel(pub Decimal, pub Decimal);
 
 impl From<Level> for WireLevel {
@@ -30,13 +31,14 @@ impl From<WireLevel> for Level {
 
 /// A trade on the wire.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WireTrade {
     pub id: String,
     pub price: Decimal,
     pub size: Decimal,
     /// Aggressor side.
     pub side: Side,
-    /// Exchange time, µs.
+    /// Exchange time, µs since the epoch.
     pub ts: i64,
 }
 
@@ -54,6 +56,7 @@ impl From<&Trade> for WireTrade {
 
 /// A candle on the wire.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CandleBody {
     /// Bucket start, µs since the epoch.
     pub start: i64,
@@ -126,6 +129,7 @@ pub struct DataMessage {
 
 /// Body of an `error` message and of every REST error response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     pub code: ErrorCode,
     pub message: String,

@@ -28,6 +28,8 @@ const MAX_QUEUED_RECORDS: usize = 16_384;
 const PURGE_CHUNK: usize = 5_000;
 /// Least time between two "rows dropped" log lines.
 const DROP_LOG_EVERY_MICROS: i64 = 10 * Timestamp::MICROS_PER_SECOND;
+/// How often the writer measures disk usage.
+const DISK_USAGE_EVERY: Duration = Duration::from_secs(5);
 
 /// Counters of the writer, per kind where indexed by [`HistoryKind::index`].
 #[derive(Debug, Default)]
@@ -48,6 +50,10 @@ pub struct HistoryStats {
     pub queued_rows: AtomicU64,
     /// The queue's row budget.
     pub queue_capacity: AtomicU64,
+    /// Bytes the store's files take, and bytes free inside them, measured by the writer
+    /// thread every few seconds (so `/metrics` never touches the database).
+    pub disk_bytes: AtomicU64,
+    pub free_bytes: AtomicU64,
     last_drop_log: AtomicI64,
 }
 
@@ -260,6 +266,7 @@ impl Worker {
     fn run(&mut self) {
         // First pass at start: the gateway may have been down longer than a retention period.
         let mut next_retention = Instant::now();
+        let mut next_disk_usage = Instant::now();
         loop {
             match self.rx.recv_timeout(IDLE_POLL) {
                 Ok(first) => {
@@ -277,11 +284,26 @@ impl Worker {
                 self.retention_pass();
                 next_retention = Instant::now() + self.settings.retention_interval;
             }
+            if Instant::now() >= next_disk_usage {
+                self.measure_disk_usage();
+                next_disk_usage = Instant::now() + DISK_USAGE_EVERY;
+            }
         }
         // Closing: write whatever is still queued.
         while let Ok(first) = self.rx.try_recv() {
             let batch = self.gather(first);
             self.write(batch);
+        }
+        self.measure_disk_usage();
+    }
+
+    fn measure_disk_usage(&self) {
+        match self.store.disk_usage() {
+            Ok(usage) => {
+                self.stats.disk_bytes.store(usage.total_bytes, Ordering::Relaxed);
+                self.stats.free_bytes.store(usage.free_bytes, Ordering::Relaxed);
+            }
+            Err(error) => tracing::debug!(error = %error, "cannot measure history disk usage"),
         }
     }
 

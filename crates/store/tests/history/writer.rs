@@ -116,6 +116,10 @@ fn every_row_is_written_when_the_store_keeps_up() {
         stats.batches.load(Ordering::Relaxed) < 200,
         "rows were batched"
     );
+    assert!(
+        stats.disk_bytes.load(Ordering::Relaxed) > 100_000,
+        "disk usage is measured"
+    );
     assert!(!sink.record_trades(
         &v("sim"),
         &s("BTC-USDT"),
@@ -141,6 +145,7 @@ fn a_slow_store_never_blocks_producers_and_drops_are_counted() {
     let sink = writer.sink();
     let stats = writer.stats().clone();
     let (mut offered, mut accepted, mut slowest, mut peak) = (0u64, 0u64, Duration::ZERO, 0u64);
+    let mut slow_offers = 0;
     let started = Instant::now();
     let now = Timestamp::now().0;
     // 2,000 ingest batches of 100 trades as fast as possible: far more than the store takes.
@@ -153,17 +158,20 @@ fn a_slow_store_never_blocks_producers_and_drops_are_counted() {
             accepted += 100;
         }
         slowest = slowest.max(t.elapsed());
+        slow_offers += usize::from(t.elapsed() > Duration::from_millis(50));
         offered += 100;
         peak = peak.max(stats.queued_rows.load(Ordering::Relaxed));
     }
     let producing = started.elapsed();
     assert!(
-        producing < Duration::from_millis(500),
+        producing < Duration::from_millis(1000),
         "producers took {producing:?}"
     );
+    // A waiting producer would block ~100 ms per store write, ~200 times; allow a couple of
+    // scheduler hiccups on a loaded machine.
     assert!(
-        slowest < Duration::from_millis(20),
-        "one offer took {slowest:?}: it waited"
+        slow_offers <= 2,
+        "{slow_offers} offers took over 50 ms (slowest {slowest:?}): producers waited"
     );
     assert!(
         peak <= capacity as u64,
