@@ -455,7 +455,10 @@ mod tests {
             ("venues = []", "venues"),
             ("[history]\nqueue_rows = 10", "history.queue_rows"),
             ("[history]\ninclude = [\"trades:*\"]", "history.include[0]"),
-            ("[history.retention]\ntrades = \"7w\"", "history.retention.trades"),
+            (
+                "[history.retention]\ntrades = \"7w\"",
+                "history.retention.trades",
+            ),
             ("[history.retention]\nbogus = \"7d\"", "history.retention"),
             (
                 "[[venues]]\nname = \"mtgox\"\nsymbols = [\"BTC-USD\"]",

@@ -83,7 +83,11 @@ pub fn routes() -> Vec<Route> {
         route("/v1/ticker", Scope::MarketRead, get(rest::ticker)),
         route("/v1/book", Scope::MarketRead, get(rest::book)),
         route("/v1/trades", Scope::HistoryRead, get(rest_history::trades)),
-        route("/v1/candles", Scope::HistoryRead, get(rest_history::candles)),
+        route(
+            "/v1/candles",
+            Scope::HistoryRead,
+            get(rest_history::candles),
+        ),
         route("/healthz", Scope::Public, get(rest::healthz)),
         route("/readyz", Scope::Public, get(rest::readyz)),
         route("/metrics", Scope::Public, get(rest::metrics)),
@@ -97,9 +101,11 @@ pub fn router(state: AppState) -> Router {
         .into_iter()
         .fold(Router::new(), |router, r| {
             let scope = r.scope;
-            let handler = r.handler.route_layer(axum::middleware::from_fn(
-                move |request, next| access::require(scope, request, next),
-            ));
+            let handler = r
+                .handler
+                .route_layer(axum::middleware::from_fn(move |request, next| {
+                    access::require(scope, request, next)
+                }));
             router.route(r.path, handler)
         })
         .fallback(rest::not_found)

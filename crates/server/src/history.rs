@@ -72,12 +72,17 @@ pub(crate) fn render_metrics(history: Option<&History>, out: &mut String) {
     };
     let stats = &history.stats;
     let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-    let per_kind = |out: &mut String, name: &str, help: &str, values: &[std::sync::atomic::AtomicU64; 7]| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-        for kind in HistoryKind::ALL {
-            let _ = writeln!(out, "{name}{{kind=\"{kind}\"}} {}", load(&values[kind.index()]));
-        }
-    };
+    let per_kind =
+        |out: &mut String, name: &str, help: &str, values: &[std::sync::atomic::AtomicU64; 7]| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for kind in HistoryKind::ALL {
+                let _ = writeln!(
+                    out,
+                    "{name}{{kind=\"{kind}\"}} {}",
+                    load(&values[kind.index()])
+                );
+            }
+        };
     per_kind(
         out,
         "tickgate_history_rows_written_total",
@@ -98,7 +103,12 @@ pub(crate) fn render_metrics(history: Option<&History>, out: &mut String) {
     );
     let int = |a: &std::sync::atomic::AtomicU64| load(a).to_string();
     let single = [
-        ("tickgate_history_batches_total", "counter", "Write transactions.", int(&stats.batches)),
+        (
+            "tickgate_history_batches_total",
+            "counter",
+            "Write transactions.",
+            int(&stats.batches),
+        ),
         (
             "tickgate_history_write_errors_total",
             "counter",
@@ -111,7 +121,12 @@ pub(crate) fn render_metrics(history: Option<&History>, out: &mut String) {
             "Time spent writing batches.",
             (load(&stats.write_micros) as f64 / 1e6).to_string(),
         ),
-        ("tickgate_history_queue_rows", "gauge", "Rows waiting for the writer.", int(&stats.queued_rows)),
+        (
+            "tickgate_history_queue_rows",
+            "gauge",
+            "Rows waiting for the writer.",
+            int(&stats.queued_rows),
+        ),
         (
             "tickgate_history_queue_capacity_rows",
             "gauge",
@@ -132,6 +147,9 @@ pub(crate) fn render_metrics(history: Option<&History>, out: &mut String) {
         ),
     ];
     for (name, kind, help, value) in single {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
     }
 }

@@ -41,7 +41,11 @@ pub(crate) struct Raw<'a> {
 
 /// Validates `raw` for `kind`. Without `to`, the range ends at `now` (frozen in the cursor, so
 /// paging through "everything until now" terminates while inserts continue).
-pub(crate) fn resolve(raw: &Raw<'_>, kind: HistoryKind, now: Timestamp) -> Result<Resolved, ApiError> {
+pub(crate) fn resolve(
+    raw: &Raw<'_>,
+    kind: HistoryKind,
+    now: Timestamp,
+) -> Result<Resolved, ApiError> {
     let bad = |code, message: String| ApiError::new(code, message);
     let venue = Venue::new(raw.venue).map_err(|e| bad(ErrorCode::BadParam, e.to_string()))?;
     let symbol = Symbol::new(raw.symbol).map_err(|e| bad(ErrorCode::BadParam, e.to_string()))?;
@@ -159,7 +163,20 @@ fn rfc3339_micros(text: &str) -> Option<i64> {
     let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
     let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
     if !(1..=12).contains(&month)
         || day < 1
         || day > month_days[(month - 1) as usize]
@@ -277,7 +294,8 @@ const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 fn base64url_encode(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let n = chunk.iter().fold(0u32, |acc, b| (acc << 8) | u32::from(*b)) << (8 * (3 - chunk.len()));
+        let n =
+            chunk.iter().fold(0u32, |acc, b| (acc << 8) | u32::from(*b)) << (8 * (3 - chunk.len()));
         for i in 0..=chunk.len() {
             out.push(B64[((n >> (18 - 6 * i)) & 63) as usize] as char);
         }
@@ -322,14 +340,31 @@ mod tests {
             ("1969-12-31T23:59:59Z", -1_000_000),
         ];
         for (text, micros) in ok {
-            assert_eq!(parse_time("from", text).unwrap(), Timestamp(micros), "{text}");
+            assert_eq!(
+                parse_time("from", text).unwrap(),
+                Timestamp(micros),
+                "{text}"
+            );
         }
         let bad = [
-            "", "-5", "1e9", "1234567890123456", "yesterday", "2023-11-14", "2023-11-14T22:13:20",
-            "2023-11-14 22:13:20Z", "2023-13-01T00:00:00Z", "2023-02-29T00:00:00Z",
-            "2023-11-14T24:00:00Z", "2023-11-14T22:60:00Z", "2023-11-14T22:13:60Z",
-            "2023-11-14T22:13:20.Z", "2023-11-14T22:13:20+0200", "2023-11-14T22:13:20+24:00",
-            "2023-11-14T22:13:20.1234567890Z", "२०२३-11-14T22:13:20Z",
+            "",
+            "-5",
+            "1e9",
+            "1234567890123456",
+            "yesterday",
+            "2023-11-14",
+            "2023-11-14T22:13:20",
+            "2023-11-14 22:13:20Z",
+            "2023-13-01T00:00:00Z",
+            "2023-02-29T00:00:00Z",
+            "2023-11-14T24:00:00Z",
+            "2023-11-14T22:60:00Z",
+            "2023-11-14T22:13:60Z",
+            "2023-11-14T22:13:20.Z",
+            "2023-11-14T22:13:20+0200",
+            "2023-11-14T22:13:20+24:00",
+            "2023-11-14T22:13:20.1234567890Z",
+            "२०२३-11-14T22:13:20Z",
         ];
         for text in bad {
             let error = parse_time("to", text).unwrap_err();
@@ -343,22 +378,83 @@ mod tests {
             let bytes: Vec<u8> = (0..len).map(|i| (i * 37 + 200) as u8).collect();
             assert_eq!(base64url_decode(&base64url_encode(&bytes)).unwrap(), bytes);
         }
-        let raw = Raw { venue: "sim", symbol: "BTC-USDT", from: Some("1000"), ..Raw::default() };
+        let raw = Raw {
+            venue: "sim",
+            symbol: "BTC-USDT",
+            from: Some("1000"),
+            ..Raw::default()
+        };
         let first = resolve(&raw, HistoryKind::Trades, Timestamp(5_000_000)).unwrap();
         let cursor = first.next_cursor((2_000_000, 42));
-        assert!(cursor.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
-        let next = Raw { cursor: Some(&cursor), ..raw };
+        assert!(
+            cursor
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        );
+        let next = Raw {
+            cursor: Some(&cursor),
+            ..raw
+        };
         let second = resolve(&next, HistoryKind::Trades, Timestamp(9_000_000)).unwrap();
         assert_eq!(second.after, Some((2_000_000, 42)));
-        assert_eq!(second.to, Timestamp(5_000_000), "to stays frozen at the first request's now");
+        assert_eq!(
+            second.to,
+            Timestamp(5_000_000),
+            "to stays frozen at the first request's now"
+        );
         let cases = [
-            (Raw { cursor: Some("!!!"), ..raw }, HistoryKind::Trades),
-            (Raw { cursor: Some(&cursor[1..]), ..raw }, HistoryKind::Trades),
-            (Raw { cursor: Some("eA"), ..raw }, HistoryKind::Trades),
-            (Raw { cursor: Some(&cursor), symbol: "ETH-USDT", ..raw }, HistoryKind::Trades),
-            (Raw { cursor: Some(&cursor), ..raw }, HistoryKind::Candles(model::Interval::M1)),
-            (Raw { cursor: Some(&cursor), from: Some("2000"), ..raw }, HistoryKind::Trades),
-            (Raw { cursor: Some(&cursor), order: Some("desc"), ..raw }, HistoryKind::Trades),
+            (
+                Raw {
+                    cursor: Some("!!!"),
+                    ..raw
+                },
+                HistoryKind::Trades,
+            ),
+            (
+                Raw {
+                    cursor: Some(&cursor[1..]),
+                    ..raw
+                },
+                HistoryKind::Trades,
+            ),
+            (
+                Raw {
+                    cursor: Some("eA"),
+                    ..raw
+                },
+                HistoryKind::Trades,
+            ),
+            (
+                Raw {
+                    cursor: Some(&cursor),
+                    symbol: "ETH-USDT",
+                    ..raw
+                },
+                HistoryKind::Trades,
+            ),
+            (
+                Raw {
+                    cursor: Some(&cursor),
+                    ..raw
+                },
+                HistoryKind::Candles(model::Interval::M1),
+            ),
+            (
+                Raw {
+                    cursor: Some(&cursor),
+                    from: Some("2000"),
+                    ..raw
+                },
+                HistoryKind::Trades,
+            ),
+            (
+                Raw {
+                    cursor: Some(&cursor),
+                    order: Some("desc"),
+                    ..raw
+                },
+                HistoryKind::Trades,
+            ),
         ];
         for (raw, kind) in cases {
             let error = resolve(&raw, kind, Timestamp(1)).unwrap_err();
@@ -368,22 +464,91 @@ mod tests {
 
     #[test]
     fn limits_orders_and_ranges_have_their_codes() {
-        let raw = Raw { venue: "sim", symbol: "BTC-USDT", ..Raw::default() };
+        let raw = Raw {
+            venue: "sim",
+            symbol: "BTC-USDT",
+            ..Raw::default()
+        };
         let now = Timestamp(10_000_000);
         let cases = [
-            (Raw { limit: Some("0"), ..raw }, ErrorCode::LimitOutOfRange),
-            (Raw { limit: Some("5001"), ..raw }, ErrorCode::LimitOutOfRange),
-            (Raw { limit: Some("ten"), ..raw }, ErrorCode::LimitOutOfRange),
-            (Raw { order: Some("up"), ..raw }, ErrorCode::BadParam),
-            (Raw { venue: "SIM", ..raw }, ErrorCode::BadParam),
-            (Raw { from: Some("5000"), to: Some("5000"), ..raw }, ErrorCode::InvalidRange),
-            (Raw { from: Some("20000"), ..raw }, ErrorCode::InvalidRange),
-            (Raw { to: Some("soon"), ..raw }, ErrorCode::InvalidTime),
+            (
+                Raw {
+                    limit: Some("0"),
+                    ..raw
+                },
+                ErrorCode::LimitOutOfRange,
+            ),
+            (
+                Raw {
+                    limit: Some("5001"),
+                    ..raw
+                },
+                ErrorCode::LimitOutOfRange,
+            ),
+            (
+                Raw {
+                    limit: Some("ten"),
+                    ..raw
+                },
+                ErrorCode::LimitOutOfRange,
+            ),
+            (
+                Raw {
+                    order: Some("up"),
+                    ..raw
+                },
+                ErrorCode::BadParam,
+            ),
+            (
+                Raw {
+                    venue: "SIM",
+                    ..raw
+                },
+                ErrorCode::BadParam,
+            ),
+            (
+                Raw {
+                    from: Some("5000"),
+                    to: Some("5000"),
+                    ..raw
+                },
+                ErrorCode::InvalidRange,
+            ),
+            (
+                Raw {
+                    from: Some("20000"),
+                    ..raw
+                },
+                ErrorCode::InvalidRange,
+            ),
+            (
+                Raw {
+                    to: Some("soon"),
+                    ..raw
+                },
+                ErrorCode::InvalidTime,
+            ),
         ];
         for (raw, code) in cases {
-            assert_eq!(resolve(&raw, HistoryKind::Trades, now).unwrap_err().code(), code, "{raw:?}");
+            assert_eq!(
+                resolve(&raw, HistoryKind::Trades, now).unwrap_err().code(),
+                code,
+                "{raw:?}"
+            );
         }
-        let ok = resolve(&Raw { limit: Some("5000"), order: Some("desc"), ..raw }, HistoryKind::Trades, now).unwrap();
-        assert_eq!((ok.limit, ok.order, ok.from, ok.to), (5000, Order::Desc, Timestamp(0), now));
+        let ok = resolve(
+            &Raw {
+                limit: Some("5000"),
+                order: Some("desc"),
+                ..raw
+            },
+            HistoryKind::Trades,
+            now,
+        )
+        .unwrap();
+        assert_eq!(
+            (ok.limit, ok.order, ok.from, ok.to),
+            (5000, Order::Desc, Timestamp(0), now)
+        );
     }
 }

@@ -73,7 +73,10 @@ pub(crate) struct CandlesParams {
 fn bad_query(error: QueryRejection) -> ApiError {
     ApiError::new(
         ErrorCode::BadParam,
-        format!("invalid query string: {}; see GET /openapi.json", error.body_text()),
+        format!(
+            "invalid query string: {}; see GET /openapi.json",
+            error.body_text()
+        ),
     )
 }
 
@@ -89,7 +92,10 @@ fn unknown_symbol(r: &Resolved) -> ApiError {
 
 fn internal(error: impl std::fmt::Display) -> ApiError {
     tracing::error!(error = %error, "history query failed");
-    ApiError::new(ErrorCode::Internal, "the history query failed; see the gateway log")
+    ApiError::new(
+        ErrorCode::Internal,
+        "the history query failed; see the gateway log",
+    )
 }
 
 /// Runs a store query on a blocking thread, at most `MAX_CONCURRENT_QUERIES` at once.

@@ -300,8 +300,12 @@ impl Worker {
     fn measure_disk_usage(&self) {
         match self.store.disk_usage() {
             Ok(usage) => {
-                self.stats.disk_bytes.store(usage.total_bytes, Ordering::Relaxed);
-                self.stats.free_bytes.store(usage.free_bytes, Ordering::Relaxed);
+                self.stats
+                    .disk_bytes
+                    .store(usage.total_bytes, Ordering::Relaxed);
+                self.stats
+                    .free_bytes
+                    .store(usage.free_bytes, Ordering::Relaxed);
             }
             Err(error) => tracing::debug!(error = %error, "cannot measure history disk usage"),
         }

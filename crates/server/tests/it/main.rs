@@ -6,6 +6,9 @@ mod support;
 
 mod book_stream;
 mod errors;
+mod history;
+mod history_errors;
 mod lifecycle;
+mod openapi;
 mod rest;
 mod slow_consumer;
