@@ -128,7 +128,7 @@ impl Resolved {
 /// Parses a time parameter: epoch milliseconds (digits only) or RFC 3339
 /// (`2024-05-01T12:00:00Z`, `2024-05-01T14:00:00.250+02:00`). Sub-microsecond digits are
 /// truncated.
-pub(crate) fn parse_time(name: &str, text: &str) -> Result<Timestamp, ApiError> {
+pub fn parse_time(name: &str, text: &str) -> Result<Timestamp, ApiError> {
     let invalid = || {
         ApiError::new(
             ErrorCode::InvalidTime,

@@ -6,7 +6,8 @@
 //! - `cmd::serve`: `tickgate serve`.
 //! - `cmd::tail`: `tickgate tail CHANNEL...`.
 //! - `cmd::config`: `tickgate config default|check`.
-//! - `cmd::bench`: `tickgate bench fanout|idle`.
+//! - `cmd::export`: `tickgate export`: a range of stored trades or candles as CSV or NDJSON.
+//! - `cmd::bench`: `tickgate bench ...`; `cmd::bench_history`: `tickgate bench history`.
 
 mod cmd;
 
@@ -33,6 +34,8 @@ enum Command {
     /// Print the default configuration or check a configuration file.
     #[command(subcommand)]
     Config(cmd::config::ConfigCommand),
+    /// Write a range of stored trades or candles to a file or stdout (CSV or NDJSON).
+    Export(cmd::export::ExportArgs),
     /// Benchmarks (see docs/benchmarks.md).
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => cmd::serve::run(args),
         Command::Tail(args) => cmd::tail::run(args),
         Command::Config(command) => cmd::config::run(command),
+        Command::Export(args) => cmd::export::run(args),
         Command::Bench(command) => cmd::bench::run(command),
     };
     match result {

@@ -1,6 +1,8 @@
 //! One module per subcommand.
 
 pub mod bench;
+pub mod bench_history;
 pub mod config;
+pub mod export;
 pub mod serve;
 pub mod tail;
