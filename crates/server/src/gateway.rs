@@ -49,6 +49,12 @@ pub enum ServerError {
     Serve(#[source] std::io::Error),
     #[error("history store: {0}")]
     History(#[source] StoreError),
+    #[error("cannot start {what}: {source}")]
+    Spawn {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// A running gateway.

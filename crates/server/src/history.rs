@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use store::{
     HistoryFilter, HistoryKind, HistoryStats, HistoryStore, HistoryWriter, SqliteHistory,
-    StoreError, WriterSettings,
+    WriterSettings,
 };
 use tokio::sync::Semaphore;
 
@@ -43,7 +43,10 @@ pub(crate) async fn start(
             let dir = config.server.data_dir.clone();
             let opened = tokio::task::spawn_blocking(move || SqliteHistory::open_in(&dir))
                 .await
-                .map_err(|e| ServerError::History(StoreError::Corrupt(e.to_string())))?;
+                .map_err(|e| ServerError::Spawn {
+                    what: "the history store",
+                    source: std::io::Error::other(e),
+                })?;
             Arc::new(opened.map_err(ServerError::History)?)
         }
     };
@@ -52,8 +55,8 @@ pub(crate) async fn start(
         filter.clone(),
         WriterSettings::from(&config.history),
     )
-    .map_err(|source| ServerError::DataDir {
-        path: "history writer thread".into(),
+    .map_err(|source| ServerError::Spawn {
+        what: "the history writer thread",
         source,
     })?;
     let history = History {

@@ -273,10 +273,14 @@ fn candle_queries(args: &HistoryBenchArgs, root: &Path) -> anyhow::Result<()> {
         }
     }
     drop(store);
+    let stored = (args.days * 3 * 1440) as f64;
+    let bytes = std::fs::metadata(dir.join(HISTORY_DB_FILE))?.len() as f64;
     println!(
         "## 1-day range of 1-minute candles (1,440 rows), {} days × 3 symbols stored",
         args.days
     );
+    println!();
+    println!("{stored} candles stored: {:.0} DB bytes per candle", bytes / stored);
     println!();
     println!("| path | queries | p50 ms | p99 ms | max ms |");
     println!("|---|---:|---:|---:|---:|");
