@@ -245,9 +245,11 @@ fn trades_and_closed_candles_reach_the_history_writer_and_open_ones_at_shutdown(
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let store = Arc::new(store::SqliteHistory::open_in(&dir).unwrap());
-    let mut config = HistoryConfig::default();
     // ETH trades are not stored; BTC's are.
-    config.exclude = vec!["trades:sim:ETH-USDT".into()];
+    let config = HistoryConfig {
+        exclude: vec!["trades:sim:ETH-USDT".into()],
+        ..HistoryConfig::default()
+    };
     let filter = config.validate().unwrap();
     let writer = HistoryWriter::start(store.clone(), filter, (&config).into()).unwrap();
     let f = fixture();

@@ -88,7 +88,7 @@ impl TradeGen {
                 id: (1_000_000_000 + self.n).to_string(),
                 price: Decimal::new(ticks, 2),
                 size: Decimal::new(((self.n * 104_729) % 500_000 + 1) as i64, 8),
-                side: if self.n % 2 == 0 {
+                side: if self.n.is_multiple_of(2) {
                     Side::Buy
                 } else {
                     Side::Sell
@@ -280,7 +280,10 @@ fn candle_queries(args: &HistoryBenchArgs, root: &Path) -> anyhow::Result<()> {
         args.days
     );
     println!();
-    println!("{stored} candles stored: {:.0} DB bytes per candle", bytes / stored);
+    println!(
+        "{stored} candles stored: {:.0} DB bytes per candle",
+        bytes / stored
+    );
     println!();
     println!("| path | queries | p50 ms | p99 ms | max ms |");
     println!("|---|---:|---:|---:|---:|");
