@@ -8,7 +8,7 @@
 //! - [`rest`]: the REST API (`/v1/instruments`, `/v1/ticker`, `/v1/book`, `/healthz`,
 //!   `/readyz`, `/metrics`).
 //! - [`rest_history`]: `/v1/trades` and `/v1/candles` from the history store, paged;
-//!   [`history_params`] parses their times, limits and cursors; [`history`] opens the store
+//!   [`history_params`] parses their limits, ranges and cursors, [`time_param`] their times; [`history`] opens the store
 //!   and its writer and renders its metrics.
 //! - [`openapi`]: `/openapi.json`, generated from the handlers and their types.
 //! - [`access`]: the scope each route needs; the seam where API-key auth plugs in.
@@ -28,6 +28,7 @@ pub mod openapi;
 pub mod rest;
 pub mod rest_history;
 pub mod state;
+pub mod time_param;
 mod ws;
 
 pub use config::{Config, ConfigError};

@@ -7,7 +7,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use model::{Symbol, Timestamp, Venue};
 use protocol::{HistoryCandle, WireTrade};
 use server::Config;
-use server::history_params::parse_time;
+use server::time_param::parse_time;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
