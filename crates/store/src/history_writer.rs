@@ -161,11 +161,23 @@ impl HistorySink {
             inner.stats.count_drop(kind, rows, "closed");
             return false;
         }
+        // Reserve room in the row budget; the gauge never exceeds the capacity.
         let queued = &inner.stats.queued_rows;
-        if queued.fetch_add(rows, Ordering::Relaxed) + rows > inner.capacity {
-            queued.fetch_sub(rows, Ordering::Relaxed);
-            inner.stats.count_drop(kind, rows, "queue_full");
-            return false;
+        let mut current = queued.load(Ordering::Relaxed);
+        loop {
+            if current + rows > inner.capacity {
+                inner.stats.count_drop(kind, rows, "queue_full");
+                return false;
+            }
+            match queued.compare_exchange_weak(
+                current,
+                current + rows,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(actual) => current = actual,
+            }
         }
         match inner.tx.try_send(record) {
             Ok(()) => true,
