@@ -82,5 +82,6 @@ pub use rest::RestClient;
 
 /// Re-exported wire and model types that appear in events and REST responses.
 pub use model::{Decimal, Interval, Level, Side, Ticker};
-pub use protocol::rest::{BookResponse, CandlesResponse, InstrumentsResponse, TickerResponse};
+pub use protocol::rest::{BookResponse, InstrumentsResponse, TickerResponse};
 pub use protocol::{CandleBody, ErrorBody, ErrorCode, StatusBody, WireLevel, WireTrade};
+pub use protocol::{CandlesPage, HistoryCandle, TradesPage};

@@ -3,8 +3,9 @@
 use crate::client::Shared;
 use crate::error::ClientError;
 use model::{Interval, Symbol, Venue};
+use protocol::CandlesPage;
 use protocol::ErrorBody;
-use protocol::rest::{BookResponse, CandlesResponse, InstrumentsResponse, TickerResponse};
+use protocol::rest::{BookResponse, InstrumentsResponse, TickerResponse};
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,14 +66,15 @@ impl RestClient {
         self.get("/v1/book", query).await
     }
 
-    /// `GET /v1/candles`, oldest first.
+    /// `GET /v1/candles`: the latest `limit` closed candles, oldest first (one page; pass the
+    /// page's `next_cursor` to the REST API for more).
     pub async fn candles(
         &self,
         venue: &str,
         symbol: &str,
         interval: Interval,
         limit: Option<usize>,
-    ) -> Result<CandlesResponse, ClientError> {
+    ) -> Result<CandlesPage, ClientError> {
         let mut query = instrument(venue, symbol)?;
         query.push_str(&format!("&interval={interval}"));
         if let Some(limit) = limit {

@@ -109,6 +109,11 @@ impl CandleAgg {
         }
     }
 
+    /// The open candle of every interval that has one.
+    pub fn open(&self) -> impl Iterator<Item = &Candle> {
+        self.slots.iter().filter_map(|s| s.current.as_ref())
+    }
+
     /// Recent candles of one interval, oldest first, ending with the open one.
     pub fn recent(&self, interval: Interval) -> Vec<Candle> {
         let slot = &self.slots[Interval::ALL

@@ -10,10 +10,13 @@
 //! - [`candles`]: OHLCV candles for every interval, with completeness tracking.
 //! - [`market`]: [`Market`], the instruments served and their aggregates, read by REST.
 //! - [`stats`]: per-venue counters rendered by `/metrics`.
+//! - `persist`: what each instrument hands to the history writer (trades once per batch,
+//!   closed candles, and at shutdown its open candles marked incomplete).
 //! - [`runner`]: wires a connector and its ingest task together ([`spawn_venue`]).
 
 pub mod candles;
 pub mod market;
+mod persist;
 pub mod pipeline;
 pub mod runner;
 pub mod stats;

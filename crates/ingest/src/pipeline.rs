@@ -1,6 +1,7 @@
 //! The per-venue ingest task: connector events in, validated books and aggregates out to the hub.
 
 use crate::market::{InstrumentEntry, Market};
+use crate::persist::InstrumentHistory;
 use crate::stats::VenueStats;
 use book::{BookError, ChecksumAlgo, StaleReason};
 use connectors::{Command, ConnectionState, FeedBatch, FeedEvent};
@@ -11,6 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
+use store::HistorySink;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -33,6 +35,8 @@ struct InstrumentChannels {
     pending_trades: Vec<WireTrade>,
     newest: (Timestamp, Timestamp),
     book_changed: bool,
+    /// Trades and closed candles handed to the history writer.
+    history: InstrumentHistory,
 }
 
 /// Consumes one venue's events, maintains its books and aggregates, and publishes to the hub.
@@ -48,6 +52,8 @@ pub struct VenueIngest {
     instruments: HashMap<Symbol, InstrumentChannels>,
     /// Symbols touched by the batch being processed, in first-touch order.
     touched: Vec<Symbol>,
+    /// Where trades and closed candles are persisted (none: history is off).
+    history: Option<HistorySink>,
 }
 
 impl VenueIngest {
@@ -72,11 +78,22 @@ impl VenueIngest {
             stats,
             instruments: HashMap::new(),
             touched: Vec::new(),
+            history: None,
         };
         for instrument in instruments {
             this.register(instrument);
         }
         this
+    }
+
+    /// Persists this venue's trades and closed candles through `sink` (what is stored per
+    /// instrument follows the sink's include/exclude lists).
+    pub fn with_history(mut self, sink: HistorySink) -> Self {
+        for (symbol, inst) in &mut self.instruments {
+            inst.history = InstrumentHistory::new(Some(&sink), &self.venue, symbol);
+        }
+        self.history = Some(sink);
+        self
     }
 
     /// Runs until shutdown or until the connector's event channel closes.
@@ -94,7 +111,21 @@ impl VenueIngest {
                 _ = tick.tick() => self.on_tick(Timestamp::now()),
             }
         }
+        self.persist_open_candles(Timestamp::now());
         self.publish_status(ConnectionState::Stopped, "ingest stopped");
+    }
+
+    /// At shutdown: closes the candles whose bucket has ended, and hands the still-open ones
+    /// to the history writer marked incomplete (the rest of their interval goes unobserved).
+    pub fn persist_open_candles(&mut self, now: Timestamp) {
+        for inst in self.instruments.values_mut() {
+            inst.entry.aggregates.lock().candles.close_due(now, 0);
+            flush_instrument(inst, Some(now));
+            let agg = inst.entry.aggregates.lock();
+            for candle in agg.candles.open() {
+                inst.history.on_shutdown(candle);
+            }
+        }
     }
 
     fn register(&mut self, instrument: Instrument) {
@@ -122,6 +153,7 @@ impl VenueIngest {
             pending_trades: Vec::new(),
             newest: (Timestamp(0), Timestamp(0)),
             book_changed: false,
+            history: InstrumentHistory::new(self.history.as_ref(), &self.venue, &symbol),
         };
         self.instruments.insert(symbol, channels);
     }
@@ -303,6 +335,7 @@ impl VenueIngest {
 
 fn on_trade(inst: &mut InstrumentChannels, trade: &Trade) {
     inst.pending_trades.push(WireTrade::from(trade));
+    inst.history.on_trade(trade);
     inst.newest = (trade.exchange_ts, trade.recv_ts);
     let mut agg = inst.entry.aggregates.lock();
     agg.ticker
@@ -329,6 +362,7 @@ fn flush_instrument(inst: &mut InstrumentChannels, produced_at: Option<Timestamp
             ..Default::default()
         });
     }
+    inst.history.flush_trades();
     let mut agg = inst.entry.aggregates.lock();
     if std::mem::take(&mut inst.book_changed) {
         let (bid, ask) = inst.book.book_best();
@@ -343,7 +377,9 @@ fn flush_instrument(inst: &mut InstrumentChannels, produced_at: Option<Timestamp
         });
     }
     let candles = &inst.candles;
+    let history = &inst.history;
     agg.candles.take_updates(|interval, candle| {
+        history.on_candle(candle);
         let index = Interval::ALL
             .iter()
             .position(|i| *i == interval)

@@ -7,6 +7,7 @@ use book::ChecksumAlgo;
 use connectors::{Connector, ConnectorContext};
 use hub::Hub;
 use std::sync::Arc;
+use store::HistorySink;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -24,19 +25,21 @@ pub struct VenueHandle {
     pub ingest: JoinHandle<()>,
 }
 
-/// Spawns `connector` and its ingest task on the current runtime.
+/// Spawns `connector` and its ingest task on the current runtime. With `history`, the venue's
+/// trades and closed candles are also handed to the history writer.
 pub fn spawn_venue(
     connector: Box<dyn Connector>,
     checksum: ChecksumAlgo,
     hub: Arc<Hub>,
     market: Arc<Market>,
+    history: Option<HistorySink>,
     shutdown: CancellationToken,
 ) -> VenueHandle {
     let venue = connector.venue().clone();
     let stats = Arc::new(VenueStats::new(venue.clone()));
     let (event_tx, event_rx) = mpsc::channel(EVENT_QUEUE);
     let (command_tx, command_rx) = mpsc::channel(COMMAND_QUEUE);
-    let ingest = VenueIngest::new(
+    let mut ingest = VenueIngest::new(
         venue.clone(),
         connector.instruments(),
         checksum,
@@ -45,6 +48,9 @@ pub fn spawn_venue(
         command_tx,
         stats.clone(),
     );
+    if let Some(sink) = history {
+        ingest = ingest.with_history(sink);
+    }
     let ctx = ConnectorContext {
         events: event_tx,
         commands: command_rx,

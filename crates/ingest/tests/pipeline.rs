@@ -237,3 +237,91 @@ fn trades_become_one_message_per_batch_and_feed_ticker_and_candles() {
         (2, parse_decimal("100.7").unwrap())
     );
 }
+
+#[test]
+fn trades_and_closed_candles_reach_the_history_writer_and_open_ones_at_shutdown() {
+    use store::{CandleQuery, HistoryConfig, HistoryStore, HistoryWriter, Order, TradeQuery};
+    let dir = std::env::temp_dir().join(format!("tickgate-ingest-history-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = Arc::new(store::SqliteHistory::open_in(&dir).unwrap());
+    // ETH trades are not stored; BTC's are.
+    let config = HistoryConfig {
+        exclude: vec!["trades:sim:ETH-USDT".into()],
+        ..HistoryConfig::default()
+    };
+    let filter = config.validate().unwrap();
+    let writer = HistoryWriter::start(store.clone(), filter, (&config).into()).unwrap();
+    let f = fixture();
+    let mut ingest = f.ingest.with_history(writer.sink());
+    let minute = model::Interval::M1.micros();
+    let t0 = model::Interval::M1.bucket_start(Timestamp::now()).0 - 3 * minute;
+    let trade = |symbol: &str, id: &str, p: &str, ts: i64| FeedEvent::Trade {
+        symbol: sym(symbol),
+        trade: Trade {
+            id: id.into(),
+            price: parse_decimal(p).unwrap(),
+            size: parse_decimal("0.5").unwrap(),
+            side: Side::Buy,
+            exchange_ts: Timestamp(ts),
+            recv_ts: Timestamp(ts),
+        },
+    };
+    ingest.handle_batch(vec![
+        trade("BTC-USDT", "1", "100", t0 + 1),
+        trade("ETH-USDT", "2", "10", t0 + 2),
+        trade("BTC-USDT", "3", "101", t0 + 3),
+    ]);
+    // The next minute's trade closes the first candle.
+    ingest.handle_batch(vec![trade("BTC-USDT", "4", "102", t0 + minute + 5)]);
+    // Shutdown inside the second minute: its candle is stored as incomplete.
+    ingest.persist_open_candles(Timestamp(t0 + minute + 10));
+    writer.close();
+
+    let trades = store
+        .trades(&TradeQuery {
+            venue: Venue::new("sim").unwrap(),
+            symbol: sym("BTC-USDT"),
+            from: Timestamp(0),
+            to: Timestamp(i64::MAX),
+            order: Order::Asc,
+            after: None,
+            limit: 10,
+        })
+        .unwrap();
+    let ids: Vec<&str> = trades.rows.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(ids, ["1", "3", "4"]);
+    let eth = store
+        .count(
+            store::HistoryKind::Trades,
+            &Venue::new("sim").unwrap(),
+            &sym("ETH-USDT"),
+            Timestamp(0),
+            Timestamp(i64::MAX),
+        )
+        .unwrap();
+    assert_eq!(eth, 0, "excluded by history.exclude");
+    let candles = store
+        .candles(&CandleQuery {
+            venue: Venue::new("sim").unwrap(),
+            symbol: sym("BTC-USDT"),
+            interval: model::Interval::M1,
+            from: Timestamp(0),
+            to: Timestamp(i64::MAX),
+            order: Order::Asc,
+            after: None,
+            limit: 10,
+        })
+        .unwrap()
+        .rows;
+    assert_eq!(candles.len(), 2);
+    assert_eq!(
+        (
+            candles[0].start.0,
+            candles[0].trades,
+            candles[0].close.to_string().as_str()
+        ),
+        (t0, 2, "101")
+    );
+    assert_eq!((candles[1].trades, candles[1].complete), (1, false));
+}

@@ -101,9 +101,12 @@ string_newtype_impls!(Symbol);
 
 /// A tradable instrument on one venue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Instrument {
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "binance"))]
     pub venue: Venue,
     /// Normalized `BASE-QUOTE` symbol.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "BTC-USDT"))]
     pub symbol: Symbol,
     /// The venue's own spelling (`BTCUSDT`, `BTC/USD`, `XBT/USD`).
     pub native_symbol: String,

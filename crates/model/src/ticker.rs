@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 /// Best bid/ask with sizes, last trade price and rolling 24 h statistics for one instrument.
 /// Fields the gateway has not observed yet are `None` (e.g. no trade seen since start).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Ticker {
     pub bid: Option<Decimal>,
     pub bid_size: Option<Decimal>,
@@ -18,6 +19,7 @@ pub struct Ticker {
     pub low_24h: Option<Decimal>,
     /// `last` minus the first trade price inside the 24 h window.
     pub change_24h: Option<Decimal>,
-    /// Exchange time of the newest input this ticker reflects.
+    /// Exchange time of the newest input this ticker reflects, µs since the epoch.
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub ts: Timestamp,
 }

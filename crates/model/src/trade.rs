@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// Which side of the book a trade's aggressor (taker) was on. A `Buy` lifted an ask.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Side {
     Buy,

@@ -20,6 +20,7 @@ use std::collections::BTreeMap;
 
 /// Request id echoed in replies.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum RequestId {
     Num(u64),

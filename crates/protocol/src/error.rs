@@ -6,6 +6,7 @@ use std::fmt;
 /// Every machine-readable error code the gateway sends, on WebSocket `error` messages and in
 /// REST error bodies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// The message was not valid JSON, or not a JSON object.
@@ -43,10 +44,22 @@ pub enum ErrorCode {
     /// Something failed inside the gateway; details are in its logs, not here. (Reserved: no
     /// current route can fail this way.)
     Internal,
+    /// History: `from` or `to` is neither RFC 3339 nor epoch milliseconds.
+    InvalidTime,
+    /// History: `from` is not before `to`.
+    InvalidRange,
+    /// History: the venue/symbol pair is neither served nor in the store.
+    UnknownSymbol,
+    /// History: `limit` is not an integer within the documented bounds.
+    LimitOutOfRange,
+    /// History: the cursor is malformed or belongs to a different query.
+    InvalidCursor,
+    /// History: this kind of data is not stored for the instrument (`[history]` settings).
+    NotStored,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 17] = [
+    pub const ALL: [ErrorCode; 23] = [
         Self::BadJson,
         Self::BadRequest,
         Self::UnknownOp,
@@ -64,6 +77,12 @@ impl ErrorCode {
         Self::MethodNotAllowed,
         Self::Unavailable,
         Self::Internal,
+        Self::InvalidTime,
+        Self::InvalidRange,
+        Self::UnknownSymbol,
+        Self::LimitOutOfRange,
+        Self::InvalidCursor,
+        Self::NotStored,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -85,6 +104,12 @@ impl ErrorCode {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
+            Self::InvalidTime => "invalid_time",
+            Self::InvalidRange => "invalid_range",
+            Self::UnknownSymbol => "unknown_symbol",
+            Self::LimitOutOfRange => "limit_out_of_range",
+            Self::InvalidCursor => "invalid_cursor",
+            Self::NotStored => "not_stored",
         }
     }
 
@@ -96,8 +121,15 @@ impl ErrorCode {
             | Self::UnknownOp
             | Self::InvalidChannel
             | Self::BadParam
-            | Self::UnknownInterval => 400,
-            Self::UnknownChannel | Self::UnknownInstrument | Self::NotFound => 404,
+            | Self::UnknownInterval
+            | Self::InvalidTime
+            | Self::InvalidRange
+            | Self::UnknownSymbol
+            | Self::LimitOutOfRange
+            | Self::InvalidCursor => 400,
+            Self::UnknownChannel | Self::UnknownInstrument | Self::NotFound | Self::NotStored => {
+                404
+            }
             Self::MethodNotAllowed => 405,
             Self::MessageTooLarge => 413,
             Self::TooManyChannels | Self::RateLimited | Self::SlowConsumer => 429,

@@ -8,14 +8,17 @@
 //! - [`server`]: server → client messages (acks, `snapshot`/`update` data, notices, errors).
 //! - [`rest`]: bodies of the public REST responses.
 //! - [`error`]: the closed set of stable error codes, with HTTP statuses and close codes.
+//! - [`history`]: REST history pages (`/v1/trades`, `/v1/candles`).
 
 pub mod client;
 pub mod error;
+pub mod history;
 pub mod rest;
 pub mod server;
 
 pub use client::{ClientOp, OpError, RequestId, ResumeFrom, parse_client_op};
 pub use error::{CloseCode, ErrorCode};
+pub use history::{CandlesPage, HistoryCandle, TradesPage};
 pub use server::{
     CandleBody, DataMessage, ErrorBody, ServerMessage, StatusBody, WireLevel, WireTrade,
 };

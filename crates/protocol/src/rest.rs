@@ -1,20 +1,25 @@
-//! Bodies of the public REST responses (`/v1/instruments`, `/v1/ticker`, `/v1/book`,
-//! `/v1/candles`). Errors are [`ErrorBody`](crate::ErrorBody) with the HTTP status of their code.
+//! Bodies of the public market REST responses (`/v1/instruments`, `/v1/ticker`, `/v1/book`);
+//! the history pages (`/v1/trades`, `/v1/candles`) are in [`crate::history`]. Errors are
+//! [`ErrorBody`](crate::ErrorBody) with the HTTP status of their code.
 
-use crate::{CandleBody, WireLevel};
-use model::{Instrument, Interval, Symbol, Ticker, Venue};
+use crate::WireLevel;
+use model::{Instrument, Symbol, Ticker, Venue};
 use serde::{Deserialize, Serialize};
 
 /// `GET /v1/instruments`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InstrumentsResponse {
     pub instruments: Vec<Instrument>,
 }
 
 /// `GET /v1/ticker?venue=&symbol=`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TickerResponse {
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "binance"))]
     pub venue: Venue,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "BTC-USDT"))]
     pub symbol: Symbol,
     pub ticker: Ticker,
 }
@@ -23,6 +28,7 @@ pub struct TickerResponse {
 /// (same `seq` and `epoch` space as the WebSocket stream, so the two reconcile). `checksum` is
 /// of the whole book, not of the truncated view.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BookResponse {
     pub channel: String,
     pub seq: u64,
@@ -32,13 +38,4 @@ pub struct BookResponse {
     pub checksum: u32,
     pub bids: Vec<WireLevel>,
     pub asks: Vec<WireLevel>,
-}
-
-/// `GET /v1/candles?venue=&symbol=&interval=&limit=`, oldest first.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CandlesResponse {
-    pub venue: Venue,
-    pub symbol: Symbol,
-    pub interval: Interval,
-    pub candles: Vec<CandleBody>,
 }

@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 
 /// A book level on the wire: `["price", "size"]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WireLevel(pub Decimal, pub Decimal);
 
 impl From<Level> for WireLevel {
@@ -31,13 +32,14 @@ impl From<WireLevel> for Level {
 
 /// A trade on the wire.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WireTrade {
     pub id: String,
     pub price: Decimal,
     pub size: Decimal,
     /// Aggressor side.
     pub side: Side,
-    /// Exchange time, µs.
+    /// Exchange time, µs since the epoch.
     pub ts: i64,
 }
 
@@ -55,6 +57,7 @@ impl From<&Trade> for WireTrade {
 
 /// A candle on the wire.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CandleBody {
     /// Bucket start, µs since the epoch.
     pub start: i64,
@@ -127,6 +130,7 @@ pub struct DataMessage {
 
 /// Body of an `error` message and of every REST error response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     pub code: ErrorCode,
     pub message: String,

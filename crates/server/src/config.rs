@@ -13,6 +13,7 @@ use model::Symbol;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use store::HistoryConfig;
 
 /// The commented default configuration, as printed by `tickgate config default`.
 pub const DEFAULT_CONFIG_TOML: &str = include_str!("default_config.toml");
@@ -45,6 +46,8 @@ pub struct Config {
     pub ws: WsConfig,
     pub hub: HubConfig,
     pub log: LogConfig,
+    /// `[history]`: persisted trades and candles (see `store::HistoryConfig`).
+    pub history: HistoryConfig,
     pub venues: Vec<VenueConfig>,
 }
 
@@ -55,6 +58,7 @@ impl Default for Config {
             ws: WsConfig::default(),
             hub: HubConfig::default(),
             log: LogConfig::default(),
+            history: HistoryConfig::default(),
             venues: vec![VenueConfig::default()],
         }
     }
@@ -375,6 +379,9 @@ impl Config {
                 format!("not a valid filter: {:?}", self.log.level),
             ));
         }
+        self.history
+            .validate()
+            .map_err(|(key, message)| ConfigError::new(key, message))?;
         if self.venues.is_empty() {
             return Err(ConfigError::new("venues", "at least one venue is required"));
         }
@@ -478,6 +485,13 @@ mod tests {
             ("[hub]\nhistory_size = 2000000", "hub.history_size"),
             ("[log]\nlevel = \"info,server=loud\"", "log.level"),
             ("venues = []", "venues"),
+            ("[history]\nqueue_rows = 10", "history.queue_rows"),
+            ("[history]\ninclude = [\"trades:*\"]", "history.include[0]"),
+            (
+                "[history.retention]\ntrades = \"7w\"",
+                "history.retention.trades",
+            ),
+            ("[history.retention]\nbogus = \"7d\"", "history.retention"),
             (
                 "[[venues]]\nname = \"mtgox\"\nsymbols = [\"BTC-USD\"]",
                 "venues[0].name",

@@ -1,11 +1,12 @@
 //! Starting and stopping the whole gateway.
 
+use crate::access::{self, Scope};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::state::AppState;
-use crate::{rest, ws};
+use crate::{history, openapi, rest, rest_history, ws};
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{MethodRouter, get};
 use axum::serve::ListenerExt;
 use book::ChecksumAlgo;
 use connectors::Connector;
@@ -16,6 +17,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
+use store::{HistoryStore, HistoryWriter, StoreError};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -45,6 +47,14 @@ pub enum ServerError {
     },
     #[error("HTTP server failed")]
     Serve(#[source] std::io::Error),
+    #[error("history store: {0}")]
+    History(#[source] StoreError),
+    #[error("cannot start {what}: {source}")]
+    Spawn {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// A running gateway.
@@ -54,19 +64,56 @@ pub struct Gateway {
     state: AppState,
     server: JoinHandle<Result<(), std::io::Error>>,
     venues: Vec<VenueHandle>,
+    history: Option<HistoryWriter>,
+}
+
+/// One route: its path, the scope a caller needs, and its handlers.
+#[derive(Debug)]
+pub struct Route {
+    pub path: &'static str,
+    pub scope: Scope,
+    pub handler: MethodRouter<AppState>,
+}
+
+/// Every route the gateway serves. The router is built only from this list, and a test checks
+/// that each one is described in `/openapi.json`.
+pub fn routes() -> Vec<Route> {
+    let route = |path, scope, handler| Route {
+        path,
+        scope,
+        handler,
+    };
+    vec![
+        route("/v1/ws", Scope::MarketRead, get(ws::upgrade)),
+        route("/v1/instruments", Scope::MarketRead, get(rest::instruments)),
+        route("/v1/ticker", Scope::MarketRead, get(rest::ticker)),
+        route("/v1/book", Scope::MarketRead, get(rest::book)),
+        route("/v1/trades", Scope::HistoryRead, get(rest_history::trades)),
+        route(
+            "/v1/candles",
+            Scope::HistoryRead,
+            get(rest_history::candles),
+        ),
+        route("/healthz", Scope::Public, get(rest::healthz)),
+        route("/readyz", Scope::Public, get(rest::readyz)),
+        route("/metrics", Scope::Public, get(rest::metrics)),
+        route("/openapi.json", Scope::Public, get(openapi::serve)),
+    ]
 }
 
 /// Builds the router (exposed for in-process tests).
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/v1/ws", get(ws::upgrade))
-        .route("/v1/instruments", get(rest::instruments))
-        .route("/v1/ticker", get(rest::ticker))
-        .route("/v1/book", get(rest::book))
-        .route("/v1/candles", get(rest::candles))
-        .route("/healthz", get(rest::healthz))
-        .route("/readyz", get(rest::readyz))
-        .route("/metrics", get(rest::metrics))
+    routes()
+        .into_iter()
+        .fold(Router::new(), |router, r| {
+            let scope = r.scope;
+            let handler = r
+                .handler
+                .route_layer(axum::middleware::from_fn(move |request, next| {
+                    access::require(scope, request, next)
+                }));
+            router.route(r.path, handler)
+        })
         .fallback(rest::not_found)
         .method_not_allowed_fallback(rest::method_not_allowed)
         .with_state(state)
@@ -76,6 +123,15 @@ impl Gateway {
     /// Validates `config`, starts every venue, binds the listener and serves until
     /// [`Gateway::shutdown`].
     pub async fn start(config: Config) -> Result<Self, ServerError> {
+        Self::start_with_store(config, None).await
+    }
+
+    /// Like [`Gateway::start`], with `store` instead of `history.db` in the data directory
+    /// (tests use a deliberately slow one; a cluster deployment a shared one).
+    pub async fn start_with_store(
+        config: Config,
+        store: Option<Arc<dyn HistoryStore>>,
+    ) -> Result<Self, ServerError> {
         config.validate()?;
         std::fs::create_dir_all(&config.server.data_dir).map_err(|source| {
             ServerError::DataDir {
@@ -87,6 +143,8 @@ impl Gateway {
         let hub = Arc::new(Hub::new(config.hub.clone()));
         let market = Arc::new(Market::default());
         let metrics = Arc::new(Metrics::default());
+        let (history, writer) = history::start(&config, store).await?.unzip();
+        let sink = writer.as_ref().map(HistoryWriter::sink);
 
         let listener = TcpListener::bind(config.server.listen)
             .await
@@ -131,6 +189,7 @@ impl Gateway {
                 checksum,
                 hub.clone(),
                 market.clone(),
+                sink.clone(),
                 shutdown.clone(),
             );
             metrics.add_venue(handle.stats.clone());
@@ -138,7 +197,7 @@ impl Gateway {
         }
 
         let send_buffer = config.server.socket_send_buffer;
-        let state = AppState::new(config, hub, market, metrics, shutdown.clone());
+        let state = AppState::new(config, hub, market, metrics, history, shutdown.clone());
         let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let stop = shutdown.clone();
         // Small messages must leave at once (no Nagle delay); optionally bound kernel buffering.
@@ -163,6 +222,7 @@ impl Gateway {
             state,
             server,
             venues,
+            history: writer,
         })
     }
 
@@ -199,6 +259,10 @@ impl Gateway {
         for venue in self.venues {
             let _ = tokio::time::timeout(grace, venue.connector).await;
             let _ = tokio::time::timeout(grace, venue.ingest).await;
+        }
+        // The ingest tasks have handed over their last trades and open candles: write them.
+        if let Some(writer) = self.history {
+            let _ = tokio::task::spawn_blocking(move || writer.close()).await;
         }
         match tokio::time::timeout(grace, self.server).await {
             Ok(Ok(Err(error))) => Err(ServerError::Serve(error)),

@@ -1,7 +1,9 @@
-//! The REST API: instruments, ticker, book, candles, health and metrics.
+//! The REST API: instruments, ticker, book, health and metrics (history is in
+//! `rest_history`).
 //!
 //! Every error is JSON `{"code": "...", "message": "..."}` with the status of its code.
 //! Unknown query parameters are rejected, so a typo never silently falls back to a default.
+//! Each handler carries its OpenAPI description (`#[utoipa::path]`), next to the code.
 
 use crate::state::AppState;
 use axum::Json;
@@ -9,19 +11,17 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use model::{Channel, ChannelKind, Interval, Symbol, Venue};
-use protocol::rest::{BookResponse, CandlesResponse, InstrumentsResponse, TickerResponse};
-use protocol::{CandleBody, ErrorBody, ErrorCode, WireLevel};
+use model::{Channel, ChannelKind, Symbol, Venue};
+use protocol::rest::{BookResponse, InstrumentsResponse, TickerResponse};
+use protocol::{ErrorBody, ErrorCode, WireLevel};
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use utoipa::ToSchema;
 
 /// Book levels per side returned when `depth` is not given.
 pub const DEFAULT_DEPTH: usize = 50;
 /// Largest `depth` accepted.
 pub const MAX_DEPTH: usize = 5000;
-/// Candles returned when `limit` is not given, and the largest `limit` accepted.
-pub const DEFAULT_CANDLES: usize = 100;
-pub const MAX_CANDLES: usize = 1000;
 
 /// An error response.
 #[derive(Debug)]
@@ -36,6 +36,14 @@ impl ApiError {
             code,
             message: message.into(),
         }
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
     }
 }
 
@@ -125,6 +133,16 @@ fn unknown_instrument(venue: &Venue, symbol: &Symbol) -> ApiError {
     )
 }
 
+/// Every instrument the gateway serves.
+#[utoipa::path(
+    get,
+    path = "/v1/instruments",
+    tag = "market",
+    responses(
+        (status = 200, body = InstrumentsResponse),
+        (status = 400, description = "bad_param: unknown parameter", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn instruments(
     State(state): State<AppState>,
     params: Params,
@@ -135,6 +153,21 @@ pub(crate) async fn instruments(
     }))
 }
 
+/// Best bid/ask and rolling 24 h statistics of one instrument.
+#[utoipa::path(
+    get,
+    path = "/v1/ticker",
+    tag = "market",
+    params(
+        ("venue" = String, Query, description = "Venue, e.g. binance"),
+        ("symbol" = String, Query, description = "Normalized symbol, e.g. BTC-USDT"),
+    ),
+    responses(
+        (status = 200, body = TickerResponse),
+        (status = 400, description = "bad_param", body = ErrorBody),
+        (status = 404, description = "unknown_instrument", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn ticker(
     State(state): State<AppState>,
     params: Params,
@@ -152,6 +185,23 @@ pub(crate) async fn ticker(
     }))
 }
 
+/// A snapshot of one order book, in the same `seq` space as the `book` WebSocket channel.
+#[utoipa::path(
+    get,
+    path = "/v1/book",
+    tag = "market",
+    params(
+        ("venue" = String, Query, description = "Venue, e.g. binance"),
+        ("symbol" = String, Query, description = "Normalized symbol, e.g. BTC-USDT"),
+        ("depth" = Option<u32>, Query, minimum = 1, maximum = 5000, description = "Levels per side (default 50)"),
+    ),
+    responses(
+        (status = 200, body = BookResponse),
+        (status = 400, description = "bad_param", body = ErrorBody),
+        (status = 404, description = "unknown_instrument", body = ErrorBody),
+        (status = 503, description = "book_unavailable: the book is being rebuilt", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn book(
     State(state): State<AppState>,
     params: Params,
@@ -185,40 +235,43 @@ pub(crate) async fn book(
     }))
 }
 
-pub(crate) async fn candles(
-    State(state): State<AppState>,
-    params: Params,
-) -> Result<Json<impl Serialize>, ApiError> {
-    let query = Query2::new(params, &["venue", "symbol", "interval", "limit"])?;
-    let (venue, symbol) = query.instrument()?;
-    let interval: Interval = query
-        .params
-        .get("interval")
-        .map_or(Ok(Interval::M1), |text| text.parse())
-        .map_err(|e: model::ModelError| ApiError::new(ErrorCode::UnknownInterval, e.to_string()))?;
-    let limit = query.number("limit", DEFAULT_CANDLES, MAX_CANDLES)?;
-    let entry = state
-        .market()
-        .get(&venue, &symbol)
-        .ok_or_else(|| unknown_instrument(&venue, &symbol))?;
-    let recent = entry.aggregates.lock().candles.recent(interval);
-    let skip = recent.len().saturating_sub(limit);
-    let candles = recent[skip..].iter().map(CandleBody::from).collect();
-    Ok(Json(CandlesResponse {
-        venue,
-        symbol,
-        interval,
-        candles,
-    }))
+#[derive(Serialize, ToSchema)]
+struct Health {
+    /// Always `ok` while the process serves HTTP.
+    status: &'static str,
 }
 
-pub(crate) async fn healthz() -> Json<serde_json::Value> {
-    Json(serde_json::json!({"status": "ok"}))
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
+pub(crate) async fn healthz() -> Json<impl Serialize> {
+    Json(Health { status: "ok" })
 }
 
-/// Ready when not shutting down and every venue has at least one live book.
+#[derive(Serialize, ToSchema)]
+struct Readiness {
+    ready: bool,
+    /// Per configured venue: live books out of the books served.
+    venues: BTreeMap<String, VenueReadiness>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct VenueReadiness {
+    books_live: usize,
+    books_total: usize,
+}
+
+/// Readiness: not shutting down and every venue has at least one live book.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "Not ready (same body)", body = Readiness),
+    ),
+)]
 pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
-    let mut venues = serde_json::Map::new();
+    let mut venues = BTreeMap::new();
     let mut ready = !state.shutdown().is_cancelled();
     let instruments = state.market().instruments();
     for venue in state.config().venues.iter().map(|v| v.name.as_str()) {
@@ -242,7 +295,10 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
         ready &= live > 0;
         venues.insert(
             venue.to_string(),
-            serde_json::json!({"books_live": live, "books_total": total}),
+            VenueReadiness {
+                books_live: live,
+                books_total: total,
+            },
         );
     }
     let status = if ready {
@@ -250,15 +306,19 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (
-        status,
-        Json(serde_json::json!({"ready": ready, "venues": venues})),
-    )
-        .into_response()
+    (status, Json(Readiness { ready, venues })).into_response()
 }
 
+/// Counters, gauges and histograms in the Prometheus text format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition format 0.0.4", content_type = "text/plain", body = String)),
+)]
 pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
-    let body = state.metrics().render(state.hub());
+    let mut body = state.metrics().render(state.hub());
+    crate::history::render_metrics(state.history().map(|h| &**h), &mut body);
     let mut response = body.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

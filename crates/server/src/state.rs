@@ -1,6 +1,7 @@
 //! State shared by every request handler and session.
 
 use crate::config::Config;
+use crate::history::History;
 use crate::metrics::Metrics;
 use hub::Hub;
 use ingest::Market;
@@ -19,6 +20,7 @@ struct Inner {
     hub: Arc<Hub>,
     market: Arc<Market>,
     metrics: Arc<Metrics>,
+    history: Option<Arc<History>>,
     shutdown: CancellationToken,
 }
 
@@ -28,6 +30,7 @@ impl AppState {
         hub: Arc<Hub>,
         market: Arc<Market>,
         metrics: Arc<Metrics>,
+        history: Option<Arc<History>>,
         shutdown: CancellationToken,
     ) -> Self {
         Self {
@@ -36,6 +39,7 @@ impl AppState {
                 hub,
                 market,
                 metrics,
+                history,
                 shutdown,
             }),
         }
@@ -55,6 +59,11 @@ impl AppState {
 
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.inner.metrics
+    }
+
+    /// The history store, when `history.enabled`.
+    pub fn history(&self) -> Option<&Arc<History>> {
+        self.inner.history.as_ref()
     }
 
     pub fn shutdown(&self) -> &CancellationToken {

@@ -6,12 +6,29 @@
 //! - [`sqlite`]: opening a database file in the data directory (WAL mode, sane pragmas) and
 //!   applying each module's schema migrations exactly once.
 //! - [`error`]: [`StoreError`], shared by every store.
+//! - [`history`]: the [`HistoryStore`] seam (trades and candles), its query and page types and
+//!   its documented guarantees.
+//! - [`history_sqlite`]: [`SqliteHistory`], the embedded implementation (`history.db`).
+//! - [`history_writer`]: [`HistoryWriter`], the bounded queue and writer thread that persist
+//!   off the hot path and enforce retention; [`HistorySink`] is the producers' end.
+//! - [`history_config`]: `[history]` settings: what is stored, retention per kind, batching.
 //!
 //! Each concept gets a trait file and one file per backend, named `<concept>.rs` and
 //! `<concept>_sqlite.rs` (later `<concept>_postgres.rs`), with one contract test suite that every
-//! backend must pass.
+//! backend must pass (`tests/history/contract.rs` for history).
 
 pub mod error;
+pub mod history;
+pub mod history_config;
+pub mod history_sqlite;
+pub mod history_writer;
 pub mod sqlite;
 
 pub use error::StoreError;
+pub use history::{
+    CandleQuery, DiskUsage, HistoryBatch, HistoryKind, HistoryStore, Order, Page, Record,
+    StoredTrade, TradeKey, TradeQuery,
+};
+pub use history_config::{HistoryConfig, HistoryFilter, Retention, RetentionConfig};
+pub use history_sqlite::{HISTORY_DB_FILE, SqliteHistory};
+pub use history_writer::{HistorySink, HistoryStats, HistoryWriter, WriterSettings};

@@ -7,7 +7,8 @@
 //! - `cmd::tail`: `tickgate tail CHANNEL...` (on the SDK: survives restarts).
 //! - `cmd::book`: `tickgate book CHANNEL` (live top of book from the SDK's mirror).
 //! - `cmd::config`: `tickgate config default|check`.
-//! - `cmd::bench`: `tickgate bench fanout|idle`.
+//! - `cmd::export`: `tickgate export`: a range of stored trades or candles as CSV or NDJSON.
+//! - `cmd::bench`: `tickgate bench ...`; `cmd::bench_history`: `tickgate bench history`.
 
 mod cmd;
 
@@ -36,6 +37,8 @@ enum Command {
     /// Print the default configuration or check a configuration file.
     #[command(subcommand)]
     Config(cmd::config::ConfigCommand),
+    /// Write a range of stored trades or candles to a file or stdout (CSV or NDJSON).
+    Export(cmd::export::ExportArgs),
     /// Benchmarks (see docs/benchmarks.md).
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
         Command::Tail(args) => cmd::tail::run(args),
         Command::Book(args) => cmd::book::run(args),
         Command::Config(command) => cmd::config::run(command),
+        Command::Export(args) => cmd::export::run(args),
         Command::Bench(command) => cmd::bench::run(command),
     };
     match result {

@@ -186,6 +186,188 @@ fn serve_then_tail_then_sigterm() {
         assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
         std::thread::sleep(Duration::from_millis(50));
     }
+    // What it stored is exported after it stopped.
+    let dir = std::env::temp_dir().join(format!("tickgate-cli-{}-{port}", std::process::id()));
+    let export = tickgate()
+        .args([
+            "export", "--venue", "sim", "--symbol", "BTC-USDT", "--kind", "trades",
+        ])
+        .arg("--data-dir")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        export.status.success(),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+    let csv = String::from_utf8(export.stdout).unwrap();
+    assert!(
+        csv.starts_with("id,price,size,side,ts\n") && csv.lines().count() > 1,
+        "{csv}"
+    );
+}
+
+/// A data dir with a known history: 3 BTC trades and two 1m candles.
+fn history_dir() -> std::path::PathBuf {
+    use model::{Candle, Interval, Side, Symbol, Timestamp, Trade, Venue, parse_decimal};
+    use store::{HistoryBatch, HistoryStore, Record, SqliteHistory};
+    let dir = std::env::temp_dir().join(format!("tickgate-cli-export-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = SqliteHistory::open_in(&dir).unwrap();
+    let d = |s| parse_decimal(s).unwrap();
+    let trade = |id: &str, price, side, ts| Trade {
+        id: id.into(),
+        price: d(price),
+        size: d("0.50"),
+        side,
+        exchange_ts: Timestamp(ts),
+        recv_ts: Timestamp(ts),
+    };
+    let candle = |start, close| Candle {
+        interval: Interval::M1,
+        start: Timestamp(start),
+        open: d("100"),
+        high: d("101"),
+        low: d("99"),
+        close: d(close),
+        volume: d("1.5"),
+        trades: 3,
+        closed: true,
+        complete: start > 0,
+    };
+    let (venue, symbol) = (Venue::new("sim").unwrap(), Symbol::new("BTC-USDT").unwrap());
+    let records = vec![
+        Record::Trades {
+            venue: venue.clone(),
+            symbol: symbol.clone(),
+            trades: vec![
+                trade("1", "100.10", Side::Buy, 1_000_000),
+                trade("a,\"b\"", "100.20", Side::Sell, 2_000_000),
+                trade("3", "100.30", Side::Buy, 3_000_000),
+            ],
+        },
+        Record::Candle {
+            venue: venue.clone(),
+            symbol: symbol.clone(),
+            candle: Box::new(candle(0, "100.5")),
+        },
+        Record::Candle {
+            venue,
+            symbol,
+            candle: Box::new(candle(60_000_000, "100.7")),
+        },
+    ];
+    store.append(&HistoryBatch { records }).unwrap();
+    dir
+}
+
+#[test]
+fn export_writes_ranges_as_csv_or_ndjson() {
+    let dir = history_dir();
+    let export = |extra: &[&str]| {
+        tickgate()
+            .args(["export", "--venue", "sim", "--symbol", "BTC-USDT"])
+            .arg("--data-dir")
+            .arg(&dir)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = export(&[
+        "--kind",
+        "trades",
+        "--from",
+        "1500",
+        "--to",
+        "1970-01-01T00:00:03.5Z",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "id,price,size,side,ts\n\"a,\"\"b\"\"\",100.20,0.50,sell,2000000\n3,100.30,0.50,buy,3000000\n"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("exported 2 trades rows"));
+
+    let file = dir.join("candles.ndjson");
+    let out = export(&[
+        "--kind",
+        "candles.1m",
+        "--format",
+        "ndjson",
+        "--output",
+        file.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(
+        lines[1],
+        serde_json::json!({"start": 60_000_000, "open": "100", "high": "101", "low": "99",
+            "close": "100.7", "volume": "1.5", "trades": 3, "complete": true})
+    );
+    let out = export(&["--kind", "candles.1m"]);
+    let csv = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        csv.lines().next(),
+        Some("start,open,high,low,close,volume,trades,complete")
+    );
+    assert_eq!(csv.lines().nth(1), Some("0,100,101,99,100.5,1.5,3,false"));
+
+    let cases: [&[&str]; 4] = [
+        &["--kind", "book"],
+        &["--kind", "trades", "--from", "yesterday"],
+        &["--kind", "trades", "--from", "5000", "--to", "1000"],
+        &["--kind", "trades", "--format", "xml"],
+    ];
+    for args in cases {
+        let out = export(args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let bad_symbol = tickgate()
+        .args([
+            "export", "--venue", "sim", "--symbol", "btc", "--kind", "trades",
+        ])
+        .arg("--data-dir")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(bad_symbol.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad_symbol.stderr).contains("invalid symbol"));
+    let missing = tickgate()
+        .args([
+            "export",
+            "--venue",
+            "sim",
+            "--symbol",
+            "BTC-USDT",
+            "--kind",
+            "trades",
+            "--data-dir",
+            "/nonexistent",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no history database"));
 }
 
 /// Reads stdout lines until one matches, or panics after `limit`.

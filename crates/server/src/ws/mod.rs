@@ -27,6 +27,18 @@ const MAX_WRITE_BUFFER: usize = 4 * 1024 * 1024;
 /// between `ws.max_message_bytes` and this get a `message_too_large` error instead.
 const HARD_MAX_MESSAGE: usize = 1024 * 1024;
 
+/// The WebSocket API (protocol v1): subscribe to `{kind}:{venue}:{symbol}` channels and
+/// receive snapshots and gap-free updates. Messages are described in docs/protocol.md.
+#[utoipa::path(
+    get,
+    path = "/v1/ws",
+    tag = "market",
+    responses(
+        (status = 101, description = "Switching Protocols: the connection speaks tickgate protocol v1"),
+        (status = 400, description = "Not a WebSocket upgrade request"),
+        (status = 503, description = "unavailable: connection limit reached", body = protocol::ErrorBody),
+    ),
+)]
 pub(crate) async fn upgrade(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

@@ -6,7 +6,10 @@ mod support;
 
 mod book_stream;
 mod errors;
+mod history;
+mod history_errors;
 mod lifecycle;
+mod openapi;
 mod rest;
 mod resume;
 mod slow_consumer;

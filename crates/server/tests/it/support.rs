@@ -16,12 +16,21 @@ pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// of them never run at once on a 2-core machine.
 pub static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// A config for tests: port 0, a temporary data dir, the sim at `rate` events/s per symbol.
+/// A fresh, empty data directory (each gateway gets its own history database).
+pub fn temp_data_dir() -> std::path::PathBuf {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("tickgate-test-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A config for tests: port 0, a fresh data dir, the sim at `rate` events/s per symbol.
 pub fn config(rate: f64) -> Config {
     let mut config = Config::default();
     config.server.listen = "127.0.0.1:0".parse().unwrap();
-    config.server.data_dir =
-        std::env::temp_dir().join(format!("tickgate-test-{}", std::process::id()));
+    config.server.data_dir = temp_data_dir();
     config.server.shutdown_grace_secs = 2;
     config.venues[0].sim.rate = rate;
     config
@@ -172,6 +181,19 @@ impl Mirror {
     pub fn is_crossed(&self) -> bool {
         matches!((self.bids.keys().next_back(), self.asks.keys().next()), (Some(b), Some(a)) if b >= a)
     }
+}
+
+/// GET `path`; the status and the body as JSON (or as a JSON string if it is not JSON).
+pub async fn get_json(gateway: &Gateway, path: &str) -> (u16, serde_json::Value) {
+    let response = reqwest::get(format!("http://{}{path}", gateway.local_addr()))
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+    )
 }
 
 /// Reads `/metrics` and returns the value of one sample line (exact name with labels).

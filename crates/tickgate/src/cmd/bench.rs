@@ -1,11 +1,16 @@
-//! `tickgate bench ...` (being written).
+//! `tickgate bench ...`.
 
 use clap::Subcommand;
 use std::process::ExitCode;
 
 #[derive(Debug, Subcommand)]
-pub enum BenchCommand {}
+pub enum BenchCommand {
+    /// History store: trades written per second by batch size, and 1-day candle query latency.
+    History(super::bench_history::HistoryBenchArgs),
+}
 
 pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
-    match command {}
+    match command {
+        BenchCommand::History(args) => super::bench_history::run(args),
+    }
 }

@@ -1,0 +1,270 @@
+//! The history seam: what a store of past trades and candles must do, whatever the backend.
+//!
+//! # Guarantees every implementation gives (checked by `tests/history/contract.rs`)
+//!
+//! - **Atomic batches**: [`HistoryStore::append`] writes a whole [`HistoryBatch`] or nothing.
+//! - **Order**: within one instrument, trades keep the order they were appended in: each gets a
+//!   store-assigned [`StoredTrade::seq`] that is strictly increasing in append order and never
+//!   reused. Queries return rows ordered by `(ts, seq)` (trades) or `start` (candles), ascending
+//!   or descending.
+//! - **Stable pagination**: a page's `next` key is a position, not an offset. Asking for the
+//!   rows after it returns every row that existed when the first page was read exactly once,
+//!   whatever is inserted meanwhile (rows inserted behind the position are simply not seen).
+//! - **Half-open ranges**: `from` is inclusive, `to` exclusive, both in µs since the epoch.
+//! - **Candle merge**: a candle appended for a `(venue, symbol, interval, start)` that is
+//!   already stored is a later observation of the same bucket (the gateway restarted inside the
+//!   interval): the stored row keeps its `open`, takes the new `close`, the extreme `high` and
+//!   `low`, the summed `volume` and `trades`, and becomes `complete = false`.
+//! - **Retention**: [`HistoryStore::purge`] deletes exactly the rows whose time (`ts` for
+//!   trades, `start` for candles) is strictly before the cutoff, at most `max_rows` per call.
+//!
+//! Methods block the calling thread. Call them from a dedicated thread (the writer) or
+//! `tokio::task::spawn_blocking`, never directly on an async worker.
+
+use crate::StoreError;
+use model::{Candle, Decimal, Interval, Side, Symbol, Timestamp, Trade, Venue};
+use std::fmt;
+use std::str::FromStr;
+
+/// What a history row is: trades, or candles of one interval. Closed set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum HistoryKind {
+    Trades,
+    Candles(Interval),
+}
+
+impl HistoryKind {
+    /// Every kind, trades first then candles by interval.
+    pub const ALL: [HistoryKind; 7] = [
+        Self::Trades,
+        Self::Candles(Interval::S1),
+        Self::Candles(Interval::M1),
+        Self::Candles(Interval::M5),
+        Self::Candles(Interval::M15),
+        Self::Candles(Interval::H1),
+        Self::Candles(Interval::D1),
+    ];
+
+    /// Position in [`HistoryKind::ALL`] (for per-kind counters).
+    pub fn index(self) -> usize {
+        match self {
+            Self::Trades => 0,
+            Self::Candles(i) => 1 + Interval::ALL.iter().position(|x| *x == i).unwrap_or(0),
+        }
+    }
+}
+
+impl fmt::Display for HistoryKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Trades => f.write_str("trades"),
+            Self::Candles(i) => write!(f, "candles.{i}"),
+        }
+    }
+}
+
+impl FromStr for HistoryKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.to_string() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown kind {:?}: expected trades or candles.<1s|1m|5m|15m|1h|1d>",
+                    s.chars().take(32).collect::<String>()
+                )
+            })
+    }
+}
+
+/// Sort order of a query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Order {
+    #[default]
+    Asc,
+    Desc,
+}
+
+impl Order {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Asc => "asc",
+            Self::Desc => "desc",
+        }
+    }
+}
+
+impl FromStr for Order {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "asc" => Ok(Self::Asc),
+            "desc" => Ok(Self::Desc),
+            _ => Err("order must be asc or desc".into()),
+        }
+    }
+}
+
+/// One write to the store: trades and closed candles, of any instruments.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryBatch {
+    pub records: Vec<Record>,
+}
+
+impl HistoryBatch {
+    /// Rows the batch holds (trades plus candles).
+    pub fn rows(&self) -> usize {
+        self.records.iter().map(Record::rows).sum()
+    }
+}
+
+/// Rows of one instrument.
+#[derive(Debug, Clone)]
+pub enum Record {
+    /// Trades in the order the gateway received them.
+    Trades {
+        venue: Venue,
+        symbol: Symbol,
+        trades: Vec<Trade>,
+    },
+    /// One closed candle (or, at shutdown, the open one marked incomplete).
+    Candle {
+        venue: Venue,
+        symbol: Symbol,
+        candle: Box<Candle>,
+    },
+}
+
+impl Record {
+    pub fn rows(&self) -> usize {
+        match self {
+            Self::Trades { trades, .. } => trades.len(),
+            Self::Candle { .. } => 1,
+        }
+    }
+
+    pub fn kind(&self) -> HistoryKind {
+        match self {
+            Self::Trades { .. } => HistoryKind::Trades,
+            Self::Candle { candle, .. } => HistoryKind::Candles(candle.interval),
+        }
+    }
+}
+
+/// A stored trade: the wire fields plus the store's sequence number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredTrade {
+    /// Store-assigned, strictly increasing in append order; the pagination tie-breaker.
+    pub seq: i64,
+    pub id: String,
+    pub price: Decimal,
+    pub size: Decimal,
+    pub side: Side,
+    /// Exchange time, µs.
+    pub ts: Timestamp,
+}
+
+/// A position in a trades query: the last row returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TradeKey {
+    pub ts: i64,
+    pub seq: i64,
+}
+
+/// Trades of one instrument in `[from, to)`.
+#[derive(Debug, Clone)]
+pub struct TradeQuery {
+    pub venue: Venue,
+    pub symbol: Symbol,
+    pub from: Timestamp,
+    pub to: Timestamp,
+    pub order: Order,
+    /// Rows after this position (in `order`), or from the start of the range.
+    pub after: Option<TradeKey>,
+    pub limit: usize,
+}
+
+/// Candles of one instrument and interval whose `start` is in `[from, to)`.
+#[derive(Debug, Clone)]
+pub struct CandleQuery {
+    pub venue: Venue,
+    pub symbol: Symbol,
+    pub interval: Interval,
+    pub from: Timestamp,
+    pub to: Timestamp,
+    pub order: Order,
+    /// Candles after this `start` (in `order`).
+    pub after: Option<i64>,
+    pub limit: usize,
+}
+
+/// One page of a query. `next` is set when more rows may follow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T, K> {
+    pub rows: Vec<T>,
+    pub next: Option<K>,
+}
+
+/// Space the store takes on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DiskUsage {
+    /// Bytes of every file of the store (database, write-ahead log, shared memory).
+    pub total_bytes: u64,
+    /// Bytes inside the database that are free for reuse (after retention deleted rows).
+    pub free_bytes: u64,
+}
+
+/// Persistence of trades and candles. See the module documentation for the guarantees.
+pub trait HistoryStore: Send + Sync + fmt::Debug {
+    /// Writes every record of `batch` in one transaction. Returns the rows written.
+    fn append(&self, batch: &HistoryBatch) -> Result<usize, StoreError>;
+
+    /// A page of trades, at most `query.limit` rows.
+    fn trades(&self, query: &TradeQuery) -> Result<Page<StoredTrade, TradeKey>, StoreError>;
+
+    /// A page of candles, at most `query.limit` rows. `closed` is true on every stored candle.
+    fn candles(&self, query: &CandleQuery) -> Result<Page<Candle, i64>, StoreError>;
+
+    /// Rows of `kind` for one instrument in `[from, to)` (for progress reporting).
+    fn count(
+        &self,
+        kind: HistoryKind,
+        venue: &Venue,
+        symbol: &Symbol,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<u64, StoreError>;
+
+    /// Every instrument that has ever had a row stored, sorted by venue then symbol.
+    fn instruments(&self) -> Result<Vec<(Venue, Symbol)>, StoreError>;
+
+    /// Deletes at most `max_rows` rows of `kind` (all instruments) older than `cutoff`.
+    /// Returns how many were deleted; fewer than `max_rows` means none are left.
+    fn purge(
+        &self,
+        kind: HistoryKind,
+        cutoff: Timestamp,
+        max_rows: usize,
+    ) -> Result<u64, StoreError>;
+
+    fn disk_usage(&self) -> Result<DiskUsage, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_round_trip_and_index() {
+        for (i, kind) in HistoryKind::ALL.into_iter().enumerate() {
+            assert_eq!(kind.to_string().parse::<HistoryKind>().unwrap(), kind);
+            assert_eq!(kind.index(), i);
+        }
+        for bad in ["", "trade", "candles", "candles.2m", "book"] {
+            assert!(bad.parse::<HistoryKind>().is_err(), "{bad:?}");
+        }
+        assert_eq!("desc".parse::<Order>().unwrap(), Order::Desc);
+        assert!("DESC".parse::<Order>().is_err());
+    }
+}

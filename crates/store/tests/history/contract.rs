@@ -1,0 +1,528 @@
+//! The `HistoryStore` contract. Each function takes a fresh, empty store and panics on a
+//! violation; `contract_tests!` turns them into one `#[test]` per function for a backend.
+
+use crate::fixtures::*;
+use model::{Interval, Side, Timestamp};
+use std::collections::{BTreeSet, HashMap};
+use store::{
+    CandleQuery, HistoryBatch, HistoryKind, HistoryStore, Order, Record, StoredTrade, TradeQuery,
+};
+
+/// Generates one test per contract function for a backend. `$make` is an expression giving
+/// `Option<Arc<dyn HistoryStore>>` (None skips: the backend's service is not configured).
+#[macro_export]
+macro_rules! contract_tests {
+    ($backend:ident, $make:expr) => {
+        mod $backend {
+            use super::*;
+            $crate::contract_tests!(@each $make;
+                trades_round_trip_exactly,
+                ranges_are_half_open_and_ordered,
+                pagination_returns_every_row_once_while_inserts_continue,
+                candle_pagination_is_stable_too,
+                candles_round_trip_and_merge_repeated_buckets,
+                retention_deletes_exactly_what_is_older,
+                unknown_instruments_are_empty_and_instruments_are_listed,
+                counts_match_queries,
+            );
+        }
+    };
+    (@each $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                let Some(store) = $make else { return };
+                $crate::contract::$name(&*store);
+            }
+        )*
+    };
+}
+
+fn trades_query(
+    venue: &str,
+    symbol: &str,
+    from: i64,
+    to: i64,
+    order: Order,
+    limit: usize,
+) -> TradeQuery {
+    TradeQuery {
+        venue: v(venue),
+        symbol: s(symbol),
+        from: Timestamp(from),
+        to: Timestamp(to),
+        order,
+        after: None,
+        limit,
+    }
+}
+
+fn candles_query(
+    interval: Interval,
+    from: i64,
+    to: i64,
+    order: Order,
+    limit: usize,
+) -> CandleQuery {
+    CandleQuery {
+        venue: v("sim"),
+        symbol: s("BTC-USDT"),
+        interval,
+        from: Timestamp(from),
+        to: Timestamp(to),
+        order,
+        after: None,
+        limit,
+    }
+}
+
+fn append_trades(store: &dyn HistoryStore, venue: &str, symbol: &str, trades: Vec<model::Trade>) {
+    let batch = HistoryBatch {
+        records: vec![Record::Trades {
+            venue: v(venue),
+            symbol: s(symbol),
+            trades,
+        }],
+    };
+    assert_eq!(store.append(&batch).unwrap(), batch.rows());
+}
+
+fn append_candles(store: &dyn HistoryStore, candles: Vec<model::Candle>) {
+    let records = candles
+        .into_iter()
+        .map(|c| Record::Candle {
+            venue: v("sim"),
+            symbol: s("BTC-USDT"),
+            candle: Box::new(c),
+        })
+        .collect();
+    store.append(&HistoryBatch { records }).unwrap();
+}
+
+/// Reads every page of `query` and returns the rows in the order received.
+fn all_trades(store: &dyn HistoryStore, mut query: TradeQuery) -> Vec<StoredTrade> {
+    let mut out = Vec::new();
+    loop {
+        let page = store.trades(&query).unwrap();
+        assert!(page.rows.len() <= query.limit);
+        out.extend(page.rows);
+        match page.next {
+            Some(next) => query.after = Some(next),
+            None => return out,
+        }
+    }
+}
+
+pub fn trades_round_trip_exactly(store: &dyn HistoryStore) {
+    let input = vec![
+        trade("1", "67123.45000000", "0.00100000", Side::Buy, 1_000),
+        trade("abc-2", "0.1", "5", Side::Sell, 1_000),
+        trade("3", "45285.2", "100", Side::Buy, 2_000),
+    ];
+    append_trades(store, "sim", "BTC-USDT", input.clone());
+    let rows = store
+        .trades(&trades_query("sim", "BTC-USDT", 0, 10_000, Order::Asc, 10))
+        .unwrap();
+    assert_eq!(rows.next, None);
+    assert_eq!(rows.rows.len(), 3);
+    for (got, want) in rows.rows.iter().zip(&input) {
+        assert_eq!(
+            (
+                &got.id,
+                got.price.to_string(),
+                got.size.to_string(),
+                got.side,
+                got.ts
+            ),
+            (
+                &want.id,
+                want.price.to_string(),
+                want.size.to_string(),
+                want.side,
+                want.exchange_ts
+            ),
+            "scale and fields are kept exactly"
+        );
+    }
+    assert!(
+        rows.rows.windows(2).all(|w| w[0].seq < w[1].seq),
+        "seq increases in append order"
+    );
+    // Another instrument's rows never leak in.
+    append_trades(
+        store,
+        "sim",
+        "ETH-USDT",
+        vec![trade("9", "1", "1", Side::Buy, 1_500)],
+    );
+    let btc = store
+        .trades(&trades_query("sim", "BTC-USDT", 0, 10_000, Order::Asc, 10))
+        .unwrap();
+    assert_eq!(btc.rows.len(), 3);
+}
+
+pub fn ranges_are_half_open_and_ordered(store: &dyn HistoryStore) {
+    let trades = (1..=5)
+        .map(|i| trade(&i.to_string(), "1", "1", Side::Buy, i * 100))
+        .collect();
+    append_trades(store, "sim", "BTC-USDT", trades);
+    let ts = |order, from, to| -> Vec<i64> {
+        store
+            .trades(&trades_query("sim", "BTC-USDT", from, to, order, 100))
+            .unwrap()
+            .rows
+            .iter()
+            .map(|t| t.ts.0)
+            .collect()
+    };
+    assert_eq!(
+        ts(Order::Asc, 200, 400),
+        [200, 300],
+        "from inclusive, to exclusive"
+    );
+    assert_eq!(ts(Order::Desc, 200, 401), [400, 300, 200]);
+    assert_eq!(ts(Order::Asc, 600, 700), Vec::<i64>::new());
+    let page = store
+        .trades(&trades_query("sim", "BTC-USDT", 0, 1_000, Order::Desc, 2))
+        .unwrap();
+    assert_eq!(
+        page.rows.iter().map(|t| t.ts.0).collect::<Vec<_>>(),
+        [500, 400]
+    );
+    assert!(page.next.is_some(), "more rows follow");
+    let exact = store
+        .trades(&trades_query("sim", "BTC-USDT", 0, 1_000, Order::Asc, 5))
+        .unwrap();
+    assert_eq!(
+        (exact.rows.len(), exact.next),
+        (5, None),
+        "no empty trailing page"
+    );
+}
+
+pub fn pagination_returns_every_row_once_while_inserts_continue(store: &dyn HistoryStore) {
+    // Many rows share a timestamp, so the tie-breaker matters.
+    let initial: Vec<_> = (0..600)
+        .map(|i| trade(&format!("t{i}"), "1", "1", Side::Buy, 1_000 + (i / 7) * 10))
+        .collect();
+    append_trades(store, "sim", "BTC-USDT", initial);
+    let before: BTreeSet<i64> = all_trades(
+        store,
+        trades_query("sim", "BTC-USDT", 0, i64::MAX, Order::Asc, 1000),
+    )
+    .iter()
+    .map(|t| t.seq)
+    .collect();
+    assert_eq!(before.len(), 600);
+    for order in [Order::Asc, Order::Desc] {
+        let mut query = trades_query("sim", "BTC-USDT", 0, 100_000, order, 37);
+        let mut seen: HashMap<i64, usize> = HashMap::new();
+        let mut extra = 0;
+        loop {
+            let page = store.trades(&query).unwrap();
+            for t in &page.rows {
+                *seen.entry(t.seq).or_default() += 1;
+            }
+            let Some(next) = page.next else { break };
+            // Inserts between pages: before, at and after the cursor's time.
+            extra += 3;
+            append_trades(
+                store,
+                "sim",
+                "BTC-USDT",
+                vec![
+                    trade("late", "1", "1", Side::Sell, next.ts - 10),
+                    trade("same", "1", "1", Side::Sell, next.ts),
+                    trade("new", "1", "1", Side::Sell, next.ts + 10),
+                ],
+            );
+            query.after = Some(next);
+        }
+        assert!(extra > 30, "inserts happened during paging");
+        assert!(
+            seen.values().all(|n| *n == 1),
+            "{order:?}: a row was returned twice"
+        );
+        for seq in &before {
+            assert_eq!(seen.get(seq), Some(&1), "{order:?}: row {seq} missing");
+        }
+    }
+}
+
+pub fn candle_pagination_is_stable_too(store: &dyn HistoryStore) {
+    let min = Interval::M1.micros();
+    let c = |i: i64| candle(Interval::M1, i * min, ["1", "2", "1", "2"], "3", 4, true);
+    append_candles(store, (0..100).map(|i| c(i * 2)).collect());
+    for order in [Order::Asc, Order::Desc] {
+        let mut query = candles_query(Interval::M1, 0, 1_000 * min, order, 9);
+        let mut starts = Vec::new();
+        loop {
+            let page = store.candles(&query).unwrap();
+            starts.extend(page.rows.iter().map(|c| c.start.0));
+            let Some(next) = page.next else { break };
+            // A candle appears behind the cursor while paging: never seen, never repeated.
+            append_candles(
+                store,
+                vec![c(next / min + if order == Order::Asc { -1 } else { 1 })],
+            );
+            query.after = Some(next);
+        }
+        let unique: BTreeSet<i64> = starts.iter().copied().collect();
+        assert_eq!(unique.len(), starts.len(), "{order:?}: duplicates");
+        for i in 0..100 {
+            assert!(
+                unique.contains(&(i * 2 * min)),
+                "{order:?}: candle {i} missing"
+            );
+        }
+        let mut sorted = starts.clone();
+        sorted.sort_unstable();
+        if order == Order::Desc {
+            sorted.reverse();
+        }
+        assert_eq!(starts, sorted);
+    }
+}
+
+pub fn candles_round_trip_and_merge_repeated_buckets(store: &dyn HistoryStore) {
+    let min = Interval::M1.micros();
+    append_candles(
+        store,
+        vec![
+            candle(
+                Interval::M1,
+                0,
+                ["10.0", "12.50", "9", "11"],
+                "4.000",
+                3,
+                true,
+            ),
+            candle(Interval::M1, min, ["11", "11", "11", "11"], "1", 1, false),
+            candle(Interval::H1, 0, ["10.0", "12.50", "9", "11"], "5", 4, true),
+        ],
+    );
+    let page = store
+        .candles(&candles_query(Interval::M1, 0, 10 * min, Order::Asc, 10))
+        .unwrap();
+    assert_eq!(page.rows.len(), 2, "other intervals are separate");
+    let first = &page.rows[0];
+    assert_eq!(
+        (
+            first.open.to_string(),
+            first.high.to_string(),
+            first.volume.to_string(),
+            first.trades,
+            first.complete,
+            first.closed
+        ),
+        ("10.0".into(), "12.50".into(), "4.000".into(), 3, true, true)
+    );
+    assert!(!page.rows[1].complete);
+    // The same bucket again (a restart inside the interval): merged, never complete.
+    append_candles(
+        store,
+        vec![candle(
+            Interval::M1,
+            0,
+            ["11.5", "13", "10", "10.5"],
+            "2",
+            2,
+            false,
+        )],
+    );
+    let merged = &store
+        .candles(&candles_query(Interval::M1, 0, min, Order::Asc, 10))
+        .unwrap()
+        .rows[0];
+    assert_eq!(
+        (
+            merged.open.to_string(),
+            merged.high.to_string(),
+            merged.low.to_string(),
+            merged.close.to_string(),
+            merged.volume.to_string(),
+            merged.trades,
+            merged.complete
+        ),
+        (
+            "10.0".into(),
+            "13".into(),
+            "9".into(),
+            "10.5".into(),
+            "6.000".into(),
+            5,
+            false
+        )
+    );
+}
+
+pub fn retention_deletes_exactly_what_is_older(store: &dyn HistoryStore) {
+    let cutoff = 1_000_000;
+    for symbol in ["BTC-USDT", "ETH-USDT"] {
+        let trades = [cutoff - 2, cutoff - 1, cutoff, cutoff + 1]
+            .iter()
+            .map(|ts| trade(&ts.to_string(), "1", "1", Side::Buy, *ts))
+            .collect();
+        append_trades(store, "sim", symbol, trades);
+    }
+    let min = Interval::M1.micros();
+    append_candles(
+        store,
+        [cutoff - min, cutoff, cutoff + min]
+            .iter()
+            .flat_map(|t| {
+                [Interval::M1, Interval::H1]
+                    .map(|i| candle(i, *t, ["1", "1", "1", "1"], "1", 1, true))
+            })
+            .collect(),
+    );
+    // At most max_rows per call; fewer than max_rows means done.
+    assert_eq!(
+        store
+            .purge(HistoryKind::Trades, Timestamp(cutoff), 3)
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        store
+            .purge(HistoryKind::Trades, Timestamp(cutoff), 3)
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .purge(HistoryKind::Trades, Timestamp(cutoff), 3)
+            .unwrap(),
+        0
+    );
+    for symbol in ["BTC-USDT", "ETH-USDT"] {
+        let left: Vec<i64> = store
+            .trades(&trades_query(
+                "sim",
+                symbol,
+                i64::MIN,
+                i64::MAX,
+                Order::Asc,
+                10,
+            ))
+            .unwrap()
+            .rows
+            .iter()
+            .map(|t| t.ts.0)
+            .collect();
+        assert_eq!(
+            left,
+            [cutoff, cutoff + 1],
+            "{symbol}: only rows strictly before the cutoff go"
+        );
+    }
+    assert_eq!(
+        store
+            .purge(HistoryKind::Candles(Interval::M1), Timestamp(cutoff), 100)
+            .unwrap(),
+        1
+    );
+    let starts = |i| -> Vec<i64> {
+        store
+            .candles(&candles_query(i, i64::MIN, i64::MAX, Order::Asc, 10))
+            .unwrap()
+            .rows
+            .iter()
+            .map(|c| c.start.0)
+            .collect()
+    };
+    assert_eq!(starts(Interval::M1), [cutoff, cutoff + min]);
+    assert_eq!(
+        starts(Interval::H1).len(),
+        3,
+        "other intervals keep their own retention"
+    );
+}
+
+pub fn unknown_instruments_are_empty_and_instruments_are_listed(store: &dyn HistoryStore) {
+    let page = store
+        .trades(&trades_query(
+            "sim",
+            "NOPE-USD",
+            0,
+            i64::MAX,
+            Order::Asc,
+            10,
+        ))
+        .unwrap();
+    assert!(page.rows.is_empty() && page.next.is_none());
+    assert!(store.instruments().unwrap().is_empty());
+    append_trades(
+        store,
+        "sim",
+        "ETH-USDT",
+        vec![trade("1", "1", "1", Side::Buy, 1)],
+    );
+    append_trades(
+        store,
+        "kraken",
+        "BTC-USD",
+        vec![trade("1", "1", "1", Side::Buy, 1)],
+    );
+    append_trades(
+        store,
+        "sim",
+        "BTC-USDT",
+        vec![trade("1", "1", "1", Side::Buy, 1)],
+    );
+    assert_eq!(
+        store.instruments().unwrap(),
+        [
+            (v("kraken"), s("BTC-USD")),
+            (v("sim"), s("BTC-USDT")),
+            (v("sim"), s("ETH-USDT"))
+        ]
+    );
+}
+
+pub fn counts_match_queries(store: &dyn HistoryStore) {
+    append_trades(
+        store,
+        "sim",
+        "BTC-USDT",
+        (0..50)
+            .map(|i| trade("x", "1", "1", Side::Buy, i))
+            .collect(),
+    );
+    let count = |from, to| {
+        store
+            .count(
+                HistoryKind::Trades,
+                &v("sim"),
+                &s("BTC-USDT"),
+                Timestamp(from),
+                Timestamp(to),
+            )
+            .unwrap()
+    };
+    assert_eq!((count(0, 50), count(10, 20), count(60, 70)), (50, 10, 0));
+    let none = store
+        .count(
+            HistoryKind::Trades,
+            &v("sim"),
+            &s("NOPE-USD"),
+            Timestamp(0),
+            Timestamp(50),
+        )
+        .unwrap();
+    assert_eq!(none, 0);
+    append_candles(
+        store,
+        vec![candle(Interval::M5, 0, ["1", "1", "1", "1"], "1", 1, true)],
+    );
+    let candles = store
+        .count(
+            HistoryKind::Candles(Interval::M5),
+            &v("sim"),
+            &s("BTC-USDT"),
+            Timestamp(0),
+            Timestamp(1),
+        )
+        .unwrap();
+    assert_eq!(candles, 1);
+}
