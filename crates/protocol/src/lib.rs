@@ -4,7 +4,8 @@
 //!
 //! # Layout
 //!
-//! - [`client`]: client → server operations (`subscribe`, `unsubscribe`, `ping`) and their parser.
+//! - [`client`]: client → server operations (`subscribe`, `unsubscribe`, `ping`, `auth`) and their
+//!   parser.
 //! - [`server`]: server → client messages (acks, `snapshot`/`update` data, notices, errors).
 //! - [`error`]: the closed set of stable error codes, with HTTP statuses and close codes.
 
@@ -12,7 +13,7 @@ pub mod client;
 pub mod error;
 pub mod server;
 
-pub use client::{ClientOp, OpError, RequestId, parse_client_op};
+pub use client::{ClientOp, Credential, OpError, RequestId, parse_client_op};
 pub use error::{CloseCode, ErrorCode};
 pub use server::{
     CandleBody, DataMessage, ErrorBody, ServerMessage, StatusBody, WireLevel, WireTrade,
