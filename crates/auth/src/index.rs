@@ -74,6 +74,8 @@ pub struct KeyView {
     pub status: KeyStatus,
     pub grace_until: Option<i64>,
     pub expires_at: Option<i64>,
+    /// When the rotation that put this key in grace started.
+    pub rotated_at: Option<i64>,
     /// Rate limit per scope (index: position in [`Scope::ALL`]).
     rates: [RateLimit; 5],
 }
@@ -256,6 +258,7 @@ impl KeyIndex {
             status: r.status,
             grace_until: r.grace_until,
             expires_at: r.expires_at,
+            rotated_at: r.rotated_at,
             rates,
         }
     }

@@ -234,6 +234,7 @@ impl KeyService {
                 .transpose()
                 .map_err(invalid)?,
             max_age_secs,
+            rotated_at: None,
             last_used_at: None,
             last_used_addr: None,
             rev: 0,
@@ -291,6 +292,7 @@ impl KeyService {
         successor.sealed = None;
         successor.public_key = None;
         successor.last_used_at = None;
+        successor.rotated_at = None;
         successor.last_used_addr = None;
         successor.rev = 0;
         let secret = self.mint(&mut successor, public_key_pem)?;
@@ -298,6 +300,7 @@ impl KeyService {
         let end = old.expires_at.map_or(end, |e| end.min(e));
         let mut retired = old.clone();
         retired.replaced_by = Some(successor.id.clone());
+        retired.rotated_at = Some(now);
         if grace_secs == 0 {
             retired.status = KeyStatus::Expired;
             retired.grace_until = Some(now);
@@ -358,6 +361,7 @@ impl KeyService {
         restored.status = KeyStatus::Active;
         restored.grace_until = None;
         restored.replaced_by = None;
+        restored.rotated_at = None;
         let mut cancelled = successor.clone();
         cancelled.status = KeyStatus::Revoked;
         cancelled.revoked_at = Some(now);

@@ -108,6 +108,37 @@ pub fn mask(text: &str) -> String {
     format!("{}…{}", &text[..PREFIX_LEN + 4], &text[text.len() - 4..])
 }
 
+/// Replaces anything shaped like a tickgate key (valid checksum or not) with its masked form,
+/// so that error messages built from client input never carry a key back out.
+pub fn redact(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains("tg_live_") && !text.contains("tg_test_") {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(pos) = rest
+        .find("tg_live_")
+        .into_iter()
+        .chain(rest.find("tg_test_"))
+        .min()
+    {
+        out.push_str(&rest[..pos]);
+        let tail = &rest[pos + PREFIX_LEN..];
+        let body = tail
+            .find(|c: char| !c.is_ascii_alphanumeric())
+            .unwrap_or(tail.len());
+        let candidate = &rest[pos..pos + PREFIX_LEN + body];
+        if body >= 8 {
+            out.push_str(&mask(candidate));
+        } else {
+            out.push_str(candidate);
+        }
+        rest = &rest[pos + PREFIX_LEN + body..];
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
+}
+
 /// A key found by [`scan`]: its byte offset and the token text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Found {
@@ -200,6 +231,17 @@ mod tests {
             counts.iter().all(|&c| (120..=290).contains(&c)),
             "{counts:?}"
         );
+    }
+
+    #[test]
+    fn redact_masks_key_shaped_text() {
+        let token = generate(Environment::Test).unwrap();
+        let text = format!("invalid type: string \"{}\", expected u64", token.expose());
+        let redacted = redact(&text);
+        assert!(!redacted.contains(&token.expose()[12..40]), "{redacted}");
+        assert!(redacted.contains("tg_test_") && redacted.contains("expected u64"));
+        assert_eq!(redact("no keys here"), "no keys here");
+        assert_eq!(redact("tg_test_ab"), "tg_test_ab");
     }
 
     #[test]

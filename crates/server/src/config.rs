@@ -5,6 +5,7 @@
 //! flags. `tickgate config default` prints [`DEFAULT_CONFIG_TOML`], a commented file equal to
 //! [`Config::default`] (a test keeps the two in sync).
 
+pub use crate::auth_config::AuthConfig;
 use connectors::venue::sim::{SimConfig, SimFaults};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -16,6 +17,16 @@ use std::path::{Path, PathBuf};
 
 /// The commented default configuration, as printed by `tickgate config default`.
 pub const DEFAULT_CONFIG_TOML: &str = include_str!("default_config.toml");
+
+/// `TICKGATE_*` environment variables that are not configuration keys.
+pub const NOT_SETTINGS: [&str; 6] = [
+    "MASTER_KEY",
+    "MASTER_KEY_PREVIOUS",
+    "CONFIG",
+    "URL",
+    "ADMIN_KEY",
+    "TOKEN",
+];
 
 /// Venue names this build can connect to.
 pub const SUPPORTED_VENUES: [&str; 1] = ["sim"];
@@ -29,7 +40,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             key: key.into(),
             message: message.into(),
@@ -44,6 +55,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub ws: WsConfig,
     pub hub: HubConfig,
+    pub auth: AuthConfig,
     pub log: LogConfig,
     pub venues: Vec<VenueConfig>,
 }
@@ -54,6 +66,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             ws: WsConfig::default(),
             hub: HubConfig::default(),
+            auth: AuthConfig::default(),
             log: LogConfig::default(),
             venues: vec![VenueConfig::default()],
         }
@@ -269,7 +282,8 @@ impl Config {
             }
             figment = figment.merge(Toml::file(path));
         }
-        figment = figment.merge(Env::prefixed("TICKGATE_").split("__"));
+        // Variables that are not settings (secrets, CLI defaults) are not config keys.
+        figment = figment.merge(Env::prefixed("TICKGATE_").ignore(&NOT_SETTINGS).split("__"));
         let config: Config = figment.extract().map_err(|e| {
             let key = e.path.join(".");
             ConfigError::new(
@@ -344,6 +358,7 @@ impl Config {
         self.hub
             .validate()
             .map_err(|m| ConfigError::new("hub.channel_capacity", m))?;
+        self.auth.validate()?;
         if !matches!(self.log.level.trim(), "") && tracing_filter_invalid(&self.log.level) {
             return Err(ConfigError::new(
                 "log.level",
@@ -445,6 +460,16 @@ mod tests {
             ("[ws]\nslow_consumer = \"ignore\"", "ws.slow_consumer"),
             ("[hub]\nchannel_capacity = 1", "hub.channel_capacity"),
             ("[log]\nlevel = \"info,server=loud\"", "log.level"),
+            ("[auth]\nenvironment = \"prod\"", "auth.environment"),
+            ("[auth]\npoll_interval_ms = 5000", "auth.poll_interval_ms"),
+            (
+                "[auth.scope_rate_limits]\n\"market:write\" = { per_sec = 1, burst = 1 }",
+                "auth.scope_rate_limits",
+            ),
+            (
+                "[auth.rate_limit]\nper_sec = 0\nburst = 1",
+                "auth.rate_limit",
+            ),
             ("venues = []", "venues"),
             (
                 "[[venues]]\nname = \"mtgox\"\nsymbols = [\"BTC-USD\"]",

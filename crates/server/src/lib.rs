@@ -14,6 +14,8 @@
 //! route and per channel subscription; persistence (`store` crate) subscribes to the hub like
 //! any client.
 
+pub mod auth;
+pub mod auth_config;
 pub mod config;
 pub mod gateway;
 pub mod metrics;

@@ -1,5 +1,6 @@
 //! State shared by every request handler and session.
 
+use crate::auth::AuthState;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use hub::Hub;
@@ -19,6 +20,7 @@ struct Inner {
     hub: Arc<Hub>,
     market: Arc<Market>,
     metrics: Arc<Metrics>,
+    auth: Arc<AuthState>,
     shutdown: CancellationToken,
 }
 
@@ -28,6 +30,7 @@ impl AppState {
         hub: Arc<Hub>,
         market: Arc<Market>,
         metrics: Arc<Metrics>,
+        auth: Arc<AuthState>,
         shutdown: CancellationToken,
     ) -> Self {
         Self {
@@ -36,6 +39,7 @@ impl AppState {
                 hub,
                 market,
                 metrics,
+                auth,
                 shutdown,
             }),
         }
@@ -55,6 +59,10 @@ impl AppState {
 
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.inner.metrics
+    }
+
+    pub fn auth(&self) -> &Arc<AuthState> {
+        &self.inner.auth
     }
 
     pub fn shutdown(&self) -> &CancellationToken {

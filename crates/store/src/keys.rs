@@ -145,6 +145,8 @@ pub struct KeyRecord {
     pub rate_limit: Option<RateLimit>,
     /// Rotation policy: the key is flagged as due for rotation after this age.
     pub max_age_secs: Option<u64>,
+    /// When a rotation started (the `Deprecation` time); cleared when it is cancelled.
+    pub rotated_at: Option<i64>,
     pub last_used_at: Option<i64>,
     pub last_used_addr: Option<String>,
     /// Revision, set by the store: 1 on insert, +1 on every update.

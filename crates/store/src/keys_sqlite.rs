@@ -39,6 +39,7 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE keys (
         rate_per_sec INTEGER,
         rate_burst INTEGER,
         max_age_secs INTEGER,
+        rotated_at INTEGER,
         last_used_at INTEGER,
         last_used_addr TEXT,
         rev INTEGER NOT NULL,
@@ -62,7 +63,7 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE keys (
 const COLUMNS: &str = "id, principal, kind, environment, name, scopes, status, grace_until, \
     version, replaces, replaced_by, metadata, created_at, created_by, expires_at, revoked_at, \
     revoked_reason, token_hash, public_key, sealed_master_key_id, sealed_dek, sealed_ciphertext, \
-    rate_per_sec, rate_burst, max_age_secs, last_used_at, last_used_addr, rev";
+    rate_per_sec, rate_burst, max_age_secs, rotated_at, last_used_at, last_used_addr, rev";
 
 /// SQLite-backed keys (and, sharing its connection, the audit log: see [`Self::audit_log`]).
 #[derive(Debug, Clone)]
@@ -142,6 +143,7 @@ fn write_values(record: &KeyRecord) -> Result<Vec<Value>, StoreError> {
             Some(v) => Value::Integer(to_i64(v, "max_age_secs")?),
             None => Value::Null,
         },
+        opt_int(record.rotated_at),
     ])
 }
 
@@ -206,9 +208,10 @@ fn read_record(row: &Row<'_>) -> rusqlite::Result<KeyRecord> {
         max_age_secs: row
             .get::<_, Option<i64>>(24)?
             .and_then(|v| u64::try_from(v).ok()),
-        last_used_at: row.get(25)?,
-        last_used_addr: row.get(26)?,
-        rev: row.get::<_, i64>(27)?.try_into().unwrap_or(0),
+        rotated_at: row.get(25)?,
+        last_used_at: row.get(26)?,
+        last_used_addr: row.get(27)?,
+        rev: row.get::<_, i64>(28)?.try_into().unwrap_or(0),
     })
 }
 

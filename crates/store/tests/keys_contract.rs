@@ -39,6 +39,7 @@ fn record(id: &str, principal: &str, hash: u8) -> KeyRecord {
             burst: 10,
         }),
         max_age_secs: Some(90 * 86_400),
+        rotated_at: Some(T0 + 5),
         last_used_at: None,
         last_used_addr: None,
         rev: 0,

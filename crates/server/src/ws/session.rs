@@ -11,6 +11,7 @@
 //! that lags too often, or whose socket write stalls for `write_timeout_secs`, is closed with
 //! 4001. Nothing a slow client does delays the publisher or the other clients.
 
+use super::auth::SessionAuth;
 use super::limiter::TokenBucket;
 use crate::config::SlowConsumerPolicy;
 use crate::metrics::{KINDS, LocalLatency};
@@ -40,13 +41,17 @@ const METRICS_MERGE: Duration = Duration::from_millis(500);
 
 /// Why a session ended.
 #[derive(Debug)]
-enum End {
+pub(super) enum End {
     ClientClosed,
     Socket(axum::Error),
     SlowConsumer(&'static str),
     Idle,
     Abuse,
     Shutdown,
+    /// Authentication failed or did not happen in time (the error was sent).
+    AuthFailed(ErrorCode),
+    KeyRevoked,
+    KeyExpired,
 }
 
 struct Sub {
@@ -56,8 +61,10 @@ struct Sub {
     last_seq: u64,
 }
 
-struct Session {
-    state: AppState,
+pub(super) struct Session {
+    pub(super) state: AppState,
+    pub(super) peer: SocketAddr,
+    pub(super) auth: SessionAuth,
     socket: WebSocket,
     subs: StreamMap<u32, BroadcastStream<Frame>>,
     info: HashMap<u32, Sub>,
@@ -72,7 +79,7 @@ struct Session {
     last_merge: Instant,
 }
 
-pub(super) async fn run(socket: WebSocket, state: AppState, peer: SocketAddr) {
+pub(super) async fn run(socket: WebSocket, state: AppState, peer: SocketAddr, auth: SessionAuth) {
     let metrics = state.metrics().clone();
     metrics.connections_open.fetch_add(1, Ordering::Relaxed);
     metrics.connections_total.fetch_add(1, Ordering::Relaxed);
@@ -81,6 +88,8 @@ pub(super) async fn run(socket: WebSocket, state: AppState, peer: SocketAddr) {
     let mut session = Session {
         limiter: TokenBucket::new(state.config().ws.max_requests_per_sec),
         state,
+        peer,
+        auth,
         socket,
         subs: StreamMap::new(),
         info: HashMap::new(),
@@ -93,8 +102,12 @@ pub(super) async fn run(socket: WebSocket, state: AppState, peer: SocketAddr) {
         out_bytes: 0,
         last_merge: Instant::now(),
     };
-    let end = session.run().await;
+    let end = match session.announce_key().await {
+        Ok(()) => session.run().await,
+        Err(end) => end,
+    };
     session.merge_metrics();
+    session.auth.release();
     tracing::debug!(?end, "session ended");
     session.close(end).await;
     metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
@@ -109,9 +122,15 @@ impl Session {
         heartbeat.tick().await;
         let write_timeout = Duration::from_secs(ws.write_timeout_secs);
         loop {
+            let auth_deadline = self.auth.deadline;
             let result = tokio::select! {
                 biased;
                 () = shutdown.cancelled() => return End::Shutdown,
+                event = self.auth.next_event() => self.on_key_event(event).await,
+                () = tokio::time::sleep_until(auth_deadline.unwrap_or_else(tokio::time::Instant::now)),
+                    if auth_deadline.is_some() && self.auth.key.is_none() => {
+                    self.require_auth(None).await
+                }
                 inbound = self.socket.next() => match inbound {
                     Some(Ok(message)) => {
                         self.last_inbound = Instant::now();
@@ -287,20 +306,28 @@ impl Session {
                 )
                 .await;
         }
-        match parse_client_op(text.as_str()) {
+        let op = match parse_client_op(text.as_str()) {
             Err(error) => {
-                self.reply_error(error.code, &error.message, error.id, None)
-                    .await
+                return self
+                    .reply_error(error.code, &error.message, error.id, None)
+                    .await;
             }
-            Ok(ClientOp::Ping { id }) => {
+            Ok(ClientOp::Auth { id, token }) => return self.on_auth(id, token).await,
+            Ok(op) => op,
+        };
+        self.require_auth(op.id().cloned()).await?;
+        self.count_key_usage_request();
+        match op {
+            ClientOp::Auth { .. } => Ok(()),
+            ClientOp::Ping { id } => {
                 self.send_message(&ServerMessage::Pong {
                     id,
                     ts: Timestamp::now().0,
                 })
                 .await
             }
-            Ok(ClientOp::Subscribe { id, channels }) => self.subscribe(id, channels).await,
-            Ok(ClientOp::Unsubscribe { id, channels }) => self.unsubscribe(id, channels).await,
+            ClientOp::Subscribe { id, channels } => self.subscribe(id, channels).await,
+            ClientOp::Unsubscribe { id, channels } => self.unsubscribe(id, channels).await,
         }
     }
 
@@ -372,6 +399,10 @@ impl Session {
                 .reply_error(ErrorCode::TooManyChannels, &message, id, None)
                 .await;
         }
+        if let Err((code, message)) = self.admit_channels(new.len() as u32) {
+            let channel = names.first().filter(|_| names.len() == 1).cloned();
+            return self.reply_error(code, &message, id, channel).await;
+        }
         let channels = handles.iter().map(|h| h.name().to_string()).collect();
         self.feed_message(&ServerMessage::Subscribed { id, channels })
             .await?;
@@ -421,17 +452,20 @@ impl Session {
                 )
                 .await;
         }
+        let mut removed = 0;
         for name in &channels {
             if let Some(slot) = self.by_name.remove(name.as_str()) {
                 self.subs.remove(&slot);
                 self.info.remove(&slot);
+                removed += 1;
             }
         }
+        self.release_channels(removed);
         self.send_message(&ServerMessage::Unsubscribed { id, channels })
             .await
     }
 
-    async fn reply_error(
+    pub(super) async fn reply_error(
         &mut self,
         code: ErrorCode,
         message: &str,
@@ -441,19 +475,29 @@ impl Session {
         self.state.metrics().count_error(code);
         let error = ServerMessage::Error(ErrorBody {
             code,
-            message: message.to_string(),
+            message: auth::token::redact(message).into_owned(),
             id,
             channel,
         });
         self.send_message(&error).await
     }
 
-    async fn send_message(&mut self, message: &ServerMessage) -> Result<(), End> {
+    pub(super) async fn flush(&mut self) -> Result<(), End> {
+        self.socket.flush().await.map_err(End::Socket)
+    }
+
+    fn count_key_usage_request(&self) {
+        if let Some(key) = &self.auth.key {
+            key.entry.usage.requests.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub(super) async fn send_message(&mut self, message: &ServerMessage) -> Result<(), End> {
         self.feed_message(message).await?;
         self.socket.flush().await.map_err(End::Socket)
     }
 
-    async fn feed_message(&mut self, message: &ServerMessage) -> Result<(), End> {
+    pub(super) async fn feed_message(&mut self, message: &ServerMessage) -> Result<(), End> {
         self.socket
             .feed(Message::Text(message.to_json().into()))
             .await
@@ -473,6 +517,8 @@ impl Session {
     }
 
     fn merge_metrics(&mut self) {
+        let delivered: u64 = self.out_counts.iter().sum();
+        self.count_key_usage(delivered, self.out_bytes);
         let metrics = self.state.metrics();
         metrics.merge_latency(&mut self.latency);
         for (global, local) in metrics.messages_out.iter().zip(&mut self.out_counts) {
@@ -497,6 +543,9 @@ impl Session {
             End::Shutdown => (CloseCode::GoingAway, "server shutting down"),
             End::Idle => (CloseCode::IdleTimeout, "idle timeout"),
             End::Abuse => (CloseCode::PolicyViolation, "too many rejected requests"),
+            End::AuthFailed(code) => (CloseCode::AuthFailed, code.as_str()),
+            End::KeyRevoked => (CloseCode::KeyRevoked, ErrorCode::KeyRevoked.as_str()),
+            End::KeyExpired => (CloseCode::KeyExpired, ErrorCode::KeyExpired.as_str()),
             End::SlowConsumer(why) => {
                 self.state
                     .metrics()
