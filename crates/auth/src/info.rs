@@ -88,3 +88,23 @@ impl KeyInfo {
         }
     }
 }
+
+/// The response that shows a new key's credential, exactly once:
+/// `{"id", "token"|"secret", "key": KeyInfo}` (`token` for bearer keys, `secret` for hmac keys;
+/// ed25519 keys have neither: the client holds the private key).
+pub fn issued_json(
+    record: &KeyRecord,
+    secret: Option<crate::SecretString>,
+    now: i64,
+) -> serde_json::Value {
+    let mut out = serde_json::json!({ "id": record.id, "key": KeyInfo::new(record, now) });
+    if let Some(secret) = secret {
+        let field = if record.kind == KeyKind::Hmac {
+            "secret"
+        } else {
+            "token"
+        };
+        out[field] = serde_json::Value::String(secret.expose().to_string());
+    }
+    out
+}

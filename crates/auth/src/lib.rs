@@ -42,7 +42,7 @@ pub use index::{
     AuthSettings, KeyEntry, KeyEvent, KeyEventKind, KeyIndex, KeyPrincipal, KeyView, Rejection,
     token_hash,
 };
-pub use info::KeyInfo;
+pub use info::{KeyInfo, issued_json};
 pub use scope::{Scope, ScopeSet};
 pub use secret::SecretString;
 pub use service::{Issued, KeyService, KeyUpdate, NewKey, ServiceError};

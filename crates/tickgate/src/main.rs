@@ -6,7 +6,10 @@
 //! - `cmd::serve`: `tickgate serve`.
 //! - `cmd::tail`: `tickgate tail CHANNEL...`.
 //! - `cmd::config`: `tickgate config default|check`.
-//! - `cmd::bench`: `tickgate bench fanout|idle`.
+//! - `cmd::bench`: `tickgate bench fanout|idle`; `cmd::bench_auth`: `tickgate bench auth`.
+//! - `cmd::keys` (+ `keys_backend`, `keys_scan`): `tickgate keys ...`, offline or via the admin
+//!   API.
+//! - `cmd::audit`: `tickgate audit verify`.
 
 mod cmd;
 
@@ -36,6 +39,13 @@ enum Command {
     /// Benchmarks (see docs/benchmarks.md).
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
+    /// Manage API keys: create, list, show, update, rotate, cancel-rotation, revoke, usage,
+    /// rewrap, scan.
+    #[command(subcommand)]
+    Keys(cmd::keys::KeysCommand),
+    /// The audit log: verify its hash chain.
+    #[command(subcommand)]
+    Audit(cmd::audit::AuditCommand),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +55,8 @@ fn main() -> ExitCode {
         Command::Tail(args) => cmd::tail::run(args),
         Command::Config(command) => cmd::config::run(command),
         Command::Bench(command) => cmd::bench::run(command),
+        Command::Keys(command) => cmd::keys::run(command),
+        Command::Audit(command) => cmd::audit::run(command),
     };
     match result {
         Ok(code) => code,

@@ -71,16 +71,7 @@ fn now() -> i64 {
 }
 
 fn issued_json(record: &KeyRecord, secret: Option<SecretString>) -> serde_json::Value {
-    let mut out = serde_json::json!({ "id": record.id, "key": KeyInfo::new(record, now()) });
-    if let Some(secret) = secret {
-        let field = if record.kind == KeyKind::Hmac {
-            "secret"
-        } else {
-            "token"
-        };
-        out[field] = serde_json::Value::String(secret.expose().to_string());
-    }
-    out
+    auth::info::issued_json(record, secret, now())
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,6 +1,10 @@
 //! One module per subcommand.
 
+pub mod audit;
 pub mod bench;
 pub mod config;
+pub mod keys;
+pub mod keys_backend;
+pub mod keys_scan;
 pub mod serve;
 pub mod tail;

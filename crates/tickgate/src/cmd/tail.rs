@@ -21,6 +21,10 @@ pub struct TailArgs {
     /// Exit after this many data messages.
     #[arg(long)]
     count: Option<u64>,
+    /// API key, sent as `Authorization: Bearer` on the upgrade request. Prefer the
+    /// environment variable: command lines are visible to other users.
+    #[arg(long, env = "TICKGATE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
 }
 
 /// `http://host:port/...` → `ws://host:port/v1/ws` (`https` → `wss`).
@@ -51,7 +55,17 @@ pub fn run(args: TailArgs) -> anyhow::Result<ExitCode> {
 
 async fn tail(args: TailArgs) -> anyhow::Result<ExitCode> {
     let url = ws_url(&args.url)?;
-    let (mut socket, _) = tokio_tungstenite::connect_async(url.as_str())
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+            url.as_str(),
+        )?;
+    if let Some(token) = &args.token {
+        let value = format!("Bearer {token}")
+            .parse()
+            .context("--token is not a valid header value")?;
+        request.headers_mut().insert("authorization", value);
+    }
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
         .await
         .with_context(|| format!("cannot connect to {url} (is `tickgate serve` running?)"))?;
     let subscribe = ClientOp::Subscribe {
@@ -130,6 +144,10 @@ fn describe(message: &ServerMessage) -> String {
         } => format!("{channel} GAP #{from_seq}..#{to_seq} ({reason})"),
         ServerMessage::Error(error) => format!("error {}: {}", error.code, error.message),
         ServerMessage::Pong { ts, .. } => format!("pong {ts}"),
+        ServerMessage::Authenticated { key_id, scopes, .. } => {
+            format!("authenticated as key {key_id} ({})", scopes.join(","))
+        }
+        ServerMessage::KeyExpiring { message, .. } => format!("NOTICE key_expiring: {message}"),
     }
 }
 
