@@ -4,8 +4,13 @@ use clap::Subcommand;
 use std::process::ExitCode;
 
 #[derive(Debug, Subcommand)]
-pub enum BenchCommand {}
+pub enum BenchCommand {
+    /// Cost of authenticating a bearer request (ns) and REST throughput with and without auth.
+    Auth(super::bench_auth::BenchAuthArgs),
+}
 
 pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
-    match command {}
+    match command {
+        BenchCommand::Auth(args) => super::bench_auth::run(args),
+    }
 }

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod bench;
+pub mod bench_auth;
 pub mod config;
 pub mod keys;
 pub mod keys_backend;
