@@ -108,3 +108,61 @@ pub fn issued_json(
     }
     out
 }
+
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use super::*;
+
+    pub(crate) fn record() -> KeyRecord {
+        KeyRecord {
+            id: "key_a".into(),
+            principal: "p".into(),
+            kind: KeyKind::Bearer,
+            environment: Environment::Test,
+            name: "a".into(),
+            scopes: vec!["market:read".into()],
+            status: KeyStatus::Active,
+            grace_until: None,
+            version: 1,
+            replaces: None,
+            replaced_by: None,
+            metadata: serde_json::json!({}),
+            created_at: 0,
+            created_by: "t".into(),
+            expires_at: None,
+            revoked_at: None,
+            revoked_reason: None,
+            token_hash: Some([1; 32]),
+            public_key: None,
+            sealed: None,
+            rate_limit: None,
+            max_age_secs: Some(90 * 86_400),
+            rotated_at: None,
+            last_used_at: None,
+            last_used_addr: None,
+            rev: 1,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tests_support::record;
+    use super::*;
+
+    #[test]
+    fn rotation_policy_and_effective_status() {
+        let day = 86_400_000_000;
+        let r = record();
+        assert!(!KeyInfo::new(&r, 89 * day).rotation_due);
+        assert!(KeyInfo::new(&r, 90 * day).rotation_due);
+        let mut grace = r.clone();
+        grace.status = KeyStatus::Grace;
+        grace.grace_until = Some(day);
+        assert_eq!(KeyInfo::new(&grace, day - 1).status, KeyStatus::Grace);
+        assert_eq!(KeyInfo::new(&grace, day).status, KeyStatus::Expired);
+        assert!(!KeyInfo::new(&grace, 100 * day).rotation_due);
+        let json = serde_json::to_string(&KeyInfo::new(&r, 0)).unwrap();
+        assert!(!json.contains("token_hash") && !json.contains("sealed"));
+    }
+}

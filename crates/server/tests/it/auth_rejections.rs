@@ -263,3 +263,60 @@ async fn anonymous_mode_reads_market_data_only_and_never_downgrades_a_bad_key() 
     ));
     gateway.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn live_mode_refuses_to_start_without_a_master_key() {
+    let mut config = auth_config("live");
+    config.auth.environment = store::keys::Environment::Live;
+    config.auth.required = None;
+    assert!(config.auth.is_required());
+    let error = server::Gateway::start(config)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("master key"), "{error}");
+}
+
+#[tokio::test]
+async fn failed_admin_authentications_are_audited_in_aggregate() {
+    let config = auth_config("admin-fail");
+    let (_, admin) = offline_key(&config.server.data_dir, "admin", &["keys:admin"]);
+    let (_, market) = offline_key(&config.server.data_dir, "m", &["market:read"]);
+    let gateway = start(config).await;
+    let http = Http::new(&gateway);
+    for _ in 0..5 {
+        assert_eq!(
+            http.get("/admin/v1/keys", Some(&market)).await.status(),
+            403
+        );
+    }
+    assert_eq!(http.get("/admin/v1/keys", None).await.status(), 401);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (_, audit) = Http::json(http.get("/admin/v1/audit", Some(&admin)).await).await;
+    let failures: Vec<&serde_json::Value> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "admin.auth_failed")
+        .collect();
+    let detail = |e: &serde_json::Value| -> serde_json::Value {
+        serde_json::from_str(e["detail"].as_str().unwrap()).unwrap()
+    };
+    let scope_failures: u64 = failures
+        .iter()
+        .map(|e| detail(e))
+        .filter(|d| d["code"] == "insufficient_scope")
+        .map(|d| d["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(scope_failures, 5, "{audit}");
+    assert!(
+        failures.len() <= 3,
+        "merged, not one row per failure: {audit}"
+    );
+    assert!(
+        failures
+            .iter()
+            .any(|e| detail(e)["code"] == "missing_credentials")
+    );
+    gateway.stop().await.unwrap();
+}
