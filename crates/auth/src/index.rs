@@ -460,7 +460,7 @@ impl KeyIndex {
                 messages,
                 bytes,
                 auth_failures: failures,
-                last_used: (used_at > 0).then(|| (used_at, addr)),
+                last_used: (used_at > 0).then_some((used_at, addr)),
             });
             if failures >= threshold {
                 bursts.push(NewAuditEvent {

@@ -167,10 +167,16 @@ pub fn parse_client_op(text: &str) -> Result<ClientOp, OpError> {
     if op == "auth" {
         // Never echo a credential back, even a malformed one.
         return match map.get("token") {
-            Some(serde_json::Value::String(token)) if map.len() <= 3 => Ok(ClientOp::Auth {
-                id,
-                token: Credential::new(token.as_str()),
-            }),
+            Some(serde_json::Value::String(token))
+                if map
+                    .keys()
+                    .all(|k| matches!(k.as_str(), "op" | "id" | "token")) =>
+            {
+                Ok(ClientOp::Auth {
+                    id,
+                    token: Credential::new(token.as_str()),
+                })
+            }
             Some(serde_json::Value::String(_)) => Err(OpError {
                 code: ErrorCode::BadRequest,
                 message: "auth takes only op, id and token".into(),

@@ -42,7 +42,7 @@ enum Command {
     /// Manage API keys: create, list, show, update, rotate, cancel-rotation, revoke, usage,
     /// rewrap, scan.
     #[command(subcommand)]
-    Keys(cmd::keys::KeysCommand),
+    Keys(Box<cmd::keys::KeysCommand>),
     /// The audit log: verify its hash chain.
     #[command(subcommand)]
     Audit(cmd::audit::AuditCommand),
@@ -55,7 +55,7 @@ fn main() -> ExitCode {
         Command::Tail(args) => cmd::tail::run(args),
         Command::Config(command) => cmd::config::run(command),
         Command::Bench(command) => cmd::bench::run(command),
-        Command::Keys(command) => cmd::keys::run(command),
+        Command::Keys(command) => cmd::keys::run(*command),
         Command::Audit(command) => cmd::audit::run(command),
     };
     match result {

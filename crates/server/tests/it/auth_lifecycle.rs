@@ -34,10 +34,13 @@ async fn create_use_rotate_grace_ends_and_old_session_closes() {
     // A live session on the old key, authenticated on the upgrade request.
     let mut ws = connect_with(&gateway, &old).await;
     match next(&mut ws, Duration::from_secs(5)).await {
-        Next::Msg(ServerMessage::Authenticated { key_id, scopes, .. }) => {
-            assert_eq!(key_id, old_id);
-            assert_eq!(scopes, ["market:read"]);
-        }
+        Next::Msg(m) => match *m {
+            ServerMessage::Authenticated { key_id, scopes, .. } => {
+                assert_eq!(key_id, old_id);
+                assert_eq!(scopes, ["market:read"]);
+            }
+            other => panic!("expected authenticated, got {other:?}"),
+        },
         other => panic!("expected authenticated, got {other:?}"),
     }
     subscribed(&mut ws).await;

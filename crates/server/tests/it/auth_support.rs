@@ -141,7 +141,7 @@ pub async fn connect_with(gateway: &Gateway, token: &str) -> Ws {
 /// What came next on a socket.
 #[derive(Debug)]
 pub enum Next {
-    Msg(ServerMessage),
+    Msg(Box<ServerMessage>),
     Closed(u16),
     Nothing,
 }
@@ -155,7 +155,9 @@ pub async fn next(ws: &mut Ws, limit: Duration) -> Next {
         };
         match item {
             Some(Ok(Message::Text(text))) => {
-                return Next::Msg(serde_json::from_str(&text).expect("parseable message"));
+                return Next::Msg(Box::new(
+                    serde_json::from_str(&text).expect("parseable message"),
+                ));
             }
             Some(Ok(Message::Close(frame))) => {
                 return Next::Closed(frame.map_or(1005, |f| u16::from(f.code)));
@@ -173,7 +175,11 @@ pub async fn until_error_and_close(ws: &mut Ws, limit: Duration) -> (String, u16
     let mut error = String::new();
     loop {
         match next(ws, limit.saturating_sub(start.elapsed())).await {
-            Next::Msg(ServerMessage::Error(e)) => error = e.code.as_str().to_string(),
+            Next::Msg(m) if matches!(*m, ServerMessage::Error(_)) => {
+                if let ServerMessage::Error(e) = *m {
+                    error = e.code.as_str().to_string();
+                }
+            }
             Next::Msg(_) => continue,
             Next::Closed(code) => return (error, code, start.elapsed()),
             Next::Nothing => panic!("no close within {limit:?} (last error {error:?})"),
