@@ -32,6 +32,7 @@ pub mod info;
 pub mod input;
 pub mod maintenance;
 pub mod ratelimit;
+mod rotation;
 pub mod scope;
 pub mod secret;
 pub mod service;
