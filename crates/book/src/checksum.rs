@@ -19,8 +19,7 @@
 //! Example: bids `[["100.5","2"],["100.4","1.50"]]`, asks `[["100.6","3"]]` give the string
 //! `100.5:2:100.6:3:100.4:1.50`.
 
-use model::Level;
-use std::fmt::Write;
+use model::{Level, write_decimal};
 
 /// Which algorithm verifies the checksum field of a venue's snapshots and deltas.
 ///
@@ -59,7 +58,7 @@ pub fn tickgate_checksum<'a>(
     bids: impl IntoIterator<Item = &'a Level>,
     asks: impl IntoIterator<Item = &'a Level>,
 ) -> u32 {
-    let mut text = String::with_capacity(CHECKSUM_DEPTH * 2 * 24);
+    let mut text: Vec<u8> = Vec::with_capacity(CHECKSUM_DEPTH * 2 * 32);
     let mut bids = bids.into_iter().take(CHECKSUM_DEPTH);
     let mut asks = asks.into_iter().take(CHECKSUM_DEPTH);
     loop {
@@ -69,13 +68,14 @@ pub fn tickgate_checksum<'a>(
         }
         for level in [bid, ask].into_iter().flatten() {
             if !text.is_empty() {
-                text.push(':');
+                text.push(b':');
             }
-            // Writing to a String cannot fail.
-            let _ = write!(text, "{}:{}", level.price, level.size);
+            write_decimal(&mut text, &level.price);
+            text.push(b':');
+            write_decimal(&mut text, &level.size);
         }
     }
-    crc32fast::hash(text.as_bytes())
+    crc32fast::hash(&text)
 }
 
 #[cfg(test)]

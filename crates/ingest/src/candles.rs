@@ -44,9 +44,11 @@ impl CandleAgg {
                     c.volume += size;
                     c.trades += 1;
                 }
-                // A late trade for an already-closed bucket is not re-opened: it is counted in
-                // the current candle's figures only if it belongs there. Skip it otherwise.
+                // A late trade for a bucket that is already closed (by a newer trade or by the
+                // timer) never re-opens it or opens a second candle for it: closed candles are
+                // final. It is skipped.
                 Some(c) if c.start > start => continue,
+                None if slot.recent.back().is_some_and(|c| c.start >= start) => continue,
                 _ => {
                     slot.close_current();
                     slot.current = Some(Candle {
@@ -183,5 +185,9 @@ mod tests {
         agg.close_due(Timestamp(next.0 + 2 * MIN), 0);
         let all = agg.recent(Interval::M1);
         assert!(all.iter().all(|c| c.closed));
+
+        // Regression: a late trade for a bucket the timer closed opens no second candle for it.
+        agg.on_trade(d("50"), d("1"), next, since);
+        assert_eq!(agg.recent(Interval::M1), all);
     }
 }

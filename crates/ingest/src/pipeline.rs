@@ -134,7 +134,7 @@ impl VenueIngest {
         }
         for symbol in std::mem::take(&mut self.touched) {
             if let Some(inst) = self.instruments.get_mut(&symbol) {
-                flush_instrument(inst);
+                flush_instrument(inst, None);
             }
         }
     }
@@ -192,7 +192,7 @@ impl VenueIngest {
                     && let Some(inst) = self.instruments.get_mut(&symbol)
                 {
                     inst.book.book_stale(StaleReason::InvalidLevel);
-                    self.resync(&symbol, &BookError::NotLive);
+                    self.request_snapshot(&symbol, StaleReason::InvalidLevel.as_str(), &reason);
                 }
             }
             FeedEvent::Status { state, detail } => self.on_status(state, &detail),
@@ -249,12 +249,23 @@ impl VenueIngest {
 
     /// Asks the connector for a fresh snapshot of one book; the others are not touched.
     fn resync(&mut self, symbol: &Symbol, error: &BookError) {
-        let Some(inst) = self.instruments.get_mut(symbol) else {
-            return;
-        };
         let reason = error
             .stale_reason()
             .map_or("requested", StaleReason::as_str);
+        self.request_snapshot(symbol, reason, error);
+    }
+
+    /// Asks the connector for a fresh snapshot of one book, counting and logging it once per
+    /// rebuild under `reason`.
+    fn request_snapshot(
+        &mut self,
+        symbol: &Symbol,
+        reason: &'static str,
+        error: &dyn std::fmt::Display,
+    ) {
+        let Some(inst) = self.instruments.get_mut(symbol) else {
+            return;
+        };
         if !inst.resync_pending {
             tracing::warn!(venue = %self.venue, symbol = %symbol, reason, error = %error, "book stale, requesting a fresh snapshot");
             self.stats.count_resync(reason);
@@ -277,7 +288,9 @@ impl VenueIngest {
                 agg.candles.close_due(now, CANDLE_CLOSE_GRACE_MICROS);
                 agg.ticker.expire(now);
             }
-            flush_instrument(inst);
+            // Whatever this publishes (candle closes, ticker expiry) was produced now, by the
+            // timer, not by the last venue event.
+            flush_instrument(inst, Some(now));
             if inst.resync_pending && !inst.book.book_view(0).is_some_and(|v| v.live) {
                 retry.push(symbol.clone());
             }
@@ -303,8 +316,10 @@ fn on_trade(inst: &mut InstrumentChannels, trade: &Trade) {
 }
 
 /// Publishes what changed for one instrument since the last flush.
-fn flush_instrument(inst: &mut InstrumentChannels) {
-    let (ts, recv_ts) = (inst.newest.0.0, inst.newest.1.0);
+/// `produced_at` overrides the receive time for output the timer generated.
+fn flush_instrument(inst: &mut InstrumentChannels, produced_at: Option<Timestamp>) {
+    let ts = inst.newest.0.0;
+    let recv_ts = produced_at.unwrap_or(inst.newest.1).0;
     if !inst.pending_trades.is_empty() {
         let trades = std::mem::take(&mut inst.pending_trades);
         inst.trades.publish(DataMessage {

@@ -47,6 +47,52 @@ pub fn parse_decimal(text: &str) -> Result<Decimal, ModelError> {
         .map_err(|_| invalid("out of range (more than 28 significant digits)"))
 }
 
+/// Appends `value` as ASCII exactly as its `Display` prints it (sign, digits, scale kept), without
+/// going through `fmt`: about 5× cheaper, which matters for checksums computed on every delta.
+pub fn write_decimal(out: &mut Vec<u8>, value: &Decimal) {
+    let mut digits = [0u8; 40];
+    let mantissa = value.mantissa().unsigned_abs();
+    let mut len = 0;
+    // Venue prices and sizes fit in 64 bits, where division by 10 is a multiply; 128-bit
+    // division is a slow library call.
+    match u64::try_from(mantissa) {
+        Ok(mut n) => loop {
+            digits[len] = b'0' + (n % 10) as u8;
+            n /= 10;
+            len += 1;
+            if n == 0 {
+                break;
+            }
+        },
+        Err(_) => {
+            let mut n = mantissa;
+            loop {
+                digits[len] = b'0' + (n % 10) as u8;
+                n /= 10;
+                len += 1;
+                if n == 0 {
+                    break;
+                }
+            }
+        }
+    }
+    let scale = value.scale() as usize;
+    // Display pads with leading zeros so that at least one digit precedes the point.
+    while len <= scale {
+        digits[len] = b'0';
+        len += 1;
+    }
+    if value.is_sign_negative() && !value.is_zero() {
+        out.push(b'-');
+    }
+    for i in (0..len).rev() {
+        out.push(digits[i]);
+        if i == scale && scale > 0 {
+            out.push(b'.');
+        }
+    }
+}
+
 fn truncate(text: &str) -> String {
     text.chars().take(MAX_DECIMAL_LEN).collect()
 }
@@ -98,6 +144,48 @@ mod tests {
         let huge = "1".repeat(35);
         assert!(parse_decimal(&huge).is_err());
         assert!(parse_decimal(&"1".repeat(41)).is_err());
+    }
+
+    #[test]
+    fn write_decimal_matches_display() {
+        let cases = [
+            "0",
+            "0.00000",
+            "0.00100000",
+            "1",
+            "10",
+            "100.50",
+            "45285.2",
+            "-1.50",
+            "-0.001",
+            "0.1",
+            "79228162514264337593543950335",
+            "7.9228162514264337593543950335",
+            "-79228162514264337593543950335",
+        ];
+        for text in cases {
+            let d = parse_decimal(text).unwrap();
+            let mut out = Vec::new();
+            write_decimal(&mut out, &d);
+            assert_eq!(String::from_utf8(out).unwrap(), d.to_string(), "{text}");
+        }
+        // Arithmetic results too (negative zero, large scales).
+        for (a, b) in [("1.10", "1.10"), ("0.3", "-0.1"), ("1", "3")] {
+            let d = parse_decimal(a).unwrap() - parse_decimal(b).unwrap();
+            let mut out = Vec::new();
+            write_decimal(&mut out, &d);
+            assert_eq!(String::from_utf8(out).unwrap(), d.to_string());
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn write_decimal_matches_display_for_any_value(mantissa in proptest::num::i64::ANY, scale in 0u32..=28) {
+            let d = Decimal::new(mantissa, scale);
+            let mut out = Vec::new();
+            write_decimal(&mut out, &d);
+            proptest::prop_assert_eq!(String::from_utf8(out).unwrap(), d.to_string());
+        }
     }
 
     #[test]

@@ -25,7 +25,7 @@ pub mod trade;
 pub use book::{BookDelta, BookSnapshot, Level};
 pub use candle::{Candle, Interval};
 pub use channel::{Channel, ChannelKind};
-pub use decimal::{Decimal, parse_decimal};
+pub use decimal::{Decimal, parse_decimal, write_decimal};
 pub use instrument::{Instrument, Symbol, Venue};
 pub use ticker::Ticker;
 pub use time::Timestamp;

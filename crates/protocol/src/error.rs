@@ -36,9 +36,12 @@ pub enum ErrorCode {
     BookUnavailable,
     /// No such route (REST).
     NotFound,
-    /// The gateway is shutting down or not ready.
+    /// The route exists but not for this HTTP method (REST).
+    MethodNotAllowed,
+    /// The gateway cannot take this connection now (connection limit reached); retry later.
     Unavailable,
-    /// Something failed inside the gateway; details are in its logs, not here.
+    /// Something failed inside the gateway; details are in its logs, not here. (Reserved: no
+    /// current route can fail this way.)
     Internal,
     /// The route or operation needs an API key and none was presented.
     MissingCredentials,
@@ -59,7 +62,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 24] = [
+    pub const ALL: [ErrorCode; 25] = [
         Self::BadJson,
         Self::BadRequest,
         Self::UnknownOp,
@@ -74,6 +77,7 @@ impl ErrorCode {
         Self::UnknownInterval,
         Self::BookUnavailable,
         Self::NotFound,
+        Self::MethodNotAllowed,
         Self::Unavailable,
         Self::Internal,
         Self::MissingCredentials,
@@ -102,6 +106,7 @@ impl ErrorCode {
             Self::UnknownInterval => "unknown_interval",
             Self::BookUnavailable => "book_unavailable",
             Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
             Self::MissingCredentials => "missing_credentials",
@@ -125,6 +130,7 @@ impl ErrorCode {
             | Self::BadParam
             | Self::UnknownInterval => 400,
             Self::UnknownChannel | Self::UnknownInstrument | Self::NotFound => 404,
+            Self::MethodNotAllowed => 405,
             Self::MessageTooLarge => 413,
             Self::TooManyChannels | Self::RateLimited | Self::SlowConsumer => 429,
             Self::BookUnavailable | Self::Unavailable => 503,

@@ -163,8 +163,8 @@ pub enum ServerMessage {
         seq: u64,
         reason: String,
     },
-    /// Messages `from_seq..=to_seq` on a trades/ticker/candles channel were not delivered to
-    /// this client (it fell behind).
+    /// Messages `from_seq..=to_seq` on a trades channel were not delivered to this client (it
+    /// fell behind). Other kinds get a fresh `snapshot` instead.
     Gap {
         channel: String,
         from_seq: u64,

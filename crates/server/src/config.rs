@@ -18,16 +18,6 @@ use std::path::{Path, PathBuf};
 /// The commented default configuration, as printed by `tickgate config default`.
 pub const DEFAULT_CONFIG_TOML: &str = include_str!("default_config.toml");
 
-/// `TICKGATE_*` environment variables that are not configuration keys.
-pub const NOT_SETTINGS: [&str; 6] = [
-    "MASTER_KEY",
-    "MASTER_KEY_PREVIOUS",
-    "CONFIG",
-    "URL",
-    "ADMIN_KEY",
-    "TOKEN",
-];
-
 /// Venue names this build can connect to.
 pub const SUPPORTED_VENUES: [&str; 1] = ["sim"];
 
@@ -282,8 +272,13 @@ impl Config {
             }
             figment = figment.merge(Toml::file(path));
         }
-        // Variables that are not settings (secrets, CLI defaults) are not config keys.
-        figment = figment.merge(Env::prefixed("TICKGATE_").ignore(&NOT_SETTINGS).split("__"));
+        // Only `TICKGATE_<SECTION>__<KEY>` variables are configuration; others such as
+        // TICKGATE_CONFIG (the file path) or TICKGATE_URL (for `tail`) are not.
+        figment = figment.merge(
+            Env::prefixed("TICKGATE_")
+                .filter(|key| key.as_str().contains("__"))
+                .split("__"),
+        );
         let config: Config = figment.extract().map_err(|e| {
             let key = e.path.join(".");
             ConfigError::new(
@@ -312,7 +307,7 @@ impl Config {
     /// Checks every cross-field rule and range; the error names the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let ws = &self.ws;
-        let ranges: [(&str, u64, u64, u64); 7] = [
+        let ranges: [(&str, u64, u64, u64); 9] = [
             (
                 "ws.max_channels_per_connection",
                 ws.max_channels_per_connection as u64,
@@ -340,6 +335,18 @@ impl Config {
                 1,
                 10_000_000,
             ),
+            (
+                "server.shutdown_grace_secs",
+                self.server.shutdown_grace_secs,
+                0,
+                3600,
+            ),
+            (
+                "ws.max_lags_per_minute",
+                u64::from(ws.max_lags_per_minute),
+                1,
+                1_000_000,
+            ),
         ];
         for (key, value, min, max) in ranges {
             if !(min..=max).contains(&value) {
@@ -348,6 +355,13 @@ impl Config {
                     format!("must be between {min} and {max}, got {value}"),
                 ));
             }
+        }
+        let send_buffer = self.server.socket_send_buffer;
+        if send_buffer != 0 && !(4096..=64 * 1024 * 1024).contains(&send_buffer) {
+            return Err(ConfigError::new(
+                "server.socket_send_buffer",
+                format!("must be 0 (OS default) or between 4096 and 67108864, got {send_buffer}"),
+            ));
         }
         if ws.idle_timeout_secs <= ws.ping_interval_secs {
             return Err(ConfigError::new(
@@ -458,6 +472,11 @@ mod tests {
                 "ws.idle_timeout_secs",
             ),
             ("[ws]\nslow_consumer = \"ignore\"", "ws.slow_consumer"),
+            ("[ws]\nmax_lags_per_minute = 0", "ws.max_lags_per_minute"),
+            (
+                "[server]\nsocket_send_buffer = 100",
+                "server.socket_send_buffer",
+            ),
             ("[hub]\nchannel_capacity = 1", "hub.channel_capacity"),
             ("[log]\nlevel = \"info,server=loud\"", "log.level"),
             ("[auth]\nenvironment = \"prod\"", "auth.environment"),

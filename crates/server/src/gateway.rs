@@ -27,25 +27,25 @@ use tokio_util::sync::CancellationToken;
 pub enum ServerError {
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         addr: SocketAddr,
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot create data directory {path}: {source}")]
+    #[error("cannot create data directory {path}")]
     DataDir {
         path: String,
         #[source]
         source: std::io::Error,
     },
-    #[error("venue {venue}: {source}")]
+    #[error("venue {venue}")]
     Venue {
         venue: String,
         #[source]
         source: connectors::ConnectorError,
     },
-    #[error("HTTP server failed: {0}")]
+    #[error("HTTP server failed")]
     Serve(#[source] std::io::Error),
     #[error("key store: {0}")]
     Store(#[from] store::StoreError),

@@ -54,7 +54,7 @@ pub struct Metrics {
     pub bytes_out: AtomicU64,
     /// Fresh book snapshots sent to a lagging subscriber instead of the missed deltas.
     pub conflations: AtomicU64,
-    /// `gap` notices sent to lagging trades/ticker/candles subscribers.
+    /// `gap` notices sent to lagging trades subscribers.
     pub gaps: AtomicU64,
     /// Frames skipped by lagging subscribers.
     pub frames_dropped: AtomicU64,

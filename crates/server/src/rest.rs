@@ -52,7 +52,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
+type Params = Result<Query<Vec<(String, String)>>, QueryRejection>;
 
 /// Validated query parameters.
 struct Query2 {
@@ -61,9 +61,20 @@ struct Query2 {
 
 impl Query2 {
     fn new(params: Params, allowed: &[&str]) -> Result<Self, ApiError> {
-        let Query(params) = params.map_err(|e| {
+        let Query(pairs) = params.map_err(|e| {
             ApiError::new(ErrorCode::BadParam, format!("malformed query string: {e}"))
         })?;
+        let mut params = HashMap::with_capacity(pairs.len());
+        for (key, value) in pairs {
+            if params.contains_key(&key) {
+                let shown: String = key.chars().take(32).collect();
+                return Err(ApiError::new(
+                    ErrorCode::BadParam,
+                    format!("parameter {shown:?} given more than once"),
+                ));
+            }
+            params.insert(key, value);
+        }
         if let Some(unknown) = params.keys().find(|k| !allowed.contains(&k.as_str())) {
             let shown: String = unknown.chars().take(32).collect();
             return Err(ApiError::new(
@@ -291,12 +302,9 @@ pub(crate) async fn not_found() -> ApiError {
     ApiError::new(ErrorCode::NotFound, "no such route; see docs/protocol.md")
 }
 
-pub(crate) async fn method_not_allowed() -> Response {
-    let body = ErrorBody {
-        code: ErrorCode::BadRequest,
-        message: "method not allowed on this route".into(),
-        id: None,
-        channel: None,
-    };
-    (StatusCode::METHOD_NOT_ALLOWED, Json(body)).into_response()
+pub(crate) async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        "method not allowed on this route",
+    )
 }

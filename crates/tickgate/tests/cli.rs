@@ -17,9 +17,12 @@ fn config_default_prints_a_valid_commented_file() {
     assert!(text.contains("[server]") && text.contains("# "));
     let path = std::env::temp_dir().join(format!("tickgate-default-{}.toml", std::process::id()));
     std::fs::write(&path, &text).unwrap();
+    // Variables without a section (TICKGATE_URL is for `tail`) are not configuration keys.
     let check = tickgate()
         .args(["config", "check"])
         .arg(&path)
+        .env("TICKGATE_URL", "http://127.0.0.1:1")
+        .env("TICKGATE_WS__IDLE_TIMEOUT_SECS", "99")
         .output()
         .unwrap();
     assert!(
@@ -27,6 +30,7 @@ fn config_default_prints_a_valid_commented_file() {
         "{}",
         String::from_utf8_lossy(&check.stderr)
     );
+    assert!(String::from_utf8_lossy(&check.stdout).contains("idle_timeout_secs = 99"));
 }
 
 #[test]

@@ -12,6 +12,7 @@ mod session;
 
 use crate::state::AppState;
 use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -34,8 +35,15 @@ pub(crate) async fn upgrade(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => {
+            let message = format!("a WebSocket upgrade request is required: {rejection}");
+            return crate::rest::ApiError::new(ErrorCode::BadRequest, message).into_response();
+        }
+    };
     // A key on the upgrade request is checked before upgrading: a bad one gets a plain HTTP
     // error with its code. Without one, the session may still authenticate with `auth`.
     let session_auth = match auth::SessionAuth::from_upgrade(&state, &headers, peer) {

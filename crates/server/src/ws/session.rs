@@ -42,6 +42,8 @@ const METRICS_MERGE: Duration = Duration::from_millis(500);
 /// Why a session ended.
 #[derive(Debug)]
 pub(super) enum End {
+    /// A frame exceeded the hard size limit.
+    TooBig,
     ClientClosed,
     Socket(axum::Error),
     SlowConsumer(&'static str),
@@ -52,6 +54,16 @@ pub(super) enum End {
     AuthFailed(ErrorCode),
     KeyRevoked,
     KeyExpired,
+}
+
+impl End {
+    fn from_socket_error(error: axum::Error) -> Self {
+        let inner = error.into_inner();
+        match inner.downcast_ref::<tokio_tungstenite::tungstenite::Error>() {
+            Some(tokio_tungstenite::tungstenite::Error::Capacity(_)) => Self::TooBig,
+            _ => Self::Socket(axum::Error::new(inner)),
+        }
+    }
 }
 
 struct Sub {
@@ -139,7 +151,7 @@ impl Session {
                             Err(_) => Err(End::SlowConsumer("write timed out")),
                         }
                     }
-                    Some(Err(error)) => Err(End::Socket(error)),
+                    Some(Err(error)) => Err(End::from_socket_error(error)),
                     None => Err(End::ClientClosed),
                 },
                 Some((slot, item)) = self.subs.next(), if !self.subs.is_empty() => {
@@ -189,9 +201,9 @@ impl Session {
                     return Ok(());
                 };
                 sub.last_seq = frame.seq;
-                self.out_counts[sub.kind] += 1;
+                let kind = sub.kind;
                 self.latency.record(now - frame.recv_ts);
-                self.feed_frame(&frame).await
+                self.feed_frame(&frame, kind).await
             }
             Err(BroadcastStreamRecvError::Lagged(missed)) => self.on_lag(slot, missed).await,
         }
@@ -235,12 +247,13 @@ impl Session {
         // Rejoin: a snapshot at the channel's current seq, then live frames after it.
         let joined = sub.handle.subscribe(true);
         sub.last_seq = joined.seq;
-        if sub.kind == 0 {
+        let kind = sub.kind;
+        if kind == 0 {
             metrics.conflations.fetch_add(1, Ordering::Relaxed);
         }
         self.subs.insert(slot, BroadcastStream::new(joined.rx));
         match joined.initial {
-            Some(frame) => self.feed_frame(&frame).await,
+            Some(frame) => self.feed_frame(&frame, kind).await,
             None => Ok(()),
         }
     }
@@ -409,13 +422,14 @@ impl Session {
         for handle in new {
             let joined = handle.subscribe(false);
             let kind = handle.channel().kind;
+            let kind_index = KINDS.iter().position(|k| *k == kind.label()).unwrap_or(0);
             let slot = self.next_slot;
             self.next_slot = self.next_slot.wrapping_add(1);
             self.by_name.insert(handle.name().clone(), slot);
             self.info.insert(
                 slot,
                 Sub {
-                    kind: KINDS.iter().position(|k| *k == kind.label()).unwrap_or(0),
+                    kind: kind_index,
                     gap_notices: kind == ChannelKind::Trades,
                     last_seq: joined.seq,
                     handle,
@@ -423,7 +437,7 @@ impl Session {
             );
             self.subs.insert(slot, BroadcastStream::new(joined.rx));
             if let Some(frame) = joined.initial {
-                self.feed_frame(&frame).await?;
+                self.feed_frame(&frame, kind_index).await?;
             }
         }
         self.socket.flush().await.map_err(End::Socket)
@@ -504,11 +518,13 @@ impl Session {
             .map_err(End::Socket)
     }
 
-    async fn feed_frame(&mut self, frame: &Frame) -> Result<(), End> {
+    /// Queues one channel frame; `kind` indexes [`KINDS`] for the delivery counters.
+    async fn feed_frame(&mut self, frame: &Frame, kind: usize) -> Result<(), End> {
         // Frames are built from `String`s, so the UTF-8 check cannot fail.
         let Ok(text) = Utf8Bytes::try_from(frame.text.clone()) else {
             return Ok(());
         };
+        self.out_counts[kind] += 1;
         self.out_bytes += frame.text.len() as u64;
         self.socket
             .feed(Message::Text(text))
@@ -541,6 +557,7 @@ impl Session {
                 return;
             }
             End::Shutdown => (CloseCode::GoingAway, "server shutting down"),
+            End::TooBig => (CloseCode::TooBig, ErrorCode::MessageTooLarge.as_str()),
             End::Idle => (CloseCode::IdleTimeout, "idle timeout"),
             End::Abuse => (CloseCode::PolicyViolation, "too many rejected requests"),
             End::AuthFailed(code) => (CloseCode::AuthFailed, code.as_str()),

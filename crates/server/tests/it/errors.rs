@@ -169,3 +169,14 @@ async fn request_flood_is_rate_limited() {
     );
     gateway.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_frame_over_the_hard_limit_closes_with_1009() {
+    let gateway = start(config(5.0)).await;
+    let mut ws = connect(&gateway).await;
+    let huge = format!(r#"{{"op":"ping","pad":"{}"}}"#, "x".repeat(2 * 1024 * 1024));
+    send(&mut ws, &huge).await;
+    let closed = wait_close(&mut ws, std::time::Duration::from_secs(5)).await;
+    assert_eq!(closed, Some((1009, "message_too_large".to_string())));
+    gateway.stop().await.unwrap();
+}

@@ -1,11 +1,8 @@
 //! Unsubscribe, heartbeats and shutdown.
 
 use crate::support::*;
-use futures_util::StreamExt;
 use protocol::ServerMessage;
 use std::time::Duration;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 #[tokio::test]
 async fn unsubscribe_stops_delivery() {
@@ -99,17 +96,10 @@ async fn shutdown_closes_sessions_with_going_away() {
     recv(&mut a).await;
     let stopping = tokio::spawn(gateway.stop());
     for ws in [&mut a, &mut b] {
-        let code = loop {
-            match tokio::time::timeout(Duration::from_secs(5), ws.next())
-                .await
-                .expect("closed in time")
-            {
-                Some(Ok(Message::Close(frame))) => break frame.map(|f| f.code),
-                Some(Ok(_)) => continue,
-                other => panic!("expected a close frame, got {other:?}"),
-            }
-        };
-        assert_eq!(code, Some(CloseCode::Away));
+        let code = wait_close(ws, Duration::from_secs(5))
+            .await
+            .map(|(code, _)| code);
+        assert_eq!(code, Some(1001));
     }
     stopping.await.unwrap().unwrap();
 }
@@ -123,17 +113,9 @@ async fn silent_clients_are_closed_after_the_idle_timeout() {
     // A raw client that never reads never answers pings, so the server sees silence.
     let mut ws = connect(&gateway).await;
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let code = loop {
-        match tokio::time::timeout(Duration::from_secs(5), ws.next())
-            .await
-            .expect("closed in time")
-        {
-            Some(Ok(Message::Close(frame))) => break frame.map(|f| u16::from(f.code)),
-            Some(Ok(Message::Ping(_))) => continue,
-            Some(Ok(other)) => panic!("unexpected {other:?}"),
-            other => panic!("expected a close frame, got {other:?}"),
-        }
-    };
+    let code = wait_close(&mut ws, Duration::from_secs(5))
+        .await
+        .map(|(code, _)| code);
     assert_eq!(code, Some(4000));
     assert_eq!(metric(&gateway, "tickgate_idle_disconnects_total").await, 1);
     gateway.stop().await.unwrap();

@@ -125,6 +125,17 @@ async fn bad_requests_get_json_errors_with_codes_and_statuses() {
         ),
         ("/v1/instruments?x=1", 400, "bad_param"),
         ("/v1/nothing", 404, "not_found"),
+        (
+            "/v1/book?venue=sim&symbol=BTC-USDT&depth=5&depth=6",
+            400,
+            "bad_param",
+        ),
+        (
+            "/v1/book?venue=sim&symbol=BTC-USDT&depth=%ZZ",
+            400,
+            "bad_param",
+        ),
+        ("/v1/ws", 400, "bad_request"),
     ];
     for (path, status, code) in cases {
         let (got_status, body) = get(&gateway, path).await;
@@ -141,5 +152,7 @@ async fn bad_requests_get_json_errors_with_codes_and_statuses() {
         .await
         .unwrap();
     assert_eq!(response.status(), 405);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "method_not_allowed");
     gateway.stop().await.unwrap();
 }

@@ -160,18 +160,7 @@ async fn slow_client_is_disconnected_under_the_disconnect_policy() {
     send(&mut slow, CHANNELS).await;
     let (_, delivered) = fast_client_p99(&mut fast, Duration::from_secs(4)).await;
     assert!(delivered > 500, "fast client got {delivered}");
-    let code = loop {
-        match tokio::time::timeout(Duration::from_secs(10), slow.next())
-            .await
-            .expect("closed in time")
-        {
-            Some(Ok(Message::Close(frame))) => {
-                break frame.map(|f| (u16::from(f.code), f.reason.to_string()));
-            }
-            Some(Ok(_)) => continue,
-            other => panic!("expected a close frame, got {other:?}"),
-        }
-    };
+    let code = wait_close(&mut slow, Duration::from_secs(10)).await;
     assert_eq!(code, Some((4001, "slow_consumer".to_string())));
     assert_eq!(
         metric(&gateway, "tickgate_slow_consumer_disconnects_total").await,

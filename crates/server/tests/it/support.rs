@@ -78,6 +78,25 @@ pub async fn recv_within(ws: &mut Ws, limit: Duration) -> Option<ServerMessage> 
     }
 }
 
+/// Skips messages until the server's close frame; returns its code and reason. Panics if the
+/// connection is not closed within `limit`.
+pub async fn wait_close(ws: &mut Ws, limit: Duration) -> Option<(u16, String)> {
+    use futures_util::StreamExt;
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .expect("closed in time")
+        {
+            Some(Ok(Message::Close(frame))) => {
+                return frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+            }
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+}
+
 /// Skips messages until one matches.
 pub async fn recv_until(
     ws: &mut Ws,
