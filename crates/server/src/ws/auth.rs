@@ -133,6 +133,17 @@ impl Session {
                 .reply_error(ErrorCode::BadRequest, "already authenticated", id, None)
                 .await;
         }
+        if self.subscription_count() > 0 {
+            // Scopes and per-key budgets are checked at subscribe: authenticate first.
+            return self
+                .reply_error(
+                    ErrorCode::BadRequest,
+                    "authenticate before subscribing (unsubscribe everything or reconnect)",
+                    id,
+                    None,
+                )
+                .await;
+        }
         let now = model::Timestamp::now().0;
         let peer = Some(self.peer.ip());
         let result = self

@@ -500,6 +500,10 @@ impl Session {
         self.socket.flush().await.map_err(End::Socket)
     }
 
+    pub(super) fn subscription_count(&self) -> usize {
+        self.by_name.len()
+    }
+
     fn count_key_usage_request(&self) {
         if let Some(key) = &self.auth.key {
             key.entry.usage.requests.fetch_add(1, Ordering::Relaxed);

@@ -261,6 +261,25 @@ async fn anonymous_mode_reads_market_data_only_and_never_downgrades_a_bad_key() 
         recv(&mut ws).await,
         ServerMessage::Subscribed { .. }
     ));
+    // Authenticating after subscribing anonymously is refused (scopes are checked at subscribe).
+    send(
+        &mut ws,
+        &format!(r#"{{"op":"auth","id":9,"token":"{market}"}}"#),
+    )
+    .await;
+    let reply = recv_until(&mut ws, |m| matches!(m, ServerMessage::Error(_))).await;
+    assert!(matches!(reply, ServerMessage::Error(e) if e.code.as_str() == "bad_request"));
+    // An anonymous session may authenticate first, then subscribe.
+    let mut ws = connect(&gateway).await;
+    send(
+        &mut ws,
+        &format!(r#"{{"op":"auth","id":1,"token":"{market}"}}"#),
+    )
+    .await;
+    assert!(matches!(
+        recv(&mut ws).await,
+        ServerMessage::Authenticated { .. }
+    ));
     gateway.stop().await.unwrap();
 }
 
