@@ -380,3 +380,64 @@ fn bad_input_is_rejected_with_a_clear_message() {
         );
     }
 }
+
+#[test]
+fn grace_never_outlives_the_key_and_scope_changes_are_audited() {
+    let (svc, store) = service(KeyRing::default());
+    let mut req = bearer("short", &["market:read"]);
+    req.expires_in_secs = Some(10);
+    let issued = svc.create(req, "cli", NOW).unwrap();
+    let (old, next) = svc
+        .rotate(&issued.record.id, 3600, None, "cli", NOW)
+        .unwrap();
+    assert_eq!(
+        old.grace_until,
+        Some(NOW + 10 * SEC),
+        "capped at the key's own expiry"
+    );
+    assert_eq!(
+        next.record.expires_at,
+        Some(NOW + 10 * SEC),
+        "same lifetime from now"
+    );
+    // Immediate rotation: the old key is retired at once.
+    let other = svc
+        .create(bearer("other", &["market:read"]), "cli", NOW)
+        .unwrap();
+    let (retired, _) = svc.rotate(&other.record.id, 0, None, "cli", NOW).unwrap();
+    assert_eq!(retired.status, KeyStatus::Expired);
+    // Scope changes are audited with from/to; a no-op update writes nothing.
+    let update = auth::KeyUpdate {
+        scopes: Some(vec!["market:read".into(), "history:read".into()]),
+        ..Default::default()
+    };
+    let updated = svc
+        .update(&next.record.id, update.clone(), "cli", NOW)
+        .unwrap();
+    assert_eq!(updated.scopes, ["market:read", "history:read"]);
+    let before = store.audit_log().head().unwrap().unwrap().0;
+    svc.update(&next.record.id, update, "cli", NOW).unwrap();
+    assert_eq!(store.audit_log().head().unwrap().unwrap().0, before);
+    let last = store.audit_log().read(before - 1, 10).unwrap();
+    assert_eq!(last[0].action, "key.scopes_changed");
+    assert!(last[0].detail.contains("history:read"));
+    // Ed25519 keys rotate to a new public key, which the rotation must name.
+    let pem = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n-----END PUBLIC KEY-----";
+    let ed = svc
+        .create(
+            NewKey {
+                kind: Some(KeyKind::Ed25519),
+                public_key_pem: Some(pem.into()),
+                ..bearer("ed", &["market:read"])
+            },
+            "cli",
+            NOW,
+        )
+        .unwrap();
+    let err = svc.rotate(&ed.record.id, 60, None, "cli", NOW).unwrap_err();
+    assert!(err.to_string().contains("public key"), "{err}");
+    let (_, rotated) = svc
+        .rotate(&ed.record.id, 60, Some(pem), "cli", NOW)
+        .unwrap();
+    assert!(rotated.secret.is_none() && rotated.record.public_key.is_some());
+}

@@ -119,6 +119,13 @@ async fn create_use_rotate_grace_ends_and_old_session_closes() {
         .map(|b| b["requests"].as_u64().unwrap())
         .sum();
     assert!(requests >= 2, "{usage}");
+    let messages: u64 = usage["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["messages"].as_u64().unwrap())
+        .sum();
+    assert!(messages >= 1, "WebSocket deliveries are counted: {usage}");
     assert!(usage["last_used_at"].as_i64().is_some());
     assert_eq!(usage["last_used_addr"], "127.0.0.1");
     let (_, shown) = Http::json(
