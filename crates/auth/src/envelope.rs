@@ -144,7 +144,7 @@ impl KeyRing {
     /// Loads `TICKGATE_MASTER_KEY` (wins over the file), the configured file, and previous
     /// keys from `TICKGATE_MASTER_KEY_PREVIOUS` and the configured previous files.
     pub fn load(sources: &MasterKeySources) -> Result<Self, EnvelopeError> {
-        let current = match std::env::var(MASTER_KEY_ENV) {
+        let current = match std::env::var(MASTER_KEY_ENV).map(Zeroizing::new) {
             Ok(text) if !text.trim().is_empty() => {
                 Some(MasterKey::from_hex(&text, MASTER_KEY_ENV)?)
             }
