@@ -339,3 +339,71 @@ async fn failed_admin_authentications_are_audited_in_aggregate() {
     );
     gateway.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn every_route_checks_its_scope() {
+    let mut config = auth_config("routes");
+    config.auth.public_metrics = false;
+    let dir = config.server.data_dir.clone();
+    let (id, market) = offline_key(&dir, "market", &["market:read"]);
+    let (_, admin) = offline_key(&dir, "admin", &["keys:admin"]);
+    let (_, metrics) = offline_key(&dir, "metrics", &["metrics:read"]);
+    let gateway = start(config).await;
+    let http = Http::new(&gateway);
+    use reqwest::Method;
+    let q = "venue=sim&symbol=BTC-USDT";
+    let market_routes = [
+        "/v1/instruments".to_string(),
+        format!("/v1/ticker?{q}"),
+        format!("/v1/book?{q}"),
+        format!("/v1/candles?{q}"),
+    ];
+    let admin_routes = [
+        (Method::POST, "/admin/v1/keys".to_string()),
+        (Method::GET, "/admin/v1/keys".to_string()),
+        (Method::GET, format!("/admin/v1/keys/{id}")),
+        (Method::PATCH, format!("/admin/v1/keys/{id}")),
+        (Method::POST, format!("/admin/v1/keys/{id}/rotate")),
+        (Method::POST, format!("/admin/v1/keys/{id}/rotate/cancel")),
+        (Method::POST, format!("/admin/v1/keys/{id}/revoke")),
+        (Method::GET, format!("/admin/v1/keys/{id}/usage")),
+        (Method::POST, "/admin/v1/keys/rewrap".to_string()),
+        (Method::GET, "/admin/v1/audit".to_string()),
+    ];
+    for path in &market_routes {
+        for (token, status) in [(&admin, 403), (&metrics, 403), (&market, 200)] {
+            let got = http.get(path, Some(token)).await.status().as_u16();
+            assert_eq!(got, status, "{path}");
+        }
+    }
+    for (method, path) in &admin_routes {
+        for token in [&market, &metrics] {
+            let response = http
+                .send(method.clone(), path, Some(token), serde_json::json!({}))
+                .await;
+            let (status, body) = Http::json(response).await;
+            assert_eq!(
+                (status, code(&body)),
+                (403, "insufficient_scope"),
+                "{method} {path}"
+            );
+        }
+        // With the admin key the guard lets it through (the handler may still refuse the
+        // empty body, but never for want of a scope).
+        let response = http
+            .send(method.clone(), path, Some(&admin), serde_json::json!({}))
+            .await;
+        assert!(
+            ![401, 403].contains(&response.status().as_u16()),
+            "{method} {path}"
+        );
+    }
+    for (token, status) in [(None, 401), (Some(&market), 403), (Some(&metrics), 200)] {
+        let got = http
+            .get("/metrics", token.map(String::as_str))
+            .await
+            .status();
+        assert_eq!(got.as_u16(), status);
+    }
+    gateway.stop().await.unwrap();
+}
