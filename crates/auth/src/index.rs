@@ -184,6 +184,8 @@ pub enum KeyEventKind {
     },
     /// Rotation cancelled: the key works again without an end.
     Reinstated,
+    /// The key lost one or more scopes; sessions re-check what they hold.
+    ScopesReduced,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -303,6 +305,10 @@ impl KeyIndex {
             (Some(KeyStatus::Grace), KeyStatus::Active) => Some(KeyEventKind::Reinstated),
             _ => None,
         };
+        let reduced = old
+            .as_ref()
+            .is_some_and(|o| o.scopes.iter().any(|s| !view.scopes.contains(s)));
+        let kind = kind.or(reduced.then_some(KeyEventKind::ScopesReduced));
         if let Some(kind) = kind {
             // No receivers is fine: no live session uses keys.
             let _ = self.events.send(KeyEvent {

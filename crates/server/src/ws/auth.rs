@@ -5,7 +5,8 @@
 //! bound to one key. A bound session holds one of its key's connection slots and one
 //! subscription slot per channel, released when it ends. It listens to the key index's events:
 //! revoked → `error key_revoked` and close 4003; expired (end of grace or expiry) → `error
-//! key_expired` and close 4004; rotation started → a `key_expiring` notice with the end time.
+//! key_expired` and close 4004; rotation started → a `key_expiring` notice with the end time;
+//! `market:read` removed while subscribed → `error insufficient_scope` and close 4002.
 
 use super::session::{End, Session};
 use crate::auth::Principal;
@@ -267,6 +268,16 @@ impl Session {
             }
             KeyEventKind::Expiring { at } => self.send_message(&expiring(&key, at)).await,
             KeyEventKind::Reinstated => Ok(()),
+            KeyEventKind::ScopesReduced => {
+                let view = key.entry.view();
+                if view.scopes.contains(Scope::MarketRead) || self.subscription_count() == 0 {
+                    return Ok(());
+                }
+                let message = format!("key {} no longer has the scope market:read", view.id);
+                self.reply_error(ErrorCode::InsufficientScope, &message, None, None)
+                    .await?;
+                Err(End::AuthFailed(ErrorCode::InsufficientScope))
+            }
         }
     }
 

@@ -274,3 +274,58 @@ async fn revocation_closes_live_sessions_within_one_second() {
     assert_eq!((status, code(&body)), (401, "key_revoked"));
     gateway.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn removing_a_scope_takes_effect_on_live_sessions() {
+    let config = auth_config("scopes");
+    let (_, admin) = offline_key(&config.server.data_dir, "admin", &["keys:admin"]);
+    let gateway = start(config).await;
+    let http = Http::new(&gateway);
+    let (id, token) = http
+        .create_key(
+            &admin,
+            serde_json::json!({"name": "bot", "scopes": ["market:read", "history:read"]}),
+        )
+        .await;
+    let mut ws = connect_with(&gateway, &token).await;
+    subscribed(&mut ws).await;
+    // Adding a scope changes nothing for the session.
+    let (status, _) = Http::json(
+        http.send(
+            reqwest::Method::PATCH,
+            &format!("/admin/v1/keys/{id}"),
+            Some(&admin),
+            serde_json::json!({"scopes": ["market:read", "history:read", "alerts:write"]}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(data(&recv_until(&mut ws, |m| data(m).is_some()).await).is_some());
+    // Removing market:read closes it.
+    let (status, body) = Http::json(
+        http.send(
+            reqwest::Method::PATCH,
+            &format!("/admin/v1/keys/{id}"),
+            Some(&admin),
+            serde_json::json!({"scopes": ["history:read"]}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (error, close, took) = until_error_and_close(&mut ws, Duration::from_secs(2)).await;
+    assert_eq!((error.as_str(), close), ("insufficient_scope", 4002));
+    assert!(took < Duration::from_secs(1));
+    let (status, body) = Http::json(http.get(TICKER, Some(&token)).await).await;
+    assert_eq!((status, code(&body)), (403, "insufficient_scope"));
+    let (_, audit) = Http::json(http.get("/admin/v1/audit", Some(&admin)).await).await;
+    assert!(
+        audit["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "key.scopes_changed")
+    );
+    gateway.stop().await.unwrap();
+}
