@@ -5,14 +5,13 @@
 use crate::backoff::Backoff;
 use crate::client::Shared;
 use crate::error::ClientError;
-use crate::event::{Event, KeyExpiring};
+use crate::event::Event;
 use crate::options::ClientOptions;
 use crate::sink::Sink;
 use crate::tracker::{Out, Tracker};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use model::Channel;
 use protocol::{ClientOp, ErrorBody, ServerMessage};
-use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -86,19 +85,6 @@ pub(crate) async fn open(
             source: Box::new(source),
         }),
     }
-}
-
-/// A notice the protocol crate does not know yet (forward compatible).
-#[derive(Deserialize)]
-struct Notice {
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    key_id: Option<String>,
-    #[serde(default)]
-    expires_at: Option<i64>,
-    #[serde(default)]
-    message: Option<String>,
 }
 
 pub(crate) struct Driver {
@@ -304,18 +290,9 @@ impl Driver {
     fn on_text(&mut self, text: &str, out: &mut Out) {
         match serde_json::from_str::<ServerMessage>(text) {
             Ok(message) => self.tracker.on_message(message, out),
-            Err(error) => match serde_json::from_str::<Notice>(text) {
-                Ok(notice) if notice.kind == "key_expiring" => {
-                    out.events.push(Event::KeyExpiring(KeyExpiring {
-                        key_id: notice.key_id,
-                        expires_at: notice.expires_at,
-                        message: notice.message.unwrap_or_default(),
-                    }));
-                }
-                // Unknown notices are skipped; a damaged data message shows up as a seq gap
-                // at the next one and is repaired then.
-                _ => tracing::debug!(error = %error, "skipping an unreadable server message"),
-            },
+            // Unknown message types are skipped (forward compatible); a damaged data message
+            // shows up as a seq gap at the next one and is repaired then.
+            Err(error) => tracing::debug!(error = %error, "skipping an unreadable server message"),
         }
     }
 

@@ -11,12 +11,51 @@
 //! `resume` (optional) asks the server to continue each listed channel right after the given
 //! position instead of starting from a fresh snapshot; see [`ResumeFrom`].
 //!
+//! ```json
+//! {"op":"auth","id":4,"token":"tg_test_..."}
+//! ```
+//!
+//! `auth` must be the first message on a connection that did not authenticate on the upgrade
+//! request (`Authorization: Bearer ...`). Its token is a [`Credential`]: it never prints, and a
+//! malformed `auth` is answered with a fixed message that never echoes what was sent.
+//!
 //! `id` is optional; when present (a non-negative integer or a string of at most 64 characters)
 //! every reply to the request echoes it.
 
 use crate::ErrorCode;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::fmt;
+use zeroize::Zeroize;
+
+/// A credential carried by a client message. `Debug` prints `REDACTED`; the text is wiped from
+/// memory when dropped.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Credential(String);
+
+impl Credential {
+    pub fn new(text: impl Into<String>) -> Self {
+        Self(text.into())
+    }
+
+    /// The credential text, for the verifier only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Credential(REDACTED)")
+    }
+}
+
+impl Drop for Credential {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
 
 /// Request id echoed in replies.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,14 +107,22 @@ pub enum ClientOp {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<RequestId>,
     },
+    /// Authenticates the connection (first message only). Signed logins (next protocol
+    /// revision) add fields here; a bearer `token` is the only form today.
+    Auth {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<RequestId>,
+        token: Credential,
+    },
 }
 
 impl ClientOp {
     pub fn id(&self) -> Option<&RequestId> {
         match self {
-            Self::Subscribe { id, .. } | Self::Unsubscribe { id, .. } | Self::Ping { id } => {
-                id.as_ref()
-            }
+            Self::Subscribe { id, .. }
+            | Self::Unsubscribe { id, .. }
+            | Self::Ping { id }
+            | Self::Auth { id, .. } => id.as_ref(),
         }
     }
 }
@@ -139,13 +186,38 @@ pub fn parse_client_op(text: &str) -> Result<ClientOp, OpError> {
             });
         }
     };
-    if !matches!(op.as_str(), "subscribe" | "unsubscribe" | "ping") {
+    if !matches!(op.as_str(), "subscribe" | "unsubscribe" | "ping" | "auth") {
         let shown: String = op.chars().take(32).collect();
         return Err(OpError {
             code: ErrorCode::UnknownOp,
-            message: format!("unknown op {shown:?}: expected subscribe, unsubscribe or ping"),
+            message: format!("unknown op {shown:?}: expected subscribe, unsubscribe, ping or auth"),
             id,
         });
+    }
+    if op == "auth" {
+        // Never echo a credential back, even a malformed one.
+        return match map.get("token") {
+            Some(serde_json::Value::String(token))
+                if map
+                    .keys()
+                    .all(|k| matches!(k.as_str(), "op" | "id" | "token")) =>
+            {
+                Ok(ClientOp::Auth {
+                    id,
+                    token: Credential::new(token.as_str()),
+                })
+            }
+            Some(serde_json::Value::String(_)) => Err(OpError {
+                code: ErrorCode::BadRequest,
+                message: "auth takes only op, id and token".into(),
+                id,
+            }),
+            _ => Err(OpError {
+                code: ErrorCode::MissingCredentials,
+                message: "auth needs a string field token".into(),
+                id,
+            }),
+        };
     }
     let op: ClientOp = serde_json::from_value(value).map_err(|e| OpError {
         code: ErrorCode::BadRequest,
@@ -226,6 +298,24 @@ mod tests {
             parse_client_op(r#"{"op":"ping"}"#).unwrap(),
             ClientOp::Ping { id: None }
         );
+    }
+
+    #[test]
+    fn auth_op_never_prints_its_token() {
+        let op = parse_client_op(r#"{"op":"auth","id":1,"token":"tg_test_secret"}"#).unwrap();
+        let ClientOp::Auth { token, .. } = &op else {
+            panic!("expected auth, got {op:?}");
+        };
+        assert_eq!(token.expose(), "tg_test_secret");
+        assert!(!format!("{op:?}").contains("secret"));
+        for bad in [
+            r#"{"op":"auth","id":2}"#,
+            r#"{"op":"auth","token":7}"#,
+            r#"{"op":"auth","token":"tg_test_secret","extra":"tg_test_secret"}"#,
+        ] {
+            let err = parse_client_op(bad).unwrap_err();
+            assert!(!err.message.contains("secret"), "{bad}: {}", err.message);
+        }
     }
 
     #[test]

@@ -56,10 +56,26 @@ pub enum ErrorCode {
     InvalidCursor,
     /// History: this kind of data is not stored for the instrument (`[history]` settings).
     NotStored,
+    /// The route or operation needs an API key and none was presented.
+    MissingCredentials,
+    /// The presented key is not a well-formed tickgate key (wrong shape or checksum).
+    MalformedKey,
+    /// A well-formed key the gateway does not know.
+    UnknownKey,
+    /// The key was revoked.
+    KeyRevoked,
+    /// The key passed its expiry or the end of its rotation grace period.
+    KeyExpired,
+    /// The key lacks the scope this route or channel needs.
+    InsufficientScope,
+    /// A `tg_live_` key presented to a test deployment, or the reverse.
+    WrongEnvironment,
+    /// The request conflicts with the resource's state (e.g. rotating a revoked key).
+    Conflict,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 23] = [
+    pub const ALL: [ErrorCode; 31] = [
         Self::BadJson,
         Self::BadRequest,
         Self::UnknownOp,
@@ -83,6 +99,14 @@ impl ErrorCode {
         Self::LimitOutOfRange,
         Self::InvalidCursor,
         Self::NotStored,
+        Self::MissingCredentials,
+        Self::MalformedKey,
+        Self::UnknownKey,
+        Self::KeyRevoked,
+        Self::KeyExpired,
+        Self::InsufficientScope,
+        Self::WrongEnvironment,
+        Self::Conflict,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -110,6 +134,14 @@ impl ErrorCode {
             Self::LimitOutOfRange => "limit_out_of_range",
             Self::InvalidCursor => "invalid_cursor",
             Self::NotStored => "not_stored",
+            Self::MissingCredentials => "missing_credentials",
+            Self::MalformedKey => "malformed_key",
+            Self::UnknownKey => "unknown_key",
+            Self::KeyRevoked => "key_revoked",
+            Self::KeyExpired => "key_expired",
+            Self::InsufficientScope => "insufficient_scope",
+            Self::WrongEnvironment => "wrong_environment",
+            Self::Conflict => "conflict",
         }
     }
 
@@ -135,6 +167,14 @@ impl ErrorCode {
             Self::TooManyChannels | Self::RateLimited | Self::SlowConsumer => 429,
             Self::BookUnavailable | Self::Unavailable => 503,
             Self::Internal => 500,
+            Self::MissingCredentials
+            | Self::MalformedKey
+            | Self::UnknownKey
+            | Self::KeyRevoked
+            | Self::KeyExpired
+            | Self::WrongEnvironment => 401,
+            Self::InsufficientScope => 403,
+            Self::Conflict => 409,
         }
     }
 }
@@ -158,6 +198,12 @@ pub enum CloseCode {
     IdleTimeout,
     /// 4001: the client could not keep up and the slow-consumer policy is `disconnect`.
     SlowConsumer,
+    /// 4002: authentication failed or did not happen in time (reason: the error code).
+    AuthFailed,
+    /// 4003: the session's key was revoked.
+    KeyRevoked,
+    /// 4004: the session's key expired (its expiry, or the end of its rotation grace period).
+    KeyExpired,
 }
 
 impl CloseCode {
@@ -168,6 +214,9 @@ impl CloseCode {
             Self::TooBig => 1009,
             Self::IdleTimeout => 4000,
             Self::SlowConsumer => 4001,
+            Self::AuthFailed => 4002,
+            Self::KeyRevoked => 4003,
+            Self::KeyExpired => 4004,
         }
     }
 }
@@ -175,6 +224,25 @@ impl CloseCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn auth_codes_have_their_documented_statuses() {
+        let cases = [
+            ("missing_credentials", 401),
+            ("malformed_key", 401),
+            ("unknown_key", 401),
+            ("key_revoked", 401),
+            ("key_expired", 401),
+            ("insufficient_scope", 403),
+            ("wrong_environment", 401),
+            ("rate_limited", 429),
+            ("conflict", 409),
+        ];
+        for (name, status) in cases {
+            let code: ErrorCode = serde_json::from_str(&format!("\"{name}\"")).unwrap();
+            assert_eq!((code.as_str(), code.http_status()), (name, status));
+        }
+    }
 
     #[test]
     fn codes_serialize_as_their_string() {

@@ -4,7 +4,8 @@
 //!
 //! # Layout
 //!
-//! - [`client`]: client → server operations (`subscribe`, `unsubscribe`, `ping`) and their parser.
+//! - [`client`]: client → server operations (`subscribe`, `unsubscribe`, `ping`, `auth`) and their
+//!   parser.
 //! - [`server`]: server → client messages (acks, `snapshot`/`update` data, notices, errors).
 //! - [`rest`]: bodies of the public REST responses.
 //! - [`error`]: the closed set of stable error codes, with HTTP statuses and close codes.
@@ -16,7 +17,7 @@ pub mod history;
 pub mod rest;
 pub mod server;
 
-pub use client::{ClientOp, OpError, RequestId, ResumeFrom, parse_client_op};
+pub use client::{ClientOp, Credential, OpError, RequestId, ResumeFrom, parse_client_op};
 pub use error::{CloseCode, ErrorCode};
 pub use history::{CandlesPage, HistoryCandle, TradesPage};
 pub use server::{

@@ -191,6 +191,24 @@ pub enum ServerMessage {
         reason: String,
     },
     Error(ErrorBody),
+    /// Ack of an `auth` (or of a successful upgrade-request authentication, sent first).
+    Authenticated {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<RequestId>,
+        /// The key's public id.
+        key_id: String,
+        scopes: Vec<String>,
+        /// µs since the epoch, when the key expires (absent: never).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires_at: Option<i64>,
+    },
+    /// The session's key is being rotated out and stops working at `at` (µs since the epoch,
+    /// the same instant as the REST `Sunset` header). Reconnect with the successor key before.
+    KeyExpiring {
+        key_id: String,
+        at: i64,
+        message: String,
+    },
     Pong {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<RequestId>,

@@ -5,6 +5,7 @@
 //! flags. `tickgate config default` prints [`DEFAULT_CONFIG_TOML`], a commented file equal to
 //! [`Config::default`] (a test keeps the two in sync).
 
+pub use crate::auth_config::AuthConfig;
 use connectors::venue::sim::{SimConfig, SimFaults};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -30,7 +31,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             key: key.into(),
             message: message.into(),
@@ -45,6 +46,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub ws: WsConfig,
     pub hub: HubConfig,
+    pub auth: AuthConfig,
     pub log: LogConfig,
     /// `[history]`: persisted trades and candles (see `store::HistoryConfig`).
     pub history: HistoryConfig,
@@ -57,6 +59,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             ws: WsConfig::default(),
             hub: HubConfig::default(),
+            auth: AuthConfig::default(),
             log: LogConfig::default(),
             history: HistoryConfig::default(),
             venues: vec![VenueConfig::default()],
@@ -373,6 +376,7 @@ impl Config {
         self.hub
             .validate()
             .map_err(|(key, m)| ConfigError::new(key, m))?;
+        self.auth.validate()?;
         if !matches!(self.log.level.trim(), "") && tracing_filter_invalid(&self.log.level) {
             return Err(ConfigError::new(
                 "log.level",
@@ -484,6 +488,16 @@ mod tests {
             ("[hub]\nhistory_ttl_secs = 0", "hub.history_ttl_secs"),
             ("[hub]\nhistory_size = 2000000", "hub.history_size"),
             ("[log]\nlevel = \"info,server=loud\"", "log.level"),
+            ("[auth]\nenvironment = \"prod\"", "auth.environment"),
+            ("[auth]\npoll_interval_ms = 5000", "auth.poll_interval_ms"),
+            (
+                "[auth.scope_rate_limits]\n\"market:write\" = { per_sec = 1, burst = 1 }",
+                "auth.scope_rate_limits",
+            ),
+            (
+                "[auth.rate_limit]\nper_sec = 0\nburst = 1",
+                "auth.rate_limit",
+            ),
             ("venues = []", "venues"),
             ("[history]\nqueue_rows = 10", "history.queue_rows"),
             ("[history]\ninclude = [\"trades:*\"]", "history.include[0]"),

@@ -1,12 +1,14 @@
 //! Starting and stopping the whole gateway.
 
-use crate::access::{self, Scope};
+use crate::auth::{AuthState, admin, layer};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::{history, openapi, rest, rest_history, ws};
+use ::auth::Scope;
 use axum::Router;
-use axum::routing::{MethodRouter, get};
+use axum::middleware;
+use axum::routing::{MethodRouter, get, post};
 use axum::serve::ListenerExt;
 use book::ChecksumAlgo;
 use connectors::Connector;
@@ -55,6 +57,10 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    #[error("key store: {0}")]
+    Store(#[from] store::StoreError),
+    #[error("auth: {0}")]
+    Auth(String),
 }
 
 /// A running gateway.
@@ -65,13 +71,16 @@ pub struct Gateway {
     server: JoinHandle<Result<(), std::io::Error>>,
     venues: Vec<VenueHandle>,
     history: Option<HistoryWriter>,
+    maintenance: JoinHandle<()>,
 }
 
 /// One route: its path, the scope a caller needs, and its handlers.
 #[derive(Debug)]
 pub struct Route {
     pub path: &'static str,
-    pub scope: Scope,
+    /// The scope a caller needs; `None` for public routes (the WebSocket checks scopes per
+    /// channel itself).
+    pub scope: Option<Scope>,
     pub handler: MethodRouter<AppState>,
 }
 
@@ -84,36 +93,59 @@ pub fn routes() -> Vec<Route> {
         handler,
     };
     vec![
-        route("/v1/ws", Scope::MarketRead, get(ws::upgrade)),
-        route("/v1/instruments", Scope::MarketRead, get(rest::instruments)),
-        route("/v1/ticker", Scope::MarketRead, get(rest::ticker)),
-        route("/v1/book", Scope::MarketRead, get(rest::book)),
-        route("/v1/trades", Scope::HistoryRead, get(rest_history::trades)),
+        route("/v1/ws", None, get(ws::upgrade)),
+        route(
+            "/v1/instruments",
+            Some(Scope::MarketRead),
+            get(rest::instruments),
+        ),
+        route("/v1/ticker", Some(Scope::MarketRead), get(rest::ticker)),
+        route("/v1/book", Some(Scope::MarketRead), get(rest::book)),
+        route(
+            "/v1/trades",
+            Some(Scope::HistoryRead),
+            get(rest_history::trades),
+        ),
         route(
             "/v1/candles",
-            Scope::HistoryRead,
+            Some(Scope::HistoryRead),
             get(rest_history::candles),
         ),
-        route("/healthz", Scope::Public, get(rest::healthz)),
-        route("/readyz", Scope::Public, get(rest::readyz)),
-        route("/metrics", Scope::Public, get(rest::metrics)),
-        route("/openapi.json", Scope::Public, get(openapi::serve)),
+        route("/healthz", None, get(rest::healthz)),
+        route("/readyz", None, get(rest::readyz)),
+        route("/metrics", Some(Scope::MetricsRead), get(rest::metrics)),
+        route("/openapi.json", None, get(openapi::serve)),
     ]
 }
 
-/// Builds the router (exposed for in-process tests).
+/// Builds the router (exposed for in-process tests). Every route but the health checks and
+/// the WebSocket upgrade (which checks scopes per channel) is guarded by its scope.
 pub fn router(state: AppState) -> Router {
+    let guard =
+        |scope: Scope| middleware::from_fn_with_state((state.clone(), scope), layer::require);
+    let admin = Router::new()
+        .route("/admin/v1/keys", post(admin::create).get(admin::list))
+        .route("/admin/v1/keys/rewrap", post(admin::rewrap))
+        .route("/admin/v1/keys/{id}", get(admin::show).patch(admin::update))
+        .route("/admin/v1/keys/{id}/rotate", post(admin::rotate))
+        .route(
+            "/admin/v1/keys/{id}/rotate/cancel",
+            post(admin::cancel_rotation),
+        )
+        .route("/admin/v1/keys/{id}/revoke", post(admin::revoke))
+        .route("/admin/v1/keys/{id}/usage", get(admin::usage))
+        .route("/admin/v1/audit", get(admin::audit))
+        .route_layer(guard(Scope::KeysAdmin));
     routes()
         .into_iter()
         .fold(Router::new(), |router, r| {
-            let scope = r.scope;
-            let handler = r
-                .handler
-                .route_layer(axum::middleware::from_fn(move |request, next| {
-                    access::require(scope, request, next)
-                }));
+            let handler = match r.scope {
+                Some(scope) => r.handler.route_layer(guard(scope)),
+                None => r.handler,
+            };
             router.route(r.path, handler)
         })
+        .merge(admin)
         .fallback(rest::not_found)
         .method_not_allowed_fallback(rest::method_not_allowed)
         .with_state(state)
@@ -196,8 +228,17 @@ impl Gateway {
             venues.push(handle);
         }
 
+        let (auth, maintenance) = start_auth(&config, &shutdown).await?;
         let send_buffer = config.server.socket_send_buffer;
-        let state = AppState::new(config, hub, market, metrics, history, shutdown.clone());
+        let state = AppState::new(
+            config,
+            hub,
+            market,
+            metrics,
+            history,
+            auth,
+            shutdown.clone(),
+        );
         let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let stop = shutdown.clone();
         // Small messages must leave at once (no Nagle delay); optionally bound kernel buffering.
@@ -223,6 +264,7 @@ impl Gateway {
             server,
             venues,
             history: writer,
+            maintenance,
         })
     }
 
@@ -256,6 +298,7 @@ impl Gateway {
         {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        let _ = tokio::time::timeout(grace, self.maintenance).await;
         for venue in self.venues {
             let _ = tokio::time::timeout(grace, venue.connector).await;
             let _ = tokio::time::timeout(grace, venue.ingest).await;
@@ -269,4 +312,63 @@ impl Gateway {
             _ => Ok(()),
         }
     }
+}
+
+/// Opens the key store, loads the master key(s) and every key, and starts the maintenance
+/// task and the audit writer.
+async fn start_auth(
+    config: &Config,
+    shutdown: &CancellationToken,
+) -> Result<(Arc<AuthState>, JoinHandle<()>), ServerError> {
+    use ::auth::{KeyIndex, KeyRing, KeyService, maintenance};
+    use store::keys::Environment;
+    let settings = &config.auth;
+    let ring = KeyRing::load(&settings.master_key_sources())
+        .map_err(|e| ServerError::Auth(e.to_string()))?;
+    if settings.environment == Environment::Live && ring.current().is_none() {
+        return Err(ServerError::Auth(
+            "environment = \"live\" needs a master key: set TICKGATE_MASTER_KEY (64 hex digits) \
+             or [auth] master_key_file"
+                .into(),
+        ));
+    }
+    let data_dir = config.server.data_dir.clone();
+    let store = tokio::task::spawn_blocking(move || {
+        store::keys_sqlite::SqliteKeyStore::open_dir(&data_dir)
+    })
+    .await
+    .map_err(|e| ServerError::Auth(e.to_string()))??;
+    let service = KeyService::new(
+        Arc::new(store.clone()),
+        Arc::new(store.audit_log()),
+        ring,
+        settings.environment,
+    );
+    let index = Arc::new(KeyIndex::new(settings.settings()));
+    let (s, i) = (service.clone(), index.clone());
+    let since = tokio::task::spawn_blocking(move || maintenance::load(&s, &i))
+        .await
+        .map_err(|e| ServerError::Auth(e.to_string()))??;
+    tracing::info!(
+        required = settings.is_required(),
+        environment = %settings.environment,
+        keys = index.len(),
+        master_key = service.ring().current().map_or("none", |k| k.id()),
+        "auth ready"
+    );
+    let intervals = maintenance::Intervals {
+        poll: Duration::from_millis(settings.poll_interval_ms),
+        flush: Duration::from_secs(settings.usage_flush_secs),
+    };
+    let task = tokio::spawn(maintenance::run(
+        service.clone(),
+        index.clone(),
+        since,
+        intervals,
+        shutdown.clone(),
+    ));
+    let (audit_tx, audit_rx) = tokio::sync::mpsc::channel(256);
+    tokio::spawn(crate::auth::run_audit_writer(service.clone(), audit_rx));
+    let state = AuthState::new(index, service, settings, audit_tx);
+    Ok((Arc::new(state), task))
 }

@@ -8,17 +8,20 @@
 //! - [`rest`]: the REST API (`/v1/instruments`, `/v1/ticker`, `/v1/book`, `/healthz`,
 //!   `/readyz`, `/metrics`).
 //! - [`rest_history`]: `/v1/trades` and `/v1/candles` from the history store, paged;
-//!   [`history_params`] parses their limits, ranges and cursors, [`time_param`] their times; [`history`] opens the store
-//!   and its writer and renders its metrics.
+//!   [`history_params`] parses their limits, ranges and cursors, [`time_param`] their times;
+//!   [`history`] opens the store and its writer and renders its metrics.
 //! - [`openapi`]: `/openapi.json`, generated from the handlers and their types.
-//! - [`access`]: the scope each route needs; the seam where API-key auth plugs in.
+//! - [`auth`]: API-key authentication: the REST scope guard (`auth::layer`), the admin API
+//!   (`auth::admin`) and the state shared with WebSocket sessions; [`auth_config`] is `[auth]`.
 //! - [`metrics`]: counters and the latency histogram, rendered for Prometheus.
 //! - [`state`]: [`AppState`], what handlers share.
 //!
-//! Seams for later work: authentication (`auth` crate) replaces `access::require` (scopes per
-//! route) and checks channel subscriptions.
+//! Every route is listed once in [`gateway::routes`] with the scope it needs; the router and
+//! the OpenAPI coverage test are both built from that list. Signed requests (RFC 9421) extend
+//! the authentication in `auth::layer`.
 
-pub mod access;
+pub mod auth;
+pub mod auth_config;
 pub mod config;
 pub mod gateway;
 pub mod history;

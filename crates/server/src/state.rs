@@ -1,5 +1,6 @@
 //! State shared by every request handler and session.
 
+use crate::auth::AuthState;
 use crate::config::Config;
 use crate::history::History;
 use crate::metrics::Metrics;
@@ -21,6 +22,7 @@ struct Inner {
     market: Arc<Market>,
     metrics: Arc<Metrics>,
     history: Option<Arc<History>>,
+    auth: Arc<AuthState>,
     shutdown: CancellationToken,
 }
 
@@ -31,6 +33,7 @@ impl AppState {
         market: Arc<Market>,
         metrics: Arc<Metrics>,
         history: Option<Arc<History>>,
+        auth: Arc<AuthState>,
         shutdown: CancellationToken,
     ) -> Self {
         Self {
@@ -40,6 +43,7 @@ impl AppState {
                 market,
                 metrics,
                 history,
+                auth,
                 shutdown,
             }),
         }
@@ -64,6 +68,10 @@ impl AppState {
     /// The history store, when `history.enabled`.
     pub fn history(&self) -> Option<&Arc<History>> {
         self.inner.history.as_ref()
+    }
+
+    pub fn auth(&self) -> &Arc<AuthState> {
+        &self.inner.auth
     }
 
     pub fn shutdown(&self) -> &CancellationToken {

@@ -12,16 +12,24 @@
 //! - [`history_writer`]: [`HistoryWriter`], the bounded queue and writer thread that persist
 //!   off the hot path and enforce retention; [`HistorySink`] is the producers' end.
 //! - [`history_config`]: `[history]` settings: what is stored, retention per kind, batching.
+//! - [`keys`] / [`keys_sqlite`]: the [`keys::KeyStore`] seam (API keys, lifecycle state, usage
+//!   buckets) and its SQLite backend.
+//! - [`audit`] / [`audit_sqlite`]: the hash-chained [`audit::AuditLog`] seam, its chain verifier,
+//!   and its SQLite backend.
 //!
 //! Each concept gets a trait file and one file per backend, named `<concept>.rs` and
 //! `<concept>_sqlite.rs` (later `<concept>_postgres.rs`), with one contract test suite that every
 //! backend must pass (`tests/history/contract.rs` for history).
 
+pub mod audit;
+pub mod audit_sqlite;
 pub mod error;
 pub mod history;
 pub mod history_config;
 pub mod history_sqlite;
 pub mod history_writer;
+pub mod keys;
+pub mod keys_sqlite;
 pub mod sqlite;
 
 pub use error::StoreError;

@@ -51,7 +51,10 @@ pub fn open_in_memory() -> Result<Connection, StoreError> {
 pub fn migrate(conn: &mut Connection, module: &str, steps: &[&str]) -> Result<(), StoreError> {
     for (index, sql) in steps.iter().enumerate() {
         let step = index as i64;
-        let done: bool = conn.query_row(
+        // Check inside a write transaction: two processes (or two gateways in one test run)
+        // opening the same fresh database must not both apply the step.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let done: bool = tx.query_row(
             "SELECT EXISTS(SELECT 1 FROM schema_migrations WHERE module = ?1 AND step = ?2)",
             (module, step),
             |row| row.get(0),
@@ -59,7 +62,6 @@ pub fn migrate(conn: &mut Connection, module: &str, steps: &[&str]) -> Result<()
         if done {
             continue;
         }
-        let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
         tx.execute(
             "INSERT INTO schema_migrations (module, step, applied_at_us) VALUES (?1, ?2, ?3)",

@@ -9,6 +9,10 @@
 //! - `cmd::config`: `tickgate config default|check`.
 //! - `cmd::export`: `tickgate export`: a range of stored trades or candles as CSV or NDJSON.
 //! - `cmd::bench`: `tickgate bench ...`; `cmd::bench_history`: `tickgate bench history`.
+//! - `cmd::bench`: `tickgate bench fanout|idle`; `cmd::bench_auth`: `tickgate bench auth`.
+//! - `cmd::keys` (+ `keys_backend`, `keys_scan`): `tickgate keys ...`, offline or via the admin
+//!   API.
+//! - `cmd::audit`: `tickgate audit verify`.
 
 mod cmd;
 
@@ -42,6 +46,13 @@ enum Command {
     /// Benchmarks (see docs/benchmarks.md).
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
+    /// Manage API keys: create, list, show, update, rotate, cancel-rotation, revoke, usage,
+    /// rewrap, scan.
+    #[command(subcommand)]
+    Keys(Box<cmd::keys::KeysCommand>),
+    /// The audit log: verify its hash chain.
+    #[command(subcommand)]
+    Audit(cmd::audit::AuditCommand),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +64,8 @@ fn main() -> ExitCode {
         Command::Config(command) => cmd::config::run(command),
         Command::Export(args) => cmd::export::run(args),
         Command::Bench(command) => cmd::bench::run(command),
+        Command::Keys(command) => cmd::keys::run(*command),
+        Command::Audit(command) => cmd::audit::run(command),
     };
     match result {
         Ok(code) => code,

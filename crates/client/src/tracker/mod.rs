@@ -252,7 +252,18 @@ impl Tracker {
                 });
             }
             ServerMessage::Error(body) => self.on_error(body, out),
-            ServerMessage::Pong { .. } => {}
+            ServerMessage::KeyExpiring {
+                key_id,
+                at,
+                message,
+            } => out
+                .events
+                .push(Event::KeyExpiring(crate::event::KeyExpiring {
+                    key_id: Some(key_id),
+                    expires_at: Some(at),
+                    message,
+                })),
+            ServerMessage::Authenticated { .. } | ServerMessage::Pong { .. } => {}
         }
     }
 

@@ -17,10 +17,16 @@ fn authorization(head: &str) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_swap_while_streaming_loses_nothing() {
     let _heavy = HEAVY.lock().await;
-    let gateway = start(config(100.0)).await;
+    let mut config = config(100.0);
+    config.auth.required = Some(true);
+    config.auth.poll_interval_ms = 100;
+    let dir = config.server.data_dir.clone();
+    let (old_id, old_key) = create_key(&dir, "old", &["market:read"]);
+    let (_, new_key) = create_key(&dir, "new", &["market:read"]);
+    let gateway = start(config).await;
     let proxy = Proxy::start(gateway.local_addr()).await;
     let options = ClientOptions {
-        credentials: Credentials::bearer("tg_test_old_key_0001").unwrap(),
+        credentials: Credentials::bearer(&old_key).unwrap(),
         ..options()
     };
     let mut client = Client::connect(&proxy.url(), options).await.unwrap();
@@ -30,12 +36,18 @@ async fn a_key_swap_while_streaming_loses_nothing() {
         .unwrap();
     let mut events = collect(&mut client, Duration::from_millis(600), |_| false).await;
     let handle = client.handle();
+    let swap_key = new_key.clone();
     let swap = tokio::spawn(async move {
-        let new = Credentials::bearer("tg_test_new_key_0002").unwrap();
+        let new = Credentials::bearer(&swap_key).unwrap();
         handle.set_credentials(new).await
     });
     events.extend(collect(&mut client, Duration::from_millis(1500), |_| false).await);
     swap.await.unwrap().unwrap();
+    // Retire the old key: the stream, now on the new key, must not notice.
+    key_service(&dir)
+        .revoke(&old_id, "rotated out", "test", model::Timestamp::now().0)
+        .unwrap();
+    events.extend(collect(&mut client, Duration::from_millis(1200), |_| false).await);
     assert_eq!(
         count(&events, |e| matches!(e, Event::Reconnecting { .. })),
         0
@@ -60,9 +72,9 @@ async fn a_key_swap_while_streaming_loses_nothing() {
     assert_eq!(
         keys,
         [
-            Some("Bearer tg_test_old_key_0001".to_string()),
-            Some("Bearer tg_test_new_key_0002".to_string()),
-            Some("Bearer tg_test_new_key_0002".to_string()),
+            Some(format!("Bearer {old_key}")),
+            Some(format!("Bearer {new_key}")),
+            Some(format!("Bearer {new_key}")),
         ],
         "upgrade with the old key, upgrade with the new key, REST with the new key"
     );

@@ -10,8 +10,12 @@ pub static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 pub fn config(rate: f64) -> Config {
     let mut config = Config::default();
     config.server.listen = "127.0.0.1:0".parse().unwrap();
-    config.server.data_dir =
-        std::env::temp_dir().join(format!("tickgate-client-test-{}", std::process::id()));
+    // One data directory per gateway: each opens its own history and key databases.
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("tickgate-client-test-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    config.server.data_dir = dir;
     config.server.shutdown_grace_secs = 2;
     config.venues[0].sim.rate = rate;
     config
@@ -139,4 +143,33 @@ pub async fn assert_mirror_equals_rest(client: &Client, book: &BookHandle, match
 
 pub fn count<F: Fn(&Event) -> bool>(events: &[Event], f: F) -> usize {
     events.iter().filter(|e| f(e)).count()
+}
+
+/// The key lifecycle service on a gateway's data directory, as `tickgate keys --data-dir` uses
+/// it (the gateway picks offline changes up within its poll interval).
+pub fn key_service(dir: &std::path::Path) -> auth::KeyService {
+    let store = store::keys_sqlite::SqliteKeyStore::open_dir(dir).unwrap();
+    auth::KeyService::new(
+        std::sync::Arc::new(store.clone()),
+        std::sync::Arc::new(store.audit_log()),
+        auth::KeyRing::default(),
+        store::keys::Environment::Test,
+    )
+}
+
+/// Creates a key offline; returns (id, token).
+pub fn create_key(dir: &std::path::Path, name: &str, scopes: &[&str]) -> (String, String) {
+    std::fs::create_dir_all(dir).unwrap();
+    let new = auth::NewKey {
+        name: name.into(),
+        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    };
+    let issued = key_service(dir)
+        .create(new, "test", model::Timestamp::now().0)
+        .unwrap();
+    (
+        issued.record.id,
+        issued.secret.unwrap().expose().to_string(),
+    )
 }

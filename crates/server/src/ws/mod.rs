@@ -3,7 +3,10 @@
 //! - `session`: one task per connection: reads client ops, fans channel frames out in batches,
 //!   applies the slow-consumer policy, heartbeats and limits.
 //! - `limiter`: the per-connection request rate limiter.
+//! - `auth`: the session's key: `auth` op, scope checks per channel, per-key limits, and
+//!   closing the session when its key is revoked or expires.
 
+mod auth;
 mod limiter;
 mod session;
 
@@ -11,6 +14,7 @@ use crate::state::AppState;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{ConnectInfo, State};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use protocol::ErrorCode;
 use std::net::SocketAddr;
@@ -42,6 +46,7 @@ const HARD_MAX_MESSAGE: usize = 1024 * 1024;
 pub(crate) async fn upgrade(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let ws = match ws {
@@ -50,6 +55,12 @@ pub(crate) async fn upgrade(
             let message = format!("a WebSocket upgrade request is required: {rejection}");
             return crate::rest::ApiError::new(ErrorCode::BadRequest, message).into_response();
         }
+    };
+    // A key on the upgrade request is checked before upgrading: a bad one gets a plain HTTP
+    // error with its code. Without one, the session may still authenticate with `auth`.
+    let session_auth = match auth::SessionAuth::from_upgrade(&state, &headers, peer) {
+        Ok(session_auth) => session_auth,
+        Err(rejection) => return crate::auth::layer::rejection_response(&state, rejection),
     };
     let metrics = state.metrics();
     if metrics.connections_open.load(Ordering::Relaxed) as usize
@@ -67,5 +78,5 @@ pub(crate) async fn upgrade(
         .max_write_buffer_size(MAX_WRITE_BUFFER)
         .max_message_size(HARD_MAX_MESSAGE)
         .max_frame_size(HARD_MAX_MESSAGE)
-        .on_upgrade(move |socket| session::run(socket, state, peer))
+        .on_upgrade(move |socket| session::run(socket, state, peer, session_auth))
 }

@@ -18,6 +18,7 @@
 //! under the `disconnect` policy it is closed instead, and if it reconnects and resumes while
 //! the missed frames are still in the history, it gets them all (`recovered: true`).
 
+use super::auth::SessionAuth;
 use super::limiter::TokenBucket;
 
 mod subscribe;
@@ -49,7 +50,7 @@ const METRICS_MERGE: Duration = Duration::from_millis(500);
 
 /// Why a session ended.
 #[derive(Debug)]
-enum End {
+pub(super) enum End {
     /// A frame exceeded the hard size limit.
     TooBig,
     ClientClosed,
@@ -58,6 +59,10 @@ enum End {
     Idle,
     Abuse,
     Shutdown,
+    /// Authentication failed or did not happen in time (the error was sent).
+    AuthFailed(ErrorCode),
+    KeyRevoked,
+    KeyExpired,
 }
 
 impl End {
@@ -77,8 +82,10 @@ struct Sub {
     last_seq: u64,
 }
 
-struct Session {
-    state: AppState,
+pub(super) struct Session {
+    pub(super) state: AppState,
+    pub(super) peer: SocketAddr,
+    pub(super) auth: SessionAuth,
     socket: WebSocket,
     subs: StreamMap<u32, BroadcastStream<Frame>>,
     info: HashMap<u32, Sub>,
@@ -93,7 +100,7 @@ struct Session {
     last_merge: Instant,
 }
 
-pub(super) async fn run(socket: WebSocket, state: AppState, peer: SocketAddr) {
+pub(super) async fn run(socket: WebSocket, state: AppState, peer: SocketAddr, auth: SessionAuth) {
     let metrics = state.metrics().clone();
     metrics.connections_open.fetch_add(1, Ordering::Relaxed);
     metrics.connections_total.fetch_add(1, Ordering::Relaxed);
@@ -102,6 +109,8 @@ pub(super) async fn run(socket: WebSocket, state: AppState, peer: SocketAddr) {
     let mut session = Session {
         limiter: TokenBucket::new(state.config().ws.max_requests_per_sec),
         state,
+        peer,
+        auth,
         socket,
         subs: StreamMap::new(),
         info: HashMap::new(),
@@ -114,8 +123,12 @@ pub(super) async fn run(socket: WebSocket, state: AppState, peer: SocketAddr) {
         out_bytes: 0,
         last_merge: Instant::now(),
     };
-    let end = session.run().await;
+    let end = match session.announce_key().await {
+        Ok(()) => session.run().await,
+        Err(end) => end,
+    };
     session.merge_metrics();
+    session.auth.release();
     tracing::debug!(?end, "session ended");
     session.close(end).await;
     metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
@@ -130,9 +143,15 @@ impl Session {
         heartbeat.tick().await;
         let write_timeout = Duration::from_secs(ws.write_timeout_secs);
         loop {
+            let auth_deadline = self.auth.deadline;
             let result = tokio::select! {
                 biased;
                 () = shutdown.cancelled() => return End::Shutdown,
+                event = self.auth.next_event() => self.on_key_event(event).await,
+                () = tokio::time::sleep_until(auth_deadline.unwrap_or_else(tokio::time::Instant::now)),
+                    if auth_deadline.is_some() && self.auth.key.is_none() => {
+                    self.require_auth(None).await
+                }
                 inbound = self.socket.next() => match inbound {
                     Some(Ok(message)) => {
                         self.last_inbound = Instant::now();
@@ -309,28 +328,36 @@ impl Session {
                 )
                 .await;
         }
-        match parse_client_op(text.as_str()) {
+        let op = match parse_client_op(text.as_str()) {
             Err(error) => {
-                self.reply_error(error.code, &error.message, error.id, None)
-                    .await
+                return self
+                    .reply_error(error.code, &error.message, error.id, None)
+                    .await;
             }
-            Ok(ClientOp::Ping { id }) => {
+            Ok(ClientOp::Auth { id, token }) => return self.on_auth(id, token).await,
+            Ok(op) => op,
+        };
+        self.require_auth(op.id().cloned()).await?;
+        self.count_key_usage_request();
+        match op {
+            ClientOp::Auth { .. } => Ok(()),
+            ClientOp::Ping { id } => {
                 self.send_message(&ServerMessage::Pong {
                     id,
                     ts: Timestamp::now().0,
                 })
                 .await
             }
-            Ok(ClientOp::Subscribe {
+            ClientOp::Subscribe {
                 id,
                 channels,
                 resume,
-            }) => self.subscribe(id, channels, resume).await,
-            Ok(ClientOp::Unsubscribe { id, channels }) => self.unsubscribe(id, channels).await,
+            } => self.subscribe(id, channels, resume).await,
+            ClientOp::Unsubscribe { id, channels } => self.unsubscribe(id, channels).await,
         }
     }
 
-    async fn reply_error(
+    pub(super) async fn reply_error(
         &mut self,
         code: ErrorCode,
         message: &str,
@@ -340,19 +367,33 @@ impl Session {
         self.state.metrics().count_error(code);
         let error = ServerMessage::Error(ErrorBody {
             code,
-            message: message.to_string(),
+            message: auth::token::redact(message).into_owned(),
             id,
             channel,
         });
         self.send_message(&error).await
     }
 
-    async fn send_message(&mut self, message: &ServerMessage) -> Result<(), End> {
+    pub(super) async fn flush(&mut self) -> Result<(), End> {
+        self.socket.flush().await.map_err(End::Socket)
+    }
+
+    pub(super) fn subscription_count(&self) -> usize {
+        self.by_name.len()
+    }
+
+    fn count_key_usage_request(&self) {
+        if let Some(key) = &self.auth.key {
+            key.entry.usage.requests.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub(super) async fn send_message(&mut self, message: &ServerMessage) -> Result<(), End> {
         self.feed_message(message).await?;
         self.socket.flush().await.map_err(End::Socket)
     }
 
-    async fn feed_message(&mut self, message: &ServerMessage) -> Result<(), End> {
+    pub(super) async fn feed_message(&mut self, message: &ServerMessage) -> Result<(), End> {
         self.socket
             .feed(Message::Text(message.to_json().into()))
             .await
@@ -374,6 +415,8 @@ impl Session {
     }
 
     fn merge_metrics(&mut self) {
+        let delivered: u64 = self.out_counts.iter().sum();
+        self.count_key_usage(delivered, self.out_bytes);
         let metrics = self.state.metrics();
         metrics.merge_latency(&mut self.latency);
         for (global, local) in metrics.messages_out.iter().zip(&mut self.out_counts) {
@@ -399,6 +442,9 @@ impl Session {
             End::TooBig => (CloseCode::TooBig, ErrorCode::MessageTooLarge.as_str()),
             End::Idle => (CloseCode::IdleTimeout, "idle timeout"),
             End::Abuse => (CloseCode::PolicyViolation, "too many rejected requests"),
+            End::AuthFailed(code) => (CloseCode::AuthFailed, code.as_str()),
+            End::KeyRevoked => (CloseCode::KeyRevoked, ErrorCode::KeyRevoked.as_str()),
+            End::KeyExpired => (CloseCode::KeyExpired, ErrorCode::KeyExpired.as_str()),
             End::SlowConsumer(why) => {
                 self.state
                     .metrics()

@@ -2,8 +2,11 @@
 //!
 //! One test binary (faster to link); each module covers one area.
 
+mod auth_support;
 mod support;
 
+mod auth_lifecycle;
+mod auth_rejections;
 mod book_stream;
 mod errors;
 mod history;
@@ -12,4 +15,3 @@ mod lifecycle;
 mod openapi;
 mod rest;
 mod resume;
-mod slow_consumer;

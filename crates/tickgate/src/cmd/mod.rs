@@ -1,9 +1,14 @@
 //! One module per subcommand.
 
+pub mod audit;
 pub mod bench;
+pub mod bench_auth;
 pub mod bench_history;
 pub mod book;
 pub mod config;
 pub mod export;
+pub mod keys;
+pub mod keys_backend;
+pub mod keys_scan;
 pub mod serve;
 pub mod tail;

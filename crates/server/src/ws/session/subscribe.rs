@@ -90,6 +90,11 @@ impl Session {
                 .reply_error(ErrorCode::TooManyChannels, &message, id, None)
                 .await;
         }
+        // The key's scope and per-key subscription limit (anonymous: the `[auth]` policy).
+        if let Err((code, message)) = self.admit_channels(new.len() as u32) {
+            let channel = names.first().filter(|_| names.len() == 1).cloned();
+            return self.reply_error(code, &message, id, channel).await;
+        }
         // Join every new channel first (each atomically), so the ack can say what was
         // recovered; frames published meanwhile wait in the receivers.
         let mut recovered = BTreeMap::new();
@@ -206,12 +211,15 @@ impl Session {
                 )
                 .await;
         }
+        let mut removed = 0;
         for name in &channels {
             if let Some(slot) = self.by_name.remove(name.as_str()) {
                 self.subs.remove(&slot);
                 self.info.remove(&slot);
+                removed += 1;
             }
         }
+        self.release_channels(removed);
         self.send_message(&ServerMessage::Unsubscribed { id, channels })
             .await
     }

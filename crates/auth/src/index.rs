@@ -1,0 +1,522 @@
+//! The in-process key index: what the request path reads to authenticate.
+//!
+//! It holds every key (a few hundred bytes each) in two hash maps: by token hash and by id.
+//! It is the verification cache, and it is kept exact rather than timed out: a change made
+//! through this process (admin API) updates it before the response is sent, and a change
+//! made by another process (the CLI on the same data directory) is picked up by polling the
+//! store's change feed every `poll_interval` (250 ms by default; see `maintenance`). So a
+//! revocation takes effect within one poll interval plus the poll's own time, well under the
+//! 1 s bound the integration tests check. Time-based transitions (expiry, end of grace) are
+//! checked against the clock on every request, so they need no write to take effect.
+//!
+//! Each key also carries its live state: GCRA rate limiters (one per scope), usage counters
+//! drained by the maintenance task, and WebSocket connection/subscription counts.
+
+use crate::ratelimit::Gcra;
+use crate::scope::{Scope, ScopeSet};
+use crate::token;
+use parking_lot::{Mutex, RwLock};
+use protocol::ErrorCode;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use store::audit::NewAuditEvent;
+use store::keys::{Environment, KeyKind, KeyRecord, KeyStatus, RateLimit, UsageDelta};
+use subtle::ConstantTimeEq;
+use tokio::sync::broadcast;
+
+/// SHA-256 of a token: what the store keeps instead of the token.
+pub fn token_hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// A rejected authentication: the stable code, a message safe to send (never the credential),
+/// and for `rate_limited` how long to wait.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub code: ErrorCode,
+    pub message: String,
+    pub retry_after: Option<Duration>,
+}
+
+impl Rejection {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+}
+
+/// Settings the index applies (from `[auth]`).
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    pub environment: Environment,
+    /// Rate limit of a key with no per-key, per-principal or per-scope limit.
+    pub default_rate: RateLimit,
+    pub principal_rates: HashMap<String, RateLimit>,
+    pub scope_rates: HashMap<Scope, RateLimit>,
+    /// Authentication failures of one key within one usage flush that make an audit entry.
+    pub failure_burst: u64,
+}
+
+/// A key's state as the request path sees it (immutable; replaced on change).
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyView {
+    pub id: String,
+    pub principal: String,
+    pub kind: KeyKind,
+    pub scopes: ScopeSet,
+    pub status: KeyStatus,
+    pub grace_until: Option<i64>,
+    pub expires_at: Option<i64>,
+    /// When the rotation that put this key in grace started.
+    pub rotated_at: Option<i64>,
+    /// Rate limit per scope (index: position in [`Scope::ALL`]).
+    rates: [RateLimit; 5],
+}
+
+impl KeyView {
+    /// Why this key cannot be used at `now`, if it cannot.
+    pub fn unusable(&self, now: i64) -> Option<Rejection> {
+        match self.status {
+            KeyStatus::Revoked => Some(Rejection::new(
+                ErrorCode::KeyRevoked,
+                format!("key {} was revoked", self.id),
+            )),
+            KeyStatus::Expired => Some(Rejection::new(
+                ErrorCode::KeyExpired,
+                format!("key {} has expired", self.id),
+            )),
+            _ if self.expires_at.is_some_and(|t| t <= now) => Some(Rejection::new(
+                ErrorCode::KeyExpired,
+                format!("key {} has expired", self.id),
+            )),
+            KeyStatus::Grace if self.grace_until.is_some_and(|t| t <= now) => Some(Rejection::new(
+                ErrorCode::KeyExpired,
+                format!(
+                    "key {} was rotated and its grace period is over; use its successor",
+                    self.id
+                ),
+            )),
+            _ => None,
+        }
+    }
+
+    /// When this key stops working, if it is rotating out: the `Sunset` time.
+    pub fn sunset(&self) -> Option<i64> {
+        (self.status == KeyStatus::Grace)
+            .then_some(self.grace_until)
+            .flatten()
+    }
+}
+
+/// Live counters of one key since the last flush.
+#[derive(Debug, Default)]
+pub struct Usage {
+    pub requests: AtomicU64,
+    pub messages: AtomicU64,
+    pub bytes: AtomicU64,
+    pub failures: AtomicU64,
+    last_used_at: AtomicI64,
+    last_addr: Mutex<Option<IpAddr>>,
+}
+
+impl Usage {
+    pub fn touch(&self, now: i64, addr: Option<IpAddr>) {
+        self.last_used_at.fetch_max(now, Ordering::Relaxed);
+        if let Some(addr) = addr {
+            let mut last = self.last_addr.lock();
+            if *last != Some(addr) {
+                *last = Some(addr);
+            }
+        }
+    }
+}
+
+/// One key in the index.
+#[derive(Debug)]
+pub struct KeyEntry {
+    view: RwLock<Arc<KeyView>>,
+    /// The stored token hash, compared in constant time after the map lookup.
+    token_hash: Option<[u8; 32]>,
+    pub usage: Usage,
+    limiters: [Gcra; 5],
+    /// Open WebSocket sessions authenticated with this key.
+    pub ws_connections: AtomicU32,
+    /// Channel subscriptions across those sessions.
+    pub ws_subscriptions: AtomicU32,
+}
+
+impl KeyEntry {
+    pub fn view(&self) -> Arc<KeyView> {
+        self.view.read().clone()
+    }
+
+    /// Takes `n` from a counter if it stays within `max`.
+    pub fn try_acquire(counter: &AtomicU32, n: u32, max: u32) -> bool {
+        counter
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| {
+                c.checked_add(n).filter(|v| *v <= max)
+            })
+            .is_ok()
+    }
+
+    pub fn release(counter: &AtomicU32, n: u32) {
+        let _ = counter.fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| {
+            Some(c.saturating_sub(n))
+        });
+    }
+}
+
+/// A change of a key's usability, for live sessions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyEventKind {
+    Revoked,
+    Expired,
+    /// Rotation started: the key stops working at `at`.
+    Expiring {
+        at: i64,
+    },
+    /// Rotation cancelled: the key works again without an end.
+    Reinstated,
+    /// The key lost one or more scopes; sessions re-check what they hold.
+    ScopesReduced,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyEvent {
+    pub key_id: String,
+    pub kind: KeyEventKind,
+}
+
+/// A successfully authenticated key.
+#[derive(Debug, Clone)]
+pub struct KeyPrincipal {
+    pub entry: Arc<KeyEntry>,
+    pub view: Arc<KeyView>,
+}
+
+/// The index. See the module docs.
+#[derive(Debug)]
+pub struct KeyIndex {
+    settings: AuthSettings,
+    by_hash: RwLock<HashMap<[u8; 32], Arc<KeyEntry>>>,
+    by_id: RwLock<HashMap<String, Arc<KeyEntry>>>,
+    events: broadcast::Sender<KeyEvent>,
+    origin: Instant,
+    /// Failures that name no known key (malformed, unknown, wrong environment).
+    unattributed_failures: AtomicU64,
+}
+
+impl KeyIndex {
+    pub fn new(settings: AuthSettings) -> Self {
+        Self {
+            settings,
+            by_hash: RwLock::default(),
+            by_id: RwLock::default(),
+            events: broadcast::channel(1024).0,
+            origin: Instant::now(),
+            unattributed_failures: AtomicU64::new(0),
+        }
+    }
+
+    pub fn settings(&self) -> &AuthSettings {
+        &self.settings
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<KeyEvent> {
+        self.events.subscribe()
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_id.read().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn view_of(&self, r: &KeyRecord) -> KeyView {
+        let rates = Scope::ALL.map(|scope| {
+            r.rate_limit
+                .or_else(|| self.settings.principal_rates.get(&r.principal).copied())
+                .or_else(|| self.settings.scope_rates.get(&scope).copied())
+                .unwrap_or(self.settings.default_rate)
+        });
+        KeyView {
+            id: r.id.clone(),
+            principal: r.principal.clone(),
+            kind: r.kind,
+            // Unknown names (from a newer version) grant nothing.
+            scopes: ScopeSet::of(
+                &r.scopes
+                    .iter()
+                    .filter_map(|s| s.parse().ok())
+                    .collect::<Vec<Scope>>(),
+            ),
+            status: r.status,
+            grace_until: r.grace_until,
+            expires_at: r.expires_at,
+            rotated_at: r.rotated_at,
+            rates,
+        }
+    }
+
+    /// Inserts or replaces a key, keeping its live counters, and tells sessions when its
+    /// usability changed.
+    pub fn upsert(&self, record: &KeyRecord) {
+        let view = Arc::new(self.view_of(record));
+        let existing = self.by_id.read().get(&record.id).cloned();
+        let old = match &existing {
+            Some(entry) => {
+                let old = std::mem::replace(&mut *entry.view.write(), view.clone());
+                Some(old)
+            }
+            None => {
+                let entry = Arc::new(KeyEntry {
+                    view: RwLock::new(view.clone()),
+                    token_hash: record.token_hash,
+                    usage: Usage::default(),
+                    limiters: Default::default(),
+                    ws_connections: AtomicU32::new(0),
+                    ws_subscriptions: AtomicU32::new(0),
+                });
+                if let Some(hash) = record.token_hash {
+                    self.by_hash.write().insert(hash, entry.clone());
+                }
+                self.by_id.write().insert(record.id.clone(), entry);
+                None
+            }
+        };
+        let old_status = old.as_ref().map(|v| v.status);
+        let kind = match (old_status, view.status) {
+            (Some(KeyStatus::Revoked), KeyStatus::Revoked) => None,
+            (_, KeyStatus::Revoked) if old_status.is_some() => Some(KeyEventKind::Revoked),
+            (Some(KeyStatus::Expired), KeyStatus::Expired) => None,
+            (_, KeyStatus::Expired) if old_status.is_some() => Some(KeyEventKind::Expired),
+            (Some(KeyStatus::Active), KeyStatus::Grace) => {
+                view.grace_until.map(|at| KeyEventKind::Expiring { at })
+            }
+            (Some(KeyStatus::Grace), KeyStatus::Active) => Some(KeyEventKind::Reinstated),
+            _ => None,
+        };
+        let reduced = old
+            .as_ref()
+            .is_some_and(|o| o.scopes.iter().any(|s| !view.scopes.contains(s)));
+        let kind = kind.or(reduced.then_some(KeyEventKind::ScopesReduced));
+        if let Some(kind) = kind {
+            // No receivers is fine: no live session uses keys.
+            let _ = self.events.send(KeyEvent {
+                key_id: record.id.clone(),
+                kind,
+            });
+        }
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<KeyEntry>> {
+        self.by_id.read().get(id).cloned()
+    }
+
+    fn fail(&self, entry: Option<&KeyEntry>, rejection: Rejection) -> Rejection {
+        match entry {
+            Some(e) => e.usage.failures.fetch_add(1, Ordering::Relaxed),
+            None => self.unattributed_failures.fetch_add(1, Ordering::Relaxed),
+        };
+        rejection
+    }
+
+    /// Authenticates a bearer token for a request that needs `scope` (None: any valid key),
+    /// counting the request (or the failure) against the key and applying its rate limit.
+    pub fn authenticate_bearer(
+        &self,
+        token: &str,
+        scope: Option<Scope>,
+        addr: Option<IpAddr>,
+        now: i64,
+    ) -> Result<KeyPrincipal, Rejection> {
+        let environment = token::parse(token)
+            .map_err(|e| self.fail(None, Rejection::new(ErrorCode::MalformedKey, e.to_string())))?;
+        if environment != self.settings.environment {
+            return Err(self.fail(
+                None,
+                Rejection::new(
+                    ErrorCode::WrongEnvironment,
+                    format!(
+                        "this is a {environment} key; this deployment accepts {} keys only",
+                        self.settings.environment
+                    ),
+                ),
+            ));
+        }
+        let hash = token_hash(token);
+        let entry = self.by_hash.read().get(&hash).cloned();
+        // The map already matched the hash; the explicit constant-time comparison keeps the
+        // rule "secrets are compared in constant time" true without relying on that argument.
+        let entry = entry.filter(|e| {
+            e.token_hash
+                .is_some_and(|stored| bool::from(stored.ct_eq(&hash)))
+        });
+        let Some(entry) = entry else {
+            return Err(self.fail(None, Rejection::new(ErrorCode::UnknownKey, "no such key")));
+        };
+        let view = entry.view();
+        if view.kind != KeyKind::Bearer {
+            return Err(self.fail(
+                Some(&entry),
+                Rejection::new(
+                    ErrorCode::UnknownKey,
+                    format!(
+                        "key {} is an {} key: sign requests with it, do not send it",
+                        view.id, view.kind
+                    ),
+                ),
+            ));
+        }
+        if let Some(rejection) = view.unusable(now) {
+            return Err(self.fail(Some(&entry), rejection));
+        }
+        self.admit(entry, view, scope, addr, now)
+    }
+
+    fn admit(
+        &self,
+        entry: Arc<KeyEntry>,
+        view: Arc<KeyView>,
+        scope: Option<Scope>,
+        addr: Option<IpAddr>,
+        now: i64,
+    ) -> Result<KeyPrincipal, Rejection> {
+        if let Some(scope) = scope {
+            if !view.scopes.contains(scope) {
+                return Err(self.fail(
+                    Some(&entry),
+                    Rejection::new(
+                        ErrorCode::InsufficientScope,
+                        format!("key {} lacks the scope {scope}", view.id),
+                    ),
+                ));
+            }
+            let slot = Scope::ALL.iter().position(|s| *s == scope).unwrap_or(0);
+            let now_ns = u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            if let Err(wait) = entry.limiters[slot].check(now_ns, view.rates[slot]) {
+                let limit = view.rates[slot];
+                let mut rejection = Rejection::new(
+                    ErrorCode::RateLimited,
+                    format!(
+                        "key {} exceeds {} requests/s (burst {}) for {scope}",
+                        view.id, limit.per_sec, limit.burst
+                    ),
+                );
+                rejection.retry_after = Some(wait);
+                return Err(self.fail(Some(&entry), rejection));
+            }
+        }
+        entry.usage.requests.fetch_add(1, Ordering::Relaxed);
+        entry.usage.touch(now, addr);
+        Ok(KeyPrincipal { entry, view })
+    }
+
+    /// Keys whose expiry or grace end has passed but whose stored status does not say so yet.
+    pub fn due_expiries(&self, now: i64) -> Vec<String> {
+        self.by_id
+            .read()
+            .values()
+            .map(|e| e.view())
+            .filter(|v| {
+                matches!(v.status, KeyStatus::Active | KeyStatus::Grace)
+                    && v.unusable(now).is_some()
+            })
+            .map(|v| v.id.clone())
+            .collect()
+    }
+
+    /// Takes the usage counted since the last call, and an audit event for each key (and for
+    /// unknown keys together) whose failures reached the burst threshold.
+    pub fn drain_usage(&self, now: i64) -> (Vec<UsageDelta>, Vec<NewAuditEvent>) {
+        let mut deltas = Vec::new();
+        let mut bursts = Vec::new();
+        let threshold = self.settings.failure_burst.max(1);
+        for (id, entry) in self.by_id.read().iter() {
+            let u = &entry.usage;
+            let take = |a: &AtomicU64| a.swap(0, Ordering::Relaxed);
+            let (requests, messages, bytes, failures) = (
+                take(&u.requests),
+                take(&u.messages),
+                take(&u.bytes),
+                take(&u.failures),
+            );
+            let used_at = u.last_used_at.swap(0, Ordering::Relaxed);
+            if requests + messages + bytes + failures == 0 && used_at == 0 {
+                continue;
+            }
+            let addr = u
+                .last_addr
+                .lock()
+                .map(|a| a.to_string())
+                .unwrap_or_default();
+            deltas.push(UsageDelta {
+                key_id: id.clone(),
+                at: now,
+                requests,
+                messages,
+                bytes,
+                auth_failures: failures,
+                last_used: (used_at > 0).then_some((used_at, addr)),
+            });
+            if failures >= threshold {
+                bursts.push(NewAuditEvent {
+                    at: now,
+                    actor: "system".into(),
+                    action: "auth.failure_burst".into(),
+                    key_id: Some(id.clone()),
+                    detail: serde_json::json!({ "failures": failures }),
+                });
+            }
+        }
+        let unknown = self.unattributed_failures.swap(0, Ordering::Relaxed);
+        if unknown >= threshold {
+            bursts.push(NewAuditEvent {
+                at: now,
+                actor: "system".into(),
+                action: "auth.failure_burst".into(),
+                key_id: None,
+                detail: serde_json::json!({
+                    "failures": unknown,
+                    "note": "malformed, unknown or wrong-environment keys",
+                }),
+            });
+        }
+        (deltas, bursts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limit_resolution_order() {
+        let rate = |per_sec| RateLimit { per_sec, burst: 1 };
+        let index = KeyIndex::new(AuthSettings {
+            environment: Environment::Test,
+            default_rate: rate(1),
+            principal_rates: [("acme".to_string(), rate(2))].into_iter().collect(),
+            scope_rates: [(Scope::KeysAdmin, rate(3))].into_iter().collect(),
+            failure_burst: 1,
+        });
+        let mut r = crate::info::tests_support::record();
+        let slot = |s: Scope| Scope::ALL.iter().position(|x| *x == s).unwrap();
+        let view = index.view_of(&r);
+        assert_eq!(view.rates[slot(Scope::MarketRead)], rate(1));
+        assert_eq!(view.rates[slot(Scope::KeysAdmin)], rate(3));
+        r.principal = "acme".into();
+        assert_eq!(index.view_of(&r).rates[slot(Scope::KeysAdmin)], rate(2));
+        r.rate_limit = Some(rate(4));
+        assert_eq!(index.view_of(&r).rates[slot(Scope::MarketRead)], rate(4));
+    }
+}

@@ -1,0 +1,49 @@
+//! API keys: format, protected storage, scopes, verification, rate limits, usage and lifecycle.
+//!
+//! # Layout
+//!
+//! - [`token`]: the key format (`tg_live_`/`tg_test_` + 256-bit body + CRC-32 checksum), its
+//!   generator, parser, masking and the leak scanner.
+//! - [`secret`]: secret types (zeroized, `REDACTED` in `Debug`, constant-time compare).
+//! - [`envelope`]: envelope encryption of HMAC secrets under a rotatable master key.
+//! - [`scope`]: [`Scope`] and [`ScopeSet`].
+//! - [`index`]: the in-process key index the request path authenticates against (the cache),
+//!   its live usage counters and key events for open sessions.
+//! - [`ratelimit`]: per-key GCRA limiter.
+//! - [`service`]: lifecycle operations on the store (create, rotate, cancel, revoke, update,
+//!   expire, rewrap), shared by the CLI and the admin API.
+//! - [`info`]: [`KeyInfo`], the public description of a key.
+//! - [`maintenance`]: the background task keeping the index in step with the store, expiring
+//!   keys and flushing usage.
+//! - [`input`]: validation of operator input.
+//!
+//! # The seam for signed requests
+//!
+//! Authentication takes a credential and the scope a request needs and returns a
+//! [`KeyPrincipal`] or a [`Rejection`] with a stable code. Bearer tokens are the credential
+//! today ([`KeyIndex::authenticate_bearer`]); signed requests (RFC 9421, next) add a credential
+//! kind that resolves the key by id instead of by token hash, verify the signature with the
+//! key's sealed secret or public key, and then go through the same status, scope, rate-limit
+//! and usage steps.
+
+pub mod envelope;
+pub mod index;
+pub mod info;
+pub mod input;
+pub mod maintenance;
+pub mod ratelimit;
+mod rotation;
+pub mod scope;
+pub mod secret;
+pub mod service;
+pub mod token;
+
+pub use envelope::{KeyRing, MasterKey, MasterKeySources};
+pub use index::{
+    AuthSettings, KeyEntry, KeyEvent, KeyEventKind, KeyIndex, KeyPrincipal, KeyView, Rejection,
+    token_hash,
+};
+pub use info::{KeyInfo, issued_json};
+pub use scope::{Scope, ScopeSet};
+pub use secret::SecretString;
+pub use service::{Issued, KeyService, KeyUpdate, NewKey, ServiceError};

@@ -1,0 +1,398 @@
+//! The admin API under `/admin/v1/` (scope `keys:admin`). Every handler runs the lifecycle
+//! operation on the blocking pool, updates the key index before answering (so a revocation is
+//! in force when the response arrives, and open sessions on the key are closed), and returns
+//! JSON. Errors carry stable codes; none echoes a secret.
+
+use super::Principal;
+use super::layer::actor;
+use crate::rest::ApiError;
+use crate::state::AppState;
+use auth::{KeyInfo, KeyService, KeyUpdate, NewKey, SecretString, ServiceError};
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use protocol::ErrorCode;
+use serde::Deserialize;
+use std::collections::HashMap;
+use store::audit::hex32;
+use store::keys::{Granularity, KeyFilter, KeyKind, KeyRecord, KeyStatus, RateLimit};
+
+type Body<T> = Result<Json<T>, JsonRejection>;
+type Admin = Option<Extension<Principal>>;
+
+fn bad(message: impl AsRef<str>) -> ApiError {
+    ApiError::new(
+        ErrorCode::BadRequest,
+        auth::token::redact(message.as_ref()).into_owned(),
+    )
+}
+
+fn body<T>(body: Body<T>) -> Result<T, ApiError> {
+    body.map(|Json(v)| v)
+        .map_err(|e| bad(format!("invalid JSON body: {}", e.body_text())))
+}
+
+fn key_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    let Path(id) = path.map_err(|e| bad(e.body_text()))?;
+    if id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(ApiError::new(ErrorCode::NotFound, "no such key id"));
+    }
+    Ok(id)
+}
+
+fn service_error(error: ServiceError) -> ApiError {
+    if error.code() == ErrorCode::Internal {
+        tracing::error!(error = %error, "admin operation failed");
+        return ApiError::new(ErrorCode::Internal, "internal error; see the gateway log");
+    }
+    ApiError::new(error.code(), error.to_string())
+}
+
+/// Runs a blocking lifecycle call, then applies the changed records to the index.
+async fn run<T: Send + 'static>(
+    state: &AppState,
+    op: impl FnOnce(&KeyService) -> Result<(T, Vec<KeyRecord>), ServiceError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let service = state.auth().service.clone();
+    let (value, changed) = tokio::task::spawn_blocking(move || op(&service))
+        .await
+        .map_err(|_| ApiError::new(ErrorCode::Internal, "internal error"))?
+        .map_err(service_error)?;
+    for record in &changed {
+        state.auth().index.upsert(record);
+    }
+    Ok(value)
+}
+
+fn now() -> i64 {
+    model::Timestamp::now().0
+}
+
+fn issued_json(record: &KeyRecord, secret: Option<SecretString>) -> serde_json::Value {
+    auth::info::issued_json(record, secret, now())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateBody {
+    name: String,
+    #[serde(default)]
+    principal: Option<String>,
+    scopes: Vec<String>,
+    #[serde(default, rename = "type")]
+    kind: Option<KeyKind>,
+    #[serde(default)]
+    public_key: Option<String>,
+    /// `90d`, `12h`, ... or seconds.
+    #[serde(default)]
+    expires_in: Option<String>,
+    #[serde(default)]
+    metadata: Option<serde_json::Value>,
+    #[serde(default)]
+    rate_limit: Option<RateLimit>,
+    #[serde(default)]
+    max_age: Option<String>,
+}
+
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    principal: Admin,
+    payload: Body<CreateBody>,
+) -> Result<Response, ApiError> {
+    let actor = actor(principal.as_deref())?;
+    let b = body(payload)?;
+    let duration = |text: &Option<String>| {
+        text.as_deref()
+            .map(|t| auth::input::duration_secs(t, false))
+            .transpose()
+            .map_err(bad)
+    };
+    let request = NewKey {
+        name: b.name,
+        principal: b.principal,
+        scopes: b.scopes,
+        kind: b.kind,
+        public_key_pem: b.public_key,
+        expires_in_secs: duration(&b.expires_in)?,
+        metadata: b.metadata,
+        rate_limit: b.rate_limit,
+        max_age_secs: duration(&b.max_age)?,
+    };
+    let issued = run(&state, move |s| {
+        let issued = s.create(request, &actor, now())?;
+        let record = issued.record.clone();
+        Ok((issued, vec![record]))
+    })
+    .await?;
+    let json = issued_json(&issued.record, issued.secret);
+    Ok((StatusCode::CREATED, Json(json)).into_response())
+}
+
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Query(params) = query.map_err(|e| bad(e.body_text()))?;
+    let mut filter = KeyFilter {
+        limit: 1000,
+        ..Default::default()
+    };
+    for (name, value) in &params {
+        match name.as_str() {
+            "principal" => filter.principal = Some(value.clone()),
+            "status" => {
+                filter.status = Some(
+                    value
+                        .parse::<KeyStatus>()
+                        .map_err(|e| bad(format!("status: {e}")))?,
+                )
+            }
+            "type" => {
+                filter.kind = Some(
+                    value
+                        .parse::<KeyKind>()
+                        .map_err(|e| bad(format!("type: {e}")))?,
+                )
+            }
+            "token_sha256" => {
+                filter.token_hash = Some(
+                    hex32::decode(value)
+                        .ok_or_else(|| bad("token_sha256 must be 64 hex digits"))?,
+                )
+            }
+            "limit" => {
+                filter.limit = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=10_000).contains(n))
+                    .ok_or_else(|| bad("limit must be 1 to 10000"))?
+            }
+            other => {
+                return Err(bad(format!(
+                    "unknown parameter {:?}; allowed: principal, status, type, token_sha256, limit",
+                    other.chars().take(32).collect::<String>()
+                )));
+            }
+        }
+    }
+    let keys = run(&state, move |s| Ok((s.store().list(&filter)?, vec![]))).await?;
+    let at = now();
+    let keys: Vec<KeyInfo> = keys.iter().map(|r| KeyInfo::new(r, at)).collect();
+    Ok(Json(serde_json::json!({ "keys": keys })))
+}
+
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<KeyInfo>, ApiError> {
+    let id = key_id(path)?;
+    let record = run(&state, move |s| Ok((s.get(&id)?, vec![]))).await?;
+    Ok(Json(KeyInfo::new(&record, now())))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UpdateBody {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    scopes: Option<Vec<String>>,
+    #[serde(default)]
+    metadata: Option<serde_json::Value>,
+    #[serde(default)]
+    rate_limit: Option<RateLimit>,
+    #[serde(default)]
+    max_age: Option<String>,
+}
+
+pub(crate) async fn update(
+    State(state): State<AppState>,
+    principal: Admin,
+    path: Result<Path<String>, PathRejection>,
+    payload: Body<UpdateBody>,
+) -> Result<Json<KeyInfo>, ApiError> {
+    let actor = actor(principal.as_deref())?;
+    let id = key_id(path)?;
+    let b = body(payload)?;
+    let change = KeyUpdate {
+        name: b.name,
+        scopes: b.scopes,
+        metadata: b.metadata,
+        rate_limit: b.rate_limit,
+        max_age_secs: b
+            .max_age
+            .as_deref()
+            .map(|t| auth::input::duration_secs(t, false))
+            .transpose()
+            .map_err(bad)?,
+    };
+    let record = run(&state, move |s| {
+        let r = s.update(&id, change, &actor, now())?;
+        Ok((r.clone(), vec![r]))
+    })
+    .await?;
+    Ok(Json(KeyInfo::new(&record, now())))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RotateBody {
+    grace_seconds: u64,
+    #[serde(default)]
+    public_key: Option<String>,
+}
+
+pub(crate) async fn rotate(
+    State(state): State<AppState>,
+    principal: Admin,
+    path: Result<Path<String>, PathRejection>,
+    payload: Body<RotateBody>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let actor = actor(principal.as_deref())?;
+    let id = key_id(path)?;
+    let b = body(payload)?;
+    let (old, issued) = run(&state, move |s| {
+        let (old, issued) =
+            s.rotate(&id, b.grace_seconds, b.public_key.as_deref(), &actor, now())?;
+        let changed = vec![old.clone(), issued.record.clone()];
+        Ok(((old, issued), changed))
+    })
+    .await?;
+    let mut json = issued_json(&issued.record, issued.secret);
+    json["previous"] = serde_json::to_value(KeyInfo::new(&old, now())).unwrap_or_default();
+    Ok(Json(json))
+}
+
+pub(crate) async fn cancel_rotation(
+    State(state): State<AppState>,
+    principal: Admin,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let actor = actor(principal.as_deref())?;
+    let id = key_id(path)?;
+    let (restored, revoked) = run(&state, move |s| {
+        let (a, b) = s.cancel_rotation(&id, &actor, now())?;
+        Ok(((a.clone(), b.clone()), vec![a, b]))
+    })
+    .await?;
+    let at = now();
+    Ok(Json(serde_json::json!({
+        "key": KeyInfo::new(&restored, at),
+        "revoked_successor": KeyInfo::new(&revoked, at),
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RevokeBody {
+    reason: String,
+}
+
+pub(crate) async fn revoke(
+    State(state): State<AppState>,
+    principal: Admin,
+    path: Result<Path<String>, PathRejection>,
+    payload: Body<RevokeBody>,
+) -> Result<Json<KeyInfo>, ApiError> {
+    let actor = actor(principal.as_deref())?;
+    let id = key_id(path)?;
+    let b = body(payload)?;
+    let record = run(&state, move |s| {
+        let r = s.revoke(&id, &b.reason, &actor, now())?;
+        Ok((r.clone(), vec![r]))
+    })
+    .await?;
+    Ok(Json(KeyInfo::new(&record, now())))
+}
+
+pub(crate) async fn usage(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = key_id(path)?;
+    let Query(params) = query.map_err(|e| bad(e.body_text()))?;
+    let mut granularity = Granularity::Minute;
+    let mut since = now() - 24 * 3_600_000_000;
+    for (name, value) in &params {
+        match name.as_str() {
+            "granularity" => {
+                granularity = value
+                    .parse()
+                    .map_err(|e| bad(format!("granularity: {e}")))?
+            }
+            "since" => {
+                since = value
+                    .parse()
+                    .map_err(|_| bad("since must be µs since the epoch"))?
+            }
+            _ => return Err(bad("unknown parameter; allowed: granularity, since")),
+        }
+    }
+    let (record, buckets) = run(&state, move |s| {
+        let record = s.get(&id)?;
+        let buckets = s.store().usage(&id, granularity, since)?;
+        Ok(((record, buckets), vec![]))
+    })
+    .await?;
+    Ok(Json(serde_json::json!({
+        "key_id": record.id,
+        "granularity": granularity,
+        "last_used_at": record.last_used_at,
+        "last_used_addr": record.last_used_addr,
+        "buckets": buckets,
+    })))
+}
+
+pub(crate) async fn rewrap(
+    State(state): State<AppState>,
+    principal: Admin,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let actor = actor(principal.as_deref())?;
+    let count = run(&state, move |s| Ok((s.rewrap(&actor, now())?, vec![]))).await?;
+    let master = state
+        .auth()
+        .service
+        .ring()
+        .current()
+        .map(|k| k.id().to_string());
+    Ok(Json(
+        serde_json::json!({ "rewrapped": count, "master_key_id": master }),
+    ))
+}
+
+pub(crate) async fn audit(
+    State(state): State<AppState>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Query(params) = query.map_err(|e| bad(e.body_text()))?;
+    let mut after = 0u64;
+    let mut limit = 1000usize;
+    for (name, value) in &params {
+        match name.as_str() {
+            "after" => {
+                after = value
+                    .parse()
+                    .map_err(|_| bad("after must be an entry seq"))?
+            }
+            "limit" => {
+                limit = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=10_000).contains(n))
+                    .ok_or_else(|| bad("limit must be 1 to 10000"))?
+            }
+            _ => return Err(bad("unknown parameter; allowed: after, limit")),
+        }
+    }
+    let (entries, head) = run(&state, move |s| {
+        Ok(((s.audit().read(after, limit)?, s.audit().head()?), vec![]))
+    })
+    .await?;
+    Ok(Json(serde_json::json!({
+        "entries": entries,
+        "head": head.map(|(seq, hash)| serde_json::json!({"seq": seq, "hash": hex32::encode(&hash)})),
+    })))
+}

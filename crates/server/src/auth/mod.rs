@@ -1,0 +1,226 @@
+//! Authentication at the API edge: who is calling, and may they do this?
+//!
+//! - [`AuthState`]: the key index (the verification cache), the lifecycle service, and the
+//!   `[auth]` settings, shared by REST, WebSocket and admin handlers.
+//! - `layer`: the middleware that guards each REST route with the scope it needs.
+//! - `admin`: the admin API under `/admin/v1/`.
+//!
+//! The seam for signed requests (next): [`AuthState::authenticate`] is the only place a
+//! credential is read from a request. It takes the headers and the scope, and returns a
+//! [`Principal`] or a [`Rejection`]; a `Signature-Input`/`Signature` pair becomes one more
+//! credential kind here, verified against the key's sealed secret or public key, and the
+//! status, scope, rate-limit and usage steps stay shared.
+
+pub(crate) mod admin;
+pub(crate) mod layer;
+
+use auth::{KeyIndex, KeyPrincipal, KeyService, Rejection, Scope};
+use axum::http::HeaderMap;
+use protocol::ErrorCode;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use store::audit::NewAuditEvent;
+use tokio::sync::mpsc;
+
+/// Who a request is from.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    /// No key, where `[auth] required = false` allows it (public market data only).
+    Anonymous,
+    Key(KeyPrincipal),
+}
+
+/// Shared authentication state.
+#[derive(Debug)]
+pub struct AuthState {
+    pub index: Arc<KeyIndex>,
+    pub service: KeyService,
+    pub required: bool,
+    pub public_metrics: bool,
+    pub ws_auth_timeout: Duration,
+    pub ws_max_connections_per_key: u32,
+    pub ws_max_subscriptions_per_key: u32,
+    audit: mpsc::Sender<NewAuditEvent>,
+}
+
+impl AuthState {
+    pub fn new(
+        index: Arc<KeyIndex>,
+        service: KeyService,
+        config: &crate::config::AuthConfig,
+        audit: mpsc::Sender<NewAuditEvent>,
+    ) -> Self {
+        Self {
+            index,
+            service,
+            required: config.is_required(),
+            public_metrics: config.public_metrics,
+            ws_auth_timeout: Duration::from_secs(config.ws_auth_timeout_secs),
+            ws_max_connections_per_key: config.ws_max_connections_per_key,
+            ws_max_subscriptions_per_key: config.ws_max_subscriptions_per_key,
+            audit,
+        }
+    }
+
+    /// May an anonymous caller use `scope`?
+    pub fn anonymous_allows(&self, scope: Scope) -> bool {
+        !self.required && matches!(scope, Scope::MarketRead | Scope::HistoryRead)
+    }
+
+    /// Authenticates a request needing `scope` (None: any valid key, e.g. a WS upgrade whose
+    /// channels are checked one by one).
+    pub fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        scope: Option<Scope>,
+        addr: Option<IpAddr>,
+    ) -> Result<Principal, Rejection> {
+        match bearer(headers)? {
+            Some(token) => self
+                .index
+                .authenticate_bearer(token, scope, addr, model::Timestamp::now().0)
+                .map(Principal::Key),
+            None if scope.is_none_or(|s| self.anonymous_allows(s)) && !self.required => {
+                Ok(Principal::Anonymous)
+            }
+            None => Err(Rejection::new(
+                ErrorCode::MissingCredentials,
+                "this needs an API key: send Authorization: Bearer <key>",
+            )),
+        }
+    }
+
+    /// Records a failed admin authentication in the audit log (aggregated per second).
+    pub fn audit_admin_failure(&self, code: ErrorCode, addr: Option<IpAddr>) {
+        let event = NewAuditEvent {
+            at: model::Timestamp::now().0,
+            actor: addr.map_or_else(|| "unknown".into(), |a| a.to_string()),
+            action: "admin.auth_failed".into(),
+            key_id: None,
+            detail: serde_json::json!({ "code": code.as_str(), "count": 1 }),
+        };
+        if self.audit.try_send(event).is_err() {
+            tracing::warn!("audit queue full: an admin authentication failure was not recorded");
+        }
+    }
+}
+
+/// The bearer token of `Authorization: Bearer <token>`, if the header is present.
+pub fn bearer(headers: &HeaderMap) -> Result<Option<&str>, Rejection> {
+    let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let text = value.to_str().map_err(|_| {
+        Rejection::new(
+            ErrorCode::MalformedKey,
+            "the Authorization header is not ASCII",
+        )
+    })?;
+    match text.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Ok(Some(token.trim())),
+        _ => Err(Rejection::new(
+            ErrorCode::MissingCredentials,
+            "use Authorization: Bearer <key>",
+        )),
+    }
+}
+
+/// Writes queued audit events, merging identical admin failures within one second into one
+/// entry with a count, so a flood of bad admin requests cannot flood the log.
+pub async fn run_audit_writer(service: KeyService, mut rx: mpsc::Receiver<NewAuditEvent>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        while let Ok(event) = rx.try_recv() {
+            batch.push(event);
+        }
+        let mut merged: BTreeMap<(String, String, String), NewAuditEvent> = BTreeMap::new();
+        for event in batch {
+            let code = event.detail["code"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let key = (event.action.clone(), event.actor.clone(), code);
+            match merged.get_mut(&key) {
+                Some(existing) => {
+                    let n = existing.detail["count"].as_u64().unwrap_or(1) + 1;
+                    existing.detail["count"] = n.into();
+                }
+                None => {
+                    merged.insert(key, event);
+                }
+            }
+        }
+        let events: Vec<_> = merged.into_values().collect();
+        let audit = service.audit().clone();
+        match tokio::task::spawn_blocking(move || audit.append(&events)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => tracing::warn!(error = %error, "cannot write audit events"),
+            Err(error) => tracing::error!(error = %error, "audit writer panicked"),
+        }
+    }
+}
+
+/// `Sun, 06 Nov 1994 08:49:37 GMT` (RFC 9110 IMF-fixdate) for µs since the epoch.
+pub fn http_date(micros: i64) -> String {
+    let secs = micros.div_euclid(1_000_000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Howard Hinnant's civil-from-days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
+        WEEKDAYS[days.rem_euclid(7) as usize],
+        day,
+        MONTHS[(month - 1) as usize],
+        year,
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_dates() {
+        assert_eq!(
+            http_date(784_111_777_000_000),
+            "Sun, 06 Nov 1994 08:49:37 GMT"
+        );
+        assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(
+            http_date(951_782_400_000_000),
+            "Tue, 29 Feb 2000 00:00:00 GMT"
+        );
+    }
+
+    #[test]
+    fn bearer_header_parsing() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(bearer(&headers).unwrap(), None);
+        headers.insert("authorization", "Bearer tg_test_x".parse().unwrap());
+        assert_eq!(bearer(&headers).unwrap(), Some("tg_test_x"));
+        headers.insert("authorization", "Basic dXNlcg==".parse().unwrap());
+        assert_eq!(
+            bearer(&headers).unwrap_err().code,
+            ErrorCode::MissingCredentials
+        );
+    }
+}

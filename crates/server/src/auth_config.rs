@@ -1,0 +1,159 @@
+//! `[auth]`: API keys, the deployment environment, the master key and limits.
+
+use crate::config::ConfigError;
+use auth::{AuthSettings, MasterKeySources, Scope};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use store::keys::{Environment, RateLimit};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Whether every API call needs a key. `false`: anonymous clients may read public market
+    /// data (REST market routes and WS market channels). Unset: `true` when `environment` is
+    /// `live`, `false` for `test`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub required: Option<bool>,
+    /// `live` or `test`: the key prefix (`tg_live_` / `tg_test_`) this deployment issues and
+    /// accepts. A live deployment refuses to start without a master key.
+    pub environment: Environment,
+    /// File holding the master key (64 hex digits, mode 0600). `TICKGATE_MASTER_KEY` wins.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub master_key_file: Option<PathBuf>,
+    /// Previous master keys, still accepted for decryption until `tickgate keys rewrap`.
+    pub previous_master_key_files: Vec<PathBuf>,
+    /// Serve `/metrics` without a key; `false` requires the `metrics:read` scope.
+    pub public_metrics: bool,
+    /// How often the key index reads the store's change feed, ms (bounds how long a
+    /// revocation made by another process takes to apply).
+    pub poll_interval_ms: u64,
+    /// How often in-memory usage counters are written, seconds.
+    pub usage_flush_secs: u64,
+    /// Authentication failures of one key within one flush that write an audit entry.
+    pub failure_burst: u64,
+    /// Seconds a WebSocket client that did not authenticate on the upgrade request has to
+    /// send its `auth` message, when auth is required.
+    pub ws_auth_timeout_secs: u64,
+    /// Open WebSocket connections per key.
+    pub ws_max_connections_per_key: u32,
+    /// Channel subscriptions per key, across its connections.
+    pub ws_max_subscriptions_per_key: u32,
+    /// Default request rate per key (per scope a request needs).
+    pub rate_limit: RateLimit,
+    /// Rate per scope, e.g. `"keys:admin" = { per_sec = 5, burst = 10 }`.
+    pub scope_rate_limits: BTreeMap<String, RateLimit>,
+    /// Rate per principal; wins over the scope rate. A key's own limit wins over both.
+    pub principal_rate_limits: BTreeMap<String, RateLimit>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            required: None,
+            environment: Environment::Test,
+            master_key_file: None,
+            previous_master_key_files: Vec::new(),
+            public_metrics: true,
+            poll_interval_ms: 250,
+            usage_flush_secs: 10,
+            failure_burst: 20,
+            ws_auth_timeout_secs: 10,
+            ws_max_connections_per_key: 50,
+            ws_max_subscriptions_per_key: 2000,
+            rate_limit: RateLimit {
+                per_sec: 100,
+                burst: 200,
+            },
+            scope_rate_limits: BTreeMap::new(),
+            principal_rate_limits: BTreeMap::new(),
+        }
+    }
+}
+
+impl AuthConfig {
+    /// `required`, with the environment's default applied.
+    pub fn is_required(&self) -> bool {
+        self.required
+            .unwrap_or(self.environment == Environment::Live)
+    }
+
+    pub fn master_key_sources(&self) -> MasterKeySources {
+        MasterKeySources {
+            file: self.master_key_file.clone(),
+            previous_files: self.previous_master_key_files.clone(),
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let ranges: [(&str, u64, u64, u64); 6] = [
+            ("auth.poll_interval_ms", self.poll_interval_ms, 20, 900),
+            ("auth.usage_flush_secs", self.usage_flush_secs, 1, 60),
+            ("auth.failure_burst", self.failure_burst, 1, 1_000_000),
+            (
+                "auth.ws_auth_timeout_secs",
+                self.ws_auth_timeout_secs,
+                1,
+                300,
+            ),
+            (
+                "auth.ws_max_connections_per_key",
+                u64::from(self.ws_max_connections_per_key),
+                1,
+                1_000_000,
+            ),
+            (
+                "auth.ws_max_subscriptions_per_key",
+                u64::from(self.ws_max_subscriptions_per_key),
+                1,
+                10_000_000,
+            ),
+        ];
+        for (key, value, min, max) in ranges {
+            if !(min..=max).contains(&value) {
+                return Err(ConfigError::new(
+                    key,
+                    format!("must be between {min} and {max}, got {value}"),
+                ));
+            }
+        }
+        let check_rate = |key: String, rate: &RateLimit| {
+            auth::input::rate_limit(*rate)
+                .map(|_| ())
+                .map_err(|m| ConfigError::new(key, m))
+        };
+        check_rate("auth.rate_limit".into(), &self.rate_limit)?;
+        for (scope, rate) in &self.scope_rate_limits {
+            let key = format!("auth.scope_rate_limits.{scope}");
+            scope
+                .parse::<Scope>()
+                .map_err(|m| ConfigError::new(key.clone(), m))?;
+            check_rate(key, rate)?;
+        }
+        for (principal, rate) in &self.principal_rate_limits {
+            let key = format!("auth.principal_rate_limits.{principal}");
+            auth::input::principal(principal).map_err(|m| ConfigError::new(key.clone(), m))?;
+            check_rate(key, rate)?;
+        }
+        Ok(())
+    }
+
+    /// What the key index applies.
+    pub fn settings(&self) -> AuthSettings {
+        AuthSettings {
+            environment: self.environment,
+            default_rate: self.rate_limit,
+            principal_rates: self
+                .principal_rate_limits
+                .iter()
+                .map(|(p, r)| (p.clone(), *r))
+                .collect(),
+            scope_rates: self
+                .scope_rate_limits
+                .iter()
+                .filter_map(|(s, r)| Some((s.parse::<Scope>().ok()?, *r)))
+                .collect::<HashMap<_, _>>(),
+            failure_burst: self.failure_burst,
+        }
+    }
+}

@@ -1,0 +1,294 @@
+//! The session's key.
+//!
+//! A session is anonymous (only when `[auth] required = false`), pending (auth required, not
+//! yet authenticated: the first message must be `auth`, within `ws_auth_timeout_secs`), or
+//! bound to one key. A bound session holds one of its key's connection slots and one
+//! subscription slot per channel, released when it ends. It listens to the key index's events:
+//! revoked → `error key_revoked` and close 4003; expired (end of grace or expiry) → `error
+//! key_expired` and close 4004; rotation started → a `key_expiring` notice with the end time;
+//! `market:read` removed while subscribed → `error insufficient_scope` and close 4002.
+
+use super::session::{End, Session};
+use crate::auth::Principal;
+use crate::state::AppState;
+use auth::{KeyEntry, KeyEvent, KeyEventKind, KeyPrincipal, Rejection, Scope};
+use axum::http::HeaderMap;
+use protocol::{Credential, ErrorCode, RequestId, ServerMessage};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use tokio::sync::broadcast;
+use tokio::time::Instant;
+
+#[derive(Debug)]
+pub(crate) struct SessionAuth {
+    pub key: Option<KeyPrincipal>,
+    /// Set while the session must still authenticate.
+    pub deadline: Option<Instant>,
+    events: Option<broadcast::Receiver<KeyEvent>>,
+    /// Subscription slots held on the key.
+    pub subs_held: u32,
+    /// Whether the upgrade request carried the key (an `authenticated` message is sent first).
+    pub announce: bool,
+}
+
+impl SessionAuth {
+    /// From the upgrade request's `Authorization` header.
+    pub fn from_upgrade(
+        state: &AppState,
+        headers: &HeaderMap,
+        peer: SocketAddr,
+    ) -> Result<Self, Rejection> {
+        let auth = state.auth();
+        let deadline = auth.required.then(|| Instant::now() + auth.ws_auth_timeout);
+        let mut session = Self {
+            key: None,
+            deadline,
+            events: None,
+            subs_held: 0,
+            announce: false,
+        };
+        if crate::auth::bearer(headers)?.is_none() {
+            return Ok(session);
+        }
+        if let Principal::Key(key) = auth.authenticate(headers, None, Some(peer.ip()))? {
+            session.bind(state, key)?;
+            session.announce = true;
+        }
+        Ok(session)
+    }
+
+    fn bind(&mut self, state: &AppState, key: KeyPrincipal) -> Result<(), Rejection> {
+        let max = state.auth().ws_max_connections_per_key;
+        if !KeyEntry::try_acquire(&key.entry.ws_connections, 1, max) {
+            return Err(Rejection::new(
+                ErrorCode::RateLimited,
+                format!("key {} already has {max} open connections", key.view.id),
+            ));
+        }
+        self.events = Some(state.auth().index.subscribe());
+        self.deadline = None;
+        self.key = Some(key);
+        Ok(())
+    }
+
+    /// Releases the key's slots (session end).
+    pub fn release(&mut self) {
+        if let Some(key) = self.key.take() {
+            KeyEntry::release(&key.entry.ws_connections, 1);
+            KeyEntry::release(&key.entry.ws_subscriptions, self.subs_held);
+            self.subs_held = 0;
+        }
+    }
+
+    /// The next key event (pends forever for sessions without a key).
+    pub async fn next_event(&mut self) -> Result<KeyEvent, broadcast::error::RecvError> {
+        match &mut self.events {
+            Some(rx) => rx.recv().await,
+            None => std::future::pending().await,
+        }
+    }
+}
+
+fn welcome(key: &KeyPrincipal, id: Option<RequestId>) -> ServerMessage {
+    ServerMessage::Authenticated {
+        id,
+        key_id: key.view.id.clone(),
+        scopes: key.view.scopes.names(),
+        expires_at: key.view.expires_at,
+    }
+}
+
+fn expiring(key: &KeyPrincipal, at: i64) -> ServerMessage {
+    ServerMessage::KeyExpiring {
+        key_id: key.view.id.clone(),
+        at,
+        message: format!(
+            "key {} is being rotated out and stops working at {}; reconnect with its successor",
+            key.view.id,
+            crate::auth::http_date(at)
+        ),
+    }
+}
+
+impl Session {
+    /// First messages of a session authenticated on the upgrade request.
+    pub(super) async fn announce_key(&mut self) -> Result<(), End> {
+        let Some(key) = self.auth.key.clone().filter(|_| self.auth.announce) else {
+            return Ok(());
+        };
+        self.feed_message(&welcome(&key, None)).await?;
+        if let Some(at) = key.view.sunset() {
+            self.feed_message(&expiring(&key, at)).await?;
+        }
+        self.flush().await
+    }
+
+    /// `{"op":"auth","token":...}`.
+    pub(super) async fn on_auth(
+        &mut self,
+        id: Option<RequestId>,
+        token: Credential,
+    ) -> Result<(), End> {
+        if self.auth.key.is_some() {
+            return self
+                .reply_error(ErrorCode::BadRequest, "already authenticated", id, None)
+                .await;
+        }
+        if self.subscription_count() > 0 {
+            // Scopes and per-key budgets are checked at subscribe: authenticate first.
+            return self
+                .reply_error(
+                    ErrorCode::BadRequest,
+                    "authenticate before subscribing (unsubscribe everything or reconnect)",
+                    id,
+                    None,
+                )
+                .await;
+        }
+        let now = model::Timestamp::now().0;
+        let peer = Some(self.peer.ip());
+        let result = self
+            .state
+            .auth()
+            .index
+            .authenticate_bearer(token.expose(), None, peer, now)
+            .and_then(|key| {
+                let state = self.state.clone();
+                self.auth.bind(&state, key.clone()).map(|()| key)
+            });
+        drop(token);
+        match result {
+            Ok(key) => {
+                self.feed_message(&welcome(&key, id)).await?;
+                if let Some(at) = key.view.sunset() {
+                    self.feed_message(&expiring(&key, at)).await?;
+                }
+                self.flush().await
+            }
+            Err(rejection) => {
+                self.reply_error(rejection.code, &rejection.message, id, None)
+                    .await?;
+                Err(End::AuthFailed(rejection.code))
+            }
+        }
+    }
+
+    /// Gate for every op but `auth`: a pending session must authenticate first.
+    pub(super) async fn require_auth(&mut self, id: Option<RequestId>) -> Result<(), End> {
+        if self.auth.deadline.is_some() && self.auth.key.is_none() {
+            let code = ErrorCode::MissingCredentials;
+            self.reply_error(
+                code,
+                "authenticate first: send {\"op\":\"auth\",\"token\":\"...\"} or connect with Authorization: Bearer",
+                id,
+                None,
+            )
+            .await?;
+            return Err(End::AuthFailed(code));
+        }
+        Ok(())
+    }
+
+    /// Checks that this session may subscribe to `new` more channels (all market data, scope
+    /// `market:read`) and takes the key's subscription slots. Returns an error to send.
+    pub(super) fn admit_channels(&mut self, new: u32) -> Result<(), (ErrorCode, String)> {
+        let Some(key) = &self.auth.key else {
+            return if self.state.auth().anonymous_allows(Scope::MarketRead) {
+                Ok(())
+            } else {
+                Err((ErrorCode::MissingCredentials, "authenticate first".into()))
+            };
+        };
+        let view = key.entry.view();
+        if !view.scopes.contains(Scope::MarketRead) {
+            key.entry.usage.failures.fetch_add(1, Ordering::Relaxed);
+            return Err((
+                ErrorCode::InsufficientScope,
+                format!("key {} lacks the scope market:read", view.id),
+            ));
+        }
+        let max = self.state.auth().ws_max_subscriptions_per_key;
+        if !KeyEntry::try_acquire(&key.entry.ws_subscriptions, new, max) {
+            return Err((
+                ErrorCode::TooManyChannels,
+                format!(
+                    "key {} would exceed {max} subscriptions across its connections",
+                    view.id
+                ),
+            ));
+        }
+        self.auth.subs_held += new;
+        Ok(())
+    }
+
+    pub(super) fn release_channels(&mut self, n: u32) {
+        if let Some(key) = &self.auth.key {
+            let n = n.min(self.auth.subs_held);
+            KeyEntry::release(&key.entry.ws_subscriptions, n);
+            self.auth.subs_held -= n;
+        }
+    }
+
+    pub(super) async fn on_key_event(
+        &mut self,
+        event: Result<KeyEvent, broadcast::error::RecvError>,
+    ) -> Result<(), End> {
+        let Some(key) = self.auth.key.clone() else {
+            return Ok(());
+        };
+        let kind = match event {
+            Ok(event) if event.key_id == key.view.id => event.kind,
+            Ok(_) => return Ok(()),
+            Err(broadcast::error::RecvError::Lagged(_)) => {
+                // Missed events: look at the key itself.
+                let view = key.entry.view();
+                match view.unusable(model::Timestamp::now().0) {
+                    Some(r) if r.code == ErrorCode::KeyRevoked => KeyEventKind::Revoked,
+                    Some(_) => KeyEventKind::Expired,
+                    None => return Ok(()),
+                }
+            }
+            Err(broadcast::error::RecvError::Closed) => {
+                self.auth.events = None;
+                return Ok(());
+            }
+        };
+        match kind {
+            KeyEventKind::Revoked => {
+                let message = format!("key {} was revoked", key.view.id);
+                self.reply_error(ErrorCode::KeyRevoked, &message, None, None)
+                    .await?;
+                Err(End::KeyRevoked)
+            }
+            KeyEventKind::Expired => {
+                let message = format!("key {} has expired", key.view.id);
+                self.reply_error(ErrorCode::KeyExpired, &message, None, None)
+                    .await?;
+                Err(End::KeyExpired)
+            }
+            KeyEventKind::Expiring { at } => self.send_message(&expiring(&key, at)).await,
+            KeyEventKind::Reinstated => Ok(()),
+            KeyEventKind::ScopesReduced => {
+                let view = key.entry.view();
+                if view.scopes.contains(Scope::MarketRead) || self.subscription_count() == 0 {
+                    return Ok(());
+                }
+                let message = format!("key {} no longer has the scope market:read", view.id);
+                self.reply_error(ErrorCode::InsufficientScope, &message, None, None)
+                    .await?;
+                Err(End::AuthFailed(ErrorCode::InsufficientScope))
+            }
+        }
+    }
+
+    /// Adds this session's delivered messages and bytes to its key's usage.
+    pub(super) fn count_key_usage(&self, messages: u64, bytes: u64) {
+        if let Some(key) = &self.auth.key {
+            key.entry
+                .usage
+                .messages
+                .fetch_add(messages, Ordering::Relaxed);
+            key.entry.usage.bytes.fetch_add(bytes, Ordering::Relaxed);
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! Helpers for the auth tests: gateways that require keys, an admin key made offline (as the
+//! CLI does), an HTTP client that sends bearer tokens, WebSocket connections with a key.
+
+use crate::support::{Ws, config};
+use auth::{KeyRing, KeyService, NewKey};
+use protocol::ServerMessage;
+use server::{Config, Gateway};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use store::keys::Environment;
+use store::keys_sqlite::SqliteKeyStore;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+/// A config requiring keys, with its own data directory and fast polling/flushing.
+pub fn auth_config(name: &str) -> Config {
+    let mut config = config(5.0);
+    let dir = std::env::temp_dir().join(format!("tickgate-auth-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    config.server.data_dir = dir;
+    config.auth.required = Some(true);
+    config.auth.poll_interval_ms = 100;
+    config.auth.usage_flush_secs = 1;
+    config
+}
+
+/// The lifecycle service on a data directory, as `tickgate keys ... --data-dir` uses it.
+pub fn offline_service(dir: &Path) -> KeyService {
+    let store = SqliteKeyStore::open_dir(dir).unwrap();
+    KeyService::new(
+        Arc::new(store.clone()),
+        Arc::new(store.audit_log()),
+        KeyRing::default(),
+        Environment::Test,
+    )
+}
+
+/// Creates a key offline and returns (id, token).
+pub fn offline_key(dir: &Path, name: &str, scopes: &[&str]) -> (String, String) {
+    let issued = offline_service(dir)
+        .create(
+            NewKey {
+                name: name.into(),
+                scopes: scopes.iter().map(|s| s.to_string()).collect(),
+                ..Default::default()
+            },
+            "test",
+            model::Timestamp::now().0,
+        )
+        .unwrap();
+    let token = issued.secret.unwrap().expose().to_string();
+    (issued.record.id, token)
+}
+
+/// An HTTP client for one gateway.
+pub struct Http {
+    client: reqwest::Client,
+    base: String,
+}
+
+impl Http {
+    pub fn new(gateway: &Gateway) -> Self {
+        Self {
+            client: reqwest::Client::new(),
+            base: format!("http://{}", gateway.local_addr()),
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        let mut request = self.client.get(format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("request")
+    }
+
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: serde_json::Value,
+    ) -> reqwest::Response {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("request")
+    }
+
+    pub async fn post(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: serde_json::Value,
+    ) -> reqwest::Response {
+        self.send(reqwest::Method::POST, path, token, body).await
+    }
+
+    /// Status and JSON body.
+    pub async fn json(response: reqwest::Response) -> (u16, serde_json::Value) {
+        let status = response.status().as_u16();
+        let body = response.json().await.unwrap_or(serde_json::Value::Null);
+        (status, body)
+    }
+
+    /// Creates a key through the admin API; returns (id, token).
+    pub async fn create_key(&self, admin: &str, body: serde_json::Value) -> (String, String) {
+        let (status, json) = Self::json(self.post("/admin/v1/keys", Some(admin), body).await).await;
+        assert_eq!(status, 201, "{json}");
+        (
+            json["id"].as_str().unwrap().to_string(),
+            json["token"].as_str().unwrap().to_string(),
+        )
+    }
+}
+
+/// `"code"` of a JSON error body.
+pub fn code(json: &serde_json::Value) -> &str {
+    json["code"].as_str().unwrap_or("")
+}
+
+/// Connects with `Authorization: Bearer <token>`.
+pub async fn connect_with(gateway: &Gateway, token: &str) -> Ws {
+    let mut request = format!("ws://{}/v1/ws", gateway.local_addr())
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let (ws, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("websocket connects");
+    ws
+}
+
+/// What came next on a socket.
+#[derive(Debug)]
+pub enum Next {
+    Msg(Box<ServerMessage>),
+    Closed(u16),
+    Nothing,
+}
+
+pub async fn next(ws: &mut Ws, limit: Duration) -> Next {
+    use futures_util::StreamExt;
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let Ok(item) = tokio::time::timeout_at(deadline, ws.next()).await else {
+            return Next::Nothing;
+        };
+        match item {
+            Some(Ok(Message::Text(text))) => {
+                return Next::Msg(Box::new(
+                    serde_json::from_str(&text).expect("parseable message"),
+                ));
+            }
+            Some(Ok(Message::Close(frame))) => {
+                return Next::Closed(frame.map_or(1005, |f| u16::from(f.code)));
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(_)) | None => return Next::Closed(1006),
+        }
+    }
+}
+
+/// Skips data messages until an error and then a close arrive; returns (code, close code) and
+/// the time it took.
+pub async fn until_error_and_close(ws: &mut Ws, limit: Duration) -> (String, u16, Duration) {
+    let start = tokio::time::Instant::now();
+    let mut error = String::new();
+    loop {
+        match next(ws, limit.saturating_sub(start.elapsed())).await {
+            Next::Msg(m) if matches!(*m, ServerMessage::Error(_)) => {
+                if let ServerMessage::Error(e) = *m {
+                    error = e.code.as_str().to_string();
+                }
+            }
+            Next::Msg(_) => continue,
+            Next::Closed(code) => return (error, code, start.elapsed()),
+            Next::Nothing => panic!("no close within {limit:?} (last error {error:?})"),
+        }
+    }
+}

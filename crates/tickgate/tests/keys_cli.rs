@@ -1,0 +1,356 @@
+//! `tickgate keys ...` and `tickgate audit verify` as an operator runs them: offline on a data
+//! directory and against a running server, a leak scan that revokes, master key rotation, and
+//! audit tampering. Then the whole data directory, the server's debug log and every error
+//! output are searched for the plaintext tokens and secrets: none may appear.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn tickgate() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tickgate"));
+    for var in [
+        "TICKGATE_MASTER_KEY",
+        "TICKGATE_MASTER_KEY_PREVIOUS",
+        "TICKGATE_ADMIN_KEY",
+        "TICKGATE_URL",
+        "TICKGATE_CONFIG",
+    ] {
+        command.env_remove(var);
+    }
+    command
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs a command, remembering its stderr for the leak scan.
+fn run(command: &mut Command, stderr_log: &mut Vec<u8>) -> Output {
+    let out = command.output().unwrap();
+    stderr_log.extend_from_slice(&out.stderr);
+    out
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON output")
+}
+
+fn write_key(path: &Path, hex: &str) {
+    std::fs::write(path, format!("{hex}\n")).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+}
+
+fn all_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            all_files(&path, out);
+        } else {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn keys_offline_and_online_scan_rewrap_audit_and_no_plaintext_anywhere() {
+    let root = std::env::temp_dir().join(format!("tickgate-keys-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let data = root.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let (old_hex, new_hex) = ("1f".repeat(32), "2e".repeat(32));
+    let master = root.join("master.key");
+    write_key(&master, &old_hex);
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = root.join("tickgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n\n[auth]\nrequired = true\n\
+             environment = \"test\"\nmaster_key_file = \"{}\"\npoll_interval_ms = 100\nusage_flush_secs = 1\n",
+            data.display(),
+            master.display()
+        ),
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+    let mut stderr_log = Vec::new();
+    let mut secrets = Vec::new();
+
+    // Offline: an admin key, an hmac key (sealed under the master key), a bearer key.
+    let admin = json(&run(
+        tickgate().args([
+            "keys",
+            "create",
+            "--config",
+            cfg,
+            "--name",
+            "ops",
+            "--scopes",
+            "keys:admin",
+            "--json",
+        ]),
+        &mut stderr_log,
+    ));
+    let admin_token = admin["token"].as_str().unwrap().to_string();
+    assert!(admin_token.starts_with("tg_test_"));
+    let hmac = json(&run(
+        tickgate().args([
+            "keys",
+            "create",
+            "--config",
+            cfg,
+            "--name",
+            "signer",
+            "--scopes",
+            "market:read",
+            "--type",
+            "hmac",
+            "--json",
+        ]),
+        &mut stderr_log,
+    ));
+    let hmac_secret = hmac["secret"].as_str().unwrap().to_string();
+    assert!(hmac["token"].is_null());
+    let bot = json(&run(
+        tickgate().args([
+            "keys",
+            "create",
+            "--config",
+            cfg,
+            "--name",
+            "bot",
+            "--scopes",
+            "market:read",
+            "--metadata",
+            "{\"team\":\"quant\"}",
+            "--expires-in",
+            "30d",
+            "--json",
+        ]),
+        &mut stderr_log,
+    ));
+    let bot_id = bot["id"].as_str().unwrap().to_string();
+    let bot_token = bot["token"].as_str().unwrap().to_string();
+    secrets.extend([admin_token.clone(), hmac_secret.clone(), bot_token.clone()]);
+    // Bad input: exit 1 with a clear message, nothing echoed.
+    let bad = run(
+        tickgate().args([
+            "keys",
+            "create",
+            "--config",
+            cfg,
+            "--name",
+            "x",
+            "--scopes",
+            "market:write",
+        ]),
+        &mut stderr_log,
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown scope"));
+
+    // The server, logging at debug level to a file.
+    let log_path = root.join("serve.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut server = Server(
+        tickgate()
+            .args(["serve", "--config", cfg, "--sim-rate", "20"])
+            .env("TICKGATE_LOG__LEVEL", "debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let url = format!("http://127.0.0.1:{port}");
+    let online = |args: &[&str]| {
+        let mut command = tickgate();
+        command
+            .args(args)
+            .args(["--url", &url, "--json"])
+            .env("TICKGATE_ADMIN_KEY", &admin_token);
+        command
+    };
+
+    // Online: list, use, rotate, show, cancel, usage.
+    let listed = json(&run(&mut online(&["keys", "list"]), &mut stderr_log));
+    assert_eq!(listed["keys"].as_array().unwrap().len(), 3);
+    let tail = |token: &str| {
+        tickgate()
+            .args(["tail", "--url", &url, "--count", "1", "ticker:sim:BTC-USDT"])
+            .env("TICKGATE_API_KEY", token)
+            .output()
+            .unwrap()
+    };
+    let first = tail(&bot_token);
+    stderr_log.extend_from_slice(&first.stderr);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let rotated = json(&run(
+        &mut online(&["keys", "rotate", &bot_id, "--grace", "1h"]),
+        &mut stderr_log,
+    ));
+    let successor = rotated["token"].as_str().unwrap().to_string();
+    secrets.push(successor.clone());
+    assert_eq!(rotated["previous"]["status"], "grace");
+    assert_eq!(rotated["key"]["metadata"]["team"], "quant");
+    let shown = json(&run(
+        &mut online(&["keys", "show", &bot_id]),
+        &mut stderr_log,
+    ));
+    assert_eq!(shown["replaced_by"], rotated["id"]);
+    let cancelled = json(&run(
+        &mut online(&["keys", "cancel-rotation", &bot_id]),
+        &mut stderr_log,
+    ));
+    assert_eq!(cancelled["key"]["status"], "active");
+    std::thread::sleep(Duration::from_millis(1500));
+    let usage = json(&run(
+        &mut online(&["keys", "usage", &bot_id]),
+        &mut stderr_log,
+    ));
+    assert!(
+        usage["buckets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b["requests"].as_u64() >= Some(1)),
+        "{usage}"
+    );
+    assert!(usage["last_used_at"].is_i64());
+
+    // A leaked token in a file: scan finds it (not the look-alike) and revokes it.
+    let leak = root.join("leak.env");
+    let mut look_alike = bot_token.clone().into_bytes();
+    look_alike[30] = if look_alike[30] == b'Q' { b'R' } else { b'Q' };
+    let mut file = std::fs::File::create(&leak).unwrap();
+    writeln!(
+        file,
+        "OK=1\nAPI_KEY={bot_token}\nFAKE={}",
+        String::from_utf8(look_alike).unwrap()
+    )
+    .unwrap();
+    let scan = run(
+        &mut online(&["keys", "scan", leak.to_str().unwrap(), "--revoke"]),
+        &mut stderr_log,
+    );
+    assert_eq!(
+        scan.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&scan.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&scan.stdout).unwrap();
+    let found = report["found"].as_array().unwrap();
+    assert_eq!(found.len(), 1, "{report}");
+    assert_eq!(
+        (found[0]["line"].as_u64(), found[0]["key_id"].as_str()),
+        (Some(2), Some(bot_id.as_str()))
+    );
+    assert_eq!(found[0]["revoked"], true);
+    assert!(!String::from_utf8_lossy(&scan.stdout).contains(&bot_token));
+    std::thread::sleep(Duration::from_millis(300));
+    let refused = tail(&bot_token);
+    stderr_log.extend_from_slice(&refused.stderr);
+    assert!(!refused.status.success());
+    let clean = run(tickgate().args(["keys", "scan", cfg]), &mut stderr_log);
+    assert_eq!(clean.status.code(), Some(0));
+
+    // Master key rotation while the server runs: new current key, old one as previous.
+    write_key(&master, &new_hex);
+    let rewrap = json(&run(
+        tickgate()
+            .args(["keys", "rewrap", "--config", cfg, "--json"])
+            .env("TICKGATE_MASTER_KEY_PREVIOUS", &old_hex),
+        &mut stderr_log,
+    ));
+    assert_eq!(rewrap["rewrapped"], 1);
+    let without_old = json(&run(
+        tickgate().args(["keys", "rewrap", "--config", cfg, "--json"]),
+        &mut stderr_log,
+    ));
+    assert_eq!(without_old["rewrapped"], 0);
+
+    // The audit log verifies, online (downloaded and checked here) and offline.
+    let verified = json(&run(&mut online(&["audit", "verify"]), &mut stderr_log));
+    assert_eq!(verified["ok"], true);
+    assert!(verified["entries"].as_u64().unwrap() >= 7, "{verified}");
+    let status = Command::new("kill")
+        .args(["-TERM", &server.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let _ = server.0.wait();
+
+    // Tamper with one entry behind the store's back: verify names it.
+    let conn = rusqlite::Connection::open(data.join("tickgate.db")).unwrap();
+    conn.execute_batch(
+        "DROP TRIGGER audit_log_no_update; UPDATE audit_log SET actor = 'mallory' WHERE seq = 3;",
+    )
+    .unwrap();
+    drop(conn);
+    let broken = run(
+        tickgate().args(["audit", "verify", "--config", cfg, "--json"]),
+        &mut stderr_log,
+    );
+    assert_eq!(broken.status.code(), Some(3));
+    let report: serde_json::Value = serde_json::from_slice(&broken.stdout).unwrap();
+    assert_eq!(
+        (report["ok"].as_bool(), report["first_broken"].as_u64()),
+        (Some(false), Some(3))
+    );
+
+    // No plaintext token or secret anywhere: data directory (database, WAL), server log, and
+    // every error output. (The body alone is searched too, in case of a re-encoding.)
+    let log = std::fs::read(&log_path).unwrap();
+    assert!(log.len() > 100, "the server log should not be empty");
+    let mut files = Vec::new();
+    all_files(&data, &mut files);
+    assert!(!files.is_empty());
+    let mut haystacks: Vec<(String, Vec<u8>)> = files
+        .iter()
+        .map(|f| (f.display().to_string(), std::fs::read(f).unwrap()))
+        .collect();
+    haystacks.push(("server log".into(), log));
+    haystacks.push(("cli stderr".into(), stderr_log));
+    for secret in &secrets {
+        for needle in [secret.as_str(), &secret[8..secret.len() - 6]] {
+            for (name, bytes) in &haystacks {
+                assert!(
+                    !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                    "a secret appears in {name}"
+                );
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}
