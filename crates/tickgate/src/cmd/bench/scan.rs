@@ -234,6 +234,8 @@ mod tests {
                 ServerMessage::Subscribed {
                     id: None,
                     channels: vec!["book:sim:BTC-USDT".into()],
+                    recovered: Default::default(),
+                    positions: Default::default(),
                 },
                 Kind::Subscribed,
                 &b""[..],
