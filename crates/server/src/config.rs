@@ -5,6 +5,7 @@
 //! flags. `tickgate config default` prints [`DEFAULT_CONFIG_TOML`], a commented file equal to
 //! [`Config::default`] (a test keeps the two in sync).
 
+use connectors::settings::{FeedSettings, VenueSpec};
 use connectors::venue::sim::{SimConfig, SimFaults};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -18,7 +19,7 @@ use std::path::{Path, PathBuf};
 pub const DEFAULT_CONFIG_TOML: &str = include_str!("default_config.toml");
 
 /// Venue names this build can connect to.
-pub const SUPPORTED_VENUES: [&str; 1] = ["sim"];
+pub const SUPPORTED_VENUES: [&str; 5] = ["sim", "binance", "coinbase", "kraken", "replay"];
 
 /// A configuration value that cannot be used. `key` is the dotted path of the setting.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -179,6 +180,22 @@ pub struct VenueConfig {
     pub rest_url: Option<String>,
     /// `[venues.sim]`: settings of the simulated market (only for `name = "sim"`).
     pub sim: SimSettings,
+    /// `[venues.feed]`: connection, recovery and limit settings of a real venue.
+    pub feed: FeedSettings,
+    /// `replay` only: the capture file written by `tickgate record`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+    /// `replay` only: `1.0` (real time), any factor such as `10`, or `"max"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub speed: Option<ReplaySpeedConfig>,
+}
+
+/// `speed` of the replay venue: a factor or `"max"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ReplaySpeedConfig {
+    Factor(f64),
+    Named(String),
 }
 
 impl Default for VenueConfig {
@@ -193,6 +210,9 @@ impl Default for VenueConfig {
             ws_url: None,
             rest_url: None,
             sim: SimSettings::default(),
+            feed: FeedSettings::default(),
+            path: None,
+            speed: None,
         }
     }
 }
@@ -226,6 +246,46 @@ impl Default for SimSettings {
 }
 
 impl VenueConfig {
+    /// The spec of a WebSocket venue (`binance`, `coinbase`, `kraken`), validated.
+    pub fn venue_spec(&self, index: usize) -> Result<VenueSpec, ConfigError> {
+        let spec = VenueSpec {
+            symbols: self.parsed_symbols(index)?,
+            ws_url: self.ws_url.clone(),
+            rest_url: self.rest_url.clone(),
+            feed: self.feed.clone(),
+        };
+        spec.validate(&format!("venues[{index}]")).map_err(|e| {
+            let text = e.to_string();
+            let key = text
+                .split_once(": ")
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                .unwrap_or("venues")
+                .to_string();
+            ConfigError::new(key, text)
+        })?;
+        Ok(spec)
+    }
+
+    /// The replay speed: `None` = as fast as possible.
+    pub fn replay_speed(&self, index: usize) -> Result<Option<f64>, ConfigError> {
+        let key = format!("venues[{index}].speed");
+        match &self.speed {
+            None => Ok(Some(1.0)),
+            Some(ReplaySpeedConfig::Named(name)) if name == "max" => Ok(None),
+            Some(ReplaySpeedConfig::Named(name)) => Err(ConfigError::new(
+                key,
+                format!("expected a number or \"max\", got {name:?}"),
+            )),
+            Some(ReplaySpeedConfig::Factor(f)) if f.is_finite() && *f > 0.0 && *f <= 1e6 => {
+                Ok(Some(*f))
+            }
+            Some(ReplaySpeedConfig::Factor(f)) => Err(ConfigError::new(
+                key,
+                format!("must be > 0 and <= 1000000, got {f}"),
+            )),
+        }
+    }
+
     /// Parsed symbols; errors name the key `venues[i].symbols`.
     pub fn parsed_symbols(&self, index: usize) -> Result<Vec<Symbol>, ConfigError> {
         let key = format!("venues[{index}].symbols");
@@ -372,9 +432,28 @@ impl Config {
                     format!("venue {:?} is listed twice", venue.name),
                 ));
             }
-            venue.parsed_symbols(i)?;
-            if venue.name == "sim" {
-                venue.sim_config(i)?;
+            match venue.name.as_str() {
+                "sim" => {
+                    venue.sim_config(i)?;
+                }
+                "replay" => {
+                    if venue.path.is_none() {
+                        return Err(ConfigError::new(
+                            format!("venues[{i}].path"),
+                            "the replay venue needs the capture file to play",
+                        ));
+                    }
+                    venue.replay_speed(i)?;
+                }
+                _ => {
+                    venue.venue_spec(i)?;
+                }
+            }
+            if venue.name != "replay" && (venue.path.is_some() || venue.speed.is_some()) {
+                return Err(ConfigError::new(
+                    format!("venues[{i}].path"),
+                    "path and speed only apply to the replay venue",
+                ));
             }
         }
         Ok(())

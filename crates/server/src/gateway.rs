@@ -9,6 +9,7 @@ use axum::routing::get;
 use axum::serve::ListenerExt;
 use book::ChecksumAlgo;
 use connectors::Connector;
+use connectors::conn::WsConnector;
 use connectors::venue::sim::SimConnector;
 use hub::Hub;
 use ingest::{Market, VenueHandle, spawn_venue};
@@ -101,31 +102,43 @@ impl Gateway {
 
         let mut venues = Vec::new();
         for (index, venue) in config.venues.iter().enumerate() {
-            let (connector, checksum): (Box<dyn Connector>, ChecksumAlgo) =
-                match venue.name.as_str() {
-                    "sim" => {
-                        let sim =
-                            SimConnector::new(venue.sim_config(index)?).map_err(|source| {
-                                ServerError::Venue {
-                                    venue: venue.name.clone(),
-                                    source,
-                                }
-                            })?;
-                        let algo = if venue.sim.checksum {
-                            ChecksumAlgo::Tickgate
-                        } else {
-                            ChecksumAlgo::None
-                        };
-                        (Box::new(sim), algo)
-                    }
-                    // `Config::validate` only lets supported venues through.
-                    other => {
-                        return Err(ServerError::Venue {
-                            venue: other.to_string(),
-                            source: connectors::ConnectorError::Config("unsupported venue".into()),
-                        });
-                    }
-                };
+            let (connector, checksum): (Box<dyn Connector>, ChecksumAlgo) = match venue
+                .name
+                .as_str()
+            {
+                "sim" => {
+                    let sim = SimConnector::new(venue.sim_config(index)?).map_err(|source| {
+                        ServerError::Venue {
+                            venue: venue.name.clone(),
+                            source,
+                        }
+                    })?;
+                    let algo = if venue.sim.checksum {
+                        ChecksumAlgo::Tickgate
+                    } else {
+                        ChecksumAlgo::None
+                    };
+                    (Box::new(sim), algo)
+                }
+                name if connectors::venue::WS_VENUES.contains(&name) => {
+                    let spec = venue.venue_spec(index)?;
+                    let protocol = connectors::venue::protocol(name, spec).map_err(|source| {
+                        ServerError::Venue {
+                            venue: name.to_string(),
+                            source,
+                        }
+                    })?;
+                    let algo = connectors::venue::checksum_algo(name);
+                    (Box::new(WsConnector::new(protocol)), algo)
+                }
+                // `Config::validate` only lets supported venues through.
+                other => {
+                    return Err(ServerError::Venue {
+                        venue: other.to_string(),
+                        source: connectors::ConnectorError::Config("unsupported venue".into()),
+                    });
+                }
+            };
             let handle = spawn_venue(
                 connector,
                 checksum,
@@ -134,6 +147,9 @@ impl Gateway {
                 shutdown.clone(),
             );
             metrics.add_venue(handle.stats.clone());
+            if let Some(link) = handle.link.clone() {
+                metrics.add_link(link);
+            }
             venues.push(handle);
         }
 
