@@ -17,6 +17,8 @@
 pub mod conn;
 pub mod connector;
 pub mod event;
+#[cfg(feature = "mock")]
+pub mod mock;
 pub mod settings;
 pub mod venue;
 

@@ -53,22 +53,22 @@ impl Backoff {
 
 /// A tiny splitmix64 generator: jitter needs spread, not cryptographic strength.
 #[derive(Debug, Clone)]
-pub(crate) struct Rng(u64);
+pub struct Rng(u64);
 
 impl Rng {
-    pub(crate) fn new(seed: u64) -> Self {
+    pub fn new(seed: u64) -> Self {
         Self(seed)
     }
 
     /// Seeded from the clock and an address, different per connection and per process.
-    pub(crate) fn from_entropy(salt: u64) -> Self {
+    pub fn from_entropy(salt: u64) -> Self {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
         Self(nanos ^ salt.rotate_left(32) ^ 0x9E37_79B9_7F4A_7C15)
     }
 
-    pub(crate) fn next_u64(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -77,7 +77,7 @@ impl Rng {
     }
 
     /// Uniform in `[0, bound)`; 0 when `bound` is 0.
-    pub(crate) fn below(&mut self, bound: u64) -> u64 {
+    pub fn below(&mut self, bound: u64) -> u64 {
         if bound == 0 {
             return 0;
         }

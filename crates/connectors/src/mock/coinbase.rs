@@ -1,0 +1,1 @@
+//! Mock Coinbase Advanced Trade (written with the Coinbase connector).

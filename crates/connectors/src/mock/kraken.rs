@@ -1,0 +1,1 @@
+//! Mock Kraken WebSocket v2 (written with the Kraken connector).
