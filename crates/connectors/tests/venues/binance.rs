@@ -258,6 +258,7 @@ async fn a_stale_symbol_is_resubscribed_alone() {
     })
     .await;
     // UNSUBSCRIBE and SUBSCRIBE were queued together but sent paced (Binance: <= 5 msgs/s).
+    tokio::time::sleep(Duration::from_millis(600)).await;
     let frames = mock.control.frames_in();
     let btc: Vec<_> = frames
         .iter()
