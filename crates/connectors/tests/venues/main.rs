@@ -2,4 +2,5 @@
 //! No test reaches the internet: every URL points at a mock on 127.0.0.1.
 
 mod binance;
+mod kraken;
 mod support;
