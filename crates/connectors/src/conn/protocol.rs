@@ -33,6 +33,8 @@ pub struct Io {
     pub rest: Vec<RestRequest>,
     /// Symbols that received data (feeds the staleness watchdog).
     pub seen: Vec<Symbol>,
+    /// Venue sequence gaps the session detected (counted in the link metrics).
+    pub gaps: u64,
     /// Replace the connection now (fatal protocol error, ack timeout), with the reason.
     pub reconnect: Option<String>,
     /// Replace the connection make-before-break (the venue announced it will close it).

@@ -18,8 +18,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
 
-/// What the mock broadcasts: a pair's book update (`None` for other traffic) and the frame.
-type Outgoing = (Option<String>, String);
+/// What the mock broadcasts: a pair's book update (`None` for other traffic), the frame, and
+/// the pair's book version after it.
+type Outgoing = (Option<String>, String, u64);
 
 #[derive(Debug, Default)]
 struct MessageFaults {
@@ -31,6 +32,7 @@ struct MessageFaults {
 #[derive(Debug)]
 struct Market {
     books: BTreeMap<String, MockBook>,
+    versions: BTreeMap<String, u64>,
     depth: usize,
     trade_id: u64,
     rng: Rng,
@@ -97,8 +99,10 @@ impl MockKraken {
                 )
             })
             .collect();
+        let versions = symbols.iter().map(|s| (pair(s), 0)).collect();
         let market = Arc::new(Mutex::new(Market {
             books,
+            versions,
             depth,
             trade_id: 1,
             rng,
@@ -176,8 +180,12 @@ impl MockKraken {
                     if m.faults.corrupt.remove(p) {
                         frame = frame.replacen("\"price\":", "\"price\":\"12a\",\"x\":", 1);
                     }
+                    let version = m.versions.get_mut(p).map_or(0, |v| {
+                        *v += 1;
+                        *v
+                    });
                     if !m.faults.skip.remove(p) {
-                        let _ = self.tx.send((Some(p.clone()), frame));
+                        let _ = self.tx.send((Some(p.clone()), frame, version));
                     }
                 }
                 m.trade_id += 1;
@@ -185,7 +193,7 @@ impl MockKraken {
                     "{{\"channel\":\"trade\",\"type\":\"update\",\"data\":[{{\"symbol\":\"{p}\",\"side\":\"sell\",\"price\":45283.5,\"qty\":0.10000000,\"ord_type\":\"market\",\"trade_id\":{},\"timestamp\":\"2023-09-25T07:48:36.925533Z\"}}]}}",
                     m.trade_id
                 );
-                let _ = self.tx.send((None, trade));
+                let _ = self.tx.send((None, trade, 0));
             }
         }
     }
@@ -215,20 +223,16 @@ impl MockKraken {
     }
 
     pub fn send_garbage(&self) {
-        let _ = self.tx.send((None, "{\"channel\":".into()));
+        let _ = self.tx.send((None, "{\"channel\":".into(), 0));
     }
 }
 
-fn snapshot_frame(market: &Mutex<Market>, p: &str) -> Option<String> {
+/// A snapshot of `p` and the version it is at.
+fn snapshot_frame(market: &Mutex<Market>, p: &str) -> Option<(String, u64)> {
     let m = lock(market);
     let (bids, asks) = m.books.get(p)?.top(m.depth);
-    Some(book_frame(
-        "snapshot",
-        p,
-        &bids,
-        &asks,
-        kraken_checksum(&bids, &asks),
-    ))
+    let frame = book_frame("snapshot", p, &bids, &asks, kraken_checksum(&bids, &asks));
+    Some((frame, m.versions[p]))
 }
 
 async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
@@ -243,7 +247,8 @@ async fn session(state: AppState, mut socket: WebSocket, conn: usize) {
     let mut data = state.tx.subscribe();
     let mut kicked = state.control.kicked();
     let (reply_tx, mut reply_rx) = mpsc::channel::<String>(256);
-    let mut books: HashSet<String> = HashSet::new();
+    // Pairs whose book is streamed, with the version of the snapshot sent.
+    let mut books: HashMap<String, u64> = HashMap::new();
     let mut trades: HashSet<String> = HashSet::new();
     let mut heartbeat = tokio::time::interval(Duration::from_millis(500));
     let status = r#"{"channel":"status","type":"update","data":[{"api_version":"v2","connection_id":1,"system":"online","version":"2.0.0"}]}"#;
@@ -272,17 +277,16 @@ async fn session(state: AppState, mut socket: WebSocket, conn: usize) {
                         replies.push(serde_json::json!({"error": "Currency pair not supported", "method": method, "req_id": req_id, "success": false, "symbol": p}).to_string());
                         continue;
                     }
-                    let set = if channel == "book" { &mut books } else { &mut trades };
-                    match method.as_str() {
-                        "subscribe" => { set.insert(p.clone()); }
-                        "unsubscribe" => { set.remove(p); }
+                    match (method.as_str(), channel.as_str()) {
+                        ("subscribe", "trade") => { trades.insert(p.clone()); }
+                        ("unsubscribe", "trade") => { trades.remove(p); }
+                        ("unsubscribe", "book") => { books.remove(p); }
                         _ => {}
                     }
                     replies.push(serde_json::json!({"method": method, "req_id": req_id, "result": {"channel": channel, "symbol": p}, "success": true}).to_string());
-                    if method == "subscribe" && channel == "book"
-                        && let Some(frame) = snapshot_frame(&state.market, p)
-                    {
-                        replies.push(frame);
+                    if method == "subscribe" && channel == "book" {
+                        // The snapshot is taken when it is sent (see `reply_rx`).
+                        replies.push(format!("snapshot:{p}"));
                     }
                 }
                 let tx = reply_tx.clone();
@@ -296,15 +300,25 @@ async fn session(state: AppState, mut socket: WebSocket, conn: usize) {
                 });
             }
             Some(reply) = reply_rx.recv() => {
+                let reply = match reply.strip_prefix("snapshot:") {
+                    Some(p) => match snapshot_frame(&state.market, p) {
+                        Some((frame, version)) => {
+                            books.insert(p.to_string(), version);
+                            frame
+                        }
+                        None => continue,
+                    },
+                    None => reply,
+                };
                 if !state.control.silent() && socket.send(Message::Text(reply.into())).await.is_err() { return }
             }
             item = data.recv() => {
-                let Ok((book_pair, frame)) = item else { return };
+                let Ok((book_pair, frame, version)) = item else { return };
                 if state.control.silent() {
                     continue;
                 }
                 let wanted = match &book_pair {
-                    Some(p) => books.contains(p),
+                    Some(p) => books.get(p).is_some_and(|from| version > *from),
                     None => frame.contains("\"channel\":\"trade\"") && trades.iter().any(|p| frame.contains(p.as_str())) || !frame.contains("\"channel\":\"trade\""),
                 };
                 if wanted && socket.send(Message::Text(frame.into())).await.is_err() { return }

@@ -7,6 +7,7 @@
 //! - `parse`: decimal and level parsing shared by the venue parsers.
 
 pub mod binance;
+pub mod coinbase;
 pub mod kraken;
 pub(crate) mod parse;
 pub mod sim;
@@ -17,13 +18,14 @@ use crate::settings::VenueSpec;
 use std::sync::Arc;
 
 /// Venues that connect over WebSocket (everything except `sim` and `replay`).
-pub const WS_VENUES: [&str; 2] = [binance::VENUE, kraken::VENUE];
+pub const WS_VENUES: [&str; 3] = [binance::VENUE, coinbase::VENUE, kraken::VENUE];
 
 /// The protocol of a WebSocket venue by name.
 pub fn protocol(name: &str, spec: VenueSpec) -> Result<Arc<dyn Protocol>, ConnectorError> {
     Ok(match name {
         binance::VENUE => Arc::new(binance::BinanceProtocol::new(spec)?),
         kraken::VENUE => Arc::new(kraken::KrakenProtocol::new(spec)?),
+        coinbase::VENUE => Arc::new(coinbase::CoinbaseProtocol::new(spec)?),
         other => return Err(ConnectorError::Config(format!("unknown venue {other:?}"))),
     })
 }

@@ -2,5 +2,6 @@
 //! No test reaches the internet: every URL points at a mock on 127.0.0.1.
 
 mod binance;
+mod coinbase;
 mod kraken;
 mod support;

@@ -184,7 +184,7 @@ pub fn fast_feed() -> connectors::settings::FeedSettings {
         stable_after_secs: 1,
         connect_timeout_secs: 2,
         ack_timeout_secs: 2,
-        stale_after_secs: 5,
+        stale_after_secs: 30,
         silence_secs: 5,
         ..Default::default()
     }

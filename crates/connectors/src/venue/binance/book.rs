@@ -106,18 +106,34 @@ pub(crate) enum BookSync {
         requested: bool,
         retry_at: Timestamp,
         attempts: u32,
+        /// A new subscription: the snapshot is requested once its first diff is buffered
+        /// (the documented order), so the snapshot cannot predate the stream.
+        awaiting_first: bool,
     },
     /// In sync: the last update id forwarded.
     Live { last: u64 },
 }
 
 impl BookSync {
+    /// Fetching a snapshot that is requested right away (the stream is already flowing).
     pub(crate) fn fetching() -> Self {
         Self::Fetching {
             buffer: VecDeque::new(),
             requested: true,
             retry_at: Timestamp(0),
             attempts: 1,
+            awaiting_first: false,
+        }
+    }
+
+    /// A new subscription: the snapshot waits for the first buffered diff.
+    pub(crate) fn subscribing() -> Self {
+        Self::Fetching {
+            buffer: VecDeque::new(),
+            requested: false,
+            retry_at: Timestamp(0),
+            attempts: 0,
+            awaiting_first: true,
         }
     }
 }

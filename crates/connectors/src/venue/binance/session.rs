@@ -63,7 +63,7 @@ impl BinanceSession {
                 .enumerate()
                 .map(|(i, s)| (native_symbol(s), i))
                 .collect(),
-            books: shard.iter().map(|_| BookSync::fetching()).collect(),
+            books: shard.iter().map(|_| BookSync::subscribing()).collect(),
             last_trade: vec![0; shard.len()],
             held_trades: vec![VecDeque::new(); shard.len()],
             acks: Acks::default(),
@@ -109,7 +109,13 @@ impl BinanceSession {
             }
         };
         match &mut self.books[index] {
-            BookSync::Fetching { buffer, .. } => {
+            BookSync::Fetching {
+                buffer,
+                awaiting_first,
+                requested,
+                attempts,
+                ..
+            } => {
                 if buffer.len() >= MAX_BUFFERED {
                     buffer.clear();
                     if !self.standby {
@@ -118,6 +124,11 @@ impl BinanceSession {
                     return;
                 }
                 buffer.push_back(update);
+                if std::mem::take(awaiting_first) && !self.standby {
+                    *requested = true;
+                    *attempts = 1;
+                    self.request_snapshot(index, io);
+                }
             }
             BookSync::Live { last } => {
                 *last = (*last).max(update.last);
@@ -155,6 +166,7 @@ impl BinanceSession {
             requested,
             retry_at,
             attempts,
+            ..
         } = &mut self.books[index]
         else {
             return; // an answer for a book that meanwhile went live again
@@ -200,12 +212,8 @@ impl BinanceSession {
 impl Session for BinanceSession {
     fn open(&mut self, io: &mut Io) {
         let all: Vec<usize> = (0..self.symbols.len()).collect();
+        // Snapshots are requested as each symbol's first diff arrives (`on_depth`).
         self.subscribe_frames("SUBSCRIBE", &all, io);
-        if !self.standby {
-            for index in all {
-                self.request_snapshot(index, io);
-            }
-        }
     }
 
     fn on_text(&mut self, text: &str, io: &mut Io) {
@@ -290,7 +298,7 @@ impl Session for BinanceSession {
         self.subscribe_frames("UNSUBSCRIBE", &[index], io);
         self.subscribe_frames("SUBSCRIBE", &[index], io);
         io.unsynced(symbol, "stale");
-        self.begin_fetch(index, io);
+        self.books[index] = BookSync::subscribing();
     }
 
     fn on_tick(&mut self, now: Timestamp, io: &mut Io) {
@@ -303,9 +311,11 @@ impl Session for BinanceSession {
                 requested,
                 retry_at,
                 attempts,
+                awaiting_first,
                 ..
             } = &mut self.books[index]
                 && !*requested
+                && !*awaiting_first
                 && now >= *retry_at
                 && !self.standby
             {
