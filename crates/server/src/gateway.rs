@@ -78,6 +78,8 @@ impl Gateway {
     /// [`Gateway::shutdown`].
     pub async fn start(config: Config) -> Result<Self, ServerError> {
         config.validate()?;
+        // rustls with ring only; idempotent (the binary installs it first thing in main).
+        connectors::conn::ws::ensure_crypto_provider();
         std::fs::create_dir_all(&config.server.data_dir).map_err(|source| {
             ServerError::DataDir {
                 path: config.server.data_dir.display().to_string(),
@@ -151,6 +153,18 @@ impl Gateway {
                 metrics.add_link(link);
             }
             venues.push(handle);
+        }
+
+        if config.consolidated.enabled {
+            let groups = config.consolidated_groups()?;
+            let consolidator = ingest::consolidate::Consolidator::new(
+                hub.clone(),
+                market.clone(),
+                groups,
+                config.consolidated.depth,
+            );
+            let interval = Duration::from_millis(config.consolidated.interval_ms);
+            tokio::spawn(consolidator.run(interval, shutdown.clone()));
         }
 
         let send_buffer = config.server.socket_send_buffer;

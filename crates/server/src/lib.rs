@@ -22,5 +22,7 @@ pub mod state;
 mod ws;
 
 pub use config::{Config, ConfigError};
+/// Installs rustls' ring provider as the process default (idempotent).
+pub use connectors::conn::ws::ensure_crypto_provider as install_crypto_provider;
 pub use gateway::{Gateway, ServerError};
 pub use state::AppState;
