@@ -9,3 +9,4 @@ mod errors;
 mod lifecycle;
 mod rest;
 mod slow_consumer;
+mod venues;
