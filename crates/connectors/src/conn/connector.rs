@@ -155,6 +155,7 @@ async fn run(connector: WsConnector, ctx: ConnectorContext) -> Result<(), Connec
             rest: rest.clone(),
             recorder: recorder.clone(),
             seed: index as u64,
+            active_conn: 0,
         };
         let span = tracing::info_span!("connection", shard = index);
         tasks.spawn(shard.run().instrument(span));

@@ -2,6 +2,7 @@
 //! watch for staleness, reconnect with backoff, rotate make-before-break.
 
 use super::backoff::{Backoff, Rng};
+use super::input;
 use super::link::{Link, LinkEnd};
 use super::protocol::{Io, Protocol};
 use super::record::{RecordKind, Recorder};
@@ -42,6 +43,8 @@ pub(crate) struct Shard {
     pub rest: RestClient,
     pub recorder: Option<Recorder>,
     pub seed: u64,
+    /// Connection id of the active link (for capture records).
+    pub active_conn: u64,
 }
 
 /// Events waiting for room in the ingest channel.
@@ -140,7 +143,19 @@ impl Shard {
                         LinkEnd::Reconnect(reason) => reason,
                     };
                     LinkStats::bump(&self.stats.reconnects);
+                    let close = RecordKind::Close {
+                        reason: reason.clone(),
+                    };
                     let mut io = Io::new(Timestamp::now());
+                    if let Some(recorder) = &self.recorder {
+                        recorder.record(
+                            self.protocol.venue().as_str(),
+                            self.active_conn,
+                            io.recv_ts,
+                            close.clone(),
+                        );
+                    }
+                    // The session is gone; `apply` only needs the symbols for a close.
                     for symbol in &self.symbols {
                         io.unsynced(symbol, "disconnected");
                     }
@@ -190,26 +205,31 @@ impl Shard {
         out: &mut Outflow,
     ) -> Result<Link, ConnectorError> {
         let conn = self.recorder.as_ref().map_or(0, Recorder::connection_id);
+        let session = self.protocol.session(&self.symbols);
+        let mut link = Link::new(socket, session, conn, self.protocol.send_interval());
+        let open = RecordKind::Open {
+            symbols: self.symbols.clone(),
+            standby: false,
+        };
+        let io = self.input(&mut link, open);
+        self.absorb(&mut link, io, out)?;
+        Ok(link)
+    }
+
+    /// Records `kind` (when recording) and applies it to the link's session, with one receive
+    /// time for both so that a replay sees exactly what the session saw.
+    fn input(&self, link: &mut Link, kind: RecordKind) -> Io {
+        let mut io = Io::new(Timestamp::now());
         if let Some(recorder) = &self.recorder {
             recorder.record(
                 self.protocol.venue().as_str(),
-                conn,
-                Timestamp::now(),
-                RecordKind::Open {
-                    symbols: self.symbols.clone(),
-                },
+                link.conn,
+                io.recv_ts,
+                kind.clone(),
             );
         }
-        let mut link = Link::new(
-            socket,
-            self.protocol.session(&self.symbols),
-            conn,
-            self.protocol.send_interval(),
-        );
-        let mut io = Io::new(Timestamp::now());
-        link.session.open(&mut io);
-        self.absorb(&mut link, io, out)?;
-        Ok(link)
+        input::apply(link.session.as_mut(), &kind, &self.symbols, &mut io);
+        io
     }
 
     /// Takes a session's output: frames to send, REST requests, events (with overflow
@@ -231,13 +251,7 @@ impl Shard {
         } = io;
         link.outq.extend(send);
         for request in rest {
-            link.spawn_rest(
-                &self.rest,
-                request,
-                self.recorder.clone(),
-                self.protocol.venue().as_str(),
-                &self.stats,
-            );
+            link.spawn_rest(&self.rest, request, &self.stats);
         }
         let now = Instant::now();
         for symbol in seen {
@@ -257,23 +271,12 @@ impl Shard {
         if !out.push(&self.events, events)? {
             LinkStats::bump(&self.stats.overflows);
             tracing::warn!(venue = %self.protocol.venue(), shard = self.index, "ingest is behind; dropped the backlog, rebuilding this connection's books");
-            let mut io = Io::new(Timestamp::now());
-            for symbol in &self.symbols {
-                link.session.resync(symbol, &mut io);
-                io.unsynced(symbol, "overflow");
-            }
             let Io {
                 events, send, rest, ..
-            } = io;
+            } = self.input(link, RecordKind::Overflow);
             link.outq.extend(send);
             for request in rest {
-                link.spawn_rest(
-                    &self.rest,
-                    request,
-                    self.recorder.clone(),
-                    self.protocol.venue().as_str(),
-                    &self.stats,
-                );
+                link.spawn_rest(&self.rest, request, &self.stats);
             }
             out.push(&self.events, events)?;
         }
@@ -293,6 +296,7 @@ impl Shard {
         let silence = Duration::from_secs(settings.silence_secs);
         let stale_after = Duration::from_secs(settings.stale_after_secs);
         let rotate_after = self.protocol.rotate_after();
+        self.active_conn = link.conn;
         let now = Instant::now();
         for symbol in &self.symbols {
             link.last_seen.insert(symbol.clone(), now);
@@ -349,12 +353,7 @@ impl Shard {
                     };
                     LinkStats::bump(&self.stats.frames);
                     self.stats.bytes.fetch_add(text.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                    let recv_ts = Timestamp::now();
-                    if let Some(recorder) = &self.recorder {
-                        recorder.record(self.protocol.venue().as_str(), link.conn, recv_ts, RecordKind::Ws { text: text.to_string() });
-                    }
-                    let mut io = Io::new(recv_ts);
-                    link.session.on_text(&text, &mut io);
+                    let io = self.input(&mut link, RecordKind::Ws { text });
                     if let Some(reason) = self.absorb(&mut link, io, out)? {
                         return Ok(LinkEnd::Reconnect(reason));
                     }
@@ -368,16 +367,16 @@ impl Shard {
                     };
                     match frame {
                         Ok(Some(text)) => {
-                            if let Some(recorder) = &self.recorder {
-                                recorder.record(self.protocol.venue().as_str(), next.conn, Timestamp::now(), RecordKind::Ws { text: text.to_string() });
-                            }
-                            let mut io = Io::new(Timestamp::now());
-                            next.session.on_text(&text, &mut io);
+                            let io = self.input(&mut next, RecordKind::Ws { text });
                             // A standby session only buffers; what it asks for is the subscription.
                             next.outq.extend(io.send);
                             if next.session.ready_to_take_over(link.session.as_ref()) {
                                 let mut io = Io::new(Timestamp::now());
+                                if let Some(recorder) = &self.recorder {
+                                    recorder.record(self.protocol.venue().as_str(), next.conn, io.recv_ts, RecordKind::Takeover { old: link.conn });
+                                }
                                 next.session.take_over(link.session.as_ref(), &mut io);
+                                self.active_conn = next.conn;
                                 let old = std::mem::replace(&mut link, next);
                                 link.last_seen = old.last_seen.clone();
                                 self.absorb(&mut link, io, out)?;
@@ -401,12 +400,8 @@ impl Shard {
                         Ok(Ok(socket)) => {
                             let conn = self.recorder.as_ref().map_or(0, Recorder::connection_id);
                             let mut next = Link::new(socket, self.protocol.standby_session(&self.symbols), conn, self.protocol.send_interval());
-                            if let Some(recorder) = &self.recorder {
-                                recorder.record(self.protocol.venue().as_str(), conn, Timestamp::now(), RecordKind::Open { symbols: self.symbols.clone() });
-                            }
-                            let mut io = Io::new(Timestamp::now());
                             next.standby = true;
-                            next.session.open(&mut io);
+                            let io = self.input(&mut next, RecordKind::Open { symbols: self.symbols.clone(), standby: true });
                             next.outq.extend(io.send);
                             standby = Some(next);
                         }
@@ -420,17 +415,19 @@ impl Shard {
                     }
                 }
                 answer = link.rest_rx.recv() => {
-                    let Some((key, body)) = answer else { continue };
-                    let mut io = Io::new(Timestamp::now());
-                    link.session.on_rest(&key, body.as_deref().map_err(String::as_str), &mut io);
+                    let Some((key, answer)) = answer else { continue };
+                    let (body, error) = match answer {
+                        Ok(body) => (Some(body), None),
+                        Err(error) => (None, Some(error)),
+                    };
+                    let io = self.input(&mut link, RecordKind::Rest { key, body, error });
                     if let Some(reason) = self.absorb(&mut link, io, out)? {
                         return Ok(LinkEnd::Reconnect(reason));
                     }
                 }
                 command = self.commands.recv() => {
                     let Some(Command::Resync(symbol)) = command else { continue };
-                    let mut io = Io::new(Timestamp::now());
-                    link.session.resync(&symbol, &mut io);
+                    let io = self.input(&mut link, RecordKind::Resync { symbol });
                     if let Some(reason) = self.absorb(&mut link, io, out)? {
                         return Ok(LinkEnd::Reconnect(reason));
                     }
@@ -453,13 +450,19 @@ impl Shard {
                         link.opened = Instant::now();
                         rotation_started = None;
                     }
-                    let mut io = Io::new(Timestamp::now());
-                    link.session.on_tick(Timestamp::now(), &mut io);
-                    if let Some(end) = self.watchdog(&mut link, stale_after, &mut io) {
-                        return Ok(end);
-                    }
+                    let io = self.input(&mut link, RecordKind::Tick);
                     if let Some(reason) = self.absorb(&mut link, io, out)? {
                         return Ok(LinkEnd::Reconnect(reason));
+                    }
+                    let stale = match self.watchdog(&mut link, stale_after) {
+                        Ok(stale) => stale,
+                        Err(end) => return Ok(end),
+                    };
+                    for symbol in stale {
+                        let io = self.input(&mut link, RecordKind::Resubscribe { symbol });
+                        if let Some(reason) = self.absorb(&mut link, io, out)? {
+                            return Ok(LinkEnd::Reconnect(reason));
+                        }
                     }
                 }
             }
@@ -468,7 +471,7 @@ impl Shard {
 
     /// Per-symbol staleness: resubscribe a silent symbol once; if it stays silent, replace
     /// the connection.
-    fn watchdog(&self, link: &mut Link, stale_after: Duration, io: &mut Io) -> Option<LinkEnd> {
+    fn watchdog(&self, link: &mut Link, stale_after: Duration) -> Result<Vec<Symbol>, LinkEnd> {
         let now = Instant::now();
         let mut stale = Vec::new();
         for symbol in &self.symbols {
@@ -478,7 +481,7 @@ impl Shard {
             }
             match link.resubscribed.get(symbol) {
                 Some(at) if now.duration_since(*at) >= stale_after => {
-                    return Some(LinkEnd::Reconnect(format!(
+                    return Err(LinkEnd::Reconnect(format!(
                         "{symbol}: no data for {} s even after resubscribing",
                         now.duration_since(seen).as_secs()
                     )));
@@ -487,13 +490,12 @@ impl Shard {
                 None => stale.push(symbol.clone()),
             }
         }
-        for symbol in stale {
+        for symbol in &stale {
             tracing::warn!(venue = %self.protocol.venue(), %symbol, "no data for {} s; resubscribing", stale_after.as_secs());
             LinkStats::bump(&self.stats.stale_resubscribes);
-            link.session.resubscribe(&symbol, io);
-            link.resubscribed.insert(symbol, now);
+            link.resubscribed.insert(symbol.clone(), now);
         }
-        None
+        Ok(stale)
     }
 }
 

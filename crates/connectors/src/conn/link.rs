@@ -3,13 +3,12 @@
 
 use super::driver::SeenMap;
 use super::protocol::{RestRequest, Session};
-use super::record::{RecordKind, Recorder};
 use super::rest::RestClient;
 use super::stats::LinkStats;
 use super::ws::VenueSocket;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use model::{Symbol, Timestamp};
+use model::Symbol;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
@@ -122,41 +121,21 @@ impl Link {
         }
     }
 
-    /// Starts a REST request whose answer arrives on `rest_rx` (and is recorded).
+    /// Starts a REST request whose answer arrives on `rest_rx`.
     pub(crate) fn spawn_rest(
         &self,
         client: &RestClient,
         request: RestRequest,
-        recorder: Option<Recorder>,
-        venue: &str,
         stats: &Arc<LinkStats>,
     ) {
         let client = client.clone();
         let tx = self.rest_tx.clone();
-        let conn = self.conn;
-        let venue = venue.to_string();
         let stats = stats.clone();
         tokio::spawn(async move {
             let RestRequest { key, url } = request;
             let answer = client.get(&url).await;
             if answer.is_err() {
                 LinkStats::bump(&stats.rest_failures);
-            }
-            if let Some(recorder) = recorder {
-                let (body, error) = match &answer {
-                    Ok(body) => (Some(body.clone()), None),
-                    Err(error) => (None, Some(error.clone())),
-                };
-                recorder.record(
-                    &venue,
-                    conn,
-                    Timestamp::now(),
-                    RecordKind::Rest {
-                        key: key.clone(),
-                        body,
-                        error,
-                    },
-                );
             }
             // The connection may be gone; its answers are then irrelevant.
             let _ = tx.send((key, answer)).await;

@@ -15,6 +15,7 @@
 pub mod backoff;
 pub mod connector;
 mod driver;
+pub(crate) mod input;
 mod link;
 pub mod protocol;
 pub mod record;

@@ -1,10 +1,13 @@
 //! Captures of raw venue traffic (`tickgate record`) and their file format.
 //!
-//! A capture is a gzip-compressed file of JSON lines, one [`CaptureRecord`] each, in receive
-//! order: a `venue` record per venue (its name and spec, so replay can rebuild the same
-//! protocol), then per connection an `open` record, its text frames (`ws`) and REST answers
-//! (`rest`) with their receive times, and a `close`. Outgoing frames are not recorded: replay
-//! regenerates them from the same session code and discards them.
+//! A capture is a gzip-compressed file of JSON lines, one [`CaptureRecord`] each, in the order
+//! the sessions consumed them: a `venue` record per venue (its name and spec, so replay can
+//! rebuild the same protocol), the instrument metadata, then per connection an `open` record
+//! and **every input its session received** — text frames (`ws`), REST answers (`rest`),
+//! resync commands, watchdog resubscriptions, ticks, overflows, rotations (`takeover`) and the
+//! `close` — each with the receive time the session saw. Replaying them through the same
+//! session code therefore reproduces the normalized output exactly. Outgoing frames are not
+//! recorded: replay regenerates them and discards them.
 
 use crate::settings::{FeedSettings, VenueSpec};
 use flate2::Compression;
@@ -45,8 +48,13 @@ pub enum RecordKind {
         rest_url: Option<String>,
         feed: FeedSettings,
     },
-    /// A connection of the shard holding `symbols` opened.
-    Open { symbols: Vec<Symbol> },
+    /// A connection of the shard holding `symbols` opened (`standby`: the replacement
+    /// connection of a make-before-break rotation).
+    Open {
+        symbols: Vec<Symbol>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        standby: bool,
+    },
     /// A text frame received.
     Ws { text: String },
     /// A REST answer: `body` on success, `error` otherwise.
@@ -62,6 +70,16 @@ pub enum RecordKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         body: Option<String>,
     },
+    /// Ingest asked for a fresh snapshot of `symbol`.
+    Resync { symbol: Symbol },
+    /// The staleness watchdog resubscribed `symbol`.
+    Resubscribe { symbol: Symbol },
+    /// The once-a-second session tick (timeouts, retries).
+    Tick,
+    /// Ingest fell behind and the connection's backlog was dropped: every book is rebuilt.
+    Overflow,
+    /// This (standby) connection took over from connection `old`.
+    Takeover { old: u64 },
     /// The connection ended.
     Close { reason: String },
 }

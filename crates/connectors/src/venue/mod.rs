@@ -10,6 +10,7 @@ pub mod binance;
 pub mod coinbase;
 pub mod kraken;
 pub(crate) mod parse;
+pub mod replay;
 pub mod sim;
 
 use crate::ConnectorError;

@@ -4,4 +4,5 @@
 mod binance;
 mod coinbase;
 mod kraken;
+mod replay;
 mod support;

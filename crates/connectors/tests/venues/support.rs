@@ -20,6 +20,8 @@ pub struct Seen {
     pub trades: HashMap<Symbol, Vec<Trade>>,
     pub invalid: Vec<(Option<Symbol>, String)>,
     pub instruments: Vec<Instrument>,
+    /// Every event received, in order.
+    pub log: Vec<FeedEvent>,
     pending: HashMap<Symbol, bool>,
 }
 
@@ -70,6 +72,7 @@ impl Harness {
             while let Some(batch) = event_rx.recv().await {
                 let mut s = state.lock().unwrap();
                 for event in batch {
+                    s.log.push(event.clone());
                     apply(&mut s, event, algo, depth, &commands);
                 }
             }
