@@ -4,6 +4,7 @@
 //! # Layout
 //!
 //! - `cmd::serve`: `tickgate serve`.
+//! - `cmd::record`: `tickgate record --config FILE --out FILE`.
 //! - `cmd::tail`: `tickgate tail CHANNEL...`.
 //! - `cmd::config`: `tickgate config default|check`.
 //! - `cmd::bench`: `tickgate bench fanout|idle`.
@@ -28,6 +29,8 @@ struct Cli {
 enum Command {
     /// Run the gateway.
     Serve(cmd::serve::ServeArgs),
+    /// Capture the configured venues' raw traffic to a file (replay it with a `replay` venue).
+    Record(cmd::record::RecordArgs),
     /// Print a channel's messages as they arrive.
     Tail(cmd::tail::TailArgs),
     /// Print the default configuration or check a configuration file.
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => cmd::serve::run(args),
+        Command::Record(args) => cmd::record::run(args),
         Command::Tail(args) => cmd::tail::run(args),
         Command::Config(command) => cmd::config::run(command),
         Command::Bench(command) => cmd::bench::run(command),

@@ -282,3 +282,60 @@ async fn a_bad_kraken_checksum_resyncs_that_book_alone_and_subscribers_are_told(
     );
     gateway.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_recorded_session_replays_through_the_replay_venue() {
+    use connectors::conn::record::Recorder;
+    use server::config::ReplaySpeedConfig;
+    let _heavy = HEAVY.lock().await;
+    let mocks = Mocks::start().await;
+    let path = std::env::temp_dir().join(format!(
+        "tickgate-it-capture-{}.jsonl.gz",
+        std::process::id()
+    ));
+    let (recorder, handle) = Recorder::create(&path).unwrap();
+    let live = Gateway::start_with(mocks.config(), Some(recorder))
+        .await
+        .expect("gateway starts");
+    until_equal(&mocks, &live, "kraken", "BTC-USD", || {
+        mocks.kraken.truth("BTC-USD")
+    })
+    .await;
+    until_equal(&mocks, &live, "binance", "ETH-USDT", || {
+        mocks.binance.truth("ETH-USDT").1.top(1000)
+    })
+    .await;
+    let final_kraken = rest_book(&live, "kraken", "BTC-USD").await.unwrap();
+    let final_binance = rest_book(&live, "binance", "ETH-USDT").await.unwrap();
+    live.stop().await.unwrap();
+    let (lines, _) = tokio::task::spawn_blocking(move || handle.finish())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(lines > 10);
+
+    let mut config = config(1.0);
+    config.venues = vec![VenueConfig {
+        name: "replay".into(),
+        path: Some(path.clone()),
+        speed: Some(ReplaySpeedConfig::Named("max".into())),
+        ..VenueConfig::default()
+    }];
+    let replayed = Gateway::start(config).await.expect("replay gateway starts");
+    let mut books = None;
+    for _ in 0..250 {
+        let k = rest_book(&replayed, "kraken", "BTC-USD").await;
+        let b = rest_book(&replayed, "binance", "ETH-USDT").await;
+        if k.as_ref() == Some(&final_kraken) && b.as_ref() == Some(&final_binance) {
+            books = Some(());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        books.is_some(),
+        "the replayed books end where the live ones did"
+    );
+    replayed.stop().await.unwrap();
+    let _ = std::fs::remove_file(&path);
+}

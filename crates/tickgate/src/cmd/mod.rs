@@ -2,5 +2,6 @@
 
 pub mod bench;
 pub mod config;
+pub mod record;
 pub mod serve;
 pub mod tail;
