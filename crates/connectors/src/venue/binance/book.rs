@@ -40,16 +40,35 @@ struct RawDepth<'a> {
 impl DepthUpdate {
     pub fn parse(data: &str) -> Result<Self, String> {
         let raw: RawDepth = serde_json::from_str(data).map_err(|e| format!("depthUpdate: {e}"))?;
-        if raw.first > raw.last {
-            return Err(format!("depthUpdate: U {} > u {}", raw.first, raw.last));
+        Self::build(
+            raw.symbol,
+            raw.first,
+            raw.last,
+            &raw.bids,
+            &raw.asks,
+            raw.event_time,
+        )
+    }
+
+    /// Validates and converts the fields of a `depthUpdate`.
+    pub(crate) fn build(
+        symbol: &str,
+        first: u64,
+        last: u64,
+        bids: &[[&str; 2]],
+        asks: &[[&str; 2]],
+        event_time: i64,
+    ) -> Result<Self, String> {
+        if first > last {
+            return Err(format!("depthUpdate: U {first} > u {last}"));
         }
         Ok(Self {
-            symbol: raw.symbol.to_string(),
-            first: raw.first,
-            last: raw.last,
-            bids: levels("depthUpdate bid", &raw.bids)?,
-            asks: levels("depthUpdate ask", &raw.asks)?,
-            event_ts: Timestamp::from_millis(raw.event_time),
+            symbol: symbol.to_string(),
+            first,
+            last,
+            bids: levels("depthUpdate bid", bids)?,
+            asks: levels("depthUpdate ask", asks)?,
+            event_ts: Timestamp::from_millis(event_time),
         })
     }
 

@@ -2,7 +2,7 @@
 
 use super::book::{self, Alignment, BookSync, DepthSnapshot, DepthUpdate, MAX_BUFFERED};
 use super::subscription::{Acks, STREAMS_PER_FRAME, streams};
-use super::trade::parse_trade;
+use super::trade::{build_trade, parse_trade};
 use super::{BinanceProtocol, DEFAULT_REST_URL, native_symbol};
 use crate::FeedEvent;
 use crate::conn::{Io, Protocol, RestRequest, Session};
@@ -28,6 +28,41 @@ struct Incoming<'a> {
     e: Option<&'a str>,
 }
 
+/// A combined-stream market data message, every field of both event kinds, for one pass.
+#[derive(Deserialize)]
+struct Combined<'a> {
+    #[serde(borrow)]
+    stream: &'a str,
+    #[serde(borrow)]
+    data: MarketData<'a>,
+}
+
+#[derive(Deserialize)]
+struct MarketData<'a> {
+    #[serde(borrow)]
+    e: &'a str,
+    #[serde(rename = "E")]
+    event_time: i64,
+    #[serde(borrow)]
+    s: &'a str,
+    #[serde(rename = "U")]
+    first: Option<u64>,
+    #[serde(rename = "u")]
+    last: Option<u64>,
+    #[serde(borrow, default)]
+    b: Vec<[&'a str; 2]>,
+    #[serde(borrow, default)]
+    a: Vec<[&'a str; 2]>,
+    t: Option<u64>,
+    #[serde(borrow)]
+    p: Option<&'a str>,
+    #[serde(borrow)]
+    q: Option<&'a str>,
+    #[serde(rename = "T")]
+    time: Option<i64>,
+    m: Option<bool>,
+}
+
 #[derive(Deserialize)]
 struct EventType<'a> {
     #[serde(borrow)]
@@ -42,6 +77,8 @@ pub(crate) struct BinanceSession {
     standby: bool,
     symbols: Vec<Symbol>,
     by_native: HashMap<String, usize>,
+    /// Lowercase stream prefix (`btcusdt`) → index.
+    by_stream: HashMap<String, usize>,
     books: Vec<BookSync>,
     last_trade: Vec<u64>,
     /// Standby only: trades received before the takeover.
@@ -62,6 +99,11 @@ impl BinanceSession {
                 .iter()
                 .enumerate()
                 .map(|(i, s)| (native_symbol(s), i))
+                .collect(),
+            by_stream: shard
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (native_symbol(s).to_lowercase(), i))
                 .collect(),
             books: shard.iter().map(|_| BookSync::subscribing()).collect(),
             last_trade: vec![0; shard.len()],
@@ -97,10 +139,10 @@ impl BinanceSession {
         }
     }
 
-    fn on_depth(&mut self, index: usize, data: &str, io: &mut Io) {
+    fn on_depth(&mut self, index: usize, parsed: Result<DepthUpdate, String>, io: &mut Io) {
         let symbol = self.symbols[index].clone();
         io.touch(&symbol);
-        let update = match DepthUpdate::parse(data) {
+        let update = match parsed {
             Ok(update) => update,
             Err(reason) => {
                 io.invalid(Some(symbol), reason);
@@ -138,10 +180,15 @@ impl BinanceSession {
         }
     }
 
-    fn on_trade(&mut self, index: usize, data: &str, io: &mut Io) {
+    fn on_trade(
+        &mut self,
+        index: usize,
+        parsed: Result<(String, u64, Trade), String>,
+        io: &mut Io,
+    ) {
         let symbol = self.symbols[index].clone();
         io.touch(&symbol);
-        match parse_trade(data, io.recv_ts) {
+        match parsed {
             Ok((_, id, trade)) if self.standby => {
                 let held = &mut self.held_trades[index];
                 if held.len() < MAX_BUFFERED {
@@ -204,6 +251,36 @@ impl BinanceSession {
         }
     }
 
+    /// Market data in one JSON pass (the hot path). Anything else — acks, errors, shutdown
+    /// notices, malformed data — falls through to the general path, which reports precisely.
+    fn fast_path(&mut self, text: &str, io: &mut Io) -> bool {
+        let Ok(Combined { stream, data: d }) = serde_json::from_str::<Combined>(text) else {
+            return false;
+        };
+        let (native, kind) = stream.split_once('@').unwrap_or((stream, ""));
+        let Some(&index) = self.by_stream.get(native) else {
+            return false;
+        };
+        match (kind, d.e) {
+            ("depth@100ms" | "depth", "depthUpdate") => {
+                let (Some(first), Some(last)) = (d.first, d.last) else {
+                    return false;
+                };
+                let parsed = DepthUpdate::build(d.s, first, last, &d.b, &d.a, d.event_time);
+                self.on_depth(index, parsed, io);
+            }
+            ("trade", "trade") => {
+                let (Some(id), Some(p), Some(q), Some(t), Some(m)) = (d.t, d.p, d.q, d.time, d.m)
+                else {
+                    return false;
+                };
+                self.on_trade(index, build_trade(d.s, id, p, q, t, m, io.recv_ts), io);
+            }
+            _ => return false,
+        }
+        true
+    }
+
     fn index_of(&self, symbol: &Symbol) -> Option<usize> {
         self.symbols.iter().position(|s| s == symbol)
     }
@@ -217,6 +294,9 @@ impl Session for BinanceSession {
     }
 
     fn on_text(&mut self, text: &str, io: &mut Io) {
+        if self.fast_path(text, io) {
+            return;
+        }
         let incoming: Incoming = match serde_json::from_str(text) {
             Ok(incoming) => incoming,
             Err(error) => {
@@ -228,22 +308,26 @@ impl Session for BinanceSession {
         };
         if let (Some(stream), Some(data)) = (incoming.stream, incoming.data) {
             let (native, kind) = stream.split_once('@').unwrap_or((stream, ""));
-            let shutdown = native == "!serverShutdown"
-                || serde_json::from_str::<EventType>(data.get())
-                    .is_ok_and(|t| t.e == Some("serverShutdown"));
+            let index = self.by_stream.get(native).copied();
+            // Only a stream we did not subscribe to can be the shutdown notice (whatever name
+            // the venue gives it), so data streams are parsed once.
+            let shutdown = index.is_none()
+                && (native == "!serverShutdown"
+                    || serde_json::from_str::<EventType>(data.get())
+                        .is_ok_and(|t| t.e == Some("serverShutdown")));
             if shutdown {
                 io.rotate = Some("the venue announced serverShutdown".into());
                 return;
             }
-            let Some(&index) = self.by_native.get(&native.to_ascii_uppercase()) else {
+            let Some(index) = index else {
                 return io.invalid(
                     None,
                     format!("data for an unsubscribed stream {}", excerpt(stream)),
                 );
             };
             match kind {
-                "trade" => self.on_trade(index, data.get(), io),
-                "depth@100ms" | "depth" => self.on_depth(index, data.get(), io),
+                "trade" => self.on_trade(index, parse_trade(data.get(), io.recv_ts), io),
+                "depth@100ms" | "depth" => self.on_depth(index, DepthUpdate::parse(data.get()), io),
                 other => io.invalid(None, format!("unexpected stream kind {}", excerpt(other))),
             }
             return;

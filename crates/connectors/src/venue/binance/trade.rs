@@ -25,25 +25,46 @@ struct RawTrade<'a> {
 /// `m`: buyer is maker → the taker sold.
 pub fn parse_trade(data: &str, recv_ts: Timestamp) -> Result<(String, u64, Trade), String> {
     let raw: RawTrade = serde_json::from_str(data).map_err(|e| format!("trade: {e}"))?;
-    let price = decimal("trade price", raw.price)?;
-    let size = decimal("trade qty", raw.qty)?;
+    build_trade(
+        raw.symbol,
+        raw.id,
+        raw.price,
+        raw.qty,
+        raw.time,
+        raw.buyer_is_maker,
+        recv_ts,
+    )
+}
+
+/// Validates and converts the fields of a `trade` event.
+pub(crate) fn build_trade(
+    symbol: &str,
+    id: u64,
+    price: &str,
+    qty: &str,
+    time: i64,
+    buyer_is_maker: bool,
+    recv_ts: Timestamp,
+) -> Result<(String, u64, Trade), String> {
+    let price = decimal("trade price", price)?;
+    let size = decimal("trade qty", qty)?;
     if price <= model::Decimal::ZERO || size <= model::Decimal::ZERO {
-        return Err(format!("trade {}: price and qty must be positive", raw.id));
+        return Err(format!("trade {id}: price and qty must be positive"));
     }
-    let side = if raw.buyer_is_maker {
+    let side = if buyer_is_maker {
         Side::Sell
     } else {
         Side::Buy
     };
     Ok((
-        raw.symbol.to_string(),
-        raw.id,
+        symbol.to_string(),
+        id,
         Trade {
-            id: raw.id.to_string(),
+            id: id.to_string(),
             price,
             size,
             side,
-            exchange_ts: Timestamp::from_millis(raw.time),
+            exchange_ts: Timestamp::from_millis(time),
             recv_ts,
         },
     ))
