@@ -137,22 +137,22 @@ fn spec() -> VenueSpec {
     VenueSpec::new(SYMBOLS.iter().map(|s| Symbol::new(s).unwrap()).collect())
 }
 
+/// A live session, the inputs that made it live, and the snapshots it emitted.
+struct Primed {
+    session: Box<dyn connectors::conn::Session>,
+    inputs: Vec<RecordKind>,
+    events: Vec<FeedEvent>,
+}
+
 /// Opens a live session: one diff per symbol (buffered), then the REST snapshot.
-fn primed() -> (
-    Box<dyn connectors::conn::Session>,
-    Vec<(String, RecordKind)>,
-    Vec<FeedEvent>,
-) {
+fn primed() -> Primed {
     let protocol = venue::protocol("binance", spec()).unwrap();
     let symbols = spec().symbols;
     let mut session = protocol.session(&symbols);
-    let mut inputs = vec![(
-        String::new(),
-        RecordKind::Open {
-            symbols: symbols.clone(),
-            standby: false,
-        },
-    )];
+    let mut inputs = vec![RecordKind::Open {
+        symbols: symbols.clone(),
+        standby: false,
+    }];
     let mut io = Io::new(Timestamp(1));
     session.open(&mut io);
     for s in SYMBOLS {
@@ -162,21 +162,22 @@ fn primed() -> (
             native(s)
         );
         session.on_text(&first, &mut io);
-        inputs.push((String::new(), RecordKind::Ws { text: first }));
+        inputs.push(RecordKind::Ws { text: first });
     }
     for s in SYMBOLS {
         let key = format!("depth:{}", native(s));
         session.on_rest(&key, Ok(&snapshot_body()), &mut io);
-        inputs.push((
-            String::new(),
-            RecordKind::Rest {
-                key,
-                body: Some(snapshot_body()),
-                error: None,
-            },
-        ));
+        inputs.push(RecordKind::Rest {
+            key,
+            body: Some(snapshot_body()),
+            error: None,
+        });
     }
-    (session, inputs, io.events)
+    Primed {
+        session,
+        inputs,
+        events: io.events,
+    }
 }
 
 #[derive(Default)]
@@ -228,7 +229,7 @@ fn report(name: &str, messages: usize, bytes: usize, seconds: f64, books: &Books
 
 /// Parse and normalize only (no book): the connector's share of the cost.
 fn run_parse(name: &str, messages: &[String]) {
-    let (mut session, _, _) = primed();
+    let Primed { mut session, .. } = primed();
     let mut io = Io::new(Timestamp(1));
     let bytes: usize = messages.iter().map(String::len).sum();
     let mut books = Books::default();
@@ -248,7 +249,11 @@ fn run_parse(name: &str, messages: &[String]) {
 }
 
 fn run(name: &str, messages: &[String]) {
-    let (mut session, _, snapshots) = primed();
+    let Primed {
+        mut session,
+        events: snapshots,
+        ..
+    } = primed();
     let mut books = Books::default();
     for e in snapshots {
         books.apply(e);
@@ -290,8 +295,7 @@ fn run_replay(messages: &[String]) {
         out.write_all(b"\n").unwrap();
     };
     line(0, 0, RecordKind::venue(&spec()));
-    let (_, inputs, _) = primed();
-    for (_, kind) in inputs {
+    for kind in primed().inputs {
         line(1, 1, kind);
     }
     for (i, m) in messages.iter().enumerate() {

@@ -222,7 +222,8 @@ mod tests {
     #[test]
     fn defaults_are_valid_and_bad_values_name_their_key() {
         FeedSettings::default().validate("feed").unwrap();
-        let cases: [(fn(&mut FeedSettings), &str); 5] = [
+        type Change = fn(&mut FeedSettings);
+        let cases: [(Change, &str); 5] = [
             (|f| f.backoff_base_ms = 0, "feed.backoff_base_ms"),
             (|f| f.backoff_cap_ms = 10, "feed.backoff_cap_ms"),
             (|f| f.max_streams_per_connection = 2000, "feed.max_streams"),

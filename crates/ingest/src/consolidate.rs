@@ -46,13 +46,16 @@ pub fn default_groups(venues: &[(Venue, Vec<Symbol>)]) -> Vec<Group> {
         .collect()
 }
 
+/// Bids and asks of a consolidated book, keyed by price.
+type Sides = (BTreeMap<Decimal, Level>, BTreeMap<Decimal, Level>);
+
 #[derive(Debug)]
 struct GroupState {
     group: Group,
     book: Arc<ChannelHandle>,
     ticker: Arc<ChannelHandle>,
     /// What the consolidated book channel holds (None: nothing live was published).
-    published: Option<(BTreeMap<Decimal, Level>, BTreeMap<Decimal, Level>)>,
+    published: Option<Sides>,
     seq: u64,
     last_ticker: Option<Ticker>,
 }
@@ -228,10 +231,7 @@ fn diff(old: &BTreeMap<Decimal, Level>, new: &BTreeMap<Decimal, Level>) -> Vec<L
 
 /// The consolidated ticker: best bid/ask of the merged book, the most recent last price,
 /// summed 24 h volume, widest 24 h range.
-fn merge_tickers(
-    tickers: &[Ticker],
-    book: Option<&(BTreeMap<Decimal, Level>, BTreeMap<Decimal, Level>)>,
-) -> Ticker {
+fn merge_tickers(tickers: &[Ticker], book: Option<&Sides>) -> Ticker {
     let mut merged = Ticker::default();
     if let Some((bids, asks)) = book {
         if let Some(best) = bids.values().next_back() {

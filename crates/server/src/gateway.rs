@@ -210,17 +210,20 @@ impl Gateway {
     }
 }
 
+/// A connector and the checksum algorithm that verifies its books.
+type VenueConnector = (Box<dyn Connector>, ChecksumAlgo);
+
 /// One connector (and the checksum algorithm of its books) per configured venue; a `replay`
 /// venue yields one per venue recorded in its capture.
 fn build_connectors(
     config: &Config,
     recorder: Option<Recorder>,
-) -> Result<Vec<(Box<dyn Connector>, ChecksumAlgo)>, ServerError> {
+) -> Result<Vec<VenueConnector>, ServerError> {
     let venue_error = |venue: &str| {
         let venue = venue.to_string();
         move |source| ServerError::Venue { venue, source }
     };
-    let mut out: Vec<(Box<dyn Connector>, ChecksumAlgo)> = Vec::new();
+    let mut out: Vec<VenueConnector> = Vec::new();
     for (index, venue) in config.venues.iter().enumerate() {
         match venue.name.as_str() {
             "sim" => {
