@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+pub use crate::consolidated::{ConsolidatedConfig, GroupConfig};
+
 /// The commented default configuration, as printed by `tickgate config default`.
 pub const DEFAULT_CONFIG_TOML: &str = include_str!("default_config.toml");
 
@@ -48,94 +50,6 @@ pub struct Config {
     pub log: LogConfig,
     pub consolidated: ConsolidatedConfig,
     pub venues: Vec<VenueConfig>,
-}
-
-/// `[consolidated]`: the cross-venue `book:all:SYM` and `ticker:all:SYM` channels.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ConsolidatedConfig {
-    pub enabled: bool,
-    /// Levels per side of a consolidated book.
-    pub depth: usize,
-    /// How often consolidated channels are recomputed, ms.
-    pub interval_ms: u64,
-    /// Explicit groups. By default each symbol merges only the venues serving exactly that
-    /// symbol (USD and USDT apart); a group here replaces the default one of its symbol.
-    pub groups: Vec<GroupConfig>,
-}
-
-/// `[[consolidated.groups]]`: `symbol = "BTC-USD"`, `members = ["coinbase:BTC-USD",
-/// "binance:BTC-USDT"]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GroupConfig {
-    pub symbol: String,
-    pub members: Vec<String>,
-}
-
-impl Default for ConsolidatedConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            depth: 50,
-            interval_ms: 100,
-            groups: Vec::new(),
-        }
-    }
-}
-
-impl Config {
-    /// The consolidated groups: defaults for every configured symbol, replaced by explicit
-    /// groups of the same symbol. Errors name the key.
-    pub fn consolidated_groups(&self) -> Result<Vec<ingest::consolidate::Group>, ConfigError> {
-        use ingest::consolidate::{Group, default_groups};
-        let mut served = Vec::new();
-        for (i, venue) in self.venues.iter().enumerate() {
-            if venue.name == "replay" {
-                continue;
-            }
-            let name = model::Venue::new(&venue.name)
-                .map_err(|e| ConfigError::new(format!("venues[{i}].name"), e.to_string()))?;
-            served.push((name, venue.parsed_symbols(i)?));
-        }
-        let mut groups = default_groups(&served);
-        for (g, group) in self.consolidated.groups.iter().enumerate() {
-            let key = format!("consolidated.groups[{g}]");
-            let symbol = Symbol::new(&group.symbol)
-                .map_err(|e| ConfigError::new(format!("{key}.symbol"), e.to_string()))?;
-            let mut members = Vec::new();
-            for member in &group.members {
-                let parsed = member
-                    .split_once(':')
-                    .and_then(|(v, s)| Some((model::Venue::new(v).ok()?, Symbol::new(s).ok()?)));
-                let Some((venue, sym)) = parsed else {
-                    return Err(ConfigError::new(
-                        format!("{key}.members"),
-                        format!("{member:?} is not venue:SYMBOL, e.g. binance:BTC-USDT"),
-                    ));
-                };
-                if !served
-                    .iter()
-                    .any(|(v, syms)| *v == venue && syms.contains(&sym))
-                {
-                    return Err(ConfigError::new(
-                        format!("{key}.members"),
-                        format!("{member} is not served by any configured venue"),
-                    ));
-                }
-                members.push((venue, sym));
-            }
-            if members.is_empty() {
-                return Err(ConfigError::new(
-                    format!("{key}.members"),
-                    "at least one member is required",
-                ));
-            }
-            groups.retain(|existing| existing.symbol != symbol);
-            groups.push(Group { symbol, members });
-        }
-        Ok(groups)
-    }
 }
 
 impl Default for Config {
@@ -654,6 +568,40 @@ mod tests {
                 "[[venues]]\nname = \"sim\"\nsymbols = [\"BTC-USD\"]\n[[venues]]\nname = \"sim\"\nsymbols = [\"ETH-USD\"]",
                 "venues[1].name",
             ),
+            (
+                "[[venues]]\nname = \"binance\"\nsymbols = [\"BTC-USDT\"]\nws_url = \"http://x\"",
+                "venues[0].ws_url",
+            ),
+            (
+                "[[venues]]\nname = \"kraken\"\nsymbols = [\"BTC-USD\"]\n[venues.feed]\nbackoff_base_ms = 0",
+                "venues[0].feed.backoff_base_ms",
+            ),
+            (
+                "[[venues]]\nname = \"coinbase\"\nsymbols = [\"BTC-USD\"]\n[venues.feed]\nbogus = 1",
+                "venues",
+            ),
+            ("[[venues]]\nname = \"replay\"", "venues[0].path"),
+            (
+                "[[venues]]\nname = \"replay\"\npath = \"c.gz\"\nspeed = \"fast\"",
+                "venues[0].speed",
+            ),
+            (
+                "[[venues]]\nname = \"replay\"\npath = \"c.gz\"\nspeed = -2.0",
+                "venues[0].speed",
+            ),
+            (
+                "[[venues]]\nname = \"sim\"\nsymbols = [\"BTC-USD\"]\npath = \"c.gz\"",
+                "venues[0].path",
+            ),
+            (
+                "[[consolidated.groups]]\nsymbol = \"BTC-USD\"\nmembers = [\"kraken:BTC-USD\"]",
+                "consolidated.groups[0].members",
+            ),
+            (
+                "[[consolidated.groups]]\nsymbol = \"BTC-USD\"\nmembers = [\"BTCUSD\"]",
+                "consolidated.groups[0].members",
+            ),
+            ("[consolidated]\ndepth = 0", "consolidated.depth"),
         ];
         for (text, key) in cases {
             let error = Config::from_toml(text).expect_err(text);
@@ -665,6 +613,45 @@ mod tests {
             );
             assert!(error.to_string().contains(&error.key));
         }
+    }
+
+    #[test]
+    fn real_venues_and_consolidated_groups_parse() {
+        let text = r#"
+            [[venues]]
+            name = "binance"
+            symbols = ["BTC-USDT"]
+            ws_url = "ws://127.0.0.1:9"
+            [venues.feed]
+            max_streams_per_connection = 200
+            [[venues]]
+            name = "coinbase"
+            symbols = ["BTC-USD"]
+            [[consolidated.groups]]
+            symbol = "BTC-USD"
+            members = ["coinbase:BTC-USD", "binance:BTC-USDT"]
+        "#;
+        let config = Config::from_toml(text).unwrap();
+        let spec = config.venues[0].venue_spec(0).unwrap();
+        assert_eq!(spec.feed.max_streams_per_connection, 200);
+        let groups = config.consolidated_groups().unwrap();
+        let btc_usd = groups
+            .iter()
+            .find(|g| g.symbol.as_str() == "BTC-USD")
+            .unwrap();
+        assert_eq!(
+            btc_usd.members.len(),
+            2,
+            "the explicit group merges USD and USDT"
+        );
+        assert!(
+            groups.iter().any(|g| g.symbol.as_str() == "BTC-USDT"),
+            "defaults stay"
+        );
+        let replay =
+            Config::from_toml("[[venues]]\nname = \"replay\"\npath = \"c.gz\"\nspeed = \"max\"")
+                .unwrap();
+        assert_eq!(replay.venues[0].replay_speed(0).unwrap(), None);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! # Layout
 //!
 //! - [`config`]: the typed configuration tree (defaults, file, environment, validation).
+//! - [`consolidated`]: `[consolidated]` settings and the groups behind `book:all:…`.
 //! - [`gateway`]: [`Gateway`]: starts venues and the listener; graceful shutdown.
 //! - `ws`: the WebSocket API (`/v1/ws`): sessions, fan-out batching, slow-consumer policy.
 //! - [`rest`]: the REST API (`/v1/instruments`, `/v1/ticker`, `/v1/book`, `/v1/candles`,
@@ -15,6 +16,7 @@
 //! any client.
 
 pub mod config;
+pub mod consolidated;
 pub mod gateway;
 pub mod metrics;
 pub mod rest;

@@ -3,7 +3,8 @@
 
 use super::backoff::{Backoff, Rng};
 use super::input;
-use super::link::{Link, LinkEnd};
+use super::link::{Link, LinkEnd, StandbyEvent, standby_event};
+use super::outflow::Outflow;
 use super::protocol::{Io, Protocol};
 use super::record::{RecordKind, Recorder};
 use super::rest::RestClient;
@@ -13,17 +14,13 @@ use super::ws;
 use crate::{Command, ConnectionState, ConnectorError, FeedBatch, FeedEvent};
 use futures_util::StreamExt;
 use model::{Symbol, Timestamp};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-
-/// Batches a shard keeps for ingest while ingest is busy. Beyond this the shard drops its
-/// backlog and rebuilds its books rather than stop reading the socket or grow memory.
-pub(crate) const MAX_PENDING_BATCHES: usize = 256;
 
 /// How long a standby connection may take to catch up before the rotation is abandoned.
 const ROTATION_DEADLINE: Duration = Duration::from_secs(60);
@@ -45,43 +42,6 @@ pub(crate) struct Shard {
     pub seed: u64,
     /// Connection id of the active link (for capture records).
     pub active_conn: u64,
-}
-
-/// Events waiting for room in the ingest channel.
-#[derive(Debug, Default)]
-pub(crate) struct Outflow {
-    pending: VecDeque<FeedBatch>,
-}
-
-impl Outflow {
-    /// Queues a batch and sends what fits without waiting. Returns false when the backlog
-    /// overflowed and was dropped: the caller must rebuild its books.
-    fn push(
-        &mut self,
-        events: &mpsc::Sender<FeedBatch>,
-        batch: FeedBatch,
-    ) -> Result<bool, ConnectorError> {
-        if !batch.is_empty() {
-            self.pending.push_back(batch);
-        }
-        while let Some(front) = self.pending.pop_front() {
-            match events.try_send(front) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(batch)) => {
-                    self.pending.push_front(batch);
-                    break;
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => {
-                    return Err(ConnectorError::SinkClosed);
-                }
-            }
-        }
-        if self.pending.len() > MAX_PENDING_BATCHES {
-            self.pending.clear();
-            return Ok(false);
-        }
-        Ok(true)
-    }
 }
 
 impl Shard {
@@ -247,8 +207,20 @@ impl Shard {
             seen,
             reconnect,
             rotate,
+            gaps,
+            checksum_failures,
             ..
         } = io;
+        if gaps > 0 {
+            self.stats
+                .gaps
+                .fetch_add(gaps, std::sync::atomic::Ordering::Relaxed);
+        }
+        if checksum_failures > 0 {
+            self.stats
+                .checksum_failures
+                .fetch_add(checksum_failures, std::sync::atomic::Ordering::Relaxed);
+        }
         link.outq.extend(send);
         for request in rest {
             link.spawn_rest(&self.rest, request, &self.stats);
@@ -496,23 +468,6 @@ impl Shard {
             link.resubscribed.insert(symbol.clone(), now);
         }
         Ok(stale)
-    }
-}
-
-/// Something happened on the standby connection of a make-before-break rotation.
-enum StandbyEvent {
-    Frame(Result<Option<String>, String>),
-    Sent(Result<(), String>),
-}
-
-async fn standby_event(standby: &mut Option<Link>) -> StandbyEvent {
-    let Some(link) = standby else {
-        return std::future::pending().await;
-    };
-    let can_send = !link.outq.is_empty();
-    tokio::select! {
-        item = link.stream.next() => StandbyEvent::Frame(link.classify(item)),
-        () = tokio::time::sleep_until(link.next_send), if can_send => StandbyEvent::Sent(link.send_next().await),
     }
 }
 

@@ -152,3 +152,20 @@ impl Link {
         tokio::spawn(self.close());
     }
 }
+
+/// Something happened on the standby connection of a make-before-break rotation.
+pub(crate) enum StandbyEvent {
+    Frame(Result<Option<String>, String>),
+    Sent(Result<(), String>),
+}
+
+pub(crate) async fn standby_event(standby: &mut Option<Link>) -> StandbyEvent {
+    let Some(link) = standby else {
+        return std::future::pending().await;
+    };
+    let can_send = !link.outq.is_empty();
+    tokio::select! {
+        item = link.stream.next() => StandbyEvent::Frame(link.classify(item)),
+        () = tokio::time::sleep_until(link.next_send), if can_send => StandbyEvent::Sent(link.send_next().await),
+    }
+}

@@ -17,6 +17,7 @@ pub mod connector;
 mod driver;
 pub(crate) mod input;
 mod link;
+mod outflow;
 pub mod protocol;
 pub mod record;
 pub mod rest;

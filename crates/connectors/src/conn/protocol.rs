@@ -35,6 +35,8 @@ pub struct Io {
     pub seen: Vec<Symbol>,
     /// Venue sequence gaps the session detected (counted in the link metrics).
     pub gaps: u64,
+    /// Venue checksums that did not match the session's book (counted in the link metrics).
+    pub checksum_failures: u64,
     /// Replace the connection now (fatal protocol error, ack timeout), with the reason.
     pub reconnect: Option<String>,
     /// Replace the connection make-before-break (the venue announced it will close it).

@@ -23,6 +23,8 @@ pub struct LinkStats {
     pub stale_resubscribes: AtomicU64,
     /// Venue sequence gaps the connector itself detected (Coinbase `sequence_num`).
     pub gaps: AtomicU64,
+    /// Venue checksums that did not match (Kraken), each followed by a resubscription.
+    pub checksum_failures: AtomicU64,
     /// Times ingest could not keep up and the connector dropped its backlog (books rebuilt).
     pub overflows: AtomicU64,
     /// Frames that did not parse or broke the venue's rules.
@@ -47,6 +49,7 @@ impl LinkStats {
             rotations: z(),
             stale_resubscribes: z(),
             gaps: z(),
+            checksum_failures: z(),
             overflows: z(),
             parse_errors: z(),
             rest_failures: z(),
@@ -68,7 +71,7 @@ impl LinkStats {
     }
 
     /// `(name, help, value)` for each counter, for rendering.
-    pub fn counters(&self) -> [(&'static str, &'static str, u64); 13] {
+    pub fn counters(&self) -> [(&'static str, &'static str, u64); 14] {
         let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
         [
             (
@@ -102,6 +105,11 @@ impl LinkStats {
                 "gaps",
                 "Venue sequence gaps detected by the connector.",
                 l(&self.gaps),
+            ),
+            (
+                "checksum_failures",
+                "Venue book checksums that did not match.",
+                l(&self.checksum_failures),
             ),
             (
                 "overflows",

@@ -137,6 +137,7 @@ impl KrakenSession {
             };
             let computed = book.mirror.checksum();
             if computed != entry.checksum {
+                io.checksum_failures += 1;
                 io.invalid(
                     Some(symbol),
                     format!(
