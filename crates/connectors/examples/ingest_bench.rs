@@ -282,8 +282,9 @@ fn run_replay(messages: &[String]) {
     let path = std::env::temp_dir().join(format!("tickgate-bench-{}.jsonl.gz", std::process::id()));
     // Written directly (the live recorder drops records rather than block a connection).
     let file = std::fs::File::create(&path).unwrap();
-    let mut out =
+    let gzip =
         flate2::write::GzEncoder::new(std::io::BufWriter::new(file), flate2::Compression::fast());
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, gzip);
     let mut line = |c: u64, t: i64, kind: RecordKind| {
         let record = connectors::conn::record::CaptureRecord {
             t,
@@ -301,7 +302,13 @@ fn run_replay(messages: &[String]) {
     for (i, m) in messages.iter().enumerate() {
         line(1, 2 + i as i64, RecordKind::Ws { text: m.clone() });
     }
-    out.finish().unwrap().flush().unwrap();
+    out.into_inner()
+        .ok()
+        .unwrap()
+        .finish()
+        .unwrap()
+        .flush()
+        .unwrap();
     let (lines, dropped) = (messages.len() as u64 + 17, 0);
     let size = std::fs::metadata(&path).map_or(0, |m| m.len());
     let start = Instant::now();

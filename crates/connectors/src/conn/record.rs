@@ -119,14 +119,18 @@ impl Recorder {
         let thread = std::thread::Builder::new()
             .name("tickgate-record".into())
             .spawn(move || {
-                let mut out = GzEncoder::new(BufWriter::new(file), Compression::fast());
+                // Buffer in front of the compressor: serde writes many tiny pieces, and feeding
+                // them to deflate one by one costs far more than the compression itself.
+                let gzip = GzEncoder::new(BufWriter::new(file), Compression::fast());
+                let mut out = BufWriter::with_capacity(1 << 16, gzip);
                 let mut lines = 0u64;
                 while let Some(record) = rx.blocking_recv() {
                     serde_json::to_writer(&mut out, &record)?;
                     out.write_all(b"\n")?;
                     lines += 1;
                 }
-                out.finish()?.flush()?;
+                let gzip = out.into_inner().map_err(|e| e.into_error())?;
+                gzip.finish()?.flush()?;
                 Ok(lines)
             })?;
         let dropped = Arc::new(AtomicU64::new(0));
