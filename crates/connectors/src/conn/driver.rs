@@ -279,6 +279,8 @@ impl Shard {
         let mut standby: Option<Link> = None;
         let mut dialing: Option<JoinHandle<Result<ws::VenueSocket, String>>> = None;
         let mut rotation_started: Option<Instant> = None;
+        // After a failed rotation attempt, the next one waits until then.
+        let mut rotation_retry_at: Option<Instant> = None;
         loop {
             let syncing = link.session.syncing();
             if syncing != reported_syncing && (syncing == 0) != (reported_syncing == 0) {
@@ -292,7 +294,13 @@ impl Shard {
             reported_syncing = syncing;
             let rotate_due = link.rotate_requested.is_some()
                 || rotate_after.is_some_and(|after| link.opened.elapsed() >= after);
-            if rotate_due && standby.is_none() && dialing.is_none() && rotation_started.is_none() {
+            let retry_ok = rotation_retry_at.is_none_or(|at| Instant::now() >= at);
+            if rotate_due
+                && retry_ok
+                && standby.is_none()
+                && dialing.is_none()
+                && rotation_started.is_none()
+            {
                 let reason = link
                     .rotate_requested
                     .clone()
@@ -355,6 +363,7 @@ impl Shard {
                                 old.close_in_background();
                                 LinkStats::bump(&self.stats.rotations);
                                 rotation_started = None;
+                                rotation_retry_at = None;
                                 tracing::info!(venue = %self.protocol.venue(), shard = self.index, "switched to the replacement connection");
                                 continue;
                             }
@@ -408,9 +417,11 @@ impl Shard {
                     if link.last_frame.elapsed() >= silence {
                         return Ok(LinkEnd::Reconnect(format!("no frame for {} s", silence.as_secs())));
                     }
+                    // The replacement failed to connect or to catch up in time: drop it and
+                    // try again later (or, if the venue is closing this connection, reconnect).
                     if let Some(started) = rotation_started
                         && started.elapsed() >= ROTATION_DEADLINE
-                        && standby.is_some()
+                        && dialing.is_none()
                     {
                         tracing::warn!(venue = %self.protocol.venue(), shard = self.index, "replacement connection did not catch up in time; abandoning it");
                         if let Some(next) = standby.take() {
@@ -419,8 +430,8 @@ impl Shard {
                         if link.rotate_requested.is_some() {
                             return Ok(LinkEnd::Reconnect("venue is closing the connection and the replacement did not catch up".into()));
                         }
-                        link.opened = Instant::now();
                         rotation_started = None;
+                        rotation_retry_at = Some(Instant::now() + ROTATION_DEADLINE);
                     }
                     let io = self.input(&mut link, RecordKind::Tick);
                     if let Some(reason) = self.absorb(&mut link, io, out)? {
