@@ -9,4 +9,5 @@ mod errors;
 mod lifecycle;
 mod rest;
 mod slow_consumer;
+mod venue_config;
 mod venues;
