@@ -55,14 +55,36 @@ async fn drive(
     }
 }
 
-/// Waits until the connector's book of `symbol` equals the mock's truth (market paused).
+/// Waits until the connector's book of `symbol` equals the mock's truth. The market stays
+/// paused while the book is live; while it is being rebuilt the market moves (Binance's
+/// algorithm needs a diff before it fetches the snapshot).
 async fn converged(mock: &MockBinance, h: &Harness, symbol: &str) {
-    let (_, truth) = mock.truth(symbol);
-    let expected = truth.top(1000);
-    h.wait(10, &format!("{symbol} equal to the ground truth"), |s| {
-        s.top(symbol, 1000).as_ref() == Some(&expected)
-    })
-    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let expected = mock.truth(symbol).1.top(1000);
+        let (live, equal) = h.with(|s| {
+            (
+                s.live(symbol),
+                s.top(symbol, 1000).as_ref() == Some(&expected),
+            )
+        });
+        if equal {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{symbol} never equal to the ground truth; {:?}",
+            h.with(|s| (
+                s.snapshots.clone(),
+                s.book_errors.clone(),
+                s.statuses.clone()
+            ))
+        );
+        if !live {
+            mock.step(1);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 async fn live_and_converged(mock: &MockBinance, h: &Harness) {

@@ -69,6 +69,14 @@ async fn books_stay_equal_to_the_truncated_truth_with_every_checksum_verified() 
     for symbol in SYMBOLS {
         converged(&mock, &h, symbol).await;
     }
+    // The trade subscription goes out after the book's (frames are paced).
+    drive(&mock, &h, "trades", |s| {
+        s.trades.contains_key(&sym("ETH-USD"))
+    })
+    .await;
+    for symbol in SYMBOLS {
+        converged(&mock, &h, symbol).await;
+    }
     h.with(|s| {
         assert!(
             s.book_errors.is_empty() && s.invalid.is_empty(),
