@@ -36,6 +36,7 @@ pub struct OrderBook {
     state: BookState,
     algo: ChecksumAlgo,
     max_depth: Option<usize>,
+    allow_crossed: bool,
 }
 
 impl OrderBook {
@@ -48,7 +49,16 @@ impl OrderBook {
             state: BookState::AwaitingSnapshot,
             algo,
             max_depth: None,
+            allow_crossed: false,
         }
+    }
+
+    /// Accepts a best bid at or above the best ask. Only for books that merge several venues
+    /// (a consolidated book legitimately crosses when venues disagree); a single venue's
+    /// crossed book is always an error.
+    pub fn allow_crossed(mut self) -> Self {
+        self.allow_crossed = true;
+        self
     }
 
     /// Keeps at most `depth` levels per side, dropping the worst after every snapshot and delta
@@ -190,7 +200,7 @@ impl OrderBook {
     /// Checks a book that has just changed: not crossed, and matching the venue's checksum.
     fn verify(&self, published: Option<u32>) -> Result<(), BookError> {
         match (self.bids.best(), self.asks.best()) {
-            (Some(bid), Some(ask)) if bid.price >= ask.price => {
+            (Some(bid), Some(ask)) if bid.price >= ask.price && !self.allow_crossed => {
                 return Err(BookError::Crossed {
                     bid: bid.price,
                     ask: ask.price,

@@ -32,6 +32,8 @@ pub enum ChecksumAlgo {
     None,
     /// The venue's field is a [`tickgate_checksum`] (the simulator and tickgate upstreams).
     Tickgate,
+    /// Kraken WebSocket v2 `book`: [`kraken_checksum`].
+    Kraken,
 }
 
 impl ChecksumAlgo {
@@ -45,6 +47,7 @@ impl ChecksumAlgo {
         match self {
             Self::None => None,
             Self::Tickgate => Some(tickgate_checksum(bids, asks)),
+            Self::Kraken => Some(kraken_checksum(bids, asks)),
         }
     }
 }
@@ -78,6 +81,38 @@ pub fn tickgate_checksum<'a>(
     crc32fast::hash(&text)
 }
 
+/// Kraken's WebSocket v2 book checksum (docs.kraken.com, "Book checksum (WebSocket v2)").
+///
+/// CRC-32 (IEEE) of the top [`CHECKSUM_DEPTH`] asks (lowest first) followed by the top
+/// [`CHECKSUM_DEPTH`] bids (highest first), each level written as its price then its quantity,
+/// each with the `.` removed and leading zeros stripped (`"45285.2"` → `"452852"`,
+/// `"0.00100000"` → `"100000"`). The strings are the venue's exact decimals: the levels must keep
+/// the scale Kraken sent (trailing zeros included), which [`model::Decimal`] does.
+pub fn kraken_checksum<'a>(
+    bids: impl IntoIterator<Item = &'a Level>,
+    asks: impl IntoIterator<Item = &'a Level>,
+) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    let (mut text, mut digits) = (Vec::with_capacity(48), Vec::with_capacity(48));
+    let mut feed = |level: &Level| {
+        for value in [&level.price, &level.size] {
+            text.clear();
+            digits.clear();
+            write_decimal(&mut text, value);
+            // Drop the point, then the leading zeros.
+            digits.extend(text.iter().copied().filter(|b| *b != b'.'));
+            let first = digits
+                .iter()
+                .position(|b| *b != b'0')
+                .unwrap_or(digits.len());
+            hasher.update(&digits[first..]);
+        }
+    };
+    asks.into_iter().take(CHECKSUM_DEPTH).for_each(&mut feed);
+    bids.into_iter().take(CHECKSUM_DEPTH).for_each(&mut feed);
+    hasher.finalize()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,6 +141,44 @@ mod tests {
             tickgate_checksum(&bids, &asks),
             tickgate_checksum(&bids[..10], &asks[..10])
         );
+    }
+
+    /// Kraken's documented worked example (book-checksum-v2): this book has checksum 3310070434.
+    #[test]
+    fn kraken_matches_the_documented_example() {
+        let bids = [
+            lv("45283.5", "0.10000000"),
+            lv("45283.4", "1.54582015"),
+            lv("45282.1", "0.10000000"),
+            lv("45281.0", "0.10000000"),
+            lv("45280.3", "1.54592586"),
+            lv("45279.0", "0.07990000"),
+            lv("45277.6", "0.03310103"),
+            lv("45277.5", "0.30000000"),
+            lv("45277.3", "1.54602737"),
+            lv("45276.6", "0.15445238"),
+        ];
+        let asks = [
+            lv("45285.2", "0.00100000"),
+            lv("45286.4", "1.54571953"),
+            lv("45286.6", "1.54571109"),
+            lv("45289.6", "1.54560911"),
+            lv("45290.2", "0.15890660"),
+            lv("45291.8", "1.54553491"),
+            lv("45294.7", "0.04454749"),
+            lv("45296.1", "0.35380000"),
+            lv("45297.5", "0.09945542"),
+            lv("45299.5", "0.18772827"),
+        ];
+        assert_eq!(kraken_checksum(&bids, &asks), 3_310_070_434);
+        assert_eq!(
+            ChecksumAlgo::Kraken.compute(&bids, &asks),
+            Some(3_310_070_434)
+        );
+        // A dropped trailing zero is a different book to Kraken.
+        let mut trimmed = bids;
+        trimmed[0] = lv("45283.5", "0.1");
+        assert_ne!(kraken_checksum(&trimmed, &asks), 3_310_070_434);
     }
 
     #[test]

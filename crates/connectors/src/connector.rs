@@ -38,6 +38,11 @@ pub trait Connector: Send + 'static {
     /// config). Venue metadata fetched later arrives as `FeedEvent::Instruments`.
     fn instruments(&self) -> Vec<Instrument>;
 
+    /// Link counters (frames, reconnects, gaps, …) for `/metrics`, if the connector keeps any.
+    fn link_stats(&self) -> Option<std::sync::Arc<crate::conn::stats::LinkStats>> {
+        None
+    }
+
     /// Runs the feed until shutdown. Reconnects by itself; returns an error only for failures
     /// that retrying cannot fix (see [`ConnectorError::is_terminal`]).
     fn run(

@@ -27,6 +27,14 @@ pub enum FeedEvent {
         symbol: Option<Symbol>,
         reason: String,
     },
+    /// The connector knows `symbol`'s book is no longer in sync (its connection dropped, it is
+    /// being resubscribed) and is already rebuilding it: ingest marks the book stale (its
+    /// subscribers get a resync notice) and waits for the snapshot that follows. No
+    /// [`Command::Resync`] is needed.
+    Unsynced {
+        symbol: Symbol,
+        reason: String,
+    },
     /// The connection's state changed.
     Status {
         state: ConnectionState,

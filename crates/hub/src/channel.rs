@@ -23,6 +23,8 @@ pub enum CacheMode {
     Latest,
     /// The live order book, verified with the given venue checksum algorithm.
     Book(ChecksumAlgo),
+    /// A book merged from several venues (`book:all:…`): like `Book`, but it may cross.
+    MergedBook,
 }
 
 /// A consistent read of a book channel: the levels are exactly the state after frame `seq`.
@@ -106,8 +108,12 @@ impl ChannelHandle {
         let cache = match mode {
             CacheMode::None => Cache::None,
             CacheMode::Latest => Cache::Latest(None),
-            CacheMode::Book(algo) => Cache::Book(Box::new(BookState {
-                book: OrderBook::new(algo),
+            CacheMode::Book(_) | CacheMode::MergedBook => Cache::Book(Box::new(BookState {
+                book: match mode {
+                    CacheMode::MergedBook => OrderBook::new(ChecksumAlgo::None).allow_crossed(),
+                    CacheMode::Book(algo) => OrderBook::new(algo),
+                    _ => OrderBook::new(ChecksumAlgo::None),
+                },
                 was_live: false,
                 stale_notice: None,
                 ts: 0,

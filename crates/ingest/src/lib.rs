@@ -6,6 +6,7 @@
 //! - [`pipeline`]: [`VenueIngest`], one task per venue: applies book events through the hub's
 //!   book channels (which validate them), asks the connector to resync one symbol when its book
 //!   breaks, and publishes trades, tickers and candles once per batch.
+//! - [`consolidate`]: the cross-venue `book:all:…` and `ticker:all:…` channels.
 //! - [`ticker`]: rolling 24 h ticker statistics over per-minute buckets.
 //! - [`candles`]: OHLCV candles for every interval, with completeness tracking.
 //! - [`market`]: [`Market`], the instruments served and their aggregates, read by REST.
@@ -15,6 +16,7 @@
 //! - [`runner`]: wires a connector and its ingest task together ([`spawn_venue`]).
 
 pub mod candles;
+pub mod consolidate;
 pub mod market;
 mod persist;
 pub mod pipeline;

@@ -227,6 +227,25 @@ impl VenueIngest {
                     self.request_snapshot(&symbol, StaleReason::InvalidLevel.as_str(), &reason);
                 }
             }
+            FeedEvent::Unsynced { symbol, reason } => {
+                let Some(inst) = self.instruments.get_mut(&symbol) else {
+                    return;
+                };
+                if !inst.resync_pending {
+                    tracing::info!(venue = %self.venue, symbol = %symbol, %reason, "book is being rebuilt by the connector");
+                    self.stats.count_resync(if reason == "disconnected" {
+                        "disconnected"
+                    } else {
+                        "requested"
+                    });
+                }
+                inst.book.book_stale(StaleReason::Requested);
+                if reason == "disconnected" || reason == "overflow" {
+                    // Trades may have been missed too.
+                    inst.entry.aggregates.lock().candles.mark_incomplete();
+                }
+                inst.resync_pending = true;
+            }
             FeedEvent::Status { state, detail } => self.on_status(state, &detail),
         }
     }
@@ -237,8 +256,10 @@ impl VenueIngest {
             for inst in self.instruments.values_mut() {
                 inst.book.book_stale(StaleReason::Requested);
                 inst.entry.aggregates.lock().candles.mark_incomplete();
+                if !inst.resync_pending {
+                    self.stats.count_resync("disconnected");
+                }
                 inst.resync_pending = true;
-                self.stats.count_resync("disconnected");
             }
         }
         if state == ConnectionState::Connected {

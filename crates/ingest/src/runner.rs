@@ -21,6 +21,8 @@ const COMMAND_QUEUE: usize = 256;
 #[derive(Debug)]
 pub struct VenueHandle {
     pub stats: Arc<VenueStats>,
+    /// The connector's link counters, if it keeps any.
+    pub link: Option<Arc<connectors::conn::stats::LinkStats>>,
     pub connector: JoinHandle<()>,
     pub ingest: JoinHandle<()>,
 }
@@ -36,6 +38,7 @@ pub fn spawn_venue(
     shutdown: CancellationToken,
 ) -> VenueHandle {
     let venue = connector.venue().clone();
+    let link = connector.link_stats();
     let stats = Arc::new(VenueStats::new(venue.clone()));
     let (event_tx, event_rx) = mpsc::channel(EVENT_QUEUE);
     let (command_tx, command_rx) = mpsc::channel(COMMAND_QUEUE);
@@ -65,6 +68,7 @@ pub fn spawn_venue(
     let ingest = tokio::spawn(ingest.run(event_rx, shutdown));
     VenueHandle {
         stats,
+        link,
         connector,
         ingest,
     }

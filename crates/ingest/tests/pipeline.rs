@@ -325,3 +325,35 @@ fn trades_and_closed_candles_reach_the_history_writer_and_open_ones_at_shutdown(
     );
     assert_eq!((candles[1].trades, candles[1].complete), (1, false));
 }
+
+#[test]
+fn unsynced_marks_one_book_stale_without_a_resync_command() {
+    let mut f = fixture();
+    f.ingest.handle_batch(vec![
+        snapshot_event("BTC-USDT", 1),
+        snapshot_event("ETH-USDT", 1),
+    ]);
+    let mut rx = f
+        .hub
+        .get(&"book:sim:BTC-USDT".parse().unwrap())
+        .unwrap()
+        .subscribe(false)
+        .rx;
+    f.ingest.handle_batch(vec![FeedEvent::Unsynced {
+        symbol: sym("BTC-USDT"),
+        reason: "disconnected".into(),
+    }]);
+    assert!(!live(&f.hub, "book:sim:BTC-USDT"));
+    assert!(
+        live(&f.hub, "book:sim:ETH-USDT"),
+        "the other book is untouched"
+    );
+    assert!(
+        f.commands.try_recv().is_err(),
+        "the connector is already rebuilding it"
+    );
+    let notice: ServerMessage = serde_json::from_str(rx.try_recv().unwrap().as_str()).unwrap();
+    assert!(matches!(notice, ServerMessage::Resync { .. }), "{notice:?}");
+    f.ingest.handle_batch(vec![snapshot_event("BTC-USDT", 5)]);
+    assert!(live(&f.hub, "book:sim:BTC-USDT"));
+}

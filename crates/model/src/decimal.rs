@@ -30,18 +30,41 @@ pub fn parse_decimal(text: &str) -> Result<Decimal, ModelError> {
     if text.len() > MAX_DECIMAL_LEN {
         return Err(invalid("too long"));
     }
-    let digits = text.strip_prefix('-').unwrap_or(text);
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
     let mut seen_dot = false;
     let mut seen_digit = false;
+    // Fast path: up to 19 digits accumulate exactly in a u64 (every venue price and size).
+    let mut mantissa: u64 = 0;
+    let mut scale: u32 = 0;
+    let mut significant = 0u32;
     for b in digits.bytes() {
         match b {
-            b'0'..=b'9' => seen_digit = true,
+            b'0'..=b'9' => {
+                seen_digit = true;
+                if significant > 0 || b != b'0' {
+                    significant += 1;
+                }
+                mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(b - b'0'));
+                if seen_dot {
+                    scale += 1;
+                }
+            }
             b'.' if !seen_dot => seen_dot = true,
             _ => return Err(invalid("only digits and one '.' are allowed")),
         }
     }
     if !seen_digit {
         return Err(invalid("no digits"));
+    }
+    if significant <= 19 && scale <= 28 {
+        let value = i128::from(mantissa);
+        let value = if negative { -value } else { value };
+        if let Ok(d) = Decimal::try_from_i128_with_scale(value, scale) {
+            return Ok(d);
+        }
     }
     Decimal::from_str_exact(text)
         .map_err(|_| invalid("out of range (more than 28 significant digits)"))
@@ -121,6 +144,33 @@ mod tests {
                 other => other,
             };
             assert_eq!(d.to_string(), expected, "round trip of {s}");
+        }
+    }
+
+    /// The fast path and rust_decimal's own parser agree, scale included.
+    #[test]
+    fn fast_path_matches_the_reference_parser() {
+        for s in [
+            "0",
+            "0.0",
+            "00.10",
+            "-0.5",
+            "123456789.123456789",
+            "9999999999999999999",
+            "0.0000000000000000000000000001",
+            "1234567890123456789.1",
+            "79228162514264337593543950335",
+            "45285.2",
+            "0.00100000",
+            "-12.340",
+        ] {
+            let fast = parse_decimal(s).unwrap();
+            let reference = Decimal::from_str_exact(s).unwrap();
+            assert_eq!(
+                (fast, fast.scale(), fast.to_string()),
+                (reference, reference.scale(), reference.to_string()),
+                "{s}"
+            );
         }
     }
 

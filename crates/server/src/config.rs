@@ -6,6 +6,7 @@
 //! [`Config::default`] (a test keeps the two in sync).
 
 pub use crate::auth_config::AuthConfig;
+use connectors::settings::{FeedSettings, VenueSpec};
 use connectors::venue::sim::{SimConfig, SimFaults};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -16,11 +17,13 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use store::HistoryConfig;
 
+pub use crate::consolidated::{ConsolidatedConfig, GroupConfig};
+
 /// The commented default configuration, as printed by `tickgate config default`.
 pub const DEFAULT_CONFIG_TOML: &str = include_str!("default_config.toml");
 
 /// Venue names this build can connect to.
-pub const SUPPORTED_VENUES: [&str; 1] = ["sim"];
+pub const SUPPORTED_VENUES: [&str; 5] = ["sim", "binance", "coinbase", "kraken", "replay"];
 
 /// A configuration value that cannot be used. `key` is the dotted path of the setting.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,7 +34,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    pub(crate) fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             key: key.into(),
             message: message.into(),
@@ -50,6 +53,8 @@ pub struct Config {
     pub log: LogConfig,
     /// `[history]`: persisted trades and candles (see `store::HistoryConfig`).
     pub history: HistoryConfig,
+    /// `[consolidated]`: cross-venue `book:all:SYM` / `ticker:all:SYM` channels.
+    pub consolidated: ConsolidatedConfig,
     pub venues: Vec<VenueConfig>,
 }
 
@@ -62,6 +67,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             log: LogConfig::default(),
             history: HistoryConfig::default(),
+            consolidated: ConsolidatedConfig::default(),
             venues: vec![VenueConfig::default()],
         }
     }
@@ -186,6 +192,22 @@ pub struct VenueConfig {
     pub rest_url: Option<String>,
     /// `[venues.sim]`: settings of the simulated market (only for `name = "sim"`).
     pub sim: SimSettings,
+    /// `[venues.feed]`: connection, recovery and limit settings of a real venue.
+    pub feed: FeedSettings,
+    /// `replay` only: the capture file written by `tickgate record`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+    /// `replay` only: `1.0` (real time), any factor such as `10`, or `"max"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub speed: Option<ReplaySpeedConfig>,
+}
+
+/// `speed` of the replay venue: a factor or `"max"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ReplaySpeedConfig {
+    Factor(f64),
+    Named(String),
 }
 
 impl Default for VenueConfig {
@@ -200,6 +222,9 @@ impl Default for VenueConfig {
             ws_url: None,
             rest_url: None,
             sim: SimSettings::default(),
+            feed: FeedSettings::default(),
+            path: None,
+            speed: None,
         }
     }
 }
@@ -233,6 +258,46 @@ impl Default for SimSettings {
 }
 
 impl VenueConfig {
+    /// The spec of a WebSocket venue (`binance`, `coinbase`, `kraken`), validated.
+    pub fn venue_spec(&self, index: usize) -> Result<VenueSpec, ConfigError> {
+        let spec = VenueSpec {
+            symbols: self.parsed_symbols(index)?,
+            ws_url: self.ws_url.clone(),
+            rest_url: self.rest_url.clone(),
+            feed: self.feed.clone(),
+        };
+        spec.validate(&format!("venues[{index}]")).map_err(|e| {
+            let text = e.to_string();
+            let key = text
+                .split_once(": ")
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                .unwrap_or("venues")
+                .to_string();
+            ConfigError::new(key, text)
+        })?;
+        Ok(spec)
+    }
+
+    /// The replay speed: `None` = as fast as possible.
+    pub fn replay_speed(&self, index: usize) -> Result<Option<f64>, ConfigError> {
+        let key = format!("venues[{index}].speed");
+        match &self.speed {
+            None => Ok(Some(1.0)),
+            Some(ReplaySpeedConfig::Named(name)) if name == "max" => Ok(None),
+            Some(ReplaySpeedConfig::Named(name)) => Err(ConfigError::new(
+                key,
+                format!("expected a number or \"max\", got {name:?}"),
+            )),
+            Some(ReplaySpeedConfig::Factor(f)) if f.is_finite() && *f > 0.0 && *f <= 1e6 => {
+                Ok(Some(*f))
+            }
+            Some(ReplaySpeedConfig::Factor(f)) => Err(ConfigError::new(
+                key,
+                format!("must be > 0 and <= 1000000, got {f}"),
+            )),
+        }
+    }
+
     /// Parsed symbols; errors name the key `venues[i].symbols`.
     pub fn parsed_symbols(&self, index: usize) -> Result<Vec<Symbol>, ConfigError> {
         let key = format!("venues[{index}].symbols");
@@ -386,6 +451,18 @@ impl Config {
         self.history
             .validate()
             .map_err(|(key, message)| ConfigError::new(key, message))?;
+        if !(1..=1000).contains(&self.consolidated.depth) {
+            return Err(ConfigError::new(
+                "consolidated.depth",
+                "must be between 1 and 1000",
+            ));
+        }
+        if !(10..=60_000).contains(&self.consolidated.interval_ms) {
+            return Err(ConfigError::new(
+                "consolidated.interval_ms",
+                "must be between 10 and 60000",
+            ));
+        }
         if self.venues.is_empty() {
             return Err(ConfigError::new("venues", "at least one venue is required"));
         }
@@ -408,10 +485,32 @@ impl Config {
                     format!("venue {:?} is listed twice", venue.name),
                 ));
             }
-            venue.parsed_symbols(i)?;
-            if venue.name == "sim" {
-                venue.sim_config(i)?;
+            match venue.name.as_str() {
+                "sim" => {
+                    venue.sim_config(i)?;
+                }
+                "replay" => {
+                    if venue.path.is_none() {
+                        return Err(ConfigError::new(
+                            format!("venues[{i}].path"),
+                            "the replay venue needs the capture file to play",
+                        ));
+                    }
+                    venue.replay_speed(i)?;
+                }
+                _ => {
+                    venue.venue_spec(i)?;
+                }
             }
+            if venue.name != "replay" && (venue.path.is_some() || venue.speed.is_some()) {
+                return Err(ConfigError::new(
+                    format!("venues[{i}].path"),
+                    "path and speed only apply to the replay venue",
+                ));
+            }
+        }
+        if self.consolidated.enabled {
+            self.consolidated_groups()?;
         }
         Ok(())
     }

@@ -12,6 +12,8 @@ use axum::routing::{MethodRouter, get, post};
 use axum::serve::ListenerExt;
 use book::ChecksumAlgo;
 use connectors::Connector;
+use connectors::conn::WsConnector;
+use connectors::conn::record::Recorder;
 use connectors::venue::sim::SimConnector;
 use hub::Hub;
 use ingest::{Market, VenueHandle, spawn_venue};
@@ -155,7 +157,7 @@ impl Gateway {
     /// Validates `config`, starts every venue, binds the listener and serves until
     /// [`Gateway::shutdown`].
     pub async fn start(config: Config) -> Result<Self, ServerError> {
-        Self::start_with_store(config, None).await
+        Self::start_with(config, None, None).await
     }
 
     /// Like [`Gateway::start`], with `store` instead of `history.db` in the data directory
@@ -164,7 +166,20 @@ impl Gateway {
         config: Config,
         store: Option<Arc<dyn HistoryStore>>,
     ) -> Result<Self, ServerError> {
+        Self::start_with(config, None, store).await
+    }
+
+    /// Like [`Gateway::start`], recording every WebSocket venue's traffic into `recorder`
+    /// (`tickgate record`; the recorder's clones are dropped when the venues stop) and/or
+    /// with `store` as the history store.
+    pub async fn start_with(
+        config: Config,
+        recorder: Option<Recorder>,
+        store: Option<Arc<dyn HistoryStore>>,
+    ) -> Result<Self, ServerError> {
         config.validate()?;
+        // rustls with ring only; idempotent (the binary installs it first thing in main).
+        connectors::conn::ws::ensure_crypto_provider();
         std::fs::create_dir_all(&config.server.data_dir).map_err(|source| {
             ServerError::DataDir {
                 path: config.server.data_dir.display().to_string(),
@@ -190,32 +205,7 @@ impl Gateway {
         })?;
 
         let mut venues = Vec::new();
-        for (index, venue) in config.venues.iter().enumerate() {
-            let (connector, checksum): (Box<dyn Connector>, ChecksumAlgo) =
-                match venue.name.as_str() {
-                    "sim" => {
-                        let sim =
-                            SimConnector::new(venue.sim_config(index)?).map_err(|source| {
-                                ServerError::Venue {
-                                    venue: venue.name.clone(),
-                                    source,
-                                }
-                            })?;
-                        let algo = if venue.sim.checksum {
-                            ChecksumAlgo::Tickgate
-                        } else {
-                            ChecksumAlgo::None
-                        };
-                        (Box::new(sim), algo)
-                    }
-                    // `Config::validate` only lets supported venues through.
-                    other => {
-                        return Err(ServerError::Venue {
-                            venue: other.to_string(),
-                            source: connectors::ConnectorError::Config("unsupported venue".into()),
-                        });
-                    }
-                };
+        for (connector, checksum) in build_connectors(&config, recorder)? {
             let handle = spawn_venue(
                 connector,
                 checksum,
@@ -225,10 +215,25 @@ impl Gateway {
                 shutdown.clone(),
             );
             metrics.add_venue(handle.stats.clone());
+            if let Some(link) = handle.link.clone() {
+                metrics.add_link(link);
+            }
             venues.push(handle);
         }
 
         let (auth, maintenance) = start_auth(&config, &shutdown).await?;
+        if config.consolidated.enabled {
+            let groups = config.consolidated_groups()?;
+            let consolidator = ingest::consolidate::Consolidator::new(
+                hub.clone(),
+                market.clone(),
+                groups,
+                config.consolidated.depth,
+            );
+            let interval = Duration::from_millis(config.consolidated.interval_ms);
+            tokio::spawn(consolidator.run(interval, shutdown.clone()));
+        }
+
         let send_buffer = config.server.socket_send_buffer;
         let state = AppState::new(
             config,
@@ -371,4 +376,68 @@ async fn start_auth(
     tokio::spawn(crate::auth::run_audit_writer(service.clone(), audit_rx));
     let state = AuthState::new(index, service, settings, audit_tx);
     Ok((Arc::new(state), task))
+}
+
+/// A connector and the checksum algorithm that verifies its books.
+type VenueConnector = (Box<dyn Connector>, ChecksumAlgo);
+
+/// One connector (and the checksum algorithm of its books) per configured venue; a `replay`
+/// venue yields one per venue recorded in its capture.
+fn build_connectors(
+    config: &Config,
+    recorder: Option<Recorder>,
+) -> Result<Vec<VenueConnector>, ServerError> {
+    let venue_error = |venue: &str| {
+        let venue = venue.to_string();
+        move |source| ServerError::Venue { venue, source }
+    };
+    let mut out: Vec<VenueConnector> = Vec::new();
+    for (index, venue) in config.venues.iter().enumerate() {
+        match venue.name.as_str() {
+            "sim" => {
+                let sim =
+                    SimConnector::new(venue.sim_config(index)?).map_err(venue_error("sim"))?;
+                let algo = if venue.sim.checksum {
+                    ChecksumAlgo::Tickgate
+                } else {
+                    ChecksumAlgo::None
+                };
+                out.push((Box::new(sim), algo));
+            }
+            "replay" => {
+                let path = venue.path.as_deref().unwrap_or(std::path::Path::new(""));
+                let speed = venue.replay_speed(index)?;
+                for replayed in
+                    connectors::venue::replay::open(path, speed).map_err(venue_error("replay"))?
+                {
+                    let name = replayed.venue().as_str().to_string();
+                    if config.venues.iter().any(|v| v.name == name) {
+                        return Err(ServerError::Config(crate::config::ConfigError::new(
+                            format!("venues[{index}].path"),
+                            format!("the capture replays {name}, which is also configured live"),
+                        )));
+                    }
+                    out.push((Box::new(replayed), connectors::venue::checksum_algo(&name)));
+                }
+            }
+            name if connectors::venue::WS_VENUES.contains(&name) => {
+                let spec = venue.venue_spec(index)?;
+                let protocol =
+                    connectors::venue::protocol(name, spec).map_err(venue_error(name))?;
+                let mut connector = WsConnector::new(protocol);
+                if let Some(recorder) = &recorder {
+                    connector = connector.with_recorder(recorder.clone());
+                }
+                out.push((Box::new(connector), connectors::venue::checksum_algo(name)));
+            }
+            // `Config::validate` only lets supported venues through.
+            other => {
+                return Err(ServerError::Venue {
+                    venue: other.to_string(),
+                    source: connectors::ConnectorError::Config("unsupported venue".into()),
+                });
+            }
+        }
+    }
+    Ok(out)
 }

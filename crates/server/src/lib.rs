@@ -3,6 +3,7 @@
 //! # Layout
 //!
 //! - [`config`]: the typed configuration tree (defaults, file, environment, validation).
+//! - [`consolidated`]: `[consolidated]` settings and the groups behind `book:all:…`.
 //! - [`gateway`]: [`Gateway`]: starts venues and the listener; graceful shutdown.
 //! - `ws`: the WebSocket API (`/v1/ws`): sessions, fan-out batching, slow-consumer policy.
 //! - [`rest`]: the REST API (`/v1/instruments`, `/v1/ticker`, `/v1/book`, `/healthz`,
@@ -23,6 +24,7 @@
 pub mod auth;
 pub mod auth_config;
 pub mod config;
+pub mod consolidated;
 pub mod gateway;
 pub mod history;
 pub mod history_params;
@@ -35,5 +37,7 @@ pub mod time_param;
 mod ws;
 
 pub use config::{Config, ConfigError};
+/// Installs rustls' ring provider as the process default (idempotent).
+pub use connectors::conn::ws::ensure_crypto_provider as install_crypto_provider;
 pub use gateway::{Gateway, ServerError};
 pub use state::AppState;

@@ -3,6 +3,7 @@
 //! Counters are plain atomics. Sessions count locally and add to these once per write batch,
 //! so the per-message cost on the fan-out path is a few local additions.
 
+use connectors::conn::stats::LinkStats;
 use ingest::VenueStats;
 use ingest::stats::RESYNC_REASONS;
 use protocol::ErrorCode;
@@ -72,11 +73,16 @@ pub struct Metrics {
     latency_sum_us: AtomicU64,
     latency_count: AtomicU64,
     venues: parking_lot::RwLock<Vec<Arc<VenueStats>>>,
+    links: parking_lot::RwLock<Vec<Arc<LinkStats>>>,
 }
 
 impl Metrics {
     pub fn add_venue(&self, stats: Arc<VenueStats>) {
         self.venues.write().push(stats);
+    }
+
+    pub fn add_link(&self, stats: Arc<LinkStats>) {
+        self.links.write().push(stats);
     }
 
     pub fn count_error(&self, code: ErrorCode) {
@@ -265,6 +271,23 @@ impl Metrics {
             "Books rebuilt from a fresh snapshot, by reason.",
             &resyncs,
         );
+
+        let links = self.links.read();
+        if let Some(first) = links.first() {
+            for (i, (counter, help, _)) in first.counters().iter().enumerate() {
+                let samples: Vec<(String, u64)> = links
+                    .iter()
+                    .map(|l| (format!("{{venue=\"{}\"}}", l.venue), l.counters()[i].2))
+                    .collect();
+                let name = if counter.starts_with("lag") {
+                    format!("tickgate_venue_{counter}")
+                } else {
+                    format!("tickgate_venue_{counter}_total")
+                };
+                family(&name, "counter", help, &samples);
+            }
+        }
+        drop(links);
 
         let name = "tickgate_delivery_latency_seconds";
         let _ = writeln!(

@@ -4,6 +4,7 @@
 //! # Layout
 //!
 //! - `cmd::serve`: `tickgate serve`.
+//! - `cmd::record`: `tickgate record --config FILE --out FILE`.
 //! - `cmd::tail`: `tickgate tail CHANNEL...` (on the SDK: survives restarts).
 //! - `cmd::book`: `tickgate book CHANNEL` (live top of book from the SDK's mirror).
 //! - `cmd::config`: `tickgate config default|check`.
@@ -34,6 +35,8 @@ struct Cli {
 enum Command {
     /// Run the gateway.
     Serve(cmd::serve::ServeArgs),
+    /// Capture the configured venues' raw traffic to a file (replay it with a `replay` venue).
+    Record(cmd::record::RecordArgs),
     /// Print a channel's messages as they arrive (reconnects and recovers by itself).
     Tail(cmd::tail::TailArgs),
     /// Show the live top of a book, kept by the SDK's local mirror.
@@ -56,9 +59,12 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // rustls' crypto provider: ring only (never aws-lc-rs), before any TLS or HTTP client.
+    server::install_crypto_provider();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => cmd::serve::run(args),
+        Command::Record(args) => cmd::record::run(args),
         Command::Tail(args) => cmd::tail::run(args),
         Command::Book(args) => cmd::book::run(args),
         Command::Config(command) => cmd::config::run(command),

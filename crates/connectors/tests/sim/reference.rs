@@ -78,7 +78,8 @@ pub fn symbol_of(event: &FeedEvent) -> Option<&Symbol> {
     match event {
         FeedEvent::BookSnapshot { symbol, .. }
         | FeedEvent::BookDelta { symbol, .. }
-        | FeedEvent::Trade { symbol, .. } => Some(symbol),
+        | FeedEvent::Trade { symbol, .. }
+        | FeedEvent::Unsynced { symbol, .. } => Some(symbol),
         FeedEvent::Invalid { symbol, .. } => symbol.as_ref(),
         FeedEvent::Instruments(_) | FeedEvent::Status { .. } => None,
     }

@@ -15,3 +15,5 @@ mod lifecycle;
 mod openapi;
 mod rest;
 mod resume;
+mod venue_config;
+mod venues;

@@ -10,5 +10,6 @@ pub mod export;
 pub mod keys;
 pub mod keys_backend;
 pub mod keys_scan;
+pub mod record;
 pub mod serve;
 pub mod tail;

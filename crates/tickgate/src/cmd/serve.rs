@@ -67,7 +67,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn init_logging(config: &Config) {
+pub(crate) fn init_logging(config: &Config) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.level));
     // Colours only on a terminal, never in files or pipes.
@@ -82,7 +82,7 @@ fn init_logging(config: &Config) {
     }
 }
 
-async fn wait_for_signal() {
+pub(crate) async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

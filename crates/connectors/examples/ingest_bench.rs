@@ -1,0 +1,345 @@
+//! Ingest throughput: Binance-format venue messages parsed, normalized and applied to order
+//! books on one core, plus the replay speed of a capture at `speed = "max"`.
+//!
+//! ```text
+//! cargo run --release -p connectors --example ingest_bench -- [MESSAGES]
+//! ```
+//!
+//! Scenarios (8 symbols, messages generated up front with a fixed seed):
+//! - `mix`: half trades, half depth diffs of 1–5 levels a side (a realistic feed);
+//! - `depth10`: depth diffs of 10 bids + 10 asks (bytes-heavy);
+//! - `replay`: the `mix` messages written as a capture, then read back (gunzip + JSON lines)
+//!   and replayed through the same session code, events applied to books.
+//!
+//! Each scenario goes through `BinanceSession::on_text` (envelope parse, event parse, exact
+//! decimals, sequencing) and `OrderBook::apply_delta` (gap/crossed checks), like the gateway's
+//! connector + ingest path minus the hub fan-out.
+
+use book::{ChecksumAlgo, OrderBook};
+use connectors::FeedEvent;
+use connectors::conn::Io;
+use connectors::conn::backoff::Rng;
+use connectors::conn::record::RecordKind;
+use connectors::settings::VenueSpec;
+use connectors::venue::{self, replay};
+use model::{Symbol, Timestamp};
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::time::Instant;
+
+const SYMBOLS: [&str; 8] = [
+    "BTC-USDT",
+    "ETH-USDT",
+    "SOL-USDT",
+    "BNB-USDT",
+    "XRP-USDT",
+    "ADA-USDT",
+    "DOGE-USDT",
+    "TRX-USDT",
+];
+const MID: i64 = 6_500_000;
+
+fn native(s: &str) -> String {
+    s.replace('-', "")
+}
+
+fn level(out: &mut String, rng: &mut Rng, bid: bool) {
+    let distance = 1 + rng.below(50) as i64;
+    let ticks = if bid { MID - distance } else { MID + distance };
+    let lots = if rng.below(5) == 0 {
+        0
+    } else {
+        1 + rng.below(900_000)
+    };
+    let _ = write!(
+        out,
+        "[\"{}.{:02}\",\"{}.{:08}\"]",
+        ticks / 100,
+        ticks % 100,
+        lots / 100_000_000,
+        lots % 100_000_000
+    );
+}
+
+fn depth(
+    ids: &mut [u64],
+    rng: &mut Rng,
+    index: usize,
+    per_side: std::ops::RangeInclusive<u64>,
+) -> String {
+    let first = ids[index] + 1;
+    ids[index] += 1;
+    let n = SYMBOLS[index];
+    let mut s = format!(
+        "{{\"stream\":\"{}@depth@100ms\",\"data\":{{\"e\":\"depthUpdate\",\"E\":1672515782136,\"s\":\"{}\",\"U\":{first},\"u\":{first},\"b\":[",
+        native(n).to_lowercase(),
+        native(n)
+    );
+    for side in [true, false] {
+        let count = per_side.start() + rng.below(per_side.end() - per_side.start() + 1);
+        for i in 0..count {
+            if i > 0 {
+                s.push(',');
+            }
+            level(&mut s, rng, side);
+        }
+        s.push_str(if side { "],\"a\":[" } else { "]}}" });
+    }
+    s
+}
+
+fn trade(rng: &mut Rng, index: usize, id: u64) -> String {
+    let n = SYMBOLS[index];
+    format!(
+        "{{\"stream\":\"{}@trade\",\"data\":{{\"e\":\"trade\",\"E\":1672515782136,\"s\":\"{}\",\"t\":{id},\"p\":\"65000.{:02}\",\"q\":\"0.{:08}\",\"T\":1672515782136,\"m\":{},\"M\":true}}}}",
+        native(n).to_lowercase(),
+        native(n),
+        rng.below(100),
+        1 + rng.below(99_999_999),
+        rng.below(2) == 0
+    )
+}
+
+/// `count` messages; `trades` in [0,1] of them trades, diffs with `per_side` levels a side.
+fn generate(count: usize, trades: u64, per_side: std::ops::RangeInclusive<u64>) -> Vec<String> {
+    let mut rng = Rng::new(7);
+    let mut ids = vec![1u64; SYMBOLS.len()];
+    let mut trade_id = 0;
+    (0..count)
+        .map(|i| {
+            let index = i % SYMBOLS.len();
+            if rng.below(100) < trades {
+                trade_id += 1;
+                trade(&mut rng, index, trade_id)
+            } else {
+                depth(&mut ids, &mut rng, index, per_side.clone())
+            }
+        })
+        .collect()
+}
+
+fn snapshot_body() -> String {
+    let mut s = String::from("{\"lastUpdateId\":1,\"bids\":[");
+    for side in [true, false] {
+        for i in 1..=50i64 {
+            if i > 1 {
+                s.push(',');
+            }
+            let ticks = if side { MID - i } else { MID + i };
+            let _ = write!(s, "[\"{}.{:02}\",\"1.00000000\"]", ticks / 100, ticks % 100);
+        }
+        s.push_str(if side { "],\"asks\":[" } else { "]}" });
+    }
+    s
+}
+
+fn spec() -> VenueSpec {
+    VenueSpec::new(SYMBOLS.iter().map(|s| Symbol::new(s).unwrap()).collect())
+}
+
+/// A live session, the inputs that made it live, and the snapshots it emitted.
+struct Primed {
+    session: Box<dyn connectors::conn::Session>,
+    inputs: Vec<RecordKind>,
+    events: Vec<FeedEvent>,
+}
+
+/// Opens a live session: one diff per symbol (buffered), then the REST snapshot.
+fn primed() -> Primed {
+    let protocol = venue::protocol("binance", spec()).unwrap();
+    let symbols = spec().symbols;
+    let mut session = protocol.session(&symbols);
+    let mut inputs = vec![RecordKind::Open {
+        symbols: symbols.clone(),
+        standby: false,
+    }];
+    let mut io = Io::new(Timestamp(1));
+    session.open(&mut io);
+    for s in SYMBOLS {
+        let first = format!(
+            "{{\"stream\":\"{}@depth@100ms\",\"data\":{{\"e\":\"depthUpdate\",\"E\":1,\"s\":\"{}\",\"U\":1,\"u\":1,\"b\":[],\"a\":[]}}}}",
+            native(s).to_lowercase(),
+            native(s)
+        );
+        session.on_text(&first, &mut io);
+        inputs.push(RecordKind::Ws { text: first });
+    }
+    for s in SYMBOLS {
+        let key = format!("depth:{}", native(s));
+        session.on_rest(&key, Ok(&snapshot_body()), &mut io);
+        inputs.push(RecordKind::Rest {
+            key,
+            body: Some(snapshot_body()),
+            error: None,
+        });
+    }
+    Primed {
+        session,
+        inputs,
+        events: io.events,
+    }
+}
+
+#[derive(Default)]
+struct Books {
+    books: HashMap<Symbol, OrderBook>,
+    trades: u64,
+    deltas: u64,
+    errors: u64,
+}
+
+impl Books {
+    fn apply(&mut self, event: FeedEvent) {
+        match event {
+            FeedEvent::BookSnapshot { symbol, snapshot } => {
+                let book = self
+                    .books
+                    .entry(symbol)
+                    .or_insert_with(|| OrderBook::new(ChecksumAlgo::None));
+                if book.apply_snapshot(&snapshot).is_err() {
+                    self.errors += 1;
+                }
+            }
+            FeedEvent::BookDelta { symbol, delta } => {
+                self.deltas += 1;
+                match self.books.get_mut(&symbol).map(|b| b.apply_delta(&delta)) {
+                    Some(Ok(_)) => {}
+                    _ => self.errors += 1,
+                }
+            }
+            FeedEvent::Trade { .. } => self.trades += 1,
+            _ => {}
+        }
+    }
+}
+
+fn report(name: &str, messages: usize, bytes: usize, seconds: f64, books: &Books) {
+    println!(
+        "{name:8} {messages:>9} msgs {:>8.1} MB  {:>6.3} s  {:>10.0} msg/s  {:>7.1} MB/s  {:>6.0} ns/msg  (trades {}, deltas {}, book errors {})",
+        bytes as f64 / 1e6,
+        seconds,
+        messages as f64 / seconds,
+        bytes as f64 / 1e6 / seconds,
+        seconds * 1e9 / messages as f64,
+        books.trades,
+        books.deltas,
+        books.errors
+    );
+}
+
+/// Parse and normalize only (no book): the connector's share of the cost.
+fn run_parse(name: &str, messages: &[String]) {
+    let Primed { mut session, .. } = primed();
+    let mut io = Io::new(Timestamp(1));
+    let bytes: usize = messages.iter().map(String::len).sum();
+    let mut books = Books::default();
+    let start = Instant::now();
+    for m in messages {
+        session.on_text(m, &mut io);
+        books.deltas += io.events.len() as u64;
+        io.events.clear();
+    }
+    report(
+        name,
+        messages.len(),
+        bytes,
+        start.elapsed().as_secs_f64(),
+        &books,
+    );
+}
+
+fn run(name: &str, messages: &[String]) {
+    let Primed {
+        mut session,
+        events: snapshots,
+        ..
+    } = primed();
+    let mut books = Books::default();
+    for e in snapshots {
+        books.apply(e);
+    }
+    let mut io = Io::new(Timestamp(1));
+    let bytes: usize = messages.iter().map(String::len).sum();
+    let start = Instant::now();
+    for m in messages {
+        io.recv_ts = Timestamp(2);
+        session.on_text(m, &mut io);
+        for e in io.events.drain(..) {
+            books.apply(e);
+        }
+    }
+    report(
+        name,
+        messages.len(),
+        bytes,
+        start.elapsed().as_secs_f64(),
+        &books,
+    );
+}
+
+fn run_replay(messages: &[String]) {
+    use std::io::Write as _;
+    let path = std::env::temp_dir().join(format!("tickgate-bench-{}.jsonl.gz", std::process::id()));
+    // Written directly (the live recorder drops records rather than block a connection).
+    let file = std::fs::File::create(&path).unwrap();
+    let gzip =
+        flate2::write::GzEncoder::new(std::io::BufWriter::new(file), flate2::Compression::fast());
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, gzip);
+    let mut line = |c: u64, t: i64, kind: RecordKind| {
+        let record = connectors::conn::record::CaptureRecord {
+            t,
+            v: "binance".into(),
+            c,
+            kind,
+        };
+        serde_json::to_writer(&mut out, &record).unwrap();
+        out.write_all(b"\n").unwrap();
+    };
+    line(0, 0, RecordKind::venue(&spec()));
+    for kind in primed().inputs {
+        line(1, 1, kind);
+    }
+    for (i, m) in messages.iter().enumerate() {
+        line(1, 2 + i as i64, RecordKind::Ws { text: m.clone() });
+    }
+    out.into_inner()
+        .ok()
+        .unwrap()
+        .finish()
+        .unwrap()
+        .flush()
+        .unwrap();
+    let (lines, dropped) = (messages.len() as u64 + 17, 0);
+    let size = std::fs::metadata(&path).map_or(0, |m| m.len());
+    let start = Instant::now();
+    let events = replay::replay_all(&path).unwrap();
+    let mut books = Books::default();
+    for (_, e) in events {
+        books.apply(e);
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    report("replay", lines as usize, size as usize, seconds, &books);
+    println!(
+        "         capture: {lines} records ({dropped} dropped by the recorder), {:.1} MB gzip",
+        size as f64 / 1e6
+    );
+    let _ = std::fs::remove_file(&path);
+}
+
+fn main() {
+    let count: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
+    println!(
+        "ingest_bench: {count} messages per scenario, {} symbols, 1 thread",
+        SYMBOLS.len()
+    );
+    let mix = generate(count, 50, 1..=5);
+    run("mix", &mix);
+    run_parse("mix/pars", &mix);
+    let deep = generate(count / 2, 0, 10..=10);
+    run("depth10", &deep);
+    run_parse("d10/pars", &deep);
+    run_replay(&mix[..count.min(300_000)]);
+}

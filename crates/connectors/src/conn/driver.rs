@@ -1,0 +1,486 @@
+//! The task that keeps one shard (a group of symbols) connected: connect, subscribe, read,
+//! watch for staleness, reconnect with backoff, rotate make-before-break.
+
+use super::backoff::{Backoff, Rng};
+use super::input;
+use super::link::{Link, LinkEnd, StandbyEvent, standby_event};
+use super::outflow::Outflow;
+use super::protocol::{Io, Protocol};
+use super::record::{RecordKind, Recorder};
+use super::rest::RestClient;
+use super::stats::LinkStats;
+use super::status::StatusBoard;
+use super::ws;
+use crate::{Command, ConnectionState, ConnectorError, FeedBatch, FeedEvent};
+use futures_util::StreamExt;
+use model::{Symbol, Timestamp};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// How long a standby connection may take to catch up before the rotation is abandoned.
+const ROTATION_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Everything one shard task owns.
+#[derive(Debug)]
+pub(crate) struct Shard {
+    pub protocol: Arc<dyn Protocol>,
+    pub index: usize,
+    pub count: usize,
+    pub symbols: Vec<Symbol>,
+    pub events: mpsc::Sender<FeedBatch>,
+    pub commands: mpsc::Receiver<Command>,
+    pub shutdown: CancellationToken,
+    pub board: Arc<StatusBoard>,
+    pub stats: Arc<LinkStats>,
+    pub rest: RestClient,
+    pub recorder: Option<Recorder>,
+    pub seed: u64,
+    /// Connection id of the active link (for capture records).
+    pub active_conn: u64,
+}
+
+impl Shard {
+    fn label(&self) -> String {
+        let names: Vec<&str> = self.symbols.iter().take(4).map(Symbol::as_str).collect();
+        let more = if self.symbols.len() > 4 { ",…" } else { "" };
+        format!(
+            "connection {}/{} [{}{more}]",
+            self.index + 1,
+            self.count,
+            names.join(",")
+        )
+    }
+
+    /// Reports this connection's state on `status:{venue}` (as the venue-wide state).
+    fn report(
+        &self,
+        out: &mut Outflow,
+        connected: bool,
+        syncing: usize,
+        what: &str,
+    ) -> Result<(), ConnectorError> {
+        let mut state = self.board.update(self.index, connected, syncing);
+        if state == ConnectionState::Disconnected && !connected && what.starts_with("connecting") {
+            state = ConnectionState::Connecting;
+        }
+        let detail = format!("{}: {what}", self.label());
+        tracing::info!(venue = %self.protocol.venue(), state = state.as_str(), %detail, "venue connection");
+        out.push(&self.events, vec![FeedEvent::Status { state, detail }])?;
+        Ok(())
+    }
+
+    /// Runs until shutdown (`Ok`) or until ingest goes away (`SinkClosed`).
+    pub(crate) async fn run(mut self) -> Result<(), ConnectorError> {
+        let settings = self.protocol.settings().clone();
+        let (base, cap) = settings.backoff();
+        let mut backoff = Backoff::new(base, cap, Rng::from_entropy(self.seed).next_u64());
+        let mut out = Outflow::default();
+        loop {
+            self.report(&mut out, false, 0, "connecting")?;
+            let url = self.protocol.ws_url(&self.symbols);
+            let timeout = Duration::from_secs(settings.connect_timeout_secs);
+            let connected = tokio::select! {
+                () = self.shutdown.cancelled() => return Ok(()),
+                result = ws::connect(&url, timeout) => result,
+            };
+            let reason = match connected {
+                Err(error) => {
+                    LinkStats::bump(&self.stats.connect_failures);
+                    format!("connect failed: {error}")
+                }
+                Ok(socket) => {
+                    LinkStats::bump(&self.stats.connects);
+                    let opened = Instant::now();
+                    let link = self.open_link(socket, &mut out)?;
+                    let end = self.serve(link, &mut out).await?;
+                    let reason = match end {
+                        LinkEnd::Shutdown => return Ok(()),
+                        LinkEnd::Reconnect(reason) => reason,
+                    };
+                    LinkStats::bump(&self.stats.reconnects);
+                    let close = RecordKind::Close {
+                        reason: reason.clone(),
+                    };
+                    let mut io = Io::new(Timestamp::now());
+                    if let Some(recorder) = &self.recorder {
+                        recorder.record(
+                            self.protocol.venue().as_str(),
+                            self.active_conn,
+                            io.recv_ts,
+                            close.clone(),
+                        );
+                    }
+                    // The session is gone; `apply` only needs the symbols for a close.
+                    for symbol in &self.symbols {
+                        io.unsynced(symbol, "disconnected");
+                    }
+                    out.push(&self.events, io.events)?;
+                    if opened.elapsed() >= Duration::from_secs(settings.stable_after_secs) {
+                        backoff.reset();
+                    }
+                    reason
+                }
+            };
+            let delay = backoff.next_delay();
+            tracing::warn!(venue = %self.protocol.venue(), shard = self.index, reason = %reason, delay_ms = delay.as_millis() as u64, "venue connection lost; reconnecting");
+            self.report(
+                &mut out,
+                false,
+                self.symbols.len(),
+                &format!("{reason}; reconnecting in {} ms", delay.as_millis()),
+            )?;
+            if !self.wait(delay, &mut out).await? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Sleeps `delay` while still delivering queued events and discarding resync commands (the
+    /// next connection snapshots every book anyway). False on shutdown.
+    async fn wait(&mut self, delay: Duration, out: &mut Outflow) -> Result<bool, ConnectorError> {
+        let until = Instant::now() + delay;
+        loop {
+            tokio::select! {
+                () = self.shutdown.cancelled() => return Ok(false),
+                () = tokio::time::sleep_until(until) => return Ok(true),
+                _ = self.commands.recv() => {}
+                permit = self.events.reserve(), if !out.pending.is_empty() => {
+                    let permit = permit.map_err(|_| ConnectorError::SinkClosed)?;
+                    if let Some(batch) = out.pending.pop_front() {
+                        permit.send(batch);
+                    }
+                }
+            }
+        }
+    }
+
+    fn open_link(
+        &mut self,
+        socket: ws::VenueSocket,
+        out: &mut Outflow,
+    ) -> Result<Link, ConnectorError> {
+        let conn = self.recorder.as_ref().map_or(0, Recorder::connection_id);
+        let session = self.protocol.session(&self.symbols);
+        let mut link = Link::new(socket, session, conn, self.protocol.send_interval());
+        let open = RecordKind::Open {
+            symbols: self.symbols.clone(),
+            standby: false,
+        };
+        let io = self.input(&mut link, open);
+        self.absorb(&mut link, io, out)?;
+        Ok(link)
+    }
+
+    /// Records `kind` (when recording) and applies it to the link's session, with one receive
+    /// time for both so that a replay sees exactly what the session saw.
+    fn input(&self, link: &mut Link, kind: RecordKind) -> Io {
+        let mut io = Io::new(Timestamp::now());
+        if let Some(recorder) = &self.recorder {
+            recorder.record(
+                self.protocol.venue().as_str(),
+                link.conn,
+                io.recv_ts,
+                kind.clone(),
+            );
+        }
+        input::apply(link.session.as_mut(), &kind, &self.symbols, &mut io);
+        io
+    }
+
+    /// Takes a session's output: frames to send, REST requests, events (with overflow
+    /// handling). Returns the reconnect request, if any.
+    fn absorb(
+        &self,
+        link: &mut Link,
+        io: Io,
+        out: &mut Outflow,
+    ) -> Result<Option<String>, ConnectorError> {
+        let Io {
+            events,
+            send,
+            rest,
+            seen,
+            reconnect,
+            rotate,
+            gaps,
+            checksum_failures,
+            ..
+        } = io;
+        if gaps > 0 {
+            self.stats
+                .gaps
+                .fetch_add(gaps, std::sync::atomic::Ordering::Relaxed);
+        }
+        if checksum_failures > 0 {
+            self.stats
+                .checksum_failures
+                .fetch_add(checksum_failures, std::sync::atomic::Ordering::Relaxed);
+        }
+        link.outq.extend(send);
+        for request in rest {
+            link.spawn_rest(&self.rest, request, &self.stats);
+        }
+        let now = Instant::now();
+        for symbol in seen {
+            link.resubscribed.remove(&symbol);
+            link.last_seen.insert(symbol, now);
+        }
+        for event in &events {
+            match event {
+                FeedEvent::Invalid { .. } => LinkStats::bump(&self.stats.parse_errors),
+                FeedEvent::Trade { trade, .. } => self.stats.lag(trade.exchange_ts, trade.recv_ts),
+                FeedEvent::BookDelta { delta, .. } => {
+                    self.stats.lag(delta.exchange_ts, delta.recv_ts)
+                }
+                _ => {}
+            }
+        }
+        if !out.push(&self.events, events)? {
+            LinkStats::bump(&self.stats.overflows);
+            tracing::warn!(venue = %self.protocol.venue(), shard = self.index, "ingest is behind; dropped the backlog, rebuilding this connection's books");
+            let Io {
+                events, send, rest, ..
+            } = self.input(link, RecordKind::Overflow);
+            link.outq.extend(send);
+            for request in rest {
+                link.spawn_rest(&self.rest, request, &self.stats);
+            }
+            out.push(&self.events, events)?;
+        }
+        if let Some(reason) = rotate {
+            link.rotate_requested = Some(reason);
+        }
+        Ok(reconnect)
+    }
+
+    /// Serves one connection until it ends.
+    async fn serve(
+        &mut self,
+        mut link: Link,
+        out: &mut Outflow,
+    ) -> Result<LinkEnd, ConnectorError> {
+        let settings = self.protocol.settings().clone();
+        let silence = Duration::from_secs(settings.silence_secs);
+        let stale_after = Duration::from_secs(settings.stale_after_secs);
+        let rotate_after = self.protocol.rotate_after();
+        self.active_conn = link.conn;
+        let now = Instant::now();
+        for symbol in &self.symbols {
+            link.last_seen.insert(symbol.clone(), now);
+        }
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut reported_syncing = usize::MAX;
+        let mut standby: Option<Link> = None;
+        let mut dialing: Option<JoinHandle<Result<ws::VenueSocket, String>>> = None;
+        let mut rotation_started: Option<Instant> = None;
+        // After a failed rotation attempt, the next one waits until then.
+        let mut rotation_retry_at: Option<Instant> = None;
+        loop {
+            let syncing = link.session.syncing();
+            if syncing != reported_syncing && (syncing == 0) != (reported_syncing == 0) {
+                let what = if syncing == 0 {
+                    "connected, books in sync".to_string()
+                } else {
+                    format!("connected, {syncing} book(s) syncing")
+                };
+                self.report(out, true, syncing, &what)?;
+            }
+            reported_syncing = syncing;
+            let rotate_due = link.rotate_requested.is_some()
+                || rotate_after.is_some_and(|after| link.opened.elapsed() >= after);
+            let retry_ok = rotation_retry_at.is_none_or(|at| Instant::now() >= at);
+            if rotate_due
+                && retry_ok
+                && standby.is_none()
+                && dialing.is_none()
+                && rotation_started.is_none()
+            {
+                let reason = link
+                    .rotate_requested
+                    .clone()
+                    .unwrap_or_else(|| "scheduled rotation".into());
+                tracing::info!(venue = %self.protocol.venue(), shard = self.index, %reason, "opening a replacement connection (make-before-break)");
+                let url = self.protocol.ws_url(&self.symbols);
+                let timeout = Duration::from_secs(settings.connect_timeout_secs);
+                dialing = Some(tokio::spawn(
+                    async move { ws::connect(&url, timeout).await },
+                ));
+                rotation_started = Some(Instant::now());
+            }
+            tokio::select! {
+                biased;
+                () = self.shutdown.cancelled() => {
+                    link.close().await;
+                    return Ok(LinkEnd::Shutdown);
+                }
+                permit = self.events.reserve(), if !out.pending.is_empty() => {
+                    let permit = permit.map_err(|_| ConnectorError::SinkClosed)?;
+                    if let Some(batch) = out.pending.pop_front() {
+                        permit.send(batch);
+                    }
+                }
+                item = link.stream.next() => {
+                    let text = match link.classify(item) {
+                        Ok(Some(text)) => text,
+                        Ok(None) => continue,
+                        Err(reason) => return Ok(LinkEnd::Reconnect(reason)),
+                    };
+                    LinkStats::bump(&self.stats.frames);
+                    self.stats.bytes.fetch_add(text.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                    let io = self.input(&mut link, RecordKind::Ws { text });
+                    if let Some(reason) = self.absorb(&mut link, io, out)? {
+                        return Ok(LinkEnd::Reconnect(reason));
+                    }
+                }
+                event = standby_event(&mut standby) => {
+                    let Some(mut next) = standby.take() else { continue };
+                    let frame = match event {
+                        StandbyEvent::Frame(frame) => frame,
+                        StandbyEvent::Sent(Ok(())) => { standby = Some(next); continue }
+                        StandbyEvent::Sent(Err(_)) => continue,
+                    };
+                    match frame {
+                        Ok(Some(text)) => {
+                            let io = self.input(&mut next, RecordKind::Ws { text });
+                            // A standby session only buffers; what it asks for is the subscription.
+                            next.outq.extend(io.send);
+                            if next.session.ready_to_take_over(link.session.as_ref()) {
+                                let mut io = Io::new(Timestamp::now());
+                                if let Some(recorder) = &self.recorder {
+                                    recorder.record(self.protocol.venue().as_str(), next.conn, io.recv_ts, RecordKind::Takeover { old: link.conn });
+                                }
+                                next.session.take_over(link.session.as_ref(), &mut io);
+                                self.active_conn = next.conn;
+                                let old = std::mem::replace(&mut link, next);
+                                link.last_seen = old.last_seen.clone();
+                                self.absorb(&mut link, io, out)?;
+                                old.close_in_background();
+                                LinkStats::bump(&self.stats.rotations);
+                                rotation_started = None;
+                                rotation_retry_at = None;
+                                tracing::info!(venue = %self.protocol.venue(), shard = self.index, "switched to the replacement connection");
+                                continue;
+                            }
+                            standby = Some(next);
+                        }
+                        Ok(None) => standby = Some(next),
+                        Err(reason) => {
+                            tracing::warn!(venue = %self.protocol.venue(), shard = self.index, %reason, "replacement connection failed; keeping the current one");
+                        }
+                    }
+                }
+                dialed = async { dialing.as_mut().expect("guarded").await }, if dialing.is_some() => {
+                    dialing = None;
+                    match dialed {
+                        Ok(Ok(socket)) => {
+                            let conn = self.recorder.as_ref().map_or(0, Recorder::connection_id);
+                            let mut next = Link::new(socket, self.protocol.standby_session(&self.symbols), conn, self.protocol.send_interval());
+                            next.standby = true;
+                            let io = self.input(&mut next, RecordKind::Open { symbols: self.symbols.clone(), standby: true });
+                            next.outq.extend(io.send);
+                            standby = Some(next);
+                        }
+                        Ok(Err(error)) => tracing::warn!(venue = %self.protocol.venue(), shard = self.index, error = %error, "replacement connection failed"),
+                        Err(error) => tracing::warn!(venue = %self.protocol.venue(), error = %error, "replacement dial task failed"),
+                    }
+                }
+                () = tokio::time::sleep_until(link.next_send), if !link.outq.is_empty() => {
+                    if let Err(reason) = link.send_next().await {
+                        return Ok(LinkEnd::Reconnect(reason));
+                    }
+                }
+                answer = link.rest_rx.recv() => {
+                    let Some((key, answer)) = answer else { continue };
+                    let (body, error) = match answer {
+                        Ok(body) => (Some(body), None),
+                        Err(error) => (None, Some(error)),
+                    };
+                    let io = self.input(&mut link, RecordKind::Rest { key, body, error });
+                    if let Some(reason) = self.absorb(&mut link, io, out)? {
+                        return Ok(LinkEnd::Reconnect(reason));
+                    }
+                }
+                command = self.commands.recv() => {
+                    let Some(Command::Resync(symbol)) = command else { continue };
+                    let io = self.input(&mut link, RecordKind::Resync { symbol });
+                    if let Some(reason) = self.absorb(&mut link, io, out)? {
+                        return Ok(LinkEnd::Reconnect(reason));
+                    }
+                }
+                _ = tick.tick() => {
+                    if link.last_frame.elapsed() >= silence {
+                        return Ok(LinkEnd::Reconnect(format!("no frame for {} s", silence.as_secs())));
+                    }
+                    // The replacement failed to connect or to catch up in time: drop it and
+                    // try again later (or, if the venue is closing this connection, reconnect).
+                    if let Some(started) = rotation_started
+                        && started.elapsed() >= ROTATION_DEADLINE
+                        && dialing.is_none()
+                    {
+                        tracing::warn!(venue = %self.protocol.venue(), shard = self.index, "replacement connection did not catch up in time; abandoning it");
+                        if let Some(next) = standby.take() {
+                            next.close_in_background();
+                        }
+                        if link.rotate_requested.is_some() {
+                            return Ok(LinkEnd::Reconnect("venue is closing the connection and the replacement did not catch up".into()));
+                        }
+                        rotation_started = None;
+                        rotation_retry_at = Some(Instant::now() + ROTATION_DEADLINE);
+                    }
+                    let io = self.input(&mut link, RecordKind::Tick);
+                    if let Some(reason) = self.absorb(&mut link, io, out)? {
+                        return Ok(LinkEnd::Reconnect(reason));
+                    }
+                    let stale = match self.watchdog(&mut link, stale_after) {
+                        Ok(stale) => stale,
+                        Err(end) => return Ok(end),
+                    };
+                    for symbol in stale {
+                        let io = self.input(&mut link, RecordKind::Resubscribe { symbol });
+                        if let Some(reason) = self.absorb(&mut link, io, out)? {
+                            return Ok(LinkEnd::Reconnect(reason));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Per-symbol staleness: resubscribe a silent symbol once; if it stays silent, replace
+    /// the connection.
+    fn watchdog(&self, link: &mut Link, stale_after: Duration) -> Result<Vec<Symbol>, LinkEnd> {
+        let now = Instant::now();
+        let mut stale = Vec::new();
+        for symbol in &self.symbols {
+            let seen = link.last_seen.get(symbol).copied().unwrap_or(link.opened);
+            if now.duration_since(seen) < stale_after {
+                continue;
+            }
+            match link.resubscribed.get(symbol) {
+                Some(at) if now.duration_since(*at) >= stale_after => {
+                    return Err(LinkEnd::Reconnect(format!(
+                        "{symbol}: no data for {} s even after resubscribing",
+                        now.duration_since(seen).as_secs()
+                    )));
+                }
+                Some(_) => {}
+                None => stale.push(symbol.clone()),
+            }
+        }
+        for symbol in &stale {
+            tracing::warn!(venue = %self.protocol.venue(), %symbol, "no data for {} s; resubscribing", stale_after.as_secs());
+            LinkStats::bump(&self.stats.stale_resubscribes);
+            link.resubscribed.insert(symbol.clone(), now);
+        }
+        Ok(stale)
+    }
+}
+
+/// Per-symbol bookkeeping type used by [`Link`].
+pub(crate) type SeenMap = HashMap<Symbol, Instant>;

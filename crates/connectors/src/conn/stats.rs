@@ -1,0 +1,141 @@
+//! Per-venue link counters kept by the connection machinery, rendered by `/metrics`.
+
+use model::{Timestamp, Venue};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Counters of one venue's connections. Bumped in the same place the event is logged.
+#[derive(Debug)]
+pub struct LinkStats {
+    pub venue: Venue,
+    /// Text frames received.
+    pub frames: AtomicU64,
+    /// Bytes of text frames received.
+    pub bytes: AtomicU64,
+    /// Connections opened successfully.
+    pub connects: AtomicU64,
+    /// Connections lost or replaced (each is followed by a reconnect).
+    pub reconnects: AtomicU64,
+    /// Connection attempts that failed.
+    pub connect_failures: AtomicU64,
+    /// Make-before-break rotations completed.
+    pub rotations: AtomicU64,
+    /// Symbols resubscribed by the staleness watchdog.
+    pub stale_resubscribes: AtomicU64,
+    /// Venue sequence gaps the connector itself detected (Coinbase `sequence_num`).
+    pub gaps: AtomicU64,
+    /// Venue checksums that did not match (Kraken), each followed by a resubscription.
+    pub checksum_failures: AtomicU64,
+    /// Times ingest could not keep up and the connector dropped its backlog (books rebuilt).
+    pub overflows: AtomicU64,
+    /// Frames that did not parse or broke the venue's rules.
+    pub parse_errors: AtomicU64,
+    /// REST requests that failed.
+    pub rest_failures: AtomicU64,
+    /// Exchange-to-gateway lag of events with an exchange time: sum (µs) and count.
+    pub lag_sum_us: AtomicU64,
+    pub lag_count: AtomicU64,
+}
+
+impl LinkStats {
+    pub fn new(venue: Venue) -> Self {
+        let z = || AtomicU64::new(0);
+        Self {
+            venue,
+            frames: z(),
+            bytes: z(),
+            connects: z(),
+            reconnects: z(),
+            connect_failures: z(),
+            rotations: z(),
+            stale_resubscribes: z(),
+            gaps: z(),
+            checksum_failures: z(),
+            overflows: z(),
+            parse_errors: z(),
+            rest_failures: z(),
+            lag_sum_us: z(),
+            lag_count: z(),
+        }
+    }
+
+    pub(crate) fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn lag(&self, exchange: Timestamp, recv: Timestamp) {
+        if exchange.0 > 0 {
+            let lag = recv.micros_since(exchange).max(0) as u64;
+            self.lag_sum_us.fetch_add(lag, Ordering::Relaxed);
+            self.lag_count.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// `(name, help, value)` for each counter, for rendering.
+    pub fn counters(&self) -> [(&'static str, &'static str, u64); 14] {
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        [
+            (
+                "frames",
+                "Text frames received from the venue.",
+                l(&self.frames),
+            ),
+            ("bytes", "Bytes of text frames received.", l(&self.bytes)),
+            ("connects", "Venue connections opened.", l(&self.connects)),
+            (
+                "reconnects",
+                "Venue connections lost or replaced.",
+                l(&self.reconnects),
+            ),
+            (
+                "connect_failures",
+                "Venue connection attempts that failed.",
+                l(&self.connect_failures),
+            ),
+            (
+                "rotations",
+                "Make-before-break connection rotations.",
+                l(&self.rotations),
+            ),
+            (
+                "stale_resubscribes",
+                "Symbols resubscribed by the staleness watchdog.",
+                l(&self.stale_resubscribes),
+            ),
+            (
+                "gaps",
+                "Venue sequence gaps detected by the connector.",
+                l(&self.gaps),
+            ),
+            (
+                "checksum_failures",
+                "Venue book checksums that did not match.",
+                l(&self.checksum_failures),
+            ),
+            (
+                "overflows",
+                "Backlogs dropped because ingest fell behind.",
+                l(&self.overflows),
+            ),
+            (
+                "parse_errors",
+                "Venue frames that failed to parse or validate.",
+                l(&self.parse_errors),
+            ),
+            (
+                "rest_failures",
+                "Venue REST requests that failed.",
+                l(&self.rest_failures),
+            ),
+            (
+                "lag_microseconds_sum",
+                "Sum of exchange-to-gateway lag, microseconds.",
+                l(&self.lag_sum_us),
+            ),
+            (
+                "lag_count",
+                "Events measured for exchange-to-gateway lag.",
+                l(&self.lag_count),
+            ),
+        ]
+    }
+}

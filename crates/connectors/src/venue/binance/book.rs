@@ -1,0 +1,274 @@
+//! Diff-depth events, REST snapshots and the per-symbol sync state machine (the documented
+//! "how to manage a local order book correctly" algorithm).
+
+use crate::venue::parse::levels;
+use model::{BookDelta, BookSnapshot, Level, Timestamp};
+use serde::Deserialize;
+use std::collections::VecDeque;
+
+/// Diff events buffered per symbol while its snapshot is fetched; beyond this the buffer is
+/// dropped and the snapshot fetched again.
+pub(crate) const MAX_BUFFERED: usize = 10_000;
+
+/// A `depthUpdate` event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DepthUpdate {
+    pub symbol: String,
+    pub first: u64,
+    pub last: u64,
+    pub bids: Vec<Level>,
+    pub asks: Vec<Level>,
+    pub event_ts: Timestamp,
+}
+
+#[derive(Deserialize)]
+struct RawDepth<'a> {
+    #[serde(rename = "E")]
+    event_time: i64,
+    #[serde(rename = "s")]
+    symbol: &'a str,
+    #[serde(rename = "U")]
+    first: u64,
+    #[serde(rename = "u")]
+    last: u64,
+    #[serde(rename = "b", borrow)]
+    bids: Vec<[&'a str; 2]>,
+    #[serde(rename = "a", borrow)]
+    asks: Vec<[&'a str; 2]>,
+}
+
+impl DepthUpdate {
+    pub fn parse(data: &str) -> Result<Self, String> {
+        let raw: RawDepth = serde_json::from_str(data).map_err(|e| format!("depthUpdate: {e}"))?;
+        Self::build(
+            raw.symbol,
+            raw.first,
+            raw.last,
+            &raw.bids,
+            &raw.asks,
+            raw.event_time,
+        )
+    }
+
+    /// Validates and converts the fields of a `depthUpdate`.
+    pub(crate) fn build(
+        symbol: &str,
+        first: u64,
+        last: u64,
+        bids: &[[&str; 2]],
+        asks: &[[&str; 2]],
+        event_time: i64,
+    ) -> Result<Self, String> {
+        if first > last {
+            return Err(format!("depthUpdate: U {first} > u {last}"));
+        }
+        Ok(Self {
+            symbol: symbol.to_string(),
+            first,
+            last,
+            bids: levels("depthUpdate bid", bids)?,
+            asks: levels("depthUpdate ask", asks)?,
+            event_ts: Timestamp::from_millis(event_time),
+        })
+    }
+
+    pub(crate) fn into_delta(self, recv_ts: Timestamp) -> BookDelta {
+        BookDelta {
+            first_seq: self.first,
+            last_seq: self.last,
+            bids: self.bids,
+            asks: self.asks,
+            exchange_ts: self.event_ts,
+            recv_ts,
+            checksum: None,
+        }
+    }
+}
+
+/// `GET /api/v3/depth` answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DepthSnapshot {
+    pub last_update_id: u64,
+    pub bids: Vec<Level>,
+    pub asks: Vec<Level>,
+}
+
+#[derive(Deserialize)]
+struct RawSnapshot<'a> {
+    #[serde(rename = "lastUpdateId")]
+    last_update_id: u64,
+    #[serde(borrow)]
+    bids: Vec<[&'a str; 2]>,
+    #[serde(borrow)]
+    asks: Vec<[&'a str; 2]>,
+}
+
+impl DepthSnapshot {
+    pub fn parse(body: &str) -> Result<Self, String> {
+        let raw: RawSnapshot =
+            serde_json::from_str(body).map_err(|e| format!("depth snapshot: {e}"))?;
+        Ok(Self {
+            last_update_id: raw.last_update_id,
+            bids: levels("snapshot bid", &raw.bids)?,
+            asks: levels("snapshot ask", &raw.asks)?,
+        })
+    }
+}
+
+/// Where one symbol's book is.
+#[derive(Debug)]
+pub(crate) enum BookSync {
+    /// Waiting for a REST snapshot; diffs are buffered. `requested` is false while a retry is
+    /// scheduled for `retry_at`.
+    Fetching {
+        buffer: VecDeque<DepthUpdate>,
+        requested: bool,
+        retry_at: Timestamp,
+        attempts: u32,
+        /// A new subscription: the snapshot is requested once its first diff is buffered
+        /// (the documented order), so the snapshot cannot predate the stream.
+        awaiting_first: bool,
+    },
+    /// In sync: the last update id forwarded.
+    Live { last: u64 },
+}
+
+impl BookSync {
+    /// Fetching a snapshot that is requested right away (the stream is already flowing).
+    pub(crate) fn fetching() -> Self {
+        Self::Fetching {
+            buffer: VecDeque::new(),
+            requested: true,
+            retry_at: Timestamp(0),
+            attempts: 1,
+            awaiting_first: false,
+        }
+    }
+
+    /// A new subscription: the snapshot waits for the first buffered diff.
+    pub(crate) fn subscribing() -> Self {
+        Self::Fetching {
+            buffer: VecDeque::new(),
+            requested: false,
+            retry_at: Timestamp(0),
+            attempts: 0,
+            awaiting_first: true,
+        }
+    }
+}
+
+/// What to do with a snapshot given the diffs buffered meanwhile.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Alignment {
+    /// Publish the snapshot, then these diffs (older ones dropped), and go live at `last`.
+    Apply { deltas: Vec<DepthUpdate>, last: u64 },
+    /// The snapshot is older than the first buffered diff: fetch again.
+    TooOld,
+}
+
+/// Steps 4–6 of the documented algorithm: drop buffered diffs with `u <= lastUpdateId`; the
+/// first remaining must satisfy `U <= lastUpdateId + 1 <= u`, otherwise the snapshot is too old.
+/// With nothing buffered the snapshot is applied as is (the book engine ignores later diffs
+/// it already contains and rejects a gap).
+pub(crate) fn align(snapshot_id: u64, buffer: &mut VecDeque<DepthUpdate>) -> Alignment {
+    while buffer.front().is_some_and(|d| d.last <= snapshot_id) {
+        buffer.pop_front();
+    }
+    match buffer.front() {
+        Some(first) if first.first > snapshot_id + 1 => Alignment::TooOld,
+        _ => {
+            let deltas: Vec<DepthUpdate> = buffer.drain(..).collect();
+            let last = deltas.last().map_or(snapshot_id, |d| d.last);
+            Alignment::Apply { deltas, last }
+        }
+    }
+}
+
+pub(crate) fn snapshot_event(snapshot: DepthSnapshot, recv_ts: Timestamp) -> BookSnapshot {
+    BookSnapshot {
+        seq: snapshot.last_update_id,
+        bids: snapshot.bids,
+        asks: snapshot.asks,
+        exchange_ts: recv_ts,
+        recv_ts,
+        checksum: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn diff(first: u64, last: u64) -> DepthUpdate {
+        DepthUpdate {
+            symbol: "BTCUSDT".into(),
+            first,
+            last,
+            bids: vec![],
+            asks: vec![],
+            event_ts: Timestamp(0),
+        }
+    }
+
+    #[test]
+    fn documented_payloads_parse() {
+        let text = include_str!("../../../test_data/binance/ws_depth_update.json");
+        let v: serde_json::Value = serde_json::from_str(text).unwrap();
+        let d = DepthUpdate::parse(&v["data"].to_string()).unwrap();
+        assert_eq!((d.first, d.last, d.symbol.as_str()), (157, 160, "BNBBTC"));
+        assert_eq!(d.bids[0].price.to_string(), "0.0024");
+        assert_eq!(d.asks[0].size.to_string(), "100");
+        let s = DepthSnapshot::parse(include_str!(
+            "../../../test_data/binance/rest_depth_snapshot.json"
+        ))
+        .unwrap();
+        assert_eq!(s.last_update_id, 1_027_024);
+        assert_eq!(s.bids[0].price.to_string(), "4.00000000", "scale kept");
+        assert!(DepthUpdate::parse(r#"{"E":1,"s":"X","U":5,"u":4,"b":[],"a":[]}"#).is_err());
+        assert!(
+            DepthUpdate::parse(r#"{"E":1,"s":"X","U":1,"u":4,"b":[["x","1"]],"a":[]}"#).is_err()
+        );
+        assert!(DepthSnapshot::parse(r#"{"lastUpdateId":1,"bids":[["1"]],"asks":[]}"#).is_err());
+    }
+
+    /// One line per case: snapshot id, buffered (U,u), expected outcome.
+    #[test]
+    fn alignment_follows_the_documented_rules() {
+        type Case = (
+            u64,
+            &'static [(u64, u64)],
+            Option<(&'static [(u64, u64)], u64)>,
+        );
+        let cases: &[Case] = &[
+            (100, &[], Some((&[], 100))),
+            (100, &[(90, 95), (96, 100)], Some((&[], 100))),
+            (
+                100,
+                &[(90, 95), (96, 101), (102, 103)],
+                Some((&[(96, 101), (102, 103)], 103)),
+            ),
+            (100, &[(101, 104)], Some((&[(101, 104)], 104))),
+            (100, &[(102, 104)], None),
+            (100, &[(90, 99), (103, 104)], None),
+        ];
+        for (id, buffered, expected) in cases {
+            let mut buffer: VecDeque<DepthUpdate> =
+                buffered.iter().map(|(f, l)| diff(*f, *l)).collect();
+            let got = align(*id, &mut buffer);
+            match expected {
+                None => assert_eq!(got, Alignment::TooOld, "{id} {buffered:?}"),
+                Some((deltas, last)) => {
+                    let Alignment::Apply {
+                        deltas: got,
+                        last: got_last,
+                    } = got
+                    else {
+                        panic!("{id} {buffered:?}: {got:?}")
+                    };
+                    let ids: Vec<(u64, u64)> = got.iter().map(|d| (d.first, d.last)).collect();
+                    assert_eq!((&ids[..], got_last), (*deltas, *last), "{id} {buffered:?}");
+                }
+            }
+        }
+    }
+}

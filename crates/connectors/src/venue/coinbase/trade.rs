@@ -1,0 +1,107 @@
+//! `market_trades` events.
+
+use crate::conn::time::parse_rfc3339;
+use crate::venue::parse::decimal;
+use model::{Side, Timestamp, Trade};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Event<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    #[serde(borrow, default)]
+    trades: Vec<RawTrade<'a>>,
+}
+
+#[derive(Deserialize)]
+struct RawTrade<'a> {
+    trade_id: &'a str,
+    product_id: &'a str,
+    price: &'a str,
+    size: &'a str,
+    side: &'a str,
+    time: &'a str,
+}
+
+/// Parses `market_trades` events into `(product, trade)`s, `snapshot` events flagged. Coinbase's
+/// `side` is the **maker's**: `BUY` means a resting buy was hit, so the aggressor sold.
+pub fn parse_market_trades(
+    events: &str,
+    recv_ts: Timestamp,
+) -> Result<Vec<(bool, String, Trade)>, String> {
+    let events: Vec<Event> =
+        serde_json::from_str(events).map_err(|e| format!("market_trades: {e}"))?;
+    let mut out = Vec::new();
+    for event in events {
+        let snapshot = match event.kind {
+            "snapshot" => true,
+            "update" => false,
+            other => return Err(format!("market_trades: unknown type {other:?}")),
+        };
+        for t in event.trades {
+            let side = match t.side {
+                "BUY" => Side::Sell,
+                "SELL" => Side::Buy,
+                other => return Err(format!("market_trades: unknown side {other:?}")),
+            };
+            let price = decimal("trade price", t.price)?;
+            let size = decimal("trade size", t.size)?;
+            if price <= model::Decimal::ZERO || size <= model::Decimal::ZERO {
+                return Err(format!(
+                    "trade {}: price and size must be positive",
+                    t.trade_id
+                ));
+            }
+            let exchange_ts =
+                parse_rfc3339(t.time).ok_or_else(|| format!("trade: bad time {:?}", t.time))?;
+            out.push((
+                snapshot,
+                t.product_id.to_string(),
+                Trade {
+                    id: t.trade_id.to_string(),
+                    price,
+                    size,
+                    side,
+                    exchange_ts,
+                    recv_ts,
+                },
+            ));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documented_trade_parses_with_the_side_inverted() {
+        let v: serde_json::Value = serde_json::from_str(include_str!(
+            "../../../test_data/coinbase/ws_market_trades_update.json"
+        ))
+        .unwrap();
+        let trades = parse_market_trades(&v["events"].to_string(), Timestamp(1)).unwrap();
+        let (snapshot, product, t) = &trades[0];
+        assert!(!snapshot);
+        assert_eq!(product, "ETH-USD");
+        assert_eq!(t.side, Side::Sell, "maker BUY: the taker sold");
+        assert_eq!(
+            (t.price.to_string(), t.size.to_string()),
+            ("1260.01".into(), "0.3".into())
+        );
+        assert_eq!(t.id, "000000000");
+        let sell = v["events"].to_string().replace("BUY", "SELL");
+        assert_eq!(
+            parse_market_trades(&sell, Timestamp(1)).unwrap()[0].2.side,
+            Side::Buy
+        );
+        assert!(
+            parse_market_trades(
+                &v["events"].to_string().replace("BUY", "HOLD"),
+                Timestamp(1)
+            )
+            .is_err()
+        );
+    }
+}

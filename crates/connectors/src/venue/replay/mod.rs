@@ -1,0 +1,242 @@
+//! The `replay` venue: plays a capture written by `tickgate record` back through the same
+//! venue session code, so the normalized output is the same as live, and the same on every
+//! run.
+//!
+//! A capture holds every input each session consumed, with the receive time it saw (see
+//! [`crate::conn::record`]). Replay rebuilds each venue's [`Protocol`] from the recorded spec,
+//! recreates sessions as connections open, and feeds them the recorded inputs in order through
+//! [`crate::conn`]'s shared input path; nothing is sent anywhere. Events keep the recorded
+//! receive times. Resync commands from ingest are ignored: the capture already holds the
+//! resyncs of the live run at the point they happened.
+//!
+//! `speed`: `Some(f)` plays `f` times faster than recorded (1.0 = real time); `None` plays as
+//! fast as ingest accepts.
+
+use crate::conn::input::apply;
+use crate::conn::protocol::{Io, Protocol, Session};
+use crate::conn::record::{CaptureRecord, RecordKind, read_capture};
+use crate::settings::VenueSpec;
+use crate::{ConnectionState, Connector, ConnectorContext, ConnectorError, FeedBatch, FeedEvent};
+use model::{Instrument, Symbol, Timestamp, Venue};
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// The config name of the replay venue.
+pub const VENUE: &str = "replay";
+
+/// Events sent to ingest per batch at full speed.
+const BATCH: usize = 1024;
+
+/// Plays one recorded venue of a capture.
+#[derive(Debug)]
+pub struct ReplayConnector {
+    protocol: Arc<dyn Protocol>,
+    records: Arc<Vec<CaptureRecord>>,
+    speed: Option<f64>,
+    label: String,
+}
+
+/// Opens a capture: one connector per venue recorded in it, each publishing under that venue's
+/// own name.
+pub fn open(path: &Path, speed: Option<f64>) -> Result<Vec<ReplayConnector>, ConnectorError> {
+    let records = read_capture(path).map_err(|e| {
+        ConnectorError::Config(format!("cannot read capture {}: {e}", path.display()))
+    })?;
+    let records = Arc::new(records);
+    let mut connectors = Vec::new();
+    for record in records.iter() {
+        if let RecordKind::Venue {
+            symbols,
+            ws_url,
+            rest_url,
+            feed,
+        } = &record.kind
+        {
+            let spec = VenueSpec {
+                symbols: symbols.clone(),
+                ws_url: ws_url.clone(),
+                rest_url: rest_url.clone(),
+                feed: feed.clone(),
+            };
+            let protocol = super::protocol(&record.v, spec)?;
+            connectors.push(ReplayConnector {
+                protocol,
+                records: records.clone(),
+                speed,
+                label: path.display().to_string(),
+            });
+        }
+    }
+    if connectors.is_empty() {
+        return Err(ConnectorError::Config(format!(
+            "capture {} records no venue",
+            path.display()
+        )));
+    }
+    Ok(connectors)
+}
+
+impl Connector for ReplayConnector {
+    fn venue(&self) -> &Venue {
+        self.protocol.venue()
+    }
+
+    fn instruments(&self) -> Vec<Instrument> {
+        self.protocol.fallback_instruments()
+    }
+
+    fn run(
+        self: Box<Self>,
+        ctx: ConnectorContext,
+    ) -> Pin<Box<dyn Future<Output = Result<(), ConnectorError>> + Send>> {
+        let span = tracing::info_span!("replay", venue = %self.protocol.venue());
+        Box::pin(tracing::Instrument::instrument(run(*self, ctx), span))
+    }
+}
+
+/// One recorded connection being replayed.
+struct Replayed {
+    session: Box<dyn Session>,
+    symbols: Vec<Symbol>,
+    standby: bool,
+}
+
+async fn run(replay: ReplayConnector, mut ctx: ConnectorContext) -> Result<(), ConnectorError> {
+    let venue = replay.protocol.venue().as_str().to_string();
+    let mine = || replay.records.iter().filter(|r| r.v == venue);
+    let first = mine().next().map_or(0, |r| r.t);
+    let count = mine().count();
+    let mut batch: FeedBatch = vec![FeedEvent::Status {
+        state: ConnectionState::Connected,
+        detail: format!("replaying {} ({count} records)", replay.label),
+    }];
+    let mut sessions: HashMap<u64, Replayed> = HashMap::new();
+    let start = Instant::now();
+    for record in mine() {
+        if let Some(speed) = replay.speed {
+            let offset = (record.t.saturating_sub(first).max(0) as f64 / speed) as u64;
+            let due = start + Duration::from_micros(offset);
+            if due > Instant::now() {
+                if !send(&ctx, &mut batch).await? {
+                    return Ok(());
+                }
+                tokio::select! {
+                    () = ctx.shutdown.cancelled() => return Ok(()),
+                    () = tokio::time::sleep_until(due) => {}
+                }
+            }
+        }
+        // Ingest's resync requests are answered by the recorded resyncs instead.
+        while ctx.commands.try_recv().is_ok() {}
+        step(replay.protocol.as_ref(), &mut sessions, record, &mut batch);
+        if batch.len() >= BATCH && !send(&ctx, &mut batch).await? {
+            return Ok(());
+        }
+    }
+    batch.push(FeedEvent::Status {
+        state: ConnectionState::Connected,
+        detail: format!("replay of {} finished", replay.label),
+    });
+    if !send(&ctx, &mut batch).await? {
+        return Ok(());
+    }
+    // Keep the venue's channels (and their final books) until shutdown.
+    loop {
+        tokio::select! {
+            () = ctx.shutdown.cancelled() => return Ok(()),
+            command = ctx.commands.recv() => if command.is_none() { ctx.shutdown.cancelled().await; return Ok(()) },
+        }
+    }
+}
+
+/// Applies one record; what a live connection would have emitted goes into `out`.
+fn step(
+    protocol: &dyn Protocol,
+    sessions: &mut HashMap<u64, Replayed>,
+    record: &CaptureRecord,
+    out: &mut FeedBatch,
+) {
+    let mut io = Io::new(Timestamp(record.t));
+    match &record.kind {
+        RecordKind::Venue { .. } => {}
+        RecordKind::Instruments { body } => {
+            if let Some(list) = body
+                .as_deref()
+                .and_then(|b| protocol.parse_instruments(b).ok())
+            {
+                out.push(FeedEvent::Instruments(list));
+            }
+        }
+        RecordKind::Open { symbols, standby } => {
+            let mut session = if *standby {
+                protocol.standby_session(symbols)
+            } else {
+                protocol.session(symbols)
+            };
+            apply(session.as_mut(), &record.kind, symbols, &mut io);
+            sessions.insert(
+                record.c,
+                Replayed {
+                    session,
+                    symbols: symbols.clone(),
+                    standby: *standby,
+                },
+            );
+        }
+        RecordKind::Takeover { old } => {
+            let old = sessions.remove(old);
+            if let (Some(old), Some(new)) = (old, sessions.get_mut(&record.c)) {
+                new.session.take_over(old.session.as_ref(), &mut io);
+                new.standby = false;
+            }
+        }
+        kind => {
+            let Some(replayed) = sessions.get_mut(&record.c) else {
+                return;
+            };
+            apply(replayed.session.as_mut(), kind, &replayed.symbols, &mut io);
+            if replayed.standby {
+                return; // a standby connection's output is never forwarded (see the driver)
+            }
+            if matches!(kind, RecordKind::Close { .. }) {
+                sessions.remove(&record.c);
+            }
+        }
+    }
+    out.append(&mut io.events);
+}
+
+/// Sends the batch (if any); false on shutdown.
+async fn send(ctx: &ConnectorContext, batch: &mut FeedBatch) -> Result<bool, ConnectorError> {
+    if batch.is_empty() {
+        return Ok(true);
+    }
+    let events = std::mem::take(batch);
+    tokio::select! {
+        biased;
+        () = ctx.shutdown.cancelled() => Ok(false),
+        sent = ctx.events.send(events) => sent.map(|()| true).map_err(|_| ConnectorError::SinkClosed),
+    }
+}
+
+/// Replays a whole capture synchronously (no pacing), returning every venue's events in order:
+/// what the gateway's ingest stage receives. For tests and the replay benchmark.
+pub fn replay_all(path: &Path) -> Result<Vec<(String, FeedEvent)>, ConnectorError> {
+    let connectors = open(path, None)?;
+    let mut out = Vec::new();
+    for c in &connectors {
+        let venue = c.protocol.venue().as_str().to_string();
+        let mut sessions = HashMap::new();
+        let mut batch = Vec::new();
+        for record in c.records.iter().filter(|r| r.v == venue) {
+            step(c.protocol.as_ref(), &mut sessions, record, &mut batch);
+        }
+        out.extend(batch.into_iter().map(|e| (venue.clone(), e)));
+    }
+    Ok(out)
+}

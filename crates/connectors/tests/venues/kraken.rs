@@ -1,0 +1,177 @@
+//! Kraken v2 against the mock: CRC32 verified on every message, a bad book resubscribed alone.
+
+use crate::support::*;
+use book::ChecksumAlgo;
+use connectors::conn::WsConnector;
+use connectors::mock::kraken::MockKraken;
+use connectors::settings::VenueSpec;
+use connectors::venue::kraken::KrakenProtocol;
+use std::sync::Arc;
+use std::time::Duration;
+
+const SYMBOLS: [&str; 2] = ["BTC-USD", "ETH-USD"];
+
+fn start(mock: &MockKraken) -> Harness {
+    let spec = VenueSpec {
+        symbols: SYMBOLS.iter().map(|s| sym(s)).collect(),
+        ws_url: Some(mock.ws_url()),
+        rest_url: Some(mock.rest_url()),
+        feed: fast_feed(),
+    };
+    let protocol = Arc::new(KrakenProtocol::new(spec).unwrap());
+    // The reference consumer verifies Kraken's checksum too, like the gateway's book channels.
+    Harness::start(
+        Box::new(WsConnector::new(protocol)),
+        ChecksumAlgo::Kraken,
+        None,
+    )
+}
+
+async fn drive(mock: &MockKraken, h: &Harness, what: &str, cond: impl Fn(&Seen) -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !h.with(&cond) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out: {what}; {:?}",
+            h.with(|s| (
+                s.snapshots.clone(),
+                s.book_errors.clone(),
+                s.invalid.clone()
+            ))
+        );
+        mock.step(1);
+        tokio::time::sleep(Duration::from_millis(15)).await;
+    }
+}
+
+async fn converged(mock: &MockKraken, h: &Harness, symbol: &str) {
+    let truth = mock.truth(symbol);
+    h.wait(10, &format!("{symbol} equal to the ground truth"), |s| {
+        s.top(symbol, 100).as_ref() == Some(&truth)
+    })
+    .await;
+}
+
+async fn live_and_converged(mock: &MockKraken, h: &Harness) {
+    drive(mock, h, "books live", |s| SYMBOLS.iter().all(|x| s.live(x))).await;
+    mock.step(30);
+    for symbol in SYMBOLS {
+        converged(mock, h, symbol).await;
+    }
+}
+
+#[tokio::test]
+async fn books_stay_equal_to_the_truncated_truth_with_every_checksum_verified() {
+    let mock = MockKraken::start(&SYMBOLS, 10).await.unwrap();
+    let h = start(&mock);
+    live_and_converged(&mock, &h).await;
+    mock.step(200);
+    for symbol in SYMBOLS {
+        converged(&mock, &h, symbol).await;
+    }
+    // The trade subscription goes out after the book's (frames are paced).
+    drive(&mock, &h, "trades", |s| {
+        s.trades.contains_key(&sym("ETH-USD"))
+    })
+    .await;
+    for symbol in SYMBOLS {
+        converged(&mock, &h, symbol).await;
+    }
+    h.with(|s| {
+        assert!(
+            s.book_errors.is_empty() && s.invalid.is_empty(),
+            "{:?} {:?}",
+            s.book_errors,
+            s.invalid
+        );
+        assert_eq!(s.snapshots("BTC-USD"), 1);
+        let btc = &s.instruments[0];
+        assert_eq!(
+            (btc.symbol.as_str(), btc.tick_size.to_string().as_str()),
+            ("BTC-USD", "0.1"),
+            "XBT/USD wsname matched"
+        );
+        assert_eq!(s.trades[&sym("ETH-USD")][0].side, model::Side::Sell);
+    });
+    let frames = mock.control.frames_in();
+    assert!(
+        frames[0].2.contains(r#""method":"subscribe""#) && frames[0].2.contains(r#""req_id":1"#)
+    );
+    assert!(frames[0].2.contains(r#""depth":10"#));
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn checksum_and_frame_faults_resubscribe_only_that_pair() {
+    type Fault = fn(&MockKraken, &str);
+    let cases: [(&str, Fault); 3] = [
+        ("wrong checksum", |m, s| m.wrong_checksum_next(s)),
+        ("skipped update", |m, s| m.skip_next(s)),
+        ("bad frame", |m, s| m.corrupt_next(s)),
+    ];
+    let mock = MockKraken::start(&SYMBOLS, 10).await.unwrap();
+    let h = start(&mock);
+    live_and_converged(&mock, &h).await;
+    for (round, (name, fault)) in cases.into_iter().enumerate() {
+        fault(&mock, "BTC-USD");
+        drive(&mock, &h, name, |s| {
+            s.snapshots("BTC-USD") == round + 2 && s.live("BTC-USD")
+        })
+        .await;
+        mock.step(10);
+        converged(&mock, &h, "BTC-USD").await;
+        converged(&mock, &h, "ETH-USD").await;
+        h.with(|s| assert_eq!(s.snapshots("ETH-USD"), 1, "{name}: ETH never reset"));
+    }
+    h.with(|s| {
+        assert!(
+            s.book_errors.is_empty(),
+            "the connector caught every fault before the book did: {:?}",
+            s.book_errors
+        )
+    });
+    let frames = mock.control.frames_in();
+    let unsubs: Vec<&String> = frames
+        .iter()
+        .map(|f| &f.2)
+        .filter(|f| f.contains("unsubscribe"))
+        .collect();
+    assert_eq!(unsubs.len(), 3);
+    assert!(
+        unsubs
+            .iter()
+            .all(|f| f.contains("BTC/USD") && !f.contains("ETH/USD"))
+    );
+    mock.send_garbage();
+    h.wait(5, "garbage counted", |s| {
+        s.invalid
+            .iter()
+            .any(|(sym, r)| sym.is_none() && r.contains("unparseable"))
+    })
+    .await;
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn reconnect_rebuilds_from_new_snapshots() {
+    let mock = MockKraken::start(&SYMBOLS, 10).await.unwrap();
+    let h = start(&mock);
+    live_and_converged(&mock, &h).await;
+    mock.control.drop_connections();
+    mock.step(40);
+    drive(&mock, &h, "fresh snapshots", |s| {
+        SYMBOLS.iter().all(|x| s.snapshots(x) == 2 && s.live(x))
+    })
+    .await;
+    for symbol in SYMBOLS {
+        converged(&mock, &h, symbol).await;
+    }
+    // Silence (no heartbeats either) replaces the connection too.
+    let before = mock.control.attempts().len();
+    mock.control.set_silent(true);
+    tokio::time::sleep(Duration::from_millis(6500)).await;
+    mock.control.set_silent(false);
+    assert!(mock.control.attempts().len() > before);
+    live_and_converged(&mock, &h).await;
+    h.stop().await;
+}

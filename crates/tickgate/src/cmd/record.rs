@@ -1,0 +1,75 @@
+//! `tickgate record`: run the configured venues and capture their raw traffic for replay.
+
+use anyhow::Context;
+use clap::Args;
+use connectors::conn::record::Recorder;
+use server::{Config, Gateway};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// Configuration file (TOML) naming the venues to record.
+    #[arg(long, short)]
+    config: PathBuf,
+    /// Capture file to write (gzip-compressed JSON lines).
+    #[arg(long, short)]
+    out: PathBuf,
+    /// Stop after this many seconds (default: until SIGINT/SIGTERM).
+    #[arg(long)]
+    duration: Option<u64>,
+    /// Listen address while recording, overriding `server.listen` (the gateway serves its API
+    /// as usual while it records).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+}
+
+pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
+    let mut config = match Config::load(Some(&args.config)) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    if let Some(listen) = args.listen {
+        config.server.listen = listen;
+    }
+    if !config
+        .venues
+        .iter()
+        .any(|v| connectors::venue::WS_VENUES.contains(&v.name.as_str()))
+    {
+        eprintln!("error: venues: nothing to record; configure binance, coinbase or kraken");
+        return Ok(ExitCode::from(2));
+    }
+    super::serve::init_logging(&config);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let (recorder, handle) = Recorder::create(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let out = args.out.display().to_string();
+    runtime.block_on(async move {
+        let gateway = Gateway::start_with(config, Some(recorder), None).await?;
+        tracing::info!(%out, "recording");
+        match args.duration {
+            Some(secs) => tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(secs)) => {}
+                () = super::serve::wait_for_signal() => {}
+            },
+            None => super::serve::wait_for_signal().await,
+        }
+        gateway.stop().await?;
+        anyhow::Ok(())
+    })?;
+    let (lines, dropped) = handle.finish().context("cannot complete the capture")?;
+    println!(
+        "recorded {lines} records to {} ({dropped} dropped)",
+        args.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
