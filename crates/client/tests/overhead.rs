@@ -7,7 +7,7 @@
 //!
 //! A local feeder speaks the gateway protocol and sends a book snapshot then `UPDATES` book
 //! updates (one to three levels each, with valid checksums), pre-serialized so that the
-//! feeder costs only framing and writes. Results go to `docs/benchmarks-client.md`.
+//! feeder costs only framing and writes. Results go to `docs/benchmarks.md (Client SDK)`.
 
 use book::{ChecksumAlgo, OrderBook};
 use client::{Client, ClientOptions, Event};

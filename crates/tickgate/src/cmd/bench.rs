@@ -48,6 +48,23 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Resolves on ctrl-c or SIGTERM, so that the benchmark returns and the child gateway is killed
+/// (when its `Target` drops) either way.
+async fn interrupted() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
 /// Parses `20s`, `500ms`, `2m` or a bare number of seconds.
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();

@@ -1,5 +1,5 @@
 //! `tickgate bench auth`: the cost of authenticating a bearer request, and REST throughput with
-//! and without auth, measured side by side in one run (see docs/benchmarks-auth.md).
+//! and without auth, measured side by side in one run (see docs/benchmarks.md (Authentication)).
 
 use anyhow::Context;
 use auth::{AuthSettings, KeyIndex, Scope, token};

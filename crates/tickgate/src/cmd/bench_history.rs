@@ -1,6 +1,6 @@
 //! `tickgate bench history`: sustained trade ingest into the history store, by batch size and
 //! through the production writer, and the latency of a 1-day query of 1-minute candles, from
-//! the store and end to end over REST. See docs/benchmarks-history.md.
+//! the store and end to end over REST. See docs/benchmarks.md (History store).
 
 use anyhow::{Context, bail};
 use clap::Args;

@@ -298,10 +298,12 @@ async fn drive(args: &FanoutArgs, target: &Target) -> anyhow::Result<Report> {
     let mut max_seq_start = vec![0u64; channels.len()];
     let connect_deadline = Instant::now() + Duration::from_secs(120);
     let mut cpu_last = CpuSample::take(target, self_pid);
+    let interrupted = super::interrupted();
+    tokio::pin!(interrupted);
     let result = loop {
         let event = tokio::select! {
             event = events.recv() => event,
-            _ = tokio::signal::ctrl_c() => break Err(anyhow::anyhow!("interrupted")),
+            () = &mut interrupted => break Err(anyhow::anyhow!("interrupted")),
             () = tokio::time::sleep_until(connect_deadline.into()), if threads_connected < args.threads => {
                 break Err(anyhow::anyhow!("only {connected} of {} clients connected within 120 s", args.clients));
             }

@@ -79,7 +79,7 @@ pub fn run(args: IdleArgs) -> anyhow::Result<ExitCode> {
     let report = local.block_on(&runtime, async {
         tokio::select! {
             report = measure(&args, &target) => report,
-            _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+            () = super::interrupted() => Err(anyhow::anyhow!("interrupted")),
         }
     })?;
     let server_open = target.metric("tickgate_connections_open");
