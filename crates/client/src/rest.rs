@@ -66,8 +66,8 @@ impl RestClient {
         self.get("/v1/book", query).await
     }
 
-    /// `GET /v1/candles`: the latest `limit` closed candles, oldest first (one page; pass the
-    /// page's `next_cursor` to the REST API for more).
+    /// `GET /v1/candles`: one page of closed candles, oldest first from the start of what is
+    /// stored (at most `limit`); pass the page's `next_cursor` to the REST API for the next.
     pub async fn candles(
         &self,
         venue: &str,

@@ -41,8 +41,8 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// The gateway cannot take this connection now (connection limit reached); retry later.
     Unavailable,
-    /// Something failed inside the gateway; details are in its logs, not here. (Reserved: no
-    /// current route can fail this way.)
+    /// Something failed inside the gateway (e.g. the history or key store); details are in its
+    /// logs, not here.
     Internal,
     /// History: `from` or `to` is neither RFC 3339 nor epoch milliseconds.
     InvalidTime,

@@ -79,7 +79,7 @@ impl Default for Config {
 pub struct ServerConfig {
     /// Address of the HTTP + WebSocket listener.
     pub listen: SocketAddr,
-    /// Directory for the embedded database and recordings.
+    /// Directory for the embedded databases (`tickgate.db`: keys and audit; `history.db`).
     pub data_dir: PathBuf,
     /// Connections beyond this are refused with 503.
     pub max_connections: usize,

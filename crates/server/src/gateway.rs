@@ -117,6 +117,43 @@ pub fn routes() -> Vec<Route> {
         route("/readyz", None, get(rest::readyz)),
         route("/metrics", Some(Scope::MetricsRead), get(rest::metrics)),
         route("/openapi.json", None, get(openapi::serve)),
+        // The admin API (docs/security.md).
+        route(
+            "/admin/v1/keys",
+            Some(Scope::KeysAdmin),
+            post(admin::create).get(admin::list),
+        ),
+        route(
+            "/admin/v1/keys/rewrap",
+            Some(Scope::KeysAdmin),
+            post(admin::rewrap),
+        ),
+        route(
+            "/admin/v1/keys/{id}",
+            Some(Scope::KeysAdmin),
+            get(admin::show).patch(admin::update),
+        ),
+        route(
+            "/admin/v1/keys/{id}/rotate",
+            Some(Scope::KeysAdmin),
+            post(admin::rotate),
+        ),
+        route(
+            "/admin/v1/keys/{id}/rotate/cancel",
+            Some(Scope::KeysAdmin),
+            post(admin::cancel_rotation),
+        ),
+        route(
+            "/admin/v1/keys/{id}/revoke",
+            Some(Scope::KeysAdmin),
+            post(admin::revoke),
+        ),
+        route(
+            "/admin/v1/keys/{id}/usage",
+            Some(Scope::KeysAdmin),
+            get(admin::usage),
+        ),
+        route("/admin/v1/audit", Some(Scope::KeysAdmin), get(admin::audit)),
     ]
 }
 
@@ -125,19 +162,6 @@ pub fn routes() -> Vec<Route> {
 pub fn router(state: AppState) -> Router {
     let guard =
         |scope: Scope| middleware::from_fn_with_state((state.clone(), scope), layer::require);
-    let admin = Router::new()
-        .route("/admin/v1/keys", post(admin::create).get(admin::list))
-        .route("/admin/v1/keys/rewrap", post(admin::rewrap))
-        .route("/admin/v1/keys/{id}", get(admin::show).patch(admin::update))
-        .route("/admin/v1/keys/{id}/rotate", post(admin::rotate))
-        .route(
-            "/admin/v1/keys/{id}/rotate/cancel",
-            post(admin::cancel_rotation),
-        )
-        .route("/admin/v1/keys/{id}/revoke", post(admin::revoke))
-        .route("/admin/v1/keys/{id}/usage", get(admin::usage))
-        .route("/admin/v1/audit", get(admin::audit))
-        .route_layer(guard(Scope::KeysAdmin));
     routes()
         .into_iter()
         .fold(Router::new(), |router, r| {
@@ -147,7 +171,6 @@ pub fn router(state: AppState) -> Router {
             };
             router.route(r.path, handler)
         })
-        .merge(admin)
         .fallback(rest::not_found)
         .method_not_allowed_fallback(rest::method_not_allowed)
         .with_state(state)

@@ -24,11 +24,22 @@ use utoipa::OpenApi;
         crate::rest::readyz,
         crate::rest::metrics,
         serve,
+        crate::auth::admin::create,
+        crate::auth::admin::list,
+        crate::auth::admin::show,
+        crate::auth::admin::update,
+        crate::auth::admin::rotate,
+        crate::auth::admin::cancel_rotation,
+        crate::auth::admin::revoke,
+        crate::auth::admin::usage,
+        crate::auth::admin::rewrap,
+        crate::auth::admin::audit,
     ),
     tags(
         (name = "market", description = "Live market data (scope market:read when auth is on)"),
         (name = "history", description = "Stored trades and candles (scope history:read when auth is on)"),
         (name = "operations", description = "Health, readiness, metrics and this description"),
+        (name = "admin", description = "Keys and audit (scope keys:admin; docs/security.md)"),
     ),
 )]
 struct ApiDoc;

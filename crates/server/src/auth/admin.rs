@@ -13,11 +13,12 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use protocol::ErrorCode;
+use protocol::{ErrorBody, ErrorCode};
 use serde::Deserialize;
 use std::collections::HashMap;
 use store::audit::hex32;
 use store::keys::{Granularity, KeyFilter, KeyKind, KeyRecord, KeyStatus, RateLimit};
+use utoipa::ToSchema;
 
 type Body<T> = Result<Json<T>, JsonRejection>;
 type Admin = Option<Extension<Principal>>;
@@ -74,14 +75,16 @@ fn issued_json(record: &KeyRecord, secret: Option<SecretString>) -> serde_json::
     auth::info::issued_json(record, secret, now())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateBody {
     name: String,
     #[serde(default)]
     principal: Option<String>,
     scopes: Vec<String>,
+    /// `bearer` (default), `hmac` or `ed25519`.
     #[serde(default, rename = "type")]
+    #[schema(value_type = Option<String>)]
     kind: Option<KeyKind>,
     #[serde(default)]
     public_key: Option<String>,
@@ -91,11 +94,25 @@ pub(crate) struct CreateBody {
     #[serde(default)]
     metadata: Option<serde_json::Value>,
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     rate_limit: Option<RateLimit>,
     #[serde(default)]
     max_age: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/keys",
+    tag = "admin",
+    summary = "Create a key; the response shows its token or secret once",
+    request_body = CreateBody,
+    responses(
+        (status = 201, body = serde_json::Value),
+        (status = 400, description = "bad_request / bad_param", body = ErrorBody),
+        (status = 401, description = "missing_credentials, malformed_key, unknown_key, key_revoked, key_expired", body = ErrorBody),
+        (status = 403, description = "insufficient_scope: the key lacks keys:admin", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn create(
     State(state): State<AppState>,
     principal: Admin,
@@ -130,6 +147,18 @@ pub(crate) async fn create(
     Ok((StatusCode::CREATED, Json(json)).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/keys",
+    tag = "admin",
+    summary = "List keys (filters: principal, status, type, scope, name, token_sha256)",
+    responses(
+        (status = 200, body = serde_json::Value),
+        (status = 400, description = "bad_request / bad_param", body = ErrorBody),
+        (status = 401, description = "missing_credentials, malformed_key, unknown_key, key_revoked, key_expired", body = ErrorBody),
+        (status = 403, description = "insufficient_scope: the key lacks keys:admin", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn list(
     State(state): State<AppState>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
@@ -183,6 +212,22 @@ pub(crate) async fn list(
     Ok(Json(serde_json::json!({ "keys": keys })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/keys/{id}",
+    tag = "admin",
+    summary = "One key (never its secret)",
+    params(
+        ("id" = String, Path, description = "The public id of the key"),
+    ),
+    responses(
+        (status = 200, body = serde_json::Value),
+        (status = 400, description = "bad_request / bad_param", body = ErrorBody),
+        (status = 401, description = "missing_credentials, malformed_key, unknown_key, key_revoked, key_expired", body = ErrorBody),
+        (status = 403, description = "insufficient_scope: the key lacks keys:admin", body = ErrorBody),
+        (status = 404, description = "unknown_key", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn show(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
@@ -192,7 +237,7 @@ pub(crate) async fn show(
     Ok(Json(KeyInfo::new(&record, now())))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UpdateBody {
     #[serde(default)]
@@ -202,11 +247,28 @@ pub(crate) struct UpdateBody {
     #[serde(default)]
     metadata: Option<serde_json::Value>,
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     rate_limit: Option<RateLimit>,
     #[serde(default)]
     max_age: Option<String>,
 }
 
+#[utoipa::path(
+    patch,
+    path = "/admin/v1/keys/{id}",
+    tag = "admin",
+    summary = "Change the name, scopes, metadata, rate limit or maximum age of a key",
+    params(
+        ("id" = String, Path, description = "The public id of the key"),
+    ),
+    request_body = UpdateBody,
+    responses(
+        (status = 200, body = serde_json::Value),
+        (status = 400, description = "bad_request / bad_param", body = ErrorBody),
+        (status = 401, description = "missing_credentials, malformed_key, unknown_key, key_revoked, key_expired", body = ErrorBody),
+        (status = 403, description = "insufficient_scope: the key lacks keys:admin", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn update(
     State(state): State<AppState>,
     principal: Admin,
@@ -236,7 +298,7 @@ pub(crate) async fn update(
     Ok(Json(KeyInfo::new(&record, now())))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RotateBody {
     grace_seconds: u64,
@@ -244,6 +306,23 @@ pub(crate) struct RotateBody {
     public_key: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/keys/{id}/rotate",
+    tag = "admin",
+    summary = "Rotate: a successor key now, the old one in grace for grace_seconds",
+    params(
+        ("id" = String, Path, description = "The public id of the key"),
+    ),
+    request_body = RotateBody,
+    responses(
+        (status = 200, body = serde_json::Value),
+        (status = 400, description = "bad_request / bad_param", body = ErrorBody),
+        (status = 401, description = "missing_credentials, malformed_key, unknown_key, key_revoked, key_expired", body = ErrorBody),
+        (status = 403, description = "insufficient_scope: the key lacks keys:admin", body = ErrorBody),
+        (status = 409, description = "conflict: the key cannot be rotated in its state", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn rotate(
     State(state): State<AppState>,
     principal: Admin,
@@ -265,6 +344,22 @@ pub(crate) async fn rotate(
     Ok(Json(json))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/keys/{id}/rotate/cancel",
+    tag = "admin",
+    summary = "Cancel a rotation during grace: the old key is active again, the successor revoked",
+    params(
+        ("id" = String, Path, description = "The public id of the key"),
+    ),
+    responses(
+        (status = 200, body = serde_json::Value),
+        (status = 400, description = "bad_request / bad_param", body = ErrorBody),
+        (status = 401, description = "missing_credentials, malformed_key, unknown_key, key_revoked, key_expired", body = ErrorBody),
+        (status = 403, description = "insufficient_scope: the key lacks keys:admin", body = ErrorBody),
+        (status = 409, description = "conflict: no rotation to cancel", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn cancel_rotation(
     State(state): State<AppState>,
     principal: Admin,
@@ -284,12 +379,28 @@ pub(crate) async fn cancel_rotation(
     })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RevokeBody {
     reason: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/keys/{id}/revoke",
+    tag = "admin",
+    summary = "Revoke now; live WebSocket sessions on the key are closed within 1 s",
+    params(
+        ("id" = String, Path, description = "The public id of the key"),
+    ),
+    request_body = RevokeBody,
+    responses(
+        (status = 200, body = serde_json::Value),
+        (status = 400, description = "bad_request / bad_param", body = ErrorBody),
+        (status = 401, description = "missing_credentials, malformed_key, unknown_key, key_revoked, key_expired", body = ErrorBody),
+        (status = 403, description = "insufficient_scope: the key lacks keys:admin", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn revoke(
     State(state): State<AppState>,
     principal: Admin,
@@ -307,6 +418,21 @@ pub(crate) async fn revoke(
     Ok(Json(KeyInfo::new(&record, now())))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/keys/{id}/usage",
+    tag = "admin",
+    summary = "Per-minute/hour usage buckets, last use time and address",
+    params(
+        ("id" = String, Path, description = "The public id of the key"),
+    ),
+    responses(
+        (status = 200, body = serde_json::Value),
+        (status = 400, description = "bad_request / bad_param", body = ErrorBody),
+        (status = 401, description = "missing_credentials, malformed_key, unknown_key, key_revoked, key_expired", body = ErrorBody),
+        (status = 403, description = "insufficient_scope: the key lacks keys:admin", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn usage(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
@@ -346,6 +472,18 @@ pub(crate) async fn usage(
     })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/keys/rewrap",
+    tag = "admin",
+    summary = "Re-encrypt every HMAC secret under the current master key",
+    responses(
+        (status = 200, body = serde_json::Value),
+        (status = 400, description = "bad_request / bad_param", body = ErrorBody),
+        (status = 401, description = "missing_credentials, malformed_key, unknown_key, key_revoked, key_expired", body = ErrorBody),
+        (status = 403, description = "insufficient_scope: the key lacks keys:admin", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn rewrap(
     State(state): State<AppState>,
     principal: Admin,
@@ -363,6 +501,18 @@ pub(crate) async fn rewrap(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/audit",
+    tag = "admin",
+    summary = "Audit log entries (hash-chained), newest last",
+    responses(
+        (status = 200, body = serde_json::Value),
+        (status = 400, description = "bad_request / bad_param", body = ErrorBody),
+        (status = 401, description = "missing_credentials, malformed_key, unknown_key, key_revoked, key_expired", body = ErrorBody),
+        (status = 403, description = "insufficient_scope: the key lacks keys:admin", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn audit(
     State(state): State<AppState>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,

@@ -16,19 +16,44 @@ async fn every_served_route_is_described_and_every_described_route_is_served() {
         .map(|r| r.path.to_string())
         .collect();
     assert_eq!(described, served, "routes and their description differ");
+    let http = reqwest::Client::new();
     for path in &described {
-        let item = &doc["paths"][path];
-        assert!(item["get"].is_object(), "{path}: every route is a GET");
-        assert!(
-            item["get"]["responses"]["200"].is_object() || path == "/v1/ws",
-            "{path}: documents its success"
-        );
-        // A described route is really routed: it never falls through to `not_found`.
-        let (status, body) = get_json(&gateway, path).await;
-        assert!(
-            body["code"] != "not_found" && status != 405,
-            "{path}: {status} {body}"
-        );
+        let item = doc["paths"][path].as_object().unwrap();
+        let methods: Vec<&str> = ["get", "post", "patch", "put", "delete"]
+            .into_iter()
+            .filter(|m| item.contains_key(*m))
+            .collect();
+        assert!(!methods.is_empty(), "{path}: no operation described");
+        for method in methods {
+            let op = &item[method];
+            let success = ["200", "201"]
+                .iter()
+                .any(|c| op["responses"][c].is_object());
+            assert!(
+                success || path == "/v1/ws",
+                "{path} {method}: documents its success"
+            );
+            // A described operation is really routed: it never falls through to `not_found`
+            // or `method_not_allowed` (admin routes answer 401 here: no key).
+            let url = format!(
+                "http://{}{}",
+                gateway.local_addr(),
+                path.replace("{id}", "x")
+            );
+            let request = match method {
+                "get" => http.get(&url),
+                "post" => http.post(&url).json(&serde_json::json!({})),
+                "patch" => http.patch(&url).json(&serde_json::json!({})),
+                other => panic!("{path}: unexpected method {other}"),
+            };
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let body: serde_json::Value = response.json().await.unwrap_or_default();
+            assert!(
+                body["code"] != "not_found" && status != 405,
+                "{path} {method}: {status} {body}"
+            );
+        }
     }
     // Schemas come from the code's own types, so they follow them.
     let schemas = &doc["components"]["schemas"];
