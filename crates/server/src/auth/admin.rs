@@ -71,6 +71,21 @@ fn now() -> i64 {
     model::Timestamp::now().0
 }
 
+/// The errors every admin route can answer, described once for the OpenAPI document.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // Only described, never built: handlers answer through `ApiError`.
+enum AdminErrors {
+    /// `bad_request` / `bad_param`: a malformed body, path or query.
+    #[response(status = 400)]
+    BadRequest(ErrorBody),
+    /// `missing_credentials`, `malformed_key`, `unknown_key`, `key_revoked`, `key_expired`.
+    #[response(status = 401)]
+    Unauthenticated(ErrorBody),
+    /// `insufficient_scope`: the key lacks `keys:admin`.
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
+}
+
 fn issued_json(record: &KeyRecord, secret: Option<SecretString>) -> serde_json::Value {
     auth::info::issued_json(record, secret, now())
 }
@@ -108,9 +123,7 @@ pub(crate) struct CreateBody {
     request_body = CreateBody,
     responses(
         (status = 201, body = serde_json::Value),
-        (status = 400, description = "bad_request / bad_param", body = ErrorBody),
-        (status = 401, description = "missing_credentials, malformed_key, unknown_key, key_revoked, key_expired", body = ErrorBody),
-        (status = 403, description = "insufficient_scope: the key lacks keys:admin", body = ErrorBody),
+        AdminErrors,
     ),
 )]
 pub(crate) async fn create(
@@ -154,9 +167,7 @@ pub(crate) async fn create(
     summary = "List keys (filters: principal, status, type, scope, name, token_sha256)",
     responses(
         (status = 200, body = serde_json::Value),
-        (status = 400, description = "bad_request / bad_param", body = ErrorBody),
-        (status = 401, description = "missing_credentials, malformed_key, unknown_key, key_revoked, key_expired", body = ErrorBody),
-        (status = 403, description = "insufficient_scope: the key lacks keys:admin", body = ErrorBody),
+        AdminErrors,
     ),
 )]
 pub(crate) async fn list(
@@ -222,9 +233,7 @@ pub(crate) async fn list(
     ),
     responses(
         (status = 200, body = serde_json::Value),
-        (status = 400, description = "bad_request / bad_param", body = ErrorBody),
-        (status = 401, description = "missing_credentials, malformed_key, unknown_key, key_revoked, key_expired", body = ErrorBody),
-        (status = 403, description = "insufficient_scope: the key lacks keys:admin", body = ErrorBody),
+        AdminErrors,
         (status = 404, description = "unknown_key", body = ErrorBody),
     ),
 )]
@@ -264,9 +273,7 @@ pub(crate) struct UpdateBody {
     request_body = UpdateBody,
     responses(
         (status = 200, body = serde_json::Value),
-        (status = 400, description = "bad_request / bad_param", body = ErrorBody),
-        (status = 401, description = "missing_credentials, malformed_key, unknown_key, key_revoked, key_expired", body = ErrorBody),
-        (status = 403, description = "insufficient_scope: the key lacks keys:admin", body = ErrorBody),
+        AdminErrors,
     ),
 )]
 pub(crate) async fn update(
@@ -317,9 +324,7 @@ pub(crate) struct RotateBody {
     request_body = RotateBody,
     responses(
         (status = 200, body = serde_json::Value),
-        (status = 400, description = "bad_request / bad_param", body = ErrorBody),
-        (status = 401, description = "missing_credentials, malformed_key, unknown_key, key_revoked, key_expired", body = ErrorBody),
-        (status = 403, description = "insufficient_scope: the key lacks keys:admin", body = ErrorBody),
+        AdminErrors,
         (status = 409, description = "conflict: the key cannot be rotated in its state", body = ErrorBody),
     ),
 )]
@@ -354,9 +359,7 @@ pub(crate) async fn rotate(
     ),
     responses(
         (status = 200, body = serde_json::Value),
-        (status = 400, description = "bad_request / bad_param", body = ErrorBody),
-        (status = 401, description = "missing_credentials, malformed_key, unknown_key, key_revoked, key_expired", body = ErrorBody),
-        (status = 403, description = "insufficient_scope: the key lacks keys:admin", body = ErrorBody),
+        AdminErrors,
         (status = 409, description = "conflict: no rotation to cancel", body = ErrorBody),
     ),
 )]
@@ -396,9 +399,7 @@ pub(crate) struct RevokeBody {
     request_body = RevokeBody,
     responses(
         (status = 200, body = serde_json::Value),
-        (status = 400, description = "bad_request / bad_param", body = ErrorBody),
-        (status = 401, description = "missing_credentials, malformed_key, unknown_key, key_revoked, key_expired", body = ErrorBody),
-        (status = 403, description = "insufficient_scope: the key lacks keys:admin", body = ErrorBody),
+        AdminErrors,
     ),
 )]
 pub(crate) async fn revoke(
@@ -428,9 +429,7 @@ pub(crate) async fn revoke(
     ),
     responses(
         (status = 200, body = serde_json::Value),
-        (status = 400, description = "bad_request / bad_param", body = ErrorBody),
-        (status = 401, description = "missing_credentials, malformed_key, unknown_key, key_revoked, key_expired", body = ErrorBody),
-        (status = 403, description = "insufficient_scope: the key lacks keys:admin", body = ErrorBody),
+        AdminErrors,
     ),
 )]
 pub(crate) async fn usage(
@@ -479,9 +478,7 @@ pub(crate) async fn usage(
     summary = "Re-encrypt every HMAC secret under the current master key",
     responses(
         (status = 200, body = serde_json::Value),
-        (status = 400, description = "bad_request / bad_param", body = ErrorBody),
-        (status = 401, description = "missing_credentials, malformed_key, unknown_key, key_revoked, key_expired", body = ErrorBody),
-        (status = 403, description = "insufficient_scope: the key lacks keys:admin", body = ErrorBody),
+        AdminErrors,
     ),
 )]
 pub(crate) async fn rewrap(
@@ -508,9 +505,7 @@ pub(crate) async fn rewrap(
     summary = "Audit log entries (hash-chained), newest last",
     responses(
         (status = 200, body = serde_json::Value),
-        (status = 400, description = "bad_request / bad_param", body = ErrorBody),
-        (status = 401, description = "missing_credentials, malformed_key, unknown_key, key_revoked, key_expired", body = ErrorBody),
-        (status = 403, description = "insufficient_scope: the key lacks keys:admin", body = ErrorBody),
+        AdminErrors,
     ),
 )]
 pub(crate) async fn audit(
