@@ -27,6 +27,7 @@
 //! and usage steps.
 
 pub mod envelope;
+pub mod httpsig;
 pub mod index;
 pub mod info;
 pub mod input;
