@@ -33,6 +33,7 @@ pub mod info;
 pub mod input;
 pub mod maintenance;
 pub mod ratelimit;
+pub mod replay;
 mod rotation;
 pub mod scope;
 pub mod secret;
