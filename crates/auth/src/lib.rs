@@ -38,6 +38,7 @@ mod rotation;
 pub mod scope;
 pub mod secret;
 pub mod service;
+pub mod signed;
 pub mod token;
 
 pub use envelope::{KeyRing, MasterKey, MasterKeySources};
@@ -49,3 +50,4 @@ pub use info::{KeyInfo, issued_json};
 pub use scope::{Scope, ScopeSet};
 pub use secret::SecretString;
 pub use service::{Issued, KeyService, KeyUpdate, NewKey, ServiceError};
+pub use signed::SignedRequest;

@@ -39,6 +39,12 @@ pub struct AuthConfig {
     pub ws_max_connections_per_key: u32,
     /// Channel subscriptions per key, across its connections.
     pub ws_max_subscriptions_per_key: u32,
+    /// Signed requests: how old `created` may be, seconds (1..=120).
+    pub signature_past_secs: u32,
+    /// Signed requests: how far `created` may be ahead (clock skew), seconds (0..=120).
+    pub signature_future_secs: u32,
+    /// Signed requests: most nonces remembered at once (see docs/security.md for the bound).
+    pub nonce_capacity: u64,
     /// Default request rate per key (per scope a request needs).
     pub rate_limit: RateLimit,
     /// Rate per scope, e.g. `"keys:admin" = { per_sec = 5, burst = 10 }`.
@@ -61,6 +67,9 @@ impl Default for AuthConfig {
             ws_auth_timeout_secs: 10,
             ws_max_connections_per_key: 50,
             ws_max_subscriptions_per_key: 2000,
+            signature_past_secs: 30,
+            signature_future_secs: 5,
+            nonce_capacity: 1_000_000,
             rate_limit: RateLimit {
                 per_sec: 100,
                 burst: 200,
@@ -86,7 +95,25 @@ impl AuthConfig {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let ranges: [(&str, u64, u64, u64); 6] = [
+        let ranges: [(&str, u64, u64, u64); 9] = [
+            (
+                "auth.signature_past_secs",
+                u64::from(self.signature_past_secs),
+                1,
+                120,
+            ),
+            (
+                "auth.signature_future_secs",
+                u64::from(self.signature_future_secs),
+                0,
+                120,
+            ),
+            (
+                "auth.nonce_capacity",
+                self.nonce_capacity,
+                1_000,
+                100_000_000,
+            ),
             ("auth.poll_interval_ms", self.poll_interval_ms, 20, 900),
             ("auth.usage_flush_secs", self.usage_flush_secs, 1, 60),
             ("auth.failure_burst", self.failure_burst, 1, 1_000_000),

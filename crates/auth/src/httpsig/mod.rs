@@ -11,6 +11,7 @@
 
 pub mod base;
 pub mod sfv;
+pub mod sign;
 
 pub use base::{RequestParts, signature_base};
 

@@ -14,7 +14,8 @@
 pub(crate) mod admin;
 pub(crate) mod layer;
 
-use auth::{KeyIndex, KeyPrincipal, KeyService, Rejection, Scope};
+use auth::replay::{MemoryNonceStore, ReplayGuard, Window};
+use auth::{KeyIndex, KeyPrincipal, KeyService, Rejection, Scope, SignedRequest};
 use axum::http::HeaderMap;
 use protocol::ErrorCode;
 use std::collections::BTreeMap;
@@ -42,6 +43,8 @@ pub struct AuthState {
     pub ws_auth_timeout: Duration,
     pub ws_max_connections_per_key: u32,
     pub ws_max_subscriptions_per_key: u32,
+    /// Timestamp window and nonce store of signed requests.
+    pub replay: ReplayGuard,
     audit: mpsc::Sender<NewAuditEvent>,
 }
 
@@ -60,6 +63,14 @@ impl AuthState {
             ws_auth_timeout: Duration::from_secs(config.ws_auth_timeout_secs),
             ws_max_connections_per_key: config.ws_max_connections_per_key,
             ws_max_subscriptions_per_key: config.ws_max_subscriptions_per_key,
+            replay: ReplayGuard::new(
+                // Validated with the config; the default is the documented fallback.
+                Window::new(config.signature_past_secs, config.signature_future_secs)
+                    .unwrap_or_default(),
+                Arc::new(MemoryNonceStore::new(
+                    usize::try_from(config.nonce_capacity).unwrap_or(usize::MAX),
+                )),
+            ),
             audit,
         }
     }
@@ -90,6 +101,25 @@ impl AuthState {
                 "this needs an API key: send Authorization: Bearer <key>",
             )),
         }
+    }
+
+    /// Authenticates a signed request (RFC 9421) needing `scope`.
+    pub fn authenticate_signed(
+        &self,
+        request: &SignedRequest<'_>,
+        scope: Option<Scope>,
+        addr: Option<IpAddr>,
+    ) -> Result<Principal, Rejection> {
+        self.index
+            .authenticate_signed(
+                request,
+                &self.replay,
+                self.service.ring(),
+                scope,
+                addr,
+                model::Timestamp::now().0,
+            )
+            .map(Principal::Key)
     }
 
     /// Records a failed admin authentication in the audit log (aggregated per second).
