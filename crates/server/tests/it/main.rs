@@ -7,6 +7,7 @@ mod support;
 
 mod auth_lifecycle;
 mod auth_rejections;
+mod auth_signed;
 mod book_stream;
 mod errors;
 mod history;
