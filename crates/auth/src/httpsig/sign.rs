@@ -164,4 +164,37 @@ mod tests {
         }
         assert_ne!(random_nonce().unwrap(), random_nonce().unwrap());
     }
+
+    /// The worked example of docs/security.md (computed independently with Python's hmac).
+    #[test]
+    fn docs_worked_example() {
+        let request = Unsigned {
+            method: "POST",
+            authority: "gw.example:8080",
+            path: "/admin/v1/keys",
+            query: None,
+            body: br#"{"name":"bot","scopes":["market:read"]}"#,
+        };
+        let key = SigningKey::hmac(b"tg_test_docs-example-secret-not-a-real-one");
+        let h = sign(
+            &key,
+            "key_DocsExample0001",
+            &request,
+            1_764_300_000,
+            "q2Zf1cPbNl0Kd3Yx",
+        );
+        assert_eq!(
+            h.content_digest.as_deref(),
+            Some("sha-256=:mI2sLLH6lsol3w3ufs1JLXajYVjvB8M2oXWBxgK1Hw4=:")
+        );
+        assert_eq!(
+            h.signature_input,
+            "sig1=(\"@method\" \"@authority\" \"@path\" \"content-digest\");created=1764300000;\
+             keyid=\"key_DocsExample0001\";nonce=\"q2Zf1cPbNl0Kd3Yx\";alg=\"hmac-sha256\""
+        );
+        assert_eq!(
+            h.signature,
+            "sig1=:WZW1z1/04WnI/E5cuyvWaYOumhqu+ArjqeC6+oxyuxs=:"
+        );
+    }
 }
