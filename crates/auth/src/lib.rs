@@ -40,6 +40,7 @@ pub mod secret;
 pub mod service;
 pub mod signed;
 pub mod token;
+pub mod ws_token;
 
 pub use envelope::{KeyRing, MasterKey, MasterKeySources};
 pub use index::{

@@ -94,10 +94,14 @@ pub enum ErrorCode {
     WrongKeyType,
     /// The route's scope needs a signed request; a bearer token alone is refused.
     SignatureRequired,
+    /// A single-use WebSocket token presented a second time.
+    TokenUsed,
+    /// A single-use WebSocket token presented after its expiry.
+    TokenExpired,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 42] = [
+    pub const ALL: [ErrorCode; 44] = [
         Self::BadJson,
         Self::BadRequest,
         Self::UnknownOp,
@@ -140,6 +144,8 @@ impl ErrorCode {
         Self::NonceNotIncreasing,
         Self::WrongKeyType,
         Self::SignatureRequired,
+        Self::TokenUsed,
+        Self::TokenExpired,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -186,6 +192,8 @@ impl ErrorCode {
             Self::NonceNotIncreasing => "nonce_not_increasing",
             Self::WrongKeyType => "wrong_key_type",
             Self::SignatureRequired => "signature_required",
+            Self::TokenUsed => "token_used",
+            Self::TokenExpired => "token_expired",
         }
     }
 
@@ -226,7 +234,9 @@ impl ErrorCode {
             | Self::SignatureExpired
             | Self::NonceReused
             | Self::NonceNotIncreasing
-            | Self::WrongKeyType => 401,
+            | Self::WrongKeyType
+            | Self::TokenUsed
+            | Self::TokenExpired => 401,
             Self::SignatureRequired => 403,
             Self::InsufficientScope => 403,
             Self::Conflict => 409,

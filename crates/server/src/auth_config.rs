@@ -39,6 +39,8 @@ pub struct AuthConfig {
     pub ws_max_connections_per_key: u32,
     /// Channel subscriptions per key, across its connections.
     pub ws_max_subscriptions_per_key: u32,
+    /// Seconds a single-use WebSocket token (`POST /v1/ws-token`) stays valid.
+    pub ws_token_ttl_secs: u64,
     /// Signed requests: how old `created` may be, seconds (1..=120).
     pub signature_past_secs: u32,
     /// Signed requests: how far `created` may be ahead (clock skew), seconds (0..=120).
@@ -67,6 +69,7 @@ impl Default for AuthConfig {
             ws_auth_timeout_secs: 10,
             ws_max_connections_per_key: 50,
             ws_max_subscriptions_per_key: 2000,
+            ws_token_ttl_secs: 30,
             signature_past_secs: 30,
             signature_future_secs: 5,
             nonce_capacity: 1_000_000,
@@ -95,7 +98,8 @@ impl AuthConfig {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let ranges: [(&str, u64, u64, u64); 9] = [
+        let ranges: [(&str, u64, u64, u64); 10] = [
+            ("auth.ws_token_ttl_secs", self.ws_token_ttl_secs, 1, 300),
             (
                 "auth.signature_past_secs",
                 u64::from(self.signature_past_secs),

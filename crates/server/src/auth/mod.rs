@@ -13,6 +13,7 @@
 
 pub(crate) mod admin;
 pub(crate) mod layer;
+pub(crate) mod ws_token;
 
 use auth::replay::{MemoryNonceStore, ReplayGuard, Window};
 use auth::{KeyIndex, KeyPrincipal, KeyService, Rejection, Scope, SignedRequest};
@@ -45,6 +46,8 @@ pub struct AuthState {
     pub ws_max_subscriptions_per_key: u32,
     /// Timestamp window and nonce store of signed requests.
     pub replay: ReplayGuard,
+    /// Single-use WebSocket tokens (`POST /v1/ws-token`).
+    pub ws_tokens: auth::ws_token::WsTokens,
     audit: mpsc::Sender<NewAuditEvent>,
 }
 
@@ -71,6 +74,7 @@ impl AuthState {
                     usize::try_from(config.nonce_capacity).unwrap_or(usize::MAX),
                 )),
             ),
+            ws_tokens: auth::ws_token::WsTokens::new(Duration::from_secs(config.ws_token_ttl_secs)),
             audit,
         }
     }
