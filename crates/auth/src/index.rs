@@ -395,25 +395,6 @@ impl KeyIndex {
         self.admit(entry, view, scope, addr, now)
     }
 
-    /// Authenticates the key `key_id` (already proven by other means, e.g. a single-use
-    /// WebSocket token): status, scope, rate limit and usage, as for a bearer token.
-    pub fn authenticate_id(
-        &self,
-        key_id: &str,
-        scope: Option<Scope>,
-        addr: Option<IpAddr>,
-        now: i64,
-    ) -> Result<KeyPrincipal, Rejection> {
-        let Some(entry) = self.get(key_id) else {
-            return Err(self.fail(None, Rejection::new(ErrorCode::UnknownKey, "no such key")));
-        };
-        let view = entry.view();
-        if let Some(rejection) = view.unusable(now) {
-            return Err(self.fail(Some(&entry), rejection));
-        }
-        self.admit(entry, view, scope, addr, now)
-    }
-
     pub(crate) fn admit(
         &self,
         entry: Arc<KeyEntry>,

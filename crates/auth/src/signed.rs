@@ -310,5 +310,48 @@ mod tests {
         }
         let ns = start.elapsed().as_nanos() / n as u128;
         println!("hmac-sha256 signed-request verification incl. nonce check: {ns} ns/request");
+        // Ed25519: the same steps with a public-key verification.
+        let seed = [5u8; 32];
+        let signer = SigningKey::ed25519(&seed);
+        let mut r = crate::info::tests_support::record();
+        r.id = "key_e".into();
+        r.kind = KeyKind::Ed25519;
+        r.scopes = vec!["market:read".into()];
+        r.public_key = Some(
+            ed25519_dalek::SigningKey::from_bytes(&seed)
+                .verifying_key()
+                .as_bytes()
+                .to_vec(),
+        );
+        r.rate_limit = Some(RateLimit {
+            per_sec: 1_000_000,
+            burst: 1_000_000,
+        });
+        index.upsert(&r);
+        let n = 20_000;
+        let headers: Vec<_> = (0..n)
+            .map(|i| sign(&signer, "key_e", &req, now / 1_000_000, &format!("e{i}")))
+            .collect();
+        let start = Instant::now();
+        for h in &headers {
+            let signed = SignedRequest {
+                signature_input: &h.signature_input,
+                signature: &h.signature,
+                parts: RequestParts {
+                    method: "GET",
+                    scheme: "http",
+                    authority: "gw.example:8080",
+                    path: "/v1/ticker",
+                    query: req.query,
+                    headers: &fields,
+                },
+                body: b"",
+            };
+            index
+                .authenticate_signed(&signed, &guard, &ring, Some(Scope::MarketRead), None, now)
+                .unwrap();
+        }
+        let ns = start.elapsed().as_nanos() / n as u128;
+        println!("ed25519 signed-request verification incl. nonce check: {ns} ns/request");
     }
 }

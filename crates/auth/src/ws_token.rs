@@ -9,6 +9,7 @@
 //! per-key rate limit of the issuing route bounds.
 
 use crate::index::{KeyIndex, KeyPrincipal, Rejection, token_hash};
+use crate::scope::Scope;
 use parking_lot::Mutex;
 use protocol::ErrorCode;
 use std::collections::HashMap;
@@ -102,6 +103,27 @@ impl WsTokens {
             entry.key_id.clone()
         };
         index.authenticate_id(&key_id, None, addr, now)
+    }
+}
+
+impl KeyIndex {
+    /// Authenticates the key `key_id` (already proven by other means, e.g. a single-use
+    /// WebSocket token): status, scope, rate limit and usage, as for a bearer token.
+    pub fn authenticate_id(
+        &self,
+        key_id: &str,
+        scope: Option<Scope>,
+        addr: Option<IpAddr>,
+        now: i64,
+    ) -> Result<KeyPrincipal, Rejection> {
+        let Some(entry) = self.get(key_id) else {
+            return Err(self.fail(None, Rejection::new(ErrorCode::UnknownKey, "no such key")));
+        };
+        let view = entry.view();
+        if let Some(rejection) = view.unusable(now) {
+            return Err(self.fail(Some(&entry), rejection));
+        }
+        self.admit(entry, view, scope, addr, now)
     }
 }
 

@@ -39,6 +39,9 @@ pub struct AuthConfig {
     pub ws_max_connections_per_key: u32,
     /// Channel subscriptions per key, across its connections.
     pub ws_max_subscriptions_per_key: u32,
+    /// Scopes whose routes refuse a bearer token (`signature_required`): only signed requests
+    /// pass. Empty by default until the CLI signs its admin calls (docs/security.md).
+    pub signature_required_scopes: Vec<String>,
     /// Seconds a single-use WebSocket token (`POST /v1/ws-token`) stays valid.
     pub ws_token_ttl_secs: u64,
     /// Signed requests: how old `created` may be, seconds (1..=120).
@@ -69,6 +72,7 @@ impl Default for AuthConfig {
             ws_auth_timeout_secs: 10,
             ws_max_connections_per_key: 50,
             ws_max_subscriptions_per_key: 2000,
+            signature_required_scopes: Vec::new(),
             ws_token_ttl_secs: 30,
             signature_past_secs: 30,
             signature_future_secs: 5,
@@ -154,6 +158,11 @@ impl AuthConfig {
                 .map_err(|m| ConfigError::new(key, m))
         };
         check_rate("auth.rate_limit".into(), &self.rate_limit)?;
+        for scope in &self.signature_required_scopes {
+            scope.parse::<Scope>().map_err(|m| {
+                ConfigError::new(format!("auth.signature_required_scopes.{scope}"), m)
+            })?;
+        }
         for (scope, rate) in &self.scope_rate_limits {
             let key = format!("auth.scope_rate_limits.{scope}");
             scope

@@ -46,6 +46,8 @@ pub struct AuthState {
     pub ws_max_subscriptions_per_key: u32,
     /// Timestamp window and nonce store of signed requests.
     pub replay: ReplayGuard,
+    /// Scopes that refuse bearer tokens: only signed requests pass.
+    pub signature_required: Vec<Scope>,
     /// Single-use WebSocket tokens (`POST /v1/ws-token`).
     pub ws_tokens: auth::ws_token::WsTokens,
     audit: mpsc::Sender<NewAuditEvent>,
@@ -74,6 +76,11 @@ impl AuthState {
                     usize::try_from(config.nonce_capacity).unwrap_or(usize::MAX),
                 )),
             ),
+            signature_required: config
+                .signature_required_scopes
+                .iter()
+                .filter_map(|s| s.parse().ok())
+                .collect(),
             ws_tokens: auth::ws_token::WsTokens::new(Duration::from_secs(config.ws_token_ttl_secs)),
             audit,
         }
@@ -93,6 +100,12 @@ impl AuthState {
         addr: Option<IpAddr>,
     ) -> Result<Principal, Rejection> {
         match bearer(headers)? {
+            Some(_) if scope.is_some_and(|s| self.signature_required.contains(&s)) => {
+                Err(Rejection::new(
+                    ErrorCode::SignatureRequired,
+                    "this route needs a signed request (RFC 9421); a bearer token is refused",
+                ))
+            }
             Some(token) => self
                 .index
                 .authenticate_bearer(token, scope, addr, model::Timestamp::now().0)

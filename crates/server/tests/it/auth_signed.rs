@@ -345,3 +345,41 @@ async fn signed_requests_over_http() {
         assert!(count >= 1, "{line}");
     }
 }
+
+#[tokio::test]
+async fn signature_required_scopes_refuse_bearer_tokens() {
+    let mut config = auth_config("sigrequired");
+    config.auth.signature_required_scopes = vec!["keys:admin".into()];
+    let dir = config.server.data_dir.clone();
+    let (_, admin) = offline_key(&dir, "admin", &["keys:admin", "market:read"]);
+    let ed = ed25519_dalek::SigningKey::from_bytes(&[21u8; 32]);
+    let (ed_id, _) = create(
+        &sealing_service(&dir),
+        "signer",
+        KeyKind::Ed25519,
+        Some(public_pem(&ed)),
+    );
+    let gateway = start(config).await;
+    let addr = gateway.local_addr().to_string();
+    let http = Http::new(&gateway);
+    let (status, json) = Http::json(http.get("/admin/v1/keys", Some(&admin)).await).await;
+    assert_eq!((status, code(&json)), (403, "signature_required"));
+    // Other scopes still take the bearer token; a signed admin request passes.
+    assert_eq!(http.get(TICKER, Some(&admin)).await.status().as_u16(), 200);
+    let client = Client {
+        http: reqwest::Client::new(),
+        addr: addr.clone(),
+    };
+    let key = SigningKey::ed25519(&ed.to_bytes());
+    let h = sign(
+        &key,
+        &ed_id,
+        &unsigned("GET", &addr, "/admin/v1/keys", b""),
+        now_secs(),
+        "only-once",
+    );
+    assert_eq!(
+        client.send("GET", "/admin/v1/keys", b"", &h, None).await.0,
+        200
+    );
+}
