@@ -5,11 +5,9 @@
 //! - `layer`: the middleware that guards each REST route with the scope it needs.
 //! - `admin`: the admin API under `/admin/v1/`.
 //!
-//! The seam for signed requests (next): [`AuthState::authenticate`] is the only place a
-//! credential is read from a request. It takes the headers and the scope, and returns a
-//! [`Principal`] or a [`Rejection`]; a `Signature-Input`/`Signature` pair becomes one more
-//! credential kind here, verified against the key's sealed secret or public key, and the
-//! status, scope, rate-limit and usage steps stay shared.
+//! Credentials are read in [`AuthState::authenticate`] (bearer) and
+//! [`AuthState::authenticate_signed`] (RFC 9421, called by `layer` when a request carries
+//! `Signature`/`Signature-Input`); `ws_token` issues single-use WebSocket tokens.
 
 pub(crate) mod admin;
 pub(crate) mod layer;
@@ -137,6 +135,29 @@ impl AuthState {
                 model::Timestamp::now().0,
             )
             .map(Principal::Key)
+            .inspect_err(|rejection| {
+                if rejection.code == ErrorCode::NonceReused {
+                    self.audit_replay(request, addr);
+                }
+            })
+    }
+
+    /// Writes a refused replay to the audit log as a security event (aggregated per second
+    /// and address by the audit writer, so a flood of replays makes one entry with a count).
+    fn audit_replay(&self, request: &SignedRequest<'_>, addr: Option<IpAddr>) {
+        let key_id = auth::httpsig::Signed::parse(request.signature_input, request.signature)
+            .ok()
+            .and_then(|s| s.keyid().map(str::to_string));
+        let event = NewAuditEvent {
+            at: model::Timestamp::now().0,
+            actor: addr.map_or_else(|| "unknown".into(), |a| a.to_string()),
+            action: "auth.replay_refused".into(),
+            key_id,
+            detail: serde_json::json!({ "code": ErrorCode::NonceReused.as_str(), "count": 1 }),
+        };
+        if self.audit.try_send(event).is_err() {
+            tracing::warn!("audit queue full: a refused replay was not recorded");
+        }
     }
 
     /// Records a failed admin authentication in the audit log (aggregated per second).

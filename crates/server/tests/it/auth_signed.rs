@@ -329,6 +329,39 @@ async fn signed_requests_over_http() {
         "unknown_key"
     );
 
+    // Replays are security events in the audit log (written within about a second).
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let audit = "/admin/v1/audit?limit=1000";
+    let h = sign(
+        &ed_key,
+        &ed_id,
+        &unsigned("GET", &addr, audit, b""),
+        now_secs(),
+        &nonce(),
+    );
+    let response = client
+        .http
+        .get(format!("http://{addr}{audit}"))
+        .header("signature-input", &h.signature_input)
+        .header("signature", &h.signature)
+        .send()
+        .await
+        .unwrap();
+    let (status, json) = Http::json(response).await;
+    assert_eq!(status, 200, "{json}");
+    let replays: Vec<_> = json["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "auth.replay_refused")
+        .collect();
+    assert!(!replays.is_empty(), "{json}");
+    assert!(
+        replays
+            .iter()
+            .all(|e| e["key_id"] == ed_id.as_str() || e["key_id"] == hmac_id.as_str())
+    );
+
     // Counted in /metrics by code.
     let metrics = http.get("/metrics", None).await.text().await.unwrap();
     for code in [
