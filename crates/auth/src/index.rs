@@ -76,6 +76,8 @@ pub struct KeyView {
     pub expires_at: Option<i64>,
     /// When the rotation that put this key in grace started.
     pub rotated_at: Option<i64>,
+    /// Signed requests: unique nonces or increasing integers (`metadata.nonce_mode`).
+    pub nonce_mode: crate::replay::NonceMode,
     /// Rate limit per scope (index: position in [`Scope::ALL`]).
     rates: [RateLimit; 5],
 }
@@ -144,6 +146,8 @@ pub struct KeyEntry {
     view: RwLock<Arc<KeyView>>,
     /// The stored token hash, compared in constant time after the map lookup.
     token_hash: Option<[u8; 32]>,
+    /// What verifies this key's signatures (hmac: sealed secret, opened once; ed25519).
+    pub(crate) material: crate::signed::KeyMaterial,
     pub usage: Usage,
     limiters: [Gcra; 5],
     /// Open WebSocket sessions authenticated with this key.
@@ -263,6 +267,13 @@ impl KeyIndex {
             grace_until: r.grace_until,
             expires_at: r.expires_at,
             rotated_at: r.rotated_at,
+            nonce_mode: if r.metadata.get("nonce_mode").and_then(|m| m.as_str())
+                == Some("monotonic")
+            {
+                crate::replay::NonceMode::Monotonic
+            } else {
+                crate::replay::NonceMode::Unique
+            },
             rates,
         }
     }
@@ -281,6 +292,7 @@ impl KeyIndex {
                 let entry = Arc::new(KeyEntry {
                     view: RwLock::new(view.clone()),
                     token_hash: record.token_hash,
+                    material: crate::signed::KeyMaterial::of(record),
                     usage: Usage::default(),
                     limiters: Default::default(),
                     ws_connections: AtomicU32::new(0),
@@ -322,7 +334,7 @@ impl KeyIndex {
         self.by_id.read().get(id).cloned()
     }
 
-    fn fail(&self, entry: Option<&KeyEntry>, rejection: Rejection) -> Rejection {
+    pub(crate) fn fail(&self, entry: Option<&KeyEntry>, rejection: Rejection) -> Rejection {
         match entry {
             Some(e) => e.usage.failures.fetch_add(1, Ordering::Relaxed),
             None => self.unattributed_failures.fetch_add(1, Ordering::Relaxed),
@@ -369,7 +381,7 @@ impl KeyIndex {
             return Err(self.fail(
                 Some(&entry),
                 Rejection::new(
-                    ErrorCode::UnknownKey,
+                    ErrorCode::SignatureMissing,
                     format!(
                         "key {} is an {} key: sign requests with it, do not send it",
                         view.id, view.kind
@@ -383,7 +395,7 @@ impl KeyIndex {
         self.admit(entry, view, scope, addr, now)
     }
 
-    fn admit(
+    pub(crate) fn admit(
         &self,
         entry: Arc<KeyEntry>,
         view: Arc<KeyView>,

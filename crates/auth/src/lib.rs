@@ -20,23 +20,27 @@
 //! # The seam for signed requests
 //!
 //! Authentication takes a credential and the scope a request needs and returns a
-//! [`KeyPrincipal`] or a [`Rejection`] with a stable code. Bearer tokens are the credential
-//! today ([`KeyIndex::authenticate_bearer`]); signed requests (RFC 9421, next) add a credential
-//! kind that resolves the key by id instead of by token hash, verify the signature with the
-//! key's sealed secret or public key, and then go through the same status, scope, rate-limit
-//! and usage steps.
+//! [`KeyPrincipal`] or a [`Rejection`] with a stable code. Credentials: bearer tokens
+//! ([`KeyIndex::authenticate_bearer`]), RFC 9421 signed requests
+//! ([`KeyIndex::authenticate_signed`]: [`httpsig`] verifies, [`replay`] guards against
+//! replays) and single-use WebSocket tokens ([`ws_token`]); all go through the same status,
+//! scope, rate-limit and usage steps.
 
 pub mod envelope;
+pub mod httpsig;
 pub mod index;
 pub mod info;
 pub mod input;
 pub mod maintenance;
 pub mod ratelimit;
+pub mod replay;
 mod rotation;
 pub mod scope;
 pub mod secret;
 pub mod service;
+pub mod signed;
 pub mod token;
+pub mod ws_token;
 
 pub use envelope::{KeyRing, MasterKey, MasterKeySources};
 pub use index::{
@@ -47,3 +51,4 @@ pub use info::{KeyInfo, issued_json};
 pub use scope::{Scope, ScopeSet};
 pub use secret::SecretString;
 pub use service::{Issued, KeyService, KeyUpdate, NewKey, ServiceError};
+pub use signed::SignedRequest;

@@ -281,12 +281,12 @@ fn hmac_secrets_are_sealed_and_rewrapped_and_ed25519_keeps_only_the_public_key()
         &*svc.ring().open(&issued.record.id, &sealed).unwrap(),
         secret.expose().as_bytes()
     );
-    // An hmac secret is not a bearer token.
+    // An hmac secret is not a bearer token: the key must sign.
     let index = KeyIndex::new(settings());
     index.upsert(&issued.record);
     assert_eq!(
         code(index.authenticate_bearer(secret.expose(), None, None, NOW)),
-        ErrorCode::UnknownKey
+        ErrorCode::SignatureMissing
     );
     // Master key rotation: new current, old previous, rewrap, then the old key can go.
     let new = MasterKey::random().unwrap();

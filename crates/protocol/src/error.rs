@@ -72,10 +72,36 @@ pub enum ErrorCode {
     WrongEnvironment,
     /// The request conflicts with the resource's state (e.g. rotating a revoked key).
     Conflict,
+    /// The key's type (`hmac`, `ed25519`) must sign: the request has no `Signature`/`Signature-Input`.
+    SignatureMissing,
+    /// The signature headers are malformed, or the signature does not verify.
+    SignatureInvalid,
+    /// The signature does not cover every required component.
+    SignatureIncomplete,
+    /// `Content-Digest` is missing, malformed, or does not match the body.
+    DigestMismatch,
+    /// The signature's `created` is older than the accepted window.
+    TimestampStale,
+    /// The signature's `created` is further in the future than the allowed clock skew.
+    TimestampFuture,
+    /// The signature's `expires` has passed.
+    SignatureExpired,
+    /// This key already used this nonce within the window (a replay).
+    NonceReused,
+    /// Monotonic mode: the nonce is not an integer greater than the last accepted one.
+    NonceNotIncreasing,
+    /// The signature's algorithm does not match the key's type.
+    WrongKeyType,
+    /// The route's scope needs a signed request; a bearer token alone is refused.
+    SignatureRequired,
+    /// A single-use WebSocket token presented a second time.
+    TokenUsed,
+    /// A single-use WebSocket token presented after its expiry.
+    TokenExpired,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 31] = [
+    pub const ALL: [ErrorCode; 44] = [
         Self::BadJson,
         Self::BadRequest,
         Self::UnknownOp,
@@ -107,6 +133,19 @@ impl ErrorCode {
         Self::InsufficientScope,
         Self::WrongEnvironment,
         Self::Conflict,
+        Self::SignatureMissing,
+        Self::SignatureInvalid,
+        Self::SignatureIncomplete,
+        Self::DigestMismatch,
+        Self::TimestampStale,
+        Self::TimestampFuture,
+        Self::SignatureExpired,
+        Self::NonceReused,
+        Self::NonceNotIncreasing,
+        Self::WrongKeyType,
+        Self::SignatureRequired,
+        Self::TokenUsed,
+        Self::TokenExpired,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -142,6 +181,19 @@ impl ErrorCode {
             Self::InsufficientScope => "insufficient_scope",
             Self::WrongEnvironment => "wrong_environment",
             Self::Conflict => "conflict",
+            Self::SignatureMissing => "signature_missing",
+            Self::SignatureInvalid => "signature_invalid",
+            Self::SignatureIncomplete => "signature_incomplete",
+            Self::DigestMismatch => "digest_mismatch",
+            Self::TimestampStale => "timestamp_stale",
+            Self::TimestampFuture => "timestamp_future",
+            Self::SignatureExpired => "signature_expired",
+            Self::NonceReused => "nonce_reused",
+            Self::NonceNotIncreasing => "nonce_not_increasing",
+            Self::WrongKeyType => "wrong_key_type",
+            Self::SignatureRequired => "signature_required",
+            Self::TokenUsed => "token_used",
+            Self::TokenExpired => "token_expired",
         }
     }
 
@@ -172,7 +224,20 @@ impl ErrorCode {
             | Self::UnknownKey
             | Self::KeyRevoked
             | Self::KeyExpired
-            | Self::WrongEnvironment => 401,
+            | Self::WrongEnvironment
+            | Self::SignatureMissing
+            | Self::SignatureInvalid
+            | Self::SignatureIncomplete
+            | Self::DigestMismatch
+            | Self::TimestampStale
+            | Self::TimestampFuture
+            | Self::SignatureExpired
+            | Self::NonceReused
+            | Self::NonceNotIncreasing
+            | Self::WrongKeyType
+            | Self::TokenUsed
+            | Self::TokenExpired => 401,
+            Self::SignatureRequired => 403,
             Self::InsufficientScope => 403,
             Self::Conflict => 409,
         }
@@ -237,6 +302,17 @@ mod tests {
             ("wrong_environment", 401),
             ("rate_limited", 429),
             ("conflict", 409),
+            ("signature_missing", 401),
+            ("signature_invalid", 401),
+            ("signature_incomplete", 401),
+            ("digest_mismatch", 401),
+            ("timestamp_stale", 401),
+            ("timestamp_future", 401),
+            ("signature_expired", 401),
+            ("nonce_reused", 401),
+            ("nonce_not_increasing", 401),
+            ("wrong_key_type", 401),
+            ("signature_required", 403),
         ];
         for (name, status) in cases {
             let code: ErrorCode = serde_json::from_str(&format!("\"{name}\"")).unwrap();

@@ -39,6 +39,17 @@ pub struct AuthConfig {
     pub ws_max_connections_per_key: u32,
     /// Channel subscriptions per key, across its connections.
     pub ws_max_subscriptions_per_key: u32,
+    /// Scopes whose routes refuse a bearer token (`signature_required`): only signed requests
+    /// pass. Empty by default until the CLI signs its admin calls (docs/security.md).
+    pub signature_required_scopes: Vec<String>,
+    /// Seconds a single-use WebSocket token (`POST /v1/ws-token`) stays valid.
+    pub ws_token_ttl_secs: u64,
+    /// Signed requests: how old `created` may be, seconds (1..=120).
+    pub signature_past_secs: u32,
+    /// Signed requests: how far `created` may be ahead (clock skew), seconds (0..=120).
+    pub signature_future_secs: u32,
+    /// Signed requests: most nonces remembered at once (see docs/security.md for the bound).
+    pub nonce_capacity: u64,
     /// Default request rate per key (per scope a request needs).
     pub rate_limit: RateLimit,
     /// Rate per scope, e.g. `"keys:admin" = { per_sec = 5, burst = 10 }`.
@@ -61,6 +72,11 @@ impl Default for AuthConfig {
             ws_auth_timeout_secs: 10,
             ws_max_connections_per_key: 50,
             ws_max_subscriptions_per_key: 2000,
+            signature_required_scopes: Vec::new(),
+            ws_token_ttl_secs: 30,
+            signature_past_secs: 30,
+            signature_future_secs: 5,
+            nonce_capacity: 1_000_000,
             rate_limit: RateLimit {
                 per_sec: 100,
                 burst: 200,
@@ -86,7 +102,26 @@ impl AuthConfig {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let ranges: [(&str, u64, u64, u64); 6] = [
+        let ranges: [(&str, u64, u64, u64); 10] = [
+            ("auth.ws_token_ttl_secs", self.ws_token_ttl_secs, 1, 300),
+            (
+                "auth.signature_past_secs",
+                u64::from(self.signature_past_secs),
+                1,
+                120,
+            ),
+            (
+                "auth.signature_future_secs",
+                u64::from(self.signature_future_secs),
+                0,
+                120,
+            ),
+            (
+                "auth.nonce_capacity",
+                self.nonce_capacity,
+                1_000,
+                100_000_000,
+            ),
             ("auth.poll_interval_ms", self.poll_interval_ms, 20, 900),
             ("auth.usage_flush_secs", self.usage_flush_secs, 1, 60),
             ("auth.failure_burst", self.failure_burst, 1, 1_000_000),
@@ -123,6 +158,11 @@ impl AuthConfig {
                 .map_err(|m| ConfigError::new(key, m))
         };
         check_rate("auth.rate_limit".into(), &self.rate_limit)?;
+        for scope in &self.signature_required_scopes {
+            scope.parse::<Scope>().map_err(|m| {
+                ConfigError::new(format!("auth.signature_required_scopes.{scope}"), m)
+            })?;
+        }
         for (scope, rate) in &self.scope_rate_limits {
             let key = format!("auth.scope_rate_limits.{scope}");
             scope

@@ -102,6 +102,11 @@ pub fn routes() -> Vec<Route> {
             get(rest::instruments),
         ),
         route("/v1/ticker", Some(Scope::MarketRead), get(rest::ticker)),
+        route(
+            "/v1/ws-token",
+            Some(Scope::MarketRead),
+            post(crate::auth::ws_token::issue),
+        ),
         route("/v1/book", Some(Scope::MarketRead), get(rest::book)),
         route(
             "/v1/trades",

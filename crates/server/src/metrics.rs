@@ -41,6 +41,24 @@ impl LocalLatency {
     }
 }
 
+/// One counter per error code (index in [`ErrorCode::ALL`]); over 32 codes, so no derived
+/// `Default` for the bare array.
+#[derive(Debug)]
+pub struct ErrorCounts(pub [AtomicU64; ErrorCode::ALL.len()]);
+
+impl Default for ErrorCounts {
+    fn default() -> Self {
+        Self(std::array::from_fn(|_| AtomicU64::new(0)))
+    }
+}
+
+impl std::ops::Deref for ErrorCounts {
+    type Target = [AtomicU64; ErrorCode::ALL.len()];
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
 /// Every gateway-level metric.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -68,7 +86,7 @@ pub struct Metrics {
     /// Clients closed for silence.
     pub idle_disconnects: AtomicU64,
     /// Error replies sent, by code (index in [`ErrorCode::ALL`]).
-    pub errors: [AtomicU64; ErrorCode::ALL.len()],
+    pub errors: ErrorCounts,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS_US.len() + 1],
     latency_sum_us: AtomicU64,
     latency_count: AtomicU64,
@@ -202,7 +220,7 @@ impl Metrics {
         );
         let errors: Vec<_> = ErrorCode::ALL
             .iter()
-            .zip(&self.errors)
+            .zip(self.errors.iter())
             .map(|(c, v)| (format!("{{code=\"{c}\"}}"), load(v)))
             .collect();
         family(

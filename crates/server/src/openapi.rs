@@ -17,6 +17,7 @@ use utoipa::OpenApi;
         crate::ws::upgrade,
         crate::rest::instruments,
         crate::rest::ticker,
+        crate::auth::ws_token::issue,
         crate::rest::book,
         crate::rest_history::trades,
         crate::rest_history::candles,

@@ -38,7 +38,7 @@ pub fn rejection_response(state: &AppState, rejection: Rejection) -> Response {
 /// Guards a route with `scope`.
 pub async fn require(
     State((state, scope)): State<(AppState, Scope)>,
-    mut request: Request,
+    request: Request,
     next: Next,
 ) -> Response {
     let addr = request
@@ -49,8 +49,16 @@ pub async fn require(
     if scope == Scope::MetricsRead && auth.public_metrics {
         return next.run(request).await;
     }
-    let principal = match auth.authenticate(request.headers(), Some(scope), addr) {
-        Ok(principal) => principal,
+    let signed = request.headers().contains_key("signature")
+        || request.headers().contains_key("signature-input");
+    let result = if signed {
+        signed_request(request, auth, scope, addr).await
+    } else {
+        auth.authenticate(request.headers(), Some(scope), addr)
+            .map(|principal| (request, principal))
+    };
+    let (mut request, principal) = match result {
+        Ok(done) => done,
         Err(rejection) => {
             if scope == Scope::KeysAdmin {
                 auth.audit_admin_failure(rejection.code, addr);
@@ -76,6 +84,85 @@ pub async fn require(
         }
     }
     response
+}
+
+/// Largest body a signed request may carry (it is buffered to check `Content-Digest`).
+const MAX_SIGNED_BODY: usize = 1 << 20;
+
+/// The combined value of every line of a header (`, `-joined), if it is present and ASCII.
+fn combined(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    let mut out: Option<String> = None;
+    for value in headers.get_all(name) {
+        let value = value.to_str().ok()?;
+        match &mut out {
+            Some(s) => {
+                s.push_str(", ");
+                s.push_str(value);
+            }
+            None => out = Some(value.to_string()),
+        }
+    }
+    out
+}
+
+/// Verifies a request carrying `Signature`/`Signature-Input`; returns it (body restored)
+/// with its principal.
+async fn signed_request(
+    request: Request,
+    auth: &super::AuthState,
+    scope: Scope,
+    addr: Option<std::net::IpAddr>,
+) -> Result<(Request, Principal), Rejection> {
+    let headers = request.headers();
+    let (Some(input), Some(signature)) = (
+        combined(headers, "signature-input"),
+        combined(headers, "signature"),
+    ) else {
+        return Err(Rejection::new(
+            ErrorCode::SignatureInvalid,
+            "a signed request needs both Signature-Input and Signature (ASCII)",
+        ));
+    };
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, MAX_SIGNED_BODY)
+        .await
+        .map_err(|_| {
+            Rejection::new(
+                ErrorCode::MessageTooLarge,
+                format!("a signed request body may be at most {MAX_SIGNED_BODY} bytes"),
+            )
+        })?;
+    let fields: Vec<(&str, &str)> = parts
+        .headers
+        .iter()
+        .filter_map(|(n, v)| Some((n.as_str(), v.to_str().ok()?)))
+        .collect();
+    let authority = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| parts.uri.authority().map(|a| a.as_str()))
+        .unwrap_or_default();
+    let request_parts = auth::httpsig::RequestParts {
+        method: parts.method.as_str(),
+        scheme: parts.uri.scheme_str().unwrap_or("http"),
+        authority,
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        headers: &fields,
+    };
+    let signed = auth::SignedRequest {
+        signature_input: &input,
+        signature: &signature,
+        parts: request_parts,
+        body: &body,
+    };
+    let principal = auth.authenticate_signed(&signed, Some(scope), addr)?;
+    drop(fields);
+    Ok((
+        Request::from_parts(parts, axum::body::Body::from(body)),
+        principal,
+    ))
 }
 
 /// The admin key behind a request that passed [`require`] with `keys:admin`.

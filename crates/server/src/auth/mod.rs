@@ -5,16 +5,16 @@
 //! - `layer`: the middleware that guards each REST route with the scope it needs.
 //! - `admin`: the admin API under `/admin/v1/`.
 //!
-//! The seam for signed requests (next): [`AuthState::authenticate`] is the only place a
-//! credential is read from a request. It takes the headers and the scope, and returns a
-//! [`Principal`] or a [`Rejection`]; a `Signature-Input`/`Signature` pair becomes one more
-//! credential kind here, verified against the key's sealed secret or public key, and the
-//! status, scope, rate-limit and usage steps stay shared.
+//! Credentials are read in [`AuthState::authenticate`] (bearer) and
+//! [`AuthState::authenticate_signed`] (RFC 9421, called by `layer` when a request carries
+//! `Signature`/`Signature-Input`); `ws_token` issues single-use WebSocket tokens.
 
 pub(crate) mod admin;
 pub(crate) mod layer;
+pub(crate) mod ws_token;
 
-use auth::{KeyIndex, KeyPrincipal, KeyService, Rejection, Scope};
+use auth::replay::{MemoryNonceStore, ReplayGuard, Window};
+use auth::{KeyIndex, KeyPrincipal, KeyService, Rejection, Scope, SignedRequest};
 use axum::http::HeaderMap;
 use protocol::ErrorCode;
 use std::collections::BTreeMap;
@@ -42,6 +42,12 @@ pub struct AuthState {
     pub ws_auth_timeout: Duration,
     pub ws_max_connections_per_key: u32,
     pub ws_max_subscriptions_per_key: u32,
+    /// Timestamp window and nonce store of signed requests.
+    pub replay: ReplayGuard,
+    /// Scopes that refuse bearer tokens: only signed requests pass.
+    pub signature_required: Vec<Scope>,
+    /// Single-use WebSocket tokens (`POST /v1/ws-token`).
+    pub ws_tokens: auth::ws_token::WsTokens,
     audit: mpsc::Sender<NewAuditEvent>,
 }
 
@@ -60,6 +66,20 @@ impl AuthState {
             ws_auth_timeout: Duration::from_secs(config.ws_auth_timeout_secs),
             ws_max_connections_per_key: config.ws_max_connections_per_key,
             ws_max_subscriptions_per_key: config.ws_max_subscriptions_per_key,
+            replay: ReplayGuard::new(
+                // Validated with the config; the default is the documented fallback.
+                Window::new(config.signature_past_secs, config.signature_future_secs)
+                    .unwrap_or_default(),
+                Arc::new(MemoryNonceStore::new(
+                    usize::try_from(config.nonce_capacity).unwrap_or(usize::MAX),
+                )),
+            ),
+            signature_required: config
+                .signature_required_scopes
+                .iter()
+                .filter_map(|s| s.parse().ok())
+                .collect(),
+            ws_tokens: auth::ws_token::WsTokens::new(Duration::from_secs(config.ws_token_ttl_secs)),
             audit,
         }
     }
@@ -78,6 +98,12 @@ impl AuthState {
         addr: Option<IpAddr>,
     ) -> Result<Principal, Rejection> {
         match bearer(headers)? {
+            Some(_) if scope.is_some_and(|s| self.signature_required.contains(&s)) => {
+                Err(Rejection::new(
+                    ErrorCode::SignatureRequired,
+                    "this route needs a signed request (RFC 9421); a bearer token is refused",
+                ))
+            }
             Some(token) => self
                 .index
                 .authenticate_bearer(token, scope, addr, model::Timestamp::now().0)
@@ -89,6 +115,48 @@ impl AuthState {
                 ErrorCode::MissingCredentials,
                 "this needs an API key: send Authorization: Bearer <key>",
             )),
+        }
+    }
+
+    /// Authenticates a signed request (RFC 9421) needing `scope`.
+    pub fn authenticate_signed(
+        &self,
+        request: &SignedRequest<'_>,
+        scope: Option<Scope>,
+        addr: Option<IpAddr>,
+    ) -> Result<Principal, Rejection> {
+        self.index
+            .authenticate_signed(
+                request,
+                &self.replay,
+                self.service.ring(),
+                scope,
+                addr,
+                model::Timestamp::now().0,
+            )
+            .map(Principal::Key)
+            .inspect_err(|rejection| {
+                if rejection.code == ErrorCode::NonceReused {
+                    self.audit_replay(request, addr);
+                }
+            })
+    }
+
+    /// Writes a refused replay to the audit log as a security event (aggregated per second
+    /// and address by the audit writer, so a flood of replays makes one entry with a count).
+    fn audit_replay(&self, request: &SignedRequest<'_>, addr: Option<IpAddr>) {
+        let key_id = auth::httpsig::Signed::parse(request.signature_input, request.signature)
+            .ok()
+            .and_then(|s| s.keyid().map(str::to_string));
+        let event = NewAuditEvent {
+            at: model::Timestamp::now().0,
+            actor: addr.map_or_else(|| "unknown".into(), |a| a.to_string()),
+            action: "auth.replay_refused".into(),
+            key_id,
+            detail: serde_json::json!({ "code": ErrorCode::NonceReused.as_str(), "count": 1 }),
+        };
+        if self.audit.try_send(event).is_err() {
+            tracing::warn!("audit queue full: a refused replay was not recorded");
         }
     }
 

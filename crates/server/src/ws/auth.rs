@@ -32,10 +32,12 @@ pub(crate) struct SessionAuth {
 }
 
 impl SessionAuth {
-    /// From the upgrade request's `Authorization` header.
+    /// From the upgrade request's `Authorization` header, or a single-use `token` from the
+    /// URL (`POST /v1/ws-token`).
     pub fn from_upgrade(
         state: &AppState,
         headers: &HeaderMap,
+        token: Option<&str>,
         peer: SocketAddr,
     ) -> Result<Self, Rejection> {
         let auth = state.auth();
@@ -47,6 +49,17 @@ impl SessionAuth {
             subs_held: 0,
             announce: false,
         };
+        if let Some(token) = token {
+            let key = auth.ws_tokens.consume(
+                &auth.index,
+                token,
+                Some(peer.ip()),
+                model::Timestamp::now().0,
+            )?;
+            session.bind(state, key)?;
+            session.announce = true;
+            return Ok(session);
+        }
         if crate::auth::bearer(headers)?.is_none() {
             return Ok(session);
         }

@@ -47,6 +47,7 @@ pub(crate) async fn upgrade(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
+    uri: axum::http::Uri,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let ws = match ws {
@@ -58,10 +59,17 @@ pub(crate) async fn upgrade(
     };
     // A key on the upgrade request is checked before upgrading: a bad one gets a plain HTTP
     // error with its code. Without one, the session may still authenticate with `auth`.
-    let session_auth = match auth::SessionAuth::from_upgrade(&state, &headers, peer) {
-        Ok(session_auth) => session_auth,
-        Err(rejection) => return crate::auth::layer::rejection_response(&state, rejection),
-    };
+    // A single-use token from `POST /v1/ws-token` may come in the URL instead (`?token=`).
+    let token = uri.query().and_then(|q| {
+        q.split('&')
+            .find_map(|pair| pair.strip_prefix("token="))
+            .map(str::to_string)
+    });
+    let session_auth =
+        match auth::SessionAuth::from_upgrade(&state, &headers, token.as_deref(), peer) {
+            Ok(session_auth) => session_auth,
+            Err(rejection) => return crate::auth::layer::rejection_response(&state, rejection),
+        };
     let metrics = state.metrics();
     if metrics.connections_open.load(Ordering::Relaxed) as usize
         >= state.config().server.max_connections

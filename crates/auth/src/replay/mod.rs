@@ -1,0 +1,175 @@
+//! The replay guard of signed requests: the timestamp window, `expires`, and the per-key
+//! nonce store. Order of use (see `docs/security.md`):
+//!
+//! 1. [`ReplayGuard::check_time`] before verifying the signature (cheap, and a stale request
+//!    is refused with its own code whether or not its signature is good);
+//! 2. the signature is verified;
+//! 3. [`ReplayGuard::record`] only then, so a forged request cannot burn a victim's nonce.
+//!
+//! Times are whole seconds since the epoch, passed in by the caller (tests pause the clock by
+//! passing their own).
+
+pub mod nonce;
+
+pub use nonce::{MemoryNonceStore, NonceStore, Recorded};
+
+use crate::index::Rejection;
+use protocol::ErrorCode;
+use std::sync::Arc;
+
+/// The largest accepted window on either side.
+pub const MAX_WINDOW_SECS: u32 = 120;
+/// Longest accepted nonce, in bytes.
+pub const MAX_NONCE_LEN: usize = 128;
+
+/// How far `created` may be from the server's clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// Seconds in the past (default 30).
+    pub past: u32,
+    /// Seconds in the future, for clock skew (default 5).
+    pub future: u32,
+}
+
+impl Default for Window {
+    fn default() -> Self {
+        Self {
+            past: 30,
+            future: 5,
+        }
+    }
+}
+
+impl Window {
+    pub fn new(past: u32, future: u32) -> Result<Self, String> {
+        if past == 0 || past > MAX_WINDOW_SECS || future > MAX_WINDOW_SECS {
+            return Err(format!(
+                "the signature window must be 1..={MAX_WINDOW_SECS} s in the past and \
+                 0..={MAX_WINDOW_SECS} s in the future"
+            ));
+        }
+        Ok(Self { past, future })
+    }
+}
+
+/// Nonce handling of one key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NonceMode {
+    /// Each nonce accepted once within the window (the default).
+    #[default]
+    Unique,
+    /// The nonce is an integer greater than the last accepted one (O(1) state per key).
+    Monotonic,
+}
+
+/// See the module docs.
+#[derive(Debug, Clone)]
+pub struct ReplayGuard {
+    window: Window,
+    store: Arc<dyn NonceStore>,
+}
+
+impl ReplayGuard {
+    pub fn new(window: Window, store: Arc<dyn NonceStore>) -> Self {
+        Self { window, store }
+    }
+
+    pub fn window(&self) -> Window {
+        self.window
+    }
+
+    pub fn store(&self) -> &Arc<dyn NonceStore> {
+        &self.store
+    }
+
+    /// Checks `created` against the window and `expires` against `now`.
+    pub fn check_time(
+        &self,
+        created: i64,
+        expires: Option<i64>,
+        now: i64,
+    ) -> Result<(), Rejection> {
+        if created < now - i64::from(self.window.past) {
+            return Err(Rejection::new(
+                ErrorCode::TimestampStale,
+                format!(
+                    "the signature was created {} s ago; at most {} s is accepted",
+                    now - created,
+                    self.window.past
+                ),
+            ));
+        }
+        if created > now + i64::from(self.window.future) {
+            return Err(Rejection::new(
+                ErrorCode::TimestampFuture,
+                format!(
+                    "the signature was created {} s in the future; at most {} s of clock skew \
+                     is accepted",
+                    created - now,
+                    self.window.future
+                ),
+            ));
+        }
+        if expires.is_some_and(|e| e <= now) {
+            return Err(Rejection::new(
+                ErrorCode::SignatureExpired,
+                "the signature's expires has passed",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Records the nonce of a request whose signature verified.
+    pub fn record(
+        &self,
+        key: &str,
+        nonce: &str,
+        mode: NonceMode,
+        created: i64,
+        now: i64,
+    ) -> Result<(), Rejection> {
+        if nonce.is_empty() || nonce.len() > MAX_NONCE_LEN {
+            return Err(Rejection::new(
+                ErrorCode::SignatureInvalid,
+                format!("the nonce must be 1 to {MAX_NONCE_LEN} characters"),
+            ));
+        }
+        let outcome = match mode {
+            NonceMode::Unique => {
+                self.store
+                    .record(key, nonce, created + i64::from(self.window.past), now)
+            }
+            NonceMode::Monotonic => match nonce.parse::<u64>() {
+                Ok(value) if nonce.bytes().all(|b| b.is_ascii_digit()) => {
+                    self.store.record_increasing(key, value)
+                }
+                _ => Recorded::NotIncreasing,
+            },
+        };
+        match outcome {
+            Recorded::Fresh => Ok(()),
+            Recorded::Reused => Err(Rejection::new(
+                ErrorCode::NonceReused,
+                format!("key {key} already used this nonce: the request is a replay"),
+            )),
+            Recorded::NotIncreasing => Err(Rejection::new(
+                ErrorCode::NonceNotIncreasing,
+                format!(
+                    "key {key} is in monotonic mode: the nonce must be an integer greater than \
+                     the last accepted one"
+                ),
+            )),
+            Recorded::Full => {
+                let mut r = Rejection::new(
+                    ErrorCode::RateLimited,
+                    "too many signed requests in the window; retry shortly",
+                );
+                r.retry_after = Some(std::time::Duration::from_secs(1));
+                Err(r)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

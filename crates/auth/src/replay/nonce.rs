@@ -1,0 +1,203 @@
+//! Nonce stores: the [`NonceStore`] contract and its in-memory implementation.
+//!
+//! # Memory bound of [`MemoryNonceStore`]
+//!
+//! An entry `(key, nonce)` is kept until its `expires_at` (the replay guard passes the
+//! signature's `created` + the past window: after that, a replay of the same request is
+//! refused as stale anyway). Since `created` is at most `future` seconds ahead of the clock,
+//! no entry outlives `past + future` seconds. Entries are indexed by a hash map and grouped in
+//! per-second buckets by expiry, so expired ones are dropped in order, a bucket at a time, on
+//! the next insert: at any moment the store holds at most the nonces accepted in the last
+//! `past + future + 1` seconds, i.e. `Σ over keys (rate limit/s × (past + future + 1) + burst)`.
+//! A hard cap (`capacity`) bounds it regardless of rate limits: when full, new nonces are
+//! refused ([`Recorded::Full`]) rather than old ones forgotten early, so the cap can never
+//! open a replay window. Each entry costs its key id + nonce (nonces are at most 128 bytes)
+//! plus about 80 bytes of map and bucket overhead.
+
+use parking_lot::Mutex;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasher, RandomState};
+
+/// The outcome of recording a nonce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    Fresh,
+    Reused,
+    NotIncreasing,
+    /// The store is at capacity and refuses new nonces until entries expire.
+    Full,
+}
+
+/// Where accepted nonces are remembered. Implementations: in memory (one process) now; a
+/// shared one (Redis, for several gateway instances) later, checked by [`contract`].
+pub trait NonceStore: Send + Sync + std::fmt::Debug {
+    /// Records `(key, nonce)` until `expires_at` (seconds) unless it is already recorded and
+    /// not expired at `now`. Atomic: of two concurrent calls with one pair, one is `Fresh`.
+    fn record(&self, key: &str, nonce: &str, expires_at: i64, now: i64) -> Recorded;
+    /// Monotonic mode: records `value` if it is greater than the last one of `key`.
+    fn record_increasing(&self, key: &str, value: u64) -> Recorded;
+    /// Entries currently held (for the memory bound and metrics).
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[derive(Debug, Default)]
+struct Shard {
+    /// `key \0 nonce` → expiry (seconds).
+    entries: HashMap<Box<str>, i64>,
+    /// expiry second → the entries expiring then.
+    buckets: BTreeMap<i64, Vec<Box<str>>>,
+}
+
+impl Shard {
+    fn prune(&mut self, now: i64) {
+        while let Some(entry) = self.buckets.first_entry() {
+            if *entry.key() >= now {
+                break;
+            }
+            for id in entry.remove() {
+                self.entries.remove(&id);
+            }
+        }
+    }
+}
+
+const SHARDS: usize = 16;
+
+/// The in-memory store: 16 shards, each a map plus expiry buckets. See the module docs.
+#[derive(Debug)]
+pub struct MemoryNonceStore {
+    shards: [Mutex<Shard>; SHARDS],
+    hasher: RandomState,
+    capacity_per_shard: usize,
+    last: Mutex<HashMap<Box<str>, u64>>,
+}
+
+impl MemoryNonceStore {
+    /// A store holding at most `capacity` live nonces.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            shards: Default::default(),
+            hasher: RandomState::new(),
+            capacity_per_shard: capacity.div_ceil(SHARDS).max(1),
+            last: Mutex::default(),
+        }
+    }
+}
+
+impl NonceStore for MemoryNonceStore {
+    fn record(&self, key: &str, nonce: &str, expires_at: i64, now: i64) -> Recorded {
+        let id: Box<str> = format!("{key}\0{nonce}").into();
+        let shard = &self.shards[self.hasher.hash_one(&id) as usize % SHARDS];
+        let mut shard = shard.lock();
+        shard.prune(now);
+        if shard.entries.get(&id).is_some_and(|e| *e >= now) {
+            return Recorded::Reused;
+        }
+        if shard.entries.len() >= self.capacity_per_shard {
+            return Recorded::Full;
+        }
+        shard.entries.insert(id.clone(), expires_at);
+        shard.buckets.entry(expires_at).or_default().push(id);
+        Recorded::Fresh
+    }
+
+    fn record_increasing(&self, key: &str, value: u64) -> Recorded {
+        let mut last = self.last.lock();
+        match last.get_mut(key) {
+            Some(prev) if value <= *prev => Recorded::NotIncreasing,
+            Some(prev) => {
+                *prev = value;
+                Recorded::Fresh
+            }
+            None => {
+                last.insert(key.into(), value);
+                Recorded::Fresh
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().entries.len()).sum()
+    }
+}
+
+/// Contract tests every [`NonceStore`] must pass (a fresh, empty store of capacity ≥ 100).
+pub fn contract(store: &dyn NonceStore) {
+    assert_eq!(store.record("k1", "n1", 130, 100), Recorded::Fresh);
+    assert_eq!(store.record("k1", "n1", 130, 101), Recorded::Reused);
+    assert_eq!(store.record("k1", "n1", 130, 130), Recorded::Reused);
+    assert_eq!(
+        store.record("k2", "n1", 130, 101),
+        Recorded::Fresh,
+        "nonces are per key"
+    );
+    assert_eq!(store.record("k1", "n2", 130, 101), Recorded::Fresh);
+    // After its expiry a pair may be used again (a replay of it is stale by then).
+    assert_eq!(store.record("k1", "n1", 161, 131), Recorded::Fresh);
+    assert_eq!(store.record("k1", "n1", 161, 132), Recorded::Reused);
+    // Keys and nonces that concatenate alike are still distinct.
+    assert_eq!(store.record("a", "bc", 200, 140), Recorded::Fresh);
+    assert_eq!(store.record("ab", "c", 200, 140), Recorded::Fresh);
+    assert_eq!(store.record_increasing("k1", 5), Recorded::Fresh);
+    assert_eq!(store.record_increasing("k1", 5), Recorded::NotIncreasing);
+    assert_eq!(store.record_increasing("k1", 4), Recorded::NotIncreasing);
+    assert_eq!(store.record_increasing("k1", 6), Recorded::Fresh);
+    assert_eq!(store.record_increasing("k2", 1), Recorded::Fresh);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_store_meets_the_contract() {
+        contract(&MemoryNonceStore::new(1000));
+    }
+
+    #[test]
+    fn memory_stays_within_its_bound_under_a_stream_of_unique_nonces() {
+        // 50 keys × 100 nonces/s for 10 minutes of (paused) clock, window 30 s + 5 s.
+        let (past, future, rate, keys) = (30i64, 5i64, 100usize, 50usize);
+        let store = MemoryNonceStore::new(1_000_000);
+        let bound = keys * rate * (past + future + 1) as usize;
+        let mut max = 0;
+        let mut n = 0u64;
+        for now in 1_000..1_600i64 {
+            for k in 0..keys {
+                for i in 0..rate {
+                    // created anywhere in the window; expiry = created + past.
+                    let created = now - past + ((n as i64 + i as i64) % (past + future + 1));
+                    n += 1;
+                    let r = store.record(&format!("key{k}"), &n.to_string(), created + past, now);
+                    assert_eq!(r, Recorded::Fresh);
+                }
+            }
+            max = max.max(store.len());
+        }
+        assert!(max <= bound, "held {max} > bound {bound}");
+        // And it really forgets: far in the future one insert per shard prunes everything.
+        for i in 0..10_000 {
+            store.record("x", &i.to_string(), 10_000, 5_000);
+        }
+        assert_eq!(store.len(), 10_000);
+    }
+
+    #[test]
+    fn a_full_store_refuses_rather_than_forgets() {
+        let store = MemoryNonceStore::new(SHARDS);
+        let mut fresh = Vec::new();
+        for i in 0..200 {
+            if store.record("k", &i.to_string(), 100, 10) == Recorded::Fresh {
+                fresh.push(i);
+            }
+        }
+        assert!(fresh.len() <= SHARDS);
+        assert!(store.len() <= SHARDS);
+        for i in fresh {
+            assert_eq!(store.record("k", &i.to_string(), 100, 11), Recorded::Reused);
+        }
+    }
+}

@@ -1,0 +1,357 @@
+//! Authentication of signed requests (RFC 9421; see [`crate::httpsig`] and [`crate::replay`]):
+//! the key is found by the signature's `keyid`, the signature verified with the key's HMAC
+//! secret (opened from its sealed form once, then kept in memory, zeroized on drop) or
+//! Ed25519 public key, the nonce recorded, and then the same status, scope, rate-limit and
+//! usage steps as for bearer tokens.
+//!
+//! Order: policy (required parameters and components) → key → key type and `alg` → key
+//! status → timestamp window and `expires` → `Content-Digest` → signature → nonce → scope and
+//! rate limit. The nonce is recorded only after the signature verified.
+
+use crate::envelope::KeyRing;
+use crate::httpsig::{self, Algorithm, RequestParts, SigError, Signed};
+use crate::index::{KeyIndex, KeyPrincipal, Rejection};
+use crate::replay::ReplayGuard;
+use crate::scope::Scope;
+use protocol::ErrorCode;
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::OnceLock;
+use store::keys::{KeyKind, KeyRecord, SealedSecret};
+use zeroize::Zeroizing;
+
+/// The verification material of one key.
+pub(crate) struct KeyMaterial {
+    sealed: Option<SealedSecret>,
+    hmac: OnceLock<Zeroizing<Vec<u8>>>,
+    ed25519: Option<Vec<u8>>,
+}
+
+impl fmt::Debug for KeyMaterial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("KeyMaterial(REDACTED)")
+    }
+}
+
+impl KeyMaterial {
+    pub(crate) fn of(record: &KeyRecord) -> Self {
+        Self {
+            sealed: (record.kind == KeyKind::Hmac)
+                .then(|| record.sealed.clone())
+                .flatten(),
+            hmac: OnceLock::new(),
+            ed25519: (record.kind == KeyKind::Ed25519)
+                .then(|| record.public_key.clone())
+                .flatten(),
+        }
+    }
+
+    fn hmac_secret(&self, key_id: &str, ring: &KeyRing) -> Option<&[u8]> {
+        if let Some(secret) = self.hmac.get() {
+            return Some(secret);
+        }
+        let opened = ring.open(key_id, self.sealed.as_ref()?).ok()?;
+        Some(self.hmac.get_or_init(|| opened))
+    }
+}
+
+/// A signed request as the server received it.
+#[derive(Debug, Clone, Copy)]
+pub struct SignedRequest<'a> {
+    pub signature_input: &'a str,
+    pub signature: &'a str,
+    pub parts: RequestParts<'a>,
+    /// The body received (empty: none).
+    pub body: &'a [u8],
+}
+
+fn sig(e: SigError) -> Rejection {
+    Rejection::new(e.code(), e.to_string())
+}
+
+impl KeyIndex {
+    /// Authenticates a signed request needing `scope`. `now` in µs since the epoch.
+    pub fn authenticate_signed(
+        &self,
+        request: &SignedRequest<'_>,
+        guard: &ReplayGuard,
+        ring: &KeyRing,
+        scope: Option<Scope>,
+        addr: Option<IpAddr>,
+        now: i64,
+    ) -> Result<KeyPrincipal, Rejection> {
+        let has_body = !request.body.is_empty();
+        let signed = Signed::parse(request.signature_input, request.signature)
+            .and_then(|s| s.check_policy(&request.parts, has_body).map(|()| s))
+            .map_err(|e| self.fail(None, sig(e)))?;
+        let key_id = signed.keyid().unwrap_or_default();
+        let Some(entry) = self.get(key_id) else {
+            return Err(self.fail(None, Rejection::new(ErrorCode::UnknownKey, "no such key")));
+        };
+        let view = entry.view();
+        let algorithm = match view.kind {
+            KeyKind::Hmac => Algorithm::HmacSha256,
+            KeyKind::Ed25519 => Algorithm::Ed25519,
+            KeyKind::Bearer => {
+                return Err(self.fail(
+                    Some(&entry),
+                    Rejection::new(
+                        ErrorCode::WrongKeyType,
+                        format!(
+                            "key {} is a bearer key: send it as Authorization: Bearer, or \
+                             sign with an hmac or ed25519 key",
+                            view.id
+                        ),
+                    ),
+                ));
+            }
+        };
+        signed
+            .check_alg(algorithm)
+            .map_err(|e| self.fail(Some(&entry), sig(e)))?;
+        if let Some(rejection) = view.unusable(now) {
+            return Err(self.fail(Some(&entry), rejection));
+        }
+        let now_secs = now.div_euclid(1_000_000);
+        let created = signed.created().unwrap_or_default();
+        guard
+            .check_time(created, signed.expires(), now_secs)
+            .map_err(|r| self.fail(Some(&entry), r))?;
+        if has_body {
+            let digest = request.parts.field("content-digest");
+            httpsig::check_content_digest(digest.as_deref(), request.body)
+                .map_err(|e| self.fail(Some(&entry), sig(e)))?;
+        }
+        let base = signed
+            .base(&request.parts)
+            .map_err(|e| self.fail(Some(&entry), sig(e)))?;
+        let valid = match algorithm {
+            Algorithm::HmacSha256 => match entry.material.hmac_secret(&view.id, ring) {
+                Some(secret) => {
+                    httpsig::verify_hmac_sha256(secret, base.as_bytes(), &signed.signature)
+                }
+                None => {
+                    tracing::warn!(key = %view.id, "cannot open the sealed secret of an hmac key");
+                    false
+                }
+            },
+            Algorithm::Ed25519 => {
+                entry.material.ed25519.as_deref().is_some_and(|pk| {
+                    httpsig::verify_ed25519(pk, base.as_bytes(), &signed.signature)
+                })
+            }
+        };
+        if !valid {
+            return Err(self.fail(
+                Some(&entry),
+                Rejection::new(
+                    ErrorCode::SignatureInvalid,
+                    format!("the signature does not verify with key {}", view.id),
+                ),
+            ));
+        }
+        let nonce = signed.nonce().unwrap_or_default();
+        guard
+            .record(&view.id, nonce, view.nonce_mode, created, now_secs)
+            .map_err(|r| self.fail(Some(&entry), r))?;
+        self.admit(entry, view, scope, addr, now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::MasterKey;
+    use crate::httpsig::sign::{SigningKey, Unsigned, sign};
+    use crate::index::AuthSettings;
+    use crate::replay::{MemoryNonceStore, Window};
+    use crate::secret::SecretKey32;
+    use std::sync::Arc;
+    use store::keys::{Environment, RateLimit};
+
+    const SECRET: &[u8] = b"tg_test_0123456789abcdefghijklmnopqrstuvwxyzABCDEFG";
+
+    fn setup(rate: u32) -> (KeyIndex, KeyRing, ReplayGuard) {
+        let ring = KeyRing::new(
+            Some(MasterKey::new(SecretKey32::from_bytes([9; 32]))),
+            Vec::new(),
+        );
+        let mut r = crate::info::tests_support::record();
+        r.kind = KeyKind::Hmac;
+        r.scopes = vec!["market:read".into()];
+        r.sealed = Some(ring.seal(&r.id, SECRET).unwrap());
+        r.rate_limit = Some(RateLimit {
+            per_sec: rate,
+            burst: rate,
+        });
+        let index = KeyIndex::new(AuthSettings {
+            environment: Environment::Test,
+            default_rate: r.rate_limit.unwrap(),
+            principal_rates: Default::default(),
+            scope_rates: Default::default(),
+            failure_burst: 10,
+        });
+        index.upsert(&r);
+        let guard = ReplayGuard::new(
+            Window::default(),
+            Arc::new(MemoryNonceStore::new(10_000_000)),
+        );
+        (index, ring, guard)
+    }
+
+    fn check(
+        index: &KeyIndex,
+        ring: &KeyRing,
+        guard: &ReplayGuard,
+        nonce: &str,
+        now: i64,
+    ) -> Result<(), ErrorCode> {
+        let req = Unsigned {
+            method: "GET",
+            authority: "gw.example:8080",
+            path: "/v1/ticker",
+            query: Some("venue=sim&symbol=BTC-USDT"),
+            body: b"",
+        };
+        let h = sign(
+            &SigningKey::hmac(SECRET),
+            "key_a",
+            &req,
+            now / 1_000_000,
+            nonce,
+        );
+        let signed = SignedRequest {
+            signature_input: &h.signature_input,
+            signature: &h.signature,
+            parts: RequestParts {
+                method: "GET",
+                scheme: "http",
+                authority: "gw.example:8080",
+                path: "/v1/ticker",
+                query: req.query,
+                headers: &[("host", "gw.example:8080"), ("accept", "*/*")],
+            },
+            body: b"",
+        };
+        index
+            .authenticate_signed(&signed, guard, ring, Some(Scope::MarketRead), None, now)
+            .map(|_| ())
+            .map_err(|r| r.code)
+    }
+
+    #[test]
+    fn hmac_key_signs_once_per_nonce() {
+        let (index, ring, guard) = setup(1000);
+        let now = 1_700_000_000_000_000;
+        assert_eq!(check(&index, &ring, &guard, "a", now), Ok(()));
+        assert_eq!(
+            check(&index, &ring, &guard, "a", now),
+            Err(ErrorCode::NonceReused)
+        );
+        assert_eq!(check(&index, &ring, &guard, "b", now), Ok(()));
+        // Only the two accepted requests were counted as usage.
+        assert_eq!(
+            index
+                .get("key_a")
+                .unwrap()
+                .usage
+                .requests
+                .load(std::sync::atomic::Ordering::Relaxed),
+            2
+        );
+    }
+
+    /// `cargo test --release -p auth --lib bench_hmac_verification -- --ignored --nocapture`
+    #[test]
+    #[ignore = "timing, run by hand in release mode"]
+    fn bench_hmac_verification() {
+        use std::time::Instant;
+        let (index, ring, guard) = setup(1_000_000);
+        let now = 1_700_000_000_000_000;
+        let n = 200_000;
+        // Headers signed ahead: what is timed is the server side only.
+        let req = Unsigned {
+            method: "GET",
+            authority: "gw.example:8080",
+            path: "/v1/ticker",
+            query: Some("venue=sim&symbol=BTC-USDT"),
+            body: b"",
+        };
+        let headers: Vec<_> = (0..n)
+            .map(|i| {
+                sign(
+                    &SigningKey::hmac(SECRET),
+                    "key_a",
+                    &req,
+                    now / 1_000_000,
+                    &format!("n{i}"),
+                )
+            })
+            .collect();
+        let fields = [("host", "gw.example:8080"), ("accept", "*/*")];
+        let start = Instant::now();
+        for h in &headers {
+            let signed = SignedRequest {
+                signature_input: &h.signature_input,
+                signature: &h.signature,
+                parts: RequestParts {
+                    method: "GET",
+                    scheme: "http",
+                    authority: "gw.example:8080",
+                    path: "/v1/ticker",
+                    query: req.query,
+                    headers: &fields,
+                },
+                body: b"",
+            };
+            index
+                .authenticate_signed(&signed, &guard, &ring, Some(Scope::MarketRead), None, now)
+                .unwrap();
+        }
+        let ns = start.elapsed().as_nanos() / n as u128;
+        println!("hmac-sha256 signed-request verification incl. nonce check: {ns} ns/request");
+        // Ed25519: the same steps with a public-key verification.
+        let seed = [5u8; 32];
+        let signer = SigningKey::ed25519(&seed);
+        let mut r = crate::info::tests_support::record();
+        r.id = "key_e".into();
+        r.kind = KeyKind::Ed25519;
+        r.scopes = vec!["market:read".into()];
+        r.public_key = Some(
+            ed25519_dalek::SigningKey::from_bytes(&seed)
+                .verifying_key()
+                .as_bytes()
+                .to_vec(),
+        );
+        r.rate_limit = Some(RateLimit {
+            per_sec: 1_000_000,
+            burst: 1_000_000,
+        });
+        index.upsert(&r);
+        let n = 20_000;
+        let headers: Vec<_> = (0..n)
+            .map(|i| sign(&signer, "key_e", &req, now / 1_000_000, &format!("e{i}")))
+            .collect();
+        let start = Instant::now();
+        for h in &headers {
+            let signed = SignedRequest {
+                signature_input: &h.signature_input,
+                signature: &h.signature,
+                parts: RequestParts {
+                    method: "GET",
+                    scheme: "http",
+                    authority: "gw.example:8080",
+                    path: "/v1/ticker",
+                    query: req.query,
+                    headers: &fields,
+                },
+                body: b"",
+            };
+            index
+                .authenticate_signed(&signed, &guard, &ring, Some(Scope::MarketRead), None, now)
+                .unwrap();
+        }
+        let ns = start.elapsed().as_nanos() / n as u128;
+        println!("ed25519 signed-request verification incl. nonce check: {ns} ns/request");
+    }
+}
