@@ -27,7 +27,7 @@
 //! scope, rate-limit and usage steps.
 
 pub mod envelope;
-pub mod httpsig;
+pub use httpsig;
 pub mod index;
 pub mod info;
 pub mod input;

@@ -132,7 +132,7 @@ pub fn signature_base(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::httpsig::sfv::Bare;
+    use crate::sfv::Bare;
 
     #[test]
     fn derived_components() {

@@ -1,7 +1,9 @@
-//! HTTP Message Signatures (RFC 9421) for signed requests: parsing `Signature-Input` and
+//! HTTP Message Signatures (RFC 9421) for tickgate signed requests: parsing `Signature-Input` and
 //! `Signature`, building the signature base, `Content-Digest` (RFC 9530, `sha-256`), and
-//! verifying `hmac-sha256` and `ed25519` signatures. The replay guard (window, nonces) is in
-//! [`crate::replay`]; this module only answers "is this signature over this request valid".
+//! signing and verifying `hmac-sha256` and `ed25519` signatures. One implementation for both
+//! sides: the gateway verifies with it (the replay guard, window and nonces, is in the `auth`
+//! crate); the SDK, the CLI and the examples sign with [`sign`]. This crate only answers "is
+//! this signature over this request valid", and holds no key store.
 //!
 //! Scheme rules on top of RFC 9421 (see docs/security.md): exactly one signature per request;
 //! parameters `keyid`, `created` and `nonce` are required, `expires`, `alg` and `tag`

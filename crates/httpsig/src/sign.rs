@@ -120,7 +120,7 @@ pub fn random_nonce() -> Result<String, getrandom::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::httpsig::{Signed, verify_ed25519, verify_hmac_sha256};
+    use crate::{Signed, verify_ed25519, verify_hmac_sha256};
 
     #[test]
     fn signed_headers_verify_and_meet_the_policy() {
