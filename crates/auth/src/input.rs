@@ -157,6 +157,15 @@ pub fn ed25519_public_key_pem(pem: &str) -> Result<Vec<u8>, String> {
     }
 }
 
+/// The PEM `PUBLIC KEY` (SubjectPublicKeyInfo, RFC 8410) of Ed25519 public key bytes: the
+/// inverse of [`ed25519_public_key_pem`].
+pub fn ed25519_public_key_to_pem(public: &[u8; 32]) -> String {
+    let mut der = ED25519_SPKI_PREFIX.to_vec();
+    der.extend_from_slice(public);
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    format!("-----BEGIN PUBLIC KEY-----\n{b64}\n-----END PUBLIC KEY-----\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,6 +199,11 @@ mod tests {
                    MCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n\
                    -----END PUBLIC KEY-----\n";
         let key = ed25519_public_key_pem(pem).unwrap();
+        let bytes: [u8; 32] = key.clone().try_into().unwrap();
+        assert_eq!(
+            ed25519_public_key_pem(&ed25519_public_key_to_pem(&bytes)).unwrap(),
+            key
+        );
         assert_eq!(key.len(), 32);
         assert_eq!(key[0], 0x19);
         assert!(

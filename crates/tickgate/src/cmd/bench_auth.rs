@@ -1,9 +1,11 @@
-//! `tickgate bench auth`: the cost of authenticating a bearer request, and REST throughput with
-//! and without auth, measured side by side in one run (see docs/benchmarks.md (Authentication)).
+//! `tickgate bench auth`: the cost of authenticating a bearer request, and REST throughput
+//! anonymous vs with a bearer key, an hmac-signed and an ed25519-signed request, measured side
+//! by side in one run (see docs/benchmarks.md (Authentication)).
 
 use anyhow::Context;
 use auth::{AuthSettings, KeyIndex, Scope, token};
 use clap::Args;
+use httpsig::sign::{SigningKey, Unsigned};
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::process::ExitCode;
@@ -147,21 +149,88 @@ fn verification(args: &BenchAuthArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn hammer(url: &str, token: Option<&str>, clients: usize, secs: u64) -> f64 {
+/// What each request of a phase carries.
+#[derive(Clone)]
+enum Mode {
+    Anonymous,
+    /// The same `Authorization: Bearer` header on every request.
+    Bearer(reqwest::header::HeaderValue),
+    /// RFC 9421 signatures made before the phase (one per request: each nonce is accepted
+    /// once), so the phase times the server's verification, not the client's signing.
+    Signed(Arc<SigningKey>, String),
+}
+
+/// Pre-signed `Signature-Input`/`Signature` pairs for `n` requests to `url`.
+fn presign(
+    key: &SigningKey,
+    key_id: &str,
+    url: &str,
+    n: usize,
+) -> anyhow::Result<Vec<[String; 2]>> {
+    let url = reqwest::Url::parse(url)?;
+    let authority = match url.port() {
+        Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
+        None => url.host_str().unwrap_or_default().to_string(),
+    };
+    let request = Unsigned {
+        method: "GET",
+        authority: &authority,
+        path: url.path(),
+        query: url.query(),
+        body: b"",
+    };
+    let created = model::Timestamp::now().0.div_euclid(1_000_000);
+    let prefix = httpsig::sign::random_nonce()?;
+    Ok((0..n)
+        .map(|i| {
+            let h = httpsig::sign::sign(key, key_id, &request, created, &format!("{prefix}{i}"));
+            [h.signature_input, h.signature]
+        })
+        .collect())
+}
+
+/// Requests per second over `secs` with `clients` concurrent clients, each on its own
+/// connection. `budget` bounds the signatures made per client for a signed phase.
+async fn hammer(
+    url: &str,
+    mode: &Mode,
+    clients: usize,
+    secs: u64,
+    budget: usize,
+) -> anyhow::Result<f64> {
     let count = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    // The header value is built once, so the client does the same work in both modes.
-    let header =
-        token.and_then(|t| reqwest::header::HeaderValue::from_str(&format!("Bearer {t}")).ok());
     let mut tasks = Vec::new();
+    let mut pools = Vec::new();
     for _ in 0..clients {
-        let (count, url, header) = (count.clone(), url.to_string(), header.clone());
+        pools.push(match mode {
+            Mode::Signed(key, id) => presign(key, id, url, budget)?,
+            _ => Vec::new(),
+        });
+    }
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    for pool in pools {
+        let (count, url, mode) = (count.clone(), url.to_string(), mode.clone());
         tasks.push(tokio::spawn(async move {
             let client = reqwest::Client::new();
+            let mut pool = pool.into_iter();
             while Instant::now() < deadline {
                 let mut request = client.get(&url);
-                if let Some(header) = &header {
-                    request = request.header(reqwest::header::AUTHORIZATION, header.clone());
+                match &mode {
+                    Mode::Anonymous => {}
+                    Mode::Bearer(header) => {
+                        request = request.header(reqwest::header::AUTHORIZATION, header.clone());
+                    }
+                    Mode::Signed(..) => {
+                        let Some([input, signature]) = pool.next() else {
+                            eprintln!(
+                                "warning: a client ran out of pre-signed requests; raise the budget"
+                            );
+                            break;
+                        };
+                        request = request
+                            .header("signature-input", input)
+                            .header("signature", signature);
+                    }
                 }
                 match request.send().await {
                     Ok(r) if r.status().is_success() => {
@@ -176,22 +245,28 @@ async fn hammer(url: &str, token: Option<&str>, clients: usize, secs: u64) -> f6
     for task in tasks {
         let _ = task.await;
     }
-    count.load(Ordering::Relaxed) as f64 / secs as f64
+    Ok(count.load(Ordering::Relaxed) as f64 / secs as f64)
 }
 
-/// Runs the two modes in the order A B B A, twice, and returns the runs of each.
-async fn compare(url: &str, token: &str, args: &BenchAuthArgs) -> (Vec<f64>, Vec<f64>) {
+/// Runs the baseline and `mode` in the order A B B A, twice, and returns the runs of each.
+async fn compare(
+    url: &str,
+    mode: &Mode,
+    args: &BenchAuthArgs,
+    budget: usize,
+) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
     let (mut anon, mut authed) = (Vec::new(), Vec::new());
+    let base = Mode::Anonymous;
     for _ in 0..2 {
-        anon.push(hammer(url, None, args.clients, args.secs).await);
-        authed.push(hammer(url, Some(token), args.clients, args.secs).await);
-        authed.push(hammer(url, Some(token), args.clients, args.secs).await);
-        anon.push(hammer(url, None, args.clients, args.secs).await);
+        anon.push(hammer(url, &base, args.clients, args.secs, budget).await?);
+        authed.push(hammer(url, mode, args.clients, args.secs, budget).await?);
+        authed.push(hammer(url, mode, args.clients, args.secs, budget).await?);
+        anon.push(hammer(url, &base, args.clients, args.secs, budget).await?);
     }
-    (anon, authed)
+    Ok((anon, authed))
 }
 
-fn report(title: &str, anon: &[f64], authed: &[f64]) {
+fn report(title: &str, label: &str, anon: &[f64], authed: &[f64]) {
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     let runs = |v: &[f64]| v.iter().map(|x| x.round() as u64).collect::<Vec<_>>();
     println!("{title}");
@@ -201,7 +276,7 @@ fn report(title: &str, anon: &[f64], authed: &[f64]) {
         runs(anon)
     );
     println!(
-        "  bearer key    {:>9.0} req/s  runs {:?}",
+        "  {label:<13} {:>9.0} req/s  runs {:?}",
         mean(authed),
         runs(authed)
     );
@@ -211,49 +286,111 @@ fn report(title: &str, anon: &[f64], authed: &[f64]) {
     );
 }
 
+/// 64 hex digits of a fresh master key (hmac secrets are sealed under it).
+fn master_hex() -> anyhow::Result<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 async fn throughput(args: &BenchAuthArgs) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("tickgate-bench-auth-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let master_file = dir.join("master.key");
+    std::fs::write(&master_file, master_hex()?)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&master_file, std::fs::Permissions::from_mode(0o600))?;
+    }
     let mut config = server::Config::default();
     config.server.listen = "127.0.0.1:0".parse()?;
     config.server.data_dir = dir.clone();
     config.log.level = "warn".into();
+    config.auth.master_key_file = Some(master_file.clone());
     let store = store::keys_sqlite::SqliteKeyStore::open_dir(&dir)?;
+    let master = auth::MasterKey::from_hex(&std::fs::read_to_string(&master_file)?, "bench")?;
     let service = auth::KeyService::new(
         Arc::new(store.clone()),
         Arc::new(store.audit_log()),
-        auth::KeyRing::default(),
+        auth::KeyRing::new(Some(master), Vec::new()),
         Environment::Test,
     );
-    let issued = service.create(
-        auth::NewKey {
-            name: "bench".into(),
-            scopes: vec!["market:read".into()],
-            rate_limit: Some(RateLimit {
-                per_sec: 1_000_000,
-                burst: 1_000_000,
-            }),
-            ..Default::default()
-        },
-        "bench",
-        model::Timestamp::now().0,
+    let unlimited = Some(RateLimit {
+        per_sec: 1_000_000,
+        burst: 1_000_000,
+    });
+    let create = |kind: KeyKind, pem: Option<String>| {
+        service.create(
+            auth::NewKey {
+                name: format!("bench-{kind:?}").to_lowercase(),
+                scopes: vec!["market:read".into()],
+                kind: Some(kind),
+                public_key_pem: pem,
+                rate_limit: unlimited,
+                ..Default::default()
+            },
+            "bench",
+            model::Timestamp::now().0,
+        )
+    };
+    let bearer = create(KeyKind::Bearer, None)?;
+    let token = bearer.secret.context("bearer token")?;
+    let hmac = create(KeyKind::Hmac, None)?;
+    let hmac_key = SigningKey::hmac(hmac.secret.context("hmac secret")?.expose().as_bytes());
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    let ed_key = SigningKey::ed25519(&seed);
+    let public = ed_key.ed25519_public_key().context("ed25519 key")?;
+    let ed = create(
+        KeyKind::Ed25519,
+        Some(auth::input::ed25519_public_key_to_pem(&public)),
     )?;
-    let token = issued.secret.context("bearer token")?;
+
     let gateway = server::Gateway::start(config).await?;
     let base = format!("http://{}", gateway.local_addr());
+    let url = format!("{base}{}", args.path);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    hammer(&format!("{base}{}", args.path), None, args.clients, 1).await;
-    let title = format!(
-        "REST GET {}, {} clients, {} s per run, order A B B A twice, client and server in one process:",
-        args.path, args.clients, args.secs
-    );
-    let (anon, authed) = compare(&format!("{base}{}", args.path), token.expose(), args).await;
-    report(&title, &anon, &authed);
+    // Warm-up, and the per-client signature budget: 3x the anonymous rate.
+    let warm = hammer(&url, &Mode::Anonymous, args.clients, 1, 0).await?;
+    let budget = ((warm * args.secs as f64 * 3.0) as usize / args.clients.max(1)).max(1000);
+    let header = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.expose()))?;
+    let title = |what: &str| {
+        format!(
+            "REST GET {}, {} clients, {} s per run, order A B B A twice, client and server in one process, {what}:",
+            args.path, args.clients, args.secs
+        )
+    };
+    let phases = [
+        ("bearer key", "bearer key", Mode::Bearer(header.clone())),
+        (
+            "hmac-sha256 signed (signatures made before each run)",
+            "hmac signed",
+            Mode::Signed(Arc::new(hmac_key), hmac.record.id.clone()),
+        ),
+        (
+            "ed25519 signed (signatures made before each run)",
+            "ed25519 signed",
+            Mode::Signed(Arc::new(ed_key), ed.record.id.clone()),
+        ),
+    ];
+    for (what, label, mode) in &phases {
+        let (anon, authed) = compare(&url, mode, args, budget).await?;
+        report(&title(what), label, &anon, &authed);
+    }
     // Control: the same header on an unauthenticated route measures the client's and HTTP
     // stack's share of the difference.
-    let (anon, authed) = compare(&format!("{base}/healthz"), token.expose(), args).await;
+    let (anon, authed) = compare(
+        &format!("{base}/healthz"),
+        &Mode::Bearer(header),
+        args,
+        budget,
+    )
+    .await?;
     report(
         "control, GET /healthz (not authenticated; the header is only carried):",
+        "bearer key",
         &anon,
         &authed,
     );
