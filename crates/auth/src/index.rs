@@ -40,6 +40,9 @@ pub struct Rejection {
     pub code: ErrorCode,
     pub message: String,
     pub retry_after: Option<Duration>,
+    /// The key the rejected request named, when it names one that exists (for per-key
+    /// rejection counts; never a token or secret).
+    pub key_id: Option<String>,
 }
 
 impl Rejection {
@@ -48,6 +51,7 @@ impl Rejection {
             code,
             message: message.into(),
             retry_after: None,
+            key_id: None,
         }
     }
 }
@@ -334,11 +338,16 @@ impl KeyIndex {
         self.by_id.read().get(id).cloned()
     }
 
-    pub(crate) fn fail(&self, entry: Option<&KeyEntry>, rejection: Rejection) -> Rejection {
+    pub(crate) fn fail(&self, entry: Option<&KeyEntry>, mut rejection: Rejection) -> Rejection {
         match entry {
-            Some(e) => e.usage.failures.fetch_add(1, Ordering::Relaxed),
-            None => self.unattributed_failures.fetch_add(1, Ordering::Relaxed),
-        };
+            Some(e) => {
+                e.usage.failures.fetch_add(1, Ordering::Relaxed);
+                rejection.key_id = Some(e.view().id.clone());
+            }
+            None => {
+                self.unattributed_failures.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         rejection
     }
 

@@ -16,8 +16,16 @@
 //! ```
 //!
 //! `auth` must be the first message on a connection that did not authenticate on the upgrade
-//! request (`Authorization: Bearer ...`). Its token is a [`Credential`]: it never prints, and a
-//! malformed `auth` is answered with a fixed message that never echoes what was sent.
+//! request (`Authorization: Bearer ...` or an RFC 9421 signature). Its token is a
+//! [`Credential`]: it never prints, and a malformed `auth` is answered with a fixed message that
+//! never echoes what was sent. An `hmac` or `ed25519` key logs in with a signature instead of a
+//! token: the values of the `Signature-Input` and `Signature` headers it would have put on the
+//! upgrade request, signing that request (`GET`, the upgrade's authority and path):
+//!
+//! ```json
+//! {"op":"auth","id":5,"signature_input":"sig1=(\"@method\" \"@authority\" \"@path\");created=1764300000;keyid=\"key_...\";nonce=\"...\"",
+//!  "signature":"sig1=:...:"}
+//! ```
 //!
 //! `id` is optional; when present (a non-negative integer or a string of at most 64 characters)
 //! every reply to the request echoes it.
@@ -107,12 +115,26 @@ pub enum ClientOp {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<RequestId>,
     },
-    /// Authenticates the connection (first message only). Signed logins (next protocol
-    /// revision) add fields here; a bearer `token` is the only form today.
+    /// Authenticates the connection (first message only) with a bearer `token` or a signature.
     Auth {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<RequestId>,
-        token: Credential,
+        #[serde(flatten)]
+        login: Login,
+    },
+}
+
+/// What an `auth` op carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Login {
+    /// A bearer API key or a single-use WebSocket token's key.
+    Token { token: Credential },
+    /// An RFC 9421 signature over the upgrade request (`GET`, its authority and path), given
+    /// as the values of the two headers. Neither holds a secret.
+    Signature {
+        signature_input: String,
+        signature: String,
     },
 }
 
@@ -134,6 +156,69 @@ pub struct OpError {
     pub code: ErrorCode,
     pub message: String,
     pub id: Option<RequestId>,
+}
+
+/// `auth`: exactly one of `token` or `signature_input` + `signature`. Never echoes a
+/// credential back, even a malformed one.
+fn parse_auth(
+    map: &serde_json::Map<String, serde_json::Value>,
+    id: Option<RequestId>,
+) -> Result<ClientOp, OpError> {
+    let string = |k: &str| match map.get(k) {
+        Some(serde_json::Value::String(s)) => Some(s.as_str()),
+        _ => None,
+    };
+    let only = |allowed: &[&str]| map.keys().all(|k| allowed.contains(&k.as_str()));
+    let err = |code, message: &str| OpError {
+        code,
+        message: message.into(),
+        id: id.clone(),
+    };
+    if map.contains_key("token") {
+        let Some(token) = string("token") else {
+            return Err(err(
+                ErrorCode::MissingCredentials,
+                "auth needs a string field token",
+            ));
+        };
+        if !only(&["op", "id", "token"]) {
+            return Err(err(
+                ErrorCode::BadRequest,
+                "auth takes op, id and either token or signature_input and signature",
+            ));
+        }
+        let token = Credential::new(token);
+        return Ok(ClientOp::Auth {
+            id,
+            login: Login::Token { token },
+        });
+    }
+    if map.contains_key("signature_input") || map.contains_key("signature") {
+        let (Some(input), Some(signature)) = (string("signature_input"), string("signature"))
+        else {
+            return Err(err(
+                ErrorCode::SignatureMissing,
+                "a signed auth needs the string fields signature_input and signature",
+            ));
+        };
+        if !only(&["op", "id", "signature_input", "signature"]) {
+            return Err(err(
+                ErrorCode::BadRequest,
+                "auth takes op, id and either token or signature_input and signature",
+            ));
+        }
+        return Ok(ClientOp::Auth {
+            id,
+            login: Login::Signature {
+                signature_input: input.to_string(),
+                signature: signature.to_string(),
+            },
+        });
+    }
+    Err(err(
+        ErrorCode::MissingCredentials,
+        "auth needs a string field token, or signature_input and signature",
+    ))
 }
 
 /// Parses one text frame into an operation, classifying failures as `bad_json` (not a JSON
@@ -195,29 +280,7 @@ pub fn parse_client_op(text: &str) -> Result<ClientOp, OpError> {
         });
     }
     if op == "auth" {
-        // Never echo a credential back, even a malformed one.
-        return match map.get("token") {
-            Some(serde_json::Value::String(token))
-                if map
-                    .keys()
-                    .all(|k| matches!(k.as_str(), "op" | "id" | "token")) =>
-            {
-                Ok(ClientOp::Auth {
-                    id,
-                    token: Credential::new(token.as_str()),
-                })
-            }
-            Some(serde_json::Value::String(_)) => Err(OpError {
-                code: ErrorCode::BadRequest,
-                message: "auth takes only op, id and token".into(),
-                id,
-            }),
-            _ => Err(OpError {
-                code: ErrorCode::MissingCredentials,
-                message: "auth needs a string field token".into(),
-                id,
-            }),
-        };
+        return parse_auth(map, id);
     }
     let op: ClientOp = serde_json::from_value(value).map_err(|e| OpError {
         code: ErrorCode::BadRequest,
@@ -303,7 +366,11 @@ mod tests {
     #[test]
     fn auth_op_never_prints_its_token() {
         let op = parse_client_op(r#"{"op":"auth","id":1,"token":"tg_test_secret"}"#).unwrap();
-        let ClientOp::Auth { token, .. } = &op else {
+        let ClientOp::Auth {
+            login: Login::Token { token },
+            ..
+        } = &op
+        else {
             panic!("expected auth, got {op:?}");
         };
         assert_eq!(token.expose(), "tg_test_secret");
@@ -315,6 +382,51 @@ mod tests {
         ] {
             let err = parse_client_op(bad).unwrap_err();
             assert!(!err.message.contains("secret"), "{bad}: {}", err.message);
+        }
+    }
+
+    #[test]
+    fn signed_auth_op() {
+        let op = parse_client_op(
+            r#"{"op":"auth","id":3,"signature_input":"sig1=(\"@method\");created=1","signature":"sig1=:AA==:"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            op,
+            ClientOp::Auth {
+                id: Some(RequestId::Num(3)),
+                login: Login::Signature {
+                    signature_input: "sig1=(\"@method\");created=1".into(),
+                    signature: "sig1=:AA==:".into(),
+                },
+            }
+        );
+        // Serializes back to the same fields (the SDK sends it).
+        let text = serde_json::to_string(&op).unwrap();
+        assert_eq!(parse_client_op(&text).unwrap(), op);
+        let cases = [
+            (
+                r#"{"op":"auth","signature":"sig1=:AA==:"}"#,
+                ErrorCode::SignatureMissing,
+            ),
+            (
+                r#"{"op":"auth","signature_input":"x","signature":7}"#,
+                ErrorCode::SignatureMissing,
+            ),
+            (
+                r#"{"op":"auth","token":"tg_test_secret","signature":"sig1=:AA==:"}"#,
+                ErrorCode::BadRequest,
+            ),
+            (
+                r#"{"op":"auth","signature_input":"x","signature":"y","nonce":"n"}"#,
+                ErrorCode::BadRequest,
+            ),
+            (r#"{"op":"auth"}"#, ErrorCode::MissingCredentials),
+        ];
+        for (text, code) in cases {
+            let err = parse_client_op(text).unwrap_err();
+            assert_eq!(err.code, code, "{text}");
+            assert!(!err.message.contains("secret"), "{text}: {}", err.message);
         }
     }
 

@@ -17,7 +17,7 @@ pub mod history;
 pub mod rest;
 pub mod server;
 
-pub use client::{ClientOp, Credential, OpError, RequestId, ResumeFrom, parse_client_op};
+pub use client::{ClientOp, Credential, Login, OpError, RequestId, ResumeFrom, parse_client_op};
 pub use error::{CloseCode, ErrorCode};
 pub use history::{CandlesPage, HistoryCandle, TradesPage};
 pub use server::{

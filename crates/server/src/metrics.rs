@@ -7,6 +7,7 @@ use connectors::conn::stats::LinkStats;
 use ingest::VenueStats;
 use ingest::stats::RESYNC_REASONS;
 use protocol::ErrorCode;
+use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -92,6 +93,10 @@ pub struct Metrics {
     latency_count: AtomicU64,
     venues: parking_lot::RwLock<Vec<Arc<VenueStats>>>,
     links: parking_lot::RwLock<Vec<Arc<LinkStats>>>,
+    /// Authentication rejections by (code, key id; `none` when no existing key was named).
+    /// Bounded by codes × keys in the store: ids come only from the key index, never from
+    /// what a client sent.
+    auth_rejections: parking_lot::Mutex<BTreeMap<(&'static str, String), u64>>,
 }
 
 impl Metrics {
@@ -107,6 +112,20 @@ impl Metrics {
         if let Some(i) = ErrorCode::ALL.iter().position(|c| *c == code) {
             self.errors[i].fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Counts an authentication rejection: by code, and by code and key.
+    pub fn count_rejection(&self, rejection: &auth::Rejection) {
+        self.count_error(rejection.code);
+        self.count_key_rejection(rejection);
+    }
+
+    /// Counts an authentication rejection by code and key only.
+    pub fn count_key_rejection(&self, rejection: &auth::Rejection) {
+        let key = rejection.key_id.as_deref().unwrap_or("none");
+        let mut map = self.auth_rejections.lock();
+        *map.entry((rejection.code.as_str(), key.to_string()))
+            .or_insert(0) += 1;
     }
 
     pub fn merge_latency(&self, local: &mut LocalLatency) {
@@ -228,6 +247,18 @@ impl Metrics {
             "counter",
             "Error replies sent to clients, by code.",
             &errors,
+        );
+        let rejections: Vec<_> = self
+            .auth_rejections
+            .lock()
+            .iter()
+            .map(|((code, key), n)| (format!("{{code=\"{code}\",key=\"{key}\"}}"), *n))
+            .collect();
+        family(
+            "tickgate_auth_rejections_total",
+            "counter",
+            "Refused authentications (bearer, signed, WebSocket), by code and key id.",
+            &rejections,
         );
         family(
             "tickgate_channels",

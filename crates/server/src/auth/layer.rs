@@ -8,7 +8,7 @@ use crate::state::AppState;
 use auth::{Rejection, Scope};
 use axum::body::HttpBody;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use protocol::ErrorCode;
@@ -17,7 +17,7 @@ use std::sync::atomic::Ordering;
 
 /// The response for a rejected authentication.
 pub fn rejection_response(state: &AppState, rejection: Rejection) -> Response {
-    state.metrics().count_error(rejection.code);
+    state.metrics().count_rejection(&rejection);
     let mut response = ApiError::new(rejection.code, rejection.message).into_response();
     let headers = response.headers_mut();
     if rejection.code.http_status() == 401 {
@@ -49,9 +49,7 @@ pub async fn require(
     if scope == Scope::MetricsRead && auth.public_metrics {
         return next.run(request).await;
     }
-    let signed = request.headers().contains_key("signature")
-        || request.headers().contains_key("signature-input");
-    let result = if signed {
+    let result = if is_signed(request.headers()) {
         signed_request(request, auth, scope, addr).await
     } else {
         auth.authenticate(request.headers(), Some(scope), addr)
@@ -90,7 +88,7 @@ pub async fn require(
 const MAX_SIGNED_BODY: usize = 1 << 20;
 
 /// The combined value of every line of a header (`, `-joined), if it is present and ASCII.
-fn combined(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+fn combined(headers: &HeaderMap, name: &str) -> Option<String> {
     let mut out: Option<String> = None;
     for value in headers.get_all(name) {
         let value = value.to_str().ok()?;
@@ -113,16 +111,6 @@ async fn signed_request(
     scope: Scope,
     addr: Option<std::net::IpAddr>,
 ) -> Result<(Request, Principal), Rejection> {
-    let headers = request.headers();
-    let (Some(input), Some(signature)) = (
-        combined(headers, "signature-input"),
-        combined(headers, "signature"),
-    ) else {
-        return Err(Rejection::new(
-            ErrorCode::SignatureInvalid,
-            "a signed request needs both Signature-Input and Signature (ASCII)",
-        ));
-    };
     let (parts, body) = request.into_parts();
     let body = axum::body::to_bytes(body, MAX_SIGNED_BODY)
         .await
@@ -132,37 +120,74 @@ async fn signed_request(
                 format!("a signed request body may be at most {MAX_SIGNED_BODY} bytes"),
             )
         })?;
-    let fields: Vec<(&str, &str)> = parts
-        .headers
+    let principal = verify_signed(
+        auth,
+        &parts.method,
+        &parts.uri,
+        &parts.headers,
+        &body,
+        Some(scope),
+        addr,
+    )?;
+    Ok((
+        Request::from_parts(parts, axum::body::Body::from(body)),
+        principal,
+    ))
+}
+
+/// Whether a request carries an RFC 9421 signature (either header).
+pub fn is_signed(headers: &HeaderMap) -> bool {
+    headers.contains_key("signature") || headers.contains_key("signature-input")
+}
+
+/// The authority a request was sent to: `Host`, else the target's authority.
+pub fn authority<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> &'a str {
+    headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| uri.authority().map(|a| a.as_str()))
+        .unwrap_or_default()
+}
+
+/// Verifies the signature of a request received as `method uri headers` with `body` (empty:
+/// none): REST requests and WebSocket upgrades.
+pub fn verify_signed(
+    auth: &super::AuthState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    scope: Option<Scope>,
+    addr: Option<std::net::IpAddr>,
+) -> Result<Principal, Rejection> {
+    let (Some(input), Some(signature)) = (
+        combined(headers, "signature-input"),
+        combined(headers, "signature"),
+    ) else {
+        return Err(Rejection::new(
+            ErrorCode::SignatureInvalid,
+            "a signed request needs both Signature-Input and Signature (ASCII)",
+        ));
+    };
+    let fields: Vec<(&str, &str)> = headers
         .iter()
         .filter_map(|(n, v)| Some((n.as_str(), v.to_str().ok()?)))
         .collect();
-    let authority = parts
-        .headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| parts.uri.authority().map(|a| a.as_str()))
-        .unwrap_or_default();
-    let request_parts = auth::httpsig::RequestParts {
-        method: parts.method.as_str(),
-        scheme: parts.uri.scheme_str().unwrap_or("http"),
-        authority,
-        path: parts.uri.path(),
-        query: parts.uri.query(),
+    let parts = auth::httpsig::RequestParts {
+        method: method.as_str(),
+        scheme: uri.scheme_str().unwrap_or("http"),
+        authority: authority(uri, headers),
+        path: uri.path(),
+        query: uri.query(),
         headers: &fields,
     };
     let signed = auth::SignedRequest {
         signature_input: &input,
         signature: &signature,
-        parts: request_parts,
-        body: &body,
+        parts,
+        body,
     };
-    let principal = auth.authenticate_signed(&signed, Some(scope), addr)?;
-    drop(fields);
-    Ok((
-        Request::from_parts(parts, axum::body::Body::from(body)),
-        principal,
-    ))
+    auth.authenticate_signed(&signed, scope, addr)
 }
 
 /// The admin key behind a request that passed [`require`] with `keys:admin`.

@@ -10,11 +10,12 @@
 
 use super::session::{End, Session};
 use crate::auth::Principal;
+use crate::auth::layer;
 use crate::state::AppState;
 use auth::{KeyEntry, KeyEvent, KeyEventKind, KeyPrincipal, Rejection, Scope};
-use axum::http::HeaderMap;
-use protocol::{Credential, ErrorCode, RequestId, ServerMessage};
-use std::net::SocketAddr;
+use axum::http::{HeaderMap, Method, Uri};
+use protocol::{ErrorCode, Login, RequestId, ServerMessage};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
@@ -29,13 +30,25 @@ pub(crate) struct SessionAuth {
     pub subs_held: u32,
     /// Whether the upgrade request carried the key (an `authenticated` message is sent first).
     pub announce: bool,
+    /// The upgrade request's target, which a signed `auth` op signs.
+    head: UpgradeHead,
+}
+
+/// What a signed `auth` op covers: the upgrade request (`GET`, its authority, path, query).
+#[derive(Debug)]
+struct UpgradeHead {
+    authority: String,
+    path: String,
+    query: Option<String>,
 }
 
 impl SessionAuth {
-    /// From the upgrade request's `Authorization` header, or a single-use `token` from the
-    /// URL (`POST /v1/ws-token`).
+    /// From the upgrade request's `Authorization` header or RFC 9421 signature, or a
+    /// single-use `token` from the URL (`POST /v1/ws-token`).
     pub fn from_upgrade(
         state: &AppState,
+        method: &Method,
+        uri: &Uri,
         headers: &HeaderMap,
         token: Option<&str>,
         peer: SocketAddr,
@@ -48,7 +61,27 @@ impl SessionAuth {
             events: None,
             subs_held: 0,
             announce: false,
+            head: UpgradeHead {
+                authority: layer::authority(uri, headers).to_string(),
+                path: uri.path().to_string(),
+                query: uri.query().map(str::to_string),
+            },
         };
+        if layer::is_signed(headers) {
+            if token.is_some() || crate::auth::bearer(headers)?.is_some() {
+                return Err(Rejection::new(
+                    ErrorCode::BadRequest,
+                    "send one credential: a signature, a bearer token or a ?token=",
+                ));
+            }
+            let principal =
+                layer::verify_signed(auth, method, uri, headers, &[], None, Some(peer.ip()))?;
+            if let Principal::Key(key) = principal {
+                session.bind(state, key)?;
+                session.announce = true;
+            }
+            return Ok(session);
+        }
         if let Some(token) = token {
             let key = auth.ws_tokens.consume(
                 &auth.index,
@@ -136,12 +169,8 @@ impl Session {
         self.flush().await
     }
 
-    /// `{"op":"auth","token":...}`.
-    pub(super) async fn on_auth(
-        &mut self,
-        id: Option<RequestId>,
-        token: Credential,
-    ) -> Result<(), End> {
+    /// `{"op":"auth","token":...}` or `{"op":"auth","signature_input":...,"signature":...}`.
+    pub(super) async fn on_auth(&mut self, id: Option<RequestId>, login: Login) -> Result<(), End> {
         if self.auth.key.is_some() {
             return self
                 .reply_error(ErrorCode::BadRequest, "already authenticated", id, None)
@@ -158,18 +187,12 @@ impl Session {
                 )
                 .await;
         }
-        let now = model::Timestamp::now().0;
         let peer = Some(self.peer.ip());
-        let result = self
-            .state
-            .auth()
-            .index
-            .authenticate_bearer(token.expose(), None, peer, now)
-            .and_then(|key| {
-                let state = self.state.clone();
-                self.auth.bind(&state, key.clone()).map(|()| key)
-            });
-        drop(token);
+        let result = self.login(&login, peer).and_then(|key| {
+            let state = self.state.clone();
+            self.auth.bind(&state, key.clone()).map(|()| key)
+        });
+        drop(login);
         match result {
             Ok(key) => {
                 self.feed_message(&welcome(&key, id)).await?;
@@ -179,9 +202,53 @@ impl Session {
                 self.flush().await
             }
             Err(rejection) => {
+                // reply_error counts the code; this adds the per-key count.
+                self.state.metrics().count_key_rejection(&rejection);
                 self.reply_error(rejection.code, &rejection.message, id, None)
                     .await?;
                 Err(End::AuthFailed(rejection.code))
+            }
+        }
+    }
+
+    /// Checks an `auth` op's credential. A signature signs the upgrade request this session
+    /// arrived on (`GET`, its authority, path and query); it passes the same replay guard as a
+    /// signed REST request, so a captured login cannot be replayed.
+    fn login(&self, login: &Login, peer: Option<IpAddr>) -> Result<KeyPrincipal, Rejection> {
+        let auth = self.state.auth();
+        match login {
+            Login::Token { token } => auth.index.authenticate_bearer(
+                token.expose(),
+                None,
+                peer,
+                model::Timestamp::now().0,
+            ),
+            Login::Signature {
+                signature_input,
+                signature,
+            } => {
+                let head = &self.auth.head;
+                let parts = auth::httpsig::RequestParts {
+                    method: "GET",
+                    scheme: "http",
+                    authority: &head.authority,
+                    path: &head.path,
+                    query: head.query.as_deref(),
+                    headers: &[],
+                };
+                let request = auth::SignedRequest {
+                    signature_input,
+                    signature,
+                    parts,
+                    body: &[],
+                };
+                match auth.authenticate_signed(&request, None, peer)? {
+                    Principal::Key(key) => Ok(key),
+                    Principal::Anonymous => Err(Rejection::new(
+                        ErrorCode::MissingCredentials,
+                        "the signature did not name a key",
+                    )),
+                }
             }
         }
     }

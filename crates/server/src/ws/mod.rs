@@ -46,6 +46,7 @@ const HARD_MAX_MESSAGE: usize = 1024 * 1024;
 pub(crate) async fn upgrade(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: axum::http::Method,
     headers: HeaderMap,
     uri: axum::http::Uri,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
@@ -57,19 +58,26 @@ pub(crate) async fn upgrade(
             return crate::rest::ApiError::new(ErrorCode::BadRequest, message).into_response();
         }
     };
-    // A key on the upgrade request is checked before upgrading: a bad one gets a plain HTTP
-    // error with its code. Without one, the session may still authenticate with `auth`.
-    // A single-use token from `POST /v1/ws-token` may come in the URL instead (`?token=`).
+    // A key on the upgrade request (a bearer token, or an RFC 9421 signature of the upgrade
+    // request itself) is checked before upgrading: a bad one gets a plain HTTP error with its
+    // code. Without one, the session may still authenticate with `auth`. A single-use token
+    // from `POST /v1/ws-token` may come in the URL instead (`?token=`).
     let token = uri.query().and_then(|q| {
         q.split('&')
             .find_map(|pair| pair.strip_prefix("token="))
             .map(str::to_string)
     });
-    let session_auth =
-        match auth::SessionAuth::from_upgrade(&state, &headers, token.as_deref(), peer) {
-            Ok(session_auth) => session_auth,
-            Err(rejection) => return crate::auth::layer::rejection_response(&state, rejection),
-        };
+    let session_auth = match auth::SessionAuth::from_upgrade(
+        &state,
+        &method,
+        &uri,
+        &headers,
+        token.as_deref(),
+        peer,
+    ) {
+        Ok(session_auth) => session_auth,
+        Err(rejection) => return crate::auth::layer::rejection_response(&state, rejection),
+    };
     let metrics = state.metrics();
     if metrics.connections_open.load(Ordering::Relaxed) as usize
         >= state.config().server.max_connections

@@ -334,7 +334,7 @@ impl Session {
                     .reply_error(error.code, &error.message, error.id, None)
                     .await;
             }
-            Ok(ClientOp::Auth { id, token }) => return self.on_auth(id, token).await,
+            Ok(ClientOp::Auth { id, login }) => return self.on_auth(id, login).await,
             Ok(op) => op,
         };
         self.require_auth(op.id().cloned()).await?;

@@ -12,14 +12,15 @@ use std::sync::Arc;
 use store::keys::{Environment, KeyKind};
 use store::keys_sqlite::SqliteKeyStore;
 
-const MASTER_HEX: &str = "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a";
+pub(crate) const MASTER_HEX: &str =
+    "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a";
 
-fn now_secs() -> i64 {
+pub(crate) fn now_secs() -> i64 {
     model::Timestamp::now().0.div_euclid(1_000_000)
 }
 
 /// The offline service with the master key the gateway will also load.
-fn sealing_service(dir: &Path) -> KeyService {
+pub(crate) fn sealing_service(dir: &Path) -> KeyService {
     let store = SqliteKeyStore::open_dir(dir).unwrap();
     let master = MasterKey::from_hex(MASTER_HEX, "test").unwrap();
     KeyService::new(
@@ -30,7 +31,7 @@ fn sealing_service(dir: &Path) -> KeyService {
     )
 }
 
-fn public_pem(key: &ed25519_dalek::SigningKey) -> String {
+pub(crate) fn public_pem(key: &ed25519_dalek::SigningKey) -> String {
     let mut der = vec![
         0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
     ];
@@ -39,7 +40,7 @@ fn public_pem(key: &ed25519_dalek::SigningKey) -> String {
     format!("-----BEGIN PUBLIC KEY-----\n{b64}\n-----END PUBLIC KEY-----\n")
 }
 
-fn create(
+pub(crate) fn create(
     service: &KeyService,
     name: &str,
     kind: KeyKind,

@@ -8,6 +8,7 @@ mod support;
 mod auth_lifecycle;
 mod auth_rejections;
 mod auth_signed;
+mod auth_ws_signed;
 mod auth_ws_token;
 mod book_stream;
 mod errors;
