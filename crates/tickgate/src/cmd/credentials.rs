@@ -66,7 +66,8 @@ impl SignArgs {
             .ok()
             .filter(|s| !s.is_empty());
         let Some(key_id) = &self.key_id else {
-            if self.hmac_secret_file.is_some() || self.ed25519_key.is_some() {
+            if self.hmac_secret_file.is_some() || self.ed25519_key.is_some() || env_secret.is_some()
+            {
                 bail!("signing needs the key's id: set --key-id or TICKGATE_KEY_ID");
             }
             return Ok(None);
