@@ -131,7 +131,7 @@ impl Backend {
             body: body.as_deref().unwrap_or_default(),
         };
         let headers = credentials.headers(&unsigned)?;
-        let mut request = client.request(method, url.clone());
+        let mut request = client.request(method, url);
         for (name, value) in headers {
             request = request.header(name, value);
         }
