@@ -65,6 +65,21 @@ impl Endpoint {
             http: format!("{http}://{authority}"),
         })
     }
+
+    /// `host[:port]` of the REST base URL exactly as the HTTP client sends it in `Host`, the
+    /// `@authority` a signature covers: the host in lower case, the port only when it is not
+    /// the scheme's default (80 for http, 443 for https).
+    pub fn authority(&self) -> Result<String, ClientError> {
+        let url = reqwest::Url::parse(&self.http)
+            .map_err(|_| ClientError::InvalidUrl(self.http.chars().take(200).collect()))?;
+        let host = url
+            .host_str()
+            .ok_or_else(|| ClientError::InvalidUrl(self.http.chars().take(200).collect()))?;
+        Ok(match url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_string(),
+        })
+    }
 }
 
 /// A connection to a tickgate gateway that stays connected by itself.
@@ -99,7 +114,7 @@ impl Client {
             credentials: RwLock::new(options.credentials.clone()),
             books: Books::default(),
         });
-        let rest = RestClient::new(&endpoint.http, shared.clone(), options.connect_timeout)?;
+        let rest = RestClient::new(&endpoint, shared.clone(), options.connect_timeout)?;
         let first = open(&endpoint.ws, &shared, &options).await?;
         let (commands, command_rx) = mpsc::channel(64);
         let (event_tx, events) = mpsc::channel(options.event_buffer);
@@ -261,6 +276,26 @@ mod tests {
         for (url, want) in cases {
             let got = Endpoint::parse(url).ok().map(|e| (e.ws, e.http));
             let want = want.map(|(w, h)| (w.to_string(), h.to_string()));
+            assert_eq!(got, want, "{url}");
+        }
+    }
+
+    /// The signed `@authority` is the `Host` header reqwest sends: default ports dropped,
+    /// host in lower case.
+    #[test]
+    fn authority_is_the_host_header_reqwest_sends() {
+        let cases = [
+            ("http://127.0.0.1:8080", "127.0.0.1:8080"),
+            ("http://GW.Example:80/", "gw.example"),
+            ("https://gw.example:443", "gw.example"),
+            ("http://gw.example:443", "gw.example:443"),
+            ("https://gw.example:80", "gw.example:80"),
+            ("ws://h:9000/v1/ws", "h:9000"),
+            ("http://[::1]:8080", "[::1]:8080"),
+            ("https://gw.example", "gw.example"),
+        ];
+        for (url, want) in cases {
+            let got = Endpoint::parse(url).unwrap().authority().unwrap();
             assert_eq!(got, want, "{url}");
         }
     }

@@ -10,6 +10,7 @@ use crate::options::ClientOptions;
 use crate::sink::Sink;
 use crate::tracker::{Out, Tracker};
 use futures_util::{FutureExt, SinkExt, StreamExt};
+use httpsig::sign::Unsigned;
 use model::Channel;
 use protocol::{ClientOp, ErrorBody, ServerMessage};
 use std::collections::HashMap;
@@ -47,7 +48,8 @@ enum End {
     Lost(String),
 }
 
-/// Opens a WebSocket with the current credentials.
+/// Opens a WebSocket with the current credentials. Signed credentials sign this upgrade
+/// request afresh (`created` = now, a new nonce), so every reconnect passes the replay guard.
 pub(crate) async fn open(
     url: &str,
     shared: &Shared,
@@ -56,10 +58,25 @@ pub(crate) async fn open(
     let mut request = url
         .into_client_request()
         .map_err(|_| ClientError::InvalidUrl(url.to_string()))?;
-    if let Some(value) = shared.credentials.read().header() {
+    // The `Host` header tungstenite will send (the URL's authority as written).
+    let authority = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .ok_or_else(|| ClientError::InvalidUrl(url.to_string()))?
+        .to_string();
+    let unsigned = Unsigned {
+        method: "GET",
+        authority: &authority,
+        path: request.uri().path(),
+        query: request.uri().query(),
+        body: b"",
+    };
+    let headers = shared.credentials.read().headers(&unsigned)?;
+    for (name, value) in headers {
         let value = HeaderValue::from_str(&value)
             .map_err(|_| ClientError::InvalidCredentials("not a valid header value".into()))?;
-        request.headers_mut().insert(header::AUTHORIZATION, value);
+        request.headers_mut().insert(name, value);
     }
     let config = WebSocketConfig::default()
         .max_message_size(Some(options.max_message_bytes))

@@ -14,6 +14,9 @@ pub enum ClientError {
     InvalidCredentials(String),
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// A signed request could not be signed (no randomness for its nonce).
+    #[error("cannot sign the request: {0}")]
+    Sign(String),
     #[error("cannot connect to {url}: {source}")]
     Connect {
         url: String,
@@ -61,6 +64,7 @@ impl ClientError {
             Self::InvalidOption(_) => "invalid_option",
             Self::InvalidCredentials(_) => "invalid_credentials",
             Self::InvalidArgument(_) => "invalid_argument",
+            Self::Sign(_) => "sign_failed",
             Self::Connect { .. } => "connect_failed",
             Self::Timeout(_) => "timeout",
             Self::Api { code, .. } => code.as_str(),

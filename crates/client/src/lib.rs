@@ -73,9 +73,11 @@ mod tracker;
 
 pub use backoff::Backoff;
 pub use client::{Client, ClientHandle, Endpoint};
-pub use credentials::{Credentials, Secret};
+pub use credentials::{Credentials, Secret, SignKey};
 pub use error::ClientError;
 pub use event::{BookMessage, Event, KeyExpiring, Latest, Meta, TradesMessage};
+/// The request a [`Credentials::headers`] call signs.
+pub use httpsig::sign::Unsigned;
 pub use mirror::{BookHandle, BookView};
 pub use options::{BackoffConfig, ClientOptions, HeartbeatConfig, Overflow};
 pub use rest::RestClient;

@@ -1,7 +1,8 @@
 //! REST helpers for the public endpoints, with typed errors carrying the gateway's code.
 
-use crate::client::Shared;
+use crate::client::{Endpoint, Shared};
 use crate::error::ClientError;
+use httpsig::sign::Unsigned;
 use model::{Interval, Symbol, Venue};
 use protocol::CandlesPage;
 use protocol::ErrorBody;
@@ -15,6 +16,8 @@ use std::time::Duration;
 pub struct RestClient {
     http: reqwest::Client,
     base: String,
+    /// The `Host` header reqwest sends to `base`: what signatures cover as `@authority`.
+    authority: String,
     shared: Arc<Shared>,
 }
 
@@ -27,7 +30,7 @@ fn instrument(venue: &str, symbol: &str) -> Result<String, ClientError> {
 
 impl RestClient {
     pub(crate) fn new(
-        base: &str,
+        endpoint: &Endpoint,
         shared: Arc<Shared>,
         timeout: Duration,
     ) -> Result<Self, ClientError> {
@@ -37,7 +40,8 @@ impl RestClient {
             .map_err(ClientError::Http)?;
         Ok(Self {
             http,
-            base: base.to_string(),
+            base: endpoint.http.clone(),
+            authority: endpoint.authority()?,
             shared,
         })
     }
@@ -89,9 +93,19 @@ impl RestClient {
         } else {
             format!("{}{path}?{query}", self.base)
         };
+        // Signed afresh on every call (a new `created` and nonce), with the credentials
+        // current now: a key swap applies to the next call.
+        let unsigned = Unsigned {
+            method: "GET",
+            authority: &self.authority,
+            path,
+            query: (!query.is_empty()).then_some(query.as_str()),
+            body: b"",
+        };
+        let headers = self.shared.credentials.read().headers(&unsigned)?;
         let mut request = self.http.get(url);
-        if let Some(value) = self.shared.credentials.read().header() {
-            request = request.header(reqwest::header::AUTHORIZATION, value);
+        for (name, value) in headers {
+            request = request.header(name, value);
         }
         let response = request.send().await.map_err(ClientError::Http)?;
         let status = response.status();

@@ -10,8 +10,17 @@
 //! optional, any other parameter is rejected; the covered components must include `@method`,
 //! `@path`, `@authority`, `@query` when the target has a query, and `content-digest` when the
 //! request has a body.
+//!
+//! # Layout
+//!
+//! - `lib` (this file): [`Signed`] (parsing, policy), [`Algorithm`], MACs, signatures, digests.
+//! - `base`: the signature base and `@signature-params`.
+//! - `sfv`: the RFC 8941 structured-field subset the scheme uses.
+//! - `sign`: the client side: [`sign::sign`] adds the headers, [`sign::random_nonce`].
+//! - `pem`: Ed25519 keys as PEM files (PKCS#8 private keys, SPKI public keys), by hand.
 
 pub mod base;
+pub mod pem;
 pub mod sfv;
 pub mod sign;
 

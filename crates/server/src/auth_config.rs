@@ -40,7 +40,7 @@ pub struct AuthConfig {
     /// Channel subscriptions per key, across its connections.
     pub ws_max_subscriptions_per_key: u32,
     /// Scopes whose routes refuse a bearer token (`signature_required`): only signed requests
-    /// pass. Empty by default until the CLI signs its admin calls (docs/security.md).
+    /// pass. Default: `keys:admin` and `alerts:write` (docs/security.md).
     pub signature_required_scopes: Vec<String>,
     /// Seconds a single-use WebSocket token (`POST /v1/ws-token`) stays valid.
     pub ws_token_ttl_secs: u64,
@@ -72,7 +72,7 @@ impl Default for AuthConfig {
             ws_auth_timeout_secs: 10,
             ws_max_connections_per_key: 50,
             ws_max_subscriptions_per_key: 2000,
-            signature_required_scopes: Vec::new(),
+            signature_required_scopes: vec!["keys:admin".into(), "alerts:write".into()],
             ws_token_ttl_secs: 30,
             signature_past_secs: 30,
             signature_future_secs: 5,

@@ -1,7 +1,9 @@
 //! `tickgate keys ...` and `tickgate audit verify` as an operator runs them: offline on a data
 //! directory and against a running server, a leak scan that revokes, master key rotation, and
-//! audit tampering. Then the whole data directory, the server's debug log and every error
-//! output are searched for the plaintext tokens and secrets: none may appear.
+//! audit tampering. The admin signs (an ed25519 key made with --generate-keypair, an hmac key
+//! from a secret file); a bearer admin key is refused by default. Then the whole data
+//! directory, the server's debug log and every error output are searched for the plaintext
+//! tokens, secrets and private keys: none may appear.
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -15,6 +17,10 @@ fn tickgate() -> Command {
         "TICKGATE_MASTER_KEY",
         "TICKGATE_MASTER_KEY_PREVIOUS",
         "TICKGATE_ADMIN_KEY",
+        "TICKGATE_API_KEY",
+        "TICKGATE_KEY_ID",
+        "TICKGATE_HMAC_SECRET",
+        "TICKGATE_ED25519_KEY",
         "TICKGATE_URL",
         "TICKGATE_CONFIG",
     ] {
@@ -98,7 +104,9 @@ fn keys_offline_and_online_scan_rewrap_audit_and_no_plaintext_anywhere() {
     let mut stderr_log = Vec::new();
     let mut secrets = Vec::new();
 
-    // Offline: an admin key, an hmac key (sealed under the master key), a bearer key.
+    // Offline: admin keys (ed25519 with a generated key pair, hmac, bearer), an hmac key
+    // (sealed under the master key), a bearer key.
+    let admin_pem = root.join("ops.pem");
     let admin = json(&run(
         tickgate().args([
             "keys",
@@ -109,11 +117,82 @@ fn keys_offline_and_online_scan_rewrap_audit_and_no_plaintext_anywhere() {
             "ops",
             "--scopes",
             "keys:admin",
+            "--type",
+            "ed25519",
+            "--generate-keypair",
+            admin_pem.to_str().unwrap(),
             "--json",
         ]),
         &mut stderr_log,
     ));
-    let admin_token = admin["token"].as_str().unwrap().to_string();
+    let admin_id = admin["id"].as_str().unwrap().to_string();
+    assert_eq!(admin["key"]["type"], "ed25519", "{admin}");
+    assert_eq!(admin["private_key_file"], admin_pem.to_str().unwrap());
+    assert!(admin["token"].is_null() && admin["secret"].is_null());
+    let private_pem = std::fs::read_to_string(&admin_pem).unwrap();
+    assert!(private_pem.starts_with("-----BEGIN PRIVATE KEY-----\n"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&admin_pem).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    }
+    // Never overwritten: a second --generate-keypair to the same file fails, creating nothing.
+    let again = run(
+        tickgate().args([
+            "keys",
+            "create",
+            "--config",
+            cfg,
+            "--name",
+            "ops2",
+            "--scopes",
+            "keys:admin",
+            "--type",
+            "ed25519",
+            "--generate-keypair",
+            admin_pem.to_str().unwrap(),
+        ]),
+        &mut stderr_log,
+    );
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("never overwrites"));
+    assert_eq!(std::fs::read_to_string(&admin_pem).unwrap(), private_pem);
+    let hmac_admin = json(&run(
+        tickgate().args([
+            "keys",
+            "create",
+            "--config",
+            cfg,
+            "--name",
+            "ops-hmac",
+            "--scopes",
+            "keys:admin",
+            "--type",
+            "hmac",
+            "--json",
+        ]),
+        &mut stderr_log,
+    ));
+    let hmac_admin_id = hmac_admin["id"].as_str().unwrap().to_string();
+    let hmac_admin_secret = hmac_admin["secret"].as_str().unwrap().to_string();
+    let hmac_admin_file = root.join("ops-hmac.secret");
+    std::fs::write(&hmac_admin_file, format!("{hmac_admin_secret}\n")).unwrap();
+    let bearer_admin = json(&run(
+        tickgate().args([
+            "keys",
+            "create",
+            "--config",
+            cfg,
+            "--name",
+            "ops-bearer",
+            "--scopes",
+            "keys:admin",
+            "--json",
+        ]),
+        &mut stderr_log,
+    ));
+    let admin_token = bearer_admin["token"].as_str().unwrap().to_string();
     assert!(admin_token.starts_with("tg_test_"));
     let hmac = json(&run(
         tickgate().args([
@@ -131,6 +210,7 @@ fn keys_offline_and_online_scan_rewrap_audit_and_no_plaintext_anywhere() {
         ]),
         &mut stderr_log,
     ));
+    let hmac_id = hmac["id"].as_str().unwrap().to_string();
     let hmac_secret = hmac["secret"].as_str().unwrap().to_string();
     assert!(hmac["token"].is_null());
     let bot = json(&run(
@@ -153,7 +233,15 @@ fn keys_offline_and_online_scan_rewrap_audit_and_no_plaintext_anywhere() {
     ));
     let bot_id = bot["id"].as_str().unwrap().to_string();
     let bot_token = bot["token"].as_str().unwrap().to_string();
-    secrets.extend([admin_token.clone(), hmac_secret.clone(), bot_token.clone()]);
+    // The private key's base64 line, not its PEM armour, is the secret.
+    let private_b64 = private_pem.lines().nth(1).unwrap().to_string();
+    secrets.extend([
+        admin_token.clone(),
+        hmac_admin_secret.clone(),
+        private_b64,
+        hmac_secret.clone(),
+        bot_token.clone(),
+    ]);
     // Bad input: exit 1 with a clear message, nothing echoed.
     let bad = run(
         tickgate().args([
@@ -194,13 +282,78 @@ fn keys_offline_and_online_scan_rewrap_audit_and_no_plaintext_anywhere() {
         command
             .args(args)
             .args(["--url", &url, "--json"])
-            .env("TICKGATE_ADMIN_KEY", &admin_token);
+            .env("TICKGATE_KEY_ID", &admin_id)
+            .env("TICKGATE_ED25519_KEY", &admin_pem);
         command
     };
 
-    // Online: list, use, rotate, show, cancel, usage.
+    // Online, signed with the ed25519 admin key: list, use, rotate, show, cancel, usage.
     let listed = json(&run(&mut online(&["keys", "list"]), &mut stderr_log));
-    assert_eq!(listed["keys"].as_array().unwrap().len(), 3);
+    assert_eq!(listed["keys"].as_array().unwrap().len(), 5);
+    // The bearer admin key is refused by default (keys:admin needs a signature); signing
+    // takes precedence when both are set.
+    let bearer = run(
+        tickgate()
+            .args(["keys", "list", "--url", &url])
+            .env("TICKGATE_ADMIN_KEY", &admin_token),
+        &mut stderr_log,
+    );
+    assert_eq!(bearer.status.code(), Some(1));
+    let why = String::from_utf8_lossy(&bearer.stderr);
+    assert!(why.contains("403 signature_required"), "{why}");
+    json(&run(
+        online(&["keys", "list"]).env("TICKGATE_ADMIN_KEY", &admin_token),
+        &mut stderr_log,
+    ));
+    // Signed with the hmac admin key from a secret file (its final newline is trimmed).
+    let shown_by_hmac = json(&run(
+        tickgate().args([
+            "keys",
+            "show",
+            &hmac_admin_id,
+            "--url",
+            &url,
+            "--json",
+            "--key-id",
+            &hmac_admin_id,
+            "--hmac-secret-file",
+            hmac_admin_file.to_str().unwrap(),
+        ]),
+        &mut stderr_log,
+    ));
+    assert_eq!(shown_by_hmac["type"], "hmac");
+    // Unusable signing options: exit 1 with the reason, no key material echoed.
+    let bad_pem = root.join("bad.pem");
+    std::fs::write(&bad_pem, format!("{}\n", &private_pem[..60])).unwrap();
+    let cases: [(Vec<&str>, &str); 4] = [
+        (
+            vec![
+                "--key-id",
+                &admin_id,
+                "--ed25519-key",
+                bad_pem.to_str().unwrap(),
+            ],
+            "not a PEM private key",
+        ),
+        (
+            vec!["--key-id", &admin_id, "--ed25519-key", cfg],
+            "not a PEM private key",
+        ),
+        (vec!["--key-id", &admin_id], "--key-id needs the key"),
+        (
+            vec!["--ed25519-key", admin_pem.to_str().unwrap()],
+            "signing needs the key's id",
+        ),
+    ];
+    for (args, want) in cases {
+        let out = run(
+            tickgate().args(["keys", "list", "--url", &url]).args(&args),
+            &mut stderr_log,
+        );
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let why = String::from_utf8_lossy(&out.stderr);
+        assert!(why.contains(want), "{args:?}: {why}");
+    }
     let tail = |token: &str| {
         tickgate()
             .args(["tail", "--url", &url, "--count", "1", "ticker:sim:BTC-USDT"])
@@ -214,6 +367,19 @@ fn keys_offline_and_online_scan_rewrap_audit_and_no_plaintext_anywhere() {
         first.status.success(),
         "{}",
         String::from_utf8_lossy(&first.stderr)
+    );
+    // `tail` signing its WebSocket upgrade with the hmac key (secret from the environment).
+    let signed_tail = tickgate()
+        .args(["tail", "--url", &url, "--count", "1", "ticker:sim:BTC-USDT"])
+        .env("TICKGATE_KEY_ID", &hmac_id)
+        .env("TICKGATE_HMAC_SECRET", &hmac_secret)
+        .output()
+        .unwrap();
+    stderr_log.extend_from_slice(&signed_tail.stderr);
+    assert!(
+        signed_tail.status.success(),
+        "{}",
+        String::from_utf8_lossy(&signed_tail.stderr)
     );
     let rotated = json(&run(
         &mut online(&["keys", "rotate", &bot_id, "--grace", "1h"]),
@@ -293,7 +459,7 @@ fn keys_offline_and_online_scan_rewrap_audit_and_no_plaintext_anywhere() {
             .env("TICKGATE_MASTER_KEY_PREVIOUS", &old_hex),
         &mut stderr_log,
     ));
-    assert_eq!(rewrap["rewrapped"], 1);
+    assert_eq!(rewrap["rewrapped"], 2, "the two hmac secrets");
     let without_old = json(&run(
         tickgate().args(["keys", "rewrap", "--config", cfg, "--json"]),
         &mut stderr_log,

@@ -8,4 +8,5 @@ mod credentials;
 mod recovery;
 mod rest;
 mod restart;
+mod signed;
 mod timing;

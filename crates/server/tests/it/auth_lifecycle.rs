@@ -18,7 +18,7 @@ async fn subscribed(ws: &mut Ws) {
 #[tokio::test]
 async fn create_use_rotate_grace_ends_and_old_session_closes() {
     let config = auth_config("rotate");
-    let (_, admin) = offline_key(&config.server.data_dir, "admin", &["keys:admin"]);
+    let admin = offline_signer(&config.server.data_dir, "admin", &["keys:admin"]);
     let gateway = start(config).await;
     let http = Http::new(&gateway);
     let (old_id, old) = http
@@ -153,7 +153,7 @@ async fn create_use_rotate_grace_ends_and_old_session_closes() {
 #[tokio::test]
 async fn cancelled_rotation_restores_the_old_key_and_revokes_the_successor() {
     let config = auth_config("cancel");
-    let (_, admin) = offline_key(&config.server.data_dir, "admin", &["keys:admin"]);
+    let admin = offline_signer(&config.server.data_dir, "admin", &["keys:admin"]);
     let gateway = start(config).await;
     let http = Http::new(&gateway);
     let (id, old) = http
@@ -208,7 +208,7 @@ async fn cancelled_rotation_restores_the_old_key_and_revokes_the_successor() {
 async fn revocation_closes_live_sessions_within_one_second() {
     let config = auth_config("revoke");
     let dir = config.server.data_dir.clone();
-    let (_, admin) = offline_key(&dir, "admin", &["keys:admin"]);
+    let admin = offline_signer(&dir, "admin", &["keys:admin"]);
     let gateway = start(config).await;
     let http = Http::new(&gateway);
 
@@ -278,7 +278,7 @@ async fn revocation_closes_live_sessions_within_one_second() {
 #[tokio::test]
 async fn removing_a_scope_takes_effect_on_live_sessions() {
     let config = auth_config("scopes");
-    let (_, admin) = offline_key(&config.server.data_dir, "admin", &["keys:admin"]);
+    let admin = offline_signer(&config.server.data_dir, "admin", &["keys:admin"]);
     let gateway = start(config).await;
     let http = Http::new(&gateway);
     let (id, token) = http

@@ -18,7 +18,7 @@ fn typo(token: &str) -> String {
 async fn every_rejection_has_its_code_over_http() {
     let config = auth_config("codes");
     let dir = config.server.data_dir.clone();
-    let (_, admin) = offline_key(&dir, "admin", &["keys:admin"]);
+    let admin = offline_signer(&dir, "admin", &["keys:admin"]);
     let (_, market) = offline_key(&dir, "market", &["market:read"]);
     let (_, history) = offline_key(&dir, "history", &["history:read"]);
     let (revoked_id, revoked) = offline_key(&dir, "gone", &["market:read"]);
@@ -54,7 +54,9 @@ async fn every_rejection_has_its_code_over_http() {
         (TICKER, Some(&expiring), 401, "key_expired"),
         (TICKER, Some(&history), 403, "insufficient_scope"),
         (TICKER, Some(&live), 401, "wrong_environment"),
-        ("/admin/v1/keys", Some(&market), 403, "insufficient_scope"),
+        // Admin routes refuse bearer tokens before looking at the key (signature_required
+        // scopes; the default); a signed key without the scope: every_route_checks_its_scope.
+        ("/admin/v1/keys", Some(&market), 403, "signature_required"),
         ("/admin/v1/audit", None, 401, "missing_credentials"),
         (TICKER, Some(&market), 200, ""),
         ("/healthz", None, 200, ""),
@@ -239,18 +241,18 @@ async fn anonymous_mode_reads_market_data_only_and_never_downgrades_a_bad_key() 
     let (_, market) = offline_key(&dir, "m", &["market:read"]);
     let gateway = start(config).await;
     let http = Http::new(&gateway);
-    assert_eq!(http.get(TICKER, None).await.status(), 200);
+    assert_eq!(http.get(TICKER, NO_KEY).await.status(), 200);
     assert_eq!(http.get(TICKER, Some(&market)).await.status(), 200);
     let (status, body) = Http::json(http.get(TICKER, Some(&typo(&market))).await).await;
     assert_eq!((status, code(&body)), (401, "malformed_key"));
-    let (status, body) = Http::json(http.get("/admin/v1/keys", None).await).await;
+    let (status, body) = Http::json(http.get("/admin/v1/keys", NO_KEY).await).await;
     assert_eq!((status, code(&body)), (401, "missing_credentials"));
     let (status, body) = Http::json(
         http.post("/admin/v1/keys", Some(&market), serde_json::json!({}))
             .await,
     )
     .await;
-    assert_eq!((status, code(&body)), (403, "insufficient_scope"));
+    assert_eq!((status, code(&body)), (403, "signature_required"));
     let mut ws = connect(&gateway).await;
     send(
         &mut ws,
@@ -299,8 +301,9 @@ async fn live_mode_refuses_to_start_without_a_master_key() {
 #[tokio::test]
 async fn failed_admin_authentications_are_audited_in_aggregate() {
     let config = auth_config("admin-fail");
-    let (_, admin) = offline_key(&config.server.data_dir, "admin", &["keys:admin"]);
-    let (_, market) = offline_key(&config.server.data_dir, "m", &["market:read"]);
+    let admin = offline_signer(&config.server.data_dir, "admin", &["keys:admin"]);
+    // Signed, so the refusal is for the scope (a bearer token would get signature_required).
+    let market = offline_signer(&config.server.data_dir, "m", &["market:read"]);
     let gateway = start(config).await;
     let http = Http::new(&gateway);
     for _ in 0..5 {
@@ -309,7 +312,7 @@ async fn failed_admin_authentications_are_audited_in_aggregate() {
             403
         );
     }
-    assert_eq!(http.get("/admin/v1/keys", None).await.status(), 401);
+    assert_eq!(http.get("/admin/v1/keys", NO_KEY).await.status(), 401);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let (_, audit) = Http::json(http.get("/admin/v1/audit", Some(&admin)).await).await;
     let failures: Vec<&serde_json::Value> = audit["entries"]
@@ -346,9 +349,12 @@ async fn every_route_checks_its_scope() {
     config.auth.public_metrics = false;
     let dir = config.server.data_dir.clone();
     let (id, market) = offline_key(&dir, "market", &["market:read"]);
-    let (_, admin) = offline_key(&dir, "admin", &["keys:admin"]);
+    let admin = offline_signer(&dir, "admin", &["keys:admin"]);
     let (_, metrics) = offline_key(&dir, "metrics", &["metrics:read"]);
     let (_, history) = offline_key(&dir, "history", &["history:read"]);
+    // Admin routes refuse bearer tokens: their scope check is seen with signed keys.
+    let market_signed = offline_signer(&dir, "market-signed", &["market:read"]);
+    let metrics_signed = offline_signer(&dir, "metrics-signed", &["metrics:read"]);
     let gateway = start(config).await;
     let http = Http::new(&gateway);
     use reqwest::Method;
@@ -372,24 +378,26 @@ async fn every_route_checks_its_scope() {
         (Method::GET, "/admin/v1/audit".to_string()),
     ];
     for path in &market_routes {
-        for (token, status) in [
+        let who: [(&dyn Credential, u16); 4] = [
             (&admin, 403),
             (&metrics, 403),
             (&history, 403),
             (&market, 200),
-        ] {
+        ];
+        for (token, status) in who {
             let got = http.get(path, Some(token)).await.status().as_u16();
             assert_eq!(got, status, "{path}");
         }
     }
     for path in &history_routes {
-        for (token, status) in [(&admin, 403), (&market, 403), (&history, 200)] {
+        let who: [(&dyn Credential, u16); 3] = [(&admin, 403), (&market, 403), (&history, 200)];
+        for (token, status) in who {
             let got = http.get(path, Some(token)).await.status().as_u16();
             assert_eq!(got, status, "{path}");
         }
     }
     for (method, path) in &admin_routes {
-        for token in [&market, &metrics] {
+        for token in [&market_signed, &metrics_signed] {
             let response = http
                 .send(method.clone(), path, Some(token), serde_json::json!({}))
                 .await;
@@ -400,6 +408,15 @@ async fn every_route_checks_its_scope() {
                 "{method} {path}"
             );
         }
+        let response = http
+            .send(method.clone(), path, Some(&market), serde_json::json!({}))
+            .await;
+        let (status, body) = Http::json(response).await;
+        assert_eq!(
+            (status, code(&body)),
+            (403, "signature_required"),
+            "{method} {path}"
+        );
         // With the admin key the guard lets it through (the handler may still refuse the
         // empty body, but never for want of a scope).
         let response = http

@@ -364,7 +364,7 @@ async fn signed_requests_over_http() {
     );
 
     // Counted in /metrics by code.
-    let metrics = http.get("/metrics", None).await.text().await.unwrap();
+    let metrics = http.get("/metrics", NO_KEY).await.text().await.unwrap();
     for code in [
         "nonce_reused",
         "signature_invalid",
@@ -381,9 +381,13 @@ async fn signed_requests_over_http() {
 }
 
 #[tokio::test]
-async fn signature_required_scopes_refuse_bearer_tokens() {
-    let mut config = auth_config("sigrequired");
-    config.auth.signature_required_scopes = vec!["keys:admin".into()];
+async fn admin_routes_refuse_bearer_tokens_by_default() {
+    let config = auth_config("sigrequired");
+    assert_eq!(
+        config.auth.signature_required_scopes,
+        ["keys:admin", "alerts:write"],
+        "the default"
+    );
     let dir = config.server.data_dir.clone();
     let (_, admin) = offline_key(&dir, "admin", &["keys:admin", "market:read"]);
     let ed = ed25519_dalek::SigningKey::from_bytes(&[21u8; 32]);

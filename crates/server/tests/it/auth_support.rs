@@ -1,14 +1,16 @@
-//! Helpers for the auth tests: gateways that require keys, an admin key made offline (as the
-//! CLI does), an HTTP client that sends bearer tokens, WebSocket connections with a key.
+//! Helpers for the auth tests: gateways that require keys, keys made offline (as the CLI
+//! does), an HTTP client that sends bearer tokens or signs requests (RFC 9421, as the SDK
+//! does: the admin API refuses bearer tokens by default), WebSocket connections with a key.
 
 use crate::support::{Ws, config};
+use auth::httpsig::sign::{SigningKey, Unsigned, random_nonce, sign};
 use auth::{KeyRing, KeyService, NewKey};
 use protocol::ServerMessage;
 use server::{Config, Gateway};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use store::keys::Environment;
+use store::keys::{Environment, KeyKind};
 use store::keys_sqlite::SqliteKeyStore;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -53,6 +55,116 @@ pub fn offline_key(dir: &Path, name: &str, scopes: &[&str]) -> (String, String) 
     (issued.record.id, token)
 }
 
+/// An `ed25519` key made offline that signs requests: what an admin uses by default, since
+/// `keys:admin` refuses bearer tokens (`signature_required_scopes`).
+pub struct Signer {
+    pub id: String,
+    key: SigningKey,
+}
+
+/// Creates an `ed25519` key offline with a fresh key pair.
+pub fn offline_signer(dir: &Path, name: &str, scopes: &[&str]) -> Signer {
+    let seed = auth::httpsig::pem::random_ed25519_seed().unwrap();
+    let issued = offline_service(dir)
+        .create(
+            NewKey {
+                name: name.into(),
+                scopes: scopes.iter().map(|s| s.to_string()).collect(),
+                kind: Some(KeyKind::Ed25519),
+                public_key_pem: Some(auth::httpsig::pem::ed25519_public_pem(&seed)),
+                ..Default::default()
+            },
+            "test",
+            model::Timestamp::now().0,
+        )
+        .unwrap();
+    Signer {
+        id: issued.record.id,
+        key: SigningKey::ed25519(&seed),
+    }
+}
+
+/// No credentials (for the generic [`Http`] methods).
+pub const NO_KEY: Option<&str> = None;
+
+/// How a test request authenticates: a bearer token (`str`, `String`) or a [`Signer`].
+pub trait Credential {
+    /// Adds the credential to `request` (`target`: path and query; `body`: the exact bytes).
+    fn apply(
+        &self,
+        request: reqwest::RequestBuilder,
+        method: &str,
+        authority: &str,
+        target: &str,
+        body: &[u8],
+    ) -> reqwest::RequestBuilder;
+}
+
+impl Credential for str {
+    fn apply(
+        &self,
+        request: reqwest::RequestBuilder,
+        _: &str,
+        _: &str,
+        _: &str,
+        _: &[u8],
+    ) -> reqwest::RequestBuilder {
+        request.bearer_auth(self)
+    }
+}
+
+impl Credential for String {
+    fn apply(
+        &self,
+        request: reqwest::RequestBuilder,
+        method: &str,
+        authority: &str,
+        target: &str,
+        body: &[u8],
+    ) -> reqwest::RequestBuilder {
+        self.as_str()
+            .apply(request, method, authority, target, body)
+    }
+}
+
+impl Credential for Signer {
+    fn apply(
+        &self,
+        request: reqwest::RequestBuilder,
+        method: &str,
+        authority: &str,
+        target: &str,
+        body: &[u8],
+    ) -> reqwest::RequestBuilder {
+        let (path, query) = match target.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (target, None),
+        };
+        let unsigned = Unsigned {
+            method,
+            authority,
+            path,
+            query,
+            body,
+        };
+        let created = model::Timestamp::now().0.div_euclid(1_000_000);
+        let h = sign(
+            &self.key,
+            &self.id,
+            &unsigned,
+            created,
+            &random_nonce().unwrap(),
+        );
+        let mut request = request
+            .header("signature-input", h.signature_input)
+            .header("signature", h.signature);
+        if let Some(digest) = h.content_digest {
+            request = request.header("content-digest", digest);
+        }
+        request
+    }
+}
+
 /// An HTTP client for one gateway.
 pub struct Http {
     client: reqwest::Client,
@@ -67,35 +179,44 @@ impl Http {
         }
     }
 
-    pub async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+    fn authority(&self) -> &str {
+        self.base.trim_start_matches("http://")
+    }
+
+    pub async fn get<C: Credential + ?Sized>(
+        &self,
+        path: &str,
+        token: Option<&C>,
+    ) -> reqwest::Response {
         let mut request = self.client.get(format!("{}{path}", self.base));
         if let Some(token) = token {
-            request = request.bearer_auth(token);
+            request = token.apply(request, "GET", self.authority(), path, b"");
         }
         request.send().await.expect("request")
     }
 
-    pub async fn send(
+    pub async fn send<C: Credential + ?Sized>(
         &self,
         method: reqwest::Method,
         path: &str,
-        token: Option<&str>,
+        token: Option<&C>,
         body: serde_json::Value,
     ) -> reqwest::Response {
+        let body = serde_json::to_vec(&body).unwrap();
         let mut request = self
             .client
-            .request(method, format!("{}{path}", self.base))
-            .json(&body);
+            .request(method.clone(), format!("{}{path}", self.base))
+            .header("content-type", "application/json");
         if let Some(token) = token {
-            request = request.bearer_auth(token);
+            request = token.apply(request, method.as_str(), self.authority(), path, &body);
         }
-        request.send().await.expect("request")
+        request.body(body).send().await.expect("request")
     }
 
-    pub async fn post(
+    pub async fn post<C: Credential + ?Sized>(
         &self,
         path: &str,
-        token: Option<&str>,
+        token: Option<&C>,
         body: serde_json::Value,
     ) -> reqwest::Response {
         self.send(reqwest::Method::POST, path, token, body).await
@@ -109,7 +230,11 @@ impl Http {
     }
 
     /// Creates a key through the admin API; returns (id, token).
-    pub async fn create_key(&self, admin: &str, body: serde_json::Value) -> (String, String) {
+    pub async fn create_key<C: Credential + ?Sized>(
+        &self,
+        admin: &C,
+        body: serde_json::Value,
+    ) -> (String, String) {
         let (status, json) = Self::json(self.post("/admin/v1/keys", Some(admin), body).await).await;
         assert_eq!(status, 201, "{json}");
         (

@@ -77,7 +77,10 @@ async fn ws_tokens_are_single_use_and_expire() {
     )
     .await;
     assert_eq!((status, code(&json)), (403, "insufficient_scope"));
-    let (status, json) =
-        Http::json(http.post("/v1/ws-token", None, serde_json::json!({})).await).await;
+    let (status, json) = Http::json(
+        http.post("/v1/ws-token", NO_KEY, serde_json::json!({}))
+            .await,
+    )
+    .await;
     assert_eq!((status, code(&json)), (401, "missing_credentials"));
 }

@@ -1,7 +1,9 @@
 //! `tickgate keys create|list|show|update|rotate|cancel-rotation|revoke|usage|rewrap|scan`.
 //!
 //! Each works offline on a data directory (`--data-dir`, `--config`) or against a running
-//! gateway (`--url` and an admin key in `TICKGATE_ADMIN_KEY`), and prints JSON with `--json`.
+//! gateway (`--url` with a keys:admin key: signed with `--key-id` and `--ed25519-key` or an
+//! hmac secret, or a bearer `TICKGATE_ADMIN_KEY` where the gateway allows it), and prints JSON
+//! with `--json`.
 //! A new key's token or secret is printed exactly once, by `create` and `rotate`.
 
 use super::keys_backend::{Backend, TargetArgs, status};
@@ -9,7 +11,7 @@ use anyhow::Context;
 use auth::{KeyUpdate, NewKey};
 use clap::Subcommand;
 use serde_json::Value;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use store::keys::{Granularity, KeyFilter, KeyKind, RateLimit};
 
@@ -30,6 +32,10 @@ pub enum KeysCommand {
         /// PEM file with the client's Ed25519 public key (for --type ed25519).
         #[arg(long)]
         public_key: Option<PathBuf>,
+        /// For --type ed25519 without openssl: generate the key pair here, write the private
+        /// key to this new file (PKCS#8 PEM, mode 0600) and register the public key.
+        #[arg(long, value_name = "OUT.pem", conflicts_with = "public_key")]
+        generate_keypair: Option<PathBuf>,
         /// Lifetime, e.g. 90d, 12h.
         #[arg(long)]
         expires_in: Option<String>,
@@ -175,6 +181,7 @@ async fn run_async(command: KeysCommand) -> anyhow::Result<ExitCode> {
             principal,
             kind,
             public_key,
+            generate_keypair,
             expires_in,
             max_age,
             rate_limit: r,
@@ -184,7 +191,10 @@ async fn run_async(command: KeysCommand) -> anyhow::Result<ExitCode> {
             let kind: KeyKind = kind
                 .parse()
                 .map_err(|e: String| anyhow::anyhow!("--type: {e}"))?;
-            let request = NewKey {
+            if generate_keypair.is_some() && kind != KeyKind::Ed25519 {
+                anyhow::bail!("--generate-keypair makes an ed25519 key: add --type ed25519");
+            }
+            let mut request = NewKey {
                 name,
                 principal,
                 scopes: scopes(&s)?,
@@ -196,7 +206,21 @@ async fn run_async(command: KeysCommand) -> anyhow::Result<ExitCode> {
                 max_age_secs: duration(max_age.as_deref(), false)?,
             };
             let backend = Backend::open(&target)?;
-            (target, backend.create(request).await?)
+            let Some(out) = generate_keypair else {
+                return print(&target, backend.create(request).await?);
+            };
+            request.public_key_pem = Some(write_private_key(&out)?);
+            match backend.create(request).await {
+                Ok(mut value) => {
+                    value["private_key_file"] = out.display().to_string().into();
+                    (target, value)
+                }
+                Err(error) => {
+                    // Not registered: leave no private key behind that matches nothing.
+                    let _ = std::fs::remove_file(&out);
+                    return Err(error);
+                }
+            }
         }
         KeysCommand::List {
             principal,
@@ -274,12 +298,47 @@ async fn run_async(command: KeysCommand) -> anyhow::Result<ExitCode> {
             (target, backend.rewrap().await?)
         }
     };
+    print(&target, value)
+}
+
+fn print(target: &TargetArgs, value: Value) -> anyhow::Result<ExitCode> {
     if target.json {
         println!("{value}");
     } else {
         print!("{}", human(&value));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Generates an Ed25519 key pair, writes the private key to `path` (a new file, mode 0600)
+/// and returns the public key as PEM.
+fn write_private_key(path: &Path) -> anyhow::Result<String> {
+    use auth::httpsig::pem;
+    use std::io::Write;
+    let seed = pem::random_ed25519_seed()
+        .map_err(|e| anyhow::anyhow!("no randomness for a key pair: {e}"))?;
+    let private = pem::ed25519_seed_to_pem(&seed);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).with_context(|| {
+        format!(
+            "cannot create {} (--generate-keypair never overwrites a file)",
+            path.display()
+        )
+    })?;
+    let written = file
+        .write_all(private.as_bytes())
+        .and_then(|()| file.sync_all());
+    if let Err(error) = written {
+        let _ = std::fs::remove_file(path);
+        return Err(error).with_context(|| format!("cannot write {}", path.display()));
+    }
+    Ok(pem::ed25519_public_pem(&seed))
 }
 
 fn line(key: &Value) -> String {
@@ -320,6 +379,12 @@ fn human(value: &Value) -> String {
         .or_else(|| value["secret"].as_str().map(|s| ("secret", s)));
     if let Some((what, text)) = credential {
         out.push_str(&format!("{what}: {text}\n(shown once: store it now)\n"));
+    }
+    if let Some(file) = value["private_key_file"].as_str() {
+        out.push_str(&format!(
+            "private key written to {file} (mode 0600; sign with --key-id {} --ed25519-key {file})\n",
+            value["id"].as_str().unwrap_or("-")
+        ));
     }
     if let Some(buckets) = value["buckets"].as_array() {
         out.push_str(&format!(

@@ -2,9 +2,11 @@
 //! same lifecycle code the server runs), or online against a running gateway's admin API.
 //! Both return the admin API's JSON shapes, so output is the same either way.
 
+use super::credentials::{SecretArg, SignArgs, resolve};
 use anyhow::{Context, bail};
 use auth::{KeyInfo, KeyRing, KeyService, KeyUpdate, NewKey, issued_json};
 use clap::Args;
+use client::Credentials;
 use serde_json::{Value, json};
 use server::Config;
 use std::path::PathBuf;
@@ -23,10 +25,13 @@ pub struct TargetArgs {
     /// Talk to a running gateway's admin API instead, e.g. http://127.0.0.1:8080.
     #[arg(long)]
     pub url: Option<String>,
-    /// Key with the keys:admin scope, for --url. Prefer the environment variable: command
-    /// lines are visible to other users.
+    /// Bearer key with the keys:admin scope, for --url (refused by default: the gateway's
+    /// signature_required_scopes include keys:admin; sign with --key-id instead). Prefer the
+    /// environment variable: command lines are visible to other users.
     #[arg(long, env = "TICKGATE_ADMIN_KEY", hide_env_values = true)]
-    pub admin_key: Option<String>,
+    pub admin_key: Option<SecretArg>,
+    #[command(flatten)]
+    pub sign: SignArgs,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -41,7 +46,9 @@ pub enum Backend {
     Online {
         client: reqwest::Client,
         base: String,
-        admin: String,
+        /// The `Host` header sent to `base`, covered by signatures as `@authority`.
+        authority: String,
+        credentials: Credentials,
     },
 }
 
@@ -56,14 +63,16 @@ impl Backend {
             if !base.starts_with("http://") && !base.starts_with("https://") {
                 bail!("--url must start with http:// or https://");
             }
-            let admin = args
-                .admin_key
-                .clone()
-                .context("--url needs an admin key: set TICKGATE_ADMIN_KEY or --admin-key")?;
+            let credentials = resolve(&args.sign, args.admin_key.as_ref())?.context(
+                "--url needs a keys:admin key: sign with --key-id (TICKGATE_KEY_ID) and \
+                 --ed25519-key or an hmac secret, or set TICKGATE_ADMIN_KEY",
+            )?;
+            let authority = client::Endpoint::parse(&base)?.authority()?;
             return Ok(Self::Online {
                 client: reqwest::Client::new(),
                 base,
-                admin,
+                authority,
+                credentials,
             });
         }
         let mut config = Config::load(args.config.as_deref())?;
@@ -103,16 +112,33 @@ impl Backend {
         let Self::Online {
             client,
             base,
-            admin,
+            authority,
+            credentials,
         } = self
         else {
             bail!("not connected to a server");
         };
-        let mut request = client
-            .request(method, format!("{base}{path}"))
-            .bearer_auth(admin);
+        // Sign what is sent: the URL's path and query as reqwest will write them, the exact
+        // body bytes.
+        let url = reqwest::Url::parse(&format!("{base}{path}"))
+            .with_context(|| format!("invalid URL {base}{path}"))?;
+        let body = body.map(|b| serde_json::to_vec(&b)).transpose()?;
+        let unsigned = client::Unsigned {
+            method: method.as_str(),
+            authority,
+            path: url.path(),
+            query: url.query(),
+            body: body.as_deref().unwrap_or_default(),
+        };
+        let headers = credentials.headers(&unsigned)?;
+        let mut request = client.request(method, url);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
         if let Some(body) = body {
-            request = request.json(&body);
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body);
         }
         let response = request
             .send()

@@ -6,6 +6,7 @@ pub mod bench_auth;
 pub mod bench_history;
 pub mod book;
 pub mod config;
+pub mod credentials;
 pub mod export;
 pub mod keys;
 pub mod keys_backend;

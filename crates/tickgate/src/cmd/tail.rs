@@ -1,9 +1,10 @@
 //! `tickgate tail CHANNEL...`: subscribe through the SDK and print every event. Survives
 //! gateway restarts and network drops by itself, and says so (reconnect, recover, resync, gap).
 
+use super::credentials::{SecretArg, SignArgs, resolve};
 use anyhow::Context;
 use clap::Args;
-use client::{Client, ClientError, ClientOptions, Credentials, Event};
+use client::{Client, ClientError, ClientOptions, Event};
 use protocol::{DataMessage, ServerMessage, WireLevel};
 use std::process::ExitCode;
 
@@ -30,15 +31,18 @@ pub struct ConnArgs {
     pub url: String,
     /// API key sent as a bearer token (prefer the environment variable).
     #[arg(long, env = "TICKGATE_API_KEY", hide_env_values = true)]
-    pub api_key: Option<String>,
+    pub api_key: Option<SecretArg>,
+    /// Or sign the WebSocket upgrade with an hmac or ed25519 key.
+    #[command(flatten)]
+    pub sign: SignArgs,
 }
 
 impl ConnArgs {
     /// Connects, or explains why not (exit 1 on an unreachable gateway).
     pub async fn connect(&self) -> anyhow::Result<Client> {
         let mut options = ClientOptions::default();
-        if let Some(key) = &self.api_key {
-            options.credentials = Credentials::bearer(key.clone())?;
+        if let Some(credentials) = resolve(&self.sign, self.api_key.as_ref())? {
+            options.credentials = credentials;
         }
         Client::connect(&self.url, options).await.with_context(|| {
             format!(
