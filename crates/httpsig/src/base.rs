@@ -54,11 +54,34 @@ impl RequestParts<'_> {
         self.authority.trim().to_ascii_lowercase()
     }
 
+    /// `@authority` (RFC 9421 §2.2.3): normalized as RFC 9110 §4.2.3 says, the host in lower
+    /// case and the scheme's default port (`:80` for http, `:443` for https) omitted, so
+    /// `Host: gw.example:80` and `Host: gw.example` have the same base.
+    fn authority_normalized(&self) -> String {
+        let authority = self.authority_lower();
+        let default_port = match self.scheme.to_ascii_lowercase().as_str() {
+            "http" => 80,
+            "https" => 443,
+            _ => return authority,
+        };
+        match authority.rsplit_once(':') {
+            Some((host, port))
+                if !host.is_empty()
+                    && !port.is_empty()
+                    && port.bytes().all(|b| b.is_ascii_digit())
+                    && port.parse::<u32>() == Ok(default_port) =>
+            {
+                host.to_string()
+            }
+            _ => authority,
+        }
+    }
+
     /// The value of one component, or why it has none.
     fn component(&self, name: &str) -> Result<String, SigError> {
         Ok(match name {
             "@method" => self.method.to_string(),
-            "@authority" => self.authority_lower(),
+            "@authority" => self.authority_normalized(),
             "@scheme" => self.scheme.to_ascii_lowercase(),
             "@path" => self.path_or_root().to_string(),
             "@query" => format!("?{}", self.query.unwrap_or("")),
@@ -133,6 +156,38 @@ pub fn signature_base(
 mod tests {
     use super::*;
     use crate::sfv::Bare;
+
+    /// Regression: `Host: gw.example:80` was signed by clients (RFC 9421 §2.2.3, e.g. Python's
+    /// `http-message-signatures`) as `gw.example` but verified here as `gw.example:80`.
+    #[test]
+    fn authority_omits_the_default_port() {
+        for (scheme, host, expected) in [
+            ("http", "GW.example:80", "gw.example"),
+            ("http", "gw.example:080", "gw.example"),
+            ("https", "gw.example:443", "gw.example"),
+            ("http", "gw.example:443", "gw.example:443"),
+            ("https", "gw.example:80", "gw.example:80"),
+            ("http", "gw.example:8080", "gw.example:8080"),
+            ("http", "gw.example", "gw.example"),
+            ("http", "[::1]:80", "[::1]"),
+            ("http", "[::1]", "[::1]"),
+            ("http", "gw.example:", "gw.example:"),
+        ] {
+            let req = RequestParts {
+                method: "GET",
+                scheme,
+                authority: host,
+                path: "/",
+                query: None,
+                headers: &[],
+            };
+            assert_eq!(
+                req.component("@authority").unwrap(),
+                expected,
+                "{scheme} {host}"
+            );
+        }
+    }
 
     #[test]
     fn derived_components() {
