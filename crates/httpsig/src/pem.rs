@@ -96,6 +96,28 @@ pub fn ed25519_public_pem(seed: &[u8; 32]) -> String {
     )
 }
 
+/// The 32 key bytes of a PEM `PUBLIC KEY` holding an Ed25519 key (what `openssl pkey -pubout`
+/// writes). Curve-point validation happens when signatures are verified (strict verification).
+pub fn ed25519_public_key_from_pem(pem: &str) -> Result<[u8; 32], String> {
+    const BAD: &str = "public key must be a PEM \"PUBLIC KEY\" holding an Ed25519 key \
+                       (e.g. from `openssl pkey -in key.pem -pubout`)";
+    let pem = pem.trim();
+    let body = pem
+        .strip_prefix("-----BEGIN PUBLIC KEY-----")
+        .and_then(|rest| rest.strip_suffix("-----END PUBLIC KEY-----"))
+        .ok_or(BAD)?;
+    let b64: String = body.chars().filter(|c| !c.is_whitespace()).collect();
+    let der = STANDARD.decode(b64).map_err(|_| BAD.to_string())?;
+    match der.strip_prefix(&SPKI_PREFIX[..]) {
+        Some(key) if key.len() == 32 && key.iter().any(|b| *b != 0) => {
+            let mut out = [0u8; 32];
+            out.copy_from_slice(key);
+            Ok(out)
+        }
+        _ => Err(BAD.into()),
+    }
+}
+
 /// A fresh random Ed25519 seed from the operating system.
 pub fn random_ed25519_seed() -> Result<Zeroizing<[u8; 32]>, getrandom::Error> {
     let mut seed = Zeroizing::new([0u8; 32]);
@@ -134,6 +156,11 @@ mod tests {
             -----END PUBLIC KEY-----\n";
         let seed = ed25519_seed_from_pem(private).unwrap();
         assert_eq!(ed25519_public_pem(&seed), public);
+        let key = ed25519_public_key_from_pem(public).unwrap();
+        let derived = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key();
+        assert_eq!(&key, derived.as_bytes());
+        assert!(ed25519_public_key_from_pem(private).is_err());
+        assert!(ed25519_public_key_from_pem("ssh-ed25519 AAAA").is_err());
     }
 
     #[test]

@@ -30,14 +30,6 @@ impl SigningKey {
         Self::Ed25519(Box::new(ed25519_dalek::SigningKey::from_bytes(seed)))
     }
 
-    /// The Ed25519 public key (what the gateway registers); `None` for an hmac key.
-    pub fn ed25519_public_key(&self) -> Option<[u8; 32]> {
-        match self {
-            Self::Hmac(_) => None,
-            Self::Ed25519(k) => Some(k.verifying_key().to_bytes()),
-        }
-    }
-
     pub fn algorithm(&self) -> Algorithm {
         match self {
             Self::Hmac(_) => Algorithm::HmacSha256,

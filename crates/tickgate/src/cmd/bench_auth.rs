@@ -342,10 +342,9 @@ async fn throughput(args: &BenchAuthArgs) -> anyhow::Result<()> {
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
     let ed_key = SigningKey::ed25519(&seed);
-    let public = ed_key.ed25519_public_key().context("ed25519 key")?;
     let ed = create(
         KeyKind::Ed25519,
-        Some(auth::input::ed25519_public_key_to_pem(&public)),
+        Some(httpsig::pem::ed25519_public_pem(&seed)),
     )?;
 
     let gateway = server::Gateway::start(config).await?;
