@@ -59,10 +59,12 @@ impl RequestParts<'_> {
     /// `Host: gw.example:80` and `Host: gw.example` have the same base.
     fn authority_normalized(&self) -> String {
         let authority = self.authority_lower();
-        let default_port = match self.scheme.to_ascii_lowercase().as_str() {
-            "http" => 80,
-            "https" => 443,
-            _ => return authority,
+        let default_port = if self.scheme.eq_ignore_ascii_case("http") {
+            80
+        } else if self.scheme.eq_ignore_ascii_case("https") {
+            443
+        } else {
+            return authority;
         };
         match authority.rsplit_once(':') {
             Some((host, port))
@@ -77,55 +79,77 @@ impl RequestParts<'_> {
         }
     }
 
-    /// The value of one component, or why it has none.
-    fn component(&self, name: &str) -> Result<String, SigError> {
-        Ok(match name {
-            "@method" => self.method.to_string(),
-            "@authority" => self.authority_normalized(),
-            "@scheme" => self.scheme.to_ascii_lowercase(),
-            "@path" => self.path_or_root().to_string(),
-            "@query" => format!("?{}", self.query.unwrap_or("")),
-            "@request-target" => match self.query {
-                Some(q) => format!("{}?{q}", self.path_or_root()),
-                None => self.path_or_root().to_string(),
-            },
-            "@target-uri" => {
-                let mut s = format!(
-                    "{}://{}{}",
-                    self.scheme.to_ascii_lowercase(),
-                    self.authority_lower(),
-                    self.path_or_root()
-                );
+    /// Appends the value of one component to `out`, or says why it has none. (Written in
+    /// place: the base is built once per signed request, and each allocation shows.)
+    fn write_component(&self, name: &str, out: &mut String) -> Result<(), SigError> {
+        match name {
+            "@method" => out.push_str(self.method),
+            "@authority" => out.push_str(&self.authority_normalized()),
+            "@scheme" => push_lower(out, self.scheme),
+            "@path" => out.push_str(self.path_or_root()),
+            "@query" => {
+                out.push('?');
+                out.push_str(self.query.unwrap_or(""));
+            }
+            "@request-target" => {
+                out.push_str(self.path_or_root());
                 if let Some(q) = self.query {
-                    s.push('?');
-                    s.push_str(q);
+                    out.push('?');
+                    out.push_str(q);
                 }
-                s
+            }
+            "@target-uri" => {
+                push_lower(out, self.scheme);
+                out.push_str("://");
+                push_lower(out, self.authority.trim());
+                out.push_str(self.path_or_root());
+                if let Some(q) = self.query {
+                    out.push('?');
+                    out.push_str(q);
+                }
             }
             n if n.starts_with('@') => {
                 return Err(SigError::Invalid(format!(
                     "the component {n} is not supported"
                 )));
             }
-            n => self.field(n).ok_or_else(|| {
+            n => out.push_str(&self.field(n).ok_or_else(|| {
                 SigError::Invalid(format!("the signature covers {n}, which the request lacks"))
-            })?,
-        })
+            })?),
+        }
+        Ok(())
     }
+}
+
+#[cfg(test)]
+impl RequestParts<'_> {
+    fn component(&self, name: &str) -> Result<String, SigError> {
+        let mut out = String::new();
+        self.write_component(name, &mut out).map(|()| out)
+    }
+}
+
+fn push_lower(out: &mut String, s: &str) {
+    out.extend(s.chars().map(|c| c.to_ascii_lowercase()));
 }
 
 /// The serialization of the signature parameters: the `@signature-params` value.
 pub fn signature_params(components: &[String], params: &Params) -> String {
-    let mut out = String::from("(");
+    let mut out = String::with_capacity(128);
+    write_signature_params(&mut out, components, params);
+    out
+}
+
+fn write_signature_params(out: &mut String, components: &[String], params: &Params) {
+    out.push('(');
     for (i, c) in components.iter().enumerate() {
         if i > 0 {
             out.push(' ');
         }
-        sfv::write_string(&mut out, c);
+        sfv::write_string(out, c);
     }
     out.push(')');
-    sfv::write_params(&mut out, params);
-    out
+    sfv::write_params(out, params);
 }
 
 /// Builds the signature base of `req` for the covered `components` and `params`.
@@ -134,21 +158,21 @@ pub fn signature_base(
     components: &[String],
     params: &Params,
 ) -> Result<String, SigError> {
-    let mut out = String::with_capacity(256);
+    let mut out = String::with_capacity(384);
     for c in components {
-        let value = req.component(c)?;
-        if value.contains(['\n', '\r']) {
+        sfv::write_string(&mut out, c);
+        out.push_str(": ");
+        let start = out.len();
+        req.write_component(c, &mut out)?;
+        if out[start..].contains(['\n', '\r']) {
             return Err(SigError::Invalid(format!(
                 "the value of {c} has a line break"
             )));
         }
-        sfv::write_string(&mut out, c);
-        out.push_str(": ");
-        out.push_str(&value);
         out.push('\n');
     }
     out.push_str("\"@signature-params\": ");
-    out.push_str(&signature_params(components, params));
+    write_signature_params(&mut out, components, params);
     Ok(out)
 }
 

@@ -258,8 +258,9 @@ pub fn write_params(out: &mut String, params: &Params) {
             Bare::Boolean(true) => {}
             Bare::Boolean(false) => out.push_str("=?0"),
             Bare::Integer(n) => {
-                out.push('=');
-                out.push_str(&n.to_string());
+                use std::fmt::Write;
+                // Writing to a String cannot fail.
+                let _ = write!(out, "={n}");
             }
             Bare::String(s) => {
                 out.push('=');

@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use protocol::ErrorCode;
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 
@@ -88,19 +89,17 @@ pub async fn require(
 const MAX_SIGNED_BODY: usize = 1 << 20;
 
 /// The combined value of every line of a header (`, `-joined), if it is present and ASCII.
-fn combined(headers: &HeaderMap, name: &str) -> Option<String> {
-    let mut out: Option<String> = None;
-    for value in headers.get_all(name) {
-        let value = value.to_str().ok()?;
-        match &mut out {
-            Some(s) => {
-                s.push_str(", ");
-                s.push_str(value);
-            }
-            None => out = Some(value.to_string()),
-        }
+/// Borrowed in the usual case of one line.
+fn combined<'a>(headers: &'a HeaderMap, name: &str) -> Option<Cow<'a, str>> {
+    let mut values = headers.get_all(name).iter();
+    let first = values.next()?.to_str().ok()?;
+    let mut out = Cow::Borrowed(first);
+    for value in values {
+        let s = out.to_mut();
+        s.push_str(", ");
+        s.push_str(value.to_str().ok()?);
     }
-    out
+    Some(out)
 }
 
 /// Verifies a request carrying `Signature`/`Signature-Input`; returns it (body restored)
@@ -111,6 +110,19 @@ async fn signed_request(
     scope: Scope,
     addr: Option<std::net::IpAddr>,
 ) -> Result<(Request, Principal), Rejection> {
+    if request.body().size_hint().exact() == Some(0) {
+        // No body (a GET): nothing to buffer or put back.
+        let principal = verify_signed(
+            auth,
+            request.method(),
+            request.uri(),
+            request.headers(),
+            &[],
+            Some(scope),
+            addr,
+        )?;
+        return Ok((request, principal));
+    }
     let (parts, body) = request.into_parts();
     let body = axum::body::to_bytes(body, MAX_SIGNED_BODY)
         .await
