@@ -1,7 +1,6 @@
 //! Validation of operator input: names, principals, durations, metadata, public keys. Every
 //! error says what is wrong and what is accepted.
 
-
 /// Longest key name.
 pub const MAX_NAME: usize = 100;
 /// Longest principal id.
