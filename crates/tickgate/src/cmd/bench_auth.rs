@@ -471,15 +471,24 @@ async fn throughput(args: &BenchAuthArgs) -> anyhow::Result<()> {
             args.path, args.clients, args.secs
         )
     };
+    let when = if args.sign_during_run {
+        "each request signed as it is sent"
+    } else {
+        "signatures made before each run"
+    };
     let phases = [
-        ("bearer key", "bearer key", Mode::Bearer(header.clone())),
         (
-            "hmac-sha256 signed (signatures made before each run)",
+            "bearer key".to_string(),
+            "bearer key",
+            Mode::Bearer(header.clone()),
+        ),
+        (
+            format!("hmac-sha256 signed ({when})"),
             "hmac signed",
             Mode::Signed(Arc::new(hmac_key), hmac.record.id.clone()),
         ),
         (
-            "ed25519 signed (signatures made before each run)",
+            format!("ed25519 signed ({when})"),
             "ed25519 signed",
             Mode::Signed(Arc::new(ed_key), ed.record.id.clone()),
         ),
