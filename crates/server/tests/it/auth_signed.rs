@@ -19,6 +19,23 @@ pub(crate) fn now_secs() -> i64 {
     model::Timestamp::now().0.div_euclid(1_000_000)
 }
 
+/// [`auth_config`] with a master key file (`MASTER_HEX`, mode 0600) the gateway loads, so
+/// hmac secrets sealed by [`sealing_service`] open there.
+pub(crate) fn sealing_config(name: &str) -> server::Config {
+    let mut config = auth_config(name);
+    let dir = config.server.data_dir.clone();
+    std::fs::create_dir_all(&dir).unwrap();
+    let master_file = dir.join("master.key");
+    std::fs::write(&master_file, MASTER_HEX).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&master_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    config.auth.master_key_file = Some(master_file);
+    config
+}
+
 /// The offline service with the master key the gateway will also load.
 pub(crate) fn sealing_service(dir: &Path) -> KeyService {
     let store = SqliteKeyStore::open_dir(dir).unwrap();
@@ -124,17 +141,8 @@ const TICKER: &str = "/v1/ticker?venue=sim&symbol=BTC-USDT";
 
 #[tokio::test]
 async fn signed_requests_over_http() {
-    let mut config = auth_config("signed");
+    let config = sealing_config("signed");
     let dir = config.server.data_dir.clone();
-    std::fs::create_dir_all(&dir).unwrap();
-    let master_file = dir.join("master.key");
-    std::fs::write(&master_file, MASTER_HEX).unwrap();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&master_file, std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
-    config.auth.master_key_file = Some(master_file);
     let service = sealing_service(&dir);
     let ed = ed25519_dalek::SigningKey::from_bytes(&[11u8; 32]);
     let other = ed25519_dalek::SigningKey::from_bytes(&[12u8; 32]);

@@ -263,6 +263,25 @@ pub async fn connect_with(gateway: &Gateway, token: &str) -> Ws {
     ws
 }
 
+/// Opens a WebSocket with `request`: Ok((socket, first message)) or, when the upgrade is
+/// refused, Err((HTTP status, error code of the JSON body)).
+pub async fn connect_outcome(
+    request: tokio_tungstenite::tungstenite::handshake::client::Request,
+) -> Result<(Ws, ServerMessage), (u16, String)> {
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((mut ws, _)) => match next(&mut ws, Duration::from_secs(2)).await {
+            Next::Msg(m) => Ok((ws, *m)),
+            other => panic!("no first message: {other:?}"),
+        },
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            let body = response.body().clone().unwrap_or_default();
+            let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            Err((response.status().as_u16(), code(&json).to_string()))
+        }
+        Err(e) => panic!("unexpected error {e}"),
+    }
+}
+
 /// What came next on a socket.
 #[derive(Debug)]
 pub enum Next {

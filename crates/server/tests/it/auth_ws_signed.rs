@@ -2,14 +2,13 @@
 //! first `auth` message carrying the signature of the upgrade request. Both pass the replay
 //! guard, so a captured login is refused like a replayed REST request.
 
-use crate::auth_signed::{MASTER_HEX, create, now_secs, public_pem, sealing_service};
+use crate::auth_signed::{create, now_secs, public_pem, sealing_config, sealing_service};
 use crate::auth_support::*;
 use crate::support::*;
 use auth::httpsig::sign::{SignatureHeaders, SigningKey, Unsigned, sign};
 use protocol::ServerMessage;
 use std::time::Duration;
 use store::keys::KeyKind;
-use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 /// A gateway requiring keys, with a master key (hmac secrets are sealed under it), an hmac
@@ -17,18 +16,8 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 async fn signing_gateway(
     name: &str,
 ) -> (server::Gateway, (String, SigningKey), (String, SigningKey)) {
-    let mut config = auth_config(name);
-    let dir = config.server.data_dir.clone();
-    std::fs::create_dir_all(&dir).unwrap();
-    let master_file = dir.join("master.key");
-    std::fs::write(&master_file, MASTER_HEX).unwrap();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&master_file, std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
-    config.auth.master_key_file = Some(master_file);
-    let service = sealing_service(&dir);
+    let config = sealing_config(name);
+    let service = sealing_service(&config.server.data_dir);
     let seed = [31u8; 32];
     let ed = ed25519_dalek::SigningKey::from_bytes(&seed);
     let (ed_id, _) = create(&service, "ws-ed", KeyKind::Ed25519, Some(public_pem(&ed)));
@@ -76,18 +65,7 @@ async fn upgrade(
     if let Some(token) = bearer {
         h.insert("authorization", format!("Bearer {token}").parse().unwrap());
     }
-    match tokio_tungstenite::connect_async(request).await {
-        Ok((mut ws, _)) => match next(&mut ws, Duration::from_secs(2)).await {
-            Next::Msg(m) => Ok((ws, *m)),
-            other => panic!("no first message: {other:?}"),
-        },
-        Err(tungstenite::Error::Http(response)) => {
-            let body = response.body().clone().unwrap_or_default();
-            let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-            Err((response.status().as_u16(), code(&json).to_string()))
-        }
-        Err(e) => panic!("unexpected error {e}"),
-    }
+    connect_outcome(request).await
 }
 
 fn authenticated_as(message: &ServerMessage, key_id: &str) {

@@ -5,7 +5,7 @@ use crate::auth_support::*;
 use crate::support::*;
 use protocol::ServerMessage;
 use std::time::Duration;
-use tokio_tungstenite::tungstenite;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 /// Connects with `?token=`; Ok(first message) or Err((HTTP status, error code)).
 async fn connect_token(
@@ -13,18 +13,9 @@ async fn connect_token(
     token: &str,
 ) -> Result<ServerMessage, (u16, String)> {
     let url = format!("ws://{}/v1/ws?token={token}", gateway.local_addr());
-    match tokio_tungstenite::connect_async(url).await {
-        Ok((mut ws, _)) => match next(&mut ws, Duration::from_secs(2)).await {
-            Next::Msg(m) => Ok(*m),
-            other => panic!("no first message: {other:?}"),
-        },
-        Err(tungstenite::Error::Http(response)) => {
-            let body = response.body().clone().unwrap_or_default();
-            let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-            Err((response.status().as_u16(), code(&json).to_string()))
-        }
-        Err(e) => panic!("unexpected error {e}"),
-    }
+    connect_outcome(url.into_client_request().unwrap())
+        .await
+        .map(|(_, first)| first)
 }
 
 #[tokio::test]
