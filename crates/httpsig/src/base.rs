@@ -99,9 +99,11 @@ impl RequestParts<'_> {
                 }
             }
             "@target-uri" => {
+                // The normalized target URI (RFC 9110 §4.2.3): like `@authority`, without
+                // the scheme's default port.
                 push_lower(out, self.scheme);
                 out.push_str("://");
-                push_lower(out, self.authority.trim());
+                out.push_str(&self.authority_normalized());
                 out.push_str(self.path_or_root());
                 if let Some(q) = self.query {
                     out.push('?');
@@ -208,6 +210,12 @@ mod tests {
             assert_eq!(
                 req.component("@authority").unwrap(),
                 expected,
+                "{scheme} {host}"
+            );
+            // The target URI is normalized alike.
+            assert_eq!(
+                req.component("@target-uri").unwrap(),
+                format!("{scheme}://{expected}/"),
                 "{scheme} {host}"
             );
         }
