@@ -50,6 +50,10 @@ pub struct AuthConfig {
     pub signature_future_secs: u32,
     /// Signed requests: most nonces remembered at once (see docs/security.md for the bound).
     pub nonce_capacity: u64,
+    /// Signed requests: the scheme clients reach the gateway with, as they sign it (`@scheme`,
+    /// `@target-uri`, and the default port `@authority` leaves out). `https` behind a
+    /// TLS-terminating proxy; `http` when clients connect to the gateway directly.
+    pub signature_scheme: String,
     /// Default request rate per key (per scope a request needs).
     pub rate_limit: RateLimit,
     /// Rate per scope, e.g. `"keys:admin" = { per_sec = 5, burst = 10 }`.
@@ -77,6 +81,7 @@ impl Default for AuthConfig {
             signature_past_secs: 30,
             signature_future_secs: 5,
             nonce_capacity: 1_000_000,
+            signature_scheme: "http".into(),
             rate_limit: RateLimit {
                 per_sec: 100,
                 burst: 200,
@@ -157,6 +162,15 @@ impl AuthConfig {
                 .map(|_| ())
                 .map_err(|m| ConfigError::new(key, m))
         };
+        if !matches!(self.signature_scheme.as_str(), "http" | "https") {
+            return Err(ConfigError::new(
+                "auth.signature_scheme",
+                format!(
+                    "must be \"http\" or \"https\", got {:?}",
+                    self.signature_scheme
+                ),
+            ));
+        }
         check_rate("auth.rate_limit".into(), &self.rate_limit)?;
         for scope in &self.signature_required_scopes {
             scope.parse::<Scope>().map_err(|m| {

@@ -187,7 +187,8 @@ pub fn verify_signed(
         .collect();
     let parts = auth::httpsig::RequestParts {
         method: method.as_str(),
-        scheme: uri.scheme_str().unwrap_or("http"),
+        // What the client used, not what reached us (a TLS proxy forwards plain HTTP).
+        scheme: auth.signature_scheme,
         authority: authority(uri, headers),
         path: uri.path(),
         query: uri.query(),

@@ -46,6 +46,8 @@ pub struct AuthState {
     pub replay: ReplayGuard,
     /// Scopes that refuse bearer tokens: only signed requests pass.
     pub signature_required: Vec<Scope>,
+    /// The scheme signatures are verified with (`[auth] signature_scheme`).
+    pub signature_scheme: &'static str,
     /// Single-use WebSocket tokens (`POST /v1/ws-token`).
     pub ws_tokens: auth::ws_token::WsTokens,
     audit: mpsc::Sender<NewAuditEvent>,
@@ -79,6 +81,11 @@ impl AuthState {
                 .iter()
                 .filter_map(|s| s.parse().ok())
                 .collect(),
+            signature_scheme: if config.signature_scheme == "https" {
+                "https"
+            } else {
+                "http"
+            },
             ws_tokens: auth::ws_token::WsTokens::new(Duration::from_secs(config.ws_token_ttl_secs)),
             audit,
         }

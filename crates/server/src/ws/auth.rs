@@ -230,7 +230,7 @@ impl Session {
                 let head = &self.auth.head;
                 let parts = auth::httpsig::RequestParts {
                     method: "GET",
-                    scheme: "http",
+                    scheme: auth.signature_scheme,
                     authority: &head.authority,
                     path: &head.path,
                     query: head.query.as_deref(),

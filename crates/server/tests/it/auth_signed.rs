@@ -429,3 +429,67 @@ async fn admin_routes_refuse_bearer_tokens_by_default() {
         200
     );
 }
+
+/// Behind a TLS-terminating proxy the client signs `https://…` while the gateway receives
+/// plain HTTP: with `[auth] signature_scheme = "https"` signatures over `@target-uri` and
+/// `@scheme` verify, and `Host: name:443` matches an `@authority` signed without the port
+/// (RFC 9421 §2.2.3). With the default (`http`) the same request is refused.
+#[tokio::test]
+async fn signatures_made_for_https_verify_behind_a_tls_proxy() {
+    use auth::httpsig::sfv::Bare;
+    for (scheme, expected) in [("https", 200), ("http", 401)] {
+        let mut config = sealing_config(&format!("tlsproxy-{scheme}"));
+        config.auth.signature_scheme = scheme.into();
+        let (key_id, secret) = create(
+            &sealing_service(&config.server.data_dir),
+            "behind-proxy",
+            KeyKind::Hmac,
+            None,
+        );
+        let secret = secret.unwrap();
+        let gateway = start(config).await;
+        // What the client saw: https://gw.example/v1/ticker?..., signed like the Python
+        // library's defaults (@method, @authority, @target-uri) plus @scheme.
+        let (path, query) = TICKER.split_once('?').unwrap();
+        let components: Vec<String> = ["@method", "@authority", "@target-uri", "@scheme"]
+            .map(String::from)
+            .to_vec();
+        let params = vec![
+            ("created".to_string(), Bare::Integer(now_secs())),
+            ("keyid".to_string(), Bare::String(key_id.clone())),
+            ("nonce".to_string(), Bare::String(format!("tls-{scheme}"))),
+        ];
+        let client_view = auth::httpsig::RequestParts {
+            method: "GET",
+            scheme: "https",
+            authority: "gw.example",
+            path,
+            query: Some(query),
+            headers: &[],
+        };
+        let base = auth::httpsig::signature_base(&client_view, &components, &params).unwrap();
+        let mac = auth::httpsig::sign_hmac_sha256(secret.as_bytes(), base.as_bytes());
+        let input = format!(
+            "sig1={}",
+            auth::httpsig::base::signature_params(&components, &params)
+        );
+        let signature = format!(
+            "sig1=:{}:",
+            base64::engine::general_purpose::STANDARD.encode(mac)
+        );
+        // What the proxy forwards: plain HTTP, Host with the default port spelled out.
+        let response = reqwest::Client::new()
+            .get(format!("http://{}{TICKER}", gateway.local_addr()))
+            .header("host", "gw.example:443")
+            .header("signature-input", input)
+            .header("signature", signature)
+            .send()
+            .await
+            .unwrap();
+        let (status, json) = Http::json(response).await;
+        assert_eq!(status, expected, "signature_scheme = {scheme}: {json}");
+        if expected == 401 {
+            assert_eq!(code(&json), "signature_invalid");
+        }
+    }
+}
