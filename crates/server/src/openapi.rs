@@ -2,6 +2,7 @@
 //! from the handlers' `#[utoipa::path]` attributes and the response types themselves, so it
 //! cannot drift from the code. A test checks that every route of `gateway::routes` is here.
 
+use auth::Scope;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use std::sync::OnceLock;
@@ -49,10 +50,78 @@ struct ApiDoc;
 pub fn document_json() -> &'static str {
     static DOC: OnceLock<String> = OnceLock::new();
     DOC.get_or_init(|| {
-        ApiDoc::openapi()
-            .to_pretty_json()
+        let mut doc = ApiDoc::openapi();
+        describe_security(&mut doc);
+        doc.to_pretty_json()
             .unwrap_or_else(|error| format!("{{\"error\":\"{error}\"}}"))
     })
+}
+
+/// Security schemes, and each operation's requirements from the scope its route needs in
+/// `gateway::routes` (the same table the guard is built from). Requirements follow the default
+/// configuration; `[auth]` can change them (docs/security.md).
+fn describe_security(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::security::{
+        ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityRequirement, SecurityScheme,
+    };
+    let components = doc.components.get_or_insert_with(Default::default);
+    let mut bearer = Http::new(HttpAuthScheme::Bearer);
+    bearer.description = Some(
+        "An API key (`tg_live_…`/`tg_test_…`) as `Authorization: Bearer`. Refused on scopes that \
+         require signatures (default: keys:admin, alerts:write)."
+            .into(),
+    );
+    components.add_security_scheme("bearer", SecurityScheme::Http(bearer));
+    let signature = "RFC 9421 HTTP Message Signature by an hmac (hmac-sha256) or ed25519 key: \
+                     `Signature` and `Signature-Input` together, covering @method, @authority, \
+                     @path, @query (with a query) and content-digest (with a body), with \
+                     created, keyid and a nonce used once. docs/security.md has the exact \
+                     scheme and a worked example.";
+    for (name, header) in [
+        ("signature", "Signature"),
+        ("signatureInput", "Signature-Input"),
+    ] {
+        components.add_security_scheme(
+            name,
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                header, signature,
+            ))),
+        );
+    }
+    let defaults = crate::auth_config::AuthConfig::default();
+    for route in crate::gateway::routes() {
+        let Some(scope) = route.scope else {
+            continue;
+        };
+        let Some(item) = doc.paths.paths.get_mut(route.path) else {
+            continue;
+        };
+        let name = scope.as_str();
+        let mut requirements = Vec::new();
+        // Anonymous access where a test deployment (`[auth] required = false`) allows it.
+        if matches!(scope, Scope::MarketRead | Scope::HistoryRead)
+            || (scope == Scope::MetricsRead && defaults.public_metrics)
+        {
+            requirements.push(SecurityRequirement::default());
+        }
+        if !defaults.signature_required_scopes.iter().any(|s| s == name) {
+            requirements.push(SecurityRequirement::new("bearer", [name]));
+        }
+        requirements
+            .push(SecurityRequirement::new("signature", [name]).add("signatureInput", [name]));
+        for op in [
+            &mut item.get,
+            &mut item.post,
+            &mut item.patch,
+            &mut item.put,
+            &mut item.delete,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            op.security = Some(requirements.clone());
+        }
+    }
 }
 
 /// This document: the OpenAPI 3.1 description of every route.

@@ -55,6 +55,30 @@ async fn every_served_route_is_described_and_every_described_route_is_served() {
             );
         }
     }
+    // Security follows the route table: the admin API takes signatures only (default
+    // `signature_required_scopes`), market routes also bearer keys or nobody (test default).
+    let schemes = &doc["components"]["securitySchemes"];
+    assert_eq!(schemes["bearer"]["scheme"], "bearer", "{schemes}");
+    assert_eq!(schemes["signature"]["name"], "Signature", "{schemes}");
+    assert_eq!(
+        schemes["signatureInput"]["name"], "Signature-Input",
+        "{schemes}"
+    );
+    let admin = &doc["paths"]["/admin/v1/keys"]["post"]["security"];
+    assert_eq!(
+        admin,
+        &serde_json::json!([{"signature": ["keys:admin"], "signatureInput": ["keys:admin"]}]),
+    );
+    let ticker = &doc["paths"]["/v1/ticker"]["get"]["security"];
+    assert_eq!(
+        ticker,
+        &serde_json::json!([
+            {},
+            {"bearer": ["market:read"]},
+            {"signature": ["market:read"], "signatureInput": ["market:read"]}
+        ]),
+    );
+    assert!(doc["paths"]["/healthz"]["get"]["security"].is_null());
     // Schemas come from the code's own types, so they follow them.
     let schemas = &doc["components"]["schemas"];
     let trade = &schemas["WireTrade"]["properties"];
