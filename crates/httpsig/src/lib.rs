@@ -91,13 +91,13 @@ impl Signed {
         let bad = |m: String| SigError::Invalid(m);
         let mut inputs =
             sfv::dictionary(signature_input).map_err(|e| bad(format!("Signature-Input: {e}")))?;
-        let sigs = sfv::dictionary(signature).map_err(|e| bad(format!("Signature: {e}")))?;
+        let mut sigs = sfv::dictionary(signature).map_err(|e| bad(format!("Signature: {e}")))?;
         if inputs.len() != 1 || sigs.len() != 1 {
             return Err(bad("send exactly one signature per request".into()));
         }
         let (label, input) = inputs.remove(0);
-        let (sig_label, sig) = &sigs[0];
-        if *sig_label != label {
+        let (sig_label, sig) = sigs.remove(0);
+        if sig_label != label {
             return Err(bad(format!(
                 "Signature has no label {label} matching Signature-Input"
             )));
@@ -142,7 +142,7 @@ impl Signed {
             label,
             components,
             params,
-            signature: signature.clone(),
+            signature,
         })
     }
 
@@ -198,18 +198,18 @@ impl Signed {
                 )));
             }
         }
-        let mut required = vec!["@method", "@path", "@authority"];
-        if req.query.is_some() {
-            required.push("@query");
-        }
-        if has_body {
-            required.push("content-digest");
-        }
+        let required = [
+            Some("@method"),
+            Some("@path"),
+            Some("@authority"),
+            req.query.is_some().then_some("@query"),
+            has_body.then_some("content-digest"),
+        ];
         // `@target-uri` and `@request-target` cover path and query (and the authority, for
         // `@target-uri`) as well.
         let full = self.covers("@target-uri");
         let target = full || self.covers("@request-target");
-        for c in required {
+        for c in required.into_iter().flatten() {
             let covered = self.covers(c)
                 || (target && matches!(c, "@path" | "@query"))
                 || (full && c == "@authority");

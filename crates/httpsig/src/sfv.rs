@@ -240,13 +240,37 @@ pub fn dictionary(text: &str) -> R<Vec<(String, Member)>> {
 /// Serializes a string (RFC 8941 §4.1.6).
 pub fn write_string(out: &mut String, s: &str) {
     out.push('"');
-    for c in s.chars() {
-        if c == '"' || c == '\\' {
-            out.push('\\');
-        }
-        out.push(c);
+    // Copy runs between the characters to escape (usually the whole string) at once.
+    let mut rest = s;
+    while let Some(i) = rest.find(['"', '\\']) {
+        out.push_str(&rest[..i]);
+        out.push('\\');
+        out.push_str(&rest[i..=i]);
+        rest = &rest[i + 1..];
     }
+    out.push_str(rest);
     out.push('"');
+}
+
+/// Decimal digits of `n` (without the formatting machinery: this runs per signed request).
+fn write_integer(out: &mut String, n: i64) {
+    if n < 0 {
+        out.push('-');
+    }
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut v = n.unsigned_abs();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    for d in &digits[i..] {
+        out.push(char::from(*d));
+    }
 }
 
 /// Serializes parameters (RFC 8941 §4.1.1.2).
@@ -258,9 +282,8 @@ pub fn write_params(out: &mut String, params: &Params) {
             Bare::Boolean(true) => {}
             Bare::Boolean(false) => out.push_str("=?0"),
             Bare::Integer(n) => {
-                use std::fmt::Write;
-                // Writing to a String cannot fail.
-                let _ = write!(out, "={n}");
+                out.push('=');
+                write_integer(out, *n);
             }
             Bare::String(s) => {
                 out.push('=');
@@ -277,6 +300,22 @@ pub fn write_params(out: &mut String, params: &Params) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn serializes_strings_and_integers() {
+        let mut out = String::new();
+        for s in ["", "plain", "a\"b", "\\", "x\\\"y\"", "é\"ü"] {
+            write_string(&mut out, s);
+            out.push(' ');
+        }
+        assert_eq!(out, r#""" "plain" "a\"b" "\\" "x\\\"y\"" "é\"ü" "#);
+        let mut out = String::new();
+        for n in [0i64, 7, -7, 1_764_300_000, i64::MAX, i64::MIN] {
+            write_integer(&mut out, n);
+            out.push(' ');
+        }
+        assert_eq!(out, format!("0 7 -7 1764300000 {} {} ", i64::MAX, i64::MIN));
+    }
 
     #[test]
     fn parses_signature_input_and_signature() {
