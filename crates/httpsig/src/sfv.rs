@@ -73,6 +73,15 @@ impl Parser<'_> {
         }
         let mut out = String::new();
         loop {
+            // A run of plain printable ASCII is copied at once (usually the whole string).
+            let start = self.i;
+            while matches!(self.peek(), Some(c) if (0x20..0x7f).contains(&c) && c != b'"' && c != b'\\')
+            {
+                self.i += 1;
+            }
+            let run = std::str::from_utf8(&self.s[start..self.i])
+                .map_err(|_| "non-printable character in string".to_string())?;
+            out.push_str(run);
             match self.peek() {
                 None => return Err("unterminated string".into()),
                 Some(b'"') => {
@@ -85,10 +94,6 @@ impl Parser<'_> {
                         Some(c @ (b'"' | b'\\')) => out.push(c as char),
                         _ => return Err("bad escape in string".into()),
                     }
-                    self.i += 1;
-                }
-                Some(c) if (0x20..0x7f).contains(&c) => {
-                    out.push(c as char);
                     self.i += 1;
                 }
                 Some(_) => return Err("non-printable character in string".into()),
@@ -346,10 +351,25 @@ mod tests {
             r#"a="x""#,
             r#"a=("x" y)"#,
             r#"a=("x\n")"#,
+            r#"a=("x"#,
+            r#"a=("x\y")"#,
+            "a=(\"caf\u{e9}\")",
+            "a=(\"tab\there\")",
             "",
         ] {
             assert!(dictionary(bad).is_err(), "{bad} parsed");
         }
+    }
+
+    #[test]
+    fn strings_with_escapes() {
+        let d = dictionary(r#"a=("p\"q\\r" "" "plain");k="\"\"""#).unwrap();
+        let Member::InnerList(items, params) = &d[0].1 else {
+            panic!()
+        };
+        let names: Vec<&str> = items.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["p\"q\\r", "", "plain"]);
+        assert_eq!(params[0].1, Bare::String("\"\"".into()));
     }
 
     #[test]
