@@ -25,6 +25,15 @@ impl SecretString {
     }
 }
 
+/// From a command-line flag or environment variable (clap parses with `FromStr`).
+impl std::str::FromStr for SecretString {
+    type Err = std::convert::Infallible;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(Self::new(text.to_string()))
+    }
+}
+
 impl fmt::Debug for SecretString {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("SecretString(REDACTED)")

@@ -3,35 +3,10 @@
 //! shared by `keys`/`audit --url` and `tail`/`book`.
 
 use anyhow::{Context, bail};
+use auth::SecretString;
 use clap::Args;
 use client::Credentials;
-use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
-
-/// A secret given on the command line or in the environment: `Debug` never shows it.
-#[derive(Clone)]
-pub struct SecretArg(String);
-
-impl SecretArg {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl FromStr for SecretArg {
-    type Err = std::convert::Infallible;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        Ok(Self(text.to_string()))
-    }
-}
-
-impl fmt::Debug for SecretArg {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("REDACTED")
-    }
-}
 
 /// Environment variable holding an hmac secret (never a command-line flag: command lines are
 /// visible to other users).
@@ -99,7 +74,10 @@ impl SignArgs {
 
 /// Signed credentials if configured, else the bearer token if given, else `None`. Signing
 /// takes precedence: a bearer token in the environment does not override `--key-id`.
-pub fn resolve(sign: &SignArgs, bearer: Option<&SecretArg>) -> anyhow::Result<Option<Credentials>> {
+pub fn resolve(
+    sign: &SignArgs,
+    bearer: Option<&SecretString>,
+) -> anyhow::Result<Option<Credentials>> {
     if let Some(signed) = sign.credentials()? {
         return Ok(Some(signed));
     }
@@ -114,7 +92,7 @@ mod tests {
 
     #[test]
     fn secrets_never_show_in_debug() {
-        let secret: SecretArg = "tg_test_topsecretvalue".parse().unwrap();
+        let secret: SecretString = "tg_test_topsecretvalue".parse().unwrap();
         let args = SignArgs {
             key_id: Some("key_abc".into()),
             ..Default::default()

@@ -2,8 +2,9 @@
 //! same lifecycle code the server runs), or online against a running gateway's admin API.
 //! Both return the admin API's JSON shapes, so output is the same either way.
 
-use super::credentials::{SecretArg, SignArgs, resolve};
+use super::credentials::{SignArgs, resolve};
 use anyhow::{Context, bail};
+use auth::SecretString;
 use auth::{KeyInfo, KeyRing, KeyService, KeyUpdate, NewKey, issued_json};
 use clap::Args;
 use client::Credentials;
@@ -29,7 +30,7 @@ pub struct TargetArgs {
     /// signature_required_scopes include keys:admin; sign with --key-id instead). Prefer the
     /// environment variable: command lines are visible to other users.
     #[arg(long, env = "TICKGATE_ADMIN_KEY", hide_env_values = true)]
-    pub admin_key: Option<SecretArg>,
+    pub admin_key: Option<SecretString>,
     #[command(flatten)]
     pub sign: SignArgs,
     /// Print JSON.

@@ -1,8 +1,9 @@
 //! `tickgate tail CHANNEL...`: subscribe through the SDK and print every event. Survives
 //! gateway restarts and network drops by itself, and says so (reconnect, recover, resync, gap).
 
-use super::credentials::{SecretArg, SignArgs, resolve};
+use super::credentials::{SignArgs, resolve};
 use anyhow::Context;
+use auth::SecretString;
 use clap::Args;
 use client::{Client, ClientError, ClientOptions, Event};
 use protocol::{DataMessage, ServerMessage, WireLevel};
@@ -31,7 +32,7 @@ pub struct ConnArgs {
     pub url: String,
     /// API key sent as a bearer token (prefer the environment variable).
     #[arg(long, env = "TICKGATE_API_KEY", hide_env_values = true)]
-    pub api_key: Option<SecretArg>,
+    pub api_key: Option<SecretString>,
     /// Or sign the WebSocket upgrade with an hmac or ed25519 key.
     #[command(flatten)]
     pub sign: SignArgs,
