@@ -110,41 +110,31 @@ async fn signed_request(
     scope: Scope,
     addr: Option<std::net::IpAddr>,
 ) -> Result<(Request, Principal), Rejection> {
-    if request.body().size_hint().exact() == Some(0) {
-        // No body (a GET): nothing to buffer or put back.
-        let principal = verify_signed(
-            auth,
-            request.method(),
-            request.uri(),
-            request.headers(),
-            &[],
-            Some(scope),
-            addr,
-        )?;
-        return Ok((request, principal));
-    }
     let (parts, body) = request.into_parts();
-    let body = axum::body::to_bytes(body, MAX_SIGNED_BODY)
-        .await
-        .map_err(|_| {
-            Rejection::new(
-                ErrorCode::MessageTooLarge,
-                format!("a signed request body may be at most {MAX_SIGNED_BODY} bytes"),
-            )
-        })?;
+    // A body is buffered to check its Content-Digest; a bodiless request (a GET) keeps its own.
+    let (body, bytes) = if body.size_hint().exact() == Some(0) {
+        (body, axum::body::Bytes::new())
+    } else {
+        let bytes = axum::body::to_bytes(body, MAX_SIGNED_BODY)
+            .await
+            .map_err(|_| {
+                Rejection::new(
+                    ErrorCode::MessageTooLarge,
+                    format!("a signed request body may be at most {MAX_SIGNED_BODY} bytes"),
+                )
+            })?;
+        (axum::body::Body::from(bytes.clone()), bytes)
+    };
     let principal = verify_signed(
         auth,
         &parts.method,
         &parts.uri,
         &parts.headers,
-        &body,
+        &bytes,
         Some(scope),
         addr,
     )?;
-    Ok((
-        Request::from_parts(parts, axum::body::Body::from(body)),
-        principal,
-    ))
+    Ok((Request::from_parts(parts, body), principal))
 }
 
 /// Whether a request carries an RFC 9421 signature (either header).

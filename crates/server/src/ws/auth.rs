@@ -30,8 +30,9 @@ pub(crate) struct SessionAuth {
     pub subs_held: u32,
     /// Whether the upgrade request carried the key (an `authenticated` message is sent first).
     pub announce: bool,
-    /// The upgrade request's target, which a signed `auth` op signs.
-    head: UpgradeHead,
+    /// The upgrade request's target, which a signed `auth` op signs; kept only by sessions
+    /// that did not authenticate on the upgrade (the others never send `auth`).
+    head: Option<UpgradeHead>,
 }
 
 /// What a signed `auth` op covers: the upgrade request (`GET`, its authority, path, query).
@@ -61,11 +62,7 @@ impl SessionAuth {
             events: None,
             subs_held: 0,
             announce: false,
-            head: UpgradeHead {
-                authority: layer::authority(uri, headers).to_string(),
-                path: uri.path().to_string(),
-                query: uri.query().map(str::to_string),
-            },
+            head: None,
         };
         if layer::is_signed(headers) {
             if token.is_some() || crate::auth::bearer(headers)?.is_some() {
@@ -94,6 +91,11 @@ impl SessionAuth {
             return Ok(session);
         }
         if crate::auth::bearer(headers)?.is_none() {
+            session.head = Some(UpgradeHead {
+                authority: layer::authority(uri, headers).to_string(),
+                path: uri.path().to_string(),
+                query: uri.query().map(str::to_string),
+            });
             return Ok(session);
         }
         if let Principal::Key(key) = auth.authenticate(headers, None, Some(peer.ip()))? {
@@ -227,7 +229,14 @@ impl Session {
                 signature_input,
                 signature,
             } => {
-                let head = &self.auth.head;
+                let Some(head) = &self.auth.head else {
+                    // Unreachable: only sessions bound on the upgrade lack it, and they get
+                    // "already authenticated" first.
+                    return Err(Rejection::new(
+                        ErrorCode::BadRequest,
+                        "this connection authenticated on its upgrade request",
+                    ));
+                };
                 let parts = auth::httpsig::RequestParts {
                     method: "GET",
                     scheme: auth.signature_scheme,
