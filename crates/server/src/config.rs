@@ -590,6 +590,18 @@ mod tests {
             ("[auth]\nenvironment = \"prod\"", "auth.environment"),
             ("[auth]\npoll_interval_ms = 5000", "auth.poll_interval_ms"),
             (
+                "[auth]\nsignature_scheme = \"ftp\"",
+                "auth.signature_scheme",
+            ),
+            (
+                "[auth]\nsignature_past_secs = 121",
+                "auth.signature_past_secs",
+            ),
+            (
+                "[auth]\nsignature_required_scopes = [\"keys:all\"]",
+                "auth.signature_required_scopes",
+            ),
+            (
                 "[auth.scope_rate_limits]\n\"market:write\" = { per_sec = 1, burst = 1 }",
                 "auth.scope_rate_limits",
             ),

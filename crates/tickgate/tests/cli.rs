@@ -53,6 +53,17 @@ fn config_check_names_the_bad_key_and_exits_2() {
 }
 
 #[test]
+fn bench_auth_refuses_an_unknown_mode_before_running() {
+    let out = tickgate()
+        .args(["bench", "auth", "--modes", "hmac,rsa"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("rsa") && stderr.contains("ed25519"), "{stderr}");
+}
+
+#[test]
 fn tail_fails_clearly_when_the_server_is_unreachable() {
     let port = free_port();
     let out = tickgate()
