@@ -60,7 +60,10 @@ fn bench_auth_refuses_an_unknown_mode_before_running() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("rsa") && stderr.contains("ed25519"), "{stderr}");
+    assert!(
+        stderr.contains("rsa") && stderr.contains("ed25519"),
+        "{stderr}"
+    );
 }
 
 #[test]
