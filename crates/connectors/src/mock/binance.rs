@@ -1,7 +1,7 @@
 //! Mock Binance Spot: `/stream` (combined streams, `SUBSCRIBE`/`UNSUBSCRIBE` with ids and
 //! acks), `GET /api/v3/depth`, `GET /api/v3/exchangeInfo`.
 
-use super::{Control, MockBook, OpenGuard, lock, rng, serve};
+use super::{Control, MockBook, OpenGuard, Shared, lock, rng};
 use crate::conn::backoff::Rng;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
@@ -47,12 +47,7 @@ pub struct MockBinance {
     tx: broadcast::Sender<(String, String)>,
 }
 
-#[derive(Clone)]
-struct AppState {
-    control: Arc<Control>,
-    market: Arc<Mutex<Market>>,
-    tx: broadcast::Sender<(String, String)>,
-}
+type AppState = Shared<Market, (String, String)>;
 
 impl MockBinance {
     /// Starts a mock serving `symbols` (normalized), each with a 40-level book.
@@ -68,32 +63,24 @@ impl MockBinance {
             );
             ids.insert(native, 1_000 + i as u64 * 10_000);
         }
-        let market = Arc::new(Mutex::new(Market {
+        let market = Market {
             books,
             ids,
             trade_id: 100,
             rng,
             faults: MessageFaults::default(),
             held: HashMap::new(),
-        }));
-        let control = Arc::new(Control::default());
-        let (tx, _) = broadcast::channel(65_536);
-        let state = AppState {
-            control: control.clone(),
-            market: market.clone(),
-            tx: tx.clone(),
         };
         let router = axum::Router::new()
             .route("/stream", get(upgrade))
             .route("/api/v3/depth", get(depth))
-            .route("/api/v3/exchangeInfo", get(exchange_info))
-            .with_state(state);
-        let addr = serve(router).await?;
+            .route("/api/v3/exchangeInfo", get(exchange_info));
+        let (addr, state) = Shared::serve(market, router).await?;
         Ok(Self {
             addr,
-            control,
-            market,
-            tx,
+            control: state.control,
+            market: state.market,
+            tx: state.tx,
         })
     }
 

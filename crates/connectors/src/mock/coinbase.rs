@@ -3,7 +3,7 @@
 //! side, `heartbeats`, a `sequence_num` per connection) and
 //! `GET /api/v3/brokerage/market/products`.
 
-use super::{Control, MockBook, OpenGuard, lock, rng, serve};
+use super::{Control, MockBook, OpenGuard, Shared, lock, rng};
 use crate::conn::backoff::Rng;
 use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -58,12 +58,7 @@ pub struct MockCoinbase {
     tx: broadcast::Sender<Logical>,
 }
 
-#[derive(Clone)]
-struct AppState {
-    control: Arc<Control>,
-    market: Arc<Mutex<Market>>,
-    tx: broadcast::Sender<Logical>,
-}
+type AppState = Shared<Market, Logical>;
 
 fn updates_json(side: &str, levels: &[Level], out: &mut Vec<serde_json::Value>) {
     for l in levels {
@@ -99,30 +94,22 @@ impl MockCoinbase {
             })
             .collect();
         let versions = products.iter().map(|p| (p.to_string(), 0)).collect();
-        let market = Arc::new(Mutex::new(Market {
+        let market = Market {
             books,
             versions,
             trade_id: 0,
             rng,
             faults: MessageFaults::default(),
-        }));
-        let control = Arc::new(Control::default());
-        let (tx, _) = broadcast::channel(65_536);
-        let state = AppState {
-            control: control.clone(),
-            market: market.clone(),
-            tx: tx.clone(),
         };
         let router = axum::Router::new()
             .route("/", get(upgrade))
-            .route("/api/v3/brokerage/market/products", get(products_handler))
-            .with_state(state);
-        let addr = serve(router).await?;
+            .route("/api/v3/brokerage/market/products", get(products_handler));
+        let (addr, state) = Shared::serve(market, router).await?;
         Ok(Self {
             addr,
-            control,
-            market,
-            tx,
+            control: state.control,
+            market: state.market,
+            tx: state.tx,
         })
     }
 

@@ -2,7 +2,7 @@
 //! and updates with CRC32 checksums over the subscribed depth, `trade`, `heartbeat`) and
 //! `GET /0/public/AssetPairs`.
 
-use super::{Control, MockBook, OpenGuard, lock, rng, serve};
+use super::{Control, MockBook, OpenGuard, Shared, lock, rng};
 use crate::conn::backoff::Rng;
 use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -48,12 +48,7 @@ pub struct MockKraken {
     tx: broadcast::Sender<Outgoing>,
 }
 
-#[derive(Clone)]
-struct AppState {
-    control: Arc<Control>,
-    market: Arc<Mutex<Market>>,
-    tx: broadcast::Sender<Outgoing>,
-}
+type AppState = Shared<Market, Outgoing>;
 
 /// `BTC-USD` → `BTC/USD`.
 fn pair(symbol: &str) -> String {
@@ -100,31 +95,23 @@ impl MockKraken {
             })
             .collect();
         let versions = symbols.iter().map(|s| (pair(s), 0)).collect();
-        let market = Arc::new(Mutex::new(Market {
+        let market = Market {
             books,
             versions,
             depth,
             trade_id: 1,
             rng,
             faults: MessageFaults::default(),
-        }));
-        let control = Arc::new(Control::default());
-        let (tx, _) = broadcast::channel(65_536);
-        let state = AppState {
-            control: control.clone(),
-            market: market.clone(),
-            tx: tx.clone(),
         };
         let router = axum::Router::new()
             .route("/v2", get(upgrade))
-            .route("/0/public/AssetPairs", get(asset_pairs))
-            .with_state(state);
-        let addr = serve(router).await?;
+            .route("/0/public/AssetPairs", get(asset_pairs));
+        let (addr, state) = Shared::serve(market, router).await?;
         Ok(Self {
             addr,
-            control,
-            market,
-            tx,
+            control: state.control,
+            market: state.market,
+            tx: state.tx,
         })
     }
 

@@ -17,8 +17,8 @@ use crate::conn::backoff::Rng;
 use model::{Decimal, Level};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 
@@ -229,14 +229,44 @@ impl MockBook {
     }
 }
 
-/// Serves `router` on 127.0.0.1 with an ephemeral port; the server stops when the runtime does.
-pub(crate) async fn serve(router: axum::Router) -> std::io::Result<SocketAddr> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
-    Ok(addr)
+/// What every mock venue's handlers share: its fault switches, its market (the ground truth)
+/// and the broadcast of outgoing messages (`T`) to open connections.
+pub(crate) struct Shared<M, T> {
+    pub(crate) control: Arc<Control>,
+    pub(crate) market: Arc<Mutex<M>>,
+    pub(crate) tx: broadcast::Sender<T>,
+}
+
+impl<M, T> Clone for Shared<M, T> {
+    fn clone(&self) -> Self {
+        Self {
+            control: self.control.clone(),
+            market: self.market.clone(),
+            tx: self.tx.clone(),
+        }
+    }
+}
+
+impl<M: Send + 'static, T: Clone + Send + 'static> Shared<M, T> {
+    /// Serves `routes` over the state of `market` on 127.0.0.1 with an ephemeral port (the
+    /// server stops when the runtime does); returns the address and the state.
+    pub(crate) async fn serve(
+        market: M,
+        routes: axum::Router<Self>,
+    ) -> std::io::Result<(SocketAddr, Self)> {
+        let state = Self {
+            control: Arc::new(Control::default()),
+            market: Arc::new(Mutex::new(market)),
+            tx: broadcast::channel(65_536).0,
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let router = routes.with_state(state.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        Ok((addr, state))
+    }
 }
 
 /// A deterministic generator for a mock.
