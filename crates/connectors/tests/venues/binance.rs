@@ -32,27 +32,8 @@ fn start(spec: VenueSpec) -> Harness {
 }
 
 /// Steps the mock until `cond` holds.
-async fn drive(
-    mock: &MockBinance,
-    h: &Harness,
-    secs: u64,
-    what: &str,
-    cond: impl Fn(&Seen) -> bool,
-) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while !h.with(&cond) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out: {what}; {:?}",
-            h.with(|s| (
-                s.snapshots.clone(),
-                s.book_errors.clone(),
-                s.invalid.clone()
-            ))
-        );
-        mock.step(1);
-        tokio::time::sleep(Duration::from_millis(15)).await;
-    }
+async fn drive(mock: &MockBinance, h: &Harness, what: &str, cond: impl Fn(&Seen) -> bool) {
+    h.drive(what, || mock.step(1), cond).await;
 }
 
 /// Waits until the connector's book of `symbol` equals the mock's truth. The market stays
@@ -88,10 +69,7 @@ async fn converged(mock: &MockBinance, h: &Harness, symbol: &str) {
 }
 
 async fn live_and_converged(mock: &MockBinance, h: &Harness) {
-    drive(mock, h, 10, "books live", |s| {
-        SYMBOLS.iter().all(|x| s.live(x))
-    })
-    .await;
+    drive(mock, h, "books live", |s| SYMBOLS.iter().all(|x| s.live(x))).await;
     mock.step(20);
     for symbol in SYMBOLS {
         converged(mock, h, symbol).await;
@@ -151,7 +129,7 @@ async fn message_faults_resync_only_the_affected_symbol() {
         if resync {
             expected_btc += 1;
         }
-        drive(&mock, &h, 10, name, |s| {
+        drive(&mock, &h, name, |s| {
             s.snapshots("BTC-USDT") == expected_btc && s.live("BTC-USDT")
         })
         .await;
@@ -189,7 +167,7 @@ async fn dropped_connection_rebuilds_every_book_from_fresh_snapshots() {
     mock.control.drop_connections();
     // The market moves while the gateway is away: merging would leave ghost levels.
     mock.step(30);
-    drive(&mock, &h, 10, "fresh snapshots", |s| {
+    drive(&mock, &h, "fresh snapshots", |s| {
         SYMBOLS.iter().all(|x| s.snapshots(x) == 2 && s.live(x))
     })
     .await;
@@ -275,7 +253,7 @@ async fn a_stale_symbol_is_resubscribed_alone() {
             .iter()
             .any(|(_, _, f)| f.contains("UNSUBSCRIBE") && f.contains("ethusdt"))
     );
-    drive(&mock, &h, 10, "BTC rebuilt", |s| {
+    drive(&mock, &h, "BTC rebuilt", |s| {
         s.snapshots("BTC-USDT") == 2 && s.live("BTC-USDT")
     })
     .await;
@@ -378,7 +356,7 @@ async fn symbols_are_sharded_within_the_stream_limit() {
     let mut spec = spec(&mock, &symbols);
     spec.feed.max_streams_per_connection = 2;
     let h = start(spec);
-    drive(&mock, &h, 10, "books live", |s| {
+    drive(&mock, &h, "books live", |s| {
         symbols.iter().all(|x| s.live(x))
     })
     .await;
@@ -419,7 +397,7 @@ async fn refused_connections_back_off_within_the_jittered_ceiling() {
         );
     }
     mock.control.set_refuse(false);
-    drive(&mock, &h, 10, "books live after the outage", |s| {
+    drive(&mock, &h, "books live after the outage", |s| {
         SYMBOLS.iter().all(|x| s.live(x))
     })
     .await;

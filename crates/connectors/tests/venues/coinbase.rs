@@ -29,21 +29,9 @@ fn start(mock: &MockCoinbase, per_connection: usize) -> Harness {
     )
 }
 
+/// Steps the mock until `cond` holds.
 async fn drive(mock: &MockCoinbase, h: &Harness, what: &str, cond: impl Fn(&Seen) -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !h.with(&cond) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out: {what}; {:?}",
-            h.with(|s| (
-                s.snapshots.clone(),
-                s.book_errors.clone(),
-                s.invalid.clone()
-            ))
-        );
-        mock.step(1);
-        tokio::time::sleep(Duration::from_millis(15)).await;
-    }
+    h.drive(what, || mock.step(1), cond).await;
 }
 
 async fn converged(mock: &MockCoinbase, h: &Harness, product: &str) {

@@ -102,6 +102,24 @@ impl Harness {
         }
     }
 
+    /// Moves the mock's market (`step`) until `cond` holds, for at most 10 s.
+    pub async fn drive(&self, what: &str, step: impl Fn(), cond: impl Fn(&Seen) -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !self.with(&cond) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out: {what}; {:?}",
+                self.with(|s| (
+                    s.snapshots.clone(),
+                    s.book_errors.clone(),
+                    s.invalid.clone()
+                ))
+            );
+            step();
+            tokio::time::sleep(Duration::from_millis(15)).await;
+        }
+    }
+
     pub fn with<R>(&self, f: impl FnOnce(&Seen) -> R) -> R {
         f(&self.seen.lock().unwrap())
     }
