@@ -10,7 +10,7 @@
 //! - [`connector`]: [`WsConnector`], which runs a [`Protocol`] behind the `Connector` seam.
 //! - [`ws`], [`rest`]: opening connections (rustls + ring) and REST GETs.
 //! - [`record`]: captures of raw traffic for `tickgate record` and the `replay` venue.
-//! - [`stats`]: per-venue link counters; [`time`]: RFC 3339 timestamps.
+//! - [`stats`]: per-venue link counters.
 
 pub mod backoff;
 pub mod connector;
@@ -23,7 +23,6 @@ pub mod record;
 pub mod rest;
 pub mod stats;
 mod status;
-pub mod time;
 pub mod ws;
 
 pub use connector::WsConnector;

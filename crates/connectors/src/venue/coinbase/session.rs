@@ -6,7 +6,6 @@ use super::book::parse_level2;
 use super::subscription::{Pending, frame};
 use super::trade::parse_market_trades;
 use crate::FeedEvent;
-use crate::conn::time::parse_rfc3339;
 use crate::conn::{Io, Protocol, Session};
 use crate::venue::parse::excerpt;
 use model::{BookDelta, BookSnapshot, Symbol, Timestamp};
@@ -220,7 +219,7 @@ impl Session for CoinbaseSession {
         self.last_seq = Some(seq);
         let ts = envelope
             .timestamp
-            .and_then(parse_rfc3339)
+            .and_then(Timestamp::parse_rfc3339)
             .unwrap_or(io.recv_ts);
         match channel {
             "l2_data" => self.on_level2(events.get(), ts, io),

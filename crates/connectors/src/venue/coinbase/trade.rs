@@ -1,6 +1,5 @@
 //! `market_trades` events.
 
-use crate::conn::time::parse_rfc3339;
 use crate::venue::parse::decimal;
 use model::{Side, Timestamp, Trade};
 use serde::Deserialize;
@@ -52,8 +51,8 @@ pub fn parse_market_trades(
                     t.trade_id
                 ));
             }
-            let exchange_ts =
-                parse_rfc3339(t.time).ok_or_else(|| format!("trade: bad time {:?}", t.time))?;
+            let exchange_ts = Timestamp::parse_rfc3339(t.time)
+                .ok_or_else(|| format!("trade: bad time {:?}", t.time))?;
             out.push((
                 snapshot,
                 t.product_id.to_string(),

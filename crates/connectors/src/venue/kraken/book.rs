@@ -1,6 +1,5 @@
 //! `book` messages and the depth-truncated mirror that verifies Kraken's checksum.
 
-use crate::conn::time::parse_rfc3339;
 use crate::venue::parse::decimal;
 use book::checksum::kraken_checksum;
 use model::{Decimal, Level, Timestamp};
@@ -89,9 +88,8 @@ impl BookMessage {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(fail)?;
             let ts = match e.timestamp {
-                Some(t) => {
-                    parse_rfc3339(t).ok_or_else(|| fail(format!("book: bad timestamp {t:?}")))?
-                }
+                Some(t) => Timestamp::parse_rfc3339(t)
+                    .ok_or_else(|| fail(format!("book: bad timestamp {t:?}")))?,
                 None => Timestamp(0),
             };
             entries.push(BookEntry {

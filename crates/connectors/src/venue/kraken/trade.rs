@@ -1,6 +1,5 @@
 //! `trade` channel messages.
 
-use crate::conn::time::parse_rfc3339;
 use crate::venue::parse::decimal;
 use model::{Side, Timestamp, Trade};
 use serde::Deserialize;
@@ -43,7 +42,7 @@ pub fn parse_trades(text: &str, recv_ts: Timestamp) -> Result<Vec<(String, u64, 
                     t.trade_id
                 ));
             }
-            let exchange_ts = parse_rfc3339(t.timestamp)
+            let exchange_ts = Timestamp::parse_rfc3339(t.timestamp)
                 .ok_or_else(|| format!("trade: bad timestamp {:?}", t.timestamp))?;
             Ok((
                 t.symbol.to_string(),
