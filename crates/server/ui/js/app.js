@@ -138,13 +138,12 @@ async function boot(reason) {
   renderWho();
   const why = reason || state.reason;
   if (!page.session && page.authRequired) {
+    // No market data without a session; the operator view signs its own requests.
     stopMarket();
-    show("market", false);
-    show("login", true);
+    selectView(currentView());
     $("login-error").textContent = why ? `log in again (${why})` : "";
     return;
   }
-  show("login", false);
   selectView(currentView());
   await startMarket();
 }
@@ -192,14 +191,19 @@ function currentView() {
 
 function selectView(view) {
   for (const tab of document.querySelectorAll("nav .tab")) tab.classList.toggle("active", tab.dataset.view === view);
-  show("market", view === "market" && (page.session || !page.authRequired));
+  const allowed = !!page.session || !page.authRequired;
+  show("market", view === "market" && allowed);
+  show("login", view === "market" && !allowed);
   show("operator", view === "operator");
 }
 
 function init() {
   $("login-form").addEventListener("submit", login);
   $("logout").addEventListener("click", logout);
-  $("open-login").addEventListener("click", () => show("login", true));
+  $("open-login").addEventListener("click", () => {
+    show("market", false);
+    show("login", true);
+  });
   $("login-kind").addEventListener("change", (e) => {
     $("login-form").dataset.kind = e.target.value;
   });

@@ -229,9 +229,10 @@ export class OperatorView {
     const buckets = usage.buckets;
     if (buckets.length === 0) return;
     const max = Math.max(1, ...buckets.map((b) => b.requests + b.messages));
-    const t0 = buckets[0].start;
-    const span = Math.max(60e6, buckets.at(-1).start - t0 + 60e6);
-    const bw = Math.max(1, (canvas.width * 60e6) / span - 1);
+    // The last 24 h, one bar per minute.
+    const span = 24 * 3600e6 + 60e6;
+    const t0 = Date.now() * 1000 - 24 * 3600e6;
+    const bw = Math.max(2 * ratio, (canvas.width * 60e6) / span);
     for (const b of buckets) {
       const x = ((b.start - t0) / span) * canvas.width;
       const h = ((b.requests + b.messages) / max) * (canvas.height - 4);

@@ -4,26 +4,54 @@
 //   is refused with nonce_reused, a body changed after signing with digest_mismatch;
 // - the live audit log's chain verifies with js/audit.js, and a changed entry does not.
 //
-// Environment: TICKGATE_URL (http://127.0.0.1:PORT), TICKGATE_VIEWER_TOKEN (a bearer key with
-// market:read), TICKGATE_ED25519_KEY_ID + TICKGATE_ED25519_PEM (a keys:admin ed25519 key and
-// its PKCS#8 file), TICKGATE_HMAC_KEY_ID + TICKGATE_HMAC_SECRET (a keys:admin hmac key).
+// It starts its own gateway from TICKGATE_BIN (test/harness.mjs), or uses TICKGATE_URL
+// (http://127.0.0.1:PORT) with TICKGATE_VIEWER_TOKEN (a bearer key with market:read),
+// TICKGATE_ED25519_KEY_ID + TICKGATE_ED25519_PEM (a keys:admin ed25519 key and its PKCS#8
+// file) and TICKGATE_HMAC_KEY_ID + TICKGATE_HMAC_SECRET (a keys:admin hmac key).
 // Node 20 needs --experimental-websocket for the WebSocket global.
 
-import { test } from "node:test";
+import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { BookMirror, checksumOf } from "../js/book.js";
 import { importSigningKey, signRequest } from "../js/sign.js";
 import { verifyTail } from "../js/audit.js";
 
-const env = (name) => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set`);
-  return value;
-};
-const base = env("TICKGATE_URL");
+import { makeDeployment, startGateway } from "./harness.mjs";
+
+// A gateway of our own (TICKGATE_BIN), or the one TICKGATE_URL names with its keys in the
+// environment (see the header).
+let base;
+let keys;
+let gateway = null;
+if (process.env.TICKGATE_URL) {
+  const env = (name) => {
+    const value = process.env[name];
+    if (!value) throw new Error(`${name} is not set`);
+    return value;
+  };
+  base = process.env.TICKGATE_URL;
+  keys = {
+    viewer: env("TICKGATE_VIEWER_TOKEN"),
+    ed25519: { id: env("TICKGATE_ED25519_KEY_ID"), material: readFileSync(env("TICKGATE_ED25519_PEM"), "utf8") },
+    hmac: { id: env("TICKGATE_HMAC_KEY_ID"), material: env("TICKGATE_HMAC_SECRET") },
+  };
+} else {
+  const deployment = makeDeployment();
+  gateway = await startGateway(deployment, { required: true });
+  base = gateway.url;
+  keys = {
+    viewer: deployment.viewer.token,
+    ed25519: { id: deployment.ops.id, material: deployment.ops.pem },
+    hmac: { id: deployment.hmac.id, material: deployment.hmac.secret },
+  };
+  after(async () => {
+    await gateway.stop();
+    deployment.remove();
+  });
+}
 const authority = new URL(base).host;
-const viewer = { Authorization: `Bearer ${env("TICKGATE_VIEWER_TOKEN")}` };
+const viewer = { Authorization: `Bearer ${keys.viewer}` };
 
 async function json(path, init = {}) {
   const response = await fetch(base + path, init);
@@ -31,8 +59,7 @@ async function json(path, init = {}) {
 }
 
 async function admin(kind, method, path, { query = null, body = null } = {}) {
-  const keyId = kind === "ed25519" ? env("TICKGATE_ED25519_KEY_ID") : env("TICKGATE_HMAC_KEY_ID");
-  const material = kind === "ed25519" ? readFileSync(env("TICKGATE_ED25519_PEM"), "utf8") : env("TICKGATE_HMAC_SECRET");
+  const { id: keyId, material } = keys[kind];
   const key = await importSigningKey(kind, material);
   const headers = await signRequest({ method, authority, path, query, body, keyId, kind, key });
   if (body !== null) headers["Content-Type"] = "application/json";
