@@ -50,6 +50,12 @@ function fmtPercent(p) {
   return p === null ? "–" : `${p >= 0 ? "+" : ""}${p.toFixed(2)}%`;
 }
 
+/** The spread for display, with as many decimals as the prices have. */
+function spread(bid, ask) {
+  const decimals = (p) => (p.split(".")[1] || "").length;
+  return (toNumber(ask) - toNumber(bid)).toFixed(Math.max(decimals(bid), decimals(ask)));
+}
+
 function fmtTime(micros) {
   const d = new Date(micros / 1000);
   return d.toISOString().slice(11, 23);
@@ -66,6 +72,12 @@ class RenderStats {
     this.totalMs = 0;
     this.maxMs = 0;
     this.samples = [];
+    this.messages = 0;
+    this.handleMs = 0;
+  }
+  handled(ms) {
+    this.messages++;
+    this.handleMs += ms;
   }
   record(ms, updates) {
     this.frames++;
@@ -85,6 +97,11 @@ class RenderStats {
       p99FrameMs: q(0.99),
       maxFrameMs: this.maxMs,
       meanMsPerUpdate: this.updates ? this.totalMs / this.updates : 0,
+      messages: this.messages,
+      /** Applying messages to state (book mirror, chart series), per message. */
+      meanHandleMs: this.messages ? this.handleMs / this.messages : 0,
+      /** Everything the page does per data update: handling plus its share of rendering. */
+      meanWorkMsPerUpdate: this.updates ? (this.handleMs + this.totalMs) / this.updates : 0,
     };
   }
 }
@@ -297,8 +314,17 @@ export class MarketView {
     this.tradeCount++;
   }
 
-  /** One server message. */
+  /** One server message (timed: the render statistics include handling). */
   onMessage(msg) {
+    const t0 = performance.now();
+    try {
+      this.handle(msg);
+    } finally {
+      this.stats.handled(performance.now() - t0);
+    }
+  }
+
+  handle(msg) {
     const ch = msg.channel;
     if (!ch) return;
     const [kind, venue, symbol] = ch.split(":");
@@ -438,7 +464,7 @@ export class MarketView {
     this.ladder.classList.toggle("stale", !live);
     setText(
       this.spread,
-      !live ? "book rebuilding…" : bids[0] && asks[0] ? `spread ${(toNumber(asks[0].price) - toNumber(bids[0].price)).toPrecision(6)} · seq ${book.seq}` : `seq ${book.seq}`,
+      !live ? "book rebuilding…" : bids[0] && asks[0] ? `spread ${spread(bids[0].price, asks[0].price)} · seq ${book.seq}` : `seq ${book.seq}`,
     );
     drawDepth(this.depth, { bids: top.bids.slice(0, DEPTH_LEVELS), asks: top.asks.slice(0, DEPTH_LEVELS) });
   }

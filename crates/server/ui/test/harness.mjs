@@ -57,7 +57,7 @@ export function makeDeployment() {
 }
 
 /** Starts `tickgate serve` on `deployment`; resolves when /readyz answers 200. */
-export async function startGateway(deployment, { port, required = true, extraEnv = {} } = {}) {
+export async function startGateway(deployment, { port, required = true, extraEnv = {}, args = [] } = {}) {
   port = port ?? (await freePort());
   const env = {
     ...process.env,
@@ -66,7 +66,7 @@ export async function startGateway(deployment, { port, required = true, extraEnv
     TICKGATE_LOG__LEVEL: "warn",
     ...extraEnv,
   };
-  const child = spawn(binary(), ["serve", "--listen", `127.0.0.1:${port}`, "--data-dir", deployment.dir], { env, stdio: ["ignore", "ignore", "pipe"] });
+  const child = spawn(binary(), ["serve", "--listen", `127.0.0.1:${port}`, "--data-dir", deployment.dir, ...args], { env, stdio: ["ignore", "ignore", "pipe"] });
   children.add(child);
   let stderr = "";
   child.stderr.on("data", (d) => {
