@@ -417,10 +417,8 @@ async fn instruments(
     headers: HeaderMap,
     params: Params,
 ) -> Response {
-    if let Some(response) = refuse_reader(&state, &headers, Scope::MarketRead, Some(peer.ip())) {
-        return response;
-    }
-    with_headers(rest::instruments(State(state), params).await)
+    let answer = rest::instruments(State(state.clone()), params);
+    read(&state, peer, &headers, Scope::MarketRead, answer).await
 }
 
 /// `GET /v1/candles` for the page (same parameters).
@@ -440,10 +438,8 @@ async fn candles(
     headers: HeaderMap,
     params: Result<Query<rest_history::CandlesParams>, QueryRejection>,
 ) -> Response {
-    if let Some(response) = refuse_reader(&state, &headers, Scope::HistoryRead, Some(peer.ip())) {
-        return response;
-    }
-    with_headers(rest_history::candles(State(state), params).await)
+    let answer = rest_history::candles(State(state.clone()), params);
+    read(&state, peer, &headers, Scope::HistoryRead, answer).await
 }
 
 /// `GET /v1/trades` for the page (same parameters).
@@ -463,10 +459,22 @@ async fn trades(
     headers: HeaderMap,
     params: Result<Query<rest_history::TradesParams>, QueryRejection>,
 ) -> Response {
-    if let Some(response) = refuse_reader(&state, &headers, Scope::HistoryRead, Some(peer.ip())) {
-        return response;
+    let answer = rest_history::trades(State(state.clone()), params);
+    read(&state, peer, &headers, Scope::HistoryRead, answer).await
+}
+
+/// Runs `answer` (a `/v1` handler, not started yet) if the request may read `scope`.
+async fn read<R: IntoResponse>(
+    state: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    scope: Scope,
+    answer: impl std::future::Future<Output = R>,
+) -> Response {
+    match refuse_reader(state, headers, scope, Some(peer.ip())) {
+        Some(refusal) => refusal,
+        None => with_headers(answer.await),
     }
-    with_headers(rest_history::trades(State(state), params).await)
 }
 
 fn with_headers(result: impl IntoResponse) -> Response {
