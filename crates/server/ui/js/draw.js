@@ -6,11 +6,26 @@ import { toNumber } from "./decimal.js";
 const BID = "#26a69a";
 const ASK = "#ef5350";
 
+/** CSS sizes of observed canvases: read from a ResizeObserver, so drawing never forces a
+ * synchronous layout. */
+const sizes = new WeakMap();
+const observer =
+  typeof ResizeObserver === "function"
+    ? new ResizeObserver((entries) => {
+        for (const e of entries) sizes.set(e.target, { w: e.contentRect.width, h: e.contentRect.height });
+      })
+    : null;
+
 /** Sizes the canvas backing store to its CSS box (and the device pixel ratio). */
 function fit(canvas) {
   const ratio = globalThis.devicePixelRatio || 1;
-  const w = Math.max(1, Math.round(canvas.clientWidth * ratio));
-  const h = Math.max(1, Math.round(canvas.clientHeight * ratio));
+  if (!sizes.has(canvas)) {
+    sizes.set(canvas, { w: canvas.clientWidth, h: canvas.clientHeight });
+    observer?.observe(canvas);
+  }
+  const css = sizes.get(canvas);
+  const w = Math.max(1, Math.round(css.w * ratio));
+  const h = Math.max(1, Math.round(css.h * ratio));
   if (canvas.width !== w || canvas.height !== h) {
     canvas.width = w;
     canvas.height = h;

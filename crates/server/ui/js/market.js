@@ -234,6 +234,7 @@ export class MarketView {
     this.allBook = row.venue === "all" ? this.book : new BookMirror(`book:all:${row.symbol}`);
     this.trades = [];
     this.tradeCount = 0;
+    this.xvenueRows = null;
     for (const [k, cells] of this.instrumentCells) cells.row.classList.toggle("selected", k === key(row.venue, row.symbol));
     setText(this.title, `${row.symbol} · ${row.venue === "all" ? "all venues (consolidated)" : row.venue}`);
     this.conn.subscribe(this.detailChannels(row));
@@ -469,20 +470,44 @@ export class MarketView {
     drawDepth(this.depth, { bids: top.bids.slice(0, DEPTH_LEVELS), asks: top.asks.slice(0, DEPTH_LEVELS) });
   }
 
+  /** The tape's rows are made once and updated in place (no layout of new nodes per trade). */
   renderTape() {
-    const rows = this.trades.map((t) =>
-      t.gap
-        ? el("tr", { class: "gap" }, el("td", { colspan: "4", text: `gap: seq ${t.from}–${t.to} missed (${t.reason})` }))
-        : el("tr", { class: t.side }, el("td", { text: fmtTime(t.ts) }), el("td", { class: "num", text: t.price }), el("td", { class: "num", text: t.size }), el("td", { text: t.side })),
-    );
-    this.tapeBody.replaceChildren(...rows);
+    if (!this.tapeRows) {
+      this.tapeRows = Array.from({ length: TAPE_ROWS }, () => el("tr", {}, el("td"), el("td", { class: "num" }), el("td", { class: "num" }), el("td")));
+      this.tapeBody.replaceChildren(...this.tapeRows);
+    }
+    this.tapeRows.forEach((tr, i) => {
+      const t = this.trades[i];
+      const [time, price, size, side] = tr.children;
+      const cls = !t ? "" : t.gap ? "gap" : t.side;
+      if (tr.className !== cls) tr.className = cls;
+      setText(time, !t ? "" : t.gap ? "gap" : fmtTime(t.ts));
+      setText(price, !t ? "" : t.gap ? `seq ${t.from}–${t.to}` : t.price);
+      setText(size, !t || t.gap ? "" : t.size);
+      setText(side, !t ? "" : t.gap ? t.reason : t.side);
+    });
   }
 
   renderCrossVenue() {
     const sel = this.selected;
     if (!sel) return;
-    const venues = this.rows.filter((r) => r.symbol === sel.symbol).map((r) => r.venue);
-    const rows = venues.map((v) => {
+    if (!this.xvenueRows) {
+      const venues = this.rows.filter((r) => r.symbol === sel.symbol).map((r) => r.venue);
+      this.xvenueRows = venues.map((v) => ({
+        venue: v,
+        tr: el(
+          "tr",
+          { "data-venue": v, class: v === "all" ? "all" : "" },
+          el("td", { text: v === "all" ? "all (book:all)" : v }),
+          el("td", { class: "num up" }),
+          el("td", { class: "num" }),
+          el("td", { class: "num down" }),
+          el("td", { class: "num" }),
+        ),
+      }));
+      this.xvenueBody.replaceChildren(...this.xvenueRows.map((r) => r.tr));
+    }
+    for (const { venue: v, tr } of this.xvenueRows) {
       let bid;
       let ask;
       if (v === "all" && this.allBook?.live) {
@@ -494,16 +519,11 @@ export class MarketView {
         bid = t && t.bid !== null ? [t.bid, t.bid_size] : null;
         ask = t && t.ask !== null ? [t.ask, t.ask_size] : null;
       }
-      return el(
-        "tr",
-        { "data-venue": v, class: v === "all" ? "all" : "" },
-        el("td", { text: v === "all" ? "all (book:all)" : v }),
-        el("td", { class: "num up", text: bid ? bid[0] : "–" }),
-        el("td", { class: "num", text: bid ? bid[1] ?? "" : "" }),
-        el("td", { class: "num down", text: ask ? ask[0] : "–" }),
-        el("td", { class: "num", text: ask ? ask[1] ?? "" : "" }),
-      );
-    });
-    this.xvenueBody.replaceChildren(...rows);
+      const [, bidPx, bidSz, askPx, askSz] = tr.children;
+      setText(bidPx, bid ? bid[0] : "–");
+      setText(bidSz, bid ? bid[1] ?? "" : "");
+      setText(askPx, ask ? ask[0] : "–");
+      setText(askSz, ask ? ask[1] ?? "" : "");
+    }
   }
 }
