@@ -18,6 +18,7 @@ const page = {
   market: null,
   operator: null,
   metricsTimer: null,
+  lastAuthBoot: 0,
 };
 
 function show(id, visible) {
@@ -37,7 +38,13 @@ function setConnState(state, info) {
   };
   pill.textContent = labels[state] || state;
   pill.title = `resumed channels: ${info.recovered ?? 0} recovered exactly, ${info.lost ?? 0} started over`;
-  if (state === "auth_failed") boot();
+  // The session may have ended (revoked key, expiry): ask again what to show. Not more than
+  // once per 10 s, so a refusal the session cannot fix (e.g. too many connections for the
+  // key) does not become a reconnect loop.
+  if (state === "auth_failed" && Date.now() - page.lastAuthBoot > 10000) {
+    page.lastAuthBoot = Date.now();
+    boot(info.code);
+  }
 }
 
 async function wsToken() {
