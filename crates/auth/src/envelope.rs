@@ -117,6 +117,20 @@ impl MasterKey {
         &self.id
     }
 
+    /// A key for another purpose, derived from this one: HMAC-SHA256(master key, `label`).
+    /// Labels name the purpose and its version (`tickgate-ui-session-v1`), so a derived key
+    /// reveals nothing about the master key or about keys derived for other labels. Every
+    /// gateway sharing the master key derives the same key (cluster mode).
+    pub fn derive(&self, label: &str) -> SecretKey32 {
+        let mac = Zeroizing::new(crate::httpsig::sign_hmac_sha256(
+            self.key.expose(),
+            label.as_bytes(),
+        ));
+        let mut bytes = [0u8; 32];
+        bytes.copy_from_slice(&mac[..32]);
+        SecretKey32::from_bytes(bytes)
+    }
+
     fn cipher(&self) -> XChaCha20Poly1305 {
         XChaCha20Poly1305::new(self.key.expose().into())
     }
@@ -278,6 +292,18 @@ fn decrypt(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn derived_keys_depend_on_the_master_key_and_the_label() {
+        let a = MasterKey::from_hex(&"11".repeat(32), "test").unwrap();
+        let b = MasterKey::from_hex(&"22".repeat(32), "test").unwrap();
+        let again = MasterKey::from_hex(&"11".repeat(32), "test").unwrap();
+        let x = a.derive("tickgate-ui-session-v1");
+        assert_eq!(x.expose(), again.derive("tickgate-ui-session-v1").expose());
+        assert_ne!(x.expose(), b.derive("tickgate-ui-session-v1").expose());
+        assert_ne!(x.expose(), a.derive("tickgate-other-v1").expose());
+        assert_ne!(x.expose(), &[0x11; 32]);
+    }
 
     #[test]
     fn seal_open_rewrap() {

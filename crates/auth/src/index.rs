@@ -338,6 +338,24 @@ impl KeyIndex {
         self.by_id.read().get(id).cloned()
     }
 
+    /// Keys with open WebSocket sessions: (key id, connections, channel subscriptions), by id.
+    pub fn live_sessions(&self) -> Vec<(String, u32, u32)> {
+        let mut out: Vec<_> = self
+            .by_id
+            .read()
+            .iter()
+            .filter_map(|(id, e)| {
+                let connections = e.ws_connections.load(Ordering::Relaxed);
+                (connections > 0).then(|| {
+                    let subscriptions = e.ws_subscriptions.load(Ordering::Relaxed);
+                    (id.clone(), connections, subscriptions)
+                })
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
     pub(crate) fn fail(&self, entry: Option<&KeyEntry>, mut rejection: Rejection) -> Rejection {
         match entry {
             Some(e) => {

@@ -98,10 +98,16 @@ pub enum ErrorCode {
     TokenUsed,
     /// A single-use WebSocket token presented after its expiry.
     TokenExpired,
+    /// The dashboard's session cookie is missing where a session is needed, malformed, not
+    /// signed by this deployment, or past its end: log in again.
+    SessionInvalid,
+    /// A cookie-authenticated dashboard request that changes state came without proof that
+    /// the dashboard's own page sent it (its `Origin` or its CSRF token).
+    CsrfRejected,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 44] = [
+    pub const ALL: [ErrorCode; 46] = [
         Self::BadJson,
         Self::BadRequest,
         Self::UnknownOp,
@@ -146,6 +152,8 @@ impl ErrorCode {
         Self::SignatureRequired,
         Self::TokenUsed,
         Self::TokenExpired,
+        Self::SessionInvalid,
+        Self::CsrfRejected,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -194,6 +202,8 @@ impl ErrorCode {
             Self::SignatureRequired => "signature_required",
             Self::TokenUsed => "token_used",
             Self::TokenExpired => "token_expired",
+            Self::SessionInvalid => "session_invalid",
+            Self::CsrfRejected => "csrf_rejected",
         }
     }
 
@@ -236,8 +246,9 @@ impl ErrorCode {
             | Self::NonceNotIncreasing
             | Self::WrongKeyType
             | Self::TokenUsed
-            | Self::TokenExpired => 401,
-            Self::SignatureRequired => 403,
+            | Self::TokenExpired
+            | Self::SessionInvalid => 401,
+            Self::SignatureRequired | Self::CsrfRejected => 403,
             Self::InsufficientScope => 403,
             Self::Conflict => 409,
         }

@@ -55,6 +55,8 @@ pub struct Config {
     pub history: HistoryConfig,
     /// `[consolidated]`: cross-venue `book:all:SYM` / `ticker:all:SYM` channels.
     pub consolidated: ConsolidatedConfig,
+    /// `[ui]`: the built-in dashboard at `/ui/`.
+    pub ui: crate::ui::config::UiConfig,
     pub venues: Vec<VenueConfig>,
 }
 
@@ -68,6 +70,7 @@ impl Default for Config {
             log: LogConfig::default(),
             history: HistoryConfig::default(),
             consolidated: ConsolidatedConfig::default(),
+            ui: crate::ui::config::UiConfig::default(),
             venues: vec![VenueConfig::default()],
         }
     }
@@ -442,6 +445,7 @@ impl Config {
             .validate()
             .map_err(|(key, m)| ConfigError::new(key, m))?;
         self.auth.validate()?;
+        self.ui.validate()?;
         if !matches!(self.log.level.trim(), "") && tracing_filter_invalid(&self.log.level) {
             return Err(ConfigError::new(
                 "log.level",

@@ -160,6 +160,10 @@ pub fn routes() -> Vec<Route> {
         ),
         route("/admin/v1/audit", Some(Scope::KeysAdmin), get(admin::audit)),
     ]
+    .into_iter()
+    // The dashboard (docs/dashboard.md) and the admin overview it shows.
+    .chain(crate::ui::routes())
+    .collect()
 }
 
 /// Builds the router (exposed for in-process tests). Every route but the health checks and
@@ -263,6 +267,7 @@ impl Gateway {
         }
 
         let send_buffer = config.server.socket_send_buffer;
+        let ui = Arc::new(crate::ui::UiState::new(&config.ui, auth.service.ring())?);
         let state = AppState::new(
             config,
             hub,
@@ -271,6 +276,7 @@ impl Gateway {
             history,
             auth,
             shutdown.clone(),
+            ui,
         );
         let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let stop = shutdown.clone();

@@ -16,6 +16,7 @@
 //!   (`auth::admin`) and the state shared with WebSocket sessions; [`auth_config`] is `[auth]`.
 //! - [`metrics`]: counters and the latency histogram, rendered for Prometheus.
 //! - [`state`]: [`AppState`], what handlers share.
+//! - [`ui`]: the built-in dashboard at `/ui/` (embedded page, session cookie, its routes).
 //!
 //! Every route is listed once in [`gateway::routes`] with the scope it needs; the router and
 //! the OpenAPI coverage test are both built from that list. Signed requests (RFC 9421) extend
@@ -34,6 +35,7 @@ pub mod rest;
 pub mod rest_history;
 pub mod state;
 pub mod time_param;
+pub mod ui;
 mod ws;
 
 pub use config::{Config, ConfigError};

@@ -128,6 +128,15 @@ impl Metrics {
             .or_insert(0) += 1;
     }
 
+    /// Authentication rejections so far: (code, key id or `none`, count), by code then key.
+    pub fn auth_rejections(&self) -> Vec<(&'static str, String, u64)> {
+        self.auth_rejections
+            .lock()
+            .iter()
+            .map(|((code, key), n)| (*code, key.clone(), *n))
+            .collect()
+    }
+
     pub fn merge_latency(&self, local: &mut LocalLatency) {
         if local.count == 0 {
             return;

@@ -42,6 +42,7 @@ use utoipa::OpenApi;
         (name = "history", description = "Stored trades and candles (scope history:read when auth is on)"),
         (name = "operations", description = "Health, readiness, metrics and this description"),
         (name = "admin", description = "Keys and audit (scope keys:admin; docs/security.md)"),
+        (name = "dashboard", description = "The built-in dashboard (docs/dashboard.md): its page, and routes authenticated by its session cookie"),
     ),
 )]
 struct ApiDoc;
@@ -51,6 +52,7 @@ pub fn document_json() -> &'static str {
     static DOC: OnceLock<String> = OnceLock::new();
     DOC.get_or_init(|| {
         let mut doc = ApiDoc::openapi();
+        doc.merge(crate::ui::openapi());
         describe_security(&mut doc);
         doc.to_pretty_json()
             .unwrap_or_else(|error| format!("{{\"error\":\"{error}\"}}"))

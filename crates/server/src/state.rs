@@ -24,9 +24,12 @@ struct Inner {
     history: Option<Arc<History>>,
     auth: Arc<AuthState>,
     shutdown: CancellationToken,
+    ui: Arc<crate::ui::UiState>,
 }
 
 impl AppState {
+    /// One shared part per argument; they are built in different places of `Gateway::start`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         config: Config,
         hub: Arc<Hub>,
@@ -35,6 +38,7 @@ impl AppState {
         history: Option<Arc<History>>,
         auth: Arc<AuthState>,
         shutdown: CancellationToken,
+        ui: Arc<crate::ui::UiState>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -45,6 +49,7 @@ impl AppState {
                 history,
                 auth,
                 shutdown,
+                ui,
             }),
         }
     }
@@ -76,5 +81,10 @@ impl AppState {
 
     pub fn shutdown(&self) -> &CancellationToken {
         &self.inner.shutdown
+    }
+
+    /// The dashboard's session keys (`crate::ui`).
+    pub fn ui(&self) -> &Arc<crate::ui::UiState> {
+        &self.inner.ui
     }
 }

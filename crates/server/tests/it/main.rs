@@ -18,5 +18,6 @@ mod lifecycle;
 mod openapi;
 mod rest;
 mod resume;
+mod ui;
 mod venue_config;
 mod venues;
