@@ -14,9 +14,15 @@
 //! - [`error`]: the source's error type, with a stable code per variant.
 
 pub mod abi;
+pub mod connector;
+pub mod dex;
 pub mod error;
+mod node;
 pub mod rpc;
+pub mod spec;
 pub mod tracker;
 pub mod u256;
 
+pub use connector::EvmConnector;
 pub use error::EvmError;
+pub use spec::{ContractSpec, Dex, EvmSpec, PoolSpec};

@@ -25,14 +25,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 /// Logs buffered for blocks whose header has not arrived yet.
 pub const MAX_ORPHAN_LOGS: usize = 16_384;
 
-/// What the tracker emits, in order.
-// Logs are most of what is emitted: boxing them would cost an allocation each.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Emit {
-    Block(ChainBlock),
-    Log(ChainLog),
-}
+/// What the tracker emits, in order (only the `Block` and `Log` variants).
+pub use crate::event::ChainItem as Emit;
 
 /// The outcome of feeding a header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,9 +168,7 @@ impl Tracker {
         if h.number <= oldest {
             // Forks at or below the oldest kept block: everything kept is off the chain.
             self.stats.deep_reorgs += 1;
-            self.retract_after(0, out);
-            self.orphans.clear();
-            self.orphan_count = 0;
+            self.restart(out);
             self.push(h, out);
             return Ok(Linked::DeepReorg);
         }
@@ -189,6 +181,14 @@ impl Tracker {
             hash: h.parent,
             number: h.number - 1,
         })
+    }
+
+    /// Forgets the chain (after blocks were skipped): pending items are retracted, since
+    /// whether they stay canonical can no longer be told. The next header starts over.
+    pub fn restart(&mut self, out: &mut Vec<Emit>) {
+        self.retract_after(0, out);
+        self.orphans.clear();
+        self.orphan_count = 0;
     }
 
     /// Feeds a log (from a subscription or `eth_getLogs`).

@@ -47,6 +47,7 @@ fn summary(out: &[Emit]) -> Vec<(char, u64, u64, ChainStatus)> {
         .map(|e| match e {
             Emit::Block(b) => ('b', b.number, 0, b.status),
             Emit::Log(l) => ('l', l.block_number, l.log_index, l.status),
+            Emit::Trade { .. } => unreachable!("the tracker emits no trades"),
         })
         .collect()
 }
@@ -244,6 +245,7 @@ fn randomized_reorgs_keep_the_story_consistent() {
             let (key, status) = match e {
                 Emit::Block(b) => (('b', b.hash, 0), b.status),
                 Emit::Log(l) => (('l', l.block_hash, l.log_index), l.status),
+                Emit::Trade { .. } => unreachable!("the tracker emits no trades"),
             };
             match status {
                 ChainStatus::Pending => {
