@@ -3,4 +3,5 @@
 
 mod anvil;
 mod chain;
+mod mock_node;
 mod support;
