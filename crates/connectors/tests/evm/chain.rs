@@ -1,8 +1,8 @@
 //! The EVM source against a real local chain: decoding, exactly-once delivery, backfill after
 //! a cut connection, confirmations, and reorgs forced with anvil's controls.
 
-use crate::anvil::{self, Anvil, addr, int, uint};
 use crate::support::{Proxy, Running, Seen};
+use connectors::mock::anvil::{self, Anvil, addr, int, uint};
 use connectors::venue::evm::{ContractSpec, Dex, EvmSpec, PoolSpec};
 use model::onchain::{Address, ChainEvent, ChainStatus};
 use model::{Side, Symbol};

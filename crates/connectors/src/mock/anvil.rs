@@ -1,7 +1,10 @@
-//! A local anvil chain for the tests: started on a free port, killed on drop; JSON-RPC
-//! helpers to deploy the test contracts and send transactions from anvil's first account.
+//! A real local EVM chain for tests: anvil (the binary named by `TICKGATE_TEST_ANVIL`),
+//! started on a free port and killed on drop, with JSON-RPC helpers to deploy the test
+//! contracts of `test_data/evm/` and send transactions from anvil's first account. Not a
+//! mock: the chain is real; it lives here so every crate's tests share it. Helpers panic on
+//! failure (they are test steps).
 
-use connectors::venue::evm::abi::selector;
+use crate::venue::evm::abi::selector;
 use model::onchain::{Address, Hash32};
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -26,6 +29,7 @@ pub fn binary(test: &str) -> Option<PathBuf> {
     }
 }
 
+#[derive(Debug)]
 pub struct Anvil {
     child: Child,
     pub port: u16,
@@ -48,7 +52,7 @@ fn free_port() -> u16 {
 impl Anvil {
     /// Starts anvil (automining: one block per transaction) and waits until it answers.
     pub async fn start(binary: &PathBuf) -> Self {
-        connectors::conn::ws::ensure_crypto_provider();
+        crate::conn::ws::ensure_crypto_provider();
         let port = free_port();
         let child = Command::new(binary)
             .args([
