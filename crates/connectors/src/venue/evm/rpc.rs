@@ -347,6 +347,37 @@ mod tests {
     }
 
     #[test]
+    fn parses_a_recorded_log_notification() {
+        let text = include_str!("../../../test_data/evm/ws_logs_transfer.json");
+        let Incoming::Notification { result, .. } = parse_incoming(text).unwrap() else {
+            panic!("not a notification");
+        };
+        let node = parse_log(result).unwrap();
+        assert!(!node.removed);
+        let log = node.log;
+        assert_eq!((log.block_number, log.tx_index, log.log_index), (2, 0, 0));
+        assert_eq!(
+            log.address.to_string(),
+            "0x5fbdb2315678afecb367f032d93f642f64180aa3"
+        );
+        assert_eq!(log.topics.len(), 3);
+        assert_eq!(log.data.0[29..], [0x16, 0xe3, 0x60]);
+        let event = super::super::abi::decode(
+            &log,
+            &super::super::abi::Topics::default(),
+            super::super::abi::Scales {
+                token: Some(6),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            serde_json::to_string(&event).unwrap(),
+            r#"{"name":"transfer","from":"0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266","to":"0x4242424242424242424242424242424242424242","value":{"raw":"1500000","value":"1.5"}}"#
+        );
+    }
+
+    #[test]
     fn malformed_messages_are_rejected_with_stable_codes() {
         let log_ok = r#"{"address":"0x5fbdb2315678afecb367f032d93f642f64180aa3","topics":[],"data":"0x","blockNumber":"0x1","blockHash":"0xdc0818cf78f21a8e70579cb46a43643f78291264dda342ae31049421c82d21ae","transactionHash":"0xdc0818cf78f21a8e70579cb46a43643f78291264dda342ae31049421c82d21ae","transactionIndex":"0x0","logIndex":"0x0","removed":true}"#;
         assert!(
