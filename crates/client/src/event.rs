@@ -39,6 +39,16 @@ pub struct TradesMessage {
     pub trades: Vec<WireTrade>,
 }
 
+/// A batch of on-chain items (`onchain.blocks:{chain}` or `onchain.logs:{chain}:{contract}`):
+/// each block or log carries its status; every `pending` one is later sent again as
+/// `confirmed` or `retracted` (docs/onchain.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainMessage {
+    pub meta: Meta,
+    pub blocks: Vec<model::onchain::ChainBlock>,
+    pub logs: Vec<model::onchain::ChainLog>,
+}
+
 /// A value of a latest-value channel (ticker, candles, status). `snapshot` is true for the
 /// value delivered on (re)subscribe rather than a live change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +78,8 @@ pub enum Event {
     /// A book change following the previous book message without a gap.
     Update(BookMessage),
     Trade(TradesMessage),
+    /// Blocks or logs of an EVM chain.
+    Chain(ChainMessage),
     Ticker(Latest<Ticker>),
     Candle(Latest<CandleBody>),
     Status(Latest<StatusBody>),

@@ -75,7 +75,7 @@ pub use backoff::Backoff;
 pub use client::{Client, ClientHandle, Endpoint};
 pub use credentials::{Credentials, Secret, SignKey};
 pub use error::ClientError;
-pub use event::{BookMessage, Event, KeyExpiring, Latest, Meta, TradesMessage};
+pub use event::{BookMessage, ChainMessage, Event, KeyExpiring, Latest, Meta, TradesMessage};
 /// The request a [`Credentials::headers`] call signs.
 pub use httpsig::sign::Unsigned;
 pub use mirror::{BookHandle, BookView};

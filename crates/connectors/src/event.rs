@@ -1,6 +1,7 @@
 //! What flows out of (and into) a connector.
 
-use model::{BookDelta, BookSnapshot, Instrument, Symbol, Trade};
+use model::onchain::{ChainBlock, ChainLog};
+use model::{BookDelta, BookSnapshot, Instrument, Symbol, Trade, Venue};
 
 /// One normalized event from a venue, about one instrument unless noted.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,6 +40,24 @@ pub enum FeedEvent {
     Status {
         state: ConnectionState,
         detail: String,
+    },
+    /// What an EVM source decided after one input, in order: blocks and logs with their
+    /// status (`pending`, `confirmed`, `retracted`), and trades of DEX pools (confirmed swaps).
+    Chain(Vec<ChainItem>),
+}
+
+/// One item of an EVM source's output.
+// Logs are most of the items: boxing them would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChainItem {
+    Block(ChainBlock),
+    Log(ChainLog),
+    /// A trade on a DEX venue (`uniswap-v3-{chain}`), not on the chain's own venue.
+    Trade {
+        venue: Venue,
+        symbol: Symbol,
+        trade: Trade,
     },
 }
 

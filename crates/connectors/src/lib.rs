@@ -9,7 +9,8 @@
 //!   reconnect, rotation, recording) behind a sans-I/O [`conn::Protocol`] seam.
 //! - [`settings`]: [`settings::FeedSettings`] and [`settings::VenueSpec`], a venue's config.
 //! - [`venue`]: one folder per venue. [`venue::sim`] is the deterministic simulated market that
-//!   runs by default; real venues (Binance, Coinbase, Kraken) plug in beside it.
+//!   runs by default; real venues (Binance, Coinbase, Kraken) plug in beside it, and
+//!   [`venue::evm`] follows an EVM chain's blocks and contract logs through reorgs.
 //!
 //! A connector never touches order-book validation, channels or clients: it parses, sequences and
 //! reconnects; the `ingest` stage validates books and publishes to the hub.
@@ -23,4 +24,4 @@ pub mod settings;
 pub mod venue;
 
 pub use connector::{Connector, ConnectorContext, ConnectorError};
-pub use event::{Command, ConnectionState, FeedBatch, FeedEvent};
+pub use event::{ChainItem, Command, ConnectionState, FeedBatch, FeedEvent};

@@ -14,10 +14,14 @@
 //! - `persist`: what each instrument hands to the history writer (trades once per batch,
 //!   closed candles, and at shutdown its open candles marked incomplete).
 //! - [`runner`]: wires a connector and its ingest task together ([`spawn_venue`]).
+//! - [`onchain`]: [`ChainIngest`], the ingest task of an EVM source: `onchain.blocks` and
+//!   `onchain.logs` channels, DEX trades through a [`VenueIngest`] per DEX venue
+//!   ([`spawn_chain`]).
 
 pub mod candles;
 pub mod consolidate;
 pub mod market;
+pub mod onchain;
 mod persist;
 pub mod pipeline;
 pub mod runner;
@@ -25,6 +29,7 @@ pub mod stats;
 pub mod ticker;
 
 pub use market::{InstrumentEntry, Market};
+pub use onchain::{ChainIngest, spawn_chain};
 pub use pipeline::VenueIngest;
 pub use runner::{VenueHandle, spawn_venue};
 pub use stats::VenueStats;

@@ -247,6 +247,11 @@ impl VenueIngest {
                 inst.resync_pending = true;
             }
             FeedEvent::Status { state, detail } => self.on_status(state, &detail),
+            // On-chain items are published by `onchain::ChainIngest`, which hands this type
+            // only the DEX trades; a market venue never sends them.
+            FeedEvent::Chain(_) => {
+                tracing::debug!(venue = %self.venue, "on-chain items on a market venue ignored");
+            }
         }
     }
 

@@ -13,9 +13,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// Batches buffered between a connector and its ingest task.
-const EVENT_QUEUE: usize = 1024;
+pub(crate) const EVENT_QUEUE: usize = 1024;
 /// Commands buffered from ingest to a connector (one resync per symbol at most is useful).
-const COMMAND_QUEUE: usize = 256;
+pub(crate) const COMMAND_QUEUE: usize = 256;
 
 /// A running venue.
 #[derive(Debug)]

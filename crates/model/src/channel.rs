@@ -1,5 +1,7 @@
-//! Channel names: `{kind}:{venue}:{symbol}`, or `status:{venue}`.
+//! Channel names: `{kind}:{venue}:{symbol}`, `status:{venue}`, and the on-chain
+//! `onchain.blocks:{chain}` and `onchain.logs:{chain}:{contract}`.
 
+use crate::onchain::Address;
 use crate::{Interval, ModelError, Symbol, Venue};
 use std::fmt;
 use std::str::FromStr;
@@ -13,6 +15,10 @@ pub enum ChannelKind {
     Candles(Interval),
     /// Connection state changes of a venue's feeds; has no symbol.
     Status,
+    /// Blocks of an EVM chain (the venue is the chain's name); has no symbol.
+    OnchainBlocks,
+    /// Logs of one contract on an EVM chain; named by the contract address, not a symbol.
+    OnchainLogs,
 }
 
 impl ChannelKind {
@@ -24,6 +30,8 @@ impl ChannelKind {
             Self::Book => "book",
             Self::Candles(_) => "candles",
             Self::Status => "status",
+            Self::OnchainBlocks => "onchain.blocks",
+            Self::OnchainLogs => "onchain.logs",
         }
     }
 }
@@ -45,6 +53,8 @@ impl FromStr for ChannelKind {
             "ticker" => Self::Ticker,
             "book" => Self::Book,
             "status" => Self::Status,
+            "onchain.blocks" => Self::OnchainBlocks,
+            "onchain.logs" => Self::OnchainLogs,
             other => match other.strip_prefix("candles.") {
                 Some(interval) => Self::Candles(interval.parse()?),
                 None => return Err(ModelError::UnknownKind(other.chars().take(32).collect())),
@@ -58,8 +68,10 @@ impl FromStr for ChannelKind {
 pub struct Channel {
     pub kind: ChannelKind,
     pub venue: Venue,
-    /// `None` only for `status` channels.
+    /// `None` for `status`, `onchain.blocks` and `onchain.logs` channels.
     pub symbol: Option<Symbol>,
+    /// The contract of an `onchain.logs` channel; `None` for every other kind.
+    pub contract: Option<Address>,
 }
 
 /// Longest channel name accepted.
@@ -71,6 +83,7 @@ impl Channel {
             kind,
             venue,
             symbol: Some(symbol),
+            contract: None,
         }
     }
 
@@ -79,15 +92,37 @@ impl Channel {
             kind: ChannelKind::Status,
             venue,
             symbol: None,
+            contract: None,
+        }
+    }
+
+    /// `onchain.blocks:{chain}`.
+    pub fn onchain_blocks(chain: Venue) -> Self {
+        Self {
+            kind: ChannelKind::OnchainBlocks,
+            venue: chain,
+            symbol: None,
+            contract: None,
+        }
+    }
+
+    /// `onchain.logs:{chain}:{contract}`.
+    pub fn onchain_logs(chain: Venue, contract: Address) -> Self {
+        Self {
+            kind: ChannelKind::OnchainLogs,
+            venue: chain,
+            symbol: None,
+            contract: Some(contract),
         }
     }
 }
 
 impl fmt::Display for Channel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.symbol {
-            Some(symbol) => write!(f, "{}:{}:{}", self.kind, self.venue, symbol),
-            None => write!(f, "{}:{}", self.kind, self.venue),
+        match (&self.symbol, &self.contract) {
+            (Some(symbol), _) => write!(f, "{}:{}:{}", self.kind, self.venue, symbol),
+            (None, Some(contract)) => write!(f, "{}:{}:{}", self.kind, self.venue, contract),
+            (None, None) => write!(f, "{}:{}", self.kind, self.venue),
         }
     }
 }
@@ -111,7 +146,13 @@ impl FromStr for Channel {
         let venue = Venue::new(venue)?;
         match (kind, symbol) {
             (ChannelKind::Status, None) => Ok(Self::status(venue)),
-            (ChannelKind::Status, Some(_)) | (_, None) => Err(invalid()),
+            (ChannelKind::OnchainBlocks, None) => Ok(Self::onchain_blocks(venue)),
+            (ChannelKind::OnchainLogs, Some(contract)) => {
+                Ok(Self::onchain_logs(venue, Address::parse(contract)?))
+            }
+            (ChannelKind::Status | ChannelKind::OnchainBlocks, Some(_)) | (_, None) => {
+                Err(invalid())
+            }
             (kind, Some(symbol)) => Ok(Self::new(kind, venue, Symbol::new(symbol)?)),
         }
     }
@@ -130,9 +171,18 @@ mod tests {
             "candles.1m:sim:SOL-USDT",
             "candles.1d:kraken:BTC-USD",
             "status:sim",
+            "trades:uniswap-v3-anvil:WETH-USDC",
+            "onchain.blocks:anvil",
+            "onchain.logs:anvil:0x5fbdb2315678afecb367f032d93f642f64180aa3",
         ] {
             assert_eq!(name.parse::<Channel>().unwrap().to_string(), name);
         }
+        // Addresses are case-insensitive; the canonical name is lowercase.
+        let upper = "onchain.logs:anvil:0x5FbDB2315678afecb367f032d93F642f64180aa3";
+        assert_eq!(
+            upper.parse::<Channel>().unwrap().to_string(),
+            upper.to_lowercase()
+        );
     }
 
     #[test]
@@ -147,6 +197,10 @@ mod tests {
             ("candles.2m:sim:BTC-USDT", "unknown_interval"),
             ("book:SIM:BTC-USDT", "invalid_venue"),
             ("book:sim:btcusdt", "invalid_symbol"),
+            ("onchain.blocks:anvil:BTC-USDT", "invalid_channel"),
+            ("onchain.logs:anvil", "invalid_channel"),
+            ("onchain.logs:anvil:BTC-USDT", "invalid_hex"),
+            ("onchain.logs:anvil:0x1234", "invalid_hex"),
         ];
         for (name, code) in cases {
             assert_eq!(

@@ -6,8 +6,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-/// A venue name: lowercase letters, digits and `_`, 1–32 characters (`binance`, `sim`, `all`).
-/// Cheap to clone.
+/// A venue name: lowercase letters, digits, `_` and `-` (not first or last), 1–32 characters
+/// (`binance`, `sim`, `all`, `uniswap-v3-ethereum`). Cheap to clone.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Venue(Arc<str>);
 
@@ -18,9 +18,11 @@ impl Venue {
     pub fn new(name: &str) -> Result<Self, ModelError> {
         let ok = !name.is_empty()
             && name.len() <= 32
+            && !name.starts_with('-')
+            && !name.ends_with('-')
             && name
                 .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
         if ok {
             Ok(Self(name.into()))
         } else {
@@ -145,7 +147,16 @@ mod tests {
     #[test]
     fn venues_validate() {
         assert!(Venue::new("binance").is_ok());
-        for bad in ["", "Binance", "bin ance", "a:b", &"x".repeat(33)] {
+        assert!(Venue::new("uniswap-v3-anvil").is_ok());
+        for bad in [
+            "",
+            "Binance",
+            "bin ance",
+            "a:b",
+            "-dex",
+            "dex-",
+            &"x".repeat(33),
+        ] {
             assert_eq!(
                 Venue::new(bad).unwrap_err().code(),
                 "invalid_venue",

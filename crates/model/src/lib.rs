@@ -10,6 +10,7 @@
 //! - [`ticker`]: best bid/ask plus 24 h rolling statistics.
 //! - [`candle`]: OHLCV candles and their intervals.
 //! - [`channel`]: channel names (`{kind}:{venue}:{symbol}`) clients subscribe to.
+//! - [`onchain`]: EVM blocks, logs and decoded events (addresses, hashes, exact amounts).
 //!
 //! Nothing here does I/O; every type is plain data with validation at construction.
 
@@ -18,6 +19,7 @@ pub mod candle;
 pub mod channel;
 pub mod decimal;
 pub mod instrument;
+pub mod onchain;
 pub mod ticker;
 pub mod time;
 pub mod trade;
@@ -38,16 +40,20 @@ pub enum ModelError {
     InvalidDecimal { value: String, reason: &'static str },
     #[error("invalid symbol {0:?}: expected BASE-QUOTE, e.g. BTC-USDT")]
     InvalidSymbol(String),
-    #[error("invalid venue {0:?}: expected a lowercase name of 1 to 32 letters, digits or '_'")]
+    #[error(
+        "invalid venue {0:?}: expected a lowercase name of 1 to 32 letters, digits, '_' or inner '-'"
+    )]
     InvalidVenue(String),
     #[error("invalid channel {0:?}: expected kind:venue:symbol, e.g. book:sim:BTC-USDT")]
     InvalidChannel(String),
     #[error(
-        "unknown channel kind {0:?}: expected trades, ticker, book, candles.<interval> or status"
+        "unknown channel kind {0:?}: expected trades, ticker, book, candles.<interval>, status, onchain.logs or onchain.blocks"
     )]
     UnknownKind(String),
     #[error("unknown interval {0:?}: expected 1s, 1m, 5m, 15m, 1h or 1d")]
     UnknownInterval(String),
+    #[error("invalid {what} {value:?}: expected 0x followed by hex digits")]
+    InvalidHex { what: &'static str, value: String },
 }
 
 impl ModelError {
@@ -60,6 +66,7 @@ impl ModelError {
             Self::InvalidChannel(_) => "invalid_channel",
             Self::UnknownKind(_) => "unknown_channel_kind",
             Self::UnknownInterval(_) => "unknown_interval",
+            Self::InvalidHex { .. } => "invalid_hex",
         }
     }
 }

@@ -6,9 +6,12 @@
 //! - book: `bids`, `asks` (arrays of `["price","size"]`, size `"0"` removes a level in an
 //!   update) and `checksum` (see `book::checksum`);
 //! - trades: `trades` (array of `{id, price, size, side, ts}`);
-//! - ticker: `ticker`; candles: `candle`; status: `status`.
+//! - ticker: `ticker`; candles: `candle`; status: `status`;
+//! - onchain.blocks: `blocks`; onchain.logs: `logs` (each item with its `status`: `pending`,
+//!   `confirmed` or `retracted`).
 
 use crate::{ErrorCode, RequestId, ResumeFrom};
+use model::onchain::{ChainBlock, ChainLog};
 use model::{Decimal, Level, Side, Ticker, Trade};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -126,6 +129,12 @@ pub struct DataMessage {
     pub candle: Option<CandleBody>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<StatusBody>,
+    /// `onchain.blocks:{chain}`: blocks, oldest change first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocks: Option<Vec<ChainBlock>>,
+    /// `onchain.logs:{chain}:{contract}`: the contract's logs, in the order decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs: Option<Vec<ChainLog>>,
 }
 
 /// Body of an `error` message and of every REST error response.

@@ -7,6 +7,7 @@
 
 pub use crate::auth_config::AuthConfig;
 use connectors::settings::{FeedSettings, VenueSpec};
+use connectors::venue::evm::EvmSpec;
 use connectors::venue::sim::{SimConfig, SimFaults};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -23,7 +24,7 @@ pub use crate::consolidated::{ConsolidatedConfig, GroupConfig};
 pub const DEFAULT_CONFIG_TOML: &str = include_str!("default_config.toml");
 
 /// Venue names this build can connect to.
-pub const SUPPORTED_VENUES: [&str; 5] = ["sim", "binance", "coinbase", "kraken", "replay"];
+pub const SUPPORTED_VENUES: [&str; 6] = ["sim", "binance", "coinbase", "kraken", "replay", "evm"];
 
 /// A configuration value that cannot be used. `key` is the dotted path of the setting.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -203,6 +204,10 @@ pub struct VenueConfig {
     /// `replay` only: `1.0` (real time), any factor such as `10`, or `"max"`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub speed: Option<ReplaySpeedConfig>,
+    /// `evm` only: `[venues.evm]`, the chain (node URLs, chain id, contracts, pools,
+    /// confirmations); see docs/onchain.md. `symbols` does not apply (pools name theirs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evm: Option<EvmSpec>,
 }
 
 /// `speed` of the replay venue: a factor or `"max"`.
@@ -228,6 +233,7 @@ impl Default for VenueConfig {
             feed: FeedSettings::default(),
             path: None,
             speed: None,
+            evm: None,
         }
     }
 }
@@ -275,6 +281,24 @@ impl VenueConfig {
                 .split_once(": ")
                 .and_then(|(_, rest)| rest.split_whitespace().next())
                 .unwrap_or("venues")
+                .to_string();
+            ConfigError::new(key, text)
+        })?;
+        Ok(spec)
+    }
+
+    /// The chain of an `evm` venue, validated; errors name keys under `venues[i].evm`.
+    pub fn evm_spec(&self, index: usize) -> Result<EvmSpec, ConfigError> {
+        let key = format!("venues[{index}].evm");
+        let spec = self.evm.clone().ok_or_else(|| {
+            ConfigError::new(key.clone(), "an evm venue needs a [venues.evm] table")
+        })?;
+        spec.validate(&key).map_err(|e| {
+            let text = e.to_string();
+            let key = text
+                .split_once(": ")
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                .unwrap_or(&key)
                 .to_string();
             ConfigError::new(key, text)
         })?;
@@ -483,10 +507,28 @@ impl Config {
                     ),
                 ));
             }
-            if !seen.insert(venue.name.clone()) {
+            // An evm venue is named by its chain (and its DEX venues after it).
+            let names = match (venue.name.as_str(), &venue.evm) {
+                ("evm", Some(evm)) => {
+                    let mut names = vec![evm.chain.clone()];
+                    names.extend(evm.pools.iter().map(|p| evm.dex_venue(p.dex).to_string()));
+                    names.dedup();
+                    names
+                }
+                _ => vec![venue.name.clone()],
+            };
+            for name in names {
+                if !seen.insert(name.clone()) {
+                    return Err(ConfigError::new(
+                        key.clone(),
+                        format!("venue {name:?} is listed twice"),
+                    ));
+                }
+            }
+            if venue.name != "evm" && venue.evm.is_some() {
                 return Err(ConfigError::new(
-                    key,
-                    format!("venue {:?} is listed twice", venue.name),
+                    format!("venues[{i}].evm"),
+                    "[venues.evm] only applies to an evm venue",
                 ));
             }
             match venue.name.as_str() {
@@ -501,6 +543,9 @@ impl Config {
                         ));
                     }
                     venue.replay_speed(i)?;
+                }
+                "evm" => {
+                    venue.evm_spec(i)?;
                 }
                 _ => {
                     venue.venue_spec(i)?;

@@ -14,6 +14,7 @@ use book::ChecksumAlgo;
 use connectors::Connector;
 use connectors::conn::WsConnector;
 use connectors::conn::record::Recorder;
+use connectors::venue::evm::EvmConnector;
 use connectors::venue::sim::SimConnector;
 use hub::Hub;
 use ingest::{Market, VenueHandle, spawn_venue};
@@ -252,6 +253,31 @@ impl Gateway {
             }
             venues.push(handle);
         }
+        for (index, venue) in config.venues.iter().enumerate() {
+            if venue.name != "evm" {
+                continue;
+            }
+            let prefix = format!("venues[{index}].evm");
+            let connector =
+                EvmConnector::new(venue.evm_spec(index)?, &prefix).map_err(|source| {
+                    ServerError::Venue {
+                        venue: "evm".into(),
+                        source,
+                    }
+                })?;
+            let handle = ingest::spawn_chain(
+                connector,
+                hub.clone(),
+                market.clone(),
+                sink.clone(),
+                shutdown.clone(),
+            );
+            metrics.add_venue(handle.stats.clone());
+            if let Some(link) = handle.link.clone() {
+                metrics.add_link(link);
+            }
+            venues.push(handle);
+        }
 
         let (auth, maintenance) = start_auth(&config, &shutdown).await?;
         if config.consolidated.enabled {
@@ -464,6 +490,8 @@ fn build_connectors(
                 }
                 out.push((Box::new(connector), connectors::venue::checksum_algo(name)));
             }
+            // Started by `Gateway::start_with` with its own ingest (`ingest::spawn_chain`).
+            "evm" => {}
             // `Config::validate` only lets supported venues through.
             other => {
                 return Err(ServerError::Venue {

@@ -13,7 +13,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Channel kinds counted separately, in this order.
-pub const KINDS: [&str; 5] = ["book", "trades", "ticker", "candles", "status"];
+pub const KINDS: [&str; 7] = [
+    "book",
+    "trades",
+    "ticker",
+    "candles",
+    "status",
+    "onchain.blocks",
+    "onchain.logs",
+];
 
 /// Upper bounds (µs) of the ingest-to-send latency histogram buckets; the last is +Inf.
 pub const LATENCY_BUCKETS_US: [u64; 14] = [
@@ -69,7 +77,7 @@ pub struct Metrics {
     /// Client messages received.
     pub messages_in: AtomicU64,
     /// Messages delivered to clients, by channel kind ([`KINDS`]).
-    pub messages_out: [AtomicU64; 5],
+    pub messages_out: [AtomicU64; KINDS.len()],
     /// Bytes of data messages delivered.
     pub bytes_out: AtomicU64,
     /// Fresh book snapshots sent to a lagging subscriber instead of the missed deltas.

@@ -9,7 +9,7 @@
 //!   was lost, and the channel is rejoined from its position with `resume`;
 //! - while a channel is being (re)joined, its messages from before the ack are ignored.
 
-use crate::event::{BookMessage, Event, Latest, Meta, TradesMessage};
+use crate::event::{BookMessage, ChainMessage, Event, Latest, Meta, TradesMessage};
 use crate::mirror::{BookMirror, Books};
 use model::{BookDelta, BookSnapshot, Channel, ChannelKind, Level, Timestamp};
 use parking_lot::RwLock;
@@ -400,6 +400,13 @@ impl Tracker {
                 meta,
                 trades: d.trades.unwrap_or_default(),
             })),
+            ChannelKind::OnchainBlocks | ChannelKind::OnchainLogs => {
+                out.events.push(Event::Chain(ChainMessage {
+                    meta,
+                    blocks: d.blocks.unwrap_or_default(),
+                    logs: d.logs.unwrap_or_default(),
+                }))
+            }
             _ => out.events.extend(latest(meta, false, d)),
         }
     }

@@ -8,7 +8,10 @@
 //! Fault switches ([`Faults`]): refuse connections, drop every connection, delay (or withhold)
 //! subscription acks, go silent, and per-venue message faults (skip a sequence number,
 //! duplicate, reorder, bad frame, wrong checksum, `serverShutdown`).
+//!
+//! [`anvil`] runs a real local EVM chain for the on-chain tests.
 
+pub mod anvil;
 pub mod binance;
 pub mod coinbase;
 pub mod kraken;

@@ -8,6 +8,7 @@
 
 pub mod binance;
 pub mod coinbase;
+pub mod evm;
 pub mod kraken;
 pub(crate) mod parse;
 pub mod replay;

@@ -187,6 +187,7 @@ fn apply(
             s.pending.insert(symbol, true);
         }
         FeedEvent::Status { state, detail } => s.statuses.push((state, detail)),
+        FeedEvent::Chain(_) => {}
     }
 }
 

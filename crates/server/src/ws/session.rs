@@ -95,7 +95,7 @@ pub(super) struct Session {
     last_inbound: Instant,
     lags: VecDeque<Instant>,
     latency: LocalLatency,
-    out_counts: [u64; 5],
+    out_counts: [u64; crate::metrics::KINDS.len()],
     out_bytes: u64,
     last_merge: Instant,
 }
@@ -119,7 +119,7 @@ pub(super) async fn run(socket: WebSocket, state: AppState, peer: SocketAddr, au
         last_inbound: Instant::now(),
         lags: VecDeque::new(),
         latency: LocalLatency::default(),
-        out_counts: [0; 5],
+        out_counts: [0; crate::metrics::KINDS.len()],
         out_bytes: 0,
         last_merge: Instant::now(),
     };

@@ -15,6 +15,7 @@ mod errors;
 mod history;
 mod history_errors;
 mod lifecycle;
+mod onchain;
 mod openapi;
 mod rest;
 mod resume;

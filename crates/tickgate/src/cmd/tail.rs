@@ -150,6 +150,29 @@ pub fn describe(event: &Event) -> String {
                 .join("; ");
             format!("{} #{} {trades}", t.meta.channel, t.meta.seq)
         }
+        Event::Chain(c) => {
+            let blocks = c
+                .blocks
+                .iter()
+                .map(|b| format!("block {} {} {}", b.number, b.hash, b.status.as_str()));
+            let logs = c.logs.iter().map(|l| {
+                let name = l.event.as_ref().map_or("log".to_string(), |e| {
+                    serde_json::to_value(e)
+                        .ok()
+                        .and_then(|v| v.get("name").and_then(|n| n.as_str()).map(String::from))
+                        .unwrap_or_else(|| "log".into())
+                });
+                format!(
+                    "{name} block {} #{} tx {} {}",
+                    l.block_number,
+                    l.log_index,
+                    l.tx_hash,
+                    l.status.as_str()
+                )
+            });
+            let items = blocks.chain(logs).collect::<Vec<_>>().join("; ");
+            format!("{} #{} {items}", c.meta.channel, c.meta.seq)
+        }
         Event::Ticker(l) => {
             let t = &l.value;
             let show = |d: &Option<model::Decimal>| d.map_or("-".to_string(), |d| d.to_string());
@@ -252,6 +275,11 @@ fn to_json(event: &Event) -> String {
         Event::Trade(t) => ServerMessage::Update(DataMessage {
             trades: Some(t.trades.clone()),
             ..data(&t.meta)
+        }),
+        Event::Chain(c) => ServerMessage::Update(DataMessage {
+            blocks: (!c.blocks.is_empty()).then(|| c.blocks.clone()),
+            logs: (!c.logs.is_empty()).then(|| c.logs.clone()),
+            ..data(&c.meta)
         }),
         Event::Ticker(l) => latest(
             l.snapshot,

@@ -137,7 +137,11 @@ impl Session {
             let slot = self.next_slot;
             self.next_slot = self.next_slot.wrapping_add(1);
             self.by_name.insert(handle.name().clone(), slot);
-            let gap_notices = kind == ChannelKind::Trades;
+            // Channels without a snapshot to rejoin from: a client is told what it missed.
+            let gap_notices = matches!(
+                kind,
+                ChannelKind::Trades | ChannelKind::OnchainBlocks | ChannelKind::OnchainLogs
+            );
             if let Some((lost, from_seq)) = lost {
                 self.state
                     .metrics()
