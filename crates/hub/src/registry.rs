@@ -4,7 +4,7 @@ use crate::channel::{CacheMode, ChannelHandle, HistoryLimits};
 use model::{Channel, Timestamp};
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -68,6 +68,8 @@ pub struct Hub {
     /// Prefix of every channel's epoch: the process start time, so a restart changes epochs.
     epoch_prefix: String,
     channels: RwLock<BTreeMap<String, Arc<ChannelHandle>>>,
+    /// Private `alerts` channels, by owner (principal).
+    private: RwLock<HashMap<String, Arc<ChannelHandle>>>,
 }
 
 impl Hub {
@@ -76,7 +78,32 @@ impl Hub {
             config,
             epoch_prefix: format!("{:x}", Timestamp::now().0),
             channels: RwLock::new(BTreeMap::new()),
+            private: RwLock::new(HashMap::new()),
         }
+    }
+
+    /// The `alerts` channel of `owner` (a principal), created on first use with the same
+    /// seq, ring and resume history as any channel. Private channels are not listed by
+    /// [`Hub::names`] nor found by [`Hub::get`]: a session reaches only its own principal's.
+    pub fn private(&self, owner: &str) -> Arc<ChannelHandle> {
+        if let Some(existing) = self.private.read().get(owner) {
+            return existing.clone();
+        }
+        let mut private = self.private.write();
+        let count = private.len();
+        private
+            .entry(owner.to_string())
+            .or_insert_with(|| {
+                let epoch = format!("{}-p{count:x}", self.epoch_prefix);
+                Arc::new(ChannelHandle::new(
+                    Channel::alerts(),
+                    epoch.into(),
+                    self.config.channel_capacity,
+                    self.config.history_limits(),
+                    CacheMode::None,
+                ))
+            })
+            .clone()
     }
 
     /// Returns the channel, creating it with `mode` if it does not exist yet.

@@ -179,3 +179,25 @@ fn epochs_differ_between_channels_and_hub_instances() {
     let z = b.register("trades:sim:BTC-USDT".parse().unwrap(), CacheMode::None);
     assert_ne!(x.epoch(), z.epoch(), "a restarted gateway has new epochs");
 }
+
+/// Each principal has its own `alerts` channel with the usual seq and resume history; none is
+/// listed or reachable by name.
+#[test]
+fn private_alerts_channels_are_per_owner_and_unlisted() {
+    let hub = hub(16);
+    let acme = hub.private("acme");
+    assert!(std::sync::Arc::ptr_eq(&acme, &hub.private("acme")));
+    let other = hub.private("other");
+    assert_ne!(acme.epoch(), other.epoch());
+    assert_eq!(acme.name().as_ref(), "alerts");
+    let seq = acme.publish(DataMessage::default());
+    assert_eq!((seq, other.seq()), (1, 0));
+    let resumed = acme.resume(&protocol::ResumeFrom {
+        epoch: acme.epoch().to_string(),
+        seq: 0,
+    });
+    assert!(resumed.outcome.is_ok());
+    assert_eq!(resumed.subscription.replay.len(), 1);
+    assert!(hub.names().is_empty() && hub.get_by_name("alerts").is_none());
+    assert!(hub.get(&"alerts".parse().unwrap()).is_none());
+}

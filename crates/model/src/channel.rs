@@ -1,5 +1,6 @@
-//! Channel names: `{kind}:{venue}:{symbol}`, `status:{venue}`, and the on-chain
-//! `onchain.blocks:{chain}` and `onchain.logs:{chain}:{contract}`.
+//! Channel names: `{kind}:{venue}:{symbol}`, `status:{venue}`, the on-chain
+//! `onchain.blocks:{chain}` and `onchain.logs:{chain}:{contract}`, and `alerts` (the caller's
+//! own alerts: the same name for every client, each sees only its own).
 
 use crate::onchain::Address;
 use crate::{Interval, ModelError, Symbol, Venue};
@@ -19,6 +20,8 @@ pub enum ChannelKind {
     OnchainBlocks,
     /// Logs of one contract on an EVM chain; named by the contract address, not a symbol.
     OnchainLogs,
+    /// The firings of the subscriber's own alert rules; has neither venue nor symbol.
+    Alerts,
 }
 
 impl ChannelKind {
@@ -32,6 +35,7 @@ impl ChannelKind {
             Self::Status => "status",
             Self::OnchainBlocks => "onchain.blocks",
             Self::OnchainLogs => "onchain.logs",
+            Self::Alerts => "alerts",
         }
     }
 }
@@ -55,6 +59,7 @@ impl FromStr for ChannelKind {
             "status" => Self::Status,
             "onchain.blocks" => Self::OnchainBlocks,
             "onchain.logs" => Self::OnchainLogs,
+            "alerts" => Self::Alerts,
             other => match other.strip_prefix("candles.") {
                 Some(interval) => Self::Candles(interval.parse()?),
                 None => return Err(ModelError::UnknownKind(other.chars().take(32).collect())),
@@ -115,14 +120,28 @@ impl Channel {
             contract: Some(contract),
         }
     }
+
+    /// `alerts`. Its venue is the placeholder [`ALERTS_VENUE`]; the name has none.
+    pub fn alerts() -> Self {
+        Self {
+            kind: ChannelKind::Alerts,
+            venue: Venue::new(ALERTS_VENUE).unwrap_or_else(|_| unreachable!("a valid name")),
+            symbol: None,
+            contract: None,
+        }
+    }
 }
+
+/// The venue field of the `alerts` channel (never printed).
+pub const ALERTS_VENUE: &str = "alerts";
 
 impl fmt::Display for Channel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (&self.symbol, &self.contract) {
-            (Some(symbol), _) => write!(f, "{}:{}:{}", self.kind, self.venue, symbol),
-            (None, Some(contract)) => write!(f, "{}:{}:{}", self.kind, self.venue, contract),
-            (None, None) => write!(f, "{}:{}", self.kind, self.venue),
+        match (&self.symbol, &self.contract, self.kind) {
+            (_, _, ChannelKind::Alerts) => f.write_str("alerts"),
+            (Some(symbol), _, _) => write!(f, "{}:{}:{}", self.kind, self.venue, symbol),
+            (None, Some(contract), _) => write!(f, "{}:{}:{}", self.kind, self.venue, contract),
+            (None, None, _) => write!(f, "{}:{}", self.kind, self.venue),
         }
     }
 }
@@ -133,6 +152,9 @@ impl FromStr for Channel {
         let invalid = || ModelError::InvalidChannel(s.chars().take(MAX_CHANNEL_LEN).collect());
         if s.len() > MAX_CHANNEL_LEN {
             return Err(invalid());
+        }
+        if s == "alerts" {
+            return Ok(Self::alerts());
         }
         let mut parts = s.split(':');
         let (Some(kind), Some(venue)) = (parts.next(), parts.next()) else {
@@ -150,9 +172,9 @@ impl FromStr for Channel {
             (ChannelKind::OnchainLogs, Some(contract)) => {
                 Ok(Self::onchain_logs(venue, Address::parse(contract)?))
             }
-            (ChannelKind::Status | ChannelKind::OnchainBlocks, Some(_)) | (_, None) => {
-                Err(invalid())
-            }
+            (ChannelKind::Alerts, _)
+            | (ChannelKind::Status | ChannelKind::OnchainBlocks, Some(_))
+            | (_, None) => Err(invalid()),
             (kind, Some(symbol)) => Ok(Self::new(kind, venue, Symbol::new(symbol)?)),
         }
     }
@@ -174,6 +196,7 @@ mod tests {
             "trades:uniswap-v3-anvil:WETH-USDC",
             "onchain.blocks:anvil",
             "onchain.logs:anvil:0x5fbdb2315678afecb367f032d93f642f64180aa3",
+            "alerts",
         ] {
             assert_eq!(name.parse::<Channel>().unwrap().to_string(), name);
         }
@@ -201,6 +224,8 @@ mod tests {
             ("onchain.logs:anvil", "invalid_channel"),
             ("onchain.logs:anvil:BTC-USDT", "invalid_hex"),
             ("onchain.logs:anvil:0x1234", "invalid_hex"),
+            ("alerts:sim", "invalid_channel"),
+            ("alerts:sim:BTC-USDT", "invalid_channel"),
         ];
         for (name, code) in cases {
             assert_eq!(

@@ -47,7 +47,7 @@ pub enum ModelError {
     #[error("invalid channel {0:?}: expected kind:venue:symbol, e.g. book:sim:BTC-USDT")]
     InvalidChannel(String),
     #[error(
-        "unknown channel kind {0:?}: expected trades, ticker, book, candles.<interval>, status, onchain.logs or onchain.blocks"
+        "unknown channel kind {0:?}: expected trades, ticker, book, candles.<interval>, status, onchain.logs, onchain.blocks or alerts"
     )]
     UnknownKind(String),
     #[error("unknown interval {0:?}: expected 1s, 1m, 5m, 15m, 1h or 1d")]

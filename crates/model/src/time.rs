@@ -40,6 +40,34 @@ impl Timestamp {
     pub fn parse_rfc3339(text: &str) -> Option<Timestamp> {
         rfc3339_micros(text).map(Timestamp)
     }
+
+    /// RFC 3339 in UTC with microseconds, e.g. `2023-10-06T17:35:55.440295Z`.
+    pub fn format_rfc3339(self) -> String {
+        let secs = self.0.div_euclid(Self::MICROS_PER_SECOND);
+        let micros = self.0.rem_euclid(Self::MICROS_PER_SECOND);
+        let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+        let (year, month, day) = civil_from_days(days);
+        format!(
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{micros:06}Z",
+            rest / 3600,
+            rest % 3600 / 60,
+            rest % 60
+        )
+    }
+}
+
+/// (year, month, day) of a day count since 1970-01-01 (the inverse of `days_from_civil`).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
 }
 
 /// RFC 3339 date-time to µs since the epoch; `None` if malformed or out of range.
@@ -145,6 +173,20 @@ mod rfc3339_tests {
                 Some(Timestamp(micros)),
                 "{text}"
             );
+        }
+    }
+
+    #[test]
+    fn formats_what_it_parses() {
+        let cases = [
+            (0, "1970-01-01T00:00:00.000000Z"),
+            (1_696_613_755_440_295, "2023-10-06T17:35:55.440295Z"),
+            (951_782_400_000_001, "2000-02-29T00:00:00.000001Z"),
+            (-1, "1969-12-31T23:59:59.999999Z"),
+        ];
+        for (micros, text) in cases {
+            assert_eq!(Timestamp(micros).format_rfc3339(), text);
+            assert_eq!(Timestamp::parse_rfc3339(text), Some(Timestamp(micros)));
         }
     }
 

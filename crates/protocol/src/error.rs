@@ -104,10 +104,33 @@ pub enum ErrorCode {
     /// A cookie-authenticated dashboard request that changes state came without proof that
     /// the dashboard's own page sent it (its `Origin` or its CSRF token).
     CsrfRejected,
+    /// Alerts: the rule is malformed (unknown kind, missing field, a value out of range).
+    InvalidRule,
+    /// Alerts: a level, percent, multiple, ratio, bps or hysteresis is not an exact decimal
+    /// string in range.
+    BadThreshold,
+    /// Alerts: creating the rule would exceed the per-principal rule limit.
+    TooManyRules,
+    /// Alerts: no rule with this id belongs to the caller.
+    UnknownRule,
+    /// Alerts: no webhook endpoint with this id belongs to the caller.
+    UnknownEndpoint,
+    /// Alerts: creating the endpoint would exceed the per-principal endpoint limit.
+    TooManyEndpoints,
+    /// Alerts: no delivery with this id belongs to the endpoint.
+    UnknownDelivery,
+    /// Alerts: the webhook URL is malformed, not http(s), or carries credentials.
+    InvalidUrl,
+    /// Alerts: the webhook host resolves to an address the gateway refuses to call
+    /// (loopback, private, link-local, shared, metadata, ...) and the operator has not
+    /// allow-listed it.
+    AddressRefused,
+    /// Alerts: the webhook host does not resolve.
+    UnresolvableHost,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 46] = [
+    pub const ALL: [ErrorCode; 56] = [
         Self::BadJson,
         Self::BadRequest,
         Self::UnknownOp,
@@ -154,6 +177,16 @@ impl ErrorCode {
         Self::TokenExpired,
         Self::SessionInvalid,
         Self::CsrfRejected,
+        Self::InvalidRule,
+        Self::BadThreshold,
+        Self::TooManyRules,
+        Self::UnknownRule,
+        Self::UnknownEndpoint,
+        Self::TooManyEndpoints,
+        Self::UnknownDelivery,
+        Self::InvalidUrl,
+        Self::AddressRefused,
+        Self::UnresolvableHost,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -204,6 +237,16 @@ impl ErrorCode {
             Self::TokenExpired => "token_expired",
             Self::SessionInvalid => "session_invalid",
             Self::CsrfRejected => "csrf_rejected",
+            Self::InvalidRule => "invalid_rule",
+            Self::BadThreshold => "bad_threshold",
+            Self::TooManyRules => "too_many_rules",
+            Self::UnknownRule => "unknown_rule",
+            Self::UnknownEndpoint => "unknown_endpoint",
+            Self::TooManyEndpoints => "too_many_endpoints",
+            Self::UnknownDelivery => "unknown_delivery",
+            Self::InvalidUrl => "invalid_url",
+            Self::AddressRefused => "address_refused",
+            Self::UnresolvableHost => "unresolvable_host",
         }
     }
 
@@ -220,13 +263,26 @@ impl ErrorCode {
             | Self::InvalidRange
             | Self::UnknownSymbol
             | Self::LimitOutOfRange
-            | Self::InvalidCursor => 400,
-            Self::UnknownChannel | Self::UnknownInstrument | Self::NotFound | Self::NotStored => {
-                404
-            }
+            | Self::InvalidCursor
+            | Self::InvalidRule
+            | Self::BadThreshold
+            | Self::InvalidUrl
+            | Self::AddressRefused
+            | Self::UnresolvableHost => 400,
+            Self::UnknownChannel
+            | Self::UnknownInstrument
+            | Self::NotFound
+            | Self::NotStored
+            | Self::UnknownRule
+            | Self::UnknownEndpoint
+            | Self::UnknownDelivery => 404,
             Self::MethodNotAllowed => 405,
             Self::MessageTooLarge => 413,
-            Self::TooManyChannels | Self::RateLimited | Self::SlowConsumer => 429,
+            Self::TooManyChannels
+            | Self::RateLimited
+            | Self::SlowConsumer
+            | Self::TooManyRules
+            | Self::TooManyEndpoints => 429,
             Self::BookUnavailable | Self::Unavailable => 503,
             Self::Internal => 500,
             Self::MissingCredentials

@@ -10,13 +10,17 @@
 //! - [`rest`]: bodies of the public REST responses.
 //! - [`error`]: the closed set of stable error codes, with HTTP statuses and close codes.
 //! - [`history`]: REST history pages (`/v1/trades`, `/v1/candles`).
+//! - [`alerts`]: alert rules and webhook endpoints (`/v1/alerts`, `/v1/webhooks`), and the
+//!   alert carried by the `alerts` channel and by webhook deliveries.
 
+pub mod alerts;
 pub mod client;
 pub mod error;
 pub mod history;
 pub mod rest;
 pub mod server;
 
+pub use alerts::AlertBody;
 pub use client::{ClientOp, Credential, Login, OpError, RequestId, ResumeFrom, parse_client_op};
 pub use error::{CloseCode, ErrorCode};
 pub use history::{CandlesPage, HistoryCandle, TradesPage};

@@ -9,8 +9,9 @@
 //! - ticker: `ticker`; candles: `candle`; status: `status`;
 //! - onchain.blocks: `blocks`; onchain.logs: `logs` (each item with its `status`: `pending`,
 //!   `confirmed` or `retracted`).
+//! - alerts (the caller's private `alerts` channel): `alert`.
 
-use crate::{ErrorCode, RequestId, ResumeFrom};
+use crate::{AlertBody, ErrorCode, RequestId, ResumeFrom};
 use model::onchain::{ChainBlock, ChainLog};
 use model::{Decimal, Level, Side, Ticker, Trade};
 use serde::{Deserialize, Serialize};
@@ -135,6 +136,8 @@ pub struct DataMessage {
     /// `onchain.logs:{chain}:{contract}`: the contract's logs, in the order decided.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logs: Option<Vec<ChainLog>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert: Option<Box<AlertBody>>,
 }
 
 /// Body of an `error` message and of every REST error response.

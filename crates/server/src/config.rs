@@ -58,6 +58,9 @@ pub struct Config {
     pub consolidated: ConsolidatedConfig,
     /// `[ui]`: the built-in dashboard at `/ui/`.
     pub ui: crate::ui::config::UiConfig,
+    /// `[alerts]`: rules on live data, delivered on the `alerts` channel and as webhooks
+    /// (see `alerts::AlertsConfig`).
+    pub alerts: alerts::config::AlertsConfig,
     pub venues: Vec<VenueConfig>,
 }
 
@@ -72,6 +75,7 @@ impl Default for Config {
             history: HistoryConfig::default(),
             consolidated: ConsolidatedConfig::default(),
             ui: crate::ui::config::UiConfig::default(),
+            alerts: alerts::config::AlertsConfig::default(),
             venues: vec![VenueConfig::default()],
         }
     }
@@ -491,6 +495,9 @@ impl Config {
                 "must be between 10 and 60000",
             ));
         }
+        self.alerts
+            .validate()
+            .map_err(|(key, message)| ConfigError::new(key, message))?;
         if self.venues.is_empty() {
             return Err(ConfigError::new("venues", "at least one venue is required"));
         }

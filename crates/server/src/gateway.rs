@@ -1,5 +1,6 @@
 //! Starting and stopping the whole gateway.
 
+use crate::alerts::{rules, webhooks};
 use crate::auth::{AuthState, admin, layer};
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -64,6 +65,8 @@ pub enum ServerError {
     Store(#[from] store::StoreError),
     #[error("auth: {0}")]
     Auth(String),
+    #[error("alerts: {0}")]
+    Alerts(String),
 }
 
 /// A running gateway.
@@ -75,6 +78,7 @@ pub struct Gateway {
     venues: Vec<VenueHandle>,
     history: Option<HistoryWriter>,
     maintenance: JoinHandle<()>,
+    alerts: crate::alerts::AlertTasks,
 }
 
 /// One route: its path, the scope a caller needs, and its handlers.
@@ -160,6 +164,59 @@ pub fn routes() -> Vec<Route> {
             get(admin::usage),
         ),
         route("/admin/v1/audit", Some(Scope::KeysAdmin), get(admin::audit)),
+        // Alerts (docs/alerts.md).
+        route(
+            "/v1/alerts",
+            Some(Scope::AlertsWrite),
+            post(rules::create).get(rules::list),
+        ),
+        route(
+            "/v1/alerts/firings",
+            Some(Scope::AlertsWrite),
+            get(rules::firings),
+        ),
+        route(
+            "/v1/alerts/{id}",
+            Some(Scope::AlertsWrite),
+            get(rules::show).patch(rules::update).delete(rules::delete),
+        ),
+        route(
+            "/v1/webhooks",
+            Some(Scope::AlertsWrite),
+            post(webhooks::create).get(webhooks::list),
+        ),
+        route(
+            "/v1/webhooks/{id}",
+            Some(Scope::AlertsWrite),
+            get(webhooks::show)
+                .patch(webhooks::update)
+                .delete(webhooks::delete),
+        ),
+        route(
+            "/v1/webhooks/{id}/rotate-secret",
+            Some(Scope::AlertsWrite),
+            post(webhooks::rotate_secret),
+        ),
+        route(
+            "/v1/webhooks/{id}/deliveries",
+            Some(Scope::AlertsWrite),
+            get(webhooks::deliveries),
+        ),
+        route(
+            "/v1/webhooks/{id}/deliveries/{delivery}",
+            Some(Scope::AlertsWrite),
+            get(webhooks::delivery),
+        ),
+        route(
+            "/v1/webhooks/{id}/deliveries/{delivery}/redeliver",
+            Some(Scope::AlertsWrite),
+            post(webhooks::redeliver_one),
+        ),
+        route(
+            "/v1/webhooks/{id}/redeliver",
+            Some(Scope::AlertsWrite),
+            post(webhooks::redeliver_dead),
+        ),
     ]
     .into_iter()
     // The dashboard (docs/dashboard.md) and the admin overview it shows.
@@ -238,7 +295,9 @@ impl Gateway {
         })?;
 
         let mut venues = Vec::new();
+        let mut venue_names = Vec::new();
         for (connector, checksum) in build_connectors(&config, recorder)? {
+            venue_names.push(connector.venue().as_str().to_string());
             let handle = spawn_venue(
                 connector,
                 checksum,
@@ -280,6 +339,14 @@ impl Gateway {
         }
 
         let (auth, maintenance) = start_auth(&config, &shutdown).await?;
+        let (alerts, alert_tasks) = crate::alerts::start(
+            &config,
+            hub.clone(),
+            auth.service.ring().clone(),
+            venue_names,
+            &shutdown,
+        )
+        .await?;
         if config.consolidated.enabled {
             let groups = config.consolidated_groups()?;
             let consolidator = ingest::consolidate::Consolidator::new(
@@ -301,6 +368,7 @@ impl Gateway {
             metrics,
             history,
             auth,
+            alerts,
             shutdown.clone(),
             ui,
         );
@@ -330,6 +398,7 @@ impl Gateway {
             venues,
             history: writer,
             maintenance,
+            alerts: alert_tasks,
         })
     }
 
@@ -364,6 +433,9 @@ impl Gateway {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let _ = tokio::time::timeout(grace, self.maintenance).await;
+        for task in self.alerts.tasks {
+            let _ = tokio::time::timeout(grace, task).await;
+        }
         for venue in self.venues {
             let _ = tokio::time::timeout(grace, venue.connector).await;
             let _ = tokio::time::timeout(grace, venue.ingest).await;

@@ -14,6 +14,8 @@
 //! - [`openapi`]: `/openapi.json`, generated from the handlers and their types.
 //! - [`auth`]: API-key authentication: the REST scope guard (`auth::layer`), the admin API
 //!   (`auth::admin`) and the state shared with WebSocket sessions; [`auth_config`] is `[auth]`.
+//! - [`alerts`]: `/v1/alerts` and `/v1/webhooks` (scope `alerts:write`), and starting the
+//!   alert evaluators and the webhook delivery worker (the engine is the `alerts` crate).
 //! - [`metrics`]: counters and the latency histogram, rendered for Prometheus.
 //! - [`state`]: [`AppState`], what handlers share.
 //! - [`ui`]: the built-in dashboard at `/ui/` (embedded page, session cookie, its routes).
@@ -22,6 +24,7 @@
 //! the OpenAPI coverage test are both built from that list. Signed requests (RFC 9421) extend
 //! the authentication in `auth::layer`.
 
+pub mod alerts;
 pub mod auth;
 pub mod auth_config;
 pub mod config;

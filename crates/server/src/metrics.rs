@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Channel kinds counted separately, in this order.
-pub const KINDS: [&str; 7] = [
+pub const KINDS: [&str; 8] = [
     "book",
     "trades",
     "ticker",
@@ -21,6 +21,7 @@ pub const KINDS: [&str; 7] = [
     "status",
     "onchain.blocks",
     "onchain.logs",
+    "alerts",
 ];
 
 /// Upper bounds (µs) of the ingest-to-send latency histogram buckets; the last is +Inf.

@@ -61,15 +61,15 @@ impl IntoResponse for ApiError {
     }
 }
 
-type Params = Result<Query<Vec<(String, String)>>, QueryRejection>;
+pub(crate) type Params = Result<Query<Vec<(String, String)>>, QueryRejection>;
 
 /// Validated query parameters.
-struct Query2 {
-    params: HashMap<String, String>,
+pub(crate) struct Query2 {
+    pub(crate) params: HashMap<String, String>,
 }
 
 impl Query2 {
-    fn new(params: Params, allowed: &[&str]) -> Result<Self, ApiError> {
+    pub(crate) fn new(params: Params, allowed: &[&str]) -> Result<Self, ApiError> {
         let Query(pairs) = params.map_err(|e| {
             ApiError::new(ErrorCode::BadParam, format!("malformed query string: {e}"))
         })?;
@@ -112,7 +112,7 @@ impl Query2 {
         Ok((venue, symbol))
     }
 
-    fn number(&self, name: &str, default: usize, max: usize) -> Result<usize, ApiError> {
+    pub(crate) fn number(&self, name: &str, default: usize, max: usize) -> Result<usize, ApiError> {
         let Some(text) = self.params.get(name) else {
             return Ok(default);
         };
@@ -322,6 +322,7 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
 pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     let mut body = state.metrics().render(state.hub());
     crate::history::render_metrics(state.history().map(|h| &**h), &mut body);
+    state.alerts().metrics.render(&mut body);
     let mut response = body.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

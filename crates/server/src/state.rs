@@ -1,5 +1,6 @@
 //! State shared by every request handler and session.
 
+use crate::alerts::AlertsState;
 use crate::auth::AuthState;
 use crate::config::Config;
 use crate::history::History;
@@ -15,6 +16,7 @@ pub struct AppState {
     inner: Arc<Inner>,
 }
 
+/// What every handler and session shares (held once, behind the state's `Arc`).
 #[derive(Debug)]
 struct Inner {
     config: Config,
@@ -23,6 +25,7 @@ struct Inner {
     metrics: Arc<Metrics>,
     history: Option<Arc<History>>,
     auth: Arc<AuthState>,
+    alerts: Arc<AlertsState>,
     shutdown: CancellationToken,
     ui: Arc<crate::ui::UiState>,
 }
@@ -37,6 +40,7 @@ impl AppState {
         metrics: Arc<Metrics>,
         history: Option<Arc<History>>,
         auth: Arc<AuthState>,
+        alerts: Arc<AlertsState>,
         shutdown: CancellationToken,
         ui: Arc<crate::ui::UiState>,
     ) -> Self {
@@ -48,6 +52,7 @@ impl AppState {
                 metrics,
                 history,
                 auth,
+                alerts,
                 shutdown,
                 ui,
             }),
@@ -77,6 +82,10 @@ impl AppState {
 
     pub fn auth(&self) -> &Arc<AuthState> {
         &self.inner.auth
+    }
+
+    pub fn alerts(&self) -> &Arc<AlertsState> {
+        &self.inner.alerts
     }
 
     pub fn shutdown(&self) -> &CancellationToken {

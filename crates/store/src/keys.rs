@@ -57,6 +57,8 @@ macro_rules! text_enum {
         }
     };
 }
+/// Also used for the alert stores' state enums.
+pub(crate) use text_enum;
 
 text_enum!(
     /// What kind of credential a key is.

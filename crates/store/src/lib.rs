@@ -16,11 +16,18 @@
 //!   buckets) and its SQLite backend.
 //! - [`audit`] / [`audit_sqlite`]: the hash-chained [`audit::AuditLog`] seam, its chain verifier,
 //!   and its SQLite backend.
+//! - [`alerts`] / [`alerts_sqlite`]: the [`alerts::AlertStore`] seam (alert rules with a change
+//!   feed, webhook endpoints with sealed secrets and delivery statistics) and its SQLite backend.
+//! - [`outbox`] / [`outbox_sqlite`]: the [`outbox::Outbox`] seam (firings, their webhook
+//!   deliveries with leases, attempts, dead letters and redelivery), on the same SQLite store.
 //!
 //! Each concept gets a trait file and one file per backend, named `<concept>.rs` and
 //! `<concept>_sqlite.rs` (later `<concept>_postgres.rs`), with one contract test suite that every
-//! backend must pass (`tests/history/contract.rs` for history).
+//! backend must pass (`tests/history/contract.rs` for history, `tests/keys_contract.rs`,
+//! `tests/alerts_contract.rs`).
 
+pub mod alerts;
+pub mod alerts_sqlite;
 pub mod audit;
 pub mod audit_sqlite;
 pub mod error;
@@ -30,6 +37,8 @@ pub mod history_sqlite;
 pub mod history_writer;
 pub mod keys;
 pub mod keys_sqlite;
+pub mod outbox;
+pub mod outbox_sqlite;
 pub mod sqlite;
 
 pub use error::StoreError;

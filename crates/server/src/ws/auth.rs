@@ -278,22 +278,30 @@ impl Session {
         Ok(())
     }
 
-    /// Checks that this session may subscribe to `new` more channels (all market data, scope
-    /// `market:read`) and takes the key's subscription slots. Returns an error to send.
-    pub(super) fn admit_channels(&mut self, new: u32) -> Result<(), (ErrorCode, String)> {
+    /// Checks that this session may subscribe to `new` more channels needing `scopes` (market
+    /// data: `market:read`; the `alerts` channel: `alerts:write`) and takes the key's
+    /// subscription slots. Returns an error to send.
+    pub(super) fn admit_channels(
+        &mut self,
+        new: u32,
+        scopes: &[Scope],
+    ) -> Result<(), (ErrorCode, String)> {
         let Some(key) = &self.auth.key else {
-            return if self.state.auth().anonymous_allows(Scope::MarketRead) {
+            return if scopes
+                .iter()
+                .all(|s| self.state.auth().anonymous_allows(*s))
+            {
                 Ok(())
             } else {
                 Err((ErrorCode::MissingCredentials, "authenticate first".into()))
             };
         };
         let view = key.entry.view();
-        if !view.scopes.contains(Scope::MarketRead) {
+        if let Some(missing) = scopes.iter().find(|s| !view.scopes.contains(**s)) {
             key.entry.usage.failures.fetch_add(1, Ordering::Relaxed);
             return Err((
                 ErrorCode::InsufficientScope,
-                format!("key {} lacks the scope market:read", view.id),
+                format!("key {} lacks the scope {missing}", view.id),
             ));
         }
         let max = self.state.auth().ws_max_subscriptions_per_key;

@@ -64,11 +64,23 @@ pub struct Signer {
 
 /// Creates an `ed25519` key offline with a fresh key pair.
 pub fn offline_signer(dir: &Path, name: &str, scopes: &[&str]) -> Signer {
+    offline_principal_signer(&offline_service(dir), name, scopes, None)
+}
+
+/// Creates an `ed25519` key with `service` (e.g. one with a master key), for `principal`
+/// (default: derived from the name).
+pub fn offline_principal_signer(
+    service: &KeyService,
+    name: &str,
+    scopes: &[&str],
+    principal: Option<&str>,
+) -> Signer {
     let seed = auth::httpsig::pem::random_ed25519_seed().unwrap();
-    let issued = offline_service(dir)
+    let issued = service
         .create(
             NewKey {
                 name: name.into(),
+                principal: principal.map(str::to_string),
                 scopes: scopes.iter().map(|s| s.to_string()).collect(),
                 kind: Some(KeyKind::Ed25519),
                 public_key_pem: Some(auth::httpsig::pem::ed25519_public_pem(&seed)),

@@ -5,6 +5,7 @@
 mod auth_support;
 mod support;
 
+mod alerts;
 mod auth_lifecycle;
 mod auth_rejections;
 mod auth_signed;

@@ -1,4 +1,4 @@
-//! `tickgate bench fanout|idle|history|auth`: load the gateway from this machine and report
+//! `tickgate bench fanout|idle|history|auth|alerts`: load the gateway from this machine and report
 //! what it delivers.
 //!
 //! Both benchmarks start the gateway as a child process (`tickgate serve` on a free loopback
@@ -37,6 +37,9 @@ pub enum BenchCommand {
     History(super::bench_history::HistoryBenchArgs),
     /// Cost of authenticating a bearer request (ns) and REST throughput with and without auth.
     Auth(super::bench_auth::BenchAuthArgs),
+    /// Alert rule engine events/s with 0, 1,000 and 100,000 rules on one symbol, and
+    /// firing-to-webhook latency on loopback.
+    Alerts(super::bench_alerts::AlertsBenchArgs),
 }
 
 pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
@@ -45,6 +48,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Idle(args) => idle::run(args),
         BenchCommand::History(args) => super::bench_history::run(args),
         BenchCommand::Auth(args) => super::bench_auth::run(args),
+        BenchCommand::Alerts(args) => super::bench_alerts::run(args),
     }
 }
 

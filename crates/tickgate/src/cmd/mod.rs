@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod bench;
+pub mod bench_alerts;
 pub mod bench_auth;
 pub mod bench_history;
 pub mod book;

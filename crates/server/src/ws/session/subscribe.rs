@@ -2,6 +2,7 @@
 
 use super::{End, Session, Sub};
 use crate::metrics::KINDS;
+use auth::Scope;
 use futures_util::SinkExt;
 use hub::{ChannelHandle, Lost};
 use model::{Channel, ChannelKind};
@@ -42,6 +43,21 @@ impl Session {
                     Some(shown.clone()),
                 )
             })?;
+            if channel.kind == ChannelKind::Alerts {
+                // Private: the channel of the key's principal, never another's.
+                let Some(key) = &self.auth.key else {
+                    return Err((
+                        ErrorCode::MissingCredentials,
+                        "the alerts channel needs a key with the scope alerts:write".into(),
+                        Some(shown),
+                    ));
+                };
+                let handle = self.state.hub().private(&key.view.principal);
+                if !handles.iter().any(|h| Arc::ptr_eq(h, &handle)) {
+                    handles.push(handle);
+                }
+                continue;
+            }
             let Some(handle) = self.state.hub().get(&channel) else {
                 return Err((
                     ErrorCode::UnknownChannel,
@@ -91,7 +107,17 @@ impl Session {
                 .await;
         }
         // The key's scope and per-key subscription limit (anonymous: the `[auth]` policy).
-        if let Err((code, message)) = self.admit_channels(new.len() as u32) {
+        let mut scopes = Vec::new();
+        for handle in &new {
+            let scope = match handle.channel().kind {
+                ChannelKind::Alerts => Scope::AlertsWrite,
+                _ => Scope::MarketRead,
+            };
+            if !scopes.contains(&scope) {
+                scopes.push(scope);
+            }
+        }
+        if let Err((code, message)) = self.admit_channels(new.len() as u32, &scopes) {
             let channel = names.first().filter(|_| names.len() == 1).cloned();
             return self.reply_error(code, &message, id, channel).await;
         }
@@ -140,7 +166,10 @@ impl Session {
             // Channels without a snapshot to rejoin from: a client is told what it missed.
             let gap_notices = matches!(
                 kind,
-                ChannelKind::Trades | ChannelKind::OnchainBlocks | ChannelKind::OnchainLogs
+                ChannelKind::Trades
+                    | ChannelKind::Alerts
+                    | ChannelKind::OnchainBlocks
+                    | ChannelKind::OnchainLogs
             );
             if let Some((lost, from_seq)) = lost {
                 self.state
