@@ -171,4 +171,8 @@ pub trait AlertStore: Send + Sync + fmt::Debug {
 
     /// Endpoints of `owner`, oldest first.
     fn list_endpoints(&self, owner: &str) -> Result<Vec<EndpointRecord>, StoreError>;
+
+    /// Every endpoint of every owner, oldest first: for operator maintenance such as re-wrapping
+    /// the sealed secrets under a new master key.
+    fn list_all_endpoints(&self) -> Result<Vec<EndpointRecord>, StoreError>;
 }

@@ -606,4 +606,13 @@ impl AlertStore for SqliteAlertStore {
         let rows = stmt.query_map([owner], read_endpoint)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+
+    fn list_all_endpoints(&self) -> Result<Vec<EndpointRecord>, StoreError> {
+        let conn = self.conn.lock();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints ORDER BY created_at, id"
+        ))?;
+        let rows = stmt.query_map([], read_endpoint)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
 }

@@ -221,6 +221,20 @@ fn endpoints_round_trip_and_deletion_rules(s: &dyn Backend) {
         .map(|e| e.id)
         .collect();
     assert_eq!(ids, ["whe_1", "whe_2"]);
+    let all: Vec<_> = s
+        .list_all_endpoints()
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.id, e.owner))
+        .collect();
+    assert_eq!(
+        all,
+        [
+            ("whe_1".to_string(), "acme".to_string()),
+            ("whe_2".to_string(), "acme".to_string()),
+            ("whe_3".to_string(), "other".to_string())
+        ]
+    );
 
     // Rotation writes both secrets.
     let mut rotated = stored.clone();

@@ -55,6 +55,32 @@ fn json(out: &Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("JSON output")
 }
 
+/// Stores endpoint `whe_cli` with its secret sealed by `ring`.
+fn webhook_endpoint(store: &store::alerts_sqlite::SqliteAlertStore, ring: &auth::KeyRing) {
+    use store::alerts::{AlertStore, EndpointRecord, EndpointStats};
+    let at = 1_700_000_000_000_000;
+    store
+        .insert_endpoint(&EndpointRecord {
+            id: "whe_cli".into(),
+            owner: "bot".into(),
+            url: "https://hooks.example.com/in".into(),
+            description: String::new(),
+            enabled: true,
+            scheme: "v1".into(),
+            public_key: None,
+            secret: ring.seal("whe_cli", b"whsec_cli_test_secret").unwrap(),
+            previous_secret: None,
+            previous_until: None,
+            max_in_flight: None,
+            timeout_ms: None,
+            created_at: at,
+            updated_at: at,
+            rev: 0,
+            stats: EndpointStats::default(),
+        })
+        .unwrap();
+}
+
 fn write_key(path: &Path, hex: &str) {
     std::fs::write(path, format!("{hex}\n")).unwrap();
     #[cfg(unix)]
@@ -451,6 +477,14 @@ fn keys_offline_and_online_scan_rewrap_audit_and_no_plaintext_anywhere() {
     let clean = run(tickgate().args(["keys", "scan", cfg]), &mut stderr_log);
     assert_eq!(clean.status.code(), Some(0));
 
+    // A webhook endpoint whose signing secret is sealed under the old master key (written to
+    // the store directly: what `POST /v1/webhooks` stores).
+    let old_master = auth::envelope::MasterKey::from_hex(&old_hex, "test").unwrap();
+    let new_master = auth::envelope::MasterKey::from_hex(&new_hex, "test").unwrap();
+    let alert_store = store::alerts_sqlite::SqliteAlertStore::open_dir(&data).unwrap();
+    webhook_endpoint(&alert_store, &auth::KeyRing::new(Some(old_master), vec![]));
+    secrets.push("whsec_cli_test_secret".to_string());
+
     // Master key rotation while the server runs: new current key, old one as previous.
     write_key(&master, &new_hex);
     let rewrap = json(&run(
@@ -460,11 +494,22 @@ fn keys_offline_and_online_scan_rewrap_audit_and_no_plaintext_anywhere() {
         &mut stderr_log,
     ));
     assert_eq!(rewrap["rewrapped"], 2, "the two hmac secrets");
+    assert_eq!(rewrap["webhook_secrets_rewrapped"], 1, "{rewrap}");
     let without_old = json(&run(
         tickgate().args(["keys", "rewrap", "--config", cfg, "--json"]),
         &mut stderr_log,
     ));
     assert_eq!(without_old["rewrapped"], 0);
+    assert_eq!(without_old["webhook_secrets_rewrapped"], 0);
+    // The endpoint's secret now opens with the new master key alone.
+    use store::alerts::AlertStore;
+    let endpoint = alert_store.get_endpoint("whe_cli").unwrap().unwrap();
+    assert_eq!(endpoint.secret.master_key_id, new_master.id());
+    let only_new = auth::KeyRing::new(Some(new_master), vec![]);
+    assert_eq!(
+        only_new.open("whe_cli", &endpoint.secret).unwrap().to_vec(),
+        b"whsec_cli_test_secret"
+    );
 
     // The audit log verifies, online (downloaded and checked here) and offline.
     let verified = json(&run(&mut online(&["audit", "verify"]), &mut stderr_log));

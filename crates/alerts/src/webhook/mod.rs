@@ -7,8 +7,10 @@
 //! - [`url`]: webhook URL validation.
 //! - [`schedule`]: exponential backoff with full jitter.
 //! - [`worker`]: the delivery worker over the durable outbox.
+//! - [`rewrap`]: re-wrapping every endpoint's sealed secrets under the current master key.
 
 pub mod address;
+pub mod rewrap;
 pub mod schedule;
 pub mod signature;
 pub mod url;

@@ -475,7 +475,7 @@ pub(crate) async fn usage(
     post,
     path = "/admin/v1/keys/rewrap",
     tag = "admin",
-    summary = "Re-encrypt every HMAC secret under the current master key",
+    summary = "Re-encrypt every HMAC key secret and webhook signing secret under the current master key",
     responses(
         (status = 200, body = serde_json::Value),
         AdminErrors,
@@ -486,16 +486,34 @@ pub(crate) async fn rewrap(
     principal: Admin,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let actor = actor(principal.as_deref())?;
-    let count = run(&state, move |s| Ok((s.rewrap(&actor, now())?, vec![]))).await?;
+    let key_actor = actor.clone();
+    let count = run(&state, move |s| Ok((s.rewrap(&key_actor, now())?, vec![]))).await?;
+    // Webhook signing secrets are sealed under the same master keys.
+    let service = state.auth().service.clone();
+    let store = state.alerts().service.store().clone();
+    let webhooks = tokio::task::spawn_blocking(move || {
+        ::alerts::webhook::rewrap::rewrap_endpoint_secrets(
+            store.as_ref(),
+            service.ring(),
+            service.audit().as_ref(),
+            &actor,
+            now(),
+        )
+    })
+    .await
+    .map_err(|_| ApiError::new(ErrorCode::Internal, "internal error"))?
+    .map_err(crate::alerts::api_error)?;
     let master = state
         .auth()
         .service
         .ring()
         .current()
         .map(|k| k.id().to_string());
-    Ok(Json(
-        serde_json::json!({ "rewrapped": count, "master_key_id": master }),
-    ))
+    Ok(Json(serde_json::json!({
+        "rewrapped": count,
+        "webhook_secrets_rewrapped": webhooks,
+        "master_key_id": master,
+    })))
 }
 
 #[utoipa::path(

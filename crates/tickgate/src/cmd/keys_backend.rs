@@ -11,6 +11,7 @@ use client::Credentials;
 use serde_json::{Value, json};
 use server::Config;
 use std::path::PathBuf;
+use store::alerts_sqlite::SqliteAlertStore;
 use store::audit::hex32;
 use store::keys::{Granularity, KeyFilter, KeyKind, KeyStatus};
 use store::keys_sqlite::SqliteKeyStore;
@@ -43,6 +44,8 @@ pub enum Backend {
     Offline {
         service: KeyService,
         actor: String,
+        /// Where the offline stores live (the alert store is opened only by `rewrap`).
+        data_dir: PathBuf,
     },
     Online {
         client: reqwest::Client,
@@ -93,6 +96,7 @@ impl Backend {
         Ok(Self::Offline {
             service,
             actor: format!("cli:{user}"),
+            data_dir: config.server.data_dir.clone(),
         })
     }
 
@@ -160,7 +164,7 @@ impl Backend {
 
     pub async fn create(&self, request: NewKey) -> anyhow::Result<Value> {
         match self {
-            Self::Offline { service, actor } => {
+            Self::Offline { service, actor, .. } => {
                 let issued = service.create(request, actor, now())?;
                 Ok(issued_json(&issued.record, issued.secret, now()))
             }
@@ -243,7 +247,7 @@ impl Backend {
         public_key: Option<String>,
     ) -> anyhow::Result<Value> {
         match self {
-            Self::Offline { service, actor } => {
+            Self::Offline { service, actor, .. } => {
                 let (old, issued) =
                     service.rotate(id, grace_secs, public_key.as_deref(), actor, now())?;
                 let mut out = issued_json(&issued.record, issued.secret, now());
@@ -267,7 +271,7 @@ impl Backend {
 
     pub async fn cancel_rotation(&self, id: &str) -> anyhow::Result<Value> {
         match self {
-            Self::Offline { service, actor } => {
+            Self::Offline { service, actor, .. } => {
                 let (key, revoked) = service.cancel_rotation(id, actor, now())?;
                 Ok(
                     json!({ "key": KeyInfo::new(&key, now()), "revoked_successor": KeyInfo::new(&revoked, now()) }),
@@ -286,7 +290,7 @@ impl Backend {
 
     pub async fn revoke(&self, id: &str, reason: &str) -> anyhow::Result<Value> {
         match self {
-            Self::Offline { service, actor } => Ok(json!(KeyInfo::new(
+            Self::Offline { service, actor, .. } => Ok(json!(KeyInfo::new(
                 &service.revoke(id, reason, actor, now())?,
                 now()
             ))),
@@ -303,7 +307,7 @@ impl Backend {
 
     pub async fn update(&self, id: &str, change: KeyUpdate) -> anyhow::Result<Value> {
         match self {
-            Self::Offline { service, actor } => Ok(json!(KeyInfo::new(
+            Self::Offline { service, actor, .. } => Ok(json!(KeyInfo::new(
                 &service.update(id, change, actor, now())?,
                 now()
             ))),
@@ -360,11 +364,27 @@ impl Backend {
 
     pub async fn rewrap(&self) -> anyhow::Result<Value> {
         match self {
-            Self::Offline { service, actor } => {
+            Self::Offline {
+                service,
+                actor,
+                data_dir,
+            } => {
                 let count = service.rewrap(actor, now())?;
-                Ok(
-                    json!({ "rewrapped": count, "master_key_id": service.ring().current().map(|k| k.id().to_string()) }),
-                )
+                // Webhook signing secrets (docs/alerts.md) are sealed under the same master keys.
+                let alerts = SqliteAlertStore::open_dir(data_dir)
+                    .with_context(|| format!("cannot open {}", data_dir.display()))?;
+                let webhooks = alerts::webhook::rewrap::rewrap_endpoint_secrets(
+                    &alerts,
+                    service.ring(),
+                    service.audit().as_ref(),
+                    actor,
+                    now(),
+                )?;
+                Ok(json!({
+                    "rewrapped": count,
+                    "webhook_secrets_rewrapped": webhooks,
+                    "master_key_id": service.ring().current().map(|k| k.id().to_string()),
+                }))
             }
             Self::Online { .. } => {
                 self.call(
