@@ -33,8 +33,10 @@ pub struct AlertMetrics {
     pub firings: AtomicU64,
     pub suppressed: AtomicU64,
     pub expired: AtomicU64,
-    /// Firings that could not be stored (retried from the evaluator's queue).
+    /// Failed writes of firings or attempts (firings are retried from the evaluator's queue).
     pub store_errors: AtomicU64,
+    /// Firings dropped because the store refused writes for longer than the queue holds.
+    pub firings_dropped: AtomicU64,
     pub attempts_success: AtomicU64,
     pub attempts_failure: AtomicU64,
     pub delivered: AtomicU64,
@@ -159,6 +161,12 @@ impl AlertMetrics {
             "counter",
             "Failed writes of firings (retried).",
             &one(get(&self.store_errors)),
+        );
+        line(
+            "tickgate_alert_firings_dropped_total",
+            "counter",
+            "Firings dropped because the store refused writes for longer than the evaluator queue holds.",
+            &one(get(&self.firings_dropped)),
         );
         let endpoints = self.endpoints.lock().clone();
         let mut attempts = vec![

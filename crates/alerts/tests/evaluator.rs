@@ -100,6 +100,11 @@ fn setup(capacity: usize) -> Setup {
 
 impl Setup {
     fn start(&self, partition: &str) -> tokio::task::JoinHandle<()> {
+        self.start_with(partition, alerts::evaluator::MAX_UNWRITTEN)
+    }
+
+    /// Starts an evaluator that keeps at most `max_unwritten` firings while the store refuses.
+    fn start_with(&self, partition: &str, max_unwritten: usize) -> tokio::task::JoinHandle<()> {
         let cx = Context {
             store: self.store.clone(),
             hub: self.hub.clone(),
@@ -109,7 +114,8 @@ impl Setup {
             clock: Clock::new(),
             poll: Duration::from_millis(50),
         };
-        tokio::spawn(Evaluator::new(partition, cx).run(self.shutdown.clone()))
+        let evaluator = Evaluator::new(partition, cx).with_max_unwritten(max_unwritten);
+        tokio::spawn(evaluator.run(self.shutdown.clone()))
     }
 
     /// Waits until the evaluator follows `n` channels and has `rules` rules.
@@ -131,7 +137,7 @@ impl Setup {
 }
 
 async fn until(what: &str, mut done: impl FnMut() -> bool) {
-    for _ in 0..500 {
+    for _ in 0..1500 {
         if done() {
             return;
         }
@@ -315,4 +321,81 @@ async fn expired_rules_are_marked_in_the_store() {
     assert_eq!(s.metrics.expired.load(Ordering::Relaxed), 1);
     s.shutdown.cancel();
     task.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn firings_wait_while_the_store_is_locked_bounded_then_are_written() {
+    // A real database file, write-locked by another connection: the store's writes fail
+    // (after its busy timeout) while reads go on (WAL).
+    let dir = std::env::temp_dir().join(format!("tickgate-alerts-locked-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut s = setup(1024);
+    s.store = Arc::new(store::alerts_sqlite::SqliteAlertStore::open_dir(&dir).unwrap());
+    s.store
+        .insert_rule(&price_rule(
+            "alr_flip",
+            "trades:sim:BTC-USDT",
+            Direction::Above,
+            "100",
+            &[],
+        ))
+        .unwrap();
+    let task = s.start_with("sim", 3);
+    s.ready(1).await;
+    let mut alerts = s.hub.private("acme").subscribe(false);
+
+    let lock = rusqlite::Connection::open(dir.join("tickgate.db")).unwrap();
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    // Five crossings above 100 while nothing can be written.
+    publish_trades(
+        &s.hub,
+        &[
+            "99", "101", "99", "102", "99", "103", "99", "104", "99", "105",
+        ],
+    );
+    // Every trade evaluated, then one more refused write (the queue is capped before each
+    // write), so exactly the capped queue is waiting when the lock goes.
+    until("all ten trades evaluated", || {
+        s.metrics.events.load(Ordering::Relaxed) >= 10
+    })
+    .await;
+    let refused = s.metrics.store_errors.load(Ordering::Relaxed);
+    until("a refused write after the last trade", || {
+        s.metrics.store_errors.load(Ordering::Relaxed) > refused
+    })
+    .await;
+    // Nothing reached the channel before it was durable.
+    assert!(alerts.rx.try_recv().is_err());
+    assert_eq!(s.store.get_rule("alr_flip").unwrap().unwrap().firings, 0);
+    lock.execute_batch("COMMIT").unwrap();
+
+    // The newest three are written, then published, in order; the two oldest were dropped.
+    let mut values = Vec::new();
+    for _ in 0..3 {
+        let frame = tokio::time::timeout(Duration::from_secs(20), alerts.rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        let ServerMessage::Update(update) = serde_json::from_str(frame.as_str()).unwrap() else {
+            panic!("{}", frame.as_str())
+        };
+        values.push(update.alert.unwrap().value.to_string());
+    }
+    assert_eq!(values, ["103", "104", "105"]);
+    assert_eq!(s.metrics.firings_dropped.load(Ordering::Relaxed), 2);
+    // (Counted just after the publish.)
+    until("the firings counter", || {
+        s.metrics.firings.load(Ordering::Relaxed) == 3
+    })
+    .await;
+    assert_eq!(s.store.get_rule("alr_flip").unwrap().unwrap().firings, 3);
+    let mut text = String::new();
+    s.metrics.render(&mut text);
+    assert!(
+        text.contains("tickgate_alert_firings_dropped_total 2"),
+        "{text}"
+    );
+    s.shutdown.cancel();
+    task.await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -11,8 +11,10 @@
 //! 2. publishes each on its owner's private `alerts` channel (seq, resume, like any channel);
 //! 3. wakes the delivery worker.
 //!
-//! If the write fails the firings wait in memory and are written again before any new ones
-//! (counted in `tickgate_alert_store_errors_total`). Nothing here ever waits on ingest, and
+//! If the write fails the firings wait in memory and are written again, a second later, before
+//! any new ones (counted in `tickgate_alert_store_errors_total`); the market is read meanwhile. At most [`MAX_UNWRITTEN`] wait: while the
+//! store stays down, the oldest beyond that are dropped, logged and counted in
+//! `tickgate_alert_firings_dropped_total` (memory stays bounded; the newest crossings survive). Nothing here ever waits on ingest, and
 //! ingest never waits on it: the evaluator reads the channels' broadcast rings like a client.
 
 mod feed;
@@ -38,6 +40,10 @@ use tokio_util::sync::CancellationToken;
 
 /// Frames handled between two looks at the clock, the rule feed and the outbox.
 const MAX_BATCH: usize = 1024;
+/// Most firings kept in memory while the store refuses writes (see the module docs).
+pub const MAX_UNWRITTEN: usize = 10_000;
+/// After a failed write of firings, the next attempt waits this long.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// Time-based rules (feed health, sliding volume) and expiries are checked this often.
 pub const TICK: Duration = Duration::from_secs(1);
 
@@ -65,8 +71,11 @@ pub struct Evaluator {
     change_seq: u64,
     /// Channels the rules need that the hub does not serve yet.
     missing: usize,
-    /// Firings not yet written (a failed write), oldest first.
+    /// Firings not yet written (a failed write), oldest first; at most `max_unwritten`.
     unwritten: Vec<(NewFiring, AlertBody)>,
+    max_unwritten: usize,
+    /// After a failed write, the next is not tried before this (the market keeps being read).
+    retry_at: Option<tokio::time::Instant>,
     /// Rules that expired and are not yet marked so in the store.
     expired: Vec<String>,
     reported: EngineStats,
@@ -95,9 +104,17 @@ impl Evaluator {
             change_seq: 0,
             missing: 0,
             unwritten: Vec::new(),
+            max_unwritten: MAX_UNWRITTEN,
+            retry_at: None,
             expired: Vec::new(),
             reported: EngineStats::default(),
         }
+    }
+
+    /// Keeps at most `n` (at least 1) unwritten firings instead of [`MAX_UNWRITTEN`].
+    pub fn with_max_unwritten(mut self, n: usize) -> Self {
+        self.max_unwritten = n.max(1);
+        self
     }
 
     /// Runs until `shutdown`.
@@ -220,9 +237,30 @@ impl Evaluator {
         if self.unwritten.is_empty() {
             return;
         }
+        if self.unwritten.len() > self.max_unwritten {
+            let excess = self.unwritten.len() - self.max_unwritten;
+            let dropped: Vec<_> = self.unwritten.drain(..excess).collect();
+            self.cx
+                .metrics
+                .count(&self.cx.metrics.firings_dropped, excess as u64);
+            tracing::error!(
+                dropped = excess,
+                oldest_rule = %dropped[0].0.rule_id,
+                "the store has refused firings for too long; dropped the oldest"
+            );
+        }
+        // A failed write (a busy or broken store) is retried once RETRY_AFTER has passed, not on
+        // every frame: each attempt may block for the store's busy timeout.
+        if self
+            .retry_at
+            .is_some_and(|at| tokio::time::Instant::now() < at)
+        {
+            return;
+        }
         let records: Vec<NewFiring> = self.unwritten.iter().map(|(r, _)| r.clone()).collect();
         match blocking(&self.cx.store, move |s| s.record_firings(&records)).await {
             Ok(()) => {
+                self.retry_at = None;
                 let n = self.unwritten.len() as u64;
                 for (record, body) in std::mem::take(&mut self.unwritten) {
                     self.cx
@@ -234,6 +272,7 @@ impl Evaluator {
                 self.cx.deliveries.notify_one();
             }
             Err(error) => {
+                self.retry_at = Some(tokio::time::Instant::now() + RETRY_AFTER);
                 self.cx.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(error = %error, waiting = self.unwritten.len(), "cannot write firings; retrying");
             }
