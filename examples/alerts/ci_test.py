@@ -13,7 +13,12 @@ the signed REST API (an ed25519 key made with `tickgate keys create`, signed by
 - a captured delivery sent again verbatim is a replay: answered 200 but not processed again;
 - the same delivery re-signed with a timestamp 10 minutes old is stale: refused (400);
 - a delivery whose body was changed is refused (401);
-- the endpoint's statistics show the deliveries.
+- the endpoint's statistics show the deliveries;
+- restart with pending deliveries: while the receiver answers 503, new firings are written and
+  attempted; the gateway is killed with SIGKILL and started again on the same data directory;
+  once the receiver is back every firing recorded before the kill is delivered, and every
+  repeated delivery of a firing carries that firing's `webhook-id` (at-least-once, never a new
+  id for the same firing).
 
 Exits 1 on any failure; prints SKIPPED and exits 0 when a library is not installed.
 """
@@ -52,6 +57,7 @@ CONFIG = """
 allow_addresses = ["127.0.0.1"]
 retry_base_secs = 1
 retry_max_delay_secs = 2
+max_attempts = 100
 
 [[venues]]
 name = "sim"
@@ -63,12 +69,14 @@ rate = 200.0
 
 
 def start_gateway(tickgate, data_dir, config, log):
+    log.flush()
+    start = Path(log.name).stat().st_size  # a restart appends to the same log
     server = subprocess.Popen(
         [tickgate, "serve", "--config", config, "--listen", "127.0.0.1:0", "--data-dir", data_dir],
         stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        match = re.search(r"tickgate listening.*?(127\.0\.0\.1:\d+)", Path(log.name).read_text())
+        match = re.search(r"tickgate listening.*?(127\.0\.0\.1:\d+)", Path(log.name).read_text()[start:])
         if match:
             return server, f"http://{match.group(1)}"
         if server.poll() is not None:
@@ -122,9 +130,12 @@ def main(tickgate):
         captured = []
         receiver = Receiver([], on_alert=lambda payload: None)
         original = receiver.handle
+        down = threading.Event()  # set: the receiver answers 503 without looking
 
         def recording(headers, body):
             captured.append((dict(headers), body))
+            if down.is_set():
+                return 503, {"error": "down for the test"}
             return original(headers, body)
 
         receiver.handle = recording
@@ -188,6 +199,46 @@ def main(tickgate):
                 status, metrics = 0, requests.get(base_url + "/metrics").text
                 check("webhook metrics", re.search(r"tickgate_webhook_delivered_total [1-9]", metrics)
                       is not None, "no delivered counter")
+
+                # Restart with pending deliveries: the receiver is down, firings pile up.
+                down.set()
+                status, listed = api.call("GET", "/v1/alerts/firings")
+                known = {f["id"] for f in listed["firings"]} if status == 200 else set()
+                pending, deadline = set(), time.monotonic() + 90
+                while len(pending) < 2 and time.monotonic() < deadline:
+                    level = requests.get(base_url + "/v1/ticker?venue=sim&symbol=BTC-USDT").json()
+                    level = level["ticker"]["last"] or ticker["ticker"]["last"]
+                    for direction in ("above", "below"):
+                        api.call("POST", "/v1/alerts", {
+                            "name": f"kill {direction} {level}", "endpoints": [endpoint["id"]],
+                            "max_firings": 1,
+                            "condition": {"kind": "price", "channel": "trades:sim:BTC-USDT",
+                                          "direction": direction, "level": level}})
+                    time.sleep(3)
+                    status, listed = api.call("GET", "/v1/alerts/firings")
+                    pending = {f["id"] for f in listed["firings"]} - known if status == 200 else set()
+                attempted = {{k.lower(): v for k, v in h.items()}["webhook-id"] for h, _ in captured}
+                check("firings written while the receiver is down", len(pending) >= 2, pending)
+                check("pending firings were attempted (503)", pending & attempted, (pending, attempted))
+                gateway.kill()  # SIGKILL: no shutdown path runs
+                gateway.wait(timeout=15)
+                down.clear()
+                gateway, base_url = start_gateway(tickgate, data_dir, config, log)
+                delivered = lambda: {p["data"]["id"] for p in receiver.processed}
+                deadline = time.monotonic() + 60
+                while not pending <= delivered() and time.monotonic() < deadline:
+                    time.sleep(0.5)
+                check("every firing recorded before the kill is delivered after the restart",
+                      pending <= delivered(), (pending, delivered()))
+                ids_by_firing = {}
+                for h, body in captured:
+                    firing_id = json.loads(body)["data"]["id"]
+                    ids_by_firing.setdefault(firing_id, set()).add(
+                        {k.lower(): v for k, v in h.items()}["webhook-id"])
+                check("a firing's deliveries all carry its webhook-id",
+                      all(ids == {fid} for fid, ids in ids_by_firing.items()), ids_by_firing)
+                check("each firing processed once across the restart",
+                      len(receiver.processed) == len(delivered()), len(receiver.processed))
             finally:
                 gateway.terminate()
                 gateway.wait(timeout=15)
