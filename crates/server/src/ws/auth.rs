@@ -366,11 +366,16 @@ impl Session {
             KeyEventKind::Expiring { at } => self.send_message(&expiring(&key, at)).await,
             KeyEventKind::Reinstated => Ok(()),
             KeyEventKind::ScopesReduced => {
+                // A subscription whose scope the key lost ends the session, as at subscribe.
                 let view = key.entry.view();
-                if view.scopes.contains(Scope::MarketRead) || self.subscription_count() == 0 {
+                let Some(lost) = self
+                    .subscribed_scopes()
+                    .into_iter()
+                    .find(|s| !view.scopes.contains(*s))
+                else {
                     return Ok(());
-                }
-                let message = format!("key {} no longer has the scope market:read", view.id);
+                };
+                let message = format!("key {} no longer has the scope {lost}", view.id);
                 self.reply_error(ErrorCode::InsufficientScope, &message, None, None)
                     .await?;
                 Err(End::AuthFailed(ErrorCode::InsufficientScope))

@@ -25,6 +25,7 @@ mod subscribe;
 use crate::config::SlowConsumerPolicy;
 use crate::metrics::LocalLatency;
 use crate::state::AppState;
+use auth::Scope;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use hub::{ChannelHandle, Frame};
@@ -380,6 +381,22 @@ impl Session {
 
     pub(super) fn subscription_count(&self) -> usize {
         self.by_name.len()
+    }
+
+    /// The scopes this session's subscriptions need: `alerts:write` for the private `alerts`
+    /// channel, `market:read` for any other.
+    pub(super) fn subscribed_scopes(&self) -> Vec<Scope> {
+        let mut scopes = Vec::new();
+        for name in self.by_name.keys() {
+            let scope = match name.parse::<model::Channel>() {
+                Ok(c) if c.kind == model::ChannelKind::Alerts => Scope::AlertsWrite,
+                _ => Scope::MarketRead,
+            };
+            if !scopes.contains(&scope) {
+                scopes.push(scope);
+            }
+        }
+        scopes
     }
 
     fn count_key_usage_request(&self) {

@@ -276,6 +276,53 @@ async fn revocation_closes_live_sessions_within_one_second() {
 }
 
 #[tokio::test]
+async fn removing_alerts_write_closes_a_session_on_the_alerts_channel() {
+    let config = auth_config("scopes-alerts");
+    let admin = offline_signer(&config.server.data_dir, "admin", &["keys:admin"]);
+    let gateway = start(config).await;
+    let http = Http::new(&gateway);
+    let (id, token) = http
+        .create_key(
+            &admin,
+            serde_json::json!({"name": "bot", "scopes": ["market:read", "alerts:write", "history:read"]}),
+        )
+        .await;
+    let mut ws = connect_with(&gateway, &token).await;
+    send(
+        &mut ws,
+        r#"{"op":"subscribe","id":1,"channels":["alerts","ticker:sim:BTC-USDT"]}"#,
+    )
+    .await;
+    recv_until(&mut ws, |m| matches!(m, ServerMessage::Subscribed { .. })).await;
+    let patch = |scopes: serde_json::Value| {
+        let (http, admin, id) = (&http, &admin, &id);
+        async move {
+            Http::json(
+                http.send(
+                    reqwest::Method::PATCH,
+                    &format!("/admin/v1/keys/{id}"),
+                    Some(admin),
+                    serde_json::json!({ "scopes": scopes }),
+                )
+                .await,
+            )
+            .await
+        }
+    };
+    // Removing a scope no subscription needs changes nothing.
+    let (status, body) = patch(serde_json::json!(["market:read", "alerts:write"])).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(data(&recv_until(&mut ws, |m| data(m).is_some()).await).is_some());
+    // Removing alerts:write, which the alerts subscription needs, closes the session.
+    let (status, body) = patch(serde_json::json!(["market:read"])).await;
+    assert_eq!(status, 200, "{body}");
+    let (error, close, took) = until_error_and_close(&mut ws, Duration::from_secs(2)).await;
+    assert_eq!((error.as_str(), close), ("insufficient_scope", 4002));
+    assert!(took < Duration::from_secs(1));
+    gateway.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn removing_a_scope_takes_effect_on_live_sessions() {
     let config = auth_config("scopes");
     let admin = offline_signer(&config.server.data_dir, "admin", &["keys:admin"]);
