@@ -97,8 +97,10 @@ struct MetricState {
 /// What one market's events feed.
 #[derive(Debug, Default)]
 struct Watch {
-    book: Vec<Metric>,
-    trades: Vec<Metric>,
+    /// Shared so an event snapshots the list with a reference count, not a copy (a rule that
+    /// completes while the list is walked changes the watch's own list, copy-on-write).
+    book: Arc<Vec<Metric>>,
+    trades: Arc<Vec<Metric>>,
     /// Last mid and last trade price (divergence reads the other market's).
     mid: Option<Decimal>,
     last: Option<Decimal>,
@@ -272,7 +274,7 @@ impl Engine {
             } else {
                 &mut watch.trades
             };
-            list.push(metric.clone());
+            Arc::make_mut(list).push(metric.clone());
         }
     }
 
@@ -282,8 +284,11 @@ impl Engine {
         }
         for (market, _) in Self::markets(metric) {
             if let Some(watch) = self.watches.get_mut(market) {
-                watch.book.retain(|m| m != metric);
-                watch.trades.retain(|m| m != metric);
+                for list in [&mut watch.book, &mut watch.trades] {
+                    if list.contains(metric) {
+                        Arc::make_mut(list).retain(|m| m != metric);
+                    }
+                }
                 if watch.book.is_empty() && watch.trades.is_empty() {
                     self.watches.remove(market);
                 }
@@ -354,8 +359,8 @@ impl Engine {
             return;
         };
         watch.last = Some(newest.price);
-        let metrics = watch.trades.clone();
-        for metric in &metrics {
+        let metrics = Arc::clone(&watch.trades);
+        for metric in metrics.iter() {
             match metric {
                 Metric::Price { .. } => {
                     for t in trades {
@@ -414,8 +419,8 @@ impl Engine {
         let (bid, ask) = (bid.price, ask.price);
         let mid = (bid + ask) / Decimal::TWO;
         watch.mid = Some(mid);
-        let metrics = watch.book.clone();
-        for metric in &metrics {
+        let metrics = Arc::clone(&watch.book);
+        for metric in metrics.iter() {
             let value = match metric {
                 Metric::Price { field, .. } => Some(match field {
                     PriceField::Bid => bid,

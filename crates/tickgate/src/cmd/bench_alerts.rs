@@ -29,6 +29,11 @@ pub struct AlertsBenchArgs {
     /// Rule counts to compare (the first is the baseline).
     #[arg(long, value_delimiter = ',', default_value = "0,1000,100000")]
     rules: Vec<usize>,
+    /// Largest price move from one trade to the next, in cents (1..=10000). The default, 100,
+    /// crosses about four of 100,000 rules per trade (a stress case: about one firing per
+    /// event); 1 is a quiet market where most trades cross none.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    step_cents: u64,
     /// Webhook deliveries timed for the latency part (0 skips it).
     #[arg(long, default_value_t = 500)]
     deliveries: usize,
@@ -36,8 +41,8 @@ pub struct AlertsBenchArgs {
 
 const PRICE: i64 = 6_000_000; // 60000.00 in cents
 
-/// A deterministic random walk: prices in cents moving by up to ±1.00 per trade.
-fn script(events: usize) -> Vec<TradeTick> {
+/// A deterministic random walk: prices in cents moving by up to ±`step` cents per trade.
+fn script(events: usize, step: u64) -> Vec<TradeTick> {
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut price = PRICE;
     (0..events)
@@ -45,7 +50,7 @@ fn script(events: usize) -> Vec<TradeTick> {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            price += (x % 201) as i64 - 100;
+            price += (x % (2 * step + 1)) as i64 - step as i64;
             TradeTick {
                 price: Decimal::new(price, 2),
                 size: Decimal::new(1 + (x % 1000) as i64, 4),
@@ -165,10 +170,10 @@ fn frames(events: &[TradeTick]) -> Vec<String> {
 
 pub fn run(args: AlertsBenchArgs) -> anyhow::Result<ExitCode> {
     println!(
-        "alert engine: {} trade events on one symbol, rules at levels over ±20 %",
-        args.events
+        "alert engine: {} trade events on one symbol (moves up to ±{} cents), rules at levels over ±20 %",
+        args.events, args.step_cents
     );
-    let events = script(args.events);
+    let events = script(args.events, args.step_cents);
     let texts = frames(&events);
     println!(
         "{:>8} {:>16} {:>8} {:>20} {:>8} {:>12}",
