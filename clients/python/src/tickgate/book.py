@@ -133,6 +133,20 @@ class BookMirror:
         """Number of bid and ask levels."""
         return len(self._bids.keys), len(self._asks.keys)
 
+    def copy(self) -> BookMirror:
+        """An independent copy (e.g. to hand to another thread)."""
+        other = BookMirror(self.channel, allow_crossed=self._allow_crossed)
+        other.epoch, other.seq, other.checksum, other.live = (
+            self.epoch,
+            self.seq,
+            self.checksum,
+            self.live,
+        )
+        for mine, theirs in ((self._bids, other._bids), (self._asks, other._asks)):
+            theirs.levels = dict(mine.levels)
+            theirs.keys = list(mine.keys)
+        return other
+
     def computed_checksum(self) -> int:
         return book_checksum(*self.text_levels(DEPTH))
 
