@@ -148,7 +148,8 @@ class Client:
                 book = client.book("book:sim:BTC-USDT")   # best_bid(), top(n), ...
 
     ``urls`` may list several gateways (cluster edges): reconnects go round them. Options are
-    keyword arguments of :class:`Options` or an ``options=`` instance.
+    keyword arguments of :class:`Options` (plus ``backoff_base``/``backoff_cap`` in seconds) or
+    an ``options=`` instance.
     """
 
     def __init__(
@@ -162,9 +163,14 @@ class Client:
         self._urls = _urls(urls)
         if options is not None and settings:
             raise invalid_argument("pass options= or keyword settings, not both")
+        base, cap = settings.pop("backoff_base", None), settings.pop("backoff_cap", None)
         try:
+            if base is not None or cap is not None:
+                default = Backoff()
+                base = default.base if base is None else base
+                settings["backoff"] = Backoff(base, max(base, default.cap if cap is None else cap))
             self.options = options or Options(**settings)
-        except TypeError as error:
+        except (TypeError, ValueError) as error:
             raise invalid_argument(str(error)) from None
         self.credentials = credentials or Credentials.none()
         self.rest = RestClient(
