@@ -23,8 +23,9 @@ class Scripted:
         self.url = ""
 
     async def __aenter__(self) -> Scripted:
-        self._server = await serve(self._handler, "127.0.0.1", 0,
-                                   process_request=self._process_request)
+        self._server = await serve(
+            self._handler, "127.0.0.1", 0, process_request=self._process_request
+        )
         port = self._server.sockets[0].getsockname()[1]  # type: ignore[index]
         self.url = f"http://127.0.0.1:{port}"
         return self
@@ -38,8 +39,12 @@ class Scripted:
         self.upgrades.append(request)
         if self.refuse is not None:
             status, body = self.refuse
-            return Response(status, "refused", Headers({"Content-Type": "application/json"}),
-                            json.dumps(body).encode())
+            return Response(
+                status,
+                "refused",
+                Headers({"Content-Type": "application/json"}),
+                json.dumps(body).encode(),
+            )
         return None
 
     async def _handler(self, connection: ServerConnection) -> None:
@@ -64,10 +69,16 @@ class Scripted:
 
 
 def update(channel: str, seq: int, epoch: str = "E", **body: Any) -> dict[str, Any]:
-    return {"type": "update", "channel": channel, "seq": seq, "epoch": epoch, "ts": seq,
-            "recv_ts": seq, **body}
+    return {
+        "type": "update",
+        "channel": channel,
+        "seq": seq,
+        "epoch": epoch,
+        "ts": seq,
+        "recv_ts": seq,
+        **body,
+    }
 
 
 def trades_body(seq: int) -> dict[str, Any]:
-    return {"trades": [{"id": str(seq), "price": "100.5", "size": "0.1", "side": "buy",
-                        "ts": seq}]}
+    return {"trades": [{"id": str(seq), "price": "100.5", "size": "0.1", "side": "buy", "ts": seq}]}

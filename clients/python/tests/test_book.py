@@ -85,8 +85,9 @@ def test_crossed_book_is_refused_except_consolidated() -> None:
     assert merged.live
 
 
-@pytest.mark.parametrize("level", [["abc", "1"], ["100", "-1"], ["0", "1"], ["100", "NaN"],
-                                   ["100"], ["100", "1", "2"]])
+@pytest.mark.parametrize(
+    "level", [["abc", "1"], ["100", "-1"], ["0", "1"], ["100", "NaN"], ["100"], ["100", "1", "2"]]
+)
 def test_invalid_levels(level: list[str]) -> None:
     book = mirror_with([["90", "1"]], [["101", "1"]])
     with pytest.raises(BookInvalid) as error:

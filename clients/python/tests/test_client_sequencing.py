@@ -40,8 +40,9 @@ async def next_of(client: Client, *types: type) -> Any:
             return event
 
 
-async def subscribed(peer: Scripted, conn: Any, channels: list[str],
-                     **extra: Any) -> dict[str, Any]:
+async def subscribed(
+    peer: Scripted, conn: Any, channels: list[str], **extra: Any
+) -> dict[str, Any]:
     request = await peer.request(conn)
     assert request["op"] == "subscribe" and request["channels"] == channels
     await peer.send(conn, type="subscribed", id=request["id"], channels=channels, **extra)
@@ -66,8 +67,7 @@ async def test_duplicates_are_dropped_and_a_jump_rejoins_with_resume() -> None:
         assert rejoin["op"] == "subscribe" and rejoin["resume"] == {T: {"epoch": "E", "seq": 7}}
         await peer.send(conn, type="unsubscribed", id=unsub["id"], channels=[T])
         await peer.send(conn, **update(T, 10, **trades_body(10)))  # before the ack: ignored
-        await peer.send(conn, type="subscribed", id=rejoin["id"], channels=[T],
-                        recovered={T: True})
+        await peer.send(conn, type="subscribed", id=rejoin["id"], channels=[T], recovered={T: True})
         for seq in (8, 9, 10):
             await peer.send(conn, **update(T, seq, **trades_body(seq)))
         recovered = await next_of(client, Recovered)
@@ -77,12 +77,28 @@ async def test_duplicates_are_dropped_and_a_jump_rejoins_with_resume() -> None:
         await client.close()
 
 
-def snapshot(seq: int, bids: list[list[str]], asks: list[list[str]], *, resync: bool = False,
-             checksum: int | None = None, epoch: str = "E") -> dict[str, Any]:
-    message = {"type": "snapshot", "channel": B, "seq": seq, "epoch": epoch, "ts": 1,
-               "recv_ts": 1, "bids": bids, "asks": asks,
-               "checksum": book_checksum([tuple(b) for b in bids], [tuple(a) for a in asks])
-               if checksum is None else checksum}  # type: ignore[misc]
+def snapshot(
+    seq: int,
+    bids: list[list[str]],
+    asks: list[list[str]],
+    *,
+    resync: bool = False,
+    checksum: int | None = None,
+    epoch: str = "E",
+) -> dict[str, Any]:
+    message = {
+        "type": "snapshot",
+        "channel": B,
+        "seq": seq,
+        "epoch": epoch,
+        "ts": 1,
+        "recv_ts": 1,
+        "bids": bids,
+        "asks": asks,
+        "checksum": book_checksum([tuple(b) for b in bids], [tuple(a) for a in asks])
+        if checksum is None
+        else checksum,
+    }  # type: ignore[misc]
     if resync:
         message["resync"] = True
     return message
@@ -110,8 +126,13 @@ async def test_a_checksum_mismatch_resyncs_that_channel_with_a_fresh_snapshot() 
         assert unsub["op"] == "unsubscribe"
         rejoin = await peer.request(conn)
         assert rejoin["op"] == "subscribe" and "resume" not in rejoin  # a fresh snapshot
-        await peer.send(conn, type="subscribed", id=rejoin["id"], channels=[B],
-                        positions={B: {"epoch": "E", "seq": 9}})
+        await peer.send(
+            conn,
+            type="subscribed",
+            id=rejoin["id"],
+            channels=[B],
+            positions={B: {"epoch": "E", "seq": 9}},
+        )
         await peer.send(conn, **snapshot(9, [["99", "1"]], [["101", "1"]]))
         fresh = await next_of(client, Snapshot)
         assert fresh.seq == 9
@@ -126,8 +147,9 @@ async def test_a_dropped_connection_reconnects_and_resumes_every_channel() -> No
         await client.connect()
         conn = await peer.accept()
         sub = asyncio.ensure_future(client.subscribe([T, B]))
-        await subscribed(peer, conn, [T, B], positions={T: {"epoch": "E", "seq": 1},
-                                                        B: {"epoch": "E", "seq": 4}})
+        await subscribed(
+            peer, conn, [T, B], positions={T: {"epoch": "E", "seq": 1}, B: {"epoch": "E", "seq": 4}}
+        )
         await sub
         await peer.send(conn, **snapshot(4, [["100", "1"]], [["101", "1"]]))
         await peer.send(conn, **update(T, 2, **trades_body(2)))
@@ -139,14 +161,21 @@ async def test_a_dropped_connection_reconnects_and_resumes_every_channel() -> No
         request = await peer.request(conn2)
         assert request["op"] == "subscribe"
         assert request["resume"] == {T: {"epoch": "E", "seq": 2}, B: {"epoch": "E", "seq": 4}}
-        await peer.send(conn2, type="subscribed", id=request["id"], channels=[T, B],
-                        recovered={T: True, B: False}, positions={B: {"epoch": "F", "seq": 1}})
+        await peer.send(
+            conn2,
+            type="subscribed",
+            id=request["id"],
+            channels=[T, B],
+            recovered={T: True, B: False},
+            positions={B: {"epoch": "F", "seq": 1}},
+        )
         resync = await next_of(client, Resync)
         assert resync.channel == B and resync.reason == "not_recovered"
         done = await next_of(client, Recovered)
         assert done.recovered == [T] and done.lost == [B]
-        await peer.send(conn2, **snapshot(1, [["100", "1"]], [["102", "1"]], resync=True,
-                                          epoch="F"))
+        await peer.send(
+            conn2, **snapshot(1, [["100", "1"]], [["102", "1"]], resync=True, epoch="F")
+        )
         fresh = await next_of(client, Snapshot)
         assert fresh.resync and fresh.meta.epoch == "F"
         await client.close()
@@ -160,8 +189,7 @@ async def test_a_gap_notice_moves_the_position_and_is_delivered() -> None:
         sub = asyncio.ensure_future(client.subscribe([T]))
         await subscribed(peer, conn, [T], positions={T: {"epoch": "E", "seq": 1}})
         await sub
-        await peer.send(conn, type="gap", channel=T, from_seq=2, to_seq=40,
-                        reason="slow_consumer")
+        await peer.send(conn, type="gap", channel=T, from_seq=2, to_seq=40, reason="slow_consumer")
         await peer.send(conn, **update(T, 41, **trades_body(41)))
         gap = await next_of(client, Gap)
         assert (gap.from_seq, gap.to_seq, gap.reason) == (2, 40, "slow_consumer")
@@ -199,8 +227,14 @@ async def test_a_refused_subscription_raises_with_the_channel() -> None:
         conn = await peer.accept()
         sub = asyncio.ensure_future(client.subscribe(["book:sim:NOPE-USDT"]))
         request = await peer.request(conn)
-        await peer.send(conn, type="error", id=request["id"], code="unknown_channel",
-                        message="not served", channel="book:sim:NOPE-USDT")
+        await peer.send(
+            conn,
+            type="error",
+            id=request["id"],
+            code="unknown_channel",
+            message="not served",
+            channel="book:sim:NOPE-USDT",
+        )
         with pytest.raises(TickgateError) as error:
             await sub
         assert error.value.code == "unknown_channel"
@@ -211,8 +245,11 @@ async def test_a_refused_subscription_raises_with_the_channel() -> None:
 async def test_signed_upgrade_headers_and_failover_across_urls() -> None:
     async with Scripted() as peer:
         dead = "http://127.0.0.1:9"  # nothing listens on the discard port
-        client = Client([dead, peer.url], Credentials.hmac("key_Test0001", "tg_test_" + "b" * 49),
-                        backoff_base=0.01)
+        client = Client(
+            [dead, peer.url],
+            Credentials.hmac("key_Test0001", "tg_test_" + "b" * 49),
+            backoff_base=0.01,
+        )
         await client.connect()  # the first URL is unreachable: the second is used
         await peer.accept()
         headers = peer.upgrades[0].headers
@@ -230,8 +267,12 @@ async def test_unreachable_gateway() -> None:
 
 
 def test_bad_arguments() -> None:
-    for call in (lambda: Client([]), lambda: Client("ftp://x"), lambda: Client(event_buffer=0),
-                 lambda: Client(nonsense=1)):
+    for call in (
+        lambda: Client([]),
+        lambda: Client("ftp://x"),
+        lambda: Client(event_buffer=0),
+        lambda: Client(nonsense=1),
+    ):
         with pytest.raises(TickgateError) as error:
             call()
         assert error.value.code == "invalid_argument"
