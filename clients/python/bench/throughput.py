@@ -96,6 +96,15 @@ async def sdk(url: str, secs: float, warmup: float, mirror: bool) -> tuple[int, 
         return count, cpu, notices
 
 
+def _conflated(item: object) -> bool:
+    """A gap notice or a resync snapshot, as a wire message (bare loop) or an SDK event."""
+    if isinstance(item, dict):
+        return bool(item.get("resync")) or item.get("type") in ("gap", "resync")
+    if isinstance(item, tickgate.Snapshot | tickgate.Ticker):
+        return item.resync
+    return isinstance(item, tickgate.Resync | tickgate.Gap)
+
+
 def _notice(event: object) -> object:
     return event
 
@@ -116,9 +125,7 @@ async def _count(
     while True:
         item = handle(await next_item())
         count += 1
-        if isinstance(item, tickgate.Resync | tickgate.Gap) or (
-            isinstance(item, dict) and (item.get("resync") or item.get("type") == "gap")
-        ):
+        if _conflated(item):
             notices += 1
         if count % 64 == 0 and time.monotonic() >= end:
             break

@@ -15,7 +15,8 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -37,9 +38,11 @@ from .events import (
     Recovered,
     Resync,
     ServerError,
+    _Data,
     channel_kind,
-    data_event,
+    data_class,
 )
+from .queue import EventQueue
 from .rest import RestClient
 
 log = logging.getLogger("tickgate")
@@ -91,6 +94,8 @@ class _Channel:
     expect_snapshot: bool = False
     rejoining: bool = False
     mirror: BookMirror | None = None
+    update_cls: type[_Data] | None = None
+    snapshot_cls: type[_Data] | None = None
 
     def position(self) -> dict[str, Any] | None:
         return None if self.epoch is None else {"epoch": self.epoch, "seq": self.seq}
@@ -180,7 +185,7 @@ class Client:
         self.scopes: list[str] = []
         self._url_index = 0
         self._ws: ClientConnection | None = None
-        self._queue: asyncio.Queue[Event] = asyncio.Queue(self.options.event_buffer)
+        self._queue: EventQueue[Event] = EventQueue(self.options.event_buffer)
         self._channels: dict[str, _Channel] = {}
         self._pending: dict[int, _Pending] = {}
         self._next_id = 0
@@ -191,6 +196,8 @@ class Client:
         self._attempt = 0
         self._connected_at = 0.0
         self._swap_lock = asyncio.Lock()
+        self._backlog: deque[Event] = deque()
+        self._actions: deque[Callable[[], Awaitable[None]]] = deque()
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -308,16 +315,15 @@ class Client:
         """The next event; :class:`Closed` is the last one, then None."""
         if self._finished:
             return None
-        if self._queue.empty():
+        event = self._queue.get_nowait()
+        if event is None:
             if self._final is not None:
                 self._finished = True
                 return self._final
             if self._reader is None:
                 raise TickgateError("closed", "not connected: call connect() first")
-            # The reader puts Closed into the queue when it ends (there is room: it is empty).
+            # The reader puts Closed into the queue when it ends.
             event = await self._queue.get()
-        else:
-            event = self._queue.get_nowait()
         if isinstance(event, Closed):
             self._finished = True
         return event
@@ -366,7 +372,9 @@ class Client:
                 assert ws is not None
                 try:
                     async for text in ws:
-                        await self._handle(ws, text)
+                        self._handle(text)
+                        if self._actions or self._backlog:
+                            await self._after_message()
                         if self._ws is not ws:
                             break
                 except ConnectionClosed:
@@ -413,7 +421,8 @@ class Client:
                 raise _GiveUp(f"gave up after {limit} failed attempts: {reason}", "unreachable")
             index = (self._url_index + (1 if len(self._urls) > 1 else 0)) % len(self._urls)
             delay = self.options.backoff.delay(self._attempt)
-            await self._emit(Reconnecting(self._attempt, delay, reason, self._urls[index][0]))
+            self._push(Reconnecting(self._attempt, delay, reason, self._urls[index][0]))
+            await self._drain()
             await asyncio.sleep(delay)
             self._set_url(index)
             try:
@@ -514,17 +523,32 @@ class Client:
 
     # -- internals: messages --------------------------------------------------------------
 
-    async def _emit(self, event: Event) -> None:
-        await self._queue.put(event)
+    def _push(self, event: Event) -> None:
+        """Queue an event for the application; what does not fit waits in a backlog that the
+        reader drains (waiting for room) before it reads the next message."""
+        if self._backlog or not self._queue.put_nowait(event):
+            self._backlog.append(event)
+
+    async def _drain(self) -> None:
+        while self._backlog:
+            await self._queue.put(self._backlog.popleft())
+
+    async def _after_message(self) -> None:
+        """What handling a message asked for that needs the network, then room in the queue."""
+        while self._actions:
+            action = self._actions.popleft()
+            await action()
+        await self._drain()
 
     def _finish(self, closed: Closed) -> None:
         if self._final is not None:
             return
         self._final = closed
-        with contextlib.suppress(asyncio.QueueFull):
-            self._queue.put_nowait(closed)
+        while self._backlog:  # the reader has stopped: what it held goes in, then Closed
+            self._queue.force(self._backlog.popleft())
+        self._queue.force(closed)
 
-    async def _handle(self, ws: ClientConnection, text: str | bytes) -> None:
+    def _handle(self, text: str | bytes) -> None:
         try:
             msg = json.loads(text)
             kind = msg["type"]
@@ -532,33 +556,31 @@ class Client:
             log.warning("tickgate: ignoring a message that is not a JSON object with a type")
             return
         if kind == "update" or kind == "snapshot":
-            await self._on_data(msg, kind == "snapshot")
+            self._on_data(msg, kind == "snapshot")
         elif kind == "subscribed":
-            await self._on_subscribed(msg)
+            self._on_subscribed(msg)
         elif kind == "unsubscribed":
             pending = self._take_pending(msg)
             if pending is not None and pending.future is not None and not pending.future.done():
                 pending.future.set_result(list(msg.get("channels", [])))
         elif kind == "resync":
-            await self._on_resync(msg)
+            self._on_resync(msg)
         elif kind == "gap":
-            await self._on_gap(msg)
+            self._on_gap(msg)
         elif kind == "error":
-            await self._on_error(msg)
+            self._on_error(msg)
         elif kind == "authenticated":
             self.key_id = msg.get("key_id")
             self.scopes = list(msg.get("scopes", []))
         elif kind == "key_expiring":
-            await self._emit(
-                KeyExpiring(msg.get("key_id"), msg.get("at"), str(msg.get("message", "")))
-            )
+            self._push(KeyExpiring(msg.get("key_id"), msg.get("at"), str(msg.get("message", ""))))
         # pong and unknown types are ignored, as the protocol asks.
 
     def _take_pending(self, msg: dict[str, Any]) -> _Pending | None:
         request_id = msg.get("id")
         return self._pending.pop(request_id, None) if isinstance(request_id, int) else None
 
-    async def _on_data(self, msg: dict[str, Any], snapshot: bool) -> None:
+    def _on_data(self, msg: dict[str, Any], snapshot: bool) -> None:
         entry = self._channels.get(msg.get("channel"))  # type: ignore[arg-type]
         if entry is None or entry.rejoining:
             return
@@ -580,7 +602,7 @@ class Client:
                 epoch,
                 seq,
             )
-            await self._rejoin(entry, resume=True)
+            self._actions.append(lambda: self._rejoin(entry, resume=True))
             return
         mirror = entry.mirror
         if mirror is not None:
@@ -595,13 +617,15 @@ class Client:
                 log.warning("tickgate: %s: %s; fetching a fresh snapshot", entry.name, invalid)
                 mirror.invalidate()
                 entry.epoch, entry.seq = epoch, seq
-                await self._emit(Resync(entry.name, seq, invalid.reason))
-                await self._rejoin(entry, resume=False)
+                self._push(Resync(entry.name, seq, invalid.reason))
+                self._actions.append(lambda: self._rejoin(entry, resume=False))
                 return
         entry.epoch, entry.seq, entry.expect_snapshot = epoch, seq, False
-        await self._emit(data_event(msg, entry.kind))
+        cls = entry.snapshot_cls if snapshot else entry.update_cls
+        assert cls is not None
+        self._push(cls(msg))  # type: ignore[arg-type]
 
-    async def _on_resync(self, msg: dict[str, Any]) -> None:
+    def _on_resync(self, msg: dict[str, Any]) -> None:
         entry = self._channels.get(msg.get("channel"))  # type: ignore[arg-type]
         if entry is None or entry.rejoining or msg.get("seq", 0) <= entry.seq:
             return
@@ -609,17 +633,17 @@ class Client:
         entry.expect_snapshot = True
         if entry.mirror is not None:
             entry.mirror.invalidate()
-        await self._emit(Resync(entry.name, entry.seq, str(msg.get("reason", ""))))
+        self._push(Resync(entry.name, entry.seq, str(msg.get("reason", ""))))
 
-    async def _on_gap(self, msg: dict[str, Any]) -> None:
+    def _on_gap(self, msg: dict[str, Any]) -> None:
         entry = self._channels.get(msg.get("channel"))  # type: ignore[arg-type]
         if entry is None or entry.rejoining:
             return
         from_seq, to_seq = int(msg["from_seq"]), int(msg["to_seq"])
         entry.seq = max(entry.seq, to_seq)
-        await self._emit(Gap(entry.name, from_seq, to_seq, str(msg.get("reason", ""))))
+        self._push(Gap(entry.name, from_seq, to_seq, str(msg.get("reason", ""))))
 
-    async def _on_subscribed(self, msg: dict[str, Any]) -> None:
+    def _on_subscribed(self, msg: dict[str, Any]) -> None:
         pending = self._take_pending(msg)
         if pending is None:
             return
@@ -633,7 +657,12 @@ class Client:
                 if pending.kind != "subscribe":
                     continue  # unsubscribed by the application meanwhile
                 kind = channel_kind(name)
-                entry = _Channel(name, kind)
+                entry = _Channel(
+                    name,
+                    kind,
+                    update_cls=data_class(kind, False),
+                    snapshot_cls=data_class(kind, True),
+                )
                 if kind == "book" and self.options.mirror_books:
                     entry.mirror = BookMirror(name)
                 self._channels[name] = entry
@@ -654,21 +683,21 @@ class Client:
                 else:
                     pending.recovery.lost.append(name)
         for notice in notices:
-            await self._emit(notice)
+            self._push(notice)
         recovery = pending.recovery
         if recovery is not None:
             recovery.left -= 1
             if recovery.left == 0:
-                await self._emit(Recovered(recovery.recovered, recovery.lost))
+                self._push(Recovered(recovery.recovered, recovery.lost))
         if pending.future is not None and not pending.future.done():
             pending.future.set_result(names)
 
-    async def _on_error(self, msg: dict[str, Any]) -> None:
+    def _on_error(self, msg: dict[str, Any]) -> None:
         code, text = str(msg.get("code", "")), str(msg.get("message", ""))
         channel = msg.get("channel")
         pending = self._take_pending(msg)
         if pending is None:
-            await self._emit(ServerError(code, text, channel))
+            self._push(ServerError(code, text, channel))
             return
         if pending.future is not None:
             if not pending.future.done():
@@ -677,7 +706,7 @@ class Client:
         if pending.kind in ("resume", "rejoin"):
             # Our own rejoin was refused (e.g. the channel is no longer served): tell the
             # application, drop the offending channel and retry the others.
-            await self._emit(ServerError(code, text, channel))
+            self._push(ServerError(code, text, channel))
             rest = [n for n in pending.channels if n != channel and n in self._channels]
             if channel in self._channels:
                 del self._channels[channel]
@@ -688,11 +717,10 @@ class Client:
                     pending.recovery.left -= 1
                     pending.recovery.lost.extend(pending.channels)
                     if pending.recovery.left == 0:
-                        await self._emit(
-                            Recovered(pending.recovery.recovered, pending.recovery.lost)
-                        )
+                        self._push(Recovered(pending.recovery.recovered, pending.recovery.lost))
                 return
-            await self._send_join(rest, pending.kind, pending.recovery, resume=True)
+            kind, recovery = pending.kind, pending.recovery
+            self._actions.append(lambda: self._send_join(rest, kind, recovery, resume=True))
 
 
 class _GiveUp(Exception):

@@ -2,14 +2,14 @@
 order, each seq at most once; whenever something could not be delivered the application is
 told by a :class:`Resync` or :class:`Gap` event, never silently.
 
-Prices and sizes are exact :class:`~decimal.Decimal` values (book levels are converted on first
-access, so a client that only counts messages does not pay for it). ``raw`` on data events is
-the message as the gateway sent it, parsed from JSON.
+Prices and sizes are exact :class:`~decimal.Decimal` values. Data events are thin views over the
+message as the gateway sent it, parsed from JSON (``raw``): fields are read and decimals
+converted only when accessed, so a consumer that only counts messages does not pay for them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -29,46 +29,69 @@ class Meta:
     """Gateway receive time, µs since the Unix epoch."""
 
 
-class _HasMeta:
-    """``channel``, ``seq`` and ``epoch`` of a data event, from its :class:`Meta`."""
-
-    __slots__ = ()
-    meta: Meta
-
-    @property
-    def channel(self) -> str:
-        return self.meta.channel
-
-    @property
-    def seq(self) -> int:
-        return self.meta.seq
-
-    @property
-    def epoch(self) -> str:
-        return self.meta.epoch
-
-
-def _levels(raw: list[list[str]]) -> list[Level]:
-    return [Level(Decimal(p), Decimal(s)) for p, s in raw]
-
-
 def _dec(value: Any) -> Decimal | None:
     return None if value is None else Decimal(value)
 
 
-@dataclass(frozen=True, slots=True)
-class _BookMessage(_HasMeta):
-    meta: Meta
-    raw: dict[str, Any] = field(repr=False)
+class _Data:
+    """A data event: a thin view over the message as parsed from JSON (``raw``); fields are
+    read, and decimals converted, only when accessed. Treat it as immutable."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: dict[str, Any]) -> None:
+        self.raw = raw
+
+    @property
+    def channel(self) -> str:
+        return str(self.raw["channel"])
+
+    @property
+    def seq(self) -> int:
+        return int(self.raw["seq"])
+
+    @property
+    def epoch(self) -> str:
+        return str(self.raw["epoch"])
+
+    @property
+    def meta(self) -> Meta:
+        raw = self.raw
+        return Meta(
+            raw["channel"], raw["epoch"], raw["seq"], raw.get("ts", 0), raw.get("recv_ts", 0)
+        )
+
+    @property
+    def snapshot(self) -> bool:
+        """True for the value sent on (re)join rather than a live change."""
+        return bool(self.raw["type"] == "snapshot")
+
+    @property
+    def resync(self) -> bool:
+        """True on a snapshot that replaces state the client had (after a resync, a lost
+        resume, or conflation)."""
+        return bool(self.raw.get("resync", False))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Data) and type(other) is type(self) and other.raw == self.raw
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(channel={self.channel!r}, seq={self.seq})"
+
+
+class _BookMessage(_Data):
+    __slots__ = ()
 
     @property
     def bids(self) -> list[Level]:
         """The message's bid levels (in an update: absolute sizes, 0 removes the price)."""
-        return _levels(self.raw.get("bids") or [])
+        return [Level(Decimal(p), Decimal(s)) for p, s in self.raw.get("bids") or []]
 
     @property
     def asks(self) -> list[Level]:
-        return _levels(self.raw.get("asks") or [])
+        return [Level(Decimal(p), Decimal(s)) for p, s in self.raw.get("asks") or []]
 
     @property
     def checksum(self) -> int | None:
@@ -78,17 +101,17 @@ class _BookMessage(_HasMeta):
         return value if isinstance(value, int) else None
 
 
-@dataclass(frozen=True, slots=True)
 class Snapshot(_BookMessage):
-    """A full book: the first on a book channel, and after every :class:`Resync`."""
+    """A full book: the first on a book channel, and after every :class:`Resync` (then
+    ``resync`` is true: it replaces the book the client had)."""
 
-    resync: bool = False
-    """True when it replaces a book the client had (after a resync or a lost resume)."""
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
 class Update(_BookMessage):
     """A book change following the previous book message without a gap."""
+
+    __slots__ = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,12 +124,10 @@ class TradeItem:
     ts: int
 
 
-@dataclass(frozen=True, slots=True)
-class Trade(_HasMeta):
+class Trade(_Data):
     """One venue batch of trades (``trades`` channels)."""
 
-    meta: Meta
-    raw: dict[str, Any] = field(repr=False)
+    __slots__ = ()
 
     @property
     def trades(self) -> list[TradeItem]:
@@ -118,74 +139,130 @@ class Trade(_HasMeta):
         ]
 
 
-@dataclass(frozen=True, slots=True)
-class Ticker(_HasMeta):
-    """The whole ticker (``ticker`` channels). ``snapshot`` marks the value sent on (re)join."""
+class Ticker(_Data):
+    """The whole ticker (``ticker`` channels); each field ``None`` until observed."""
 
-    meta: Meta
-    snapshot: bool
-    resync: bool
-    bid: Decimal | None
-    bid_size: Decimal | None
-    ask: Decimal | None
-    ask_size: Decimal | None
-    last: Decimal | None
-    volume_24h: Decimal
-    high_24h: Decimal | None
-    low_24h: Decimal | None
-    change_24h: Decimal | None
-    raw: dict[str, Any] = field(repr=False)
+    __slots__ = ()
+
+    def _field(self, name: str) -> Decimal | None:
+        return _dec(self.raw["ticker"].get(name))
+
+    @property
+    def bid(self) -> Decimal | None:
+        return self._field("bid")
+
+    @property
+    def bid_size(self) -> Decimal | None:
+        return self._field("bid_size")
+
+    @property
+    def ask(self) -> Decimal | None:
+        return self._field("ask")
+
+    @property
+    def ask_size(self) -> Decimal | None:
+        return self._field("ask_size")
+
+    @property
+    def last(self) -> Decimal | None:
+        return self._field("last")
+
+    @property
+    def volume_24h(self) -> Decimal:
+        return Decimal(self.raw["ticker"].get("volume_24h", "0"))
+
+    @property
+    def high_24h(self) -> Decimal | None:
+        return self._field("high_24h")
+
+    @property
+    def low_24h(self) -> Decimal | None:
+        return self._field("low_24h")
+
+    @property
+    def change_24h(self) -> Decimal | None:
+        return self._field("change_24h")
 
 
-@dataclass(frozen=True, slots=True)
-class Candle(_HasMeta):
+class Candle(_Data):
     """One candle (``candles.{interval}`` channels): the open one each time it changes, each
     closed one once with ``closed=True``."""
 
-    meta: Meta
-    snapshot: bool
-    resync: bool
-    start: int
-    open: Decimal
-    high: Decimal
-    low: Decimal
-    close: Decimal
-    volume: Decimal
-    trades: int
-    closed: bool
-    complete: bool
-    raw: dict[str, Any] = field(repr=False)
+    __slots__ = ()
+
+    @property
+    def start(self) -> int:
+        return int(self.raw["candle"]["start"])
+
+    @property
+    def open(self) -> Decimal:
+        return Decimal(self.raw["candle"]["open"])
+
+    @property
+    def high(self) -> Decimal:
+        return Decimal(self.raw["candle"]["high"])
+
+    @property
+    def low(self) -> Decimal:
+        return Decimal(self.raw["candle"]["low"])
+
+    @property
+    def close(self) -> Decimal:
+        return Decimal(self.raw["candle"]["close"])
+
+    @property
+    def volume(self) -> Decimal:
+        return Decimal(self.raw["candle"]["volume"])
+
+    @property
+    def trades(self) -> int:
+        return int(self.raw["candle"]["trades"])
+
+    @property
+    def closed(self) -> bool:
+        return bool(self.raw["candle"].get("closed", False))
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.raw["candle"].get("complete", True))
 
 
-@dataclass(frozen=True, slots=True)
-class Status(_HasMeta):
+class Status(_Data):
     """A venue's connection state (``status:{venue}``)."""
 
-    meta: Meta
-    snapshot: bool
-    resync: bool
-    state: str
-    detail: str
-    raw: dict[str, Any] = field(repr=False)
+    __slots__ = ()
+
+    @property
+    def state(self) -> str:
+        return str(self.raw["status"]["state"])
+
+    @property
+    def detail(self) -> str:
+        return str(self.raw["status"].get("detail", ""))
 
 
-@dataclass(frozen=True, slots=True)
-class Chain(_HasMeta):
+class Chain(_Data):
     """Blocks or logs of an EVM chain (``onchain.blocks``/``onchain.logs``), as sent."""
 
-    meta: Meta
-    blocks: list[dict[str, Any]]
-    logs: list[dict[str, Any]]
-    raw: dict[str, Any] = field(repr=False)
+    __slots__ = ()
+
+    @property
+    def blocks(self) -> list[dict[str, Any]]:
+        return list(self.raw.get("blocks") or [])
+
+    @property
+    def logs(self) -> list[dict[str, Any]]:
+        return list(self.raw.get("logs") or [])
 
 
-@dataclass(frozen=True, slots=True)
-class Alert(_HasMeta):
+class Alert(_Data):
     """A firing of one of the caller's alert rules (the private ``alerts`` channel)."""
 
-    meta: Meta
-    alert: dict[str, Any]
-    raw: dict[str, Any] = field(repr=False)
+    __slots__ = ()
+
+    @property
+    def alert(self) -> dict[str, Any]:
+        return dict(self.raw.get("alert") or {})
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,61 +347,31 @@ def is_data(event: Event) -> bool:
     return isinstance(event, DATA_EVENTS)
 
 
-def meta_of(msg: dict[str, Any]) -> Meta:
-    return Meta(msg["channel"], msg["epoch"], msg["seq"], msg.get("ts", 0), msg.get("recv_ts", 0))
+_BY_KIND: dict[str, type[_Data]] = {
+    "trades": Trade,
+    "ticker": Ticker,
+    "status": Status,
+    "alerts": Alert,
+}
+
+
+def data_class(kind: str, snapshot: bool) -> type[_Data]:
+    """The event class of a ``snapshot``/``update`` message on a channel of ``kind``."""
+    if kind == "book":
+        return Snapshot if snapshot else Update
+    found = _BY_KIND.get(kind)
+    if found is not None:
+        return found
+    if kind.startswith("candles."):
+        return Candle
+    if kind.startswith("onchain."):
+        return Chain
+    raise ValueError(f"unknown channel kind {kind!r}")
 
 
 def data_event(msg: dict[str, Any], kind: str) -> DataEvent:
     """The event for one ``snapshot``/``update`` message of a channel of ``kind``."""
-    meta = meta_of(msg)
-    snapshot = msg["type"] == "snapshot"
-    resync = bool(msg.get("resync"))
-    if kind == "book":
-        return Snapshot(meta, msg, resync) if snapshot else Update(meta, msg)
-    if kind == "trades":
-        return Trade(meta, msg)
-    if kind == "ticker":
-        t = msg["ticker"]
-        return Ticker(
-            meta,
-            snapshot,
-            resync,
-            _dec(t.get("bid")),
-            _dec(t.get("bid_size")),
-            _dec(t.get("ask")),
-            _dec(t.get("ask_size")),
-            _dec(t.get("last")),
-            Decimal(t.get("volume_24h", "0")),
-            _dec(t.get("high_24h")),
-            _dec(t.get("low_24h")),
-            _dec(t.get("change_24h")),
-            msg,
-        )
-    if kind.startswith("candles."):
-        c = msg["candle"]
-        return Candle(
-            meta,
-            snapshot,
-            resync,
-            int(c["start"]),
-            Decimal(c["open"]),
-            Decimal(c["high"]),
-            Decimal(c["low"]),
-            Decimal(c["close"]),
-            Decimal(c["volume"]),
-            int(c["trades"]),
-            bool(c.get("closed")),
-            bool(c.get("complete", True)),
-            msg,
-        )
-    if kind == "status":
-        s = msg["status"]
-        return Status(meta, snapshot, resync, s["state"], s.get("detail", ""), msg)
-    if kind.startswith("onchain."):
-        return Chain(meta, msg.get("blocks") or [], msg.get("logs") or [], msg)
-    if kind == "alerts":
-        return Alert(meta, msg.get("alert") or {}, msg)
-    raise ValueError(f"unknown channel kind {kind!r}")
+    return data_class(kind, msg["type"] == "snapshot")(msg)  # type: ignore[return-value]
 
 
 def channel_kind(channel: str) -> str:
