@@ -378,7 +378,7 @@ class Client:
                         if self._ws is not ws:
                             break
                 except ConnectionClosed:
-                    pass
+                    pass  # the close code and reason are read from the connection below
                 if self._closing:
                     break
                 if self._ws is not ws:  # swapped: resume everything on the new connection
@@ -391,7 +391,7 @@ class Client:
                     reason = f"{_FATAL_CLOSES[close_code]} ({close_code} {close_reason})".strip()
                     code = close_reason or None
                     break
-                why = _describe_close(close_code, close_reason)
+                why = _describe_close(close_code, close_reason, ws)
                 self._fail_pending(f"connection lost ({why}) before the gateway answered")
                 await self._reconnect(why)
         except _GiveUp as give_up:
@@ -746,9 +746,12 @@ def _refusal(error: InvalidStatus) -> TickgateError:
         )
 
 
-def _describe_close(code: int | None, reason: str) -> str:
+def _describe_close(code: int | None, reason: str, ws: ClientConnection) -> str:
+    sent = ws.protocol.close_sent
+    if sent is not None and sent.code == 1011 and "ping" in sent.reason:
+        return "heartbeat timeout"  # websockets' keepalive: no pong in heartbeat_timeout
     if code is None:
         return "connection lost"
-    if code == 1011 and "ping" in reason:
-        return "heartbeat timeout"
+    if code == 1006:
+        return "connection lost (1006: closed without a close frame)"
     return f"closed {code} {reason}".strip()

@@ -184,6 +184,7 @@ class CuttingProxy:
         self._server: asyncio.Server | None = None
         self._writers: list[asyncio.StreamWriter] = []
         self.connections = 0
+        self._stall_below = 0  # connections numbered below this forward nothing
 
     async def __aenter__(self) -> CuttingProxy:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -204,8 +205,14 @@ class CuttingProxy:
             writer.transport.abort()
         self._writers.clear()
 
+    def stall(self) -> None:
+        """Every open connection stops forwarding (both ways) but stays open: a dead peer
+        that only a heartbeat can detect. New connections work."""
+        self._stall_below = self.connections + 1
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        number = self.connections
         try:
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
         except OSError:
@@ -216,6 +223,8 @@ class CuttingProxy:
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
             try:
                 while data := await src.read(65536):
+                    while number < self._stall_below:
+                        await asyncio.sleep(0.05)
                     dst.write(data)
                     await dst.drain()
             except (OSError, asyncio.IncompleteReadError):

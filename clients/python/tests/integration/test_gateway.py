@@ -137,6 +137,26 @@ async def test_a_cutting_proxy_is_survived_with_exact_resume(
     assert proxy.connections >= 4
 
 
+async def test_a_silent_connection_is_detected_by_the_heartbeat(
+    gateway: Gateway, proxy_to: Any
+) -> None:
+    proxy = await proxy_to(gateway.port)
+    async with Client(
+        proxy.url, backoff_base=0.05, heartbeat_interval=0.3, heartbeat_timeout=0.6
+    ) as client:
+        await client.subscribe([T])
+        events = await until(client, lambda e: isinstance(e, Trade))
+        proxy.stall()  # nothing arrives any more, and the socket stays open
+        started = time.monotonic()
+        events += await until(client, lambda e: isinstance(e, Reconnecting), timeout=10)
+        assert time.monotonic() - started < 5
+        assert "heartbeat" in events[-1].reason, events[-1]
+        events += await until(client, lambda e: isinstance(e, Recovered))
+        assert events[-1].recovered == [T]
+        events += await until(client, lambda e: isinstance(e, Trade))
+        assert_consecutive(trade_seqs(events))
+
+
 async def test_a_gateway_killed_with_sigkill_and_restarted(gateway: Gateway) -> None:
     async with Client(gateway.url, backoff_base=0.1, backoff_cap=0.5) as client:
         await client.subscribe([T, B])
