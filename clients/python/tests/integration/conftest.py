@@ -223,8 +223,8 @@ class CuttingProxy:
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
             try:
                 while data := await src.read(65536):
-                    while number < self._stall_below:
-                        await asyncio.sleep(0.05)
+                    if number < self._stall_below:
+                        await asyncio.Event().wait()  # held until the connection is dropped
                     dst.write(data)
                     await dst.drain()
             except (OSError, asyncio.IncompleteReadError):
