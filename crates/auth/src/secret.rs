@@ -4,8 +4,9 @@ use std::fmt;
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, Zeroizing};
 
-/// A secret text (a bearer token or an HMAC secret as issued).
-#[derive(Clone, PartialEq, Eq)]
+/// A secret text (a bearer token or an HMAC secret as issued). `==` compares in constant time
+/// (no derived, short-circuiting `PartialEq`).
+#[derive(Clone)]
 pub struct SecretString(Zeroizing<String>);
 
 impl SecretString {
@@ -24,6 +25,15 @@ impl SecretString {
         self.0.as_bytes().ct_eq(other.as_bytes()).into()
     }
 }
+
+/// Constant-time: the comparison takes as long whichever byte differs (the length is not secret).
+impl PartialEq for SecretString {
+    fn eq(&self, other: &Self) -> bool {
+        self.ct_eq(other.expose())
+    }
+}
+
+impl Eq for SecretString {}
 
 /// From a command-line flag or environment variable (clap parses with `FromStr`).
 impl std::str::FromStr for SecretString {
@@ -114,5 +124,22 @@ mod tests {
         let err = parse_hex32(&"zz".repeat(32)).unwrap_err();
         assert!(!err.contains("zz"));
         assert!(parse_hex32("abcd").is_err());
+    }
+
+    /// Guards the hand-written constant-time `PartialEq` (it replaced a derived one).
+    #[test]
+    fn equality_is_the_constant_time_comparison() {
+        let s = |t: &str| SecretString::new(t.into());
+        for (a, b, equal) in [
+            ("tg_test_abc", "tg_test_abc", true),
+            ("tg_test_abc", "tg_test_abd", false),
+            ("tg_test_abc", "Tg_test_abc", false),
+            ("tg_test_abc", "tg_test_ab", false),
+            ("", "", true),
+            ("", "x", false),
+        ] {
+            assert_eq!(s(a) == s(b), equal, "{a:?} == {b:?}");
+            assert_eq!(s(a).ct_eq(b), equal, "{a:?} ct_eq {b:?}");
+        }
     }
 }

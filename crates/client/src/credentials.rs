@@ -158,8 +158,28 @@ impl fmt::Debug for Credentials {
 }
 
 /// A secret string: `Debug` shows only a masked prefix, and the bytes are overwritten on drop.
-#[derive(Clone, PartialEq, Eq)]
+/// `==` compares in constant time (no derived, short-circuiting `PartialEq`).
+#[derive(Clone)]
 pub struct Secret(String);
+
+/// Constant-time: every byte is compared whichever differs first (the length is not secret).
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        ct_eq(self.0.as_bytes(), other.0.as_bytes())
+    }
+}
+
+impl Eq for Secret {}
+
+/// Byte equality whose time depends only on the lengths. `black_box` keeps the optimizer from
+/// turning the fold into an early exit.
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
+}
 
 impl Secret {
     /// Up to the first 8 characters (a key's public prefix, e.g. `tg_live_`), then `…`.
@@ -199,11 +219,33 @@ impl fmt::Debug for SignKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
     use httpsig::{RequestParts, Signed, verify_ed25519, verify_hmac_sha256};
 
     const PEM: &str = "-----BEGIN PRIVATE KEY-----\n\
         MC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC\n\
         -----END PRIVATE KEY-----\n";
+
+    /// Guards the hand-written constant-time `PartialEq` (it replaced a derived one).
+    #[test]
+    fn secret_equality_is_constant_time_byte_equality() {
+        let s = |t: &str| Secret(t.into());
+        for (a, b, equal) in [
+            ("tg_test_abc", "tg_test_abc", true),
+            ("tg_test_abc", "tg_test_abd", false),
+            ("tg_test_abc", "Tg_test_abc", false),
+            ("tg_test_abc", "tg_test_ab", false),
+            ("", "", true),
+            ("", "x", false),
+        ] {
+            assert_eq!(s(a) == s(b), equal, "{a:?} == {b:?}");
+            assert_eq!(
+                ct_eq(a.as_bytes(), b.as_bytes()),
+                equal,
+                "{a:?} ct_eq {b:?}"
+            );
+        }
+    }
 
     fn header<'a>(headers: &'a [(&str, String)], name: &str) -> Option<&'a str> {
         headers
