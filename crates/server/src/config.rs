@@ -9,6 +9,7 @@ pub use crate::auth_config::AuthConfig;
 use connectors::settings::{FeedSettings, VenueSpec};
 use connectors::venue::evm::EvmSpec;
 use connectors::venue::sim::{SimConfig, SimFaults};
+use connectors::venue::{Transport, VenueKind};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use hub::HubConfig;
@@ -22,9 +23,6 @@ pub use crate::consolidated::{ConsolidatedConfig, GroupConfig};
 
 /// The commented default configuration, as printed by `tickgate config default`.
 pub const DEFAULT_CONFIG_TOML: &str = include_str!("default_config.toml");
-
-/// Venue names this build can connect to.
-pub const SUPPORTED_VENUES: [&str; 6] = ["sim", "binance", "coinbase", "kraken", "replay", "evm"];
 
 /// A configuration value that cannot be used. `key` is the dotted path of the setting.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -188,7 +186,7 @@ impl Default for LogConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct VenueConfig {
-    /// `sim` (more venues: binance, coinbase, kraken, as they are added).
+    /// One of [`VenueKind::ALL`]: `sim`, `binance`, `coinbase`, `kraken`, `replay`, `evm`.
     pub name: String,
     /// Normalized `BASE-QUOTE` symbols to serve.
     pub symbols: Vec<String>,
@@ -225,7 +223,7 @@ pub enum ReplaySpeedConfig {
 impl Default for VenueConfig {
     fn default() -> Self {
         Self {
-            name: "sim".into(),
+            name: VenueKind::Sim.name().into(),
             symbols: SimConfig::default()
                 .symbols
                 .iter()
@@ -271,6 +269,12 @@ impl Default for SimSettings {
 }
 
 impl VenueConfig {
+    /// The venue's kind, if `name` is one this build supports (`Config::validate` refuses
+    /// any other).
+    pub fn kind(&self) -> Option<VenueKind> {
+        VenueKind::from_name(&self.name)
+    }
+
     /// The spec of a WebSocket venue (`binance`, `coinbase`, `kraken`), validated.
     pub fn venue_spec(&self, index: usize) -> Result<VenueSpec, ConfigError> {
         let spec = VenueSpec {
@@ -504,19 +508,19 @@ impl Config {
         let mut seen = std::collections::HashSet::new();
         for (i, venue) in self.venues.iter().enumerate() {
             let key = format!("venues[{i}].name");
-            if !SUPPORTED_VENUES.contains(&venue.name.as_str()) {
+            let Some(kind) = venue.kind() else {
                 return Err(ConfigError::new(
                     key,
                     format!(
                         "unsupported venue {:?}; this build supports: {}",
                         venue.name,
-                        SUPPORTED_VENUES.join(", ")
+                        VenueKind::names()
                     ),
                 ));
-            }
+            };
             // An evm venue is named by its chain (and its DEX venues after it).
-            let names = match (venue.name.as_str(), &venue.evm) {
-                ("evm", Some(evm)) => {
+            let names = match (kind, &venue.evm) {
+                (VenueKind::Evm, Some(evm)) => {
                     let mut names = vec![evm.chain.clone()];
                     names.extend(evm.pools.iter().map(|p| evm.dex_venue(p.dex).to_string()));
                     names.dedup();
@@ -532,17 +536,17 @@ impl Config {
                     ));
                 }
             }
-            if venue.name != "evm" && venue.evm.is_some() {
+            if kind != VenueKind::Evm && venue.evm.is_some() {
                 return Err(ConfigError::new(
                     format!("venues[{i}].evm"),
                     "[venues.evm] only applies to an evm venue",
                 ));
             }
-            match venue.name.as_str() {
-                "sim" => {
+            match kind.transport() {
+                Transport::Simulated => {
                     venue.sim_config(i)?;
                 }
-                "replay" => {
+                Transport::Capture => {
                     if venue.path.is_none() {
                         return Err(ConfigError::new(
                             format!("venues[{i}].path"),
@@ -551,14 +555,14 @@ impl Config {
                     }
                     venue.replay_speed(i)?;
                 }
-                "evm" => {
+                Transport::Chain => {
                     venue.evm_spec(i)?;
                 }
-                _ => {
+                Transport::WebSocket => {
                     venue.venue_spec(i)?;
                 }
             }
-            if venue.name != "replay" && (venue.path.is_some() || venue.speed.is_some()) {
+            if kind != VenueKind::Replay && (venue.path.is_some() || venue.speed.is_some()) {
                 return Err(ConfigError::new(
                     format!("venues[{i}].path"),
                     "path and speed only apply to the replay venue",

@@ -45,7 +45,7 @@ impl Config {
         use ingest::consolidate::{Group, default_groups};
         let mut served = Vec::new();
         for (i, venue) in self.venues.iter().enumerate() {
-            if venue.name == "replay" {
+            if venue.kind() == Some(connectors::venue::VenueKind::Replay) {
                 continue;
             }
             let name = model::Venue::new(&venue.name)

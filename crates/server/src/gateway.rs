@@ -17,6 +17,7 @@ use connectors::conn::WsConnector;
 use connectors::conn::record::Recorder;
 use connectors::venue::evm::EvmConnector;
 use connectors::venue::sim::SimConnector;
+use connectors::venue::{Transport, VenueKind};
 use hub::Hub;
 use ingest::{Market, VenueHandle, spawn_venue};
 use std::net::SocketAddr;
@@ -313,14 +314,14 @@ impl Gateway {
             venues.push(handle);
         }
         for (index, venue) in config.venues.iter().enumerate() {
-            if venue.name != "evm" {
+            if venue.kind().map(VenueKind::transport) != Some(Transport::Chain) {
                 continue;
             }
             let prefix = format!("venues[{index}].evm");
             let connector =
                 EvmConnector::new(venue.evm_spec(index)?, &prefix).map_err(|source| {
                     ServerError::Venue {
-                        venue: "evm".into(),
+                        venue: venue.name.clone(),
                         source,
                     }
                 })?;
@@ -519,28 +520,34 @@ fn build_connectors(
     config: &Config,
     recorder: Option<Recorder>,
 ) -> Result<Vec<VenueConnector>, ServerError> {
-    let venue_error = |venue: &str| {
-        let venue = venue.to_string();
+    let venue_error = |kind: VenueKind| {
+        let venue = kind.name().to_string();
         move |source| ServerError::Venue { venue, source }
     };
     let mut out: Vec<VenueConnector> = Vec::new();
     for (index, venue) in config.venues.iter().enumerate() {
-        match venue.name.as_str() {
-            "sim" => {
-                let sim =
-                    SimConnector::new(venue.sim_config(index)?).map_err(venue_error("sim"))?;
+        // `Config::validate` only lets supported venues through.
+        let Some(kind) = venue.kind() else {
+            return Err(ServerError::Venue {
+                venue: venue.name.clone(),
+                source: connectors::ConnectorError::Config("unsupported venue".into()),
+            });
+        };
+        match kind.transport() {
+            Transport::Simulated => {
+                let sim = SimConnector::new(venue.sim_config(index)?).map_err(venue_error(kind))?;
                 let algo = if venue.sim.checksum {
                     ChecksumAlgo::Tickgate
                 } else {
-                    ChecksumAlgo::None
+                    kind.checksum()
                 };
                 out.push((Box::new(sim), algo));
             }
-            "replay" => {
+            Transport::Capture => {
                 let path = venue.path.as_deref().unwrap_or(std::path::Path::new(""));
                 let speed = venue.replay_speed(index)?;
                 for replayed in
-                    connectors::venue::replay::open(path, speed).map_err(venue_error("replay"))?
+                    connectors::venue::replay::open(path, speed).map_err(venue_error(kind))?
                 {
                     let name = replayed.venue().as_str().to_string();
                     if config.venues.iter().any(|v| v.name == name) {
@@ -552,25 +559,20 @@ fn build_connectors(
                     out.push((Box::new(replayed), connectors::venue::checksum_algo(&name)));
                 }
             }
-            name if connectors::venue::WS_VENUES.contains(&name) => {
+            Transport::WebSocket => {
                 let spec = venue.venue_spec(index)?;
-                let protocol =
-                    connectors::venue::protocol(name, spec).map_err(venue_error(name))?;
+                let protocol = kind
+                    .protocol(spec)
+                    .unwrap_or_else(|| unreachable!("a WebSocket venue has a protocol"))
+                    .map_err(venue_error(kind))?;
                 let mut connector = WsConnector::new(protocol);
                 if let Some(recorder) = &recorder {
                     connector = connector.with_recorder(recorder.clone());
                 }
-                out.push((Box::new(connector), connectors::venue::checksum_algo(name)));
+                out.push((Box::new(connector), kind.checksum()));
             }
             // Started by `Gateway::start_with` with its own ingest (`ingest::spawn_chain`).
-            "evm" => {}
-            // `Config::validate` only lets supported venues through.
-            other => {
-                return Err(ServerError::Venue {
-                    venue: other.to_string(),
-                    source: connectors::ConnectorError::Config("unsupported venue".into()),
-                });
-            }
+            Transport::Chain => {}
         }
     }
     Ok(out)

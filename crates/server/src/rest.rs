@@ -276,7 +276,8 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
     let instruments = state.market().instruments();
     // EVM chains have no books: they do not gate readiness (their state is on
     // `status:{chain}`, docs/onchain.md).
-    let book_venues = state.config().venues.iter().filter(|v| v.name != "evm");
+    let book_venues = (state.config().venues.iter())
+        .filter(|v| v.kind().is_none_or(connectors::venue::VenueKind::has_books));
     for venue in book_venues.map(|v| v.name.as_str()) {
         let (mut live, mut total) = (0, 0);
         for instrument in instruments.iter().filter(|i| i.venue.as_str() == venue) {

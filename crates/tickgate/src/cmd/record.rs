@@ -3,6 +3,7 @@
 use anyhow::Context;
 use clap::Args;
 use connectors::conn::record::Recorder;
+use connectors::venue::Transport;
 use server::{Config, Gateway};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -40,7 +41,8 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
     if !config
         .venues
         .iter()
-        .any(|v| connectors::venue::WS_VENUES.contains(&v.name.as_str()))
+        .filter_map(|v| v.kind())
+        .any(|kind| kind.transport() == Transport::WebSocket)
     {
         eprintln!("error: venues: nothing to record; configure binance, coinbase or kraken");
         return Ok(ExitCode::from(2));

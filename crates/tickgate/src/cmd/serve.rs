@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 use clap::Args;
+use connectors::venue::VenueKind;
 use server::config::LogFormat;
 use server::{Config, Gateway};
 use std::net::SocketAddr;
@@ -43,7 +44,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         config.server.data_dir = dir;
     }
     if let Some(rate) = args.sim_rate {
-        for venue in config.venues.iter_mut().filter(|v| v.name == "sim") {
+        for venue in config
+            .venues
+            .iter_mut()
+            .filter(|v| v.kind() == Some(VenueKind::Sim))
+        {
             venue.sim.rate = rate;
         }
     }
