@@ -13,6 +13,7 @@
 //! drained by the maintenance task, and WebSocket connection/subscription counts.
 
 use crate::ratelimit::Gcra;
+pub use crate::rejection::Rejection;
 use crate::scope::{Scope, ScopeSet};
 use crate::token;
 use parking_lot::{Mutex, RwLock};
@@ -22,7 +23,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use store::audit::NewAuditEvent;
 use store::keys::{Environment, KeyKind, KeyRecord, KeyStatus, RateLimit, UsageDelta};
 use subtle::ConstantTimeEq;
@@ -31,29 +32,6 @@ use tokio::sync::broadcast;
 /// SHA-256 of a token: what the store keeps instead of the token.
 pub fn token_hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
-}
-
-/// A rejected authentication: the stable code, a message safe to send (never the credential),
-/// and for `rate_limited` how long to wait.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rejection {
-    pub code: ErrorCode,
-    pub message: String,
-    pub retry_after: Option<Duration>,
-    /// The key the rejected request named, when it names one that exists (for per-key
-    /// rejection counts; never a token or secret).
-    pub key_id: Option<String>,
-}
-
-impl Rejection {
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-            retry_after: None,
-            key_id: None,
-        }
-    }
 }
 
 /// Settings the index applies (from `[auth]`).
@@ -151,7 +129,7 @@ pub struct KeyEntry {
     /// The stored token hash, compared in constant time after the map lookup.
     token_hash: Option<[u8; 32]>,
     /// What verifies this key's signatures (hmac: sealed secret, opened once; ed25519).
-    pub(crate) material: crate::signed::KeyMaterial,
+    pub(crate) material: crate::material::KeyMaterial,
     pub usage: Usage,
     limiters: [Gcra; 5],
     /// Open WebSocket sessions authenticated with this key.
@@ -296,7 +274,7 @@ impl KeyIndex {
                 let entry = Arc::new(KeyEntry {
                     view: RwLock::new(view.clone()),
                     token_hash: record.token_hash,
-                    material: crate::signed::KeyMaterial::of(record),
+                    material: crate::material::KeyMaterial::of(record),
                     usage: Usage::default(),
                     limiters: Default::default(),
                     ws_connections: AtomicU32::new(0),

@@ -8,7 +8,16 @@
 //! - [`envelope`]: envelope encryption of HMAC secrets under a rotatable master key.
 //! - [`scope`]: [`Scope`] and [`ScopeSet`].
 //! - [`index`]: the in-process key index the request path authenticates against (the cache),
-//!   its live usage counters and key events for open sessions.
+//!   its live usage counters and key events for open sessions; bearer-token authentication.
+//! - [`rejection`]: [`Rejection`], a failed authentication with its stable code, whatever the
+//!   credential.
+//! - `material`: what verifies one key's signatures (HMAC secret opened once, Ed25519 key).
+//! - [`signed`]: authentication of RFC 9421 signed requests ([`SignedRequest`]).
+//! - [`replay`]: the replay guard of signed requests (time window, single-use or increasing
+//!   nonces behind a [`replay::NonceStore`]).
+//! - [`ws_token`]: single-use tokens that authenticate a WebSocket upgrade.
+//! - `rotation`: the lifecycle steps that retire a credential (rotation with grace and its
+//!   cancellation, expiry, master-key rewrap), as methods of [`KeyService`].
 //! - [`ratelimit`]: per-key GCRA limiter.
 //! - [`service`]: lifecycle operations on the store (create, rotate, cancel, revoke, update,
 //!   expire, rewrap), shared by the CLI and the admin API.
@@ -32,7 +41,9 @@ pub mod index;
 pub mod info;
 pub mod input;
 pub mod maintenance;
+mod material;
 pub mod ratelimit;
+pub mod rejection;
 pub mod replay;
 mod rotation;
 pub mod scope;
@@ -44,10 +55,10 @@ pub mod ws_token;
 
 pub use envelope::{KeyRing, MasterKey, MasterKeySources};
 pub use index::{
-    AuthSettings, KeyEntry, KeyEvent, KeyEventKind, KeyIndex, KeyPrincipal, KeyView, Rejection,
-    token_hash,
+    AuthSettings, KeyEntry, KeyEvent, KeyEventKind, KeyIndex, KeyPrincipal, KeyView, token_hash,
 };
 pub use info::{KeyInfo, issued_json};
+pub use rejection::Rejection;
 pub use scope::{Scope, ScopeSet};
 pub use secret::SecretString;
 pub use service::{Issued, KeyService, KeyUpdate, NewKey, ServiceError};

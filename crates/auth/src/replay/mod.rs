@@ -13,7 +13,7 @@ pub mod nonce;
 
 pub use nonce::{MemoryNonceStore, NonceStore, Recorded};
 
-use crate::index::Rejection;
+use crate::rejection::Rejection;
 use protocol::ErrorCode;
 use std::sync::Arc;
 

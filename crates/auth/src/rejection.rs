@@ -1,0 +1,27 @@
+//! [`Rejection`]: why an authentication failed, as every credential path reports it.
+
+use protocol::ErrorCode;
+use std::time::Duration;
+
+/// A rejected authentication: the stable code, a message safe to send (never the credential),
+/// and for `rate_limited` how long to wait.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub code: ErrorCode,
+    pub message: String,
+    pub retry_after: Option<Duration>,
+    /// The key the rejected request named, when it names one that exists (for per-key
+    /// rejection counts; never a token or secret).
+    pub key_id: Option<String>,
+}
+
+impl Rejection {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            retry_after: None,
+            key_id: None,
+        }
+    }
+}
