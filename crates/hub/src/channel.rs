@@ -29,7 +29,7 @@ pub enum CacheMode {
 
 /// A consistent read of a book channel: the levels are exactly the state after frame `seq`.
 #[derive(Debug, Clone)]
-pub struct BookView {
+pub struct ChannelBook {
     pub seq: u64,
     pub epoch: Arc<str>,
     /// False while the book is being rebuilt (levels are then empty).
@@ -343,7 +343,7 @@ impl ChannelHandle {
 
     /// A consistent copy of the top `depth` levels per side, or `None` if this is not a book
     /// channel.
-    pub fn book_view(&self, depth: usize) -> Option<BookView> {
+    pub fn book_view(&self, depth: usize) -> Option<ChannelBook> {
         let state = self.state.lock();
         let Cache::Book(b) = &state.cache else {
             return None;
@@ -354,7 +354,7 @@ impl ChannelHandle {
         } else {
             (Vec::new(), Vec::new())
         };
-        Some(BookView {
+        Some(ChannelBook {
             seq: state.seq,
             epoch: self.epoch.clone(),
             live,

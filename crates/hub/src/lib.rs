@@ -30,6 +30,8 @@ pub mod channel;
 pub mod frame;
 pub mod registry;
 
-pub use channel::{BookView, CacheMode, ChannelHandle, HistoryLimits, Lost, Resumed, Subscription};
+pub use channel::{
+    CacheMode, ChannelBook, ChannelHandle, HistoryLimits, Lost, Resumed, Subscription,
+};
 pub use frame::{Frame, FrameKind};
 pub use registry::{Hub, HubConfig};

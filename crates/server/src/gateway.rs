@@ -4,6 +4,7 @@ use crate::alerts::{rules, webhooks};
 use crate::auth::{AuthState, admin, layer};
 use crate::config::Config;
 use crate::metrics::Metrics;
+pub use crate::server_error::ServerError;
 use crate::state::AppState;
 use crate::{history, openapi, rest, rest_history, ws};
 use ::auth::Scope;
@@ -24,51 +25,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use store::{HistoryStore, HistoryWriter, StoreError};
+use store::{HistoryStore, HistoryWriter};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-
-/// Why the gateway could not start or stopped abnormally.
-#[derive(Debug, thiserror::Error)]
-pub enum ServerError {
-    #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
-    #[error("cannot listen on {addr}")]
-    Bind {
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("cannot create data directory {path}")]
-    DataDir {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("venue {venue}")]
-    Venue {
-        venue: String,
-        #[source]
-        source: connectors::ConnectorError,
-    },
-    #[error("HTTP server failed")]
-    Serve(#[source] std::io::Error),
-    #[error("history store: {0}")]
-    History(#[source] StoreError),
-    #[error("cannot start {what}: {source}")]
-    Spawn {
-        what: &'static str,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("key store: {0}")]
-    Store(#[from] store::StoreError),
-    #[error("auth: {0}")]
-    Auth(String),
-    #[error("alerts: {0}")]
-    Alerts(String),
-}
 
 /// A running gateway.
 #[derive(Debug)]
@@ -111,7 +71,7 @@ pub fn routes() -> Vec<Route> {
         route(
             "/v1/ws-token",
             Some(Scope::MarketRead),
-            post(crate::auth::ws_token::issue),
+            post(crate::auth::ws_token_route::issue),
         ),
         route("/v1/book", Some(Scope::MarketRead), get(rest::book)),
         route(

@@ -1,7 +1,7 @@
 //! Query parameters of the history endpoints: times (RFC 3339 or epoch milliseconds), limits,
 //! order, and the opaque pagination cursor. Every failure is an [`ApiError`] with its own code.
 
-use crate::rest::ApiError;
+use crate::api_error::ApiError;
 use crate::time_param::parse_time;
 use model::{Symbol, Timestamp, Venue};
 use protocol::ErrorCode;

@@ -2,12 +2,15 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: the typed configuration tree (defaults, file, environment, validation).
-//! - [`consolidated`]: `[consolidated]` settings and the groups behind `book:all:…`.
-//! - [`gateway`]: [`Gateway`]: starts venues and the listener; graceful shutdown.
+//! - [`config`]: the typed configuration tree (defaults, file, environment, validation);
+//!   [`config_error`] is [`ConfigError`], [`venue_config`] is `[[venues]]` and
+//!   [`consolidated_config`] is `[consolidated]` (the groups behind `book:all:…`).
+//! - [`gateway`]: [`Gateway`]: starts venues and the listener; graceful shutdown;
+//!   [`server_error`] is [`ServerError`], why it could not start.
 //! - `ws`: the WebSocket API (`/v1/ws`): sessions, fan-out batching, slow-consumer policy.
 //! - [`rest`]: the REST API (`/v1/instruments`, `/v1/ticker`, `/v1/book`, `/healthz`,
-//!   `/readyz`, `/metrics`).
+//!   `/readyz`, `/metrics`); [`api_error`] is [`api_error::ApiError`], every HTTP error
+//!   response, and `query_params` checks query strings once.
 //! - [`rest_history`]: `/v1/trades` and `/v1/candles` from the history store, paged;
 //!   [`history_params`] parses their limits, ranges and cursors, [`time_param`] their times;
 //!   [`history`] opens the store and its writer and renders its metrics.
@@ -25,24 +28,30 @@
 //! the authentication in `auth::layer`.
 
 pub mod alerts;
+pub mod api_error;
 pub mod auth;
 pub mod auth_config;
 pub mod config;
-pub mod consolidated;
+pub mod config_error;
+pub mod consolidated_config;
 pub mod gateway;
 pub mod history;
 pub mod history_params;
 pub mod metrics;
 pub mod openapi;
+mod query_params;
 pub mod rest;
 pub mod rest_history;
+pub mod server_error;
 pub mod state;
 pub mod time_param;
 pub mod ui;
+pub mod venue_config;
 mod ws;
 
 pub use config::{Config, ConfigError};
 /// Installs rustls' ring provider as the process default (idempotent).
 pub use connectors::conn::ws::ensure_crypto_provider as install_crypto_provider;
-pub use gateway::{Gateway, ServerError};
+pub use gateway::Gateway;
+pub use server_error::ServerError;
 pub use state::AppState;

@@ -18,7 +18,7 @@ use utoipa::OpenApi;
         crate::ws::upgrade,
         crate::rest::instruments,
         crate::rest::ticker,
-        crate::auth::ws_token::issue,
+        crate::auth::ws_token_route::issue,
         crate::rest::book,
         crate::rest_history::trades,
         crate::rest_history::candles,

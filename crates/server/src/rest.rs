@@ -5,126 +5,24 @@
 //! Unknown query parameters are rejected, so a typo never silently falls back to a default.
 //! Each handler carries its OpenAPI description (`#[utoipa::path]`), next to the code.
 
+use crate::api_error::ApiError;
+use crate::query_params::{Params, QueryParams};
 use crate::state::AppState;
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use model::{Channel, ChannelKind, Symbol, Venue};
 use protocol::rest::{BookResponse, InstrumentsResponse, TickerResponse};
 use protocol::{ErrorBody, ErrorCode, WireLevel};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
 /// Book levels per side returned when `depth` is not given.
 pub const DEFAULT_DEPTH: usize = 50;
 /// Largest `depth` accepted.
 pub const MAX_DEPTH: usize = 5000;
-
-/// An error response.
-#[derive(Debug)]
-pub struct ApiError {
-    code: ErrorCode,
-    message: String,
-}
-
-impl ApiError {
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-        }
-    }
-
-    pub fn code(&self) -> ErrorCode {
-        self.code
-    }
-
-    pub fn message(&self) -> &str {
-        &self.message
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.code.http_status())
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = ErrorBody {
-            code: self.code,
-            message: self.message,
-            id: None,
-            channel: None,
-        };
-        (status, Json(body)).into_response()
-    }
-}
-
-pub(crate) type Params = Result<Query<Vec<(String, String)>>, QueryRejection>;
-
-/// Validated query parameters.
-pub(crate) struct Query2 {
-    pub(crate) params: HashMap<String, String>,
-}
-
-impl Query2 {
-    pub(crate) fn new(params: Params, allowed: &[&str]) -> Result<Self, ApiError> {
-        let Query(pairs) = params.map_err(|e| {
-            ApiError::new(ErrorCode::BadParam, format!("malformed query string: {e}"))
-        })?;
-        let mut params = HashMap::with_capacity(pairs.len());
-        for (key, value) in pairs {
-            if params.contains_key(&key) {
-                let shown: String = key.chars().take(32).collect();
-                return Err(ApiError::new(
-                    ErrorCode::BadParam,
-                    format!("parameter {shown:?} given more than once"),
-                ));
-            }
-            params.insert(key, value);
-        }
-        if let Some(unknown) = params.keys().find(|k| !allowed.contains(&k.as_str())) {
-            let shown: String = unknown.chars().take(32).collect();
-            return Err(ApiError::new(
-                ErrorCode::BadParam,
-                format!(
-                    "unknown parameter {shown:?}; allowed: {}",
-                    allowed.join(", ")
-                ),
-            ));
-        }
-        Ok(Self { params })
-    }
-
-    fn required(&self, name: &str) -> Result<&str, ApiError> {
-        self.params
-            .get(name)
-            .map(String::as_str)
-            .ok_or_else(|| ApiError::new(ErrorCode::BadParam, format!("missing parameter {name}")))
-    }
-
-    fn instrument(&self) -> Result<(Venue, Symbol), ApiError> {
-        let venue = Venue::new(self.required("venue")?)
-            .map_err(|e| ApiError::new(ErrorCode::BadParam, e.to_string()))?;
-        let symbol = Symbol::new(self.required("symbol")?)
-            .map_err(|e| ApiError::new(ErrorCode::BadParam, e.to_string()))?;
-        Ok((venue, symbol))
-    }
-
-    pub(crate) fn number(&self, name: &str, default: usize, max: usize) -> Result<usize, ApiError> {
-        let Some(text) = self.params.get(name) else {
-            return Ok(default);
-        };
-        match text.parse::<usize>() {
-            Ok(n) if (1..=max).contains(&n) => Ok(n),
-            _ => Err(ApiError::new(
-                ErrorCode::BadParam,
-                format!("{name} must be an integer from 1 to {max}"),
-            )),
-        }
-    }
-}
 
 fn unknown_instrument(venue: &Venue, symbol: &Symbol) -> ApiError {
     ApiError::new(
@@ -147,7 +45,7 @@ pub(crate) async fn instruments(
     State(state): State<AppState>,
     params: Params,
 ) -> Result<Json<impl Serialize>, ApiError> {
-    Query2::new(params, &[])?;
+    QueryParams::new(params, &[])?;
     Ok(Json(InstrumentsResponse {
         instruments: state.market().instruments(),
     }))
@@ -172,7 +70,7 @@ pub(crate) async fn ticker(
     State(state): State<AppState>,
     params: Params,
 ) -> Result<Json<impl Serialize>, ApiError> {
-    let (venue, symbol) = Query2::new(params, &["venue", "symbol"])?.instrument()?;
+    let (venue, symbol) = QueryParams::new(params, &["venue", "symbol"])?.instrument()?;
     let entry = state
         .market()
         .get(&venue, &symbol)
@@ -206,7 +104,7 @@ pub(crate) async fn book(
     State(state): State<AppState>,
     params: Params,
 ) -> Result<Json<impl Serialize>, ApiError> {
-    let query = Query2::new(params, &["venue", "symbol", "depth"])?;
+    let query = QueryParams::new(params, &["venue", "symbol", "depth"])?;
     let (venue, symbol) = query.instrument()?;
     let depth = query.number("depth", DEFAULT_DEPTH, MAX_DEPTH)?;
     let channel = Channel::new(ChannelKind::Book, venue.clone(), symbol.clone());

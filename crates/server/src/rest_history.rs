@@ -4,9 +4,9 @@
 //! answers from the in-memory ring of recent candles, with the same shape and cursors, when the
 //! store does not keep that interval for a served instrument (history off or excluded).
 
+use crate::api_error::ApiError;
 use crate::history::History;
 use crate::history_params::{self, MAX_LIMIT, Raw, Resolved};
-use crate::rest::ApiError;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::rejection::QueryRejection;

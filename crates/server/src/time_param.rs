@@ -1,6 +1,6 @@
 //! Time parameters of the REST API: epoch milliseconds or RFC 3339, to µs since the epoch.
 
-use crate::rest::ApiError;
+use crate::api_error::ApiError;
 use model::Timestamp;
 use protocol::ErrorCode;
 

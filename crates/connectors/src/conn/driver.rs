@@ -5,16 +5,15 @@ use super::backoff::{Backoff, Rng};
 use super::input;
 use super::link::{Link, LinkEnd, StandbyEvent, standby_event};
 use super::outflow::Outflow;
-use super::protocol::{Io, Protocol};
 use super::record::{RecordKind, Recorder};
 use super::rest::RestClient;
 use super::stats::LinkStats;
 use super::status::StatusBoard;
+use super::venue_protocol::{Io, Protocol};
 use super::ws;
 use crate::{Command, ConnectionState, ConnectorError, FeedBatch, FeedEvent};
 use futures_util::StreamExt;
 use model::{Symbol, Timestamp};
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -481,6 +480,3 @@ impl Shard {
         Ok(stale)
     }
 }
-
-/// Per-symbol bookkeeping type used by [`Link`].
-pub(crate) type SeenMap = HashMap<Symbol, Instant>;

@@ -1,8 +1,8 @@
 //! Applying one recorded input to a session: the single code path shared by the live driver
 //! and by replay, which is what makes a replay reproduce the live output exactly.
 
-use super::protocol::{Io, Session};
 use super::record::RecordKind;
+use super::venue_protocol::{Io, Session};
 use model::Symbol;
 
 /// Feeds `kind` to `session` (whose connection carries `symbols`). `Venue`, `Instruments` and

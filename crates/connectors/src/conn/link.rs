@@ -1,10 +1,9 @@
 //! One open venue connection: its socket halves, its session, its paced send queue and the
 //! REST answers addressed to it.
 
-use super::driver::SeenMap;
-use super::protocol::{RestRequest, Session};
 use super::rest::RestClient;
 use super::stats::LinkStats;
+use super::venue_protocol::{RestRequest, Session};
 use super::ws::VenueSocket;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -20,6 +19,9 @@ use tokio_tungstenite::tungstenite::Message;
 const REST_QUEUE: usize = 64;
 /// A send that takes longer than this fails the connection.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// When each symbol last had a message on a connection (the driver's staleness watchdog).
+pub(crate) type SeenMap = HashMap<Symbol, Instant>;
 
 /// Why a connection ended.
 #[derive(Debug)]

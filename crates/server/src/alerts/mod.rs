@@ -8,8 +8,8 @@
 pub(crate) mod rules;
 pub(crate) mod webhooks;
 
+use crate::api_error::ApiError;
 use crate::auth::Principal;
-use crate::rest::ApiError;
 use ::alerts::clock::Clock;
 use ::alerts::evaluator::{Context, Evaluator};
 use ::alerts::metrics::AlertMetrics;

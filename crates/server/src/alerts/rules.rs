@@ -1,8 +1,9 @@
 //! `/v1/alerts`: the caller's alert rules and their firings (scope `alerts:write`).
 
 use super::{AlertErrors, api_error, body, owner, path};
+use crate::api_error::ApiError;
 use crate::auth::Principal;
-use crate::rest::{ApiError, Params, Query2};
+use crate::query_params::{Params, QueryParams};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection};
@@ -54,7 +55,7 @@ pub(crate) async fn list(
     params: Params,
 ) -> Result<Json<RuleList>, ApiError> {
     let owner = owner(caller)?;
-    Query2::new(params, &[])?;
+    QueryParams::new(params, &[])?;
     let rules = state
         .alerts()
         .service
@@ -155,7 +156,7 @@ pub(crate) async fn firings(
     params: Params,
 ) -> Result<Json<FiringList>, ApiError> {
     let owner = owner(caller)?;
-    let query = Query2::new(params, &["rule", "before", "limit"])?;
+    let query = QueryParams::new(params, &["rule", "before", "limit"])?;
     let limit = query.number("limit", 100, 1000)?;
     let before = match query.params.get("before") {
         Some(text) => Some(text.parse::<i64>().map_err(|_| {

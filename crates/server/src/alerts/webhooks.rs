@@ -2,8 +2,9 @@
 //! `alerts:write`).
 
 use super::{AlertErrors, api_error, body, owner, path};
+use crate::api_error::ApiError;
 use crate::auth::Principal;
-use crate::rest::{ApiError, Params, Query2};
+use crate::query_params::{Params, QueryParams};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection};
@@ -58,7 +59,7 @@ pub(crate) async fn list(
     params: Params,
 ) -> Result<Json<EndpointList>, ApiError> {
     let owner = owner(caller)?;
-    Query2::new(params, &[])?;
+    QueryParams::new(params, &[])?;
     let endpoints = state
         .alerts()
         .service
@@ -191,7 +192,7 @@ pub(crate) async fn deliveries(
 ) -> Result<Json<DeliveryList>, ApiError> {
     let owner = owner(caller)?;
     let id = path(id)?;
-    let query = Query2::new(params, &["state", "limit"])?;
+    let query = QueryParams::new(params, &["state", "limit"])?;
     let limit = query.number("limit", 100, 1000)?;
     let filter = match query.params.get("state") {
         Some(text) => Some(

@@ -5,7 +5,7 @@
 
 use super::Principal;
 use super::layer::actor;
-use crate::rest::ApiError;
+use crate::api_error::ApiError;
 use crate::state::AppState;
 use auth::{KeyInfo, KeyService, KeyUpdate, NewKey, SecretString, ServiceError};
 use axum::Json;

@@ -3,7 +3,7 @@
 //! and `Deprecation` (RFC 9745) headers.
 
 use super::Principal;
-use crate::rest::ApiError;
+use crate::api_error::ApiError;
 use crate::state::AppState;
 use auth::{Rejection, Scope};
 use axum::body::HttpBody;

@@ -7,11 +7,12 @@
 //!
 //! Credentials are read in [`AuthState::authenticate`] (bearer) and
 //! [`AuthState::authenticate_signed`] (RFC 9421, called by `layer` when a request carries
-//! `Signature`/`Signature-Input`); `ws_token` issues single-use WebSocket tokens.
+//! `Signature`/`Signature-Input`); `ws_token_route` is `POST /v1/ws-token`, which issues
+//! single-use WebSocket tokens (the auth crate's `auth::ws_token` keeps them).
 
 pub(crate) mod admin;
 pub(crate) mod layer;
-pub(crate) mod ws_token;
+pub(crate) mod ws_token_route;
 
 use auth::replay::{MemoryNonceStore, ReplayGuard, Window};
 use auth::{KeyIndex, KeyPrincipal, KeyService, Rejection, Scope, SignedRequest};

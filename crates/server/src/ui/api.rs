@@ -17,10 +17,10 @@
 
 use super::assets::secure;
 use super::session::{COOKIE, CSRF_HEADER, Session, SessionError};
+use crate::api_error::ApiError;
 use crate::auth::layer::rejection_response;
-use crate::auth::{Principal, ws_token::WsTokenResponse};
+use crate::auth::{Principal, ws_token_route::WsTokenResponse};
 use crate::gateway::Route;
-use crate::rest::ApiError;
 use crate::state::AppState;
 use crate::{rest, rest_history};
 use auth::{KeyPrincipal, Scope};

@@ -3,8 +3,8 @@
 //! (the same counts as `tickgate_auth_rejections_total`), and the audit log's head. An ordinary
 //! admin route: signed requests only by default, like the rest of `/admin/v1/`.
 
+use crate::api_error::ApiError;
 use crate::gateway::Route;
-use crate::rest::ApiError;
 use crate::state::AppState;
 use auth::Scope;
 use axum::Json;

@@ -55,7 +55,7 @@ pub(crate) async fn upgrade(
         Ok(ws) => ws,
         Err(rejection) => {
             let message = format!("a WebSocket upgrade request is required: {rejection}");
-            return crate::rest::ApiError::new(ErrorCode::BadRequest, message).into_response();
+            return crate::api_error::ApiError::new(ErrorCode::BadRequest, message).into_response();
         }
     };
     // A key on the upgrade request (a bearer token, or an RFC 9421 signature of the upgrade
@@ -83,7 +83,7 @@ pub(crate) async fn upgrade(
         >= state.config().server.max_connections
     {
         metrics.connections_rejected.fetch_add(1, Ordering::Relaxed);
-        return crate::rest::ApiError::new(
+        return crate::api_error::ApiError::new(
             ErrorCode::Unavailable,
             "connection limit reached; retry later",
         )

@@ -13,8 +13,8 @@
 //! fast as ingest accepts.
 
 use crate::conn::input::apply;
-use crate::conn::protocol::{Io, Protocol, Session};
 use crate::conn::record::{CaptureRecord, RecordKind, read_capture};
+use crate::conn::venue_protocol::{Io, Protocol, Session};
 use crate::settings::VenueSpec;
 use crate::{ConnectionState, Connector, ConnectorContext, ConnectorError, FeedBatch, FeedEvent};
 use model::{Instrument, Symbol, Timestamp, Venue};

@@ -2,7 +2,7 @@
 //! `auth::ws_token`). Scope `market:read`; bearer or signed.
 
 use super::Principal;
-use crate::rest::ApiError;
+use crate::api_error::ApiError;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Extension, State};

@@ -1,6 +1,8 @@
 //! `[consolidated]`: settings of the cross-venue channels and the groups they merge.
 
-use crate::config::{Config, ConfigError};
+use crate::config_error::ConfigError;
+use crate::venue_config::VenueConfig;
+use connectors::venue::VenueKind;
 use model::Symbol;
 use serde::{Deserialize, Serialize};
 
@@ -38,14 +40,17 @@ impl Default for ConsolidatedConfig {
     }
 }
 
-impl Config {
-    /// The consolidated groups: defaults for every configured symbol, replaced by explicit
-    /// groups of the same symbol. Errors name the key.
-    pub fn consolidated_groups(&self) -> Result<Vec<ingest::consolidate::Group>, ConfigError> {
+impl ConsolidatedConfig {
+    /// The consolidated groups over `venues`: defaults for every configured symbol, replaced
+    /// by explicit groups of the same symbol. Errors name the key.
+    pub fn groups(
+        &self,
+        venues: &[VenueConfig],
+    ) -> Result<Vec<ingest::consolidate::Group>, ConfigError> {
         use ingest::consolidate::{Group, default_groups};
         let mut served = Vec::new();
-        for (i, venue) in self.venues.iter().enumerate() {
-            if venue.kind() == Some(connectors::venue::VenueKind::Replay) {
+        for (i, venue) in venues.iter().enumerate() {
+            if venue.kind() == Some(VenueKind::Replay) {
                 continue;
             }
             let name = model::Venue::new(&venue.name)
@@ -53,7 +58,7 @@ impl Config {
             served.push((name, venue.parsed_symbols(i)?));
         }
         let mut groups = default_groups(&served);
-        for (g, group) in self.consolidated.groups.iter().enumerate() {
+        for (g, group) in self.groups.iter().enumerate() {
             let key = format!("consolidated.groups[{g}]");
             let symbol = Symbol::new(&group.symbol)
                 .map_err(|e| ConfigError::new(format!("{key}.symbol"), e.to_string()))?;

@@ -1,11 +1,11 @@
 //! [`WsConnector`]: runs a venue [`Protocol`] behind the [`Connector`] seam.
 
 use super::driver::Shard;
-use super::protocol::Protocol;
 use super::record::{RecordKind, Recorder};
 use super::rest::RestClient;
 use super::stats::LinkStats;
 use super::status::StatusBoard;
+use super::venue_protocol::Protocol;
 use crate::{Command, Connector, ConnectorContext, ConnectorError, FeedEvent};
 use model::{Instrument, Symbol, Timestamp, Venue};
 use std::collections::HashMap;
