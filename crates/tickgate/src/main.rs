@@ -9,8 +9,8 @@
 //! - `cmd::book`: `tickgate book CHANNEL` (live top of book from the SDK's mirror).
 //! - `cmd::config`: `tickgate config default|check`.
 //! - `cmd::export`: `tickgate export`: a range of stored trades or candles as CSV or NDJSON.
-//! - `cmd::bench`: `tickgate bench ...`; `cmd::bench_history`: `tickgate bench history`.
-//! - `cmd::bench`: `tickgate bench fanout|idle`; `cmd::bench_auth`: `tickgate bench auth`.
+//! - `cmd::bench`: `tickgate bench fanout|idle|history|auth|alerts`, one module each under
+//!   `cmd/bench/`.
 //! - `cmd::keys` (+ `keys_backend`, `keys_scan`): `tickgate keys ...`, offline or via the admin
 //!   API.
 //! - `cmd::audit`: `tickgate audit verify`.

@@ -10,14 +10,20 @@
 //!
 //! - `fanout`: N clients on the same channels; delivered messages/s, end-to-end latency, gaps.
 //! - `idle`: N idle connections; server memory per connection.
+//! - `history`: the history store's write throughput and candle query latency.
+//! - `auth`: the cost of authenticating a request, and REST throughput with and without auth.
+//! - `alerts`: the alert rule engine's throughput and firing-to-webhook latency.
 //! - `child`: the server under test (child process or external), `/readyz`, `/proc` readings.
 //! - `scan`: reads `type`, `channel`, `seq` and `recv_ts` from a message without parsing it.
 //! - `histogram`: the log-linear latency histogram.
 //! - `wire`: the fan-out clients' own WebSocket frame reader (`--client raw`).
 
+mod alerts;
+mod auth;
 mod child;
 mod fanout;
 mod histogram;
+mod history;
 mod idle;
 mod scan;
 mod wire;
@@ -34,21 +40,21 @@ pub enum BenchCommand {
     /// N idle WebSocket connections: server memory per connection.
     Idle(idle::IdleArgs),
     /// History store: trades written per second by batch size, and 1-day candle query latency.
-    History(super::bench_history::HistoryBenchArgs),
+    History(history::HistoryBenchArgs),
     /// Cost of authenticating a bearer request (ns) and REST throughput with and without auth.
-    Auth(super::bench_auth::BenchAuthArgs),
+    Auth(auth::BenchAuthArgs),
     /// Alert rule engine events/s with 0, 1,000 and 100,000 rules on one symbol, and
     /// firing-to-webhook latency on loopback.
-    Alerts(super::bench_alerts::AlertsBenchArgs),
+    Alerts(alerts::AlertsBenchArgs),
 }
 
 pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
     match command {
         BenchCommand::Fanout(args) => fanout::run(args),
         BenchCommand::Idle(args) => idle::run(args),
-        BenchCommand::History(args) => super::bench_history::run(args),
-        BenchCommand::Auth(args) => super::bench_auth::run(args),
-        BenchCommand::Alerts(args) => super::bench_alerts::run(args),
+        BenchCommand::History(args) => history::run(args),
+        BenchCommand::Auth(args) => auth::run(args),
+        BenchCommand::Alerts(args) => alerts::run(args),
     }
 }
 

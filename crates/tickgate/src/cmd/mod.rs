@@ -2,9 +2,6 @@
 
 pub mod audit;
 pub mod bench;
-pub mod bench_alerts;
-pub mod bench_auth;
-pub mod bench_history;
 pub mod book;
 pub mod config;
 pub mod credentials;

@@ -11,6 +11,9 @@
 //! - `node`: the connections to a node (WebSocket subscriptions, HTTP requests).
 //! - [`connector`]: [`EvmConnector`], the `Connector` that runs it all: connect, subscribe,
 //!   backfill after a reconnect, reconnect with the shared backoff.
+//! - `setup`: what is read once at start (chain id, pool tokens, token decimals).
+//! - `source`: the source's state across connections: one session (subscribe, backfill,
+//!   follow), the tracker, what is sent to ingest.
 //! - [`error`]: the source's error type, with a stable code per variant.
 
 pub mod abi;
@@ -19,6 +22,8 @@ pub mod dex;
 pub mod error;
 mod node;
 pub mod rpc;
+mod setup;
+mod source;
 pub mod spec;
 pub mod tracker;
 pub mod u256;

@@ -1,0 +1,58 @@
+//! The command-line arguments of `tickgate bench fanout`.
+
+use crate::cmd::bench::parse_duration;
+use clap::{Args, ValueEnum};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Args)]
+pub struct FanoutArgs {
+    /// WebSocket clients, all subscribed to the same channels.
+    #[arg(long, default_value_t = 1000)]
+    pub(super) clients: usize,
+    /// Simulated market events per second PER SYMBOL (`serve --sim-rate`); the sim runs 3
+    /// symbols. A book channel then carries about `rate` updates/s, a trades channel one
+    /// message per 1 ms batch that had a trade (at most 1,000/s).
+    #[arg(long, default_value_t = 2000.0)]
+    pub(super) rate: f64,
+    /// Measurement time, after the warmup.
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    pub(super) duration: Duration,
+    /// Time after all clients are subscribed before measuring.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    pub(super) warmup: Duration,
+    /// Channels every client subscribes to, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "book:sim:BTC-USDT,trades:sim:BTC-USDT"
+    )]
+    pub(super) channels: Vec<String>,
+    /// A running gateway to load instead of starting one (`http://host:port`). Its sim rate is
+    /// then its own; `--rate` is ignored.
+    #[arg(long)]
+    pub(super) url: Option<String>,
+    /// With `--url`: the server's pid, to read its memory and CPU time.
+    #[arg(long, requires = "url")]
+    pub(super) server_pid: Option<u32>,
+    /// Load-generator threads (each a current-thread runtime).
+    #[arg(long, default_value_t = 1)]
+    pub(super) threads: usize,
+    /// Worker threads of the child gateway (`serve --threads`; default one per core).
+    #[arg(long)]
+    pub(super) server_threads: Option<usize>,
+    /// Configuration file for the child gateway (`serve --config`). `TICKGATE_*` variables set
+    /// for the benchmark are passed on to the child too.
+    #[arg(long)]
+    pub(super) config: Option<PathBuf>,
+    /// How the clients read: `raw` (the benchmark's own frame reader, cheapest) or
+    /// `tungstenite` (tokio-tungstenite's `Message` stream, for comparison).
+    #[arg(long, value_enum, default_value_t = ClientKind::Raw)]
+    pub(super) client: ClientKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(super) enum ClientKind {
+    Raw,
+    Tungstenite,
+}

@@ -1,0 +1,140 @@
+//! The final report of `tickgate bench fanout`: what the clients counted and the gateway's own
+//! counters.
+
+use super::args::FanoutArgs;
+use super::interval::Interval;
+use crate::cmd::bench::child::{Target, fmt_bytes};
+use std::time::Duration;
+
+/// What the main thread gathered.
+#[derive(Debug)]
+pub(super) struct Report {
+    pub(super) server_pid: Option<u32>,
+    pub(super) total: Interval,
+    pub(super) window: Duration,
+    pub(super) rss_idle: Option<u64>,
+    pub(super) rss_start: Option<u64>,
+    pub(super) rss_end: Option<u64>,
+    pub(super) server_cpu: Option<f64>,
+    pub(super) generator_cpu: Option<f64>,
+    /// All CPUs' busy time: the difference to server + generator is other processes.
+    pub(super) machine_cpu: Option<f64>,
+    /// Channel seq advance over the window, summed over channels.
+    pub(super) offered_per_client: u64,
+    pub(super) closed: u64,
+}
+
+/// The gateway's own view, from `/metrics`.
+#[derive(Debug, Default)]
+pub(super) struct ServerCounters {
+    pub(super) frames_dropped: Option<f64>,
+    pub(super) conflations: Option<f64>,
+    pub(super) gaps: Option<f64>,
+    pub(super) slow_disconnects: Option<f64>,
+}
+
+impl ServerCounters {
+    pub(super) fn read(target: &Target) -> Self {
+        Self {
+            frames_dropped: target.metric("tickgate_frames_dropped_total"),
+            conflations: target.metric("tickgate_conflations_total"),
+            gaps: target.metric("tickgate_gaps_total"),
+            slow_disconnects: target.metric("tickgate_slow_consumer_disconnects_total"),
+        }
+    }
+}
+
+pub(super) fn print_report(args: &FanoutArgs, report: &Report, counters: &ServerCounters) {
+    let secs = report.window.as_secs_f64().max(1e-9);
+    let total = &report.total;
+    let delivered = total.delivered as f64 / secs;
+    let offered = (args.clients as u64 * report.offered_per_client) as f64 / secs;
+    let ms = |q: f64| total.latency.quantile(q) as f64 / 1e3;
+    let show = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.0}"));
+    let cores = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.2} cores"));
+    println!("tickgate bench fanout");
+    match report.server_pid {
+        Some(pid) if args.url.is_none() => println!(
+            "server            child pid {pid}, {} worker threads, sim rate {} events/s per symbol",
+            args.server_threads
+                .map_or("default (one per core)".to_string(), |t| t.to_string()),
+            args.rate
+        ),
+        Some(pid) => println!(
+            "server            {} (pid {pid})",
+            args.url.as_deref().unwrap_or("")
+        ),
+        None => println!(
+            "server            {} (pid unknown)",
+            args.url.as_deref().unwrap_or("")
+        ),
+    }
+    println!(
+        "clients           {} on {} load-generator thread(s)",
+        args.clients, args.threads
+    );
+    println!("channels          {}", args.channels.join(","));
+    println!(
+        "window            {:.1} s after {:.0} s warmup",
+        secs,
+        args.warmup.as_secs_f64()
+    );
+    println!(
+        "delivered         {:.0} msg/s ({:.1} MB/s of JSON)",
+        delivered,
+        total.bytes as f64 / secs / 1e6
+    );
+    println!(
+        "offered           {:.0} msg/s ({} clients x {:.0} channel msg/s); delivered/offered {:.1} %",
+        offered,
+        args.clients,
+        report.offered_per_client as f64 / secs,
+        if offered > 0.0 {
+            100.0 * delivered / offered
+        } else {
+            0.0
+        }
+    );
+    println!(
+        "latency ms        p50 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}  ({} samples)",
+        ms(0.5),
+        ms(0.99),
+        ms(0.999),
+        total.latency.max() as f64 / 1e3,
+        total.latency.count()
+    );
+    println!(
+        "server RSS        {} before clients, {} at window start, {} at end",
+        fmt_bytes(report.rss_idle),
+        fmt_bytes(report.rss_start),
+        fmt_bytes(report.rss_end)
+    );
+    let other = match (report.machine_cpu, report.server_cpu, report.generator_cpu) {
+        (Some(all), Some(server), Some(generator)) => Some((all - server - generator).max(0.0)),
+        _ => None,
+    };
+    println!(
+        "CPU in window     server {}, load generator {}, other processes {} (machine busy {} of {})",
+        cores(report.server_cpu),
+        cores(report.generator_cpu),
+        cores(other),
+        cores(report.machine_cpu),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!(
+        "losses (clients)  gaps {}  resync notices {}  resync snapshots {}  seq breaks {}  errors {}  closed {}",
+        total.gaps,
+        total.resyncs,
+        total.resync_snapshots,
+        total.seq_breaks,
+        total.errors,
+        report.closed
+    );
+    println!(
+        "losses (server)   frames dropped {}  conflations {}  gaps {}  slow disconnects {}",
+        show(counters.frames_dropped),
+        show(counters.conflations),
+        show(counters.gaps),
+        show(counters.slow_disconnects)
+    );
+}
