@@ -7,7 +7,6 @@
 
 pub use crate::auth_config::AuthConfig;
 pub use crate::config_error::ConfigError;
-use connectors::venue::{Transport, VenueKind};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use hub::HubConfig;
@@ -212,6 +211,17 @@ impl Config {
 
     /// Checks every cross-field rule and range; the error names the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_limits()?;
+        self.validate_sections()?;
+        self.validate_venues()?;
+        if self.consolidated.enabled {
+            self.consolidated_groups()?;
+        }
+        Ok(())
+    }
+
+    /// `[server]` and `[ws]` numeric limits, and how they relate.
+    fn validate_limits(&self) -> Result<(), ConfigError> {
         let ws = &self.ws;
         let ranges: [(&str, u64, u64, u64); 9] = [
             (
@@ -275,6 +285,11 @@ impl Config {
                 "must be greater than ws.ping_interval_secs",
             ));
         }
+        Ok(())
+    }
+
+    /// The sections that validate themselves, in the order their errors are reported.
+    fn validate_sections(&self) -> Result<(), ConfigError> {
         self.hub
             .validate()
             .map_err(|(key, m)| ConfigError::new(key, m))?;
@@ -289,90 +304,30 @@ impl Config {
         self.history
             .validate()
             .map_err(|(key, message)| ConfigError::new(key, message))?;
-        if !(1..=1000).contains(&self.consolidated.depth) {
-            return Err(ConfigError::new(
-                "consolidated.depth",
-                "must be between 1 and 1000",
-            ));
-        }
-        if !(10..=60_000).contains(&self.consolidated.interval_ms) {
-            return Err(ConfigError::new(
-                "consolidated.interval_ms",
-                "must be between 10 and 60000",
-            ));
-        }
+        self.consolidated.validate()?;
         self.alerts
             .validate()
             .map_err(|(key, message)| ConfigError::new(key, message))?;
+        Ok(())
+    }
+
+    /// `[[venues]]`: at least one, each supported and valid, no venue name served twice.
+    fn validate_venues(&self) -> Result<(), ConfigError> {
         if self.venues.is_empty() {
             return Err(ConfigError::new("venues", "at least one venue is required"));
         }
         let mut seen = std::collections::HashSet::new();
         for (i, venue) in self.venues.iter().enumerate() {
-            let key = format!("venues[{i}].name");
-            let Some(kind) = venue.kind() else {
-                return Err(ConfigError::new(
-                    key,
-                    format!(
-                        "unsupported venue {:?}; this build supports: {}",
-                        venue.name,
-                        VenueKind::names()
-                    ),
-                ));
-            };
-            // An evm venue is named by its chain (and its DEX venues after it).
-            let names = match (kind, &venue.evm) {
-                (VenueKind::Evm, Some(evm)) => {
-                    let mut names = vec![evm.chain.clone()];
-                    names.extend(evm.pools.iter().map(|p| evm.dex_venue(p.dex).to_string()));
-                    names.dedup();
-                    names
-                }
-                _ => vec![venue.name.clone()],
-            };
-            for name in names {
+            let kind = venue.checked_kind(i)?;
+            for name in venue.served_names(kind) {
                 if !seen.insert(name.clone()) {
                     return Err(ConfigError::new(
-                        key.clone(),
+                        format!("venues[{i}].name"),
                         format!("venue {name:?} is listed twice"),
                     ));
                 }
             }
-            if kind != VenueKind::Evm && venue.evm.is_some() {
-                return Err(ConfigError::new(
-                    format!("venues[{i}].evm"),
-                    "[venues.evm] only applies to an evm venue",
-                ));
-            }
-            match kind.transport() {
-                Transport::Simulated => {
-                    venue.sim_config(i)?;
-                }
-                Transport::Capture => {
-                    if venue.path.is_none() {
-                        return Err(ConfigError::new(
-                            format!("venues[{i}].path"),
-                            "the replay venue needs the capture file to play",
-                        ));
-                    }
-                    venue.replay_speed(i)?;
-                }
-                Transport::Chain => {
-                    venue.evm_spec(i)?;
-                }
-                Transport::WebSocket => {
-                    venue.venue_spec(i)?;
-                }
-            }
-            if kind != VenueKind::Replay && (venue.path.is_some() || venue.speed.is_some()) {
-                return Err(ConfigError::new(
-                    format!("venues[{i}].path"),
-                    "path and speed only apply to the replay venue",
-                ));
-            }
-        }
-        if self.consolidated.enabled {
-            self.consolidated_groups()?;
+            venue.validate(kind, i)?;
         }
         Ok(())
     }

@@ -41,6 +41,24 @@ impl Default for ConsolidatedConfig {
 }
 
 impl ConsolidatedConfig {
+    /// `consolidated.depth` and `consolidated.interval_ms` within their ranges (the groups are
+    /// checked against the venues by [`Self::groups`]).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=1000).contains(&self.depth) {
+            return Err(ConfigError::new(
+                "consolidated.depth",
+                "must be between 1 and 1000",
+            ));
+        }
+        if !(10..=60_000).contains(&self.interval_ms) {
+            return Err(ConfigError::new(
+                "consolidated.interval_ms",
+                "must be between 10 and 60000",
+            ));
+        }
+        Ok(())
+    }
+
     /// The consolidated groups over `venues`: defaults for every configured symbol, replaced
     /// by explicit groups of the same symbol. Errors name the key.
     pub fn groups(

@@ -2,9 +2,9 @@
 
 use crate::config_error::ConfigError;
 use connectors::settings::{FeedSettings, VenueSpec};
-use connectors::venue::VenueKind;
 use connectors::venue::evm::EvmSpec;
 use connectors::venue::sim::{SimConfig, SimFaults};
+use connectors::venue::{Transport, VenueKind};
 use model::Symbol;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -100,6 +100,73 @@ impl VenueConfig {
     /// any other).
     pub fn kind(&self) -> Option<VenueKind> {
         VenueKind::from_name(&self.name)
+    }
+
+    /// The venue's kind; the error (key `venues[i].name`) lists the supported ones.
+    pub fn checked_kind(&self, index: usize) -> Result<VenueKind, ConfigError> {
+        let key = format!("venues[{index}].name");
+        self.kind().ok_or_else(|| {
+            ConfigError::new(
+                key,
+                format!(
+                    "unsupported venue {:?}; this build supports: {}",
+                    self.name,
+                    VenueKind::names()
+                ),
+            )
+        })
+    }
+
+    /// The venue names this entry serves: its own, or for an evm venue its chain and its DEX
+    /// venues after it.
+    pub fn served_names(&self, kind: VenueKind) -> Vec<String> {
+        match (kind, &self.evm) {
+            (VenueKind::Evm, Some(evm)) => {
+                let mut names = vec![evm.chain.clone()];
+                names.extend(evm.pools.iter().map(|p| evm.dex_venue(p.dex).to_string()));
+                names.dedup();
+                names
+            }
+            _ => vec![self.name.clone()],
+        }
+    }
+
+    /// Checks the settings of this entry, of kind `kind` (from [`Self::checked_kind`]); errors
+    /// name keys under `venues[index]`.
+    pub fn validate(&self, kind: VenueKind, index: usize) -> Result<(), ConfigError> {
+        if kind != VenueKind::Evm && self.evm.is_some() {
+            return Err(ConfigError::new(
+                format!("venues[{index}].evm"),
+                "[venues.evm] only applies to an evm venue",
+            ));
+        }
+        match kind.transport() {
+            Transport::Simulated => {
+                self.sim_config(index)?;
+            }
+            Transport::Capture => {
+                if self.path.is_none() {
+                    return Err(ConfigError::new(
+                        format!("venues[{index}].path"),
+                        "the replay venue needs the capture file to play",
+                    ));
+                }
+                self.replay_speed(index)?;
+            }
+            Transport::Chain => {
+                self.evm_spec(index)?;
+            }
+            Transport::WebSocket => {
+                self.venue_spec(index)?;
+            }
+        }
+        if kind != VenueKind::Replay && (self.path.is_some() || self.speed.is_some()) {
+            return Err(ConfigError::new(
+                format!("venues[{index}].path"),
+                "path and speed only apply to the replay venue",
+            ));
+        }
+        Ok(())
     }
 
     /// The spec of a WebSocket venue (`binance`, `coinbase`, `kraken`), validated.
