@@ -56,15 +56,48 @@ pub trait Connector: Send + 'static {
 pub enum ConnectorError {
     #[error("invalid connector configuration: {0}")]
     Config(String),
+    /// A setting that cannot be used; `key` is its dotted path (`venues[0].feed.silence_secs`),
+    /// so a caller names it without parsing the text.
+    #[error("invalid connector configuration: {key} {message}")]
+    Setting { key: String, message: String },
+    /// The capture file of a replay venue cannot be read.
+    #[error("invalid connector configuration: cannot read capture {path}: {source}")]
+    Capture {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("the ingest stage stopped receiving events")]
     SinkClosed,
     #[error("venue connection failed: {0}")]
     Connection(String),
+    /// A connection task panicked or was cancelled.
+    #[error("venue connection failed: {0}")]
+    Task(#[source] tokio::task::JoinError),
 }
 
 impl ConnectorError {
+    /// A [`Self::Setting`] error: `key` (dotted path) followed by what is wrong with it.
+    pub fn setting(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Setting {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The dotted path of the setting at fault, for a [`Self::Setting`] error.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            Self::Setting { key, .. } => Some(key),
+            _ => None,
+        }
+    }
+
     /// True when retrying cannot help (bad configuration, the gateway is shutting down).
     pub fn is_terminal(&self) -> bool {
-        matches!(self, Self::Config(_) | Self::SinkClosed)
+        matches!(
+            self,
+            Self::Config(_) | Self::Setting { .. } | Self::Capture { .. } | Self::SinkClosed
+        )
     }
 }

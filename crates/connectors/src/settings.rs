@@ -97,29 +97,36 @@ impl FeedSettings {
         ];
         for (key, value, min, max) in checks {
             if !(min..=max).contains(&value) {
-                return Err(ConnectorError::Config(format!(
-                    "{prefix}.{key} must be between {min} and {max}, got {value}"
-                )));
+                return Err(ConnectorError::setting(
+                    format!("{prefix}.{key}"),
+                    format!("must be between {min} and {max}, got {value}"),
+                ));
             }
         }
         if self.backoff_cap_ms < self.backoff_base_ms {
-            return Err(ConnectorError::Config(format!(
-                "{prefix}.backoff_cap_ms must be >= backoff_base_ms"
-            )));
+            return Err(ConnectorError::setting(
+                format!("{prefix}.backoff_cap_ms"),
+                "must be >= backoff_base_ms",
+            ));
         }
         if self.depth > 5000 {
-            return Err(ConnectorError::Config(format!(
-                "{prefix}.depth must be at most 5000, got {}",
-                self.depth
-            )));
+            return Err(ConnectorError::setting(
+                format!("{prefix}.depth"),
+                format!("must be at most 5000, got {}", self.depth),
+            ));
         }
         for (symbol, o) in &self.instruments {
-            Symbol::new(symbol)
-                .map_err(|e| ConnectorError::Config(format!("{prefix}.instruments: {e}")))?;
+            Symbol::new(symbol).map_err(|e| {
+                ConnectorError::setting(
+                    format!("{prefix}.instruments"),
+                    format!("has an invalid symbol: {e}"),
+                )
+            })?;
             if o.tick_size <= Decimal::ZERO || o.lot_size <= Decimal::ZERO {
-                return Err(ConnectorError::Config(format!(
-                    "{prefix}.instruments.{symbol}: tick_size and lot_size must be positive"
-                )));
+                return Err(ConnectorError::setting(
+                    format!("{prefix}.instruments.{symbol}"),
+                    "must have a positive tick_size and lot_size",
+                ));
             }
         }
         Ok(())
@@ -170,15 +177,17 @@ impl VenueSpec {
     /// Validates symbols, URLs and settings; errors name keys under `prefix`.
     pub fn validate(&self, prefix: &str) -> Result<(), ConnectorError> {
         if self.symbols.is_empty() {
-            return Err(ConnectorError::Config(format!(
-                "{prefix}.symbols must list at least one symbol"
-            )));
+            return Err(ConnectorError::setting(
+                format!("{prefix}.symbols"),
+                "must list at least one symbol",
+            ));
         }
         for (i, symbol) in self.symbols.iter().enumerate() {
             if self.symbols[..i].contains(symbol) {
-                return Err(ConnectorError::Config(format!(
-                    "{prefix}.symbols lists {symbol} twice"
-                )));
+                return Err(ConnectorError::setting(
+                    format!("{prefix}.symbols"),
+                    format!("lists {symbol} twice"),
+                ));
             }
         }
         for (key, url, schemes) in [
@@ -190,10 +199,13 @@ impl VenueSpec {
                     || url.len() > 512
                     || url.chars().any(char::is_whitespace))
             {
-                return Err(ConnectorError::Config(format!(
-                    "{prefix}.{key} must be a {} or {} URL without spaces, got {url:?}",
-                    schemes[0], schemes[1]
-                )));
+                return Err(ConnectorError::setting(
+                    format!("{prefix}.{key}"),
+                    format!(
+                        "must be a {} or {} URL without spaces, got {url:?}",
+                        schemes[0], schemes[1]
+                    ),
+                ));
             }
         }
         self.feed.validate(&format!("{prefix}.feed"))
@@ -247,6 +259,28 @@ mod tests {
             let error = f.validate("feed").unwrap_err().to_string();
             assert!(error.contains(key), "{key}: {error}");
         }
+    }
+
+    /// Guards the structured key: `server::config` reads it instead of parsing the message.
+    #[test]
+    fn errors_carry_the_key_apart_from_the_message() {
+        let mut f = FeedSettings {
+            silence_secs: 0,
+            ..FeedSettings::default()
+        };
+        let error = f.validate("venues[2].feed").unwrap_err();
+        assert_eq!(error.key(), Some("venues[2].feed.silence_secs"));
+        assert!(error.is_terminal());
+        assert_eq!(
+            error.to_string(),
+            "invalid connector configuration: venues[2].feed.silence_secs must be between 1 \
+             and 3600, got 0"
+        );
+        f.silence_secs = FeedSettings::default().silence_secs;
+        f.depth = 5001;
+        assert_eq!(f.validate("x").unwrap_err().key(), Some("x.depth"), "{f:?}");
+        let spec = VenueSpec::new(Vec::new());
+        assert_eq!(spec.validate("v").unwrap_err().key(), Some("v.symbols"));
     }
 
     #[test]

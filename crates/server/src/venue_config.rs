@@ -177,15 +177,8 @@ impl VenueConfig {
             rest_url: self.rest_url.clone(),
             feed: self.feed.clone(),
         };
-        spec.validate(&format!("venues[{index}]")).map_err(|e| {
-            let text = e.to_string();
-            let key = text
-                .split_once(": ")
-                .and_then(|(_, rest)| rest.split_whitespace().next())
-                .unwrap_or("venues")
-                .to_string();
-            ConfigError::new(key, text)
-        })?;
+        spec.validate(&format!("venues[{index}]"))
+            .map_err(|e| ConfigError::new(e.key().unwrap_or("venues"), e.to_string()))?;
         Ok(spec)
     }
 
@@ -195,15 +188,8 @@ impl VenueConfig {
         let spec = self.evm.clone().ok_or_else(|| {
             ConfigError::new(key.clone(), "an evm venue needs a [venues.evm] table")
         })?;
-        spec.validate(&key).map_err(|e| {
-            let text = e.to_string();
-            let key = text
-                .split_once(": ")
-                .and_then(|(_, rest)| rest.split_whitespace().next())
-                .unwrap_or(&key)
-                .to_string();
-            ConfigError::new(key, text)
-        })?;
+        spec.validate(&key)
+            .map_err(|e| ConfigError::new(e.key().unwrap_or(&key), e.to_string()))?;
         Ok(spec)
     }
 

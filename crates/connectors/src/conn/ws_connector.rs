@@ -186,7 +186,7 @@ async fn run(connector: WsConnector, ctx: ConnectorContext) -> Result<(), Connec
                 Some(Err(error)) => {
                     tracing::error!(error = %error, "a connection task failed");
                     shutdown_all(&mut tasks);
-                    result = Err(ConnectorError::Connection(error.to_string()));
+                    result = Err(ConnectorError::Task(error));
                 }
             },
         }

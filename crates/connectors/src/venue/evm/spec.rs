@@ -122,7 +122,7 @@ impl Default for EvmSpec {
 impl EvmSpec {
     /// Checks every field; errors name the key under `prefix` (e.g. `venues[1].evm`).
     pub fn validate(&self, prefix: &str) -> Result<(), ConnectorError> {
-        let err = |key: &str, msg: String| ConnectorError::Config(format!("{prefix}.{key} {msg}"));
+        let err = |key: &str, msg: String| ConnectorError::setting(format!("{prefix}.{key}"), msg);
         Venue::new(&self.chain).map_err(|e| err("chain", format!("is invalid: {e}")))?;
         if self.chain_id == 0 {
             return Err(err("chain_id", "must be set (e.g. 1 for Ethereum)".into()));

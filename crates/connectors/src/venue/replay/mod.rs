@@ -44,8 +44,9 @@ pub struct ReplayConnector {
 /// Opens a capture: one connector per venue recorded in it, each publishing under that venue's
 /// own name.
 pub fn open(path: &Path, speed: Option<f64>) -> Result<Vec<ReplayConnector>, ConnectorError> {
-    let records = read_capture(path).map_err(|e| {
-        ConnectorError::Config(format!("cannot read capture {}: {e}", path.display()))
+    let records = read_capture(path).map_err(|source| ConnectorError::Capture {
+        path: path.display().to_string(),
+        source,
     })?;
     let records = Arc::new(records);
     let mut connectors = Vec::new();
