@@ -3,15 +3,18 @@
 //! - [`AuthState`]: the key index (the verification cache), the lifecycle service, and the
 //!   `[auth]` settings, shared by REST, WebSocket and admin handlers.
 //! - `layer`: the middleware that guards each REST route with the scope it needs.
+//! - `signed`: reading an RFC 9421 signed request (REST or WebSocket upgrade), once.
 //! - `admin`: the admin API under `/admin/v1/`.
 //!
 //! Credentials are read in [`AuthState::authenticate`] (bearer) and
-//! [`AuthState::authenticate_signed`] (RFC 9421, called by `layer` when a request carries
-//! `Signature`/`Signature-Input`); `ws_token_route` is `POST /v1/ws-token`, which issues
-//! single-use WebSocket tokens (the auth crate's `auth::ws_token` keeps them).
+//! [`AuthState::authenticate_signed`] (RFC 9421, called by `signed::verify_signed` for REST
+//! requests and WebSocket upgrades that carry `Signature`/`Signature-Input`);
+//! `ws_token_route` is `POST /v1/ws-token`, which issues single-use WebSocket tokens (the
+//! auth crate's `auth::ws_token` keeps them).
 
 pub(crate) mod admin;
 pub(crate) mod layer;
+pub(crate) mod signed;
 pub(crate) mod ws_token_route;
 
 use auth::replay::{MemoryNonceStore, ReplayGuard, Window};
@@ -145,17 +148,17 @@ impl AuthState {
             .map(Principal::Key)
             .inspect_err(|rejection| {
                 if rejection.code == ErrorCode::NonceReused {
-                    self.audit_replay(request, addr);
+                    self.audit_replay(rejection, addr);
                 }
             })
     }
 
     /// Writes a refused replay to the audit log as a security event (aggregated per second
     /// and address by the audit writer, so a flood of replays makes one entry with a count).
-    fn audit_replay(&self, request: &SignedRequest<'_>, addr: Option<IpAddr>) {
-        let key_id = auth::httpsig::Signed::parse(request.signature_input, request.signature)
-            .ok()
-            .and_then(|s| s.keyid().map(str::to_string));
+    /// The key is the one the rejection names: a nonce is checked only after the signature
+    /// verified with a known key, so the headers are not parsed a second time.
+    fn audit_replay(&self, rejection: &Rejection, addr: Option<IpAddr>) {
+        let key_id = rejection.key_id.clone();
         let event = NewAuditEvent {
             at: model::Timestamp::now().0,
             actor: addr.map_or_else(|| "unknown".into(), |a| a.to_string()),

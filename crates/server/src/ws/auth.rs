@@ -10,7 +10,7 @@
 
 use super::session::{End, Session};
 use crate::auth::Principal;
-use crate::auth::layer;
+use crate::auth::signed;
 use crate::state::AppState;
 use auth::{KeyEntry, KeyEvent, KeyEventKind, KeyPrincipal, Rejection, Scope};
 use axum::http::{HeaderMap, Method, Uri};
@@ -64,7 +64,7 @@ impl SessionAuth {
             announce: false,
             head: None,
         };
-        if layer::is_signed(headers) {
+        if signed::is_signed(headers) {
             if token.is_some() || crate::auth::bearer(headers)?.is_some() {
                 return Err(Rejection::new(
                     ErrorCode::BadRequest,
@@ -72,7 +72,7 @@ impl SessionAuth {
                 ));
             }
             let principal =
-                layer::verify_signed(auth, method, uri, headers, &[], None, Some(peer.ip()))?;
+                signed::verify_signed(auth, method, uri, headers, &[], None, Some(peer.ip()))?;
             if let Principal::Key(key) = principal {
                 session.bind(state, key)?;
                 session.announce = true;
@@ -92,7 +92,7 @@ impl SessionAuth {
         }
         if crate::auth::bearer(headers)?.is_none() {
             session.head = Some(UpgradeHead {
-                authority: layer::authority(uri, headers).to_string(),
+                authority: signed::authority(uri, headers).to_string(),
                 path: uri.path().to_string(),
                 query: uri.query().map(str::to_string),
             });
