@@ -44,6 +44,14 @@ pub enum SigError {
     Digest(String),
     #[error("{0}")]
     WrongKeyType(String),
+    /// A signature or digest header that is not a valid structured field; `header` is its
+    /// name as sent (`Signature-Input`, `Signature`, `Content-Digest`).
+    #[error("{header}: {source}")]
+    Malformed {
+        header: &'static str,
+        #[source]
+        source: sfv::SfvError,
+    },
 }
 
 impl SigError {
@@ -53,6 +61,11 @@ impl SigError {
             Self::Incomplete(_) => ErrorCode::SignatureIncomplete,
             Self::Digest(_) => ErrorCode::DigestMismatch,
             Self::WrongKeyType(_) => ErrorCode::WrongKeyType,
+            Self::Malformed {
+                header: "Content-Digest",
+                ..
+            } => ErrorCode::DigestMismatch,
+            Self::Malformed { .. } => ErrorCode::SignatureInvalid,
         }
     }
 }
@@ -89,9 +102,9 @@ impl Signed {
     /// signature label is accepted, present in both.
     pub fn parse(signature_input: &str, signature: &str) -> Result<Self, SigError> {
         let bad = |m: String| SigError::Invalid(m);
-        let mut inputs =
-            sfv::dictionary(signature_input).map_err(|e| bad(format!("Signature-Input: {e}")))?;
-        let mut sigs = sfv::dictionary(signature).map_err(|e| bad(format!("Signature: {e}")))?;
+        let malformed = |header| move |source| SigError::Malformed { header, source };
+        let mut inputs = sfv::dictionary(signature_input).map_err(malformed("Signature-Input"))?;
+        let mut sigs = sfv::dictionary(signature).map_err(malformed("Signature"))?;
         if inputs.len() != 1 || sigs.len() != 1 {
             return Err(bad("send exactly one signature per request".into()));
         }
@@ -280,8 +293,10 @@ pub fn content_digest(body: &[u8]) -> String {
 pub fn check_content_digest(header: Option<&str>, body: &[u8]) -> Result<(), SigError> {
     let err = |m: &str| SigError::Digest(m.into());
     let header = header.ok_or_else(|| err("a request with a body needs Content-Digest"))?;
-    let dict =
-        sfv::dictionary(header).map_err(|e| SigError::Digest(format!("Content-Digest: {e}")))?;
+    let dict = sfv::dictionary(header).map_err(|source| SigError::Malformed {
+        header: "Content-Digest",
+        source,
+    })?;
     let Some((_, Member::Bytes(digest))) = dict.iter().find(|(k, _)| k == "sha-256") else {
         return Err(err("Content-Digest needs a sha-256 member"));
     };

@@ -210,8 +210,18 @@ impl Parser<'_> {
     }
 }
 
+/// Why a field value is not a structured field tickgate accepts (the position and what was
+/// expected; never the value itself beyond a key name).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SfvError(String);
+
 /// Parses a dictionary (the combined value of every line of the field).
-pub fn dictionary(text: &str) -> R<Vec<(String, Member)>> {
+pub fn dictionary(text: &str) -> Result<Vec<(String, Member)>, SfvError> {
+    parse_dictionary(text).map_err(SfvError)
+}
+
+fn parse_dictionary(text: &str) -> R<Vec<(String, Member)>> {
     let mut p = Parser {
         s: text.as_bytes(),
         i: 0,

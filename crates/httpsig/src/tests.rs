@@ -239,3 +239,38 @@ fn content_digest_rfc9530() {
         assert_eq!(err.code(), ErrorCode::DigestMismatch);
     }
 }
+
+/// Guards the structured-field error kept as the source (it used to be flattened to text):
+/// same message and code as before, one line per header.
+#[test]
+fn malformed_headers_keep_the_parse_error_as_source() {
+    use std::error::Error as _;
+    let good_input = r#"sig1=("@method");created=1;keyid="k";nonce="n""#;
+    for (input, signature, header, code) in [
+        (
+            "sig1",
+            ":AA==:",
+            "Signature-Input",
+            ErrorCode::SignatureInvalid,
+        ),
+        (
+            good_input,
+            "sig1=",
+            "Signature",
+            ErrorCode::SignatureInvalid,
+        ),
+    ] {
+        let error = Signed::parse(input, signature).unwrap_err();
+        assert_eq!(error.code(), code, "{error}");
+        assert!(
+            error.to_string().starts_with(&format!("{header}: ")),
+            "{error}"
+        );
+        let source = error.source().expect("the parse error is the source");
+        assert_eq!(error.to_string(), format!("{header}: {source}"));
+    }
+    let error = check_content_digest(Some("sha-256"), b"{}").unwrap_err();
+    assert_eq!(error.code(), ErrorCode::DigestMismatch);
+    assert!(error.source().is_some(), "{error}");
+    assert!(error.to_string().starts_with("Content-Digest: "), "{error}");
+}
