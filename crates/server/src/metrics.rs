@@ -160,202 +160,245 @@ impl Metrics {
         self.latency_count.fetch_add(local.count, Ordering::Relaxed);
         *local = LocalLatency::default();
     }
+}
 
-    /// Renders everything in the Prometheus text exposition format (version 0.0.4).
-    pub fn render(&self, hub: &hub::Hub) -> String {
-        let mut out = String::with_capacity(8 * 1024);
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, u64)]| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for (labels, value) in samples {
-                let _ = writeln!(out, "{name}{labels} {value}");
-            }
-        };
-        let one = |v: u64| vec![(String::new(), v)];
-        family(
-            "tickgate_connections_open",
-            "gauge",
-            "Open WebSocket connections.",
-            &one(load(&self.connections_open)),
-        );
-        family(
-            "tickgate_connections_total",
-            "counter",
-            "WebSocket connections accepted.",
-            &one(load(&self.connections_total)),
-        );
-        family(
-            "tickgate_connections_rejected_total",
-            "counter",
-            "WebSocket connections refused (limit reached).",
-            &one(load(&self.connections_rejected)),
-        );
-        family(
-            "tickgate_messages_in_total",
-            "counter",
-            "Client messages received.",
-            &one(load(&self.messages_in)),
-        );
-        let by_kind: Vec<_> = KINDS
-            .iter()
-            .zip(&self.messages_out)
-            .map(|(k, v)| (format!("{{kind=\"{k}\"}}"), load(v)))
-            .collect();
-        family(
-            "tickgate_messages_out_total",
-            "counter",
-            "Messages delivered to clients, by channel kind.",
-            &by_kind,
-        );
-        family(
-            "tickgate_bytes_out_total",
-            "counter",
-            "Bytes of messages delivered to clients.",
-            &one(load(&self.bytes_out)),
-        );
-        family(
-            "tickgate_conflations_total",
-            "counter",
-            "Resync snapshots sent to lagging book subscribers.",
-            &one(load(&self.conflations)),
-        );
-        family(
-            "tickgate_gaps_total",
-            "counter",
-            "Gap notices sent to lagging subscribers.",
-            &one(load(&self.gaps)),
-        );
-        family(
-            "tickgate_frames_dropped_total",
-            "counter",
-            "Frames lagging subscribers skipped.",
-            &one(load(&self.frames_dropped)),
-        );
-        family(
-            "tickgate_resumes_total",
-            "counter",
-            "Channel resumes, by outcome.",
-            &[
+/// The samples of one family: (labels, value).
+type Samples = Vec<(String, u64)>;
+
+/// A gateway-level family as `/metrics` lists it: name, type, help, and how to read it.
+type GatewayFamily = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&Metrics, &hub::Hub) -> Samples,
+);
+
+/// A per-venue family: name, type, help, and the samples of one venue as (extra labels,
+/// value); each gets `venue="…"` first.
+type VenueFamily = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&VenueStats) -> Samples,
+);
+
+fn load(a: &AtomicU64) -> u64 {
+    a.load(Ordering::Relaxed)
+}
+
+fn one(a: &AtomicU64) -> Samples {
+    vec![(String::new(), load(a))]
+}
+
+/// Every gateway-level family, in the order they are rendered.
+const GATEWAY_FAMILIES: [GatewayFamily; 15] = [
+    (
+        "tickgate_connections_open",
+        "gauge",
+        "Open WebSocket connections.",
+        |m, _| one(&m.connections_open),
+    ),
+    (
+        "tickgate_connections_total",
+        "counter",
+        "WebSocket connections accepted.",
+        |m, _| one(&m.connections_total),
+    ),
+    (
+        "tickgate_connections_rejected_total",
+        "counter",
+        "WebSocket connections refused (limit reached).",
+        |m, _| one(&m.connections_rejected),
+    ),
+    (
+        "tickgate_messages_in_total",
+        "counter",
+        "Client messages received.",
+        |m, _| one(&m.messages_in),
+    ),
+    (
+        "tickgate_messages_out_total",
+        "counter",
+        "Messages delivered to clients, by channel kind.",
+        |m, _| {
+            (KINDS.iter().zip(&m.messages_out))
+                .map(|(k, v)| (format!("{{kind=\"{k}\"}}"), load(v)))
+                .collect()
+        },
+    ),
+    (
+        "tickgate_bytes_out_total",
+        "counter",
+        "Bytes of messages delivered to clients.",
+        |m, _| one(&m.bytes_out),
+    ),
+    (
+        "tickgate_conflations_total",
+        "counter",
+        "Resync snapshots sent to lagging book subscribers.",
+        |m, _| one(&m.conflations),
+    ),
+    (
+        "tickgate_gaps_total",
+        "counter",
+        "Gap notices sent to lagging subscribers.",
+        |m, _| one(&m.gaps),
+    ),
+    (
+        "tickgate_frames_dropped_total",
+        "counter",
+        "Frames lagging subscribers skipped.",
+        |m, _| one(&m.frames_dropped),
+    ),
+    (
+        "tickgate_resumes_total",
+        "counter",
+        "Channel resumes, by outcome.",
+        |m, _| {
+            vec![
                 (
                     "{outcome=\"recovered\"}".to_string(),
-                    load(&self.resumes_recovered),
+                    load(&m.resumes_recovered),
                 ),
-                ("{outcome=\"lost\"}".to_string(), load(&self.resumes_lost)),
-            ],
-        );
-        family(
-            "tickgate_slow_consumer_disconnects_total",
-            "counter",
-            "Clients closed for not keeping up.",
-            &one(load(&self.slow_disconnects)),
-        );
-        family(
-            "tickgate_idle_disconnects_total",
-            "counter",
-            "Clients closed for silence.",
-            &one(load(&self.idle_disconnects)),
-        );
-        let errors: Vec<_> = ErrorCode::ALL
-            .iter()
-            .zip(self.errors.iter())
-            .map(|(c, v)| (format!("{{code=\"{c}\"}}"), load(v)))
-            .collect();
-        family(
-            "tickgate_errors_total",
-            "counter",
-            "Error replies sent to clients, by code.",
-            &errors,
-        );
-        let rejections: Vec<_> = self
-            .auth_rejections
-            .lock()
-            .iter()
-            .map(|((code, key), n)| (format!("{{code=\"{code}\",key=\"{key}\"}}"), *n))
-            .collect();
-        family(
-            "tickgate_auth_rejections_total",
-            "counter",
-            "Refused authentications (bearer, signed, WebSocket), by code and key id.",
-            &rejections,
-        );
-        family(
-            "tickgate_channels",
-            "gauge",
-            "Channels served.",
-            &one(hub.len() as u64),
-        );
-
-        let venues = self.venues.read();
-        let per_venue = |f: &dyn Fn(&VenueStats) -> u64| -> Vec<(String, u64)> {
-            venues
-                .iter()
-                .map(|v| (format!("{{venue=\"{}\"}}", v.venue), f(v)))
+                ("{outcome=\"lost\"}".to_string(), load(&m.resumes_lost)),
+            ]
+        },
+    ),
+    (
+        "tickgate_slow_consumer_disconnects_total",
+        "counter",
+        "Clients closed for not keeping up.",
+        |m, _| one(&m.slow_disconnects),
+    ),
+    (
+        "tickgate_idle_disconnects_total",
+        "counter",
+        "Clients closed for silence.",
+        |m, _| one(&m.idle_disconnects),
+    ),
+    (
+        "tickgate_errors_total",
+        "counter",
+        "Error replies sent to clients, by code.",
+        |m, _| {
+            (ErrorCode::ALL.iter().zip(m.errors.iter()))
+                .map(|(c, v)| (format!("{{code=\"{c}\"}}"), load(v)))
                 .collect()
-        };
-        let mut events = Vec::new();
-        for v in venues.iter() {
-            for (kind, counter) in [
+        },
+    ),
+    (
+        "tickgate_auth_rejections_total",
+        "counter",
+        "Refused authentications (bearer, signed, WebSocket), by code and key id.",
+        |m, _| {
+            (m.auth_rejections.lock().iter())
+                .map(|((code, key), n)| (format!("{{code=\"{code}\",key=\"{key}\"}}"), *n))
+                .collect()
+        },
+    ),
+    (
+        "tickgate_channels",
+        "gauge",
+        "Channels served.",
+        |_, hub| vec![(String::new(), hub.len() as u64)],
+    ),
+];
+
+/// Every per-venue family, in the order they are rendered (after the gateway's).
+const VENUE_FAMILIES: [VenueFamily; 4] = [
+    (
+        "tickgate_venue_events_total",
+        "counter",
+        "Events received from venues, by kind.",
+        |v| {
+            [
                 ("snapshot", &v.snapshots),
                 ("delta", &v.deltas),
                 ("trade", &v.trades),
-            ] {
-                events.push((
-                    format!("{{venue=\"{}\",kind=\"{kind}\"}}", v.venue),
-                    load(counter),
-                ));
-            }
-        }
-        family(
-            "tickgate_venue_events_total",
-            "counter",
-            "Events received from venues, by kind.",
-            &events,
-        );
-        family(
-            "tickgate_venue_deltas_ignored_total",
-            "counter",
-            "Book deltas ignored as duplicates or late.",
-            &per_venue(&|v| load(&v.deltas_ignored)),
-        );
-        family(
-            "tickgate_venue_invalid_messages_total",
-            "counter",
-            "Venue messages that failed to parse or validate.",
-            &per_venue(&|v| load(&v.invalid_messages)),
-        );
-        let mut resyncs = Vec::new();
-        for v in venues.iter() {
-            for (reason, counter) in RESYNC_REASONS.iter().zip(&v.resyncs) {
-                resyncs.push((
-                    format!("{{venue=\"{}\",reason=\"{reason}\"}}", v.venue),
-                    load(counter),
-                ));
-            }
-        }
-        family(
-            "tickgate_book_resyncs_total",
-            "counter",
-            "Books rebuilt from a fresh snapshot, by reason.",
-            &resyncs,
-        );
+            ]
+            .into_iter()
+            .map(|(kind, counter)| (format!(",kind=\"{kind}\""), load(counter)))
+            .collect()
+        },
+    ),
+    (
+        "tickgate_venue_deltas_ignored_total",
+        "counter",
+        "Book deltas ignored as duplicates or late.",
+        |v| vec![(String::new(), load(&v.deltas_ignored))],
+    ),
+    (
+        "tickgate_venue_invalid_messages_total",
+        "counter",
+        "Venue messages that failed to parse or validate.",
+        |v| vec![(String::new(), load(&v.invalid_messages))],
+    ),
+    (
+        "tickgate_book_resyncs_total",
+        "counter",
+        "Books rebuilt from a fresh snapshot, by reason.",
+        |v| {
+            (RESYNC_REASONS.iter().zip(&v.resyncs))
+                .map(|(reason, counter)| (format!(",reason=\"{reason}\""), load(counter)))
+                .collect()
+        },
+    ),
+];
 
+/// Writes one family in the Prometheus text format.
+fn write_family(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(String, u64)]) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    for (labels, value) in samples {
+        let _ = writeln!(out, "{name}{labels} {value}");
+    }
+}
+
+impl Metrics {
+    /// Renders every metric in the Prometheus text exposition format (version 0.0.4): the
+    /// gateway's families, each venue's, each venue link's, then the latency histogram.
+    pub fn render(&self, hub: &hub::Hub) -> String {
+        let mut out = String::with_capacity(8 * 1024);
+        for (name, kind, help, samples) in GATEWAY_FAMILIES {
+            write_family(&mut out, name, kind, help, &samples(self, hub));
+        }
+        let venues = self.venues.read();
+        for (name, kind, help, samples) in VENUE_FAMILIES {
+            let all: Samples = venues
+                .iter()
+                .flat_map(|v| {
+                    samples(v)
+                        .into_iter()
+                        .map(|(extra, n)| (format!("{{venue=\"{}\"{extra}}}", v.venue), n))
+                })
+                .collect();
+            write_family(&mut out, name, kind, help, &all);
+        }
+        drop(venues);
+        self.render_links(&mut out);
+        self.render_latency(&mut out);
+        out
+    }
+
+    /// The link counters of every venue connection, one family per counter.
+    fn render_links(&self, out: &mut String) {
         let links = self.links.read();
-        if let Some(first) = links.first() {
-            for (i, (counter, help, _)) in first.counters().iter().enumerate() {
-                let samples: Vec<(String, u64)> = links
-                    .iter()
-                    .map(|l| (format!("{{venue=\"{}\"}}", l.venue), l.counters()[i].2))
-                    .collect();
-                let name = if counter.starts_with("lag") {
-                    format!("tickgate_venue_{counter}")
-                } else {
-                    format!("tickgate_venue_{counter}_total")
-                };
-                family(&name, "counter", help, &samples);
-            }
+        let Some(first) = links.first() else { return };
+        for (i, (counter, help, _)) in first.counters().iter().enumerate() {
+            let samples: Samples = links
+                .iter()
+                .map(|l| (format!("{{venue=\"{}\"}}", l.venue), l.counters()[i].2))
+                .collect();
+            let name = if counter.starts_with("lag") {
+                format!("tickgate_venue_{counter}")
+            } else {
+                format!("tickgate_venue_{counter}_total")
+            };
+            write_family(out, &name, "counter", help, &samples);
         }
-        drop(links);
+    }
 
+    /// The delivery latency histogram (cumulative buckets, sum and count).
+    fn render_latency(&self, out: &mut String) {
         let name = "tickgate_delivery_latency_seconds";
         let _ = writeln!(
             out,
@@ -375,13 +418,63 @@ impl Metrics {
             load(&self.latency_sum_us) as f64 / 1e6
         );
         let _ = writeln!(out, "{name}_count {}", load(&self.latency_count));
-        out
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn render_reads_every_family_from_its_table() {
+        let metrics = Metrics::default();
+        for (i, a) in [
+            &metrics.connections_open,
+            &metrics.gaps,
+            &metrics.resumes_lost,
+            &metrics.idle_disconnects,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            a.store(i as u64 + 3, Ordering::Relaxed);
+        }
+        metrics.messages_out[2].store(7, Ordering::Relaxed);
+        for name in ["sim", "kraken"] {
+            let v = Arc::new(VenueStats::new(model::Venue::new(name).unwrap()));
+            v.deltas.store(11, Ordering::Relaxed);
+            v.resyncs[1].store(2, Ordering::Relaxed);
+            metrics.add_venue(v);
+            metrics.add_link(Arc::new(LinkStats::new(model::Venue::new(name).unwrap())));
+        }
+        metrics.count_error(ErrorCode::ALL[3]);
+        let mut local = LocalLatency::default();
+        local.record(60);
+        metrics.merge_latency(&mut local);
+        let hub = hub::Hub::new(hub::HubConfig::default());
+        let text = metrics.render(&hub);
+        let resync = format!(
+            "tickgate_book_resyncs_total{{venue=\"kraken\",reason=\"{}\"}} 2\n",
+            RESYNC_REASONS[1]
+        );
+        for line in [
+            "tickgate_connections_open 3\n",
+            "tickgate_messages_out_total{kind=\"ticker\"} 7\n",
+            "tickgate_resumes_total{outcome=\"lost\"} 5\n",
+            "tickgate_venue_events_total{venue=\"sim\",kind=\"delta\"} 11\n",
+            "tickgate_venue_deltas_ignored_total{venue=\"kraken\"} 0\n",
+            &resync,
+            "tickgate_delivery_latency_seconds_count 1\n",
+        ] {
+            assert!(text.contains(line), "{line}{text}");
+        }
+        let families: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .collect();
+        let unique: std::collections::BTreeSet<_> = families.iter().collect();
+        assert_eq!(unique.len(), families.len(), "each family once");
+    }
 
     #[test]
     fn latency_histogram_is_cumulative() {
