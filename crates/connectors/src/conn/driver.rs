@@ -43,6 +43,17 @@ pub(crate) struct Shard {
     pub active_conn: u64,
 }
 
+/// The make-before-break state of one connection: a replacement being dialed, then
+/// subscribed in standby until its session can take over.
+#[derive(Debug, Default)]
+struct Rotation {
+    standby: Option<Link>,
+    dialing: Option<JoinHandle<Result<ws::VenueSocket, String>>>,
+    started: Option<Instant>,
+    /// After a failed rotation attempt, the next one waits until then.
+    retry_at: Option<Instant>,
+}
+
 impl Shard {
     fn label(&self) -> String {
         let names: Vec<&str> = self.symbols.iter().take(4).map(Symbol::as_str).collect();
@@ -257,7 +268,8 @@ impl Shard {
         Ok(reconnect)
     }
 
-    /// Serves one connection until it ends.
+    /// Serves one connection until it ends: reads frames, sends paced frames, answers REST
+    /// and resync commands, and rotates the connection make-before-break when it is due.
     async fn serve(
         &mut self,
         mut link: Link,
@@ -266,6 +278,7 @@ impl Shard {
         let settings = self.protocol.settings().clone();
         let silence = Duration::from_secs(settings.silence_secs);
         let stale_after = Duration::from_secs(settings.stale_after_secs);
+        let connect_timeout = Duration::from_secs(settings.connect_timeout_secs);
         let rotate_after = self.protocol.rotate_after();
         self.active_conn = link.conn;
         let now = Instant::now();
@@ -275,11 +288,7 @@ impl Shard {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut reported_syncing = usize::MAX;
-        let mut standby: Option<Link> = None;
-        let mut dialing: Option<JoinHandle<Result<ws::VenueSocket, String>>> = None;
-        let mut rotation_started: Option<Instant> = None;
-        // After a failed rotation attempt, the next one waits until then.
-        let mut rotation_retry_at: Option<Instant> = None;
+        let mut rotation = Rotation::default();
         loop {
             let syncing = link.session.syncing();
             if syncing != reported_syncing && (syncing == 0) != (reported_syncing == 0) {
@@ -291,28 +300,8 @@ impl Shard {
                 self.report(out, true, syncing, &what)?;
             }
             reported_syncing = syncing;
-            let rotate_due = link.rotate_requested.is_some()
-                || rotate_after.is_some_and(|after| link.opened.elapsed() >= after);
-            let retry_ok = rotation_retry_at.is_none_or(|at| Instant::now() >= at);
-            if rotate_due
-                && retry_ok
-                && standby.is_none()
-                && dialing.is_none()
-                && rotation_started.is_none()
-            {
-                let reason = link
-                    .rotate_requested
-                    .clone()
-                    .unwrap_or_else(|| "scheduled rotation".into());
-                tracing::info!(venue = %self.protocol.venue(), shard = self.index, %reason, "opening a replacement connection (make-before-break)");
-                let url = self.protocol.ws_url(&self.symbols);
-                let timeout = Duration::from_secs(settings.connect_timeout_secs);
-                dialing = Some(tokio::spawn(
-                    async move { ws::connect(&url, timeout).await },
-                ));
-                rotation_started = Some(Instant::now());
-            }
-            tokio::select! {
+            self.start_rotation_if_due(&link, &mut rotation, rotate_after, connect_timeout);
+            let end = tokio::select! {
                 biased;
                 () = self.shutdown.cancelled() => {
                     link.close().await;
@@ -323,132 +312,238 @@ impl Shard {
                     if let Some(batch) = out.pending.pop_front() {
                         permit.send(batch);
                     }
+                    None
                 }
-                item = link.stream.next() => {
-                    let text = match link.classify(item) {
-                        Ok(Some(text)) => text,
-                        Ok(None) => continue,
-                        Err(reason) => return Ok(LinkEnd::Reconnect(reason)),
-                    };
-                    LinkStats::bump(&self.stats.frames);
-                    self.stats.bytes.fetch_add(text.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                    let io = self.input(&mut link, RecordKind::Ws { text });
-                    if let Some(reason) = self.absorb(&mut link, io, out)? {
-                        return Ok(LinkEnd::Reconnect(reason));
+                item = link.stream.next() => match link.classify(item) {
+                    Ok(Some(text)) => {
+                        LinkStats::bump(&self.stats.frames);
+                        self.stats.bytes.fetch_add(text.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                        self.feed(&mut link, RecordKind::Ws { text }, out)?
                     }
+                    Ok(None) => None,
+                    Err(reason) => Some(LinkEnd::Reconnect(reason)),
+                },
+                event = standby_event(&mut rotation.standby) => {
+                    if let Some(conn) = self.on_standby(&mut link, &mut rotation, event, out)? {
+                        self.active_conn = conn;
+                    }
+                    None
                 }
-                event = standby_event(&mut standby) => {
-                    let Some(mut next) = standby.take() else { continue };
-                    let frame = match event {
-                        StandbyEvent::Frame(frame) => frame,
-                        StandbyEvent::Sent(Ok(())) => { standby = Some(next); continue }
-                        StandbyEvent::Sent(Err(_)) => continue,
-                    };
-                    match frame {
-                        Ok(Some(text)) => {
-                            let io = self.input(&mut next, RecordKind::Ws { text });
-                            // A standby session only buffers; what it asks for is the subscription.
-                            next.outq.extend(io.send);
-                            if next.session.ready_to_take_over(link.session.as_ref()) {
-                                let mut io = Io::new(Timestamp::now());
-                                if let Some(recorder) = &self.recorder {
-                                    recorder.record(self.protocol.venue().as_str(), next.conn, io.recv_ts, RecordKind::Takeover { old: link.conn });
-                                }
-                                next.session.take_over(link.session.as_ref(), &mut io);
-                                self.active_conn = next.conn;
-                                let old = std::mem::replace(&mut link, next);
-                                link.last_seen = old.last_seen.clone();
-                                self.absorb(&mut link, io, out)?;
-                                old.close_in_background();
-                                LinkStats::bump(&self.stats.rotations);
-                                rotation_started = None;
-                                rotation_retry_at = None;
-                                tracing::info!(venue = %self.protocol.venue(), shard = self.index, "switched to the replacement connection");
-                                continue;
-                            }
-                            standby = Some(next);
-                        }
-                        Ok(None) => standby = Some(next),
-                        Err(reason) => {
-                            tracing::warn!(venue = %self.protocol.venue(), shard = self.index, %reason, "replacement connection failed; keeping the current one");
-                        }
-                    }
-                }
-                dialed = async { dialing.as_mut().expect("guarded").await }, if dialing.is_some() => {
-                    dialing = None;
-                    match dialed {
-                        Ok(Ok(socket)) => {
-                            let conn = self.recorder.as_ref().map_or(0, Recorder::connection_id);
-                            let mut next = Link::new(socket, self.protocol.standby_session(&self.symbols), conn, self.protocol.send_interval());
-                            next.standby = true;
-                            let io = self.input(&mut next, RecordKind::Open { symbols: self.symbols.clone(), standby: true });
-                            next.outq.extend(io.send);
-                            standby = Some(next);
-                        }
-                        Ok(Err(error)) => tracing::warn!(venue = %self.protocol.venue(), shard = self.index, error = %error, "replacement connection failed"),
-                        Err(error) => tracing::warn!(venue = %self.protocol.venue(), error = %error, "replacement dial task failed"),
-                    }
+                dialed = async { rotation.dialing.as_mut().expect("guarded").await }, if rotation.dialing.is_some() => {
+                    rotation.dialing = None;
+                    self.on_dialed(&mut rotation, dialed);
+                    None
                 }
                 () = tokio::time::sleep_until(link.next_send), if !link.outq.is_empty() => {
-                    if let Err(reason) = link.send_next().await {
-                        return Ok(LinkEnd::Reconnect(reason));
-                    }
+                    link.send_next().await.err().map(LinkEnd::Reconnect)
                 }
-                answer = link.rest_rx.recv() => {
-                    let Some((key, answer)) = answer else { continue };
-                    let (body, error) = match answer {
-                        Ok(body) => (Some(body), None),
-                        Err(error) => (None, Some(error)),
-                    };
-                    let io = self.input(&mut link, RecordKind::Rest { key, body, error });
-                    if let Some(reason) = self.absorb(&mut link, io, out)? {
-                        return Ok(LinkEnd::Reconnect(reason));
+                answer = link.rest_rx.recv() => match answer {
+                    Some((key, answer)) => {
+                        let (body, error) = match answer {
+                            Ok(body) => (Some(body), None),
+                            Err(error) => (None, Some(error)),
+                        };
+                        self.feed(&mut link, RecordKind::Rest { key, body, error }, out)?
                     }
-                }
-                command = self.commands.recv() => {
-                    let Some(Command::Resync(symbol)) = command else { continue };
-                    let io = self.input(&mut link, RecordKind::Resync { symbol });
-                    if let Some(reason) = self.absorb(&mut link, io, out)? {
-                        return Ok(LinkEnd::Reconnect(reason));
+                    None => None,
+                },
+                command = self.commands.recv() => match command {
+                    Some(Command::Resync(symbol)) => {
+                        self.feed(&mut link, RecordKind::Resync { symbol }, out)?
                     }
-                }
-                _ = tick.tick() => {
-                    if link.last_frame.elapsed() >= silence {
-                        return Ok(LinkEnd::Reconnect(format!("no frame for {} s", silence.as_secs())));
-                    }
-                    // The replacement failed to connect or to catch up in time: drop it and
-                    // try again later (or, if the venue is closing this connection, reconnect).
-                    if let Some(started) = rotation_started
-                        && started.elapsed() >= ROTATION_DEADLINE
-                        && dialing.is_none()
-                    {
-                        tracing::warn!(venue = %self.protocol.venue(), shard = self.index, "replacement connection did not catch up in time; abandoning it");
-                        if let Some(next) = standby.take() {
-                            next.close_in_background();
-                        }
-                        if link.rotate_requested.is_some() {
-                            return Ok(LinkEnd::Reconnect("venue is closing the connection and the replacement did not catch up".into()));
-                        }
-                        rotation_started = None;
-                        rotation_retry_at = Some(Instant::now() + ROTATION_DEADLINE);
-                    }
-                    let io = self.input(&mut link, RecordKind::Tick);
-                    if let Some(reason) = self.absorb(&mut link, io, out)? {
-                        return Ok(LinkEnd::Reconnect(reason));
-                    }
-                    let stale = match self.watchdog(&mut link, stale_after) {
-                        Ok(stale) => stale,
-                        Err(end) => return Ok(end),
-                    };
-                    for symbol in stale {
-                        let io = self.input(&mut link, RecordKind::Resubscribe { symbol });
-                        if let Some(reason) = self.absorb(&mut link, io, out)? {
-                            return Ok(LinkEnd::Reconnect(reason));
-                        }
-                    }
-                }
+                    None => None,
+                },
+                _ = tick.tick() => self.on_tick(&mut link, &mut rotation, silence, stale_after, out)?,
+            };
+            if let Some(end) = end {
+                return Ok(end);
             }
         }
+    }
+
+    /// Gives `kind` to the session and applies what it returns; `Some` when the connection
+    /// must be replaced.
+    fn feed(
+        &self,
+        link: &mut Link,
+        kind: RecordKind,
+        out: &mut Outflow,
+    ) -> Result<Option<LinkEnd>, ConnectorError> {
+        let io = self.input(link, kind);
+        Ok(self.absorb(link, io, out)?.map(LinkEnd::Reconnect))
+    }
+
+    /// Starts dialing a replacement connection when a rotation is due (the venue asked for
+    /// it, or `rotate_after` passed) and none is under way or waiting to be retried.
+    fn start_rotation_if_due(
+        &self,
+        link: &Link,
+        rotation: &mut Rotation,
+        rotate_after: Option<Duration>,
+        timeout: Duration,
+    ) {
+        let rotate_due = link.rotate_requested.is_some()
+            || rotate_after.is_some_and(|after| link.opened.elapsed() >= after);
+        let retry_ok = rotation.retry_at.is_none_or(|at| Instant::now() >= at);
+        if !rotate_due
+            || !retry_ok
+            || rotation.standby.is_some()
+            || rotation.dialing.is_some()
+            || rotation.started.is_some()
+        {
+            return;
+        }
+        let reason = link
+            .rotate_requested
+            .clone()
+            .unwrap_or_else(|| "scheduled rotation".into());
+        tracing::info!(venue = %self.protocol.venue(), shard = self.index, %reason, "opening a replacement connection (make-before-break)");
+        let url = self.protocol.ws_url(&self.symbols);
+        rotation.dialing = Some(tokio::spawn(
+            async move { ws::connect(&url, timeout).await },
+        ));
+        rotation.started = Some(Instant::now());
+    }
+
+    /// The dialed replacement: subscribed in standby, or logged if it failed.
+    fn on_dialed(
+        &self,
+        rotation: &mut Rotation,
+        dialed: Result<Result<ws::VenueSocket, String>, tokio::task::JoinError>,
+    ) {
+        match dialed {
+            Ok(Ok(socket)) => {
+                let conn = self.recorder.as_ref().map_or(0, Recorder::connection_id);
+                let mut next = Link::new(
+                    socket,
+                    self.protocol.standby_session(&self.symbols),
+                    conn,
+                    self.protocol.send_interval(),
+                );
+                next.standby = true;
+                let io = self.input(
+                    &mut next,
+                    RecordKind::Open {
+                        symbols: self.symbols.clone(),
+                        standby: true,
+                    },
+                );
+                next.outq.extend(io.send);
+                rotation.standby = Some(next);
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(venue = %self.protocol.venue(), shard = self.index, error = %error, "replacement connection failed")
+            }
+            Err(error) => {
+                tracing::warn!(venue = %self.protocol.venue(), error = %error, "replacement dial task failed")
+            }
+        }
+    }
+
+    /// A frame (or a send) on the standby connection; it takes over from `link` as soon as
+    /// its session has caught up.
+    fn on_standby(
+        &self,
+        link: &mut Link,
+        rotation: &mut Rotation,
+        event: StandbyEvent,
+        out: &mut Outflow,
+    ) -> Result<Option<u64>, ConnectorError> {
+        let Some(mut next) = rotation.standby.take() else {
+            return Ok(None);
+        };
+        let frame = match event {
+            StandbyEvent::Frame(frame) => frame,
+            StandbyEvent::Sent(Ok(())) => {
+                rotation.standby = Some(next);
+                return Ok(None);
+            }
+            StandbyEvent::Sent(Err(_)) => return Ok(None),
+        };
+        match frame {
+            Ok(Some(text)) => {
+                let io = self.input(&mut next, RecordKind::Ws { text });
+                // A standby session only buffers; what it asks for is the subscription.
+                next.outq.extend(io.send);
+                if next.session.ready_to_take_over(link.session.as_ref()) {
+                    let mut io = Io::new(Timestamp::now());
+                    if let Some(recorder) = &self.recorder {
+                        recorder.record(
+                            self.protocol.venue().as_str(),
+                            next.conn,
+                            io.recv_ts,
+                            RecordKind::Takeover { old: link.conn },
+                        );
+                    }
+                    next.session.take_over(link.session.as_ref(), &mut io);
+                    let switched = next.conn;
+                    let old = std::mem::replace(link, next);
+                    link.last_seen = old.last_seen.clone();
+                    self.absorb(link, io, out)?;
+                    old.close_in_background();
+                    LinkStats::bump(&self.stats.rotations);
+                    rotation.started = None;
+                    rotation.retry_at = None;
+                    tracing::info!(venue = %self.protocol.venue(), shard = self.index, "switched to the replacement connection");
+                    return Ok(Some(switched));
+                }
+                rotation.standby = Some(next);
+            }
+            Ok(None) => rotation.standby = Some(next),
+            Err(reason) => {
+                tracing::warn!(venue = %self.protocol.venue(), shard = self.index, %reason, "replacement connection failed; keeping the current one");
+            }
+        }
+        Ok(None)
+    }
+
+    /// Once a second: the silence timeout, the rotation deadline, the session's tick and the
+    /// per-symbol watchdog.
+    fn on_tick(
+        &self,
+        link: &mut Link,
+        rotation: &mut Rotation,
+        silence: Duration,
+        stale_after: Duration,
+        out: &mut Outflow,
+    ) -> Result<Option<LinkEnd>, ConnectorError> {
+        if link.last_frame.elapsed() >= silence {
+            return Ok(Some(LinkEnd::Reconnect(format!(
+                "no frame for {} s",
+                silence.as_secs()
+            ))));
+        }
+        // The replacement failed to connect or to catch up in time: drop it and
+        // try again later (or, if the venue is closing this connection, reconnect).
+        if let Some(started) = rotation.started
+            && started.elapsed() >= ROTATION_DEADLINE
+            && rotation.dialing.is_none()
+        {
+            tracing::warn!(venue = %self.protocol.venue(), shard = self.index, "replacement connection did not catch up in time; abandoning it");
+            if let Some(next) = rotation.standby.take() {
+                next.close_in_background();
+            }
+            if link.rotate_requested.is_some() {
+                return Ok(Some(LinkEnd::Reconnect(
+                    "venue is closing the connection and the replacement did not catch up".into(),
+                )));
+            }
+            rotation.started = None;
+            rotation.retry_at = Some(Instant::now() + ROTATION_DEADLINE);
+        }
+        if let Some(end) = self.feed(link, RecordKind::Tick, out)? {
+            return Ok(Some(end));
+        }
+        let stale = match self.watchdog(link, stale_after) {
+            Ok(stale) => stale,
+            Err(end) => return Ok(Some(end)),
+        };
+        for symbol in stale {
+            if let Some(end) = self.feed(link, RecordKind::Resubscribe { symbol }, out)? {
+                return Ok(Some(end));
+            }
+        }
+        Ok(None)
     }
 
     /// Per-symbol staleness: resubscribe a silent symbol once; if it stays silent, replace

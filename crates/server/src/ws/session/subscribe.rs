@@ -4,7 +4,7 @@ use super::{End, Session, Sub};
 use crate::metrics::KINDS;
 use auth::Scope;
 use futures_util::SinkExt;
-use hub::{ChannelHandle, Lost};
+use hub::{ChannelHandle, Lost, Subscription};
 use model::{Channel, ChannelKind};
 use protocol::{ErrorCode, RequestId, ResumeFrom, ServerMessage};
 use std::collections::{BTreeMap, HashMap};
@@ -107,48 +107,13 @@ impl Session {
                 .await;
         }
         // The key's scope and per-key subscription limit (anonymous: the `[auth]` policy).
-        let mut scopes = Vec::new();
-        for handle in &new {
-            let scope = match handle.channel().kind {
-                ChannelKind::Alerts => Scope::AlertsWrite,
-                _ => Scope::MarketRead,
-            };
-            if !scopes.contains(&scope) {
-                scopes.push(scope);
-            }
-        }
-        if let Err((code, message)) = self.admit_channels(new.len() as u32, &scopes) {
+        if let Err((code, message)) = self.admit_channels(new.len() as u32, &scopes_of(&new)) {
             let channel = names.first().filter(|_| names.len() == 1).cloned();
             return self.reply_error(code, &message, id, channel).await;
         }
         // Join every new channel first (each atomically), so the ack can say what was
         // recovered; frames published meanwhile wait in the receivers.
-        let mut recovered = BTreeMap::new();
-        let mut positions = BTreeMap::new();
-        let mut joins = Vec::with_capacity(new.len());
-        for handle in new {
-            let (joined, lost) = match resume.get(handle.name().as_ref()) {
-                Some(from) => {
-                    let resumed = handle.resume(from);
-                    recovered.insert(handle.name().to_string(), resumed.outcome.is_ok());
-                    (
-                        resumed.subscription,
-                        resumed.outcome.err().map(|l| (l, from.seq)),
-                    )
-                }
-                None => (handle.subscribe(false), None),
-            };
-            if lost.is_some() || !resume.contains_key(handle.name().as_ref()) {
-                positions.insert(
-                    handle.name().to_string(),
-                    ResumeFrom {
-                        epoch: handle.epoch().to_string(),
-                        seq: joined.seq,
-                    },
-                );
-            }
-            joins.push((handle, joined, lost));
-        }
+        let (joins, recovered, positions) = join(new, &resume);
         let channels = handles.iter().map(|h| h.name().to_string()).collect();
         self.feed_message(&ServerMessage::Subscribed {
             id,
@@ -158,63 +123,78 @@ impl Session {
         })
         .await?;
         for (handle, joined, lost) in joins {
-            let kind = handle.channel().kind;
-            let kind_index = KINDS.iter().position(|k| *k == kind.label()).unwrap_or(0);
-            let slot = self.next_slot;
-            self.next_slot = self.next_slot.wrapping_add(1);
-            self.by_name.insert(handle.name().clone(), slot);
-            // Channels without a snapshot to rejoin from: a client is told what it missed.
-            let gap_notices = matches!(
-                kind,
-                ChannelKind::Trades
-                    | ChannelKind::Alerts
-                    | ChannelKind::OnchainBlocks
-                    | ChannelKind::OnchainLogs
-            );
-            if let Some((lost, from_seq)) = lost {
-                self.state
-                    .metrics()
-                    .resumes_lost
-                    .fetch_add(1, Ordering::Relaxed);
-                if gap_notices {
-                    // The part of the current epoch the client missed; with another epoch,
-                    // everything of this one so far (possibly nothing).
-                    let from_seq = match lost {
-                        Lost::EpochChanged => 1,
-                        Lost::HistoryExpired | Lost::Ahead => from_seq + 1,
-                    };
-                    let gap = ServerMessage::Gap {
-                        channel: handle.name().to_string(),
-                        from_seq: from_seq.min(joined.seq + 1),
-                        to_seq: joined.seq,
-                        reason: lost.as_str().into(),
-                    };
-                    self.feed_message(&gap).await?;
-                }
-            } else if resume.contains_key(handle.name().as_ref()) {
-                self.state
-                    .metrics()
-                    .resumes_recovered
-                    .fetch_add(1, Ordering::Relaxed);
-            }
-            self.info.insert(
-                slot,
-                Sub {
-                    kind: kind_index,
-                    gap_notices,
-                    last_seq: joined.seq,
-                    handle,
-                },
-            );
-            self.subs.insert(slot, BroadcastStream::new(joined.rx));
-            for frame in &joined.replay {
-                self.feed_frame(frame, kind_index).await?;
-            }
-            if let Some(frame) = joined.initial {
-                self.feed_frame(&frame, kind_index).await?;
-            }
+            let resumed = resume.contains_key(handle.name().as_ref());
+            self.attach(handle, joined, lost, resumed).await?;
         }
         self.socket.flush().await.map_err(End::Socket)
+    }
+
+    /// Attaches one joined channel to the session: its slot and receiver, the resume metric,
+    /// a `gap` notice for what a lost resume missed (channels without a snapshot), then the
+    /// replayed frames or the initial snapshot.
+    async fn attach(
+        &mut self,
+        handle: Arc<ChannelHandle>,
+        joined: Subscription,
+        lost: Option<(Lost, u64)>,
+        resumed: bool,
+    ) -> Result<(), End> {
+        let kind = handle.channel().kind;
+        let kind_index = KINDS.iter().position(|k| *k == kind.label()).unwrap_or(0);
+        let slot = self.next_slot;
+        self.next_slot = self.next_slot.wrapping_add(1);
+        self.by_name.insert(handle.name().clone(), slot);
+        // Channels without a snapshot to rejoin from: a client is told what it missed.
+        let gap_notices = matches!(
+            kind,
+            ChannelKind::Trades
+                | ChannelKind::Alerts
+                | ChannelKind::OnchainBlocks
+                | ChannelKind::OnchainLogs
+        );
+        if let Some((lost, from_seq)) = lost {
+            self.state
+                .metrics()
+                .resumes_lost
+                .fetch_add(1, Ordering::Relaxed);
+            if gap_notices {
+                // The part of the current epoch the client missed; with another epoch,
+                // everything of this one so far (possibly nothing).
+                let from_seq = match lost {
+                    Lost::EpochChanged => 1,
+                    Lost::HistoryExpired | Lost::Ahead => from_seq + 1,
+                };
+                let gap = ServerMessage::Gap {
+                    channel: handle.name().to_string(),
+                    from_seq: from_seq.min(joined.seq + 1),
+                    to_seq: joined.seq,
+                    reason: lost.as_str().into(),
+                };
+                self.feed_message(&gap).await?;
+            }
+        } else if resumed {
+            self.state
+                .metrics()
+                .resumes_recovered
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        self.info.insert(
+            slot,
+            Sub {
+                kind: kind_index,
+                gap_notices,
+                last_seq: joined.seq,
+                handle,
+            },
+        );
+        self.subs.insert(slot, BroadcastStream::new(joined.rx));
+        for frame in &joined.replay {
+            self.feed_frame(frame, kind_index).await?;
+        }
+        if let Some(frame) = joined.initial {
+            self.feed_frame(&frame, kind_index).await?;
+        }
+        Ok(())
     }
 
     pub(super) async fn unsubscribe(
@@ -256,4 +236,64 @@ impl Session {
         self.send_message(&ServerMessage::Unsubscribed { id, channels })
             .await
     }
+}
+
+/// The scopes the channels need: `alerts:write` for the private alerts channel,
+/// `market:read` for the others.
+fn scopes_of(handles: &[Arc<ChannelHandle>]) -> Vec<Scope> {
+    let mut scopes = Vec::new();
+    for handle in handles {
+        let scope = match handle.channel().kind {
+            ChannelKind::Alerts => Scope::AlertsWrite,
+            _ => Scope::MarketRead,
+        };
+        if !scopes.contains(&scope) {
+            scopes.push(scope);
+        }
+    }
+    scopes
+}
+
+/// One joined channel: its handle, its subscription, and for a lost resume why and from
+/// which seq.
+type Joined = (Arc<ChannelHandle>, Subscription, Option<(Lost, u64)>);
+
+/// Joins each channel (resuming those in `resume`), each atomically; returns the joins with
+/// what the ack reports: `recovered` per resumed channel, and the position of every channel
+/// joined afresh or whose resume was lost.
+fn join(
+    handles: Vec<Arc<ChannelHandle>>,
+    resume: &HashMap<String, ResumeFrom>,
+) -> (
+    Vec<Joined>,
+    BTreeMap<String, bool>,
+    BTreeMap<String, ResumeFrom>,
+) {
+    let mut recovered = BTreeMap::new();
+    let mut positions = BTreeMap::new();
+    let mut joins = Vec::with_capacity(handles.len());
+    for handle in handles {
+        let (joined, lost) = match resume.get(handle.name().as_ref()) {
+            Some(from) => {
+                let resumed = handle.resume(from);
+                recovered.insert(handle.name().to_string(), resumed.outcome.is_ok());
+                (
+                    resumed.subscription,
+                    resumed.outcome.err().map(|l| (l, from.seq)),
+                )
+            }
+            None => (handle.subscribe(false), None),
+        };
+        if lost.is_some() || !resume.contains_key(handle.name().as_ref()) {
+            positions.insert(
+                handle.name().to_string(),
+                ResumeFrom {
+                    epoch: handle.epoch().to_string(),
+                    seq: joined.seq,
+                },
+            );
+        }
+        joins.push((handle, joined, lost));
+    }
+    (joins, recovered, positions)
 }
