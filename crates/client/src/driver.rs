@@ -3,10 +3,10 @@
 //! the tracker and the event buffer.
 
 use crate::backoff::Backoff;
-use crate::client::Shared;
 use crate::error::ClientError;
 use crate::event::Event;
 use crate::options::ClientOptions;
+use crate::shared::Shared;
 use crate::sink::Sink;
 use crate::tracker::{Out, Tracker};
 use futures_util::{FutureExt, SinkExt, StreamExt};

@@ -51,7 +51,8 @@
 //!
 //! # Layout
 //!
-//! - `client`: [`Client`], [`ClientHandle`], [`Endpoint`].
+//! - `client`: [`Client`], [`ClientHandle`]; `endpoint`: [`Endpoint`], the base URLs;
+//!   `shared`: the state the connection task, the handles and the REST client share.
 //! - `driver`: the connection task: heartbeat, reconnect, make-before-break replacement.
 //! - `tracker`: per-channel positions, duplicate and gap detection, repair requests.
 //! - `mirror`: local order books ([`BookHandle`], [`BookView`]).
@@ -63,17 +64,20 @@ mod backoff;
 mod client;
 mod credentials;
 mod driver;
+mod endpoint;
 mod error;
 mod event;
 mod mirror;
 mod options;
 mod rest;
+mod shared;
 mod sink;
 mod tracker;
 
 pub use backoff::Backoff;
-pub use client::{Client, ClientHandle, Endpoint};
+pub use client::{Client, ClientHandle};
 pub use credentials::{Credentials, Secret, SignKey};
+pub use endpoint::Endpoint;
 pub use error::ClientError;
 pub use event::{BookMessage, ChainMessage, Event, KeyExpiring, Latest, Meta, TradesMessage};
 /// The request a [`Credentials::headers`] call signs.

@@ -1,7 +1,8 @@
 //! REST helpers for the public endpoints, with typed errors carrying the gateway's code.
 
-use crate::client::{Endpoint, Shared};
+use crate::endpoint::Endpoint;
 use crate::error::ClientError;
+use crate::shared::Shared;
 use httpsig::sign::Unsigned;
 use model::{Interval, Symbol, Venue};
 use protocol::CandlesPage;

@@ -10,7 +10,10 @@
 //! - [`settings`]: [`settings::FeedSettings`] and [`settings::VenueSpec`], a venue's config.
 //! - [`venue`]: one folder per venue. [`venue::sim`] is the deterministic simulated market that
 //!   runs by default; real venues (Binance, Coinbase, Kraken) plug in beside it, and
-//!   [`venue::evm`] follows an EVM chain's blocks and contract logs through reorgs.
+//!   [`venue::evm`] follows an EVM chain's blocks and contract logs through reorgs;
+//!   [`venue::VenueKind`] is the registry of them all.
+//! - `mock` (feature `mock`): local servers speaking each real venue's protocol with fault
+//!   switches, and a local anvil chain, for tests.
 //!
 //! A connector never touches order-book validation, channels or clients: it parses, sequences and
 //! reconnects; the `ingest` stage validates books and publishes to the hub.

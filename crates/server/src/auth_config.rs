@@ -1,6 +1,6 @@
 //! `[auth]`: API keys, the deployment environment, the master key and limits.
 
-use crate::config::ConfigError;
+use crate::config_error::ConfigError;
 use auth::{AuthSettings, MasterKeySources, Scope};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};

@@ -4,13 +4,14 @@ use crate::alerts::{rules, webhooks};
 use crate::auth::{AuthState, admin, layer};
 use crate::config::Config;
 use crate::metrics::Metrics;
+pub use crate::route::Route;
 pub use crate::server_error::ServerError;
 use crate::state::AppState;
 use crate::{history, openapi, rest, rest_history, ws};
 use ::auth::Scope;
 use axum::Router;
 use axum::middleware;
-use axum::routing::{MethodRouter, get, post};
+use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use book::ChecksumAlgo;
 use connectors::Connector;
@@ -40,16 +41,6 @@ pub struct Gateway {
     history: Option<HistoryWriter>,
     maintenance: JoinHandle<()>,
     alerts: crate::alerts::AlertTasks,
-}
-
-/// One route: its path, the scope a caller needs, and its handlers.
-#[derive(Debug)]
-pub struct Route {
-    pub path: &'static str,
-    /// The scope a caller needs; `None` for public routes (the WebSocket checks scopes per
-    /// channel itself).
-    pub scope: Option<Scope>,
-    pub handler: MethodRouter<AppState>,
 }
 
 /// Every route the gateway serves. The router is built only from this list, and a test checks

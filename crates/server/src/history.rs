@@ -2,7 +2,7 @@
 //! concurrency bound on queries, and its `/metrics` section.
 
 use crate::config::Config;
-use crate::gateway::ServerError;
+use crate::server_error::ServerError;
 use std::fmt::Write;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

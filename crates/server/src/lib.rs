@@ -23,9 +23,9 @@
 //! - [`state`]: [`AppState`], what handlers share.
 //! - [`ui`]: the built-in dashboard at `/ui/` (embedded page, session cookie, its routes).
 //!
-//! Every route is listed once in [`gateway::routes`] with the scope it needs; the router and
-//! the OpenAPI coverage test are both built from that list. Signed requests (RFC 9421) extend
-//! the authentication in `auth::layer`.
+//! Every route is listed once in [`gateway::routes`] with the scope it needs (a
+//! [`route::Route`]); the router and the OpenAPI coverage test are both built from that list.
+//! Signed requests (RFC 9421) are read in `auth::signed`, for REST and WebSocket alike.
 
 pub mod alerts;
 pub mod api_error;
@@ -42,6 +42,7 @@ pub mod openapi;
 mod query_params;
 pub mod rest;
 pub mod rest_history;
+pub mod route;
 pub mod server_error;
 pub mod state;
 pub mod time_param;

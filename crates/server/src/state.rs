@@ -27,7 +27,7 @@ struct Inner {
     auth: Arc<AuthState>,
     alerts: Arc<AlertsState>,
     shutdown: CancellationToken,
-    ui: Arc<crate::ui::UiState>,
+    ui: Arc<crate::ui::state::UiState>,
 }
 
 impl AppState {
@@ -42,7 +42,7 @@ impl AppState {
         auth: Arc<AuthState>,
         alerts: Arc<AlertsState>,
         shutdown: CancellationToken,
-        ui: Arc<crate::ui::UiState>,
+        ui: Arc<crate::ui::state::UiState>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -92,8 +92,8 @@ impl AppState {
         &self.inner.shutdown
     }
 
-    /// The dashboard's session keys (`crate::ui`).
-    pub fn ui(&self) -> &Arc<crate::ui::UiState> {
+    /// The dashboard's session keys (`ui::state`).
+    pub fn ui(&self) -> &Arc<crate::ui::state::UiState> {
         &self.inner.ui
     }
 }

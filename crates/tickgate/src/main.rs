@@ -14,6 +14,8 @@
 //! - `cmd::keys` (+ `keys_backend`, `keys_scan`): `tickgate keys ...`, offline or via the admin
 //!   API.
 //! - `cmd::audit`: `tickgate audit verify`.
+//! - `cmd::credentials`: how the CLI authenticates to a running gateway (bearer or signed),
+//!   shared by `keys`/`audit --url` and `tail`/`book`.
 
 mod cmd;
 

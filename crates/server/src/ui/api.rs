@@ -20,7 +20,7 @@ use super::session::{COOKIE, CSRF_HEADER, Session, SessionError};
 use crate::api_error::ApiError;
 use crate::auth::layer::rejection_response;
 use crate::auth::{Principal, ws_token_route::WsTokenResponse};
-use crate::gateway::Route;
+use crate::route::Route;
 use crate::state::AppState;
 use crate::{rest, rest_history};
 use auth::{KeyPrincipal, Scope};

@@ -1,7 +1,7 @@
 //! The page's files, embedded at build time, and the headers every dashboard response gets.
 
 use crate::api_error::ApiError;
-use crate::gateway::Route;
+use crate::route::Route;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};

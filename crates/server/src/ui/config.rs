@@ -1,6 +1,6 @@
 //! `[ui]`: the built-in dashboard (docs/dashboard.md).
 
-use crate::config::ConfigError;
+use crate::config_error::ConfigError;
 use serde::{Deserialize, Serialize};
 
 /// Shortest and longest dashboard session a configuration may set, seconds.

@@ -4,7 +4,7 @@
 //! admin route: signed requests only by default, like the rest of `/admin/v1/`.
 
 use crate::api_error::ApiError;
-use crate::gateway::Route;
+use crate::route::Route;
 use crate::state::AppState;
 use auth::Scope;
 use axum::Json;

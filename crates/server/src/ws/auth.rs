@@ -8,15 +8,13 @@
 //! key_expired` and close 4004; rotation started → a `key_expiring` notice with the end time;
 //! `market:read` removed while subscribed → `error insufficient_scope` and close 4002.
 
-use super::session::{End, Session};
 use crate::auth::Principal;
 use crate::auth::signed;
 use crate::state::AppState;
-use auth::{KeyEntry, KeyEvent, KeyEventKind, KeyPrincipal, Rejection, Scope};
+use auth::{KeyEntry, KeyEvent, KeyPrincipal, Rejection};
 use axum::http::{HeaderMap, Method, Uri};
-use protocol::{ErrorCode, Login, RequestId, ServerMessage};
-use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::Ordering;
+use protocol::ErrorCode;
+use std::net::SocketAddr;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
@@ -25,22 +23,22 @@ pub(crate) struct SessionAuth {
     pub key: Option<KeyPrincipal>,
     /// Set while the session must still authenticate.
     pub deadline: Option<Instant>,
-    events: Option<broadcast::Receiver<KeyEvent>>,
+    pub(super) events: Option<broadcast::Receiver<KeyEvent>>,
     /// Subscription slots held on the key.
     pub subs_held: u32,
     /// Whether the upgrade request carried the key (an `authenticated` message is sent first).
     pub announce: bool,
     /// The upgrade request's target, which a signed `auth` op signs; kept only by sessions
     /// that did not authenticate on the upgrade (the others never send `auth`).
-    head: Option<UpgradeHead>,
+    pub(super) head: Option<UpgradeHead>,
 }
 
 /// What a signed `auth` op covers: the upgrade request (`GET`, its authority, path, query).
 #[derive(Debug)]
-struct UpgradeHead {
-    authority: String,
-    path: String,
-    query: Option<String>,
+pub(super) struct UpgradeHead {
+    pub(super) authority: String,
+    pub(super) path: String,
+    pub(super) query: Option<String>,
 }
 
 impl SessionAuth {
@@ -105,7 +103,7 @@ impl SessionAuth {
         Ok(session)
     }
 
-    fn bind(&mut self, state: &AppState, key: KeyPrincipal) -> Result<(), Rejection> {
+    pub(super) fn bind(&mut self, state: &AppState, key: KeyPrincipal) -> Result<(), Rejection> {
         let max = state.auth().ws_max_connections_per_key;
         if !KeyEntry::try_acquire(&key.entry.ws_connections, 1, max) {
             return Err(Rejection::new(
@@ -133,264 +131,6 @@ impl SessionAuth {
         match &mut self.events {
             Some(rx) => rx.recv().await,
             None => std::future::pending().await,
-        }
-    }
-}
-
-fn welcome(key: &KeyPrincipal, id: Option<RequestId>) -> ServerMessage {
-    ServerMessage::Authenticated {
-        id,
-        key_id: key.view.id.clone(),
-        scopes: key.view.scopes.names(),
-        expires_at: key.view.expires_at,
-    }
-}
-
-fn expiring(key: &KeyPrincipal, at: i64) -> ServerMessage {
-    ServerMessage::KeyExpiring {
-        key_id: key.view.id.clone(),
-        at,
-        message: format!(
-            "key {} is being rotated out and stops working at {}; reconnect with its successor",
-            key.view.id,
-            crate::auth::http_date(at)
-        ),
-    }
-}
-
-impl Session {
-    /// First messages of a session authenticated on the upgrade request.
-    pub(super) async fn announce_key(&mut self) -> Result<(), End> {
-        let Some(key) = self.auth.key.clone().filter(|_| self.auth.announce) else {
-            return Ok(());
-        };
-        self.feed_message(&welcome(&key, None)).await?;
-        if let Some(at) = key.view.sunset() {
-            self.feed_message(&expiring(&key, at)).await?;
-        }
-        self.flush().await
-    }
-
-    /// `{"op":"auth","token":...}` or `{"op":"auth","signature_input":...,"signature":...}`.
-    pub(super) async fn on_auth(&mut self, id: Option<RequestId>, login: Login) -> Result<(), End> {
-        if self.auth.key.is_some() {
-            return self
-                .reply_error(ErrorCode::BadRequest, "already authenticated", id, None)
-                .await;
-        }
-        if self.subscription_count() > 0 {
-            // Scopes and per-key budgets are checked at subscribe: authenticate first.
-            return self
-                .reply_error(
-                    ErrorCode::BadRequest,
-                    "authenticate before subscribing (unsubscribe everything or reconnect)",
-                    id,
-                    None,
-                )
-                .await;
-        }
-        let peer = Some(self.peer.ip());
-        let result = self.login(&login, peer).and_then(|key| {
-            let state = self.state.clone();
-            self.auth.bind(&state, key.clone()).map(|()| key)
-        });
-        drop(login);
-        match result {
-            Ok(key) => {
-                self.feed_message(&welcome(&key, id)).await?;
-                if let Some(at) = key.view.sunset() {
-                    self.feed_message(&expiring(&key, at)).await?;
-                }
-                self.flush().await
-            }
-            Err(rejection) => {
-                // reply_error counts the code; this adds the per-key count.
-                self.state.metrics().count_key_rejection(&rejection);
-                self.reply_error(rejection.code, &rejection.message, id, None)
-                    .await?;
-                Err(End::AuthFailed(rejection.code))
-            }
-        }
-    }
-
-    /// Checks an `auth` op's credential. A signature signs the upgrade request this session
-    /// arrived on (`GET`, its authority, path and query); it passes the same replay guard as a
-    /// signed REST request, so a captured login cannot be replayed.
-    fn login(&self, login: &Login, peer: Option<IpAddr>) -> Result<KeyPrincipal, Rejection> {
-        let auth = self.state.auth();
-        match login {
-            Login::Token { token } => auth.index.authenticate_bearer(
-                token.expose(),
-                None,
-                peer,
-                model::Timestamp::now().0,
-            ),
-            Login::Signature {
-                signature_input,
-                signature,
-            } => {
-                let Some(head) = &self.auth.head else {
-                    // Unreachable: only sessions bound on the upgrade lack it, and they get
-                    // "already authenticated" first.
-                    return Err(Rejection::new(
-                        ErrorCode::BadRequest,
-                        "this connection authenticated on its upgrade request",
-                    ));
-                };
-                let parts = auth::httpsig::RequestParts {
-                    method: "GET",
-                    scheme: auth.signature_scheme,
-                    authority: &head.authority,
-                    path: &head.path,
-                    query: head.query.as_deref(),
-                    headers: &[],
-                };
-                let request = auth::SignedRequest {
-                    signature_input,
-                    signature,
-                    parts,
-                    body: &[],
-                };
-                match auth.authenticate_signed(&request, None, peer)? {
-                    Principal::Key(key) => Ok(key),
-                    Principal::Anonymous => Err(Rejection::new(
-                        ErrorCode::MissingCredentials,
-                        "the signature did not name a key",
-                    )),
-                }
-            }
-        }
-    }
-
-    /// Gate for every op but `auth`: a pending session must authenticate first.
-    pub(super) async fn require_auth(&mut self, id: Option<RequestId>) -> Result<(), End> {
-        if self.auth.deadline.is_some() && self.auth.key.is_none() {
-            let code = ErrorCode::MissingCredentials;
-            self.reply_error(
-                code,
-                "authenticate first: send {\"op\":\"auth\",\"token\":\"...\"} or connect with Authorization: Bearer",
-                id,
-                None,
-            )
-            .await?;
-            return Err(End::AuthFailed(code));
-        }
-        Ok(())
-    }
-
-    /// Checks that this session may subscribe to `new` more channels needing `scopes` (market
-    /// data: `market:read`; the `alerts` channel: `alerts:write`) and takes the key's
-    /// subscription slots. Returns an error to send.
-    pub(super) fn admit_channels(
-        &mut self,
-        new: u32,
-        scopes: &[Scope],
-    ) -> Result<(), (ErrorCode, String)> {
-        let Some(key) = &self.auth.key else {
-            return if scopes
-                .iter()
-                .all(|s| self.state.auth().anonymous_allows(*s))
-            {
-                Ok(())
-            } else {
-                Err((ErrorCode::MissingCredentials, "authenticate first".into()))
-            };
-        };
-        let view = key.entry.view();
-        if let Some(missing) = scopes.iter().find(|s| !view.scopes.contains(**s)) {
-            key.entry.usage.failures.fetch_add(1, Ordering::Relaxed);
-            return Err((
-                ErrorCode::InsufficientScope,
-                format!("key {} lacks the scope {missing}", view.id),
-            ));
-        }
-        let max = self.state.auth().ws_max_subscriptions_per_key;
-        if !KeyEntry::try_acquire(&key.entry.ws_subscriptions, new, max) {
-            return Err((
-                ErrorCode::TooManyChannels,
-                format!(
-                    "key {} would exceed {max} subscriptions across its connections",
-                    view.id
-                ),
-            ));
-        }
-        self.auth.subs_held += new;
-        Ok(())
-    }
-
-    pub(super) fn release_channels(&mut self, n: u32) {
-        if let Some(key) = &self.auth.key {
-            let n = n.min(self.auth.subs_held);
-            KeyEntry::release(&key.entry.ws_subscriptions, n);
-            self.auth.subs_held -= n;
-        }
-    }
-
-    pub(super) async fn on_key_event(
-        &mut self,
-        event: Result<KeyEvent, broadcast::error::RecvError>,
-    ) -> Result<(), End> {
-        let Some(key) = self.auth.key.clone() else {
-            return Ok(());
-        };
-        let kind = match event {
-            Ok(event) if event.key_id == key.view.id => event.kind,
-            Ok(_) => return Ok(()),
-            Err(broadcast::error::RecvError::Lagged(_)) => {
-                // Missed events: look at the key itself.
-                let view = key.entry.view();
-                match view.unusable(model::Timestamp::now().0) {
-                    Some(r) if r.code == ErrorCode::KeyRevoked => KeyEventKind::Revoked,
-                    Some(_) => KeyEventKind::Expired,
-                    None => return Ok(()),
-                }
-            }
-            Err(broadcast::error::RecvError::Closed) => {
-                self.auth.events = None;
-                return Ok(());
-            }
-        };
-        match kind {
-            KeyEventKind::Revoked => {
-                let message = format!("key {} was revoked", key.view.id);
-                self.reply_error(ErrorCode::KeyRevoked, &message, None, None)
-                    .await?;
-                Err(End::KeyRevoked)
-            }
-            KeyEventKind::Expired => {
-                let message = format!("key {} has expired", key.view.id);
-                self.reply_error(ErrorCode::KeyExpired, &message, None, None)
-                    .await?;
-                Err(End::KeyExpired)
-            }
-            KeyEventKind::Expiring { at } => self.send_message(&expiring(&key, at)).await,
-            KeyEventKind::Reinstated => Ok(()),
-            KeyEventKind::ScopesReduced => {
-                // A subscription whose scope the key lost ends the session, as at subscribe.
-                let view = key.entry.view();
-                let Some(lost) = self
-                    .subscribed_scopes()
-                    .into_iter()
-                    .find(|s| !view.scopes.contains(*s))
-                else {
-                    return Ok(());
-                };
-                let message = format!("key {} no longer has the scope {lost}", view.id);
-                self.reply_error(ErrorCode::InsufficientScope, &message, None, None)
-                    .await?;
-                Err(End::AuthFailed(ErrorCode::InsufficientScope))
-            }
-        }
-    }
-
-    /// Adds this session's delivered messages and bytes to its key's usage.
-    pub(super) fn count_key_usage(&self, messages: u64, bytes: u64) {
-        if let Some(key) = &self.auth.key {
-            key.entry
-                .usage
-                .messages
-                .fetch_add(messages, Ordering::Relaxed);
-            key.entry.usage.bytes.fetch_add(bytes, Ordering::Relaxed);
         }
     }
 }

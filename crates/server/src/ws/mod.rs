@@ -1,10 +1,12 @@
 //! The WebSocket API at `/v1/ws`.
 //!
 //! - `session`: one task per connection: reads client ops, fans channel frames out in batches,
-//!   applies the slow-consumer policy, heartbeats and limits.
+//!   applies the slow-consumer policy, heartbeats and limits; `session::subscribe` is
+//!   `subscribe`/`unsubscribe` (with resume), `session::login` the `auth` op, the first
+//!   messages of a key and closing the session when its key is revoked or expires.
 //! - `limiter`: the per-connection request rate limiter.
-//! - `auth`: the session's key: `auth` op, scope checks per channel, per-key limits, and
-//!   closing the session when its key is revoked or expires.
+//! - `auth`: the session's key ([`auth::SessionAuth`]): credentials on the upgrade request,
+//!   scope checks per channel and per-key limits.
 
 mod auth;
 mod limiter;

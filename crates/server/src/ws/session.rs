@@ -21,6 +21,7 @@
 use super::auth::SessionAuth;
 use super::limiter::TokenBucket;
 
+mod login;
 mod subscribe;
 use crate::config::SlowConsumerPolicy;
 use crate::metrics::LocalLatency;
