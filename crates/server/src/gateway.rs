@@ -222,7 +222,7 @@ impl Gateway {
         config.validate()?;
         // rustls with ring only; idempotent (the binary installs it first thing in main).
         connectors::conn::ws::ensure_crypto_provider();
-        std::fs::create_dir_all(&config.server.data_dir).map_err(|source| {
+        store::sqlite::create_private_dir(&config.server.data_dir).map_err(|source| {
             ServerError::DataDir {
                 path: config.server.data_dir.display().to_string(),
                 source,

@@ -74,7 +74,7 @@ pub struct SqliteKeyStore {
 impl SqliteKeyStore {
     /// Opens `tickgate.db` in `data_dir` (creating both if needed) and migrates it.
     pub fn open_dir(data_dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|e| {
+        sqlite::create_private_dir(data_dir).map_err(|e| {
             StoreError::Corrupt(format!("cannot create {}: {e}", data_dir.display()))
         })?;
         Self::from_connection(sqlite::open(&data_dir.join(sqlite::DB_FILE))?)

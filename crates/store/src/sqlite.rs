@@ -8,13 +8,45 @@ use std::time::Duration;
 /// File name of the embedded database inside the data directory.
 pub const DB_FILE: &str = "tickgate.db";
 
-/// Opens (creating if needed) the database at `path` in WAL mode, so readers never block the
+/// Creates `dir` and its missing parents readable by the owner only (0700 on Unix): the data
+/// directory holds API key hashes, wrapped secrets and the audit log. A directory that already
+/// exists keeps its mode.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Creates the database file readable by the owner only (0600 on Unix) if it does not exist,
+/// so SQLite, which gives its `-wal` and `-shm` files the database's mode, never makes a
+/// world-readable file.
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Opens (creating if needed, owner-only) the database at `path` in WAL mode, so readers never block the
 /// writer, with `synchronous = NORMAL` (durable at checkpoints; a crash loses at most the last
 /// transactions, never corrupts) and a busy timeout so concurrent connections wait rather than fail.
 pub fn open(path: &Path) -> Result<Connection, StoreError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        create_private_dir(dir)
+            .map_err(|e| StoreError::Corrupt(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    create_private_file(path)
+        .map_err(|e| StoreError::Corrupt(format!("cannot create {}: {e}", path.display())))?;
     let conn = Connection::open_with_flags(path, flags).map_err(|source| StoreError::Open {
         path: path.display().to_string(),
         source,
@@ -75,6 +107,30 @@ pub fn migrate(conn: &mut Connection, module: &str, steps: &[&str]) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn data_directory_and_databases_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let root = std::env::temp_dir().join(format!("tickgate-perms-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let data = root.join("nested").join("data");
+        let keys = crate::keys_sqlite::SqliteKeyStore::open_dir(&data).unwrap();
+        let history = crate::SqliteHistory::open_in(&data).unwrap();
+        assert_eq!(mode(&data), 0o700, "data directory");
+        assert_eq!(mode(&root.join("nested")), 0o700, "a parent it created");
+        for file in [DB_FILE, "tickgate.db-wal", crate::HISTORY_DB_FILE] {
+            assert_eq!(mode(&data.join(file)), 0o600, "{file}");
+        }
+        drop((keys, history));
+        // An existing database keeps working (and keeps its mode).
+        std::fs::set_permissions(data.join(DB_FILE), std::fs::Permissions::from_mode(0o640))
+            .unwrap();
+        open(&data.join(DB_FILE)).unwrap();
+        assert_eq!(mode(&data.join(DB_FILE)), 0o640);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 
     #[test]
     fn migrations_apply_once_and_in_order() {
