@@ -224,7 +224,7 @@ fn parse_auth(
 /// Parses one text frame into an operation, classifying failures as `bad_json` (not a JSON
 /// object), `unknown_op` (missing or unknown `op`) or `bad_request` (fields of the wrong shape).
 pub fn parse_client_op(text: &str) -> Result<ClientOp, OpError> {
-    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| OpError {
+    let value: serde_json::Value = crate::strict_json::parse(text).map_err(|e| OpError {
         code: ErrorCode::BadJson,
         message: format!("message is not valid JSON: {e}"),
         id: None,
@@ -431,11 +431,31 @@ mod tests {
     }
 
     #[test]
+    fn a_duplicate_key_names_the_key_and_where() {
+        let err = parse_client_op(r#"{"op":"ping","op":"subscribe"}"#).unwrap_err();
+        assert_eq!(
+            err.message,
+            "message is not valid JSON: key \"op\" appears twice at line 1 column 17"
+        );
+    }
+
+    #[test]
     fn classifies_bad_messages() {
         let cases = [
             ("not json", ErrorCode::BadJson, None),
             ("[1,2]", ErrorCode::BadJson, None),
             ("\"subscribe\"", ErrorCode::BadJson, None),
+            // a key given twice is refused, not last-wins (issue 14)
+            (
+                r#"{"op":"ping","op":"subscribe"}"#,
+                ErrorCode::BadJson,
+                None,
+            ),
+            (
+                r#"{"op":"subscribe","channels":["a"],"channels":["b"]}"#,
+                ErrorCode::BadJson,
+                None,
+            ),
             (r#"{"id":4}"#, ErrorCode::UnknownOp, Some(RequestId::Num(4))),
             (
                 r#"{"op":"trade","id":5}"#,

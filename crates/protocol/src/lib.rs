@@ -19,6 +19,7 @@ pub mod error;
 pub mod history;
 pub mod rest;
 pub mod server;
+pub mod strict_json;
 
 pub use alerts::AlertBody;
 pub use client::{ClientOp, Credential, Login, OpError, RequestId, ResumeFrom, parse_client_op};

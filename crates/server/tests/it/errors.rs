@@ -28,6 +28,11 @@ async fn each_bad_message_gets_its_code_and_the_connection_keeps_working() {
         ("this is not json", ErrorCode::BadJson),
         ("[1,2,3]", ErrorCode::BadJson),
         (r#"{"op":"fly","id":1}"#, ErrorCode::UnknownOp),
+        // A key given twice: refused, never read as whichever came last.
+        (
+            r#"{"op":"ping","op":"subscribe","channels":["status:sim"]}"#,
+            ErrorCode::BadJson,
+        ),
         (r#"{"id":2}"#, ErrorCode::UnknownOp),
         (r#"{"op":"subscribe","id":3}"#, ErrorCode::BadRequest),
         (
