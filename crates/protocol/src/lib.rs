@@ -17,6 +17,7 @@ pub mod alerts;
 pub mod client;
 pub mod error;
 pub mod history;
+pub mod redact;
 pub mod rest;
 pub mod server;
 pub mod strict_json;

@@ -145,11 +145,18 @@ pub struct DataMessage {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     pub code: ErrorCode,
+    /// For humans. Serialized through [`crate::redact::scrub`]: text that looks like a
+    /// credential (whole or truncated) is replaced, whatever code path built the message.
+    #[serde(serialize_with = "crate::redact::serialize_scrubbed")]
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<RequestId>,
-    /// The channel the error is about, when there is one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The channel the error is about, when there is one (scrubbed like `message`).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::redact::serialize_scrubbed_opt"
+    )]
     pub channel: Option<String>,
 }
 

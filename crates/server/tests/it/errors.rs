@@ -185,3 +185,39 @@ async fn a_frame_over_the_hard_limit_closes_with_1009() {
     assert_eq!(closed, Some((1009, "message_too_large".to_string())));
     gateway.stop().await.unwrap();
 }
+
+/// A key pasted into the wrong field never comes back in an error (issue 14): not in the
+/// WebSocket error's message or `channel`, not in a REST `bad_param` message, whole or
+/// truncated.
+#[tokio::test]
+async fn errors_never_echo_a_credential() {
+    let gateway = start(config(5.0)).await;
+    let key = "tg_live_4eC39HqLyjWDarjtT1zdp7dcQ1pBkV2HYyxW1fK5TiyPRbmA8Qx";
+    let secret_part = &key[8..30];
+    let mut ws = connect(&gateway).await;
+    for channel in [
+        format!("book:sim:{key}"),
+        format!("trades:sim:{}", &key[..40]),
+    ] {
+        send(
+            &mut ws,
+            &format!(r#"{{"op":"subscribe","id":1,"channels":["{channel}"]}}"#),
+        )
+        .await;
+        let ServerMessage::Error(e) = recv(&mut ws).await else {
+            panic!("expected an error")
+        };
+        let shown = format!("{} {:?}", e.message, e.channel);
+        assert!(!shown.contains(secret_part), "{shown}");
+        assert!(shown.contains(protocol::redact::REDACTED), "{shown}");
+    }
+    for path in [
+        format!("/v1/ticker?venue=sim&symbol={key}"),
+        format!("/v1/book?venue=sim&symbol=BTC-USDT&{key}=1"),
+    ] {
+        let (status, body) = get_json(&gateway, &path).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(!body.to_string().contains(secret_part), "{path}: {body}");
+    }
+    gateway.stop().await.unwrap();
+}
