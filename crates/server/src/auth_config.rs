@@ -23,8 +23,11 @@ pub struct AuthConfig {
     pub master_key_file: Option<PathBuf>,
     /// Previous master keys, still accepted for decryption until `tickgate keys rewrap`.
     pub previous_master_key_files: Vec<PathBuf>,
-    /// Serve `/metrics` without a key; `false` requires the `metrics:read` scope.
-    pub public_metrics: bool,
+    /// Serve `/metrics` without a key; `false` requires the `metrics:read` scope. Unset:
+    /// public only where keys are not required (`required`), since the metrics list key ids
+    /// with their rejection codes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_metrics: Option<bool>,
     /// How often the key index reads the store's change feed, ms (bounds how long a
     /// revocation made by another process takes to apply).
     pub poll_interval_ms: u64,
@@ -69,7 +72,7 @@ impl Default for AuthConfig {
             environment: Environment::Test,
             master_key_file: None,
             previous_master_key_files: Vec::new(),
-            public_metrics: true,
+            public_metrics: None,
             poll_interval_ms: 250,
             usage_flush_secs: 10,
             failure_burst: 20,
@@ -97,6 +100,12 @@ impl AuthConfig {
     pub fn is_required(&self) -> bool {
         self.required
             .unwrap_or(self.environment == Environment::Live)
+    }
+
+    /// Whether `/metrics` is served without a key: as configured, else only when keys are
+    /// not required.
+    pub fn is_metrics_public(&self) -> bool {
+        self.public_metrics.unwrap_or(!self.is_required())
     }
 
     pub fn master_key_sources(&self) -> MasterKeySources {

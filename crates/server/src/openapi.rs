@@ -119,7 +119,7 @@ fn describe_security(doc: &mut utoipa::openapi::OpenApi) {
         let mut requirements = Vec::new();
         // Anonymous access where a test deployment (`[auth] required = false`) allows it.
         if matches!(scope, Scope::MarketRead | Scope::HistoryRead)
-            || (scope == Scope::MetricsRead && defaults.public_metrics)
+            || (scope == Scope::MetricsRead && defaults.is_metrics_public())
         {
             requirements.push(SecurityRequirement::default());
         }

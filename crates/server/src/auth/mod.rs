@@ -68,7 +68,7 @@ impl AuthState {
             index,
             service,
             required: config.is_required(),
-            public_metrics: config.public_metrics,
+            public_metrics: config.is_metrics_public(),
             ws_auth_timeout: Duration::from_secs(config.ws_auth_timeout_secs),
             ws_max_connections_per_key: config.ws_max_connections_per_key,
             ws_max_subscriptions_per_key: config.ws_max_subscriptions_per_key,

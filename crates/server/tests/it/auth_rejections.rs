@@ -346,7 +346,7 @@ async fn failed_admin_authentications_are_audited_in_aggregate() {
 #[tokio::test]
 async fn every_route_checks_its_scope() {
     let mut config = auth_config("routes");
-    config.auth.public_metrics = false;
+    config.auth.public_metrics = Some(false);
     let dir = config.server.data_dir.clone();
     let (id, market) = offline_key(&dir, "market", &["market:read"]);
     let admin = offline_signer(&dir, "admin", &["keys:admin"]);
@@ -434,5 +434,33 @@ async fn every_route_checks_its_scope() {
             .status();
         assert_eq!(got.as_u16(), status);
     }
+    gateway.stop().await.unwrap();
+}
+
+/// `/metrics` lists key ids with their rejection codes: where keys are required it is not
+/// public unless configured so (issue 14); a test deployment keeps it public.
+#[tokio::test]
+async fn metrics_follow_required_by_default() {
+    let mut config = auth_config("metrics-default");
+    config.auth.public_metrics = None;
+    let gateway = start(config).await;
+    let (status, body) = get_json(&gateway, "/metrics").await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["code"], "missing_credentials");
+    gateway.stop().await.unwrap();
+
+    let mut config = auth_config("metrics-explicit");
+    config.auth.public_metrics = Some(true);
+    let gateway = start(config).await;
+    let text = reqwest::get(format!("http://{}/metrics", gateway.local_addr()))
+        .await
+        .unwrap();
+    assert_eq!(text.status(), 200);
+    gateway.stop().await.unwrap();
+
+    let open = crate::support::config(5.0); // a test deployment: required = false
+    assert!(open.auth.is_metrics_public());
+    let gateway = start(open).await;
+    assert!(metric(&gateway, "tickgate_connections_open").await < 1_000_000);
     gateway.stop().await.unwrap();
 }

@@ -22,6 +22,9 @@ pub fn auth_config(name: &str) -> Config {
     let _ = std::fs::remove_dir_all(&dir);
     config.server.data_dir = dir;
     config.auth.required = Some(true);
+    // These tests read counters from /metrics without a key; with keys required it would
+    // otherwise need metrics:read (it::auth_rejections::metrics_follow_required_by_default).
+    config.auth.public_metrics = Some(true);
     config.auth.poll_interval_ms = 100;
     config.auth.usage_flush_secs = 1;
     config
