@@ -192,6 +192,7 @@ pub fn router(state: AppState) -> Router {
         })
         .fallback(rest::not_found)
         .method_not_allowed_fallback(rest::method_not_allowed)
+        .layer(middleware::from_fn(crate::http_guard::refuse_ambiguous))
         .with_state(state)
 }
 

@@ -19,6 +19,8 @@
 //!   (`auth::admin`) and the state shared with WebSocket sessions; [`auth_config`] is `[auth]`.
 //! - [`alerts`]: `/v1/alerts` and `/v1/webhooks` (scope `alerts:write`), and starting the
 //!   alert evaluators and the webhook delivery worker (the engine is the `alerts` crate).
+//! - [`http_guard`]: refuses requests two readers could read differently (two `Host` or
+//!   `Authorization` headers, an absolute-form target for another authority, no `Host`).
 //! - [`metrics`]: counters and the latency histogram, rendered for Prometheus.
 //! - [`state`]: [`AppState`], what handlers share.
 //! - [`ui`]: the built-in dashboard at `/ui/` (embedded page, session cookie, its routes).
@@ -37,6 +39,7 @@ pub mod consolidated_config;
 pub mod gateway;
 pub mod history;
 pub mod history_params;
+pub mod http_guard;
 pub mod metrics;
 pub mod openapi;
 mod query_params;

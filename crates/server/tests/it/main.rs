@@ -15,6 +15,7 @@ mod book_stream;
 mod errors;
 mod history;
 mod history_errors;
+mod http_guard;
 mod lifecycle;
 mod onchain;
 mod openapi;

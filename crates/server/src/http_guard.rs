@@ -1,0 +1,65 @@
+//! Requests whose meaning depends on which of two copies a reader picks are refused before
+//! any handler sees them (issue 14, "lenient HTTP").
+//!
+//! A proxy in front and the gateway behind could disagree on a request with two `Host`
+//! headers (signatures verify over one of them), an absolute-form target naming another
+//! authority than `Host`, or two `Authorization`/`Signature`/`Signature-Input`/
+//! `Content-Digest` headers. Each is `400 bad_request` with the usual JSON error body, and so
+//! is an HTTP/1.1 request without `Host` (RFC 9112 §3.2).
+
+use crate::rest::ApiError;
+use axum::extract::Request;
+use axum::http::{HeaderName, Version, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use protocol::ErrorCode;
+
+/// Headers that must appear at most once.
+const SINGLE: [&str; 5] = [
+    "host",
+    "authorization",
+    "signature",
+    "signature-input",
+    "content-digest",
+];
+
+/// The check, as a middleware in front of the whole router.
+pub async fn refuse_ambiguous(request: Request, next: Next) -> Response {
+    match check(&request) {
+        Ok(()) => next.run(request).await,
+        Err(error) => error.into_response(),
+    }
+}
+
+fn bad(message: String) -> ApiError {
+    ApiError::new(ErrorCode::BadRequest, message)
+}
+
+fn check(request: &Request) -> Result<(), ApiError> {
+    let headers = request.headers();
+    for name in SINGLE {
+        if headers
+            .get_all(HeaderName::from_static(name))
+            .iter()
+            .count()
+            > 1
+        {
+            return Err(bad(format!("the {name} header is given more than once")));
+        }
+    }
+    let host = headers.get(header::HOST);
+    if host.is_none() && request.version() == Version::HTTP_11 {
+        return Err(bad("an HTTP/1.1 request needs a Host header".into()));
+    }
+    if let (Some(authority), Some(host)) = (request.uri().authority(), host) {
+        let same = host
+            .to_str()
+            .is_ok_and(|h| h.eq_ignore_ascii_case(authority.as_str()));
+        if !same {
+            return Err(bad(
+                "the request target names another authority than the Host header".into(),
+            ));
+        }
+    }
+    Ok(())
+}
