@@ -7,7 +7,7 @@
 //! `Content-Digest` headers. Each is `400 bad_request` with the usual JSON error body, and so
 //! is an HTTP/1.1 request without `Host` (RFC 9112 §3.2).
 
-use crate::rest::ApiError;
+use crate::api_error::ApiError;
 use axum::extract::Request;
 use axum::http::{HeaderName, Version, header};
 use axum::middleware::Next;
