@@ -356,6 +356,39 @@ impl KeyIndex {
         addr: Option<IpAddr>,
         now: i64,
     ) -> Result<KeyPrincipal, Rejection> {
+        let (entry, view) = self.bearer_entry(token, now)?;
+        self.admit(entry, view, scope, addr, now)
+    }
+
+    /// The refusal of a bearer token on a route whose `scope` accepts only signed requests,
+    /// counted against the key: `insufficient_scope` when the key lacks the scope anyway (so
+    /// a client is never told to sign a request that would still be refused),
+    /// `signature_required` when signing is all it lacks, or why the token is no key at all.
+    pub fn refuse_unsigned_bearer(&self, token: &str, scope: Scope, now: i64) -> Rejection {
+        let (entry, view) = match self.bearer_entry(token, now) {
+            Ok(found) => found,
+            Err(rejection) => return rejection,
+        };
+        let rejection = if view.scopes.contains(scope) {
+            Rejection::new(
+                ErrorCode::SignatureRequired,
+                "this route needs a signed request (RFC 9421); a bearer token is refused",
+            )
+        } else {
+            Rejection::new(
+                ErrorCode::InsufficientScope,
+                format!("key {} lacks the scope {scope}", view.id),
+            )
+        };
+        self.fail(Some(&entry), rejection)
+    }
+
+    /// The usable bearer key `token` names (failures counted).
+    fn bearer_entry(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<(Arc<KeyEntry>, Arc<KeyView>), Rejection> {
         let environment = token::parse(token)
             .map_err(|e| self.fail(None, Rejection::new(ErrorCode::MalformedKey, e.to_string())))?;
         if environment != self.settings.environment {
@@ -397,7 +430,7 @@ impl KeyIndex {
         if let Some(rejection) = view.unusable(now) {
             return Err(self.fail(Some(&entry), rejection));
         }
-        self.admit(entry, view, scope, addr, now)
+        Ok((entry, view))
     }
 
     pub(crate) fn admit(

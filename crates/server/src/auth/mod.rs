@@ -109,11 +109,10 @@ impl AuthState {
         addr: Option<IpAddr>,
     ) -> Result<Principal, Rejection> {
         match bearer(headers)? {
-            Some(_) if scope.is_some_and(|s| self.signature_required.contains(&s)) => {
-                Err(Rejection::new(
-                    ErrorCode::SignatureRequired,
-                    "this route needs a signed request (RFC 9421); a bearer token is refused",
-                ))
+            Some(token) if let Some(s) = scope.filter(|s| self.signature_required.contains(s)) => {
+                Err(self
+                    .index
+                    .refuse_unsigned_bearer(token, s, model::Timestamp::now().0))
             }
             Some(token) => self
                 .index

@@ -54,9 +54,9 @@ async fn every_rejection_has_its_code_over_http() {
         (TICKER, Some(&expiring), 401, "key_expired"),
         (TICKER, Some(&history), 403, "insufficient_scope"),
         (TICKER, Some(&live), 401, "wrong_environment"),
-        // Admin routes refuse bearer tokens before looking at the key (signature_required
-        // scopes; the default); a signed key without the scope: every_route_checks_its_scope.
-        ("/admin/v1/keys", Some(&market), 403, "signature_required"),
+        // A bearer key without the scope of a signature-only route gets insufficient_scope
+        // (one with the scope gets signature_required: every_route_checks_its_scope).
+        ("/admin/v1/keys", Some(&market), 403, "insufficient_scope"),
         ("/admin/v1/audit", None, 401, "missing_credentials"),
         (TICKER, Some(&market), 200, ""),
         ("/healthz", None, 200, ""),
@@ -252,7 +252,9 @@ async fn anonymous_mode_reads_market_data_only_and_never_downgrades_a_bad_key() 
             .await,
     )
     .await;
-    assert_eq!((status, code(&body)), (403, "signature_required"));
+    // A reader key on an admin route lacks the scope: it is told so, not told to sign a
+    // request that would still be refused (issue 14).
+    assert_eq!((status, code(&body)), (403, "insufficient_scope"));
     let mut ws = connect(&gateway).await;
     send(
         &mut ws,
@@ -351,6 +353,7 @@ async fn every_route_checks_its_scope() {
     let (id, market) = offline_key(&dir, "market", &["market:read"]);
     let admin = offline_signer(&dir, "admin", &["keys:admin"]);
     let (_, metrics) = offline_key(&dir, "metrics", &["metrics:read"]);
+    let (_, admin_bearer) = offline_key(&dir, "admin-bearer", &["keys:admin"]);
     let (_, history) = offline_key(&dir, "history", &["history:read"]);
     // Admin routes refuse bearer tokens: their scope check is seen with signed keys.
     let market_signed = offline_signer(&dir, "market-signed", &["market:read"]);
@@ -414,8 +417,22 @@ async fn every_route_checks_its_scope() {
         let (status, body) = Http::json(response).await;
         assert_eq!(
             (status, code(&body)),
+            (403, "insufficient_scope"),
+            "{method} {path}: a bearer key lacking the scope is told so"
+        );
+        let response = http
+            .send(
+                method.clone(),
+                path,
+                Some(&admin_bearer),
+                serde_json::json!({}),
+            )
+            .await;
+        let (status, body) = Http::json(response).await;
+        assert_eq!(
+            (status, code(&body)),
             (403, "signature_required"),
-            "{method} {path}"
+            "{method} {path}: a bearer key with the scope must sign"
         );
         // With the admin key the guard lets it through (the handler may still refuse the
         // empty body, but never for want of a scope).

@@ -576,9 +576,10 @@ async fn the_admin_overview_shows_live_sessions_and_rejections() {
     assert!(json["audit_head"]["seq"].as_u64().unwrap() >= 2, "{json}");
     assert_eq!(json["keys"], 2);
     assert_eq!(json["connections_open"], 1);
-    // An admin route like the others: bearer tokens refused, parameters checked.
+    // An admin route like the others: a reader's bearer key lacks the scope (and a bearer key
+    // with it would be told to sign), parameters checked.
     let (status, json) = Http::json(http.get("/admin/v1/overview", Some(&token)).await).await;
-    assert_eq!((status, code(&json)), (403, "signature_required"));
+    assert_eq!((status, code(&json)), (403, "insufficient_scope"));
     let (status, json) = Http::json(http.get("/admin/v1/overview?x=1", Some(&admin)).await).await;
     assert_eq!((status, code(&json)), (400, "bad_param"));
     gateway.stop().await.unwrap();
