@@ -114,10 +114,19 @@ impl KeyIndex {
             ));
         }
         let nonce = signed.nonce().unwrap_or_default();
+        // A replay is refused before it spends the key's rate limit; the nonce is recorded
+        // only once the rate limit admitted the request, so refused requests take no room in
+        // the store (issue 14: one key's flood had filled it for every key).
         guard
-            .record(&view.id, nonce, view.nonce_mode, created, now_secs)
+            .check_unused(&view.id, nonce, view.nonce_mode, now_secs)
             .map_err(|r| self.fail(Some(&entry), r))?;
-        self.admit(entry, view, scope, addr, now)
+        let id = view.id.clone();
+        let mode = view.nonce_mode;
+        let principal = self.admit(entry, view, scope, addr, now)?;
+        guard
+            .record(&id, nonce, mode, created, now_secs)
+            .map_err(|r| self.fail(Some(&principal.entry), r))?;
+        Ok(principal)
     }
 }
 
@@ -127,7 +136,7 @@ mod tests {
     use crate::envelope::MasterKey;
     use crate::httpsig::sign::{SigningKey, Unsigned, sign};
     use crate::index::AuthSettings;
-    use crate::replay::{MemoryNonceStore, Window};
+    use crate::replay::{MemoryNonceStore, NonceMode, NonceStore, Window};
     use crate::secret::SecretKey32;
     use std::sync::Arc;
     use store::keys::{Environment, RateLimit};
@@ -221,6 +230,63 @@ mod tests {
                 .requests
                 .load(std::sync::atomic::Ordering::Relaxed),
             2
+        );
+    }
+
+    /// Issue 14: 1.1 M valid signed requests from one key over its rate limit had filled the
+    /// shared nonce store, locking every other key out. Requests the rate limit refuses now
+    /// take no room, and a replay is refused before it spends the key's rate.
+    #[test]
+    fn a_flood_over_the_rate_limit_takes_no_room_in_the_nonce_store() {
+        let (index, ring, _) = setup(10);
+        let store = Arc::new(MemoryNonceStore::with_key_share(1_000, 100));
+        let guard = ReplayGuard::new(Window::default(), store.clone());
+        let now = 1_700_000_000_000_000;
+        let mut accepted = 0;
+        let mut limited = 0;
+        for i in 0..5_000 {
+            match check(&index, &ring, &guard, &format!("flood{i}"), now) {
+                Ok(()) => accepted += 1,
+                Err(ErrorCode::RateLimited) => limited += 1,
+                Err(other) => panic!("unexpected {other:?}"),
+            }
+        }
+        // The burst, plus what 10/s refills while the loop runs (the limiter's clock is real).
+        assert!((10..200).contains(&accepted), "{accepted}");
+        assert_eq!(accepted + limited, 5_000);
+        assert_eq!(store.len(), accepted, "only admitted requests hold a nonce");
+        // A replay of an accepted request is refused as a replay, without spending rate.
+        assert_eq!(
+            check(&index, &ring, &guard, "flood0", now),
+            Err(ErrorCode::NonceReused)
+        );
+    }
+
+    #[test]
+    fn a_key_over_its_share_of_the_store_is_refused_alone() {
+        let (index, ring, _) = setup(1_000_000);
+        let guard = ReplayGuard::new(
+            Window::default(),
+            Arc::new(MemoryNonceStore::with_key_share(10_000, 50)),
+        );
+        let now = 1_700_000_000_000_000;
+        for i in 0..50 {
+            assert_eq!(check(&index, &ring, &guard, &format!("n{i}"), now), Ok(()));
+        }
+        assert_eq!(
+            check(&index, &ring, &guard, "one-more", now),
+            Err(ErrorCode::RateLimited)
+        );
+        // Another key still records its nonces: the greedy key used only its own share.
+        assert_eq!(
+            guard.record(
+                "key_other",
+                "x",
+                NonceMode::Unique,
+                now / 1_000_000,
+                now / 1_000_000
+            ),
+            Ok(())
         );
     }
 

@@ -53,6 +53,9 @@ pub struct AuthConfig {
     pub signature_future_secs: u32,
     /// Signed requests: most nonces remembered at once (see docs/security.md for the bound).
     pub nonce_capacity: u64,
+    /// Signed requests: most live nonces of one key, so no key can fill the store for the
+    /// others (at most `nonce_capacity`).
+    pub nonce_capacity_per_key: u64,
     /// Signed requests: the scheme clients reach the gateway with, as they sign it (`@scheme`,
     /// `@target-uri`, and the default port `@authority` leaves out). `https` behind a
     /// TLS-terminating proxy; `http` when clients connect to the gateway directly.
@@ -84,6 +87,7 @@ impl Default for AuthConfig {
             signature_past_secs: 30,
             signature_future_secs: 5,
             nonce_capacity: 1_000_000,
+            nonce_capacity_per_key: 100_000,
             signature_scheme: "http".into(),
             rate_limit: RateLimit {
                 per_sec: 100,
@@ -116,7 +120,7 @@ impl AuthConfig {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let ranges: [(&str, u64, u64, u64); 10] = [
+        let ranges: [(&str, u64, u64, u64); 11] = [
             ("auth.ws_token_ttl_secs", self.ws_token_ttl_secs, 1, 300),
             (
                 "auth.signature_past_secs",
@@ -135,6 +139,12 @@ impl AuthConfig {
                 self.nonce_capacity,
                 1_000,
                 100_000_000,
+            ),
+            (
+                "auth.nonce_capacity_per_key",
+                self.nonce_capacity_per_key,
+                100,
+                self.nonce_capacity.max(100),
             ),
             ("auth.poll_interval_ms", self.poll_interval_ms, 20, 900),
             ("auth.usage_flush_secs", self.usage_flush_secs, 1, 60),

@@ -4,7 +4,12 @@
 //! 1. [`ReplayGuard::check_time`] before verifying the signature (cheap, and a stale request
 //!    is refused with its own code whether or not its signature is good);
 //! 2. the signature is verified;
-//! 3. [`ReplayGuard::record`] only then, so a forged request cannot burn a victim's nonce.
+//! 3. [`ReplayGuard::check_unused`]: a replay is refused here, before it can spend the key's
+//!    rate limit;
+//! 4. the key's scope and rate limit;
+//! 5. [`ReplayGuard::record`] only then, so a forged request cannot burn a victim's nonce, and a
+//!    request the rate limit refused takes no room in the store (atomic: of two concurrent
+//!    requests with one nonce, one is refused here).
 //!
 //! Times are whole seconds since the epoch, passed in by the caller (tests pause the clock by
 //! passing their own).
@@ -119,6 +124,30 @@ impl ReplayGuard {
         Ok(())
     }
 
+    /// Refuses a nonce already recorded (a replay) without recording anything.
+    pub fn check_unused(
+        &self,
+        key: &str,
+        nonce: &str,
+        mode: NonceMode,
+        now: i64,
+    ) -> Result<(), Rejection> {
+        let used = match mode {
+            NonceMode::Unique => self.store.seen(key, nonce, now),
+            NonceMode::Monotonic => match (nonce.parse::<u64>(), self.store.last_increasing(key)) {
+                (Ok(value), Some(last)) => value <= last,
+                _ => false, // malformed or first: decided by `record`
+            },
+        };
+        if !used {
+            return Ok(());
+        }
+        Err(match mode {
+            NonceMode::Unique => reused(key),
+            NonceMode::Monotonic => not_increasing(key),
+        })
+    }
+
     /// Records the nonce of a request whose signature verified.
     pub fn record(
         &self,
@@ -148,17 +177,16 @@ impl ReplayGuard {
         };
         match outcome {
             Recorded::Fresh => Ok(()),
-            Recorded::Reused => Err(Rejection::new(
-                ErrorCode::NonceReused,
-                format!("key {key} already used this nonce: the request is a replay"),
-            )),
-            Recorded::NotIncreasing => Err(Rejection::new(
-                ErrorCode::NonceNotIncreasing,
-                format!(
-                    "key {key} is in monotonic mode: the nonce must be an integer greater than \
-                     the last accepted one"
-                ),
-            )),
+            Recorded::Reused => Err(reused(key)),
+            Recorded::NotIncreasing => Err(not_increasing(key)),
+            Recorded::KeyFull => {
+                let mut r = Rejection::new(
+                    ErrorCode::RateLimited,
+                    format!("key {key} holds its whole share of the nonce store; retry shortly"),
+                );
+                r.retry_after = Some(std::time::Duration::from_secs(1));
+                Err(r)
+            }
             Recorded::Full => {
                 let mut r = Rejection::new(
                     ErrorCode::RateLimited,
@@ -169,6 +197,23 @@ impl ReplayGuard {
             }
         }
     }
+}
+
+fn reused(key: &str) -> Rejection {
+    Rejection::new(
+        ErrorCode::NonceReused,
+        format!("key {key} already used this nonce: the request is a replay"),
+    )
+}
+
+fn not_increasing(key: &str) -> Rejection {
+    Rejection::new(
+        ErrorCode::NonceNotIncreasing,
+        format!(
+            "key {key} is in monotonic mode: the nonce must be an integer greater than the last \
+             accepted one"
+        ),
+    )
 }
 
 #[cfg(test)]

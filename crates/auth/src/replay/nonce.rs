@@ -11,7 +11,11 @@
 //! `past + future + 1` seconds, i.e. `Σ over keys (rate limit/s × (past + future + 1) + burst)`.
 //! A hard cap (`capacity`) bounds it regardless of rate limits: when full, new nonces are
 //! refused ([`Recorded::Full`]) rather than old ones forgotten early, so the cap can never
-//! open a replay window.
+//! open a replay window. Each key also has its own share (`per_key`): a key holding that many
+//! live nonces gets [`Recorded::KeyFull`] for its next ones, so no single key can fill the
+//! store for the others. (The signed path records a nonce only after the key's rate limit
+//! admitted the request, so a key normally holds at most `rate × (past + future + 1) + burst`.)
+//! A key's nonces all live in one shard, which keeps its count local to that shard's lock.
 //!
 //! Entries are not the key and nonce text but a 128-bit fingerprint of the pair under two
 //! random SipHash keys chosen at start: no allocation per request, and about 40 bytes per
@@ -24,6 +28,7 @@
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The outcome of recording a nonce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +38,9 @@ pub enum Recorded {
     NotIncreasing,
     /// The store is at capacity and refuses new nonces until entries expire.
     Full,
+    /// This key holds its whole share of the store; its new nonces are refused until some of
+    /// its entries expire (other keys are not affected).
+    KeyFull,
 }
 
 /// Where accepted nonces are remembered. Implementations: in memory (one process) now; a
@@ -41,8 +49,13 @@ pub trait NonceStore: Send + Sync + std::fmt::Debug {
     /// Records `(key, nonce)` until `expires_at` (seconds) unless it is already recorded and
     /// not expired at `now`. Atomic: of two concurrent calls with one pair, one is `Fresh`.
     fn record(&self, key: &str, nonce: &str, expires_at: i64, now: i64) -> Recorded;
+    /// Whether `(key, nonce)` is recorded and not expired at `now`, without recording it (the
+    /// signed path checks this before spending the key's rate limit, and records after).
+    fn seen(&self, key: &str, nonce: &str, now: i64) -> bool;
     /// Monotonic mode: records `value` if it is greater than the last one of `key`.
     fn record_increasing(&self, key: &str, value: u64) -> Recorded;
+    /// Monotonic mode: the last value recorded for `key`, without recording anything.
+    fn last_increasing(&self, key: &str) -> Option<u64>;
     /// Entries currently held (for the memory bound and metrics).
     fn len(&self) -> usize;
     fn is_empty(&self) -> bool {
@@ -75,20 +88,33 @@ impl Hasher for Prehashed {
 struct Shard {
     /// fingerprint of (key, nonce) → expiry (seconds).
     entries: HashMap<u128, i64, BuildHasherDefault<Prehashed>>,
-    /// expiry second → the entries expiring then.
-    buckets: BTreeMap<i64, Vec<u128>>,
+    /// expiry second → the entries expiring then, with their key's fingerprint.
+    buckets: BTreeMap<i64, Vec<(u128, u64)>>,
+    /// key fingerprint → live entries of that key.
+    per_key: HashMap<u64, usize, BuildHasherDefault<Prehashed>>,
 }
 
 impl Shard {
-    fn prune(&mut self, now: i64) {
+    /// Drops expired entries; returns how many.
+    fn prune(&mut self, now: i64) -> usize {
+        let mut dropped = 0;
         while let Some(entry) = self.buckets.first_entry() {
             if *entry.key() >= now {
                 break;
             }
-            for id in entry.remove() {
-                self.entries.remove(&id);
+            for (id, key) in entry.remove() {
+                if self.entries.remove(&id).is_some() {
+                    dropped += 1;
+                    if let Some(count) = self.per_key.get_mut(&key) {
+                        *count -= 1;
+                        if *count == 0 {
+                            self.per_key.remove(&key);
+                        }
+                    }
+                }
             }
         }
+        dropped
     }
 }
 
@@ -100,41 +126,80 @@ pub struct MemoryNonceStore {
     shards: [Mutex<Shard>; SHARDS],
     /// Two independent SipHash keys: the fingerprint's high and low halves.
     hashers: [RandomState; 2],
-    capacity_per_shard: usize,
+    capacity: usize,
+    per_key: usize,
+    /// Live entries over all shards (checked against `capacity`).
+    held: AtomicUsize,
     last: Mutex<HashMap<Box<str>, u64>>,
 }
 
 impl MemoryNonceStore {
-    /// A store holding at most `capacity` live nonces.
+    /// A store holding at most `capacity` live nonces, any key up to all of them.
     pub fn new(capacity: usize) -> Self {
+        Self::with_key_share(capacity, capacity)
+    }
+
+    /// A store holding at most `capacity` live nonces, and at most `per_key` of one key.
+    pub fn with_key_share(capacity: usize, per_key: usize) -> Self {
         Self {
             shards: Default::default(),
             hashers: [RandomState::new(), RandomState::new()],
-            capacity_per_shard: capacity.div_ceil(SHARDS).max(1),
+            capacity: capacity.max(1),
+            per_key: per_key.clamp(1, capacity.max(1)),
+            held: AtomicUsize::new(0),
             last: Mutex::default(),
         }
+    }
+
+    /// (fingerprint of the pair, fingerprint of the key, shard index).
+    fn locate(&self, key: &str, nonce: &str) -> (u128, u64, usize) {
+        // `str` hashing ends each string with a terminator, so ("a","bc") ≠ ("ab","c").
+        let [high, low] = &self.hashers;
+        let id = (u128::from(high.hash_one((key, nonce))) << 64)
+            | u128::from(low.hash_one((key, nonce)));
+        let key_fp = low.hash_one(key);
+        // The shard from the key (bits the maps do not use as their hash), so a key's count
+        // lives in one shard.
+        (id, key_fp, (key_fp >> 58) as usize % SHARDS)
     }
 }
 
 impl NonceStore for MemoryNonceStore {
     fn record(&self, key: &str, nonce: &str, expires_at: i64, now: i64) -> Recorded {
-        // `str` hashing ends each string with a terminator, so ("a","bc") ≠ ("ab","c").
-        let [high, low] = &self.hashers;
-        let id = (u128::from(high.hash_one((key, nonce))) << 64)
-            | u128::from(low.hash_one((key, nonce)));
-        // The shard from bits the map does not use as its hash.
-        let shard = &self.shards[(id >> 64) as usize % SHARDS];
-        let mut shard = shard.lock();
-        shard.prune(now);
+        let (id, key_fp, shard) = self.locate(key, nonce);
+        let mut shard = self.shards[shard].lock();
+        let dropped = shard.prune(now);
+        if dropped > 0 {
+            self.held.fetch_sub(dropped, Ordering::Relaxed);
+        }
         if shard.entries.get(&id).is_some_and(|e| *e >= now) {
             return Recorded::Reused;
         }
-        if shard.entries.len() >= self.capacity_per_shard {
+        if shard.per_key.get(&key_fp).copied().unwrap_or(0) >= self.per_key {
+            return Recorded::KeyFull;
+        }
+        if self.held.load(Ordering::Relaxed) >= self.capacity {
             return Recorded::Full;
         }
-        shard.entries.insert(id, expires_at);
-        shard.buckets.entry(expires_at).or_default().push(id);
+        if shard.entries.insert(id, expires_at).is_none() {
+            self.held.fetch_add(1, Ordering::Relaxed);
+            *shard.per_key.entry(key_fp).or_default() += 1;
+        }
+        shard
+            .buckets
+            .entry(expires_at)
+            .or_default()
+            .push((id, key_fp));
         Recorded::Fresh
+    }
+
+    fn seen(&self, key: &str, nonce: &str, now: i64) -> bool {
+        let (id, _, shard) = self.locate(key, nonce);
+        self.shards[shard]
+            .lock()
+            .entries
+            .get(&id)
+            .is_some_and(|e| *e >= now)
     }
 
     fn record_increasing(&self, key: &str, value: u64) -> Recorded {
@@ -150,6 +215,10 @@ impl NonceStore for MemoryNonceStore {
                 Recorded::Fresh
             }
         }
+    }
+
+    fn last_increasing(&self, key: &str) -> Option<u64> {
+        self.last.lock().get(key).copied()
     }
 
     fn len(&self) -> usize {
@@ -174,7 +243,16 @@ pub fn contract(store: &dyn NonceStore) {
     // Keys and nonces that concatenate alike are still distinct.
     assert_eq!(store.record("a", "bc", 200, 140), Recorded::Fresh);
     assert_eq!(store.record("ab", "c", 200, 140), Recorded::Fresh);
+    // Peeking records nothing.
+    assert_eq!(store.record("k3", "p", 300, 140), Recorded::Fresh);
+    assert!(store.seen("k3", "p", 141));
+    assert!(!store.seen("k3", "never", 141));
+    assert!(!store.seen("k3", "never", 141), "seen() does not record");
+    assert_eq!(store.record("k3", "never", 300, 141), Recorded::Fresh);
+    assert!(!store.seen("k3", "p", 301), "expired entries are not seen");
+    assert_eq!(store.last_increasing("k1"), None);
     assert_eq!(store.record_increasing("k1", 5), Recorded::Fresh);
+    assert_eq!(store.last_increasing("k1"), Some(5));
     assert_eq!(store.record_increasing("k1", 5), Recorded::NotIncreasing);
     assert_eq!(store.record_increasing("k1", 4), Recorded::NotIncreasing);
     assert_eq!(store.record_increasing("k1", 6), Recorded::Fresh);
@@ -211,11 +289,39 @@ mod tests {
             max = max.max(store.len());
         }
         assert!(max <= bound, "held {max} > bound {bound}");
-        // And it really forgets: far in the future one insert per shard prunes everything.
+        // And it really forgets: far in the future an insert in each shard prunes it (a key's
+        // nonces share a shard, so many keys reach them all).
         for i in 0..10_000 {
-            store.record("x", &i.to_string(), 10_000, 5_000);
+            store.record(&format!("x{i}"), "n", 10_000, 5_000);
         }
         assert_eq!(store.len(), 10_000);
+    }
+
+    #[test]
+    fn one_key_cannot_take_another_keys_share() {
+        let store = MemoryNonceStore::with_key_share(1000, 10);
+        for i in 0..10 {
+            assert_eq!(
+                store.record("greedy", &i.to_string(), 100, 10),
+                Recorded::Fresh
+            );
+        }
+        for i in 10..500 {
+            assert_eq!(
+                store.record("greedy", &i.to_string(), 100, 10),
+                Recorded::KeyFull
+            );
+        }
+        assert_eq!(store.len(), 10, "refused nonces take no room");
+        for key in 0..50 {
+            assert_eq!(
+                store.record(&format!("other{key}"), "n", 100, 10),
+                Recorded::Fresh
+            );
+        }
+        // Its share frees as its entries expire, and the global count follows.
+        assert_eq!(store.record("greedy", "later", 300, 101), Recorded::Fresh);
+        assert_eq!(store.held.load(Ordering::Relaxed), store.len());
     }
 
     #[test]

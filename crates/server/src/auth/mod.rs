@@ -76,8 +76,9 @@ impl AuthState {
                 // Validated with the config; the default is the documented fallback.
                 Window::new(config.signature_past_secs, config.signature_future_secs)
                     .unwrap_or_default(),
-                Arc::new(MemoryNonceStore::new(
+                Arc::new(MemoryNonceStore::with_key_share(
                     usize::try_from(config.nonce_capacity).unwrap_or(usize::MAX),
+                    usize::try_from(config.nonce_capacity_per_key).unwrap_or(usize::MAX),
                 )),
             ),
             signature_required: config
