@@ -66,8 +66,18 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Directory for the embedded databases (`tickgate.db`: keys and audit; `history.db`).
     pub data_dir: PathBuf,
-    /// Connections beyond this are refused with 503.
+    /// Open sockets (HTTP and WebSocket) beyond this are refused with 503; the last
+    /// `connection_reserve` of them serve only health, metrics and the admin API. Clamped to
+    /// the open-file limit at start.
     pub max_connections: usize,
+    /// Open sockets from one peer address beyond this are refused with 429.
+    pub max_connections_per_ip: usize,
+    /// Sockets at the top of `max_connections` kept for `/healthz`, `/readyz`, `/metrics` and
+    /// `/admin/`, so an operator still gets in when the gateway is full.
+    pub connection_reserve: usize,
+    /// Seconds a client has to send a request's headers (slowloris); also how long an idle
+    /// keep-alive connection waits for its next request.
+    pub header_read_timeout_secs: u64,
     /// Seconds to wait for sessions to close on shutdown.
     pub shutdown_grace_secs: u64,
     /// Kernel send buffer per accepted connection, bytes (0: the OS default, which autotunes up
@@ -82,6 +92,9 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("data"),
             max_connections: 100_000,
+            max_connections_per_ip: 1_000,
+            connection_reserve: 64,
+            header_read_timeout_secs: 10,
             shutdown_grace_secs: 5,
             socket_send_buffer: 0,
         }
@@ -223,7 +236,7 @@ impl Config {
     /// `[server]` and `[ws]` numeric limits, and how they relate.
     fn validate_limits(&self) -> Result<(), ConfigError> {
         let ws = &self.ws;
-        let ranges: [(&str, u64, u64, u64); 9] = [
+        let ranges: [(&str, u64, u64, u64); 12] = [
             (
                 "ws.max_channels_per_connection",
                 ws.max_channels_per_connection as u64,
@@ -250,6 +263,24 @@ impl Config {
                 self.server.max_connections as u64,
                 1,
                 10_000_000,
+            ),
+            (
+                "server.max_connections_per_ip",
+                self.server.max_connections_per_ip as u64,
+                1,
+                10_000_000,
+            ),
+            (
+                "server.connection_reserve",
+                self.server.connection_reserve as u64,
+                0,
+                (self.server.max_connections as u64).saturating_sub(1),
+            ),
+            (
+                "server.header_read_timeout_secs",
+                self.server.header_read_timeout_secs,
+                1,
+                300,
             ),
             (
                 "server.shutdown_grace_secs",

@@ -12,7 +12,6 @@ use ::auth::Scope;
 use axum::Router;
 use axum::middleware;
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use book::ChecksumAlgo;
 use connectors::Connector;
 use connectors::conn::WsConnector;
@@ -312,7 +311,14 @@ impl Gateway {
             tokio::spawn(consolidator.run(interval, shutdown.clone()));
         }
 
-        let send_buffer = config.server.socket_send_buffer;
+        let limits = crate::listener::SocketLimits {
+            max: config.server.max_connections,
+            per_ip: config.server.max_connections_per_ip,
+            reserve: config.server.connection_reserve,
+            header_read_timeout: Duration::from_secs(config.server.header_read_timeout_secs),
+            send_buffer: config.server.socket_send_buffer,
+        }
+        .clamp_to_fd_limit();
         let ui = Arc::new(crate::ui::UiState::new(&config.ui, auth.service.ring())?);
         let state = AppState::new(
             config,
@@ -325,24 +331,14 @@ impl Gateway {
             shutdown.clone(),
             ui,
         );
-        let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        let stop = shutdown.clone();
-        // Small messages must leave at once (no Nagle delay); optionally bound kernel buffering.
-        let listener = listener.tap_io(move |tcp| {
-            if let Err(error) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %error, "cannot set TCP_NODELAY");
-            }
-            if send_buffer > 0
-                && let Err(error) = socket2::SockRef::from(&*tcp).set_send_buffer_size(send_buffer)
-            {
-                tracing::debug!(error = %error, "cannot set the socket send buffer");
-            }
-        });
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await
-        });
+        let app = router(state.clone());
+        let server = tokio::spawn(crate::listener::serve(
+            listener,
+            app,
+            limits,
+            state.sockets().clone(),
+            shutdown.clone(),
+        ));
         tracing::info!(%addr, "tickgate listening");
         Ok(Self {
             addr,

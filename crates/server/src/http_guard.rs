@@ -36,6 +36,17 @@ fn bad(message: String) -> ApiError {
 }
 
 fn check(request: &Request) -> Result<(), ApiError> {
+    if request
+        .extensions()
+        .get::<crate::listener::ReservedSocket>()
+        .is_some()
+        && !crate::listener::reserve_allows(request.uri().path())
+    {
+        return Err(ApiError::new(
+            ErrorCode::Unavailable,
+            "connection limit reached; retry later (health and admin routes still answer)",
+        ));
+    }
     let headers = request.headers();
     for name in SINGLE {
         if headers

@@ -21,6 +21,8 @@
 //!   alert evaluators and the webhook delivery worker (the engine is the `alerts` crate).
 //! - [`http_guard`]: refuses requests two readers could read differently (two `Host` or
 //!   `Authorization` headers, an absolute-form target for another authority, no `Host`).
+//! - [`listener`]: the accept loop: every socket counted (globally, per address), a reserve
+//!   for health and admin, the header-read timeout, the open-file limit.
 //! - [`metrics`]: counters and the latency histogram, rendered for Prometheus.
 //! - [`state`]: [`AppState`], what handlers share.
 //! - [`ui`]: the built-in dashboard at `/ui/` (embedded page, session cookie, its routes).
@@ -40,6 +42,7 @@ pub mod gateway;
 pub mod history;
 pub mod history_params;
 pub mod http_guard;
+pub mod listener;
 pub mod metrics;
 pub mod openapi;
 mod query_params;

@@ -28,6 +28,8 @@ struct Inner {
     alerts: Arc<AlertsState>,
     shutdown: CancellationToken,
     ui: Arc<crate::ui::state::UiState>,
+    /// Open sockets, counted by the accept loop (`server::listener`).
+    sockets: Arc<crate::listener::Sockets>,
 }
 
 impl AppState {
@@ -55,8 +57,14 @@ impl AppState {
                 alerts,
                 shutdown,
                 ui,
+                sockets: Arc::default(),
             }),
         }
+    }
+
+    /// Open sockets and what the accept loop refused (`server::listener`).
+    pub fn sockets(&self) -> &Arc<crate::listener::Sockets> {
+        &self.inner.sockets
     }
 
     pub fn config(&self) -> &Config {

@@ -21,6 +21,7 @@ mod onchain;
 mod openapi;
 mod rest;
 mod resume;
+mod sockets;
 mod ui;
 mod venue_config;
 mod venues;

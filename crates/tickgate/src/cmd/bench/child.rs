@@ -51,6 +51,9 @@ impl Target {
             .arg("--data-dir")
             .arg(&data_dir)
             .env("TICKGATE_LOG__LEVEL", "warn")
+            // Every bench client comes from loopback: the per-address socket cap (a defence
+            // against one address taking every socket) would otherwise stop the bench.
+            .env("TICKGATE_SERVER__MAX_CONNECTIONS_PER_IP", "10000000")
             .stdin(Stdio::null())
             .stdout(Stdio::null());
         if let Some(rate) = options.sim_rate {
