@@ -84,6 +84,20 @@ pub struct ServerConfig {
     /// to several MiB). A smaller value bounds the kernel memory a stalled client can pin and
     /// makes the slow-consumer policy act sooner.
     pub socket_send_buffer: usize,
+    /// `[server.tls]`: terminate TLS here (`https://`, `wss://` on the same listener).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[server.tls]`: the gateway's certificate chain and private key, PEM files. Both are read at
+/// start, again on SIGHUP, and whenever either file changes; live connections are kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain, leaf first (PEM).
+    pub cert_file: PathBuf,
+    /// Its private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
 }
 
 impl Default for ServerConfig {
@@ -97,6 +111,7 @@ impl Default for ServerConfig {
             header_read_timeout_secs: 10,
             shutdown_grace_secs: 5,
             socket_send_buffer: 0,
+            tls: None,
         }
     }
 }

@@ -220,6 +220,11 @@ impl Gateway {
         store: Option<Arc<dyn HistoryStore>>,
     ) -> Result<Self, ServerError> {
         config.validate()?;
+        let mut config = config;
+        if config.server.tls.is_some() {
+            // Clients reach a TLS-terminating gateway with https:// and wss://, and sign that.
+            config.auth.signature_scheme = "https".into();
+        }
         // rustls with ring only; idempotent (the binary installs it first thing in main).
         connectors::conn::ws::ensure_crypto_provider();
         store::sqlite::create_private_dir(&config.server.data_dir).map_err(|source| {
@@ -311,6 +316,14 @@ impl Gateway {
             tokio::spawn(consolidator.run(interval, shutdown.clone()));
         }
 
+        let tls = match &config.server.tls {
+            Some(files) => {
+                let tls = Arc::new(crate::tls::TlsState::load(files)?);
+                tokio::spawn(tls.clone().watch(Duration::from_secs(2), shutdown.clone()));
+                Some(tls)
+            }
+            None => None,
+        };
         let limits = crate::listener::SocketLimits {
             max: config.server.max_connections,
             per_ip: config.server.max_connections_per_ip,
@@ -337,6 +350,7 @@ impl Gateway {
             app,
             limits,
             state.sockets().clone(),
+            tls,
             shutdown.clone(),
         ));
         tracing::info!(%addr, "tickgate listening");

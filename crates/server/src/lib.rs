@@ -23,6 +23,7 @@
 //!   `Authorization` headers, an absolute-form target for another authority, no `Host`).
 //! - [`listener`]: the accept loop: every socket counted (globally, per address), a reserve
 //!   for health and admin, the header-read timeout, the open-file limit.
+//! - [`tls`]: TLS termination (`[server.tls]`), reloaded on SIGHUP or when the files change.
 //! - [`metrics`]: counters and the latency histogram, rendered for Prometheus.
 //! - [`state`]: [`AppState`], what handlers share.
 //! - [`ui`]: the built-in dashboard at `/ui/` (embedded page, session cookie, its routes).
@@ -52,6 +53,7 @@ pub mod route;
 pub mod server_error;
 pub mod state;
 pub mod time_param;
+pub mod tls;
 pub mod ui;
 pub mod venue_config;
 mod ws;

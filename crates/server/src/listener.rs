@@ -209,6 +209,7 @@ pub async fn serve(
     router: Router,
     limits: SocketLimits,
     sockets: Arc<Sockets>,
+    tls: Option<Arc<crate::tls::TlsState>>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let mut connections = tokio::task::JoinSet::new();
@@ -233,8 +234,9 @@ pub async fn serve(
                 let router = router.clone();
                 let sockets = sockets.clone();
                 let stop = shutdown.clone();
+                let tls = tls.clone();
                 connections.spawn(async move {
-                    serve_one(stream, peer, router, admitted, limits, sockets, stop).await;
+                    serve_one(stream, peer, router, admitted, limits, sockets, tls, stop).await;
                 });
             }
             Err(refusal) => {
@@ -273,6 +275,7 @@ fn tune(stream: &TcpStream, send_buffer: usize) {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn serve_one(
     stream: TcpStream,
     peer: SocketAddr,
@@ -280,6 +283,7 @@ async fn serve_one(
     admitted: Admitted,
     limits: SocketLimits,
     sockets: Arc<Sockets>,
+    tls: Option<Arc<crate::tls::TlsState>>,
     shutdown: CancellationToken,
 ) {
     let Admitted { permit, reserved } = admitted;
@@ -289,6 +293,34 @@ async fn serve_one(
         inner: stream,
         _permit: permit,
     };
+    let Some(tls) = tls else {
+        return serve_http(stream, peer, router, reserved, limits, sockets, shutdown).await;
+    };
+    // The handshake is held to the same deadline as request headers (a silent TLS client is
+    // a slowloris too).
+    let handshake = tls.acceptor().accept(stream);
+    match tokio::time::timeout(limits.header_read_timeout, handshake).await {
+        Ok(Ok(stream)) => {
+            serve_http(stream, peer, router, reserved, limits, sockets, shutdown).await;
+        }
+        Ok(Err(error)) => tracing::debug!(%peer, error = %error, "TLS handshake failed"),
+        Err(_) => {
+            sockets.timed_out.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+async fn serve_http<I>(
+    io: I,
+    peer: SocketAddr,
+    router: Router,
+    reserved: bool,
+    limits: SocketLimits,
+    sockets: Arc<Sockets>,
+    shutdown: CancellationToken,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
         request.extensions_mut().insert(ConnectInfo(peer));
         if reserved {
@@ -302,7 +334,7 @@ async fn serve_one(
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(MAX_HEADER_BYTES);
     let connection = builder
-        .serve_connection(TokioIo::new(stream), service)
+        .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
     tokio::pin!(connection);
     let result = tokio::select! {

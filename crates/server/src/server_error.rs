@@ -42,4 +42,6 @@ pub enum ServerError {
     Auth(String),
     #[error("alerts: {0}")]
     Alerts(String),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }

@@ -22,6 +22,7 @@ mod openapi;
 mod rest;
 mod resume;
 mod sockets;
+mod tls;
 mod ui;
 mod venue_config;
 mod venues;
