@@ -66,13 +66,13 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Directory for the embedded databases (`tickgate.db`: keys and audit; `history.db`).
     pub data_dir: PathBuf,
-    /// Open sockets (HTTP and WebSocket) beyond this are refused with 503; the last
-    /// `connection_reserve` of them serve only health, metrics and the admin API. Clamped to
-    /// the open-file limit at start.
+    /// Open sockets (HTTP and WebSocket) served normally; the next `connection_reserve` serve
+    /// only health, metrics and the admin API; beyond, 503. Clamped to the open-file limit at
+    /// start.
     pub max_connections: usize,
     /// Open sockets from one peer address beyond this are refused with 429.
     pub max_connections_per_ip: usize,
-    /// Sockets at the top of `max_connections` kept for `/healthz`, `/readyz`, `/metrics` and
+    /// Sockets above `max_connections` kept for `/healthz`, `/readyz`, `/metrics` and
     /// `/admin/`, so an operator still gets in when the gateway is full.
     pub connection_reserve: usize,
     /// Seconds a client has to send a request's headers (slowloris); also how long an idle
@@ -289,7 +289,7 @@ impl Config {
                 "server.connection_reserve",
                 self.server.connection_reserve as u64,
                 0,
-                (self.server.max_connections as u64).saturating_sub(1),
+                100_000,
             ),
             (
                 "server.header_read_timeout_secs",

@@ -3,15 +3,16 @@
 //! (issue 14: 20,000 silent sockets from one address had taken every file descriptor, and
 //! slowloris sockets trickling a byte a second were never closed).
 //!
-//! - Up to `max_connections − reserve` sockets: served normally.
-//! - In the reserve (the last `reserve` sockets): only `/healthz`, `/readyz`, `/metrics` and the
+//! - Up to `max_connections` sockets: served normally.
+//! - The next `connection_reserve` sockets: only `/healthz`, `/readyz`, `/metrics` and the
 //!   admin API are served; anything else gets `503 unavailable` (so an operator can still look
 //!   and act while the gateway is full).
-//! - Beyond `max_connections`, or beyond `max_connections_per_ip` from one address: a canned
-//!   JSON `503 unavailable` / `429 rate_limited` is written and the socket closed at once.
+//! - Beyond that, or beyond `max_connections_per_ip` from one address: a canned JSON
+//!   `503 unavailable` / `429 rate_limited` is written and the socket closed at once.
 //!
-//! `max_connections` is also clamped to the process's open-file limit (`ulimit -n`) minus
-//! what the gateway needs for itself, with a warning, so the limits act before `accept` fails.
+//! `max_connections + connection_reserve` is also clamped to the process's open-file limit
+//! (`ulimit -n`) minus what the gateway needs for itself, with a warning, so the limits act
+//! before `accept` fails.
 
 use axum::Router;
 use axum::extract::ConnectInfo;
@@ -44,17 +45,18 @@ impl SocketLimits {
     pub fn clamp_to_fd_limit(mut self) -> Self {
         if let Some(limit) = open_file_limit() {
             let usable = usize::try_from(limit.saturating_sub(FD_HEADROOM)).unwrap_or(usize::MAX);
-            if self.max > usable {
+            if self.max.saturating_add(self.reserve) > usable {
                 tracing::warn!(
                     max_connections = self.max,
                     open_file_limit = limit,
                     effective = usable,
-                    "server.max_connections exceeds the open-file limit (ulimit -n) minus \
-                     {FD_HEADROOM} for the gateway's own files: sockets are capped at the \
-                     effective value; raise the limit (e.g. LimitNOFILE) to serve more"
+                    "server.max_connections plus connection_reserve exceed the open-file limit \
+                     (ulimit -n) minus {FD_HEADROOM} for the gateway's own files: sockets are \
+                     capped at the effective value; raise the limit (e.g. LimitNOFILE) to \
+                     serve more"
                 );
-                self.max = usable.max(1);
-                self.reserve = self.reserve.min(self.max / 10);
+                self.reserve = self.reserve.min(usable / 10);
+                self.max = usable.saturating_sub(self.reserve).max(1);
             }
         }
         self
@@ -138,7 +140,7 @@ impl Sockets {
             return Err(Refusal::PerIp);
         }
         let open = self.open.load(Ordering::Relaxed);
-        if open >= limits.max {
+        if open >= limits.max.saturating_add(limits.reserve) {
             return Err(Refusal::Full);
         }
         per_ip.insert(ip, mine + 1);
@@ -148,7 +150,7 @@ impl Sockets {
                 sockets: self.clone(),
                 ip,
             },
-            reserved: open >= limits.max.saturating_sub(limits.reserve),
+            reserved: open >= limits.max,
         })
     }
 }
@@ -430,7 +432,7 @@ mod tests {
     fn admission_counts_per_address_and_keeps_a_reserve() {
         let sockets = Arc::new(Sockets::default());
         let limits = SocketLimits {
-            max: 10,
+            max: 8,
             per_ip: 4,
             reserve: 2,
             header_read_timeout: Duration::from_secs(1),
@@ -446,7 +448,7 @@ mod tests {
         for i in 0..6 {
             let admitted = sockets.admit(format!("10.0.1.{i}").parse().unwrap(), &limits);
             let admitted = admitted.ok().unwrap();
-            // Sockets 9 and 10 (of 10) are the reserve.
+            // Sockets 9 and 10 (beyond max = 8) are the reserve.
             assert_eq!(admitted.reserved, i >= 4, "socket {}", i + 5);
             held.push(admitted);
         }

@@ -24,6 +24,14 @@ pub fn config(rate: f64) -> Config {
 pub async fn start(config: Config) -> Gateway {
     let gateway = Gateway::start(config).await.expect("gateway starts");
     wait_ready(&gateway).await;
+    // The readiness probes' sockets count against server.max_connections until the gateway
+    // sees them close; a test with a tiny limit must not race them.
+    for _ in 0..200 {
+        if gateway.state().sockets().open() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     gateway
 }
 

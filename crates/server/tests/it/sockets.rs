@@ -111,7 +111,7 @@ async fn silent_and_slowloris_sockets_are_closed_after_the_header_timeout() {
 #[tokio::test]
 async fn a_full_gateway_keeps_a_reserve_for_health_and_admin() {
     let mut config = config(5.0);
-    config.server.max_connections = 30;
+    config.server.max_connections = 25;
     config.server.connection_reserve = 5;
     config.server.max_connections_per_ip = 1_000;
     let gateway = start(config).await;
@@ -138,7 +138,7 @@ async fn a_full_gateway_keeps_a_reserve_for_health_and_admin() {
     assert_eq!(status, 200);
     let (status, body) = request(open_from(&gateway, "127.0.0.8").await, "/admin/v1/keys").await;
     assert_ne!(status, 503, "{body}");
-    // Beyond max_connections: refused at accept with 503.
+    // Beyond max_connections and the reserve: refused at accept with 503.
     for _ in 0..5 {
         silent.push(open_from(&gateway, "127.0.0.7").await);
     }
