@@ -78,3 +78,23 @@ async fn ambiguous_requests_are_refused_with_a_json_error() {
     assert_eq!(raw(&gateway, &same).await.0, 200);
     gateway.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn every_response_carries_the_security_headers() {
+    let gateway = start(config(5.0)).await;
+    for path in ["/healthz", "/v1/instruments", "/nope", "/"] {
+        let response = reqwest::get(format!("http://{}{path}", gateway.local_addr()))
+            .await
+            .unwrap();
+        for (name, value) in server::http_guard::SECURITY_HEADERS {
+            let got = response.headers().get(name).and_then(|v| v.to_str().ok());
+            if path == "/" {
+                // The dashboard sets its own (stricter) values; they are kept.
+                assert!(got.is_some(), "{path}: {name}");
+            } else {
+                assert_eq!(got, Some(value), "{path}: {name}");
+            }
+        }
+    }
+    gateway.stop().await.unwrap();
+}
