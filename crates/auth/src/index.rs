@@ -60,6 +60,8 @@ pub struct KeyView {
     pub rotated_at: Option<i64>,
     /// Signed requests: unique nonces or increasing integers (`metadata.nonce_mode`).
     pub nonce_mode: crate::replay::NonceMode,
+    /// The addresses the key may be used from (`metadata.allowed_ips`); None: any.
+    pub allowed_ips: Option<Vec<crate::ip_allow::Cidr>>,
     /// Rate limit per scope (index: position in [`Scope::ALL`]).
     rates: [RateLimit; 5],
 }
@@ -256,6 +258,12 @@ impl KeyIndex {
             } else {
                 crate::replay::NonceMode::Unique
             },
+            // Validated when written; a list that no longer parses (edited in the database by
+            // hand) allows nothing rather than everything.
+            allowed_ips: match crate::ip_allow::from_metadata(&r.metadata) {
+                Ok(list) => list,
+                Err(_) => Some(Vec::new()),
+            },
             rates,
         }
     }
@@ -441,6 +449,17 @@ impl KeyIndex {
         addr: Option<IpAddr>,
         now: i64,
     ) -> Result<KeyPrincipal, Rejection> {
+        if let Some(allowed) = &view.allowed_ips
+            && !addr.is_some_and(|ip| allowed.iter().any(|block| block.contains(ip)))
+        {
+            let from = addr.map_or_else(|| "an unknown address".to_string(), |a| a.to_string());
+            let mut rejection = Rejection::new(
+                ErrorCode::IpNotAllowed,
+                format!("key {} may not be used from {from}", view.id),
+            );
+            rejection.key_id = Some(view.id.clone());
+            return Err(self.fail(Some(&entry), rejection));
+        }
         if let Some(scope) = scope {
             if !view.scopes.contains(scope) {
                 return Err(self.fail(

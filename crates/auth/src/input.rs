@@ -120,6 +120,7 @@ pub fn metadata(value: Option<serde_json::Value>) -> Result<serde_json::Value, S
             "metadata must be at most {MAX_METADATA_BYTES} bytes of JSON"
         ));
     }
+    crate::ip_allow::from_metadata(&value)?;
     Ok(value)
 }
 

@@ -25,6 +25,8 @@
 //! - [`maintenance`]: the background task keeping the index in step with the store, expiring
 //!   keys and flushing usage.
 //! - [`input`]: validation of operator input.
+//! - [`ip_allow`]: per-key IP allow-lists (`metadata.allowed_ips`, CIDR blocks), checked on
+//!   every path a key is admitted by.
 //!
 //! # The seam for signed requests
 //!
@@ -40,6 +42,7 @@ pub use httpsig;
 pub mod index;
 pub mod info;
 pub mod input;
+pub mod ip_allow;
 pub mod maintenance;
 mod material;
 pub mod ratelimit;

@@ -70,6 +70,8 @@ pub enum ErrorCode {
     InsufficientScope,
     /// A `tg_live_` key presented to a test deployment, or the reverse.
     WrongEnvironment,
+    /// The key has an IP allow-list and the request came from another address.
+    IpNotAllowed,
     /// The request conflicts with the resource's state (e.g. rotating a revoked key).
     Conflict,
     /// The key's type (`hmac`, `ed25519`) must sign: the request has no `Signature`/`Signature-Input`.
@@ -130,7 +132,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 56] = [
+    pub const ALL: [ErrorCode; 57] = [
         Self::BadJson,
         Self::BadRequest,
         Self::UnknownOp,
@@ -161,6 +163,7 @@ impl ErrorCode {
         Self::KeyExpired,
         Self::InsufficientScope,
         Self::WrongEnvironment,
+        Self::IpNotAllowed,
         Self::Conflict,
         Self::SignatureMissing,
         Self::SignatureInvalid,
@@ -221,6 +224,7 @@ impl ErrorCode {
             Self::KeyExpired => "key_expired",
             Self::InsufficientScope => "insufficient_scope",
             Self::WrongEnvironment => "wrong_environment",
+            Self::IpNotAllowed => "ip_not_allowed",
             Self::Conflict => "conflict",
             Self::SignatureMissing => "signature_missing",
             Self::SignatureInvalid => "signature_invalid",
@@ -304,7 +308,7 @@ impl ErrorCode {
             | Self::TokenUsed
             | Self::TokenExpired
             | Self::SessionInvalid => 401,
-            Self::SignatureRequired | Self::CsrfRejected => 403,
+            Self::SignatureRequired | Self::CsrfRejected | Self::IpNotAllowed => 403,
             Self::InsufficientScope => 403,
             Self::Conflict => 409,
         }

@@ -118,7 +118,8 @@ impl AuthState {
             Some(token) => self
                 .index
                 .authenticate_bearer(token, scope, addr, model::Timestamp::now().0)
-                .map(Principal::Key),
+                .map(Principal::Key)
+                .inspect_err(|rejection| self.audit_security(rejection, addr)),
             None if scope.is_none_or(|s| self.anonymous_allows(s)) && !self.required => {
                 Ok(Principal::Anonymous)
             }
@@ -146,28 +147,32 @@ impl AuthState {
                 model::Timestamp::now().0,
             )
             .map(Principal::Key)
-            .inspect_err(|rejection| {
-                if rejection.code == ErrorCode::NonceReused {
-                    self.audit_replay(rejection, addr);
-                }
-            })
+            .inspect_err(|rejection| self.audit_security(rejection, addr))
     }
 
-    /// Writes a refused replay to the audit log as a security event (aggregated per second
-    /// and address by the audit writer, so a flood of replays makes one entry with a count).
-    /// The key is the one the rejection names: a nonce is checked only after the signature
-    /// verified with a known key, so the headers are not parsed a second time.
-    fn audit_replay(&self, rejection: &Rejection, addr: Option<IpAddr>) {
-        let key_id = rejection.key_id.clone();
+    /// Writes a security refusal to the audit log (aggregated per second and address by the
+    /// audit writer, so a flood makes one entry with a count): a refused replay
+    /// (`auth.replay_refused`) or a key used from an address outside its allow-list
+    /// (`auth.ip_refused`). The key is the one the rejection names (a nonce is checked only
+    /// after the signature verified with a known key, so the headers are not parsed again).
+    pub fn audit_security(&self, rejection: &Rejection, addr: Option<IpAddr>) {
+        let action = match rejection.code {
+            ErrorCode::NonceReused => "auth.replay_refused",
+            ErrorCode::IpNotAllowed => "auth.ip_refused",
+            _ => return,
+        };
         let event = NewAuditEvent {
             at: model::Timestamp::now().0,
             actor: addr.map_or_else(|| "unknown".into(), |a| a.to_string()),
-            action: "auth.replay_refused".into(),
-            key_id,
-            detail: serde_json::json!({ "code": ErrorCode::NonceReused.as_str(), "count": 1 }),
+            action: action.into(),
+            key_id: rejection.key_id.clone(),
+            detail: serde_json::json!({ "code": rejection.code.as_str(), "count": 1 }),
         };
         if self.audit.try_send(event).is_err() {
-            tracing::warn!("audit queue full: a refused replay was not recorded");
+            tracing::warn!(
+                action,
+                "audit queue full: a security refusal was not recorded"
+            );
         }
     }
 

@@ -78,12 +78,15 @@ impl SessionAuth {
             return Ok(session);
         }
         if let Some(token) = token {
-            let key = auth.ws_tokens.consume(
-                &auth.index,
-                token,
-                Some(peer.ip()),
-                model::Timestamp::now().0,
-            )?;
+            let key = auth
+                .ws_tokens
+                .consume(
+                    &auth.index,
+                    token,
+                    Some(peer.ip()),
+                    model::Timestamp::now().0,
+                )
+                .inspect_err(|rejection| auth.audit_security(rejection, Some(peer.ip())))?;
             session.bind(state, key)?;
             session.announce = true;
             return Ok(session);

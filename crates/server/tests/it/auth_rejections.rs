@@ -481,3 +481,69 @@ async fn metrics_follow_required_by_default() {
     assert!(metric(&gateway, "tickgate_connections_open").await < 1_000_000);
     gateway.stop().await.unwrap();
 }
+
+/// A key with `metadata.allowed_ips` works only from those addresses: REST and the WebSocket
+/// upgrade refuse it elsewhere with 403 `ip_not_allowed`, audited as `auth.ip_refused`; a bad
+/// list is refused when the key is created (issue 14).
+#[tokio::test]
+async fn a_key_with_an_ip_allow_list_works_only_from_its_addresses() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let config = auth_config("ip-allow");
+    let dir = config.server.data_dir.clone();
+    let service = offline_service(&dir);
+    let make = |name: &str, ips: serde_json::Value| {
+        service.create(
+            auth::NewKey {
+                name: name.into(),
+                scopes: vec!["market:read".into()],
+                metadata: Some(serde_json::json!({ "allowed_ips": ips })),
+                ..Default::default()
+            },
+            "test",
+            model::Timestamp::now().0,
+        )
+    };
+    let token = |issued: auth::Issued| issued.secret.unwrap().expose().to_string();
+    let inside = token(make("inside", serde_json::json!(["127.0.0.0/8"])).unwrap());
+    let outside_issued = make(
+        "outside",
+        serde_json::json!(["10.0.0.0/8", "2001:db8::/32"]),
+    );
+    let outside_issued = outside_issued.unwrap();
+    let outside_id = outside_issued.record.id.clone();
+    let outside = token(outside_issued);
+    let error = make("bad", serde_json::json!(["10.0.0.1/8"])).unwrap_err();
+    assert!(error.to_string().contains("host bits"), "{error}");
+    let admin = offline_signer(&dir, "admin", &["keys:admin"]);
+    let gateway = start(config).await;
+    let http = Http::new(&gateway);
+
+    assert_eq!(http.get(TICKER, Some(&inside)).await.status(), 200);
+    let (status, body) = Http::json(http.get(TICKER, Some(&outside)).await).await;
+    assert_eq!((status, code(&body)), (403, "ip_not_allowed"), "{body}");
+    let mut request = format!("ws://{}/v1/ws", gateway.local_addr())
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {outside}").parse().unwrap(),
+    );
+    let refused = connect_outcome(request).await.err();
+    assert_eq!(refused, Some((403, "ip_not_allowed".to_string())));
+
+    let mut audited = false;
+    for _ in 0..50 {
+        let (_, audit) = Http::json(http.get("/admin/v1/audit", Some(&admin)).await).await;
+        audited = audit["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "auth.ip_refused" && e["key_id"] == outside_id.as_str());
+        if audited {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(audited, "no auth.ip_refused entry");
+    gateway.stop().await.unwrap();
+}
