@@ -366,6 +366,11 @@ impl ChannelHandle {
         })
     }
 
+    /// Whether this is a book channel whose book is live.
+    pub fn book_live(&self) -> bool {
+        matches!(&self.state.lock().cache, Cache::Book(b) if b.book.is_live())
+    }
+
     /// Best bid and ask of a live book channel.
     pub fn book_best(&self) -> (Option<Level>, Option<Level>) {
         let state = self.state.lock();

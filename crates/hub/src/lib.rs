@@ -2,6 +2,9 @@
 //!
 //! # Layout
 //!
+//! - [`bus`]: the [`Bus`] seam between publishers and subscribers ([`Publisher`] and [`Topic`]
+//!   views of a channel), its guarantees, and the [`bus::contract`] tests every implementation
+//!   passes. `bus_memory` implements it in-process over the [`Hub`]'s channels.
 //! - [`frame`]: a serialized message ([`Frame`]), encoded once and shared by every subscriber.
 //! - [`channel`]: one channel ([`ChannelHandle`]): its `seq`/`epoch`, its broadcast ring, and
 //!   its cached state (the live book for `book` channels, the latest value for tickers, candles
@@ -26,10 +29,13 @@
 //! - **Publishing never waits for subscribers**: a slow subscriber cannot slow the publisher or
 //!   the other subscribers.
 
+pub mod bus;
+mod bus_memory;
 pub mod channel;
 pub mod frame;
 pub mod registry;
 
+pub use bus::{Bus, Publisher, Topic};
 pub use channel::{
     CacheMode, ChannelBook, ChannelHandle, HistoryLimits, Lost, Resumed, Subscription,
 };
