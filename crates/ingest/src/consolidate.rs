@@ -12,7 +12,7 @@
 //! Consolidated books may cross (venues disagree), so they are the one book kind allowed to.
 
 use crate::market::Market;
-use hub::{CacheMode, ChannelHandle, Hub};
+use hub::{Bus, CacheMode, Publisher};
 use model::{
     BookDelta, BookSnapshot, Channel, ChannelKind, Decimal, Level, Symbol, Ticker, Timestamp, Venue,
 };
@@ -52,8 +52,8 @@ type Sides = (BTreeMap<Decimal, Level>, BTreeMap<Decimal, Level>);
 #[derive(Debug)]
 struct GroupState {
     group: Group,
-    book: Arc<ChannelHandle>,
-    ticker: Arc<ChannelHandle>,
+    book: Arc<dyn Publisher>,
+    ticker: Arc<dyn Publisher>,
     /// What the consolidated book channel holds (None: nothing live was published).
     published: Option<Sides>,
     seq: u64,
@@ -63,7 +63,7 @@ struct GroupState {
 /// Maintains the consolidated channels.
 #[derive(Debug)]
 pub struct Consolidator {
-    hub: Arc<Hub>,
+    hub: Arc<dyn Bus>,
     market: Arc<Market>,
     depth: usize,
     groups: Vec<GroupState>,
@@ -71,15 +71,15 @@ pub struct Consolidator {
 
 impl Consolidator {
     /// Registers `book:all:SYM` and `ticker:all:SYM` for each group.
-    pub fn new(hub: Arc<Hub>, market: Arc<Market>, groups: Vec<Group>, depth: usize) -> Self {
+    pub fn new(hub: Arc<dyn Bus>, market: Arc<Market>, groups: Vec<Group>, depth: usize) -> Self {
         let all = Venue::new(Venue::ALL).expect("\"all\" is a valid venue name");
         let groups = groups
             .into_iter()
             .map(|group| {
                 let channel = |kind| Channel::new(kind, all.clone(), group.symbol.clone());
                 GroupState {
-                    book: hub.register(channel(ChannelKind::Book), CacheMode::MergedBook),
-                    ticker: hub.register(channel(ChannelKind::Ticker), CacheMode::Latest),
+                    book: hub.publisher(channel(ChannelKind::Book), CacheMode::MergedBook),
+                    ticker: hub.publisher(channel(ChannelKind::Ticker), CacheMode::Latest),
                     group,
                     published: None,
                     seq: 0,
@@ -123,7 +123,10 @@ impl Consolidator {
         let mut tickers = Vec::new();
         for (venue, symbol) in &g.group.members {
             let channel = Channel::new(ChannelKind::Book, venue.clone(), symbol.clone());
-            let Some(view) = hub.get(&channel).and_then(|h| h.book_view(depth)) else {
+            let Some(view) = hub
+                .topic(&channel.to_string())
+                .and_then(|h| h.book_view(depth))
+            else {
                 continue;
             };
             if let Some(entry) = market.get(venue, symbol) {

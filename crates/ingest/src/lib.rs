@@ -1,10 +1,10 @@
 //! The books & aggregators stage: turns connector events into validated order books, trades,
-//! tickers and candles, and publishes them to the hub.
+//! tickers and candles, and publishes them through the hub's [`hub::Bus`].
 //!
 //! # Layout
 //!
-//! - [`pipeline`]: [`VenueIngest`], one task per venue: applies book events through the hub's
-//!   book channels (which validate them), asks the connector to resync one symbol when its book
+//! - [`pipeline`]: [`VenueIngest`], one task per venue: applies book events through the bus's
+//!   book publishers (which validate them), asks the connector to resync one symbol when its book
 //!   breaks, and publishes trades, tickers and candles once per batch.
 //! - [`consolidate`]: the cross-venue `book:all:…` and `ticker:all:…` channels.
 //! - [`ticker`]: rolling 24 h ticker statistics over per-minute buckets.

@@ -9,7 +9,7 @@ use crate::stats::VenueStats;
 use book::ChecksumAlgo;
 use connectors::venue::evm::EvmConnector;
 use connectors::{ChainItem, Connector, ConnectorContext, FeedBatch, FeedEvent};
-use hub::{CacheMode, ChannelHandle, Hub};
+use hub::{Bus, CacheMode, Publisher};
 use model::onchain::{Address, ChainBlock, ChainLog};
 use model::{Channel, Instrument, Timestamp, Venue};
 use protocol::DataMessage;
@@ -27,11 +27,11 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug)]
 pub struct ChainIngest {
     chain: Venue,
-    hub: Arc<Hub>,
+    hub: Arc<dyn Bus>,
     /// The chain's own venue: only its `status:{chain}` channel (it has no instruments).
     venue: VenueIngest,
-    blocks: Arc<ChannelHandle>,
-    logs: HashMap<Address, Arc<ChannelHandle>>,
+    blocks: Arc<dyn Publisher>,
+    logs: HashMap<Address, Arc<dyn Publisher>>,
     /// One ingest per DEX venue, fed the trades of its pools.
     dex: BTreeMap<Venue, VenueIngest>,
     stats: Arc<VenueStats>,
@@ -45,7 +45,7 @@ impl ChainIngest {
         chain: Venue,
         contracts: &[Address],
         instruments: Vec<Instrument>,
-        hub: Arc<Hub>,
+        hub: Arc<dyn Bus>,
         market: Arc<Market>,
         commands: mpsc::Sender<connectors::Command>,
         stats: Arc<VenueStats>,
@@ -86,7 +86,7 @@ impl ChainIngest {
             commands,
             stats.clone(),
         );
-        let blocks = hub.register(Channel::onchain_blocks(chain.clone()), CacheMode::None);
+        let blocks = hub.publisher(Channel::onchain_blocks(chain.clone()), CacheMode::None);
         let mut this = Self {
             chain,
             hub,
@@ -102,12 +102,12 @@ impl ChainIngest {
         this
     }
 
-    fn logs_channel(&mut self, contract: &Address) -> Arc<ChannelHandle> {
+    fn logs_channel(&mut self, contract: &Address) -> Arc<dyn Publisher> {
         let (hub, chain) = (&self.hub, &self.chain);
         self.logs
             .entry(*contract)
             .or_insert_with(|| {
-                hub.register(
+                hub.publisher(
                     Channel::onchain_logs(chain.clone(), *contract),
                     CacheMode::None,
                 )
@@ -219,7 +219,7 @@ impl ChainIngest {
 /// are stored like any venue's.
 pub fn spawn_chain(
     connector: EvmConnector,
-    hub: Arc<Hub>,
+    hub: Arc<dyn Bus>,
     market: Arc<Market>,
     history: Option<HistorySink>,
     shutdown: CancellationToken,

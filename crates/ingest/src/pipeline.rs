@@ -5,7 +5,7 @@ use crate::persist::InstrumentHistory;
 use crate::stats::VenueStats;
 use book::{BookError, ChecksumAlgo, StaleReason};
 use connectors::{Command, ConnectionState, FeedBatch, FeedEvent};
-use hub::{CacheMode, ChannelHandle, Hub};
+use hub::{Bus, CacheMode, Publisher};
 use model::{Channel, ChannelKind, Instrument, Interval, Symbol, Timestamp, Trade, Venue};
 use protocol::{CandleBody, DataMessage, StatusBody, WireTrade};
 use std::collections::HashMap;
@@ -23,10 +23,10 @@ const CANDLE_CLOSE_GRACE_MICROS: i64 = 500_000;
 #[derive(Debug)]
 struct InstrumentChannels {
     entry: Arc<InstrumentEntry>,
-    book: Arc<ChannelHandle>,
-    trades: Arc<ChannelHandle>,
-    ticker: Arc<ChannelHandle>,
-    candles: [Arc<ChannelHandle>; 6],
+    book: Arc<dyn Publisher>,
+    trades: Arc<dyn Publisher>,
+    ticker: Arc<dyn Publisher>,
+    candles: [Arc<dyn Publisher>; 6],
     /// A resync was requested and its snapshot has not arrived yet.
     resync_pending: bool,
     /// When the feed for this instrument became continuously observed (start or reconnect).
@@ -43,10 +43,10 @@ struct InstrumentChannels {
 #[derive(Debug)]
 pub struct VenueIngest {
     venue: Venue,
-    hub: Arc<Hub>,
+    hub: Arc<dyn Bus>,
     market: Arc<Market>,
     checksum: ChecksumAlgo,
-    status: Arc<ChannelHandle>,
+    status: Arc<dyn Publisher>,
     commands: mpsc::Sender<Command>,
     stats: Arc<VenueStats>,
     instruments: HashMap<Symbol, InstrumentChannels>,
@@ -62,12 +62,12 @@ impl VenueIngest {
         venue: Venue,
         instruments: Vec<Instrument>,
         checksum: ChecksumAlgo,
-        hub: Arc<Hub>,
+        hub: Arc<dyn Bus>,
         market: Arc<Market>,
         commands: mpsc::Sender<Command>,
         stats: Arc<VenueStats>,
     ) -> Self {
-        let status = hub.register(Channel::status(venue.clone()), CacheMode::Latest);
+        let status = hub.publisher(Channel::status(venue.clone()), CacheMode::Latest);
         let mut this = Self {
             venue,
             hub,
@@ -141,12 +141,12 @@ impl VenueIngest {
         let channel = |kind| Channel::new(kind, self.venue.clone(), symbol.clone());
         let hub = &self.hub;
         let candles = Interval::ALL
-            .map(|i| hub.register(channel(ChannelKind::Candles(i)), CacheMode::Latest));
+            .map(|i| hub.publisher(channel(ChannelKind::Candles(i)), CacheMode::Latest));
         let channels = InstrumentChannels {
             entry,
-            book: hub.register(channel(ChannelKind::Book), CacheMode::Book(self.checksum)),
-            trades: hub.register(channel(ChannelKind::Trades), CacheMode::None),
-            ticker: hub.register(channel(ChannelKind::Ticker), CacheMode::Latest),
+            book: hub.publisher(channel(ChannelKind::Book), CacheMode::Book(self.checksum)),
+            trades: hub.publisher(channel(ChannelKind::Trades), CacheMode::None),
+            ticker: hub.publisher(channel(ChannelKind::Ticker), CacheMode::Latest),
             candles,
             resync_pending: false,
             observed_since: Timestamp::now(),
@@ -349,7 +349,7 @@ impl VenueIngest {
             // Whatever this publishes (candle closes, ticker expiry) was produced now, by the
             // timer, not by the last venue event.
             flush_instrument(inst, Some(now));
-            if inst.resync_pending && !inst.book.book_view(0).is_some_and(|v| v.live) {
+            if inst.resync_pending && !inst.book.book_live() {
                 retry.push(symbol.clone());
             }
         }

@@ -5,7 +5,7 @@ use crate::pipeline::VenueIngest;
 use crate::stats::VenueStats;
 use book::ChecksumAlgo;
 use connectors::{Connector, ConnectorContext};
-use hub::Hub;
+use hub::Bus;
 use std::sync::Arc;
 use store::HistorySink;
 use tokio::sync::mpsc;
@@ -32,7 +32,7 @@ pub struct VenueHandle {
 pub fn spawn_venue(
     connector: Box<dyn Connector>,
     checksum: ChecksumAlgo,
-    hub: Arc<Hub>,
+    hub: Arc<dyn Bus>,
     market: Arc<Market>,
     history: Option<HistorySink>,
     shutdown: CancellationToken,

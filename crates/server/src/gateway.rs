@@ -19,7 +19,7 @@ use connectors::conn::record::Recorder;
 use connectors::venue::evm::EvmConnector;
 use connectors::venue::sim::SimConnector;
 use connectors::venue::{Transport, VenueKind};
-use hub::Hub;
+use hub::Bus;
 use ingest::{Market, VenueHandle, spawn_venue};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -234,7 +234,7 @@ impl Gateway {
             }
         })?;
         let shutdown = CancellationToken::new();
-        let hub = Arc::new(Hub::new(config.hub.clone()));
+        let hub: Arc<dyn Bus> = Arc::new(hub::Hub::new(config.hub.clone()));
         let market = Arc::new(Market::default());
         let metrics = Arc::new(Metrics::default());
         let (history, writer) = history::start(&config, store).await?.unzip();

@@ -170,7 +170,7 @@ type GatewayFamily = (
     &'static str,
     &'static str,
     &'static str,
-    fn(&Metrics, &hub::Hub) -> Samples,
+    fn(&Metrics, &dyn hub::Bus) -> Samples,
 );
 
 /// A per-venue family: name, type, help, and the samples of one venue as (extra labels,
@@ -356,7 +356,7 @@ fn write_family(out: &mut String, name: &str, kind: &str, help: &str, samples: &
 impl Metrics {
     /// Renders every metric in the Prometheus text exposition format (version 0.0.4): the
     /// gateway's families, each venue's, each venue link's, then the latency histogram.
-    pub fn render(&self, hub: &hub::Hub) -> String {
+    pub fn render(&self, hub: &dyn hub::Bus) -> String {
         let mut out = String::with_capacity(8 * 1024);
         for (name, kind, help, samples) in GATEWAY_FAMILIES {
             write_family(&mut out, name, kind, help, &samples(self, hub));

@@ -110,7 +110,7 @@ pub(crate) async fn book(
     let channel = Channel::new(ChannelKind::Book, venue.clone(), symbol.clone());
     let handle = state
         .hub()
-        .get(&channel)
+        .topic(&channel.to_string())
         .ok_or_else(|| unknown_instrument(&venue, &symbol))?;
     let view = handle
         .book_view(depth)
@@ -187,7 +187,7 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
             );
             if state
                 .hub()
-                .get(&channel)
+                .topic(&channel.to_string())
                 .and_then(|h| h.book_view(0))
                 .is_some_and(|v| v.live)
             {
@@ -219,7 +219,7 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
     responses((status = 200, description = "Prometheus text exposition format 0.0.4", content_type = "text/plain", body = String)),
 )]
 pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
-    let mut body = state.metrics().render(state.hub());
+    let mut body = state.metrics().render(state.hub().as_ref());
     crate::history::render_metrics(state.history().map(|h| &**h), &mut body);
     state.alerts().metrics.render(&mut body);
     state.sockets().render(&mut body);

@@ -5,7 +5,7 @@ use crate::auth::AuthState;
 use crate::config::Config;
 use crate::history::History;
 use crate::metrics::Metrics;
-use hub::Hub;
+use hub::Bus;
 use ingest::Market;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -20,7 +20,7 @@ pub struct AppState {
 #[derive(Debug)]
 struct Inner {
     config: Config,
-    hub: Arc<Hub>,
+    hub: Arc<dyn Bus>,
     market: Arc<Market>,
     metrics: Arc<Metrics>,
     history: Option<Arc<History>>,
@@ -37,7 +37,7 @@ impl AppState {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         config: Config,
-        hub: Arc<Hub>,
+        hub: Arc<dyn Bus>,
         market: Arc<Market>,
         metrics: Arc<Metrics>,
         history: Option<Arc<History>>,
@@ -71,7 +71,7 @@ impl AppState {
         &self.inner.config
     }
 
-    pub fn hub(&self) -> &Arc<Hub> {
+    pub fn hub(&self) -> &Arc<dyn Bus> {
         &self.inner.hub
     }
 

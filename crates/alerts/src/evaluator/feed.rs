@@ -1,7 +1,7 @@
 //! An evaluator's view of the market: subscriptions to the hub channels its rules read, and
 //! a local copy of each book, so the engine sees every event without touching ingest.
 //!
-//! The evaluator joins channels like a WebSocket session does (`ChannelHandle::subscribe`): a
+//! The evaluator joins channels like a WebSocket session does (`Topic::subscribe`): a
 //! snapshot first, then every frame after it from the channel's broadcast ring. Publishing
 //! never waits for it; if it falls more than the ring's capacity behind, the missed frames are
 //! counted (`tickgate_alert_events_dropped_total`) and the channel is joined again (a book
@@ -11,7 +11,7 @@ use crate::engine::{Engine, Output, TradeTick};
 use crate::metrics::AlertMetrics;
 use crate::rule::Market;
 use book::{ChecksumAlgo, DeltaOutcome, OrderBook, StaleReason};
-use hub::{ChannelHandle, Frame, Hub};
+use hub::{Bus, Frame, Topic};
 use model::{BookDelta, BookSnapshot, Channel, ChannelKind, Level, Timestamp, Venue};
 use protocol::{DataMessage, ServerMessage, WireLevel};
 use std::collections::{BTreeSet, HashMap};
@@ -25,7 +25,7 @@ use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 #[derive(Debug)]
 struct Source {
     channel: Channel,
-    handle: Arc<ChannelHandle>,
+    handle: Arc<dyn Topic>,
     market: Option<Market>,
     /// The local copy of a `book` channel.
     book: Option<OrderBook>,
@@ -34,7 +34,7 @@ struct Source {
 /// The subscriptions. See the module docs.
 #[derive(Debug)]
 pub(crate) struct Feed {
-    hub: Arc<Hub>,
+    hub: Arc<dyn Bus>,
     metrics: Arc<AlertMetrics>,
     streams: StreamMap<u32, BroadcastStream<Frame>>,
     sources: HashMap<u32, Source>,
@@ -50,7 +50,7 @@ fn levels(wire: Option<Vec<WireLevel>>) -> Vec<Level> {
 }
 
 impl Feed {
-    pub(crate) fn new(hub: Arc<Hub>, metrics: Arc<AlertMetrics>) -> Self {
+    pub(crate) fn new(hub: Arc<dyn Bus>, metrics: Arc<AlertMetrics>) -> Self {
         Self {
             hub,
             metrics,
@@ -95,7 +95,7 @@ impl Feed {
             if self.by_channel.contains_key(channel) {
                 continue;
             }
-            let Some(handle) = self.hub.get(channel) else {
+            let Some(handle) = self.hub.topic(&channel.to_string()) else {
                 missing += 1;
                 continue;
             };

@@ -27,7 +27,7 @@ use crate::metrics::AlertMetrics;
 use crate::rule::Rule;
 use feed::Feed;
 use futures_util::FutureExt;
-use hub::Hub;
+use hub::Bus;
 use protocol::alerts::AlertBody;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -51,7 +51,7 @@ pub const TICK: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone)]
 pub struct Context {
     pub store: Arc<dyn Store>,
-    pub hub: Arc<Hub>,
+    pub hub: Arc<dyn Bus>,
     pub metrics: Arc<AlertMetrics>,
     /// Woken when this gateway changed a rule (evaluators then read the change feed at once).
     pub rules_changed: Arc<Notify>,
@@ -265,7 +265,7 @@ impl Evaluator {
                 for (record, body) in std::mem::take(&mut self.unwritten) {
                     self.cx
                         .hub
-                        .private(&record.owner)
+                        .private_publisher(&record.owner)
                         .publish(firing::update(body));
                 }
                 self.cx.metrics.firings.fetch_add(n, Ordering::Relaxed);

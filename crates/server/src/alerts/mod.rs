@@ -20,7 +20,7 @@ use auth::KeyRing;
 use axum::extract::Extension;
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Json, Path};
-use hub::Hub;
+use hub::Bus;
 use protocol::ErrorCode;
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -44,7 +44,7 @@ pub struct AlertTasks {
 /// per partition (each venue in `venues`, and `cross`) and the delivery worker.
 pub(crate) async fn start(
     config: &crate::config::Config,
-    hub: Arc<Hub>,
+    hub: Arc<dyn Bus>,
     ring: KeyRing,
     venues: Vec<String>,
     shutdown: &CancellationToken,

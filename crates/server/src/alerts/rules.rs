@@ -32,7 +32,7 @@ pub(crate) async fn create(
     let owner = owner(caller)?;
     let request = body(payload, ErrorCode::InvalidRule)?;
     let hub = state.hub().clone();
-    let served = move |channel: &Channel| hub.get(channel).is_some();
+    let served = move |channel: &Channel| hub.topic(&channel.to_string()).is_some();
     let rule = state
         .alerts()
         .service

@@ -12,7 +12,7 @@
 //! 4001. Nothing a slow client does delays the publisher or the other clients.
 //!
 //! Resume: a `subscribe` with `resume` positions joins each channel through
-//! [`ChannelHandle::resume`]: the replayed frames are written right after the ack, then the
+//! [`Topic::resume`]: the replayed frames are written right after the ack, then the
 //! live ones. Conflation and resume interact like this: a lagging client is conflated (book
 //! snapshot / `gap` notice) within its connection and its position moves past what it missed;
 //! under the `disconnect` policy it is closed instead, and if it reconnects and resumes while
@@ -29,7 +29,7 @@ use crate::state::AppState;
 use auth::Scope;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use hub::{ChannelHandle, Frame};
+use hub::{Frame, Topic};
 use model::Timestamp;
 use protocol::{
     ClientOp, CloseCode, ErrorBody, ErrorCode, RequestId, ServerMessage, parse_client_op,
@@ -78,7 +78,7 @@ impl End {
 }
 
 struct Sub {
-    handle: Arc<ChannelHandle>,
+    handle: Arc<dyn Topic>,
     kind: usize,
     gap_notices: bool,
     last_seq: u64,

@@ -4,7 +4,7 @@ use super::{End, Session, Sub};
 use crate::metrics::KINDS;
 use auth::Scope;
 use futures_util::SinkExt;
-use hub::{ChannelHandle, Lost, Subscription};
+use hub::{Lost, Subscription, Topic};
 use model::{Channel, ChannelKind};
 use protocol::{ErrorCode, RequestId, ResumeFrom, ServerMessage};
 use std::collections::{BTreeMap, HashMap};
@@ -12,12 +12,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tokio_stream::wrappers::BroadcastStream;
 
+/// Why a `subscribe` is refused: the code, the message and the offending channel, if one.
+type Refused = (ErrorCode, String, Option<String>);
+
 impl Session {
     /// Resolves channel names to served channels, all or nothing.
-    fn resolve(
-        &self,
-        names: &[String],
-    ) -> Result<Vec<Arc<ChannelHandle>>, (ErrorCode, String, Option<String>)> {
+    fn resolve(&self, names: &[String]) -> Result<Vec<Arc<dyn Topic>>, Refused> {
         let max = self.state.config().ws.max_channels_per_connection;
         if names.is_empty() {
             return Err((
@@ -33,7 +33,7 @@ impl Session {
                 None,
             ));
         }
-        let mut handles: Vec<Arc<ChannelHandle>> = Vec::with_capacity(names.len());
+        let mut handles: Vec<Arc<dyn Topic>> = Vec::with_capacity(names.len());
         for name in names {
             let shown: String = name.chars().take(model::channel::MAX_CHANNEL_LEN).collect();
             let channel: Channel = name.parse().map_err(|e: model::ModelError| {
@@ -52,13 +52,13 @@ impl Session {
                         Some(shown),
                     ));
                 };
-                let handle = self.state.hub().private(&key.view.principal);
+                let handle = self.state.hub().private_topic(&key.view.principal);
                 if !handles.iter().any(|h| Arc::ptr_eq(h, &handle)) {
                     handles.push(handle);
                 }
                 continue;
             }
-            let Some(handle) = self.state.hub().get(&channel) else {
+            let Some(handle) = self.state.hub().topic(&channel.to_string()) else {
                 return Err((
                     ErrorCode::UnknownChannel,
                     format!(
@@ -134,7 +134,7 @@ impl Session {
     /// replayed frames or the initial snapshot.
     async fn attach(
         &mut self,
-        handle: Arc<ChannelHandle>,
+        handle: Arc<dyn Topic>,
         joined: Subscription,
         lost: Option<(Lost, u64)>,
         resumed: bool,
@@ -240,7 +240,7 @@ impl Session {
 
 /// The scopes the channels need: `alerts:write` for the private alerts channel,
 /// `market:read` for the others.
-fn scopes_of(handles: &[Arc<ChannelHandle>]) -> Vec<Scope> {
+fn scopes_of(handles: &[Arc<dyn Topic>]) -> Vec<Scope> {
     let mut scopes = Vec::new();
     for handle in handles {
         let scope = match handle.channel().kind {
@@ -256,13 +256,13 @@ fn scopes_of(handles: &[Arc<ChannelHandle>]) -> Vec<Scope> {
 
 /// One joined channel: its handle, its subscription, and for a lost resume why and from
 /// which seq.
-type Joined = (Arc<ChannelHandle>, Subscription, Option<(Lost, u64)>);
+type Joined = (Arc<dyn Topic>, Subscription, Option<(Lost, u64)>);
 
 /// Joins each channel (resuming those in `resume`), each atomically; returns the joins with
 /// what the ack reports: `recovered` per resumed channel, and the position of every channel
 /// joined afresh or whose resume was lost.
 fn join(
-    handles: Vec<Arc<ChannelHandle>>,
+    handles: Vec<Arc<dyn Topic>>,
     resume: &HashMap<String, ResumeFrom>,
 ) -> (
     Vec<Joined>,
