@@ -1,7 +1,7 @@
 //! One channel: sequencing, the broadcast ring and the cached state snapshots come from.
 
 use crate::frame::{Frame, FrameKind};
-use book::{BookError, ChecksumAlgo, DeltaOutcome, OrderBook, StaleReason};
+use book::{BookError, ChecksumAlgo, DeltaOutcome, StaleReason};
 use model::{BookDelta, BookSnapshot, Channel, Level};
 use parking_lot::Mutex;
 use protocol::{DataMessage, ServerMessage, WireLevel};
@@ -11,8 +11,14 @@ use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 mod history;
+mod state;
+mod state_book;
+mod state_latest;
 
 pub use history::{HistoryLimits, Lost, Resumed};
+use state::{ChannelState, Joiner, Meta, NoState};
+use state_book::BookState;
+use state_latest::LatestState;
 
 /// What a channel remembers for subscribers that join (or rejoin after lagging).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,31 +63,13 @@ pub struct Subscription {
 }
 
 #[derive(Debug)]
-struct BookState {
-    book: OrderBook,
-    /// Whether the book was ever live: later snapshots are then resyncs.
-    was_live: bool,
-    /// The `resync` notice published when the book went stale, replayed to joiners until the
-    /// next snapshot.
-    stale_notice: Option<Frame>,
-    ts: i64,
-    recv_ts: i64,
-}
-
-#[derive(Debug)]
-enum Cache {
-    None,
-    Latest(Option<Box<DataMessage>>),
-    Book(Box<BookState>),
-}
-
-#[derive(Debug)]
 struct State {
     seq: u64,
     /// The last frames published, oldest first, with when they were published; their seqs
     /// are consecutive and the newest is `seq`.
     history: VecDeque<(Instant, Frame)>,
-    cache: Cache,
+    /// What joiners get (see `state.rs`).
+    cache: Box<dyn ChannelState>,
     /// The last snapshot frame built for joiners: `(seq, resync, frame)`.
     snapshot_cache: Option<(u64, bool, Frame)>,
 }
@@ -105,20 +93,11 @@ impl ChannelHandle {
         history: HistoryLimits,
         mode: CacheMode,
     ) -> Self {
-        let cache = match mode {
-            CacheMode::None => Cache::None,
-            CacheMode::Latest => Cache::Latest(None),
-            CacheMode::Book(_) | CacheMode::MergedBook => Cache::Book(Box::new(BookState {
-                book: match mode {
-                    CacheMode::MergedBook => OrderBook::new(ChecksumAlgo::None).allow_crossed(),
-                    CacheMode::Book(algo) => OrderBook::new(algo),
-                    _ => OrderBook::new(ChecksumAlgo::None),
-                },
-                was_live: false,
-                stale_notice: None,
-                ts: 0,
-                recv_ts: 0,
-            })),
+        let cache: Box<dyn ChannelState> = match mode {
+            CacheMode::None => Box::new(NoState),
+            CacheMode::Latest => Box::<LatestState>::default(),
+            CacheMode::Book(algo) => Box::new(BookState::new(algo, false)),
+            CacheMode::MergedBook => Box::new(BookState::new(ChecksumAlgo::None, true)),
         };
         let (tx, _) = broadcast::channel(capacity.max(1));
         Self {
@@ -184,44 +163,17 @@ impl ChannelHandle {
                 rx,
             };
         }
-        let initial = match &state.cache {
-            Cache::None => None,
-            Cache::Latest(None) => None,
-            Cache::Latest(Some(latest)) => {
-                let mut msg = (**latest).clone();
-                msg.resync = resync;
-                Some(Frame::new(
+        let initial = match state.cache.joiner(self.meta(), seq, resync) {
+            Joiner::Nothing => None,
+            Joiner::Published(notice) => {
+                return Subscription {
                     seq,
-                    FrameKind::Snapshot,
-                    msg.recv_ts,
-                    ServerMessage::Snapshot(msg).to_json(),
-                ))
+                    initial: Some(notice),
+                    replay: Vec::new(),
+                    rx,
+                };
             }
-            Cache::Book(b) => {
-                if let Some(notice) = &b.stale_notice {
-                    return Subscription {
-                        seq,
-                        initial: Some(notice.clone()),
-                        replay: Vec::new(),
-                        rx,
-                    };
-                }
-                if !b.book.is_live() {
-                    return Subscription {
-                        seq,
-                        initial: None,
-                        replay: Vec::new(),
-                        rx,
-                    };
-                }
-                let msg = self.book_message(seq, b, resync);
-                Some(Frame::new(
-                    seq,
-                    FrameKind::Snapshot,
-                    b.recv_ts,
-                    ServerMessage::Snapshot(msg).to_json(),
-                ))
-            }
+            Joiner::Snapshot(frame) => Some(frame),
         };
         if let Some(frame) = &initial {
             state.snapshot_cache = Some((seq, resync, frame.clone()));
@@ -242,14 +194,9 @@ impl ChannelHandle {
         msg.seq = state.seq + 1;
         msg.epoch = self.epoch.to_string();
         let recv_ts = msg.recv_ts;
-        let text = if let Cache::Latest(latest) = &mut state.cache {
-            // Keep the value so joiners get it as a `snapshot`.
-            let text = ServerMessage::Update(msg.clone()).to_json();
-            *latest = Some(Box::new(msg));
-            text
-        } else {
-            ServerMessage::Update(msg).to_json()
-        };
+        // A latest-value channel keeps the value so joiners get it as a `snapshot`.
+        state.cache.on_update(&msg);
+        let text = ServerMessage::Update(msg).to_json();
         self.send(&mut state, FrameKind::Update, recv_ts, text).seq
     }
 
@@ -258,7 +205,8 @@ impl ChannelHandle {
     pub fn book_snapshot(&self, snap: &BookSnapshot) -> Result<u64, BookError> {
         let mut state = self.state.lock();
         let seq = state.seq;
-        let Cache::Book(b) = &mut state.cache else {
+        let meta = self.meta();
+        let Some(b) = state.cache.book_mut() else {
             return Err(BookError::NotLive);
         };
         if let Err(error) = b.book.apply_snapshot(snap) {
@@ -271,7 +219,7 @@ impl ChannelHandle {
         b.stale_notice = None;
         let resync = std::mem::replace(&mut b.was_live, true);
         let next = seq + 1;
-        let msg = self.book_message(next, b, resync);
+        let msg = b.message(meta, next, resync);
         let recv_ts = b.recv_ts;
         Ok(self
             .send(
@@ -289,7 +237,7 @@ impl ChannelHandle {
     pub fn book_delta(&self, delta: &BookDelta) -> Result<Option<u64>, BookError> {
         let mut state = self.state.lock();
         let next = state.seq + 1;
-        let Cache::Book(b) = &mut state.cache else {
+        let Some(b) = state.cache.book_mut() else {
             return Err(BookError::NotLive);
         };
         match b.book.apply_delta(delta) {
@@ -332,7 +280,7 @@ impl ChannelHandle {
     /// Marks the book stale (e.g. the venue connection dropped) and tells subscribers.
     pub fn book_stale(&self, reason: StaleReason) {
         let mut state = self.state.lock();
-        if let Cache::Book(b) = &mut state.cache {
+        if let Some(b) = state.cache.book_mut() {
             if b.stale_notice.is_some() {
                 return;
             }
@@ -345,9 +293,7 @@ impl ChannelHandle {
     /// channel.
     pub fn book_view(&self, depth: usize) -> Option<ChannelBook> {
         let state = self.state.lock();
-        let Cache::Book(b) = &state.cache else {
-            return None;
-        };
+        let b = state.cache.book()?;
         let live = b.book.is_live();
         let (bids, asks) = if live {
             b.book.top(depth)
@@ -368,14 +314,18 @@ impl ChannelHandle {
 
     /// Whether this is a book channel whose book is live.
     pub fn book_live(&self) -> bool {
-        matches!(&self.state.lock().cache, Cache::Book(b) if b.book.is_live())
+        self.state
+            .lock()
+            .cache
+            .book()
+            .is_some_and(|b| b.book.is_live())
     }
 
     /// Best bid and ask of a live book channel.
     pub fn book_best(&self) -> (Option<Level>, Option<Level>) {
         let state = self.state.lock();
-        match &state.cache {
-            Cache::Book(b) if b.book.is_live() => (b.book.best_bid(), b.book.best_ask()),
+        match state.cache.book() {
+            Some(b) if b.book.is_live() => (b.book.best_bid(), b.book.best_ask()),
             _ => (None, None),
         }
     }
@@ -393,23 +343,15 @@ impl ChannelHandle {
             model::Timestamp::now().0,
             notice.to_json(),
         );
-        if let Cache::Book(b) = &mut state.cache {
+        if let Some(b) = state.cache.book_mut() {
             b.stale_notice = Some(frame);
         }
     }
 
-    fn book_message(&self, seq: u64, b: &BookState, resync: bool) -> DataMessage {
-        DataMessage {
-            channel: self.name.to_string(),
-            seq,
-            epoch: self.epoch.to_string(),
-            ts: b.ts,
-            recv_ts: b.recv_ts,
-            resync,
-            bids: Some(b.book.bids().map(|l| WireLevel::from(*l)).collect()),
-            asks: Some(b.book.asks().map(|l| WireLevel::from(*l)).collect()),
-            checksum: Some(b.book.checksum()),
-            ..Default::default()
+    fn meta(&self) -> Meta<'_> {
+        Meta {
+            name: &self.name,
+            epoch: &self.epoch,
         }
     }
 

@@ -7,8 +7,10 @@
 //!   passes. `bus_memory` implements it in-process over the [`Hub`]'s channels.
 //! - [`frame`]: a serialized message ([`Frame`]), encoded once and shared by every subscriber.
 //! - [`channel`]: one channel ([`ChannelHandle`]): its `seq`/`epoch`, its broadcast ring, and
-//!   its cached state (the live book for `book` channels, the latest value for tickers, candles
-//!   and status) from which new and lagging subscribers get a consistent snapshot.
+//!   its cached state from which new and lagging subscribers get a consistent snapshot, behind
+//!   the small `ChannelState` trait (`channel/state.rs`: nothing for trades; `state_latest.rs`:
+//!   the latest value for tickers, candles and status; `state_book.rs`: the live book), and its
+//!   resume history (`channel/history.rs`).
 //! - [`registry`]: the [`Hub`], the set of channels the gateway serves.
 //!
 //! # Guarantees
