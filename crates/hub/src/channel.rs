@@ -62,6 +62,28 @@ pub struct Subscription {
     pub rx: broadcast::Receiver<Frame>,
 }
 
+/// A join taken under the channel lock: the subscription, and the snapshot message still to be
+/// encoded into its `initial` frame (with its `resync` flag) once the lock is released.
+#[derive(Debug)]
+struct PendingJoin {
+    subscription: Subscription,
+    snapshot: Option<(Box<DataMessage>, bool)>,
+}
+
+impl PendingJoin {
+    fn ready(seq: u64, initial: Option<Frame>, rx: broadcast::Receiver<Frame>) -> Self {
+        Self {
+            subscription: Subscription {
+                seq,
+                initial,
+                replay: Vec::new(),
+                rx,
+            },
+            snapshot: None,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct State {
     seq: u64,
@@ -142,47 +164,57 @@ impl ChannelHandle {
     pub fn subscribe(&self, resync: bool) -> Subscription {
         let mut state = self.state.lock();
         let rx = self.tx.subscribe();
-        self.join(&mut state, rx, resync)
+        let pending = self.join(&mut state, rx, resync);
+        drop(state);
+        self.finish(pending)
     }
 
-    fn join(
-        &self,
-        state: &mut State,
-        rx: broadcast::Receiver<Frame>,
-        resync: bool,
-    ) -> Subscription {
+    /// Encodes a join's snapshot outside the channel lock (its content was fixed at the join's
+    /// seq under the lock) and caches the frame for the next joiners if no frame was published
+    /// meanwhile.
+    fn finish(&self, pending: PendingJoin) -> Subscription {
+        let PendingJoin {
+            mut subscription,
+            snapshot,
+        } = pending;
+        if let Some((msg, resync)) = snapshot {
+            let seq = subscription.seq;
+            let frame = Frame::new(
+                seq,
+                FrameKind::Snapshot,
+                msg.recv_ts,
+                ServerMessage::Snapshot(*msg).to_json(),
+            );
+            let mut state = self.state.lock();
+            if state.seq == seq {
+                state.snapshot_cache = Some((seq, resync, frame.clone()));
+            }
+            drop(state);
+            subscription.initial = Some(frame);
+        }
+        subscription
+    }
+
+    fn join(&self, state: &mut State, rx: broadcast::Receiver<Frame>, resync: bool) -> PendingJoin {
         let seq = state.seq;
         if let Some((cached_seq, cached_resync, frame)) = &state.snapshot_cache
             && *cached_seq == seq
             && *cached_resync == resync
         {
-            return Subscription {
-                seq,
-                initial: Some(frame.clone()),
-                replay: Vec::new(),
-                rx,
-            };
+            return PendingJoin::ready(seq, Some(frame.clone()), rx);
         }
-        let initial = match state.cache.joiner(self.meta(), seq, resync) {
-            Joiner::Nothing => None,
-            Joiner::Published(notice) => {
-                return Subscription {
+        match state.cache.joiner(self.meta(), seq, resync) {
+            Joiner::Nothing => PendingJoin::ready(seq, None, rx),
+            Joiner::Published(notice) => PendingJoin::ready(seq, Some(notice), rx),
+            Joiner::Snapshot(msg) => PendingJoin {
+                subscription: Subscription {
                     seq,
-                    initial: Some(notice),
+                    initial: None,
                     replay: Vec::new(),
                     rx,
-                };
-            }
-            Joiner::Snapshot(frame) => Some(frame),
-        };
-        if let Some(frame) = &initial {
-            state.snapshot_cache = Some((seq, resync, frame.clone()));
-        }
-        Subscription {
-            seq,
-            initial,
-            replay: Vec::new(),
-            rx,
+                },
+                snapshot: Some((msg, resync)),
+            },
         }
     }
 

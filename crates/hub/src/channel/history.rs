@@ -87,10 +87,14 @@ impl ChannelHandle {
                     outcome: Ok(()),
                 }
             }
-            Err(lost) => Resumed {
-                subscription: self.join(&mut state, rx, true),
-                outcome: Err(lost),
-            },
+            Err(lost) => {
+                let pending = self.join(&mut state, rx, true);
+                drop(state);
+                Resumed {
+                    subscription: self.finish(pending),
+                    outcome: Err(lost),
+                }
+            }
         }
     }
 

@@ -22,8 +22,9 @@ pub(crate) enum Joiner {
     Nothing,
     /// A frame already published (a book's pending `resync` notice); not cached.
     Published(Frame),
-    /// A snapshot at S built for joiners; cached by the channel until the next publish.
-    Snapshot(Frame),
+    /// A snapshot at S for joiners, still to be encoded (the channel encodes it after
+    /// releasing its lock, and caches the frame until the next publish).
+    Snapshot(Box<DataMessage>),
 }
 
 /// A channel's cached state.

@@ -2,9 +2,9 @@
 //! and the pending `resync` notice while it is being rebuilt.
 
 use super::state::{ChannelState, Joiner, Meta};
-use crate::frame::{Frame, FrameKind};
+use crate::frame::Frame;
 use book::{ChecksumAlgo, OrderBook};
-use protocol::{DataMessage, ServerMessage, WireLevel};
+use protocol::{DataMessage, WireLevel};
 
 #[derive(Debug)]
 pub(crate) struct BookState {
@@ -59,13 +59,7 @@ impl ChannelState for BookState {
         if !self.book.is_live() {
             return Joiner::Nothing;
         }
-        let msg = self.message(meta, seq, resync);
-        Joiner::Snapshot(Frame::new(
-            seq,
-            FrameKind::Snapshot,
-            self.recv_ts,
-            ServerMessage::Snapshot(msg).to_json(),
-        ))
+        Joiner::Snapshot(Box::new(self.message(meta, seq, resync)))
     }
 
     fn book(&self) -> Option<&BookState> {

@@ -1,8 +1,7 @@
 //! Ticker, candles and status channels: the latest value, replayed to joiners as a `snapshot`.
 
 use super::state::{ChannelState, Joiner, Meta};
-use crate::frame::{Frame, FrameKind};
-use protocol::{DataMessage, ServerMessage};
+use protocol::DataMessage;
 
 #[derive(Debug, Default)]
 pub(crate) struct LatestState {
@@ -10,18 +9,13 @@ pub(crate) struct LatestState {
 }
 
 impl ChannelState for LatestState {
-    fn joiner(&self, _meta: Meta<'_>, seq: u64, resync: bool) -> Joiner {
+    fn joiner(&self, _meta: Meta<'_>, _seq: u64, resync: bool) -> Joiner {
         let Some(latest) = &self.latest else {
             return Joiner::Nothing;
         };
         let mut msg = (**latest).clone();
         msg.resync = resync;
-        Joiner::Snapshot(Frame::new(
-            seq,
-            FrameKind::Snapshot,
-            msg.recv_ts,
-            ServerMessage::Snapshot(msg).to_json(),
-        ))
+        Joiner::Snapshot(Box::new(msg))
     }
 
     fn on_update(&mut self, msg: &DataMessage) {
