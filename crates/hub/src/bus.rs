@@ -100,6 +100,10 @@ pub trait Publisher: Send + Sync + Debug {
 
     /// Whether the book is live (false while it is being rebuilt, or not a book channel).
     fn book_live(&self) -> bool;
+
+    /// The owner's consistent copy of the top `depth` levels per side at the channel's seq
+    /// (what the consolidator merges), or `None` if this is not a book channel.
+    fn book_view(&self, depth: usize) -> Option<ChannelBook>;
 }
 
 /// The reading side of one channel.
@@ -262,6 +266,11 @@ pub fn contract(bus: &dyn Bus) {
     assert_eq!(book_pub.book_best().0, Some(level("100", "2")));
     let view = book_topic.book_view(10).expect("book view");
     assert_eq!((view.seq, view.live, view.bids.len()), (2, true, 2));
+    let owned = book_pub.book_view(10).expect("owner's view");
+    assert_eq!(
+        (owned.seq, owned.bids, owned.checksum),
+        (view.seq, view.bids, view.checksum)
+    );
     book_pub.book_stale(StaleReason::Requested);
     let notice = joined.rx.try_recv().expect("resync notice");
     assert_eq!((notice.seq, notice.kind), (3, FrameKind::Resync));

@@ -63,6 +63,10 @@ impl Publisher for ChannelHandle {
     fn book_live(&self) -> bool {
         ChannelHandle::book_live(self)
     }
+
+    fn book_view(&self, depth: usize) -> Option<ChannelBook> {
+        ChannelHandle::book_view(self, depth)
+    }
 }
 
 impl Topic for ChannelHandle {

@@ -63,7 +63,6 @@ struct GroupState {
 /// Maintains the consolidated channels.
 #[derive(Debug)]
 pub struct Consolidator {
-    hub: Arc<dyn Bus>,
     market: Arc<Market>,
     depth: usize,
     groups: Vec<GroupState>,
@@ -88,7 +87,6 @@ impl Consolidator {
             })
             .collect();
         Self {
-            hub,
             market,
             depth: depth.max(1),
             groups,
@@ -115,23 +113,22 @@ impl Consolidator {
     }
 
     fn refresh_group(&mut self, index: usize) {
-        let (hub, market, depth) = (&self.hub, &self.market, self.depth);
+        let (market, depth) = (&self.market, self.depth);
         let g = &mut self.groups[index];
         let mut bids: BTreeMap<Decimal, Decimal> = BTreeMap::new();
         let mut asks: BTreeMap<Decimal, Decimal> = BTreeMap::new();
         let (mut ts, mut recv_ts, mut live) = (0i64, 0i64, 0usize);
         let mut tickers = Vec::new();
         for (venue, symbol) in &g.group.members {
-            let channel = Channel::new(ChannelKind::Book, venue.clone(), symbol.clone());
-            let Some(view) = hub
-                .topic(&channel.to_string())
-                .and_then(|h| h.book_view(depth))
-            else {
+            // The member's book through its owner (the venue ingest task's publisher), not a
+            // read back through the subscribers' side of the bus.
+            let Some(entry) = market.get(venue, symbol) else {
                 continue;
             };
-            if let Some(entry) = market.get(venue, symbol) {
-                tickers.push(entry.aggregates.lock().ticker.ticker().clone());
-            }
+            let Some(view) = entry.book.get().and_then(|b| b.book_view(depth)) else {
+                continue;
+            };
+            tickers.push(entry.aggregates.lock().ticker.ticker().clone());
             if !view.live {
                 continue;
             }

@@ -2,10 +2,11 @@
 
 use crate::candles::CandleAgg;
 use crate::ticker::TickerAgg;
+use hub::Publisher;
 use model::{Instrument, Symbol, Venue};
 use parking_lot::{Mutex, RwLock};
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Aggregates the ingest stage maintains for one instrument.
 #[derive(Debug, Default)]
@@ -20,6 +21,9 @@ pub struct InstrumentEntry {
     pub instrument: RwLock<Instrument>,
     /// Written by the instrument's venue ingest task (once per batch), read by REST.
     pub aggregates: Mutex<Aggregates>,
+    /// The instrument's book, through its one owner (the venue ingest task's publisher), set
+    /// when the task registers the instrument; the consolidator reads member books here.
+    pub book: OnceLock<Arc<dyn Publisher>>,
 }
 
 /// Every instrument the gateway serves, by venue and symbol.
@@ -43,6 +47,7 @@ impl Market {
                 Arc::new(InstrumentEntry {
                     instrument: RwLock::new(instrument),
                     aggregates: Mutex::default(),
+                    book: OnceLock::new(),
                 })
             })
             .clone()

@@ -142,9 +142,12 @@ impl VenueIngest {
         let hub = &self.hub;
         let candles = Interval::ALL
             .map(|i| hub.publisher(channel(ChannelKind::Candles(i)), CacheMode::Latest));
+        let book = hub.publisher(channel(ChannelKind::Book), CacheMode::Book(self.checksum));
+        // A second registration of the instrument finds the same channel: keep the first.
+        let _ = entry.book.set(book.clone());
         let channels = InstrumentChannels {
             entry,
-            book: hub.publisher(channel(ChannelKind::Book), CacheMode::Book(self.checksum)),
+            book,
             trades: hub.publisher(channel(ChannelKind::Trades), CacheMode::None),
             ticker: hub.publisher(channel(ChannelKind::Ticker), CacheMode::Latest),
             candles,
