@@ -129,9 +129,12 @@ impl Metrics {
         self.count_key_rejection(rejection);
     }
 
-    /// Counts an authentication rejection by code and key only.
+    /// Counts an authentication rejection by code and key only, and logs it (DEBUG): the
+    /// counter `tickgate_auth_rejections_total{code,key}` and the log line come from this one
+    /// call. Rejection messages never carry a secret (auth's rule), and the key is its id.
     pub fn count_key_rejection(&self, rejection: &auth::Rejection) {
         let key = rejection.key_id.as_deref().unwrap_or("none");
+        tracing::debug!(code = rejection.code.as_str(), key, message = %rejection.message, "authentication refused");
         let mut map = self.auth_rejections.lock();
         *map.entry((rejection.code.as_str(), key.to_string()))
             .or_insert(0) += 1;

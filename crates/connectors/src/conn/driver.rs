@@ -7,7 +7,7 @@ use super::link::{Link, LinkEnd, StandbyEvent, standby_event};
 use super::outflow::Outflow;
 use super::record::{RecordKind, Recorder};
 use super::rest::RestClient;
-use super::stats::LinkStats;
+use super::stats::{LinkEvent, LinkStats};
 use super::status::StatusBoard;
 use super::venue_protocol::{Io, Protocol};
 use super::ws;
@@ -98,13 +98,11 @@ impl Shard {
                 () = self.shutdown.cancelled() => return Ok(()),
                 result = ws::connect(&url, timeout) => result,
             };
-            let reason = match connected {
-                Err(error) => {
-                    LinkStats::bump(&self.stats.connect_failures);
-                    format!("connect failed: {error}")
-                }
+            let (reason, lost) = match connected {
+                Err(error) => (format!("connect failed: {error}"), false),
                 Ok(socket) => {
-                    LinkStats::bump(&self.stats.connects);
+                    self.stats
+                        .record(LinkEvent::Connected { shard: self.index });
                     let opened = Instant::now();
                     let link = self.open_link(socket, &mut out)?;
                     let end = self.serve(link, &mut out).await?;
@@ -112,7 +110,6 @@ impl Shard {
                         LinkEnd::Shutdown => return Ok(()),
                         LinkEnd::Reconnect(reason) => reason,
                     };
-                    LinkStats::bump(&self.stats.reconnects);
                     let close = RecordKind::Close {
                         reason: reason.clone(),
                     };
@@ -133,11 +130,24 @@ impl Shard {
                     if opened.elapsed() >= Duration::from_secs(settings.stable_after_secs) {
                         backoff.reset();
                     }
-                    reason
+                    (reason, true)
                 }
             };
             let delay = backoff.next_delay();
-            tracing::warn!(venue = %self.protocol.venue(), shard = self.index, reason = %reason, delay_ms = delay.as_millis() as u64, "venue connection lost; reconnecting");
+            let shard = self.index;
+            self.stats.record(if lost {
+                LinkEvent::Lost {
+                    shard,
+                    reason: &reason,
+                    delay,
+                }
+            } else {
+                LinkEvent::ConnectFailed {
+                    shard,
+                    error: &reason,
+                    delay,
+                }
+            });
             self.report(
                 &mut out,
                 false,
@@ -222,14 +232,12 @@ impl Shard {
             ..
         } = io;
         if gaps > 0 {
-            self.stats
-                .gaps
-                .fetch_add(gaps, std::sync::atomic::Ordering::Relaxed);
+            self.stats.record(LinkEvent::Gaps { n: gaps });
         }
         if checksum_failures > 0 {
-            self.stats
-                .checksum_failures
-                .fetch_add(checksum_failures, std::sync::atomic::Ordering::Relaxed);
+            self.stats.record(LinkEvent::ChecksumFailures {
+                n: checksum_failures,
+            });
         }
         link.outq.extend(send);
         for request in rest {
@@ -242,7 +250,7 @@ impl Shard {
         }
         for event in &events {
             match event {
-                FeedEvent::Invalid { .. } => LinkStats::bump(&self.stats.parse_errors),
+                FeedEvent::Invalid { .. } => self.stats.record(LinkEvent::Invalid),
                 FeedEvent::Trade { trade, .. } => self.stats.lag(trade.exchange_ts, trade.recv_ts),
                 FeedEvent::BookDelta { delta, .. } => {
                     self.stats.lag(delta.exchange_ts, delta.recv_ts)
@@ -251,8 +259,7 @@ impl Shard {
             }
         }
         if !out.push(&self.events, events)? {
-            LinkStats::bump(&self.stats.overflows);
-            tracing::warn!(venue = %self.protocol.venue(), shard = self.index, "ingest is behind; dropped the backlog, rebuilding this connection's books");
+            self.stats.record(LinkEvent::Overflow { shard: self.index });
             let Io {
                 events, send, rest, ..
             } = self.input(link, RecordKind::Overflow);
@@ -316,8 +323,7 @@ impl Shard {
                 }
                 item = link.stream.next() => match link.classify(item) {
                     Ok(Some(text)) => {
-                        LinkStats::bump(&self.stats.frames);
-                        self.stats.bytes.fetch_add(text.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                        self.stats.record(LinkEvent::Frame { bytes: text.len() });
                         self.feed(&mut link, RecordKind::Ws { text }, out)?
                     }
                     Ok(None) => None,
@@ -481,10 +487,9 @@ impl Shard {
                     link.last_seen = old.last_seen.clone();
                     self.absorb(link, io, out)?;
                     old.close_in_background();
-                    LinkStats::bump(&self.stats.rotations);
+                    self.stats.record(LinkEvent::Rotated { shard: self.index });
                     rotation.started = None;
                     rotation.retry_at = None;
-                    tracing::info!(venue = %self.protocol.venue(), shard = self.index, "switched to the replacement connection");
                     return Ok(Some(switched));
                 }
                 rotation.standby = Some(next);
@@ -568,8 +573,10 @@ impl Shard {
             }
         }
         for symbol in &stale {
-            tracing::warn!(venue = %self.protocol.venue(), %symbol, "no data for {} s; resubscribing", stale_after.as_secs());
-            LinkStats::bump(&self.stats.stale_resubscribes);
+            self.stats.record(LinkEvent::Stale {
+                symbol,
+                after: stale_after,
+            });
             link.resubscribed.insert(symbol.clone(), now);
         }
         Ok(stale)

@@ -2,7 +2,7 @@
 //! REST answers addressed to it.
 
 use super::rest::RestClient;
-use super::stats::LinkStats;
+use super::stats::{LinkEvent, LinkStats};
 use super::venue_protocol::{RestRequest, Session};
 use super::ws::VenueSocket;
 use futures_util::stream::{SplitSink, SplitStream};
@@ -136,8 +136,11 @@ impl Link {
         tokio::spawn(async move {
             let RestRequest { key, url } = request;
             let answer = client.get(&url).await;
-            if answer.is_err() {
-                LinkStats::bump(&stats.rest_failures);
+            if let Err(error) = &answer {
+                stats.record(LinkEvent::RestFailed {
+                    what: &format!("REST request {key}"),
+                    error,
+                });
             }
             // The connection may be gone; its answers are then irrelevant.
             let _ = tx.send((key, answer)).await;

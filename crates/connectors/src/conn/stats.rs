@@ -36,7 +36,126 @@ pub struct LinkStats {
     pub lag_count: AtomicU64,
 }
 
+/// One thing that happened on a venue's connections. [`LinkStats::record`] counts it and
+/// writes its log line in the same call, so a log line and its counter can never disagree (the
+/// pattern of vector's internal events). Per-frame events are counted and not logged; gaps and
+/// checksum failures are logged by the session that found them, with their detail.
+#[derive(Clone, Copy)]
+pub enum LinkEvent<'a> {
+    /// A text frame of `bytes` arrived (counted only).
+    Frame { bytes: usize },
+    /// A frame did not parse or broke the venue's rules (counted; the session logs why).
+    Invalid,
+    /// A connection opened.
+    Connected { shard: usize },
+    /// A connection attempt failed; the next comes after `delay`.
+    ConnectFailed {
+        shard: usize,
+        error: &'a dyn std::fmt::Display,
+        delay: std::time::Duration,
+    },
+    /// An open connection ended; a new one is tried after `delay`.
+    Lost {
+        shard: usize,
+        reason: &'a str,
+        delay: std::time::Duration,
+    },
+    /// A make-before-break rotation switched to the replacement connection.
+    Rotated { shard: usize },
+    /// A symbol was silent for `after`; it is resubscribed.
+    Stale {
+        symbol: &'a model::Symbol,
+        after: std::time::Duration,
+    },
+    /// Ingest was behind: the connection's backlog was dropped and its books are rebuilt.
+    Overflow { shard: usize },
+    /// `n` venue sequence gaps the connector itself detected.
+    Gaps { n: u64 },
+    /// `n` venue checksums that did not match (each followed by a resubscription).
+    ChecksumFailures { n: u64 },
+    /// A REST request (`what`) failed.
+    RestFailed {
+        what: &'a str,
+        error: &'a dyn std::fmt::Display,
+    },
+}
+
+impl std::fmt::Debug for LinkEvent<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match self {
+            Self::Frame { .. } => "Frame",
+            Self::Invalid => "Invalid",
+            Self::Connected { .. } => "Connected",
+            Self::ConnectFailed { .. } => "ConnectFailed",
+            Self::Lost { .. } => "Lost",
+            Self::Rotated { .. } => "Rotated",
+            Self::Stale { .. } => "Stale",
+            Self::Overflow { .. } => "Overflow",
+            Self::Gaps { .. } => "Gaps",
+            Self::ChecksumFailures { .. } => "ChecksumFailures",
+            Self::RestFailed { .. } => "RestFailed",
+        };
+        f.write_str(name)
+    }
+}
+
 impl LinkStats {
+    /// Counts `event` and writes its log line (see [`LinkEvent`]).
+    pub fn record(&self, event: LinkEvent<'_>) {
+        let venue = &self.venue;
+        match event {
+            LinkEvent::Frame { bytes } => {
+                Self::bump(&self.frames);
+                self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+            }
+            LinkEvent::Invalid => Self::bump(&self.parse_errors),
+            LinkEvent::Connected { shard } => {
+                Self::bump(&self.connects);
+                tracing::debug!(%venue, shard, "venue connection opened");
+            }
+            LinkEvent::ConnectFailed {
+                shard,
+                error,
+                delay,
+            } => {
+                Self::bump(&self.connect_failures);
+                tracing::warn!(%venue, shard, reason = %format_args!("connect failed: {error}"), delay_ms = delay.as_millis() as u64, "venue connection lost; reconnecting");
+            }
+            LinkEvent::Lost {
+                shard,
+                reason,
+                delay,
+            } => {
+                Self::bump(&self.reconnects);
+                tracing::warn!(%venue, shard, reason = %reason, delay_ms = delay.as_millis() as u64, "venue connection lost; reconnecting");
+            }
+            LinkEvent::Rotated { shard } => {
+                Self::bump(&self.rotations);
+                tracing::info!(%venue, shard, "switched to the replacement connection");
+            }
+            LinkEvent::Stale { symbol, after } => {
+                Self::bump(&self.stale_resubscribes);
+                tracing::warn!(%venue, %symbol, "no data for {} s; resubscribing", after.as_secs());
+            }
+            LinkEvent::Overflow { shard } => {
+                Self::bump(&self.overflows);
+                tracing::warn!(%venue, shard, "ingest is behind; dropped the backlog, rebuilding this connection's books");
+            }
+            // The session that found them logs each with its detail (expected and received
+            // sequence, both checksums) as it resubscribes; here they are only counted.
+            LinkEvent::Gaps { n } => {
+                self.gaps.fetch_add(n, Ordering::Relaxed);
+            }
+            LinkEvent::ChecksumFailures { n } => {
+                self.checksum_failures.fetch_add(n, Ordering::Relaxed);
+            }
+            LinkEvent::RestFailed { what, error } => {
+                Self::bump(&self.rest_failures);
+                tracing::warn!(%venue, error = %error, "{what} failed");
+            }
+        }
+    }
+
     pub fn new(venue: Venue) -> Self {
         let z = || AtomicU64::new(0);
         Self {

@@ -3,7 +3,7 @@
 use super::driver::Shard;
 use super::record::{RecordKind, Recorder};
 use super::rest::RestClient;
-use super::stats::LinkStats;
+use super::stats::{LinkEvent, LinkStats};
 use super::status::StatusBoard;
 use super::venue_protocol::Protocol;
 use crate::{Command, Connector, ConnectorContext, ConnectorError, FeedEvent};
@@ -126,8 +126,10 @@ async fn run(connector: WsConnector, ctx: ConnectorContext) -> Result<(), Connec
                     .map_err(|_| ConnectorError::SinkClosed)?;
             }
             Err(error) => {
-                LinkStats::bump(&stats.rest_failures);
-                tracing::warn!(error = %error, "instrument metadata unavailable; using the configured tick and lot sizes");
+                stats.record(LinkEvent::RestFailed {
+                    what: "the instrument metadata request (using the configured tick and lot sizes)",
+                    error: &error,
+                });
             }
         }
     }

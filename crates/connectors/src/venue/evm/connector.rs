@@ -16,7 +16,7 @@ use super::source::Source;
 use super::spec::{EvmSpec, redact_url};
 use super::tracker::Tracker;
 use crate::conn::backoff::{Backoff, Rng};
-use crate::conn::stats::LinkStats;
+use crate::conn::stats::{LinkEvent, LinkStats};
 use crate::{ConnectionState, Connector, ConnectorContext, ConnectorError, FeedEvent};
 use model::{Decimal, Instrument, Venue};
 use std::future::Future;
@@ -123,8 +123,10 @@ async fn run(connector: EvmConnector, ctx: ConnectorContext) -> Result<(), Conne
                     return Err(ConnectorError::Config(message));
                 }
                 Err(SetupError::Retry(error)) => {
-                    LinkStats::bump(&stats.rest_failures);
-                    tracing::warn!(error = %error, code = error.code(), "EVM source setup failed; retrying");
+                    stats.record(LinkEvent::RestFailed {
+                        what: &format!("EVM source setup ({}; retrying)", error.code()),
+                        error: &error,
+                    });
                     status(ConnectionState::Disconnected, error.to_string()).await?;
                 }
             },
@@ -164,25 +166,24 @@ async fn run(connector: EvmConnector, ctx: ConnectorContext) -> Result<(), Conne
         if events.is_closed() {
             return Err(ConnectorError::SinkClosed);
         }
-        match result {
+        let lost = match result {
             Ok(()) => return Ok(()),
-            Err(error) => {
-                LinkStats::bump(&stats.reconnects);
-                if error.code() == "rpc_malformed" {
-                    LinkStats::bump(&stats.parse_errors);
-                }
-                tracing::warn!(error = %error, code = error.code(), "EVM connection lost; reconnecting");
-                status(
-                    ConnectionState::Disconnected,
-                    format!("{}: {error}", error.code()),
-                )
-                .await?;
-            }
-        }
+            Err(error) => error,
+        };
         if started.elapsed() >= Duration::from_secs(spec.stable_after_secs) {
             backoff.reset();
         }
         let delay = backoff.next_delay();
+        if lost.code() == "rpc_malformed" {
+            stats.record(LinkEvent::Invalid);
+        }
+        let reason = format!("{}: {lost}", lost.code());
+        stats.record(LinkEvent::Lost {
+            shard: 0,
+            reason: &reason,
+            delay,
+        });
+        status(ConnectionState::Disconnected, reason.clone()).await?;
         tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
             () = tokio::time::sleep(delay) => {}

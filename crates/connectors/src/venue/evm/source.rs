@@ -11,7 +11,7 @@ use super::rpc::{
 use super::setup::Known;
 use super::spec::EvmSpec;
 use super::tracker::{Emit, Linked, Tracker};
-use crate::conn::stats::LinkStats;
+use crate::conn::stats::{LinkEvent, LinkStats};
 use crate::{ChainItem, ConnectionState, FeedBatch, FeedEvent};
 use model::Timestamp;
 use model::onchain::{Address, ChainStatus, Hash32};
@@ -63,11 +63,12 @@ impl Source {
             match Ws::connect(&spec.ws_url, Duration::from_secs(spec.connect_timeout_secs)).await {
                 Ok(ws) => ws,
                 Err(e) => {
+                    // Counted here; logged by the connector, which reconnects.
                     LinkStats::bump(&self.stats.connect_failures);
                     return Err(e);
                 }
             };
-        LinkStats::bump(&self.stats.connects);
+        self.stats.record(LinkEvent::Connected { shard: 0 });
         let mut requests: HashMap<u64, Sub> = HashMap::new();
         requests.insert(
             ws.send("eth_subscribe", r#"["newHeads"]"#).await?,
@@ -134,10 +135,7 @@ impl Source {
     }
 
     pub(super) fn count_frame(&self, text: &str) {
-        LinkStats::bump(&self.stats.frames);
-        self.stats
-            .bytes
-            .fetch_add(text.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        self.stats.record(LinkEvent::Frame { bytes: text.len() });
     }
 
     pub(super) async fn on_text(
@@ -209,7 +207,7 @@ impl Source {
             match abi::decode(log, &self.topics, scales) {
                 Ok(event) => node.log.event = event,
                 Err(error) => {
-                    LinkStats::bump(&self.stats.parse_errors);
+                    self.stats.record(LinkEvent::Invalid);
                     tracing::debug!(error = %error.0, tx = %log.tx_hash, "log with a known signature did not decode; delivered raw");
                 }
             }
@@ -313,7 +311,7 @@ impl Source {
         let missed = (head + 1).saturating_sub(from);
         if missed > self.spec.max_backfill_blocks {
             let skip_to = head + 1 - self.spec.max_backfill_blocks;
-            LinkStats::bump(&self.stats.gaps);
+            self.stats.record(LinkEvent::Gaps { n: 1 });
             let notice = format!(
                 "blocks {from}..{} were not backfilled (max_backfill_blocks = {}): their events are lost",
                 skip_to.saturating_sub(1),
@@ -403,7 +401,7 @@ impl Source {
                                     trade,
                                 }),
                                 Err(error) => {
-                                    LinkStats::bump(&self.stats.parse_errors);
+                                    self.stats.record(LinkEvent::Invalid);
                                     tracing::warn!(error = %error, tx = %log.tx_hash, "swap not representable as a trade");
                                     None
                                 }
