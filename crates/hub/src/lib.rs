@@ -42,4 +42,4 @@ pub use channel::{
     CacheMode, ChannelBook, ChannelHandle, HistoryLimits, Lost, Resumed, Subscription,
 };
 pub use frame::{Frame, FrameKind};
-pub use registry::{Hub, HubConfig};
+pub use registry::{Hub, HubConfig, HubConfigError};

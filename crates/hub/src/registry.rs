@@ -33,20 +33,26 @@ impl Default for HubConfig {
     }
 }
 
+/// A `[hub]` setting out of range: the key and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key} {message}")]
+pub struct HubConfigError {
+    pub key: &'static str,
+    pub message: &'static str,
+}
+
 impl HubConfig {
-    /// Checks the ranges; the error is `(key, message)`.
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+    /// Checks the ranges.
+    pub fn validate(&self) -> Result<(), HubConfigError> {
+        let error = |key, message| Err(HubConfigError { key, message });
         if !(16..=1_048_576).contains(&self.channel_capacity) {
-            return Err((
-                "hub.channel_capacity",
-                "must be between 16 and 1048576".into(),
-            ));
+            return error("hub.channel_capacity", "must be between 16 and 1048576");
         }
         if self.history_size > 1_048_576 {
-            return Err(("hub.history_size", "must be between 0 and 1048576".into()));
+            return error("hub.history_size", "must be between 0 and 1048576");
         }
         if !(1..=3600).contains(&self.history_ttl_secs) {
-            return Err(("hub.history_ttl_secs", "must be between 1 and 3600".into()));
+            return error("hub.history_ttl_secs", "must be between 1 and 3600");
         }
         Ok(())
     }

@@ -338,7 +338,7 @@ impl Config {
     fn validate_sections(&self) -> Result<(), ConfigError> {
         self.hub
             .validate()
-            .map_err(|(key, m)| ConfigError::new(key, m))?;
+            .map_err(|e| ConfigError::new(e.key, e.message))?;
         self.auth.validate()?;
         self.ui.validate()?;
         if !matches!(self.log.level.trim(), "") && tracing_filter_invalid(&self.log.level) {
