@@ -452,6 +452,24 @@ mod tests {
                 "[server]\nsocket_send_buffer = 100",
                 "server.socket_send_buffer",
             ),
+            (
+                "[server]\nmax_connections_per_ip = 0",
+                "server.max_connections_per_ip",
+            ),
+            (
+                "[server]\nconnection_reserve = 200000",
+                "server.connection_reserve",
+            ),
+            (
+                "[server]\nheader_read_timeout_secs = 0",
+                "server.header_read_timeout_secs",
+            ),
+            ("[server.tls]\ncert_file = \"c.pem\"", "server.tls"),
+            (
+                "[auth]\nnonce_capacity_per_key = 10",
+                "auth.nonce_capacity_per_key",
+            ),
+            ("[auth]\npublic_metrics = \"yes\"", "auth.public_metrics"),
             ("[hub]\nchannel_capacity = 1", "hub.channel_capacity"),
             ("[hub]\nhistory_ttl_secs = 0", "hub.history_ttl_secs"),
             ("[hub]\nhistory_size = 2000000", "hub.history_size"),
