@@ -177,9 +177,16 @@ impl RecorderHandle {
 
 /// Reads a capture: every line parsed, in order. A corrupt line is an error naming it.
 pub fn read_capture(path: &Path) -> std::io::Result<Vec<CaptureRecord>> {
-    use std::io::BufRead;
     let file = std::fs::File::open(path)?;
     let reader = std::io::BufReader::new(flate2::read::GzDecoder::new(file));
+    read_capture_lines(reader, &path.display().to_string())
+}
+
+/// Parses the decompressed lines of a capture; `name` labels errors (the file's path).
+pub fn read_capture_lines(
+    reader: impl std::io::BufRead,
+    name: &str,
+) -> std::io::Result<Vec<CaptureRecord>> {
     let mut records = Vec::new();
     for (index, line) in reader.lines().enumerate() {
         let line = line?;
@@ -189,7 +196,7 @@ pub fn read_capture(path: &Path) -> std::io::Result<Vec<CaptureRecord>> {
         let record = serde_json::from_str(&line).map_err(|e| {
             std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
-                format!("{}: line {}: {e}", path.display(), index + 1),
+                format!("{name}: line {}: {e}", index + 1),
             )
         })?;
         records.push(record);
