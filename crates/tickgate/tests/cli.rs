@@ -549,3 +549,83 @@ fn record_writes_a_replayable_capture() {
     let _ = std::fs::remove_file(&out);
     let _ = std::fs::remove_file(&config);
 }
+
+#[test]
+fn bench_fanout_refuses_a_peer_with_an_external_gateway() {
+    let out = tickgate()
+        .args([
+            "bench",
+            "fanout",
+            "--peer",
+            "node",
+            "--url",
+            "http://127.0.0.1:1",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--url") && stderr.contains("--peer"),
+        "{stderr}"
+    );
+}
+
+/// The peer comparison end to end: the node relay and the gateway each deliver to the same
+/// clients, and the side-by-side table is printed. Needs Node.js and the relay's packages
+/// (`npm ci --prefix bench/peers/node-relay`, which `.ci/run` does); skipped without them.
+#[test]
+fn bench_fanout_measures_the_node_relay_beside_the_gateway() {
+    let relay =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/peers/node-relay");
+    let node = Command::new("node").arg("--version").output();
+    if node.is_err() || !relay.join("node_modules/ws").is_dir() {
+        eprintln!(
+            "SKIPPED: needs node and {}/node_modules (npm ci --prefix bench/peers/node-relay)",
+            relay.display()
+        );
+        return;
+    }
+    let out = tickgate()
+        .args([
+            "bench",
+            "fanout",
+            "--peer",
+            "node",
+            "--clients",
+            "20",
+            "--rate",
+            "50",
+            "--warmup",
+            "1s",
+            "--duration",
+            "2s",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("tickgate bench fanout: node ws relay"),
+        "{stdout}"
+    );
+    let row = |name: &str| -> f64 {
+        let line = stdout
+            .lines()
+            .skip_while(|l| !l.starts_with("side by side"))
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} row in\n{stdout}"));
+        line[name.len()..]
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no delivered figure in {line:?}"))
+    };
+    assert!(row("node ws relay") > 0.0, "{stdout}");
+    assert!(row("tickgate ") > 0.0, "{stdout}");
+    assert!(stdout.contains("tickgate / peer"), "{stdout}");
+}

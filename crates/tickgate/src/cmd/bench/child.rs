@@ -7,7 +7,7 @@
 use anyhow::{Context, bail};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -102,6 +102,54 @@ impl Target {
         Ok(target)
     }
 
+    /// Starts a peer relay (`bench/peers/`): `program script --upstream URL --channels A,B`,
+    /// which prints `listening <port>` once its own upstream subscription is acknowledged.
+    pub fn peer(
+        program: &str,
+        script: &Path,
+        upstream: &str,
+        channels: &[String],
+    ) -> anyhow::Result<Self> {
+        use std::io::BufRead;
+        let mut child = Command::new(program)
+            .arg(script)
+            .arg("--upstream")
+            .arg(upstream)
+            .arg("--channels")
+            .arg(channels.join(","))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot start `{program} {}`", script.display()))?;
+        let stdout = child.stdout.take().context("the peer has no stdout")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = std::io::BufReader::new(stdout).lines();
+            let first = lines.next();
+            let _ = tx.send(first);
+            // Keep draining so the peer never blocks on a full pipe.
+            for _ in lines {}
+        });
+        let mut target = Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            pid: Some(child.id()),
+            child: Some(child),
+            data_dir: None,
+        };
+        let line = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(Some(Ok(line))) => line,
+            Ok(_) => bail!("the peer relay exited before listening; see its output above"),
+            Err(_) => bail!("the peer relay did not start listening within 30 s"),
+        };
+        let port: u16 = line
+            .strip_prefix("listening ")
+            .and_then(|p| p.trim().parse().ok())
+            .with_context(|| format!("the peer relay printed {line:?}, not `listening <port>`"))?;
+        target.addr.set_port(port);
+        target.wait_ready(Duration::from_secs(10))?;
+        Ok(target)
+    }
+
     /// The WebSocket URL.
     pub fn ws_url(&self) -> String {
         format!("ws://{}/v1/ws", self.addr)
@@ -113,7 +161,7 @@ impl Target {
             if let Some(child) = &mut self.child
                 && let Some(status) = child.try_wait()?
             {
-                bail!("the gateway exited during startup ({status}); see its log above");
+                bail!("the server exited during startup ({status}); see its log above");
             }
             if http_get(self.addr, "/readyz").is_ok_and(|(status, _)| status == 200) {
                 return Ok(());

@@ -49,6 +49,43 @@ pub struct FanoutArgs {
     /// `tungstenite` (tokio-tungstenite's `Message` stream, for comparison).
     #[arg(long, value_enum, default_value_t = ClientKind::Raw)]
     pub(super) client: ClientKind,
+    /// Also measure a hand-written relay (`bench/peers/`) in the same run: the relay takes one
+    /// subscription from the child gateway and rebroadcasts it to the same clients, then the
+    /// clients load the gateway directly; both rows and their ratios are printed.
+    #[arg(long, value_enum, conflicts_with = "url")]
+    pub(super) peer: Option<Peer>,
+    /// The peer's script (default: `bench/peers/node-relay/relay.js` of this source tree).
+    #[arg(long, requires = "peer")]
+    pub(super) peer_script: Option<PathBuf>,
+}
+
+/// A relay measured side by side with the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(super) enum Peer {
+    /// Node.js with the `ws` package: `send` of each upstream message to every client.
+    Node,
+}
+
+impl Peer {
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Peer::Node => "node ws relay",
+        }
+    }
+
+    pub(super) fn program(self) -> &'static str {
+        match self {
+            Peer::Node => "node",
+        }
+    }
+
+    /// The script in this source tree (the binary is built from it).
+    pub(super) fn default_script(self) -> PathBuf {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../bench/peers");
+        match self {
+            Peer::Node => root.join("node-relay/relay.js"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -22,13 +22,14 @@ mod interval;
 mod report;
 
 pub use args::FanoutArgs;
+use args::Peer;
 
 use super::child::{ServeOptions, Target, check_open_files, cpu_secs, machine_busy_secs};
 use crate::cmd::bench::child::fmt_bytes;
 use anyhow::{Context, bail};
 use client::{Plan, generator};
 use interval::{CpuSample, Event, Interval};
-use report::{Report, ServerCounters, print_report};
+use report::{Report, ServerCounters, print_comparison, print_report};
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -55,12 +56,61 @@ pub fn run(args: FanoutArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    // The peer first, fed by the child gateway: then the same clients on the gateway itself.
+    let peer = match args.peer {
+        Some(peer) => {
+            let relay = start_peer(peer, &args, &target)?;
+            eprintln!("--- {}: pid {:?} on {}", peer.name(), relay.pid, relay.addr);
+            let report = runtime.block_on(drive(&args, &relay))?;
+            drop(relay);
+            eprintln!("--- tickgate");
+            Some((peer, report))
+        }
+        None => None,
+    };
     let report = runtime.block_on(drive(&args, &target))?;
     // Read the server's own counters before the child is killed (when `target` drops).
     let counters = ServerCounters::read(&target);
     drop(target);
-    print_report(&args, &report, &counters);
+    if let Some((peer, peer_report)) = &peer {
+        print_report(&args, Some(*peer), peer_report, &ServerCounters::default());
+        println!();
+    }
+    print_report(&args, None, &report, &counters);
+    if let Some((peer, peer_report)) = &peer {
+        println!();
+        print_comparison(*peer, peer_report, &report);
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Starts the peer relay on the child gateway's feed, installing its packages on first use.
+fn start_peer(peer: Peer, args: &FanoutArgs, gateway: &Target) -> anyhow::Result<Target> {
+    let script = args
+        .peer_script
+        .clone()
+        .unwrap_or_else(|| peer.default_script());
+    let dir = script
+        .parent()
+        .filter(|d| d.is_dir())
+        .with_context(|| format!("the peer script {} does not exist", script.display()))?;
+    if peer == Peer::Node && !dir.join("node_modules").is_dir() {
+        eprintln!(
+            "installing the relay's packages: npm ci --prefix {}",
+            dir.display()
+        );
+        let status = std::process::Command::new("npm")
+            .arg("ci")
+            .arg("--silent")
+            .arg("--prefix")
+            .arg(dir)
+            .status()
+            .context("cannot run npm (the node relay needs Node.js and npm)")?;
+        if !status.success() {
+            bail!("npm ci in {} failed ({status})", dir.display());
+        }
+    }
+    Target::peer(peer.program(), &script, &gateway.ws_url(), &args.channels)
 }
 
 async fn drive(args: &FanoutArgs, target: &Target) -> anyhow::Result<Report> {

@@ -1,7 +1,7 @@
 //! The final report of `tickgate bench fanout`: what the clients counted and the gateway's own
 //! counters.
 
-use super::args::FanoutArgs;
+use super::args::{FanoutArgs, Peer};
 use super::interval::Interval;
 use crate::cmd::bench::child::{Target, fmt_bytes};
 use std::time::Duration;
@@ -44,7 +44,13 @@ impl ServerCounters {
     }
 }
 
-pub(super) fn print_report(args: &FanoutArgs, report: &Report, counters: &ServerCounters) {
+/// One row of the final report. `peer`: the report is of that relay, not of the gateway.
+pub(super) fn print_report(
+    args: &FanoutArgs,
+    peer: Option<Peer>,
+    report: &Report,
+    counters: &ServerCounters,
+) {
     let secs = report.window.as_secs_f64().max(1e-9);
     let total = &report.total;
     let delivered = total.delivered as f64 / secs;
@@ -52,8 +58,15 @@ pub(super) fn print_report(args: &FanoutArgs, report: &Report, counters: &Server
     let ms = |q: f64| total.latency.quantile(q) as f64 / 1e3;
     let show = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.0}"));
     let cores = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.2} cores"));
-    println!("tickgate bench fanout");
+    println!(
+        "tickgate bench fanout: {}",
+        peer.map_or("tickgate", Peer::name)
+    );
     match report.server_pid {
+        Some(pid) if peer.is_some() => println!(
+            "server            {} (pid {pid}), fed by one subscription to the child gateway",
+            peer.map_or("", Peer::name)
+        ),
         Some(pid) if args.url.is_none() => println!(
             "server            child pid {pid}, {} worker threads, sim rate {} events/s per symbol",
             args.server_threads
@@ -136,5 +149,66 @@ pub(super) fn print_report(args: &FanoutArgs, report: &Report, counters: &Server
         show(counters.conflations),
         show(counters.gaps),
         show(counters.slow_disconnects)
+    );
+}
+
+/// The peer and the gateway side by side, and the gateway's ratios to the peer.
+pub(super) fn print_comparison(peer: Peer, peer_report: &Report, report: &Report) {
+    struct Row {
+        delivered: f64,
+        p50: f64,
+        p99: f64,
+        cpu_us: Option<f64>,
+        generator: Option<f64>,
+    }
+    let row = |r: &Report| {
+        let delivered = r.total.delivered as f64 / r.window.as_secs_f64().max(1e-9);
+        Row {
+            delivered,
+            p50: r.total.latency.quantile(0.5) as f64 / 1e3,
+            p99: r.total.latency.quantile(0.99) as f64 / 1e3,
+            cpu_us: r
+                .server_cpu
+                .filter(|_| delivered > 0.0)
+                .map(|c| c * 1e6 / delivered),
+            generator: r.generator_cpu,
+        }
+    };
+    let (p, t) = (row(peer_report), row(report));
+    let opt =
+        |v: Option<f64>, digits: usize| v.map_or("n/a".to_string(), |v| format!("{v:.digits$}"));
+    println!("side by side (same clients, same channels, same feed)");
+    println!(
+        "{:<18} {:>14} {:>9} {:>9} {:>18} {:>15}",
+        "", "delivered msg/s", "p50 ms", "p99 ms", "server CPU µs/msg", "generator cores"
+    );
+    for (name, r) in [(peer.name(), &p), ("tickgate", &t)] {
+        println!(
+            "{:<18} {:>14.0} {:>9.2} {:>9.2} {:>18} {:>15}",
+            name,
+            r.delivered,
+            r.p50,
+            r.p99,
+            opt(r.cpu_us, 2),
+            opt(r.generator, 2)
+        );
+    }
+    let ratio = |a: f64, b: f64| {
+        if b > 0.0 {
+            format!("{:.2}", a / b)
+        } else {
+            "n/a".into()
+        }
+    };
+    println!(
+        "{:<18} {:>14} {:>9} {:>9} {:>18}",
+        "tickgate / peer",
+        ratio(t.delivered, p.delivered),
+        ratio(t.p50, p.p50),
+        ratio(t.p99, p.p99),
+        match (t.cpu_us, p.cpu_us) {
+            (Some(a), Some(b)) => ratio(a, b),
+            _ => "n/a".into(),
+        }
     );
 }
