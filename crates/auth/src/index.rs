@@ -78,6 +78,13 @@ impl KeyView {
                 ErrorCode::KeyExpired,
                 format!("key {} has expired", self.id),
             )),
+            KeyStatus::Suspended => Some(Rejection::new(
+                ErrorCode::KeySuspended,
+                format!(
+                    "key {} is suspended; an operator can resume it (tickgate keys resume)",
+                    self.id
+                ),
+            )),
             _ if self.expires_at.is_some_and(|t| t <= now) => Some(Rejection::new(
                 ErrorCode::KeyExpired,
                 format!("key {} has expired", self.id),
@@ -174,6 +181,8 @@ pub enum KeyEventKind {
     Reinstated,
     /// The key lost one or more scopes; sessions re-check what they hold.
     ScopesReduced,
+    /// Suspended (reversibly): sessions end like on revocation.
+    Suspended,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -305,6 +314,8 @@ impl KeyIndex {
                 view.grace_until.map(|at| KeyEventKind::Expiring { at })
             }
             (Some(KeyStatus::Grace), KeyStatus::Active) => Some(KeyEventKind::Reinstated),
+            (Some(KeyStatus::Suspended), KeyStatus::Suspended) => None,
+            (Some(_), KeyStatus::Suspended) => Some(KeyEventKind::Suspended),
             _ => None,
         };
         let reduced = old

@@ -25,6 +25,7 @@
 //! - [`maintenance`]: the background task keeping the index in step with the store, expiring
 //!   keys and flushing usage.
 //! - [`input`]: validation of operator input.
+//! - [`totp`]: TOTP (RFC 6238) second factor for critical admin operations.
 //! - [`ip_allow`]: per-key IP allow-lists (`metadata.allowed_ips`, CIDR blocks), checked on
 //!   every path a key is admitted by.
 //!
@@ -54,6 +55,7 @@ pub mod secret;
 pub mod service;
 pub mod signed;
 pub mod token;
+pub mod totp;
 pub mod ws_token;
 
 pub use envelope::{KeyRing, MasterKey, MasterKeySources};

@@ -196,14 +196,27 @@ impl KeyService {
             }
         }
         let count = writes.len();
+        // TOTP secrets of admin principals are sealed under the same master keys.
+        let mut totp = Vec::new();
+        for e in self.store().totp_all()? {
+            let id = format!("totp:{}", e.principal);
+            if let Some(new) = self.ring().rewrap(&id, &e.sealed)? {
+                totp.push((e.principal, new));
+            }
+        }
         let audit = NewAuditEvent {
             at: now,
             actor: actor.into(),
             action: "keys.rewrapped".into(),
             key_id: None,
-            detail: serde_json::json!({"count": count, "master_key_id": current}),
+            detail: serde_json::json!({
+                "count": count, "totp_secrets": totp.len(), "master_key_id": current,
+            }),
         };
         self.store().apply(&writes, &[audit])?;
+        for (principal, sealed) in &totp {
+            self.store().totp_reseal(principal, sealed)?;
+        }
         Ok(count)
     }
 }

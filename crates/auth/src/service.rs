@@ -29,6 +29,9 @@ pub enum ServiceError {
     Envelope(#[from] EnvelopeError),
     #[error("store: {0}")]
     Store(StoreError),
+    /// Refused with its own code (second factor: `totp_required`, `totp_invalid`).
+    #[error("{1}")]
+    Refused(ErrorCode, String),
 }
 
 impl From<StoreError> for ServiceError {
@@ -48,6 +51,7 @@ impl ServiceError {
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::Conflict(_) => ErrorCode::Conflict,
             Self::Envelope(EnvelopeError::NoMasterKey) => ErrorCode::BadRequest,
+            Self::Refused(code, _) => *code,
             Self::Envelope(_) | Self::Store(_) => ErrorCode::Internal,
         }
     }
@@ -282,6 +286,77 @@ impl KeyService {
             serde_json::json!({"reason": reason}),
         );
         self.store.apply(
+            &[KeyWrite::Update {
+                record: r.clone(),
+                expected_rev: old.rev,
+            }],
+            &[audit],
+        )?;
+        r.rev += 1;
+        Ok(r)
+    }
+
+    /// Suspends `id` (active or in grace): refused with `key_suspended` until [`Self::resume`],
+    /// its live sessions closed. `actor` is an admin or `anomaly` (the automatic response).
+    pub fn suspend(
+        &self,
+        id: &str,
+        reason: &str,
+        actor: &str,
+        now: i64,
+    ) -> Result<KeyRecord, ServiceError> {
+        let reason = input::reason(reason).map_err(invalid)?;
+        let old = self.get(id)?;
+        let effective = crate::info::KeyInfo::new(&old, now).status;
+        if !matches!(effective, KeyStatus::Active | KeyStatus::Grace) {
+            return Err(ServiceError::Conflict(format!(
+                "key {id} is {effective}; only active keys (or keys in grace) can be suspended"
+            )));
+        }
+        let mut r = old.clone();
+        r.status = KeyStatus::Suspended;
+        let audit = event(
+            now,
+            actor,
+            "key.suspended",
+            id,
+            serde_json::json!({"reason": reason, "from": old.status}),
+        );
+        self.store().apply(
+            &[KeyWrite::Update {
+                record: r.clone(),
+                expected_rev: old.rev,
+            }],
+            &[audit],
+        )?;
+        r.rev += 1;
+        Ok(r)
+    }
+
+    /// Resumes a suspended key: active again, or back in its rotation grace if it was
+    /// rotating out (a grace that ended meanwhile makes it expire at the next sweep).
+    pub fn resume(&self, id: &str, actor: &str, now: i64) -> Result<KeyRecord, ServiceError> {
+        let old = self.get(id)?;
+        if old.status != KeyStatus::Suspended {
+            return Err(ServiceError::Conflict(format!(
+                "key {id} is {}, not suspended",
+                old.status
+            )));
+        }
+        let mut r = old.clone();
+        r.status = if r.grace_until.is_some() && r.replaced_by.is_some() {
+            KeyStatus::Grace
+        } else {
+            KeyStatus::Active
+        };
+        let audit = event(
+            now,
+            actor,
+            "key.resumed",
+            id,
+            serde_json::json!({"to": r.status}),
+        );
+        self.store().apply(
             &[KeyWrite::Update {
                 record: r.clone(),
                 expected_rev: old.rev,

@@ -441,3 +441,217 @@ fn grace_never_outlives_the_key_and_scope_changes_are_audited() {
         .unwrap();
     assert!(rotated.secret.is_none() && rotated.record.public_key.is_some());
 }
+
+/// The secret inside an `otpauth://` URI (base32, as an authenticator app reads it).
+fn otp_secret(uri: &str) -> Vec<u8> {
+    let b32 = uri
+        .split("secret=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap();
+    let mut out = Vec::new();
+    let (mut buffer, mut bits) = (0u32, 0u32);
+    for c in b32.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'2'..=b'7' => c - b'2' + 26,
+            _ => panic!("not base32"),
+        };
+        buffer = (buffer << 5) | u32::from(v);
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buffer >> bits) as u8);
+        }
+    }
+    out
+}
+
+#[test]
+fn totp_codes_are_current_single_use_and_refusals_are_audited() {
+    use auth::totp::{TotpAlgorithm, TotpCheck, code_at};
+    let (svc, store) = service(KeyRing::new(Some(MasterKey::random().unwrap()), vec![]));
+    let admin = svc
+        .create(bearer("ops", &["keys:admin"]), "cli", NOW)
+        .unwrap()
+        .record;
+    let reader = svc
+        .create(bearer("bot", &["market:read"]), "cli", NOW)
+        .unwrap()
+        .record;
+    // Only admin principals enroll.
+    assert!(matches!(
+        svc.totp_enroll(&reader.id, TotpAlgorithm::Sha1, false, "cli", NOW),
+        Err(ServiceError::Invalid(_))
+    ));
+    // Not enrolled: nothing to check.
+    assert_eq!(
+        svc.totp_check(&admin.principal, &admin.id, None, "key.revoke", "t", NOW)
+            .unwrap(),
+        TotpCheck::NotEnrolled
+    );
+    let (enrollment, uri) = svc
+        .totp_enroll(&admin.id, TotpAlgorithm::Sha1, false, "cli", NOW)
+        .unwrap();
+    assert!(uri.expose().starts_with("otpauth://totp/tickgate:"));
+    // Stored sealed: the secret is not in the record.
+    let secret = otp_secret(uri.expose());
+    assert_eq!(secret.len(), 20);
+    assert!(
+        !enrollment
+            .sealed
+            .ciphertext
+            .windows(secret.len())
+            .any(|w| w == secret)
+    );
+    // Enrolling again needs `replace`.
+    assert!(matches!(
+        svc.totp_enroll(&admin.id, TotpAlgorithm::Sha1, false, "cli", NOW),
+        Err(ServiceError::Conflict(_))
+    ));
+
+    let refused = |r: Result<TotpCheck, ServiceError>| match r {
+        Err(ServiceError::Refused(code, _)) => code,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    let check = |code: Option<&str>, at: i64| {
+        svc.totp_check(&admin.principal, &admin.id, code, "key.revoke", "t", at)
+    };
+    // The clock is a parameter: codes at fixed times.
+    let t = NOW + 3600 * SEC;
+    let unix = t / SEC;
+    let current = code_at(TotpAlgorithm::Sha1, &secret, unix, 30, 6);
+    assert_eq!(refused(check(None, t)), ErrorCode::TotpRequired);
+    let wrong = if current == "000000" {
+        "000001"
+    } else {
+        "000000"
+    };
+    assert_eq!(refused(check(Some(wrong), t)), ErrorCode::TotpInvalid);
+    assert_eq!(refused(check(Some("12345"), t)), ErrorCode::TotpInvalid);
+    assert_eq!(check(Some(&current), t).unwrap(), TotpCheck::Passed);
+    // Each code once.
+    assert_eq!(refused(check(Some(&current), t)), ErrorCode::TotpInvalid);
+    // One step of skew either way: the previous step's code is older than the last used one
+    // now, so it is refused; the next step's code is accepted early.
+    let previous = code_at(TotpAlgorithm::Sha1, &secret, unix - 30, 30, 6);
+    assert_eq!(refused(check(Some(&previous), t)), ErrorCode::TotpInvalid);
+    let next = code_at(TotpAlgorithm::Sha1, &secret, unix + 30, 30, 6);
+    assert_eq!(check(Some(&next), t).unwrap(), TotpCheck::Passed);
+    // Two steps away: refused.
+    let far = code_at(TotpAlgorithm::Sha1, &secret, unix + 120, 30, 6);
+    assert_eq!(refused(check(Some(&far), t)), ErrorCode::TotpInvalid);
+
+    let actions: Vec<(String, String)> = store
+        .audit_log()
+        .read(0, 1000)
+        .unwrap()
+        .into_iter()
+        .map(|e| {
+            let detail: serde_json::Value = serde_json::from_str(&e.detail).unwrap();
+            (e.action, detail["code"].as_str().unwrap_or("").to_string())
+        })
+        .collect();
+    assert!(actions.contains(&("totp.enrolled".into(), String::new())));
+    assert!(actions.contains(&("admin.totp_refused".into(), "totp_required".into())));
+    assert!(actions.contains(&("admin.totp_refused".into(), "totp_invalid".into())));
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|(a, _)| a == "admin.totp_used")
+            .count(),
+        2
+    );
+    assert!(verify_chain(&store.audit_log()).unwrap().is_ok());
+}
+
+#[test]
+fn totp_secrets_are_rewrapped_with_the_keys() {
+    use auth::totp::{TotpAlgorithm, TotpCheck, code_at};
+    let old = MasterKey::random().unwrap();
+    let (svc, store) = service(KeyRing::new(Some(old.clone()), vec![]));
+    let admin = svc
+        .create(bearer("ops", &["keys:admin"]), "cli", NOW)
+        .unwrap()
+        .record;
+    let (_, uri) = svc
+        .totp_enroll(&admin.id, TotpAlgorithm::Sha256, false, "cli", NOW)
+        .unwrap();
+    let secret = otp_secret(uri.expose());
+    let new = MasterKey::random().unwrap();
+    let rotated = KeyService::new(
+        Arc::new(store.clone()),
+        Arc::new(store.audit_log()),
+        KeyRing::new(Some(new.clone()), vec![old]),
+        Environment::Test,
+    );
+    rotated.rewrap("cli", NOW).unwrap();
+    // Only the new master key now: the enrollment still opens.
+    let only_new = KeyService::new(
+        Arc::new(store.clone()),
+        Arc::new(store.audit_log()),
+        KeyRing::new(Some(new), vec![]),
+        Environment::Test,
+    );
+    let code = code_at(TotpAlgorithm::Sha256, &secret, NOW / SEC, 30, 6);
+    assert_eq!(
+        only_new
+            .totp_check(&admin.principal, &admin.id, Some(&code), "op", "t", NOW)
+            .unwrap(),
+        TotpCheck::Passed
+    );
+}
+
+#[test]
+fn suspend_refuses_the_key_and_resume_restores_it() {
+    let (svc, _store) = service(KeyRing::default());
+    let index = KeyIndex::new(settings());
+    let mut events = index.subscribe();
+    let issued = svc
+        .create(bearer("bot", &["market:read"]), "cli", NOW)
+        .unwrap();
+    let token = issued.secret.unwrap();
+    let id = issued.record.id.clone();
+    index.upsert(&issued.record);
+    let suspended = svc
+        .suspend(&id, "anomaly: replay burst", "anomaly", NOW)
+        .unwrap();
+    assert_eq!(suspended.status, KeyStatus::Suspended);
+    index.upsert(&suspended);
+    assert_eq!(events.try_recv().unwrap().kind, KeyEventKind::Suspended);
+    assert_eq!(
+        code(index.authenticate_bearer(token.expose(), Some(Scope::MarketRead), None, NOW)),
+        ErrorCode::KeySuspended
+    );
+    assert_eq!(ErrorCode::KeySuspended.http_status(), 403);
+    // Suspending twice, or rotating a suspended key: conflicts.
+    assert!(matches!(
+        svc.suspend(&id, "again", "cli", NOW),
+        Err(ServiceError::Conflict(_))
+    ));
+    assert!(matches!(
+        svc.rotate(&id, 60, None, "cli", NOW),
+        Err(ServiceError::Conflict(_))
+    ));
+    let resumed = svc.resume(&id, "cli", NOW + SEC).unwrap();
+    assert_eq!(resumed.status, KeyStatus::Active);
+    index.upsert(&resumed);
+    assert!(
+        index
+            .authenticate_bearer(token.expose(), Some(Scope::MarketRead), None, NOW + SEC)
+            .is_ok()
+    );
+    assert!(matches!(
+        svc.resume(&id, "cli", NOW),
+        Err(ServiceError::Conflict(_))
+    ));
+    // A key in grace goes back to grace.
+    let (old, _next) = svc.rotate(&id, 600, None, "cli", NOW + 2 * SEC).unwrap();
+    let s = svc.suspend(&old.id, "x", "cli", NOW + 3 * SEC).unwrap();
+    assert_eq!(
+        svc.resume(&s.id, "cli", NOW + 4 * SEC).unwrap().status,
+        KeyStatus::Grace
+    );
+}

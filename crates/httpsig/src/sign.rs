@@ -65,6 +65,19 @@ pub fn sign(
     created: i64,
     nonce: &str,
 ) -> SignatureHeaders {
+    sign_covering(key, keyid, request, &[], created, nonce)
+}
+
+/// Like [`sign`], also covering the header `fields` (lower-case name, value exactly as sent),
+/// e.g. the gateway's `totp-code` on critical admin operations.
+pub fn sign_covering(
+    key: &SigningKey,
+    keyid: &str,
+    request: &Unsigned<'_>,
+    fields: &[(&str, &str)],
+    created: i64,
+    nonce: &str,
+) -> SignatureHeaders {
     let digest = (!request.body.is_empty()).then(|| content_digest(request.body));
     let mut components: Vec<String> = vec!["@method".into(), "@authority".into(), "@path".into()];
     if request.query.is_some() {
@@ -74,6 +87,10 @@ pub fn sign(
     if let Some(d) = &digest {
         components.push("content-digest".into());
         headers.push(("content-digest", d));
+    }
+    for (name, value) in fields {
+        components.push((*name).to_string());
+        headers.push((name, value));
     }
     let params = vec![
         ("created".to_string(), Bare::Integer(created)),

@@ -72,6 +72,15 @@ pub enum ErrorCode {
     WrongEnvironment,
     /// The key has an IP allow-list and the request came from another address.
     IpNotAllowed,
+    /// The key is suspended (by an operator or the anomaly responder) until it is resumed.
+    KeySuspended,
+    /// The client's address is blocked for a while (the anomaly responder's `block_ip`).
+    IpBlocked,
+    /// A critical operation of a principal enrolled in TOTP came without a `TOTP-Code` header
+    /// covered by the request's signature.
+    TotpRequired,
+    /// The `TOTP-Code` is not a current code of the principal, or was used already.
+    TotpInvalid,
     /// The request conflicts with the resource's state (e.g. rotating a revoked key).
     Conflict,
     /// The key's type (`hmac`, `ed25519`) must sign: the request has no `Signature`/`Signature-Input`.
@@ -132,7 +141,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 57] = [
+    pub const ALL: [ErrorCode; 61] = [
         Self::BadJson,
         Self::BadRequest,
         Self::UnknownOp,
@@ -164,6 +173,10 @@ impl ErrorCode {
         Self::InsufficientScope,
         Self::WrongEnvironment,
         Self::IpNotAllowed,
+        Self::KeySuspended,
+        Self::IpBlocked,
+        Self::TotpRequired,
+        Self::TotpInvalid,
         Self::Conflict,
         Self::SignatureMissing,
         Self::SignatureInvalid,
@@ -225,6 +238,10 @@ impl ErrorCode {
             Self::InsufficientScope => "insufficient_scope",
             Self::WrongEnvironment => "wrong_environment",
             Self::IpNotAllowed => "ip_not_allowed",
+            Self::KeySuspended => "key_suspended",
+            Self::IpBlocked => "ip_blocked",
+            Self::TotpRequired => "totp_required",
+            Self::TotpInvalid => "totp_invalid",
             Self::Conflict => "conflict",
             Self::SignatureMissing => "signature_missing",
             Self::SignatureInvalid => "signature_invalid",
@@ -308,7 +325,13 @@ impl ErrorCode {
             | Self::TokenUsed
             | Self::TokenExpired
             | Self::SessionInvalid => 401,
-            Self::SignatureRequired | Self::CsrfRejected | Self::IpNotAllowed => 403,
+            Self::SignatureRequired
+            | Self::CsrfRejected
+            | Self::IpNotAllowed
+            | Self::KeySuspended
+            | Self::IpBlocked
+            | Self::TotpRequired
+            | Self::TotpInvalid => 403,
             Self::InsufficientScope => 403,
             Self::Conflict => 409,
         }

@@ -110,6 +110,21 @@ pub fn routes() -> Vec<Route> {
             post(admin::revoke),
         ),
         route(
+            "/admin/v1/keys/{id}/suspend",
+            Some(Scope::KeysAdmin),
+            post(admin::suspend),
+        ),
+        route(
+            "/admin/v1/keys/{id}/resume",
+            Some(Scope::KeysAdmin),
+            post(admin::resume),
+        ),
+        route(
+            "/admin/v1/keys/{id}/totp",
+            Some(Scope::KeysAdmin),
+            post(admin::totp_enroll),
+        ),
+        route(
             "/admin/v1/keys/{id}/usage",
             Some(Scope::KeysAdmin),
             get(admin::usage),

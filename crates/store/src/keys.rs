@@ -66,7 +66,14 @@ text_enum!(
 );
 text_enum!(
     /// Lifecycle state. `grace`: rotating out, works until `grace_until`.
-    KeyStatus { Active => "active", Grace => "grace", Revoked => "revoked", Expired => "expired" }
+    /// `suspended`: refused until resumed (by an operator, or the anomaly responder's `suspend`).
+    KeyStatus {
+        Active => "active",
+        Grace => "grace",
+        Suspended => "suspended",
+        Revoked => "revoked",
+        Expired => "expired",
+    }
 );
 text_enum!(
     /// The deployment environment a key belongs to (its `tg_live_` / `tg_test_` prefix).
@@ -214,7 +221,7 @@ pub fn bucket_start(at: i64, granularity: Granularity) -> i64 {
 
 /// Where keys live. See the module documentation for the guarantees every backend gives.
 /// Calls block (SQLite is blocking): async callers use `spawn_blocking`.
-pub trait KeyStore: Send + Sync + fmt::Debug {
+pub trait KeyStore: crate::security::SecurityStore + Send + Sync + fmt::Debug {
     /// Stores `writes` and appends `audit` atomically; see [`KeyWrite`] for the conflict rules.
     fn apply(&self, writes: &[KeyWrite], audit: &[NewAuditEvent]) -> Result<(), StoreError>;
 

@@ -13,7 +13,8 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehav
 use std::path::Path;
 use std::sync::Arc;
 
-const MIGRATIONS: &[&str] = &["CREATE TABLE keys (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE keys (
         id TEXT PRIMARY KEY,
         principal TEXT NOT NULL,
         kind TEXT NOT NULL,
@@ -58,7 +59,9 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE keys (
         bytes INTEGER NOT NULL,
         auth_failures INTEGER NOT NULL,
         PRIMARY KEY (key_id, granularity, start)
-    );"];
+    );",
+    crate::security_sqlite::MIGRATION,
+];
 
 const COLUMNS: &str = "id, principal, kind, environment, name, scopes, status, grace_until, \
     version, replaces, replaced_by, metadata, created_at, created_by, expires_at, revoked_at, \
@@ -68,7 +71,7 @@ const COLUMNS: &str = "id, principal, kind, environment, name, scopes, status, g
 /// SQLite-backed keys (and, sharing its connection, the audit log: see [`Self::audit_log`]).
 #[derive(Debug, Clone)]
 pub struct SqliteKeyStore {
-    conn: Arc<Mutex<Connection>>,
+    pub(crate) conn: Arc<Mutex<Connection>>,
 }
 
 impl SqliteKeyStore {

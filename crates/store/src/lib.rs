@@ -16,6 +16,9 @@
 //!   buckets) and its SQLite backend.
 //! - [`audit`] / [`audit_sqlite`]: the hash-chained [`audit::AuditLog`] seam, its chain verifier,
 //!   and its SQLite backend.
+//! - [`security`] / [`security_sqlite`]: the [`security::SecurityStore`] seam (TOTP
+//!   enrollments, IP blocks, addresses seen per key), a supertrait of `KeyStore`, on the keys
+//!   database.
 //! - [`alerts`] / [`alerts_sqlite`]: the [`alerts::AlertStore`] seam (alert rules with a change
 //!   feed, webhook endpoints with sealed secrets and delivery statistics) and its SQLite backend.
 //! - [`outbox`] / [`outbox_sqlite`]: the [`outbox::Outbox`] seam (firings, their webhook
@@ -39,6 +42,8 @@ pub mod keys;
 pub mod keys_sqlite;
 pub mod outbox;
 pub mod outbox_sqlite;
+pub mod security;
+pub mod security_sqlite;
 pub mod sqlite;
 
 pub use error::StoreError;

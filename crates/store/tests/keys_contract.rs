@@ -267,6 +267,86 @@ fn audit_chain_verifies(audit: &dyn AuditLog) {
     assert_eq!(audit.head().unwrap().unwrap().1, all[3].hash);
 }
 
+fn security_state(keys: &dyn KeyStore) {
+    use store::security::{AddressDelta, IpBlock, TotpEnrollment};
+    assert_eq!(keys.totp_get("ops").unwrap(), None);
+    let enrollment = TotpEnrollment {
+        principal: "ops".into(),
+        sealed: SealedSecret {
+            master_key_id: "mk_1".into(),
+            wrapped_dek: vec![1; 40],
+            ciphertext: vec![2; 36],
+        },
+        algorithm: "SHA1".into(),
+        digits: 6,
+        period: 30,
+        last_step: 0,
+        created_at: T0,
+        created_by: "cli".into(),
+    };
+    keys.totp_put(&enrollment, &[]).unwrap();
+    assert_eq!(keys.totp_get("ops").unwrap().as_ref(), Some(&enrollment));
+    // Each step once, and never an older one.
+    assert!(keys.totp_use_step("ops", 100, &[]).unwrap());
+    assert!(!keys.totp_use_step("ops", 100, &[]).unwrap());
+    assert!(!keys.totp_use_step("ops", 99, &[]).unwrap());
+    assert!(keys.totp_use_step("ops", 101, &[]).unwrap());
+    assert!(!keys.totp_use_step("nobody", 5, &[]).unwrap());
+    let resealed = SealedSecret {
+        master_key_id: "mk_2".into(),
+        wrapped_dek: vec![3; 40],
+        ciphertext: vec![2; 36],
+    };
+    keys.totp_reseal("ops", &resealed).unwrap();
+    let stored = keys.totp_get("ops").unwrap().unwrap();
+    assert_eq!((stored.sealed, stored.last_step), (resealed, 101));
+    assert_eq!(keys.totp_all().unwrap().len(), 1);
+
+    let block = |ip: &str, until: i64| IpBlock {
+        ip: ip.into(),
+        until,
+        reason: "anomaly".into(),
+        created_at: T0,
+    };
+    keys.ip_block(&block("203.0.113.7", T0 + 10), &[]).unwrap();
+    keys.ip_block(&block("2001:db8::1", T0 + 20), &[]).unwrap();
+    // Extending never shortens.
+    keys.ip_block(&block("203.0.113.7", T0 + 5), &[]).unwrap();
+    let active = keys.ip_blocks(T0).unwrap();
+    assert_eq!(active.len(), 2);
+    assert_eq!(
+        active.iter().find(|b| b.ip == "203.0.113.7").unwrap().until,
+        T0 + 10
+    );
+    assert_eq!(keys.ip_blocks(T0 + 15).unwrap().len(), 1);
+    assert!(keys.ip_unblock("2001:db8::1", &[]).unwrap());
+    assert!(!keys.ip_unblock("2001:db8::1", &[]).unwrap());
+    assert!(keys.ip_blocks(T0).unwrap().is_empty());
+
+    let seen = |addr: &str, requests: u64, at: i64| AddressDelta {
+        key_id: "key_a".into(),
+        addr: addr.into(),
+        requests,
+        at,
+    };
+    keys.add_addresses(&[seen("198.51.100.1", 5, T0), seen("198.51.100.2", 1, T0)])
+        .unwrap();
+    keys.add_addresses(&[seen("198.51.100.1", 7, T0 + 60)])
+        .unwrap();
+    let addresses = keys.key_addresses("key_a", T0).unwrap();
+    assert_eq!(addresses.len(), 2);
+    assert_eq!(
+        (addresses[0].addr.as_str(), addresses[0].requests),
+        ("198.51.100.1", 12)
+    );
+    assert_eq!(
+        (addresses[0].first_seen, addresses[0].last_seen),
+        (T0, T0 + 60)
+    );
+    assert_eq!(keys.key_addresses("key_a", T0 + 30).unwrap().len(), 1);
+    assert!(keys.key_addresses("key_b", 0).unwrap().is_empty());
+}
+
 /// The whole suite, in order, on an empty store.
 pub fn run_all(keys: &dyn KeyStore, audit: &dyn AuditLog) {
     round_trips_every_field(keys);
@@ -274,6 +354,7 @@ pub fn run_all(keys: &dyn KeyStore, audit: &dyn AuditLog) {
     updates_are_optimistic_and_atomic(keys, audit);
     usage_is_bucketed_and_not_a_change(keys);
     audit_chain_verifies(audit);
+    security_state(keys);
 }
 
 #[test]

@@ -131,10 +131,20 @@ pub(crate) async fn update(
 pub(crate) async fn delete(
     State(state): State<AppState>,
     caller: Caller,
+    headers: axum::http::HeaderMap,
     id: Id,
 ) -> Result<StatusCode, ApiError> {
+    // Deleting an endpoint is critical: a second factor when the principal is enrolled.
+    let totp = crate::auth::admin::totp_caller(caller.as_deref(), &headers)?;
     let owner = owner(caller)?;
     let id = path(id)?;
+    let service = state.auth().service.clone();
+    tokio::task::spawn_blocking(move || {
+        crate::auth::admin::second_factor(&service, &totp, "webhook.delete")
+    })
+    .await
+    .map_err(|_| ApiError::new(ErrorCode::Internal, "internal error"))?
+    .map_err(crate::auth::admin::service_error)?;
     state
         .alerts()
         .service

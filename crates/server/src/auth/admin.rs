@@ -11,7 +11,7 @@ use auth::{KeyInfo, KeyService, KeyUpdate, NewKey, SecretString, ServiceError};
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Extension, Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use protocol::{ErrorBody, ErrorCode};
 use serde::Deserialize;
@@ -43,7 +43,7 @@ fn key_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError>
     Ok(id)
 }
 
-fn service_error(error: ServiceError) -> ApiError {
+pub(crate) fn service_error(error: ServiceError) -> ApiError {
     if error.code() == ErrorCode::Internal {
         tracing::error!(error = %error, "admin operation failed");
         return ApiError::new(ErrorCode::Internal, "internal error; see the gateway log");
@@ -69,6 +69,64 @@ async fn run<T: Send + 'static>(
 
 fn now() -> i64 {
     model::Timestamp::now().0
+}
+
+/// The `TOTP-Code` of a request, if it sent one **and** its RFC 9421 signature covers it (an
+/// uncovered code could have been added by anyone on the path, so it counts as none).
+pub(crate) fn covered_totp_code(headers: &HeaderMap) -> Option<String> {
+    let code = headers.get("totp-code")?.to_str().ok()?.trim().to_string();
+    let input = super::signed::combined(headers, "signature-input")?;
+    let signature = super::signed::combined(headers, "signature")?;
+    let signed = auth::httpsig::Signed::parse(&input, &signature).ok()?;
+    signed.covers("totp-code").then_some(code)
+}
+
+/// The second factor of a critical operation, inside a blocking lifecycle call: when the
+/// caller's principal is enrolled in TOTP, its covered `TOTP-Code` must be a current, unused
+/// code (`totp_required` / `totp_invalid`, both audited). Not enrolled: passes.
+pub(crate) fn second_factor(
+    service: &KeyService,
+    caller: &TotpCaller,
+    operation: &str,
+) -> Result<(), ServiceError> {
+    service
+        .totp_check(
+            &caller.principal,
+            &caller.key_id,
+            caller.code.as_deref(),
+            operation,
+            &caller.actor,
+            now(),
+        )
+        .map(|_| ())
+}
+
+/// Who asks for a critical operation, and the TOTP code they sent (covered by the signature).
+#[derive(Debug, Clone)]
+pub(crate) struct TotpCaller {
+    principal: String,
+    key_id: String,
+    actor: String,
+    code: Option<String>,
+}
+
+pub(crate) fn totp_caller(
+    principal: Option<&Principal>,
+    headers: &HeaderMap,
+) -> Result<TotpCaller, ApiError> {
+    let actor = actor(principal)?;
+    let Some(Principal::Key(key)) = principal else {
+        return Err(ApiError::new(
+            ErrorCode::MissingCredentials,
+            "this needs an authenticated key",
+        ));
+    };
+    Ok(TotpCaller {
+        principal: key.view.principal.clone(),
+        key_id: key.view.id.clone(),
+        actor,
+        code: covered_totp_code(headers),
+    })
 }
 
 /// The errors every admin route can answer, described once for the OpenAPI document.
@@ -279,10 +337,12 @@ pub(crate) struct UpdateBody {
 pub(crate) async fn update(
     State(state): State<AppState>,
     principal: Admin,
+    headers: HeaderMap,
     path: Result<Path<String>, PathRejection>,
     payload: Body<UpdateBody>,
 ) -> Result<Json<KeyInfo>, ApiError> {
     let actor = actor(principal.as_deref())?;
+    let caller = totp_caller(principal.as_deref(), &headers)?;
     let id = key_id(path)?;
     let b = body(payload)?;
     let change = KeyUpdate {
@@ -298,6 +358,18 @@ pub(crate) async fn update(
             .map_err(bad)?,
     };
     let record = run(&state, move |s| {
+        // Changing scopes or the IP allow-list is critical (second factor when enrolled).
+        let old = s.get(&id)?;
+        let scopes_change = change.scopes.as_ref().is_some_and(|new| {
+            auth::ScopeSet::parse(new).map(|set| set.names()).ok() != Some(old.scopes.clone())
+        });
+        let allow_list_change = change
+            .metadata
+            .as_ref()
+            .is_some_and(|m| m.get("allowed_ips") != old.metadata.get("allowed_ips"));
+        if scopes_change || allow_list_change {
+            second_factor(s, &caller, "key.update")?;
+        }
         let r = s.update(&id, change, &actor, now())?;
         Ok((r.clone(), vec![r]))
     })
@@ -405,18 +477,161 @@ pub(crate) struct RevokeBody {
 pub(crate) async fn revoke(
     State(state): State<AppState>,
     principal: Admin,
+    headers: HeaderMap,
     path: Result<Path<String>, PathRejection>,
     payload: Body<RevokeBody>,
 ) -> Result<Json<KeyInfo>, ApiError> {
     let actor = actor(principal.as_deref())?;
+    let caller = totp_caller(principal.as_deref(), &headers)?;
     let id = key_id(path)?;
     let b = body(payload)?;
     let record = run(&state, move |s| {
+        second_factor(s, &caller, "key.revoke")?;
         let r = s.revoke(&id, &b.reason, &actor, now())?;
         Ok((r.clone(), vec![r]))
     })
     .await?;
     Ok(Json(KeyInfo::new(&record, now())))
+}
+
+#[utoipa::path(
+    post,
+    path = "/admin/v1/keys/{id}/suspend",
+    tag = "admin",
+    summary = "Suspend (reversibly): refused with key_suspended, live WebSocket sessions closed",
+    params(
+        ("id" = String, Path, description = "The public id of the key"),
+    ),
+    request_body = RevokeBody,
+    responses(
+        (status = 200, body = serde_json::Value),
+        AdminErrors,
+        (status = 409, description = "conflict: the key is not active or in grace", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn suspend(
+    State(state): State<AppState>,
+    principal: Admin,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+    payload: Body<RevokeBody>,
+) -> Result<Json<KeyInfo>, ApiError> {
+    let actor = actor(principal.as_deref())?;
+    let caller = totp_caller(principal.as_deref(), &headers)?;
+    let id = key_id(path)?;
+    let b = body(payload)?;
+    let record = run(&state, move |s| {
+        second_factor(s, &caller, "key.suspend")?;
+        let r = s.suspend(&id, &b.reason, &actor, now())?;
+        Ok((r.clone(), vec![r]))
+    })
+    .await?;
+    Ok(Json(KeyInfo::new(&record, now())))
+}
+
+#[utoipa::path(
+    post,
+    path = "/admin/v1/keys/{id}/resume",
+    tag = "admin",
+    summary = "Resume a suspended key (active again, or back in its rotation grace)",
+    params(
+        ("id" = String, Path, description = "The public id of the key"),
+    ),
+    responses(
+        (status = 200, body = serde_json::Value),
+        AdminErrors,
+        (status = 409, description = "conflict: the key is not suspended", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn resume(
+    State(state): State<AppState>,
+    principal: Admin,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<KeyInfo>, ApiError> {
+    let actor = actor(principal.as_deref())?;
+    let caller = totp_caller(principal.as_deref(), &headers)?;
+    let id = key_id(path)?;
+    let record = run(&state, move |s| {
+        second_factor(s, &caller, "key.resume")?;
+        let r = s.resume(&id, &actor, now())?;
+        Ok((r.clone(), vec![r]))
+    })
+    .await?;
+    Ok(Json(KeyInfo::new(&record, now())))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TotpEnrollBody {
+    /// `sha1` (default: what authenticator apps expect), `sha256` or `sha512`.
+    #[serde(default)]
+    algorithm: Option<String>,
+    /// Replace an existing enrollment of the key's principal.
+    #[serde(default)]
+    replace: bool,
+}
+
+#[utoipa::path(
+    post,
+    path = "/admin/v1/keys/{id}/totp",
+    tag = "admin",
+    summary = "Enroll the key's (admin) principal in TOTP; the otpauth:// URI is shown once",
+    params(
+        ("id" = String, Path, description = "The public id of a keys:admin key"),
+    ),
+    request_body = TotpEnrollBody,
+    responses(
+        (status = 201, body = serde_json::Value),
+        AdminErrors,
+        (status = 409, description = "conflict: already enrolled (send replace)", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn totp_enroll(
+    State(state): State<AppState>,
+    principal: Admin,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+    payload: Body<TotpEnrollBody>,
+) -> Result<Response, ApiError> {
+    let actor = actor(principal.as_deref())?;
+    let caller = totp_caller(principal.as_deref(), &headers)?;
+    let id = key_id(path)?;
+    let b = body(payload)?;
+    let algorithm: auth::totp::TotpAlgorithm = b
+        .algorithm
+        .as_deref()
+        .unwrap_or("sha1")
+        .parse()
+        .map_err(bad)?;
+    let (enrollment, uri) = run(&state, move |s| {
+        // A conflict is answered before the second factor, so it does not use up a code.
+        let key = s.get(&id)?;
+        if !b.replace && s.store().totp_get(&key.principal)?.is_some() {
+            return Err(ServiceError::Conflict(format!(
+                "principal {} is already enrolled in TOTP; send \"replace\": true with a \
+                 current TOTP-Code to replace its secret",
+                key.principal
+            )));
+        }
+        second_factor(s, &caller, "totp.enroll")?;
+        Ok((
+            s.totp_enroll(&id, algorithm, b.replace, &actor, now())?,
+            vec![],
+        ))
+    })
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({
+            "principal": enrollment.principal,
+            "algorithm": enrollment.algorithm,
+            "digits": enrollment.digits,
+            "period": enrollment.period,
+            "otpauth_uri": uri.expose(),
+        })),
+    )
+        .into_response())
 }
 
 #[utoipa::path(
@@ -484,10 +699,16 @@ pub(crate) async fn usage(
 pub(crate) async fn rewrap(
     State(state): State<AppState>,
     principal: Admin,
+    headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let actor = actor(principal.as_deref())?;
+    let caller = totp_caller(principal.as_deref(), &headers)?;
     let key_actor = actor.clone();
-    let count = run(&state, move |s| Ok((s.rewrap(&key_actor, now())?, vec![]))).await?;
+    let count = run(&state, move |s| {
+        second_factor(s, &caller, "keys.rewrap")?;
+        Ok((s.rewrap(&key_actor, now())?, vec![]))
+    })
+    .await?;
     // Webhook signing secrets are sealed under the same master keys.
     let service = state.auth().service.clone();
     let store = state.alerts().service.store().clone();

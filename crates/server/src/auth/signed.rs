@@ -68,7 +68,7 @@ pub fn verify_signed(
 
 /// The combined value of every line of a header (`, `-joined), if it is present and ASCII.
 /// Borrowed in the usual case of one line.
-fn combined<'a>(headers: &'a HeaderMap, name: &str) -> Option<Cow<'a, str>> {
+pub(crate) fn combined<'a>(headers: &'a HeaderMap, name: &str) -> Option<Cow<'a, str>> {
     let mut values = headers.get_all(name).iter();
     let first = values.next()?.to_str().ok()?;
     let mut out = Cow::Borrowed(first);

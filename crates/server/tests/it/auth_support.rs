@@ -3,7 +3,7 @@
 //! does: the admin API refuses bearer tokens by default), WebSocket connections with a key.
 
 use crate::support::{Ws, config};
-use auth::httpsig::sign::{SigningKey, Unsigned, random_nonce, sign};
+use auth::httpsig::sign::{SigningKey, Unsigned, random_nonce, sign, sign_covering};
 use auth::{KeyRing, KeyService, NewKey};
 use protocol::ServerMessage;
 use server::{Config, Gateway};
@@ -173,6 +173,60 @@ impl Credential for Signer {
         let mut request = request
             .header("signature-input", h.signature_input)
             .header("signature", h.signature);
+        if let Some(digest) = h.content_digest {
+            request = request.header("content-digest", digest);
+        }
+        request
+    }
+}
+
+/// A [`Signer`] sending `TOTP-Code: code`, covered by the signature or (to test the refusal)
+/// not.
+pub struct WithTotp<'a> {
+    pub signer: &'a Signer,
+    pub code: String,
+    pub covered: bool,
+}
+
+impl Credential for WithTotp<'_> {
+    fn apply(
+        &self,
+        request: reqwest::RequestBuilder,
+        method: &str,
+        authority: &str,
+        target: &str,
+        body: &[u8],
+    ) -> reqwest::RequestBuilder {
+        if !self.covered {
+            return self
+                .signer
+                .apply(request, method, authority, target, body)
+                .header("totp-code", &self.code);
+        }
+        let (path, query) = match target.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (target, None),
+        };
+        let unsigned = Unsigned {
+            method,
+            authority,
+            path,
+            query,
+            body,
+        };
+        let created = model::Timestamp::now().0.div_euclid(1_000_000);
+        let h = sign_covering(
+            &self.signer.key,
+            &self.signer.id,
+            &unsigned,
+            &[("totp-code", &self.code)],
+            created,
+            &random_nonce().unwrap(),
+        );
+        let mut request = request
+            .header("signature-input", h.signature_input)
+            .header("signature", h.signature)
+            .header("totp-code", &self.code);
         if let Some(digest) = h.content_digest {
             request = request.header("content-digest", digest);
         }

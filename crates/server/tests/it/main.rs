@@ -6,6 +6,7 @@ mod auth_support;
 mod support;
 
 mod alerts;
+mod auth_anomaly;
 mod auth_lifecycle;
 mod auth_rejections;
 mod auth_signed;

@@ -1,4 +1,5 @@
-//! `tickgate keys create|list|show|update|rotate|cancel-rotation|revoke|usage|rewrap|scan`.
+//! `tickgate keys create|list|show|update|rotate|cancel-rotation|revoke|suspend|resume|totp|
+//! leaked|usage|rewrap|scan`.
 //!
 //! Each works offline on a data directory (`--data-dir`, `--config`) or against a running
 //! gateway (`--url` with a keys:admin key: signed with `--key-id` and `--ed25519-key` or an
@@ -109,6 +110,23 @@ pub enum KeysCommand {
         #[command(flatten)]
         target: TargetArgs,
     },
+    /// Suspend a key (reversibly): refused with key_suspended, open sessions closed.
+    Suspend {
+        id: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Resume a suspended key.
+    Resume {
+        id: String,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// TOTP (RFC 6238) second factor of admin principals.
+    #[command(subcommand)]
+    Totp(TotpCommand),
     /// Per-minute or per-hour usage and last use of a key.
     Usage {
         id: String,
@@ -129,6 +147,23 @@ pub enum KeysCommand {
     /// Find tickgate keys in files (format + checksum, no look-alikes); optionally revoke them.
     /// Exit 0: none found; 3: keys found.
     Scan(super::keys_scan::ScanArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TotpCommand {
+    /// Enroll the principal of a keys:admin key: prints the otpauth:// URI once (add it to an
+    /// authenticator app). From then on its critical operations need a TOTP-Code.
+    Enroll {
+        id: String,
+        /// sha1 (what authenticator apps expect), sha256 or sha512.
+        #[arg(long, default_value = "sha1")]
+        algorithm: String,
+        /// Replace an existing enrollment (a new secret; the old one stops working).
+        #[arg(long)]
+        replace: bool,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
 }
 
 fn read_pem(path: Option<PathBuf>) -> anyhow::Result<Option<String>> {
@@ -279,6 +314,26 @@ async fn run_async(command: KeysCommand) -> anyhow::Result<ExitCode> {
             let backend = Backend::open(&target)?;
             (target, backend.revoke(&id, &reason).await?)
         }
+        KeysCommand::Suspend { id, reason, target } => {
+            let backend = Backend::open(&target)?;
+            (target, backend.suspend(&id, &reason).await?)
+        }
+        KeysCommand::Resume { id, target } => {
+            let backend = Backend::open(&target)?;
+            (target, backend.resume(&id).await?)
+        }
+        KeysCommand::Totp(TotpCommand::Enroll {
+            id,
+            algorithm,
+            replace,
+            target,
+        }) => {
+            let algorithm: auth::totp::TotpAlgorithm = algorithm
+                .parse()
+                .map_err(|e: String| anyhow::anyhow!("--{e}"))?;
+            let backend = Backend::open(&target)?;
+            (target, backend.totp_enroll(&id, algorithm, replace).await?)
+        }
         KeysCommand::Usage {
             id,
             granularity,
@@ -408,6 +463,13 @@ fn human(value: &Value) -> String {
         if key["id"].is_string() && key["status"].is_string() {
             out.push_str(&line(key));
         }
+    }
+    if let Some(uri) = value["otpauth_uri"].as_str() {
+        out.push_str(&format!(
+            "principal {} enrolled in TOTP ({}, {} digits, {} s)\n{uri}\n(shown once: add it to \
+             an authenticator app now)\n",
+            value["principal"], value["algorithm"], value["digits"], value["period"]
+        ));
     }
     if let Some(n) = value["rewrapped"].as_u64() {
         out.push_str(&format!(

@@ -305,6 +305,67 @@ impl Backend {
         }
     }
 
+    pub async fn suspend(&self, id: &str, reason: &str) -> anyhow::Result<Value> {
+        match self {
+            Self::Offline { service, actor, .. } => Ok(json!(KeyInfo::new(
+                &service.suspend(id, reason, actor, now())?,
+                now()
+            ))),
+            Self::Online { .. } => {
+                self.call(
+                    reqwest::Method::POST,
+                    &format!("/admin/v1/keys/{id}/suspend"),
+                    Some(json!({ "reason": reason })),
+                )
+                .await
+            }
+        }
+    }
+
+    pub async fn resume(&self, id: &str) -> anyhow::Result<Value> {
+        match self {
+            Self::Offline { service, actor, .. } => Ok(json!(KeyInfo::new(
+                &service.resume(id, actor, now())?,
+                now()
+            ))),
+            Self::Online { .. } => {
+                self.call(
+                    reqwest::Method::POST,
+                    &format!("/admin/v1/keys/{id}/resume"),
+                    None,
+                )
+                .await
+            }
+        }
+    }
+
+    pub async fn totp_enroll(
+        &self,
+        id: &str,
+        algorithm: auth::totp::TotpAlgorithm,
+        replace: bool,
+    ) -> anyhow::Result<Value> {
+        match self {
+            Self::Offline { service, actor, .. } => {
+                let (e, uri) = service.totp_enroll(id, algorithm, replace, actor, now())?;
+                Ok(json!({
+                    "principal": e.principal, "algorithm": e.algorithm, "digits": e.digits,
+                    "period": e.period, "otpauth_uri": uri.expose(),
+                }))
+            }
+            Self::Online { .. } => {
+                self.call(
+                    reqwest::Method::POST,
+                    &format!("/admin/v1/keys/{id}/totp"),
+                    Some(
+                        json!({ "algorithm": algorithm.name().to_lowercase(), "replace": replace }),
+                    ),
+                )
+                .await
+            }
+        }
+    }
+
     pub async fn update(&self, id: &str, change: KeyUpdate) -> anyhow::Result<Value> {
         match self {
             Self::Offline { service, actor, .. } => Ok(json!(KeyInfo::new(

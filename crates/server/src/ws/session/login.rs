@@ -214,6 +214,7 @@ impl Session {
                 let view = key.entry.view();
                 match view.unusable(model::Timestamp::now().0) {
                     Some(r) if r.code == ErrorCode::KeyRevoked => KeyEventKind::Revoked,
+                    Some(r) if r.code == ErrorCode::KeySuspended => KeyEventKind::Suspended,
                     Some(_) => KeyEventKind::Expired,
                     None => return Ok(()),
                 }
@@ -235,6 +236,12 @@ impl Session {
                 self.reply_error(ErrorCode::KeyExpired, &message, None, None)
                     .await?;
                 Err(End::KeyExpired)
+            }
+            KeyEventKind::Suspended => {
+                let message = format!("key {} was suspended", key.view.id);
+                self.reply_error(ErrorCode::KeySuspended, &message, None, None)
+                    .await?;
+                Err(End::AuthFailed(ErrorCode::KeySuspended))
             }
             KeyEventKind::Expiring { at } => self.send_message(&expiring(&key, at)).await,
             KeyEventKind::Reinstated => Ok(()),
