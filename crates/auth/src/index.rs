@@ -460,6 +460,22 @@ impl KeyIndex {
         addr: Option<IpAddr>,
         now: i64,
     ) -> Result<KeyPrincipal, Rejection> {
+        // Every refusal here follows a verified credential: it may count against the key.
+        self.admit_checks(entry, view, scope, addr, now)
+            .map_err(|mut rejection| {
+                rejection.proven = true;
+                rejection
+            })
+    }
+
+    fn admit_checks(
+        &self,
+        entry: Arc<KeyEntry>,
+        view: Arc<KeyView>,
+        scope: Option<Scope>,
+        addr: Option<IpAddr>,
+        now: i64,
+    ) -> Result<KeyPrincipal, Rejection> {
         if let Some(allowed) = &view.allowed_ips
             && !addr.is_some_and(|ip| allowed.iter().any(|block| block.contains(ip)))
         {

@@ -25,6 +25,7 @@
 //! - [`maintenance`]: the background task keeping the index in step with the store, expiring
 //!   keys and flushing usage.
 //! - [`input`]: validation of operator input.
+//! - [`anomaly`]: detectors over per-key and per-address windows (`[auth.anomaly]`).
 //! - [`totp`]: TOTP (RFC 6238) second factor for critical admin operations.
 //! - [`ip_allow`]: per-key IP allow-lists (`metadata.allowed_ips`, CIDR blocks), checked on
 //!   every path a key is admitted by.
@@ -38,6 +39,7 @@
 //! replays) and single-use WebSocket tokens ([`ws_token`]); all go through the same status,
 //! scope, rate-limit and usage steps.
 
+pub mod anomaly;
 pub mod envelope;
 pub use httpsig;
 pub mod index;

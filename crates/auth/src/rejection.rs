@@ -13,6 +13,10 @@ pub struct Rejection {
     /// The key the rejected request named, when it names one that exists (for per-key
     /// rejection counts; never a token or secret).
     pub key_id: Option<String>,
+    /// The request proved it holds the key (the token matched, or the signature verified):
+    /// only such failures may count against the key (`anomaly`); anyone can send a request
+    /// naming a key id with a bad signature.
+    pub proven: bool,
 }
 
 impl Rejection {
@@ -22,6 +26,7 @@ impl Rejection {
             message: message.into(),
             retry_after: None,
             key_id: None,
+            proven: false,
         }
     }
 }

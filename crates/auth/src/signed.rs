@@ -77,34 +77,39 @@ impl KeyIndex {
         }
         let now_secs = now.div_euclid(1_000_000);
         let created = signed.created().unwrap_or_default();
-        guard
-            .check_time(created, signed.expires(), now_secs)
-            .map_err(|r| self.fail(Some(&entry), r))?;
-        if has_body {
-            let digest = request.parts.field("content-digest");
-            httpsig::check_content_digest(digest.as_deref(), request.body)
-                .map_err(|e| self.fail(Some(&entry), sig(e)))?;
-        }
-        let base = signed
-            .base(&request.parts)
-            .map_err(|e| self.fail(Some(&entry), sig(e)))?;
-        let valid = match algorithm {
-            Algorithm::HmacSha256 => match entry.material.hmac_secret(&view.id, ring) {
-                Some(secret) => {
-                    httpsig::verify_hmac_sha256(secret, base.as_bytes(), &signed.signature)
-                }
-                None => {
-                    tracing::warn!(key = %view.id, "cannot open the sealed secret of an hmac key");
-                    false
-                }
-            },
-            Algorithm::Ed25519 => {
-                entry.material.ed25519.as_deref().is_some_and(|pk| {
-                    httpsig::verify_ed25519(pk, base.as_bytes(), &signed.signature)
-                })
+        let verify = || -> Result<bool, Rejection> {
+            if has_body {
+                let digest = request.parts.field("content-digest");
+                httpsig::check_content_digest(digest.as_deref(), request.body)
+                    .map_err(|e| self.fail(Some(&entry), sig(e)))?;
             }
+            let base = signed
+                .base(&request.parts)
+                .map_err(|e| self.fail(Some(&entry), sig(e)))?;
+            Ok(match algorithm {
+                Algorithm::HmacSha256 => match entry.material.hmac_secret(&view.id, ring) {
+                    Some(secret) => {
+                        httpsig::verify_hmac_sha256(secret, base.as_bytes(), &signed.signature)
+                    }
+                    None => {
+                        tracing::warn!(key = %view.id, "cannot open the sealed secret of an hmac key");
+                        false
+                    }
+                },
+                Algorithm::Ed25519 => entry.material.ed25519.as_deref().is_some_and(|pk| {
+                    httpsig::verify_ed25519(pk, base.as_bytes(), &signed.signature)
+                }),
+            })
         };
-        if !valid {
+        if let Err(rejection) = guard.check_time(created, signed.expires(), now_secs) {
+            let mut rejection = self.fail(Some(&entry), rejection);
+            // A late (or early) request whose signature verifies is a real request of the key
+            // replayed out of its window: it counts against the key (anomaly detection). One
+            // that does not verify proves nothing, and only counts against its address.
+            rejection.proven = matches!(verify(), Ok(true));
+            return Err(rejection);
+        }
+        if !verify()? {
             return Err(self.fail(
                 Some(&entry),
                 Rejection::new(
@@ -119,13 +124,21 @@ impl KeyIndex {
         // the store (issue 14: one key's flood had filled it for every key).
         guard
             .check_unused(&view.id, nonce, view.nonce_mode, now_secs)
-            .map_err(|r| self.fail(Some(&entry), r))?;
+            .map_err(|r| {
+                let mut r = self.fail(Some(&entry), r);
+                r.proven = true;
+                r
+            })?;
         let id = view.id.clone();
         let mode = view.nonce_mode;
         let principal = self.admit(entry, view, scope, addr, now)?;
         guard
             .record(&id, nonce, mode, created, now_secs)
-            .map_err(|r| self.fail(Some(&principal.entry), r))?;
+            .map_err(|r| {
+                let mut r = self.fail(Some(&principal.entry), r);
+                r.proven = true;
+                r
+            })?;
         Ok(principal)
     }
 }

@@ -66,6 +66,8 @@ pub struct AuthConfig {
     pub scope_rate_limits: BTreeMap<String, RateLimit>,
     /// Rate per principal; wins over the scope rate. A key's own limit wins over both.
     pub principal_rate_limits: BTreeMap<String, RateLimit>,
+    /// `[auth.anomaly]`: detectors, thresholds and automatic responses.
+    pub anomaly: auth::anomaly::AnomalySettings,
 }
 
 impl Default for AuthConfig {
@@ -95,6 +97,7 @@ impl Default for AuthConfig {
             },
             scope_rate_limits: BTreeMap::new(),
             principal_rate_limits: BTreeMap::new(),
+            anomaly: auth::anomaly::AnomalySettings::default(),
         }
     }
 }
@@ -203,6 +206,9 @@ impl AuthConfig {
                 .map_err(|m| ConfigError::new(key.clone(), m))?;
             check_rate(key, rate)?;
         }
+        self.anomaly
+            .validate()
+            .map_err(|(key, message)| ConfigError::new(key, message))?;
         for (principal, rate) in &self.principal_rate_limits {
             let key = format!("auth.principal_rate_limits.{principal}");
             auth::input::principal(principal).map_err(|m| ConfigError::new(key.clone(), m))?;

@@ -484,7 +484,13 @@ async fn start_auth(
     ));
     let (audit_tx, audit_rx) = tokio::sync::mpsc::channel(256);
     tokio::spawn(crate::auth::run_audit_writer(service.clone(), audit_rx));
-    let state = AuthState::new(index, service, settings, audit_tx);
+    let state = AuthState::new(index, service.clone(), settings, audit_tx);
+    tokio::spawn(crate::auth::anomaly::run_block_refresh(
+        service,
+        state.anomaly.clone(),
+        Duration::from_secs(2),
+        shutdown.clone(),
+    ));
     Ok((Arc::new(state), task))
 }
 

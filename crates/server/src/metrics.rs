@@ -424,9 +424,71 @@ impl Metrics {
     }
 }
 
+/// The anomaly detectors' families (`server::auth::anomaly`), appended to `/metrics`.
+pub fn render_anomalies(figures: &crate::auth::anomaly::AnomalyFigures, out: &mut String) {
+    use std::fmt::Write;
+    let _ = writeln!(
+        out,
+        "# HELP tickgate_anomalies_total Anomalies detected, by kind.\n\
+         # TYPE tickgate_anomalies_total counter"
+    );
+    for (kind, n) in &figures.by_kind {
+        let _ = writeln!(out, "tickgate_anomalies_total{{kind=\"{kind}\"}} {n}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP tickgate_anomaly_responses_total Automatic responses carried out, by action.\n\
+         # TYPE tickgate_anomaly_responses_total counter\n\
+         tickgate_anomaly_responses_total{{action=\"suspend\"}} {}\n\
+         tickgate_anomaly_responses_total{{action=\"block_ip\"}} {}",
+        figures.suspended, figures.blocked
+    );
+    for (name, kind, help, value) in [
+        (
+            "tickgate_anomaly_evictions_total",
+            "counter",
+            "Keys and addresses dropped from the detectors' bounded tables.",
+            figures.evictions,
+        ),
+        (
+            "tickgate_ip_blocked_refusals_total",
+            "counter",
+            "Requests refused because their address is blocked.",
+            figures.refused,
+        ),
+        (
+            "tickgate_ip_blocks",
+            "gauge",
+            "Addresses blocked now (this node's cache of the store).",
+            figures.blocked_now,
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn anomaly_families_render_every_kind() {
+        let anomalies = crate::auth::anomaly::Anomalies::new(Default::default());
+        let mut out = String::new();
+        render_anomalies(&anomalies.figures(), &mut out);
+        for kind in auth::anomaly::AnomalyKind::ALL {
+            let line = format!("tickgate_anomalies_total{{kind=\"{}\"}} 0\n", kind.as_str());
+            assert!(out.contains(&line), "{out}");
+        }
+        assert!(
+            out.contains("tickgate_anomaly_evictions_total 0\n"),
+            "{out}"
+        );
+        assert!(out.contains("tickgate_anomaly_responses_total{action=\"block_ip\"} 0\n"));
+    }
 
     #[test]
     fn render_reads_every_family_from_its_table() {

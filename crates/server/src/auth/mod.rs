@@ -13,6 +13,7 @@
 //! auth crate's `auth::ws_token` keeps them).
 
 pub(crate) mod admin;
+pub mod anomaly;
 pub(crate) mod layer;
 pub(crate) mod signed;
 pub(crate) mod ws_token_route;
@@ -54,6 +55,8 @@ pub struct AuthState {
     pub signature_scheme: &'static str,
     /// Single-use WebSocket tokens (`POST /v1/ws-token`).
     pub ws_tokens: auth::ws_token::WsTokens,
+    /// Anomaly detectors, their responses and the IP block cache (`[auth.anomaly]`).
+    pub anomaly: Arc<anomaly::Anomalies>,
     audit: mpsc::Sender<NewAuditEvent>,
 }
 
@@ -92,6 +95,7 @@ impl AuthState {
                 "http"
             },
             ws_tokens: auth::ws_token::WsTokens::new(Duration::from_secs(config.ws_token_ttl_secs)),
+            anomaly: Arc::new(anomaly::Anomalies::new(config.anomaly.clone())),
             audit,
         }
     }
@@ -102,22 +106,27 @@ impl AuthState {
     }
 
     /// Authenticates a request needing `scope` (None: any valid key, e.g. a WS upgrade whose
-    /// channels are checked one by one).
+    /// channels are checked one by one). A blocked address is refused first (`ip_blocked`).
     pub fn authenticate(
         &self,
         headers: &HeaderMap,
         scope: Option<Scope>,
         addr: Option<IpAddr>,
     ) -> Result<Principal, Rejection> {
-        match bearer(headers)? {
+        let now = model::Timestamp::now().0;
+        self.anomaly.check_blocked(addr, now)?;
+        match bearer(headers).inspect_err(|r| self.observe_failure(r, addr, now))? {
             Some(token) if let Some(s) = scope.filter(|s| self.signature_required.contains(s)) => {
-                Err(self
-                    .index
-                    .refuse_unsigned_bearer(token, s, model::Timestamp::now().0))
+                let rejection = self.index.refuse_unsigned_bearer(token, s, now);
+                self.observe_failure(&rejection, addr, now);
+                Err(rejection)
             }
             Some(token) => self
-                .index
-                .authenticate_bearer(token, scope, addr, model::Timestamp::now().0)
+                .observe(
+                    self.index.authenticate_bearer(token, scope, addr, now),
+                    addr,
+                    now,
+                )
                 .map(Principal::Key)
                 .inspect_err(|rejection| self.audit_security(rejection, addr)),
             None if scope.is_none_or(|s| self.anonymous_allows(s)) && !self.required => {
@@ -130,6 +139,21 @@ impl AuthState {
         }
     }
 
+    /// Authenticates a bearer token sent in a WebSocket `auth` message (any valid key).
+    pub fn authenticate_token(
+        &self,
+        token: &str,
+        addr: Option<IpAddr>,
+    ) -> Result<KeyPrincipal, Rejection> {
+        let now = model::Timestamp::now().0;
+        self.anomaly.check_blocked(addr, now)?;
+        self.observe(
+            self.index.authenticate_bearer(token, None, addr, now),
+            addr,
+            now,
+        )
+    }
+
     /// Authenticates a signed request (RFC 9421) needing `scope`.
     pub fn authenticate_signed(
         &self,
@@ -137,17 +161,60 @@ impl AuthState {
         scope: Option<Scope>,
         addr: Option<IpAddr>,
     ) -> Result<Principal, Rejection> {
-        self.index
-            .authenticate_signed(
-                request,
-                &self.replay,
-                self.service.ring(),
-                scope,
-                addr,
-                model::Timestamp::now().0,
-            )
+        let now = model::Timestamp::now().0;
+        self.anomaly.check_blocked(addr, now)?;
+        let result = self.index.authenticate_signed(
+            request,
+            &self.replay,
+            self.service.ring(),
+            scope,
+            addr,
+            now,
+        );
+        self.observe(result, addr, now)
             .map(Principal::Key)
             .inspect_err(|rejection| self.audit_security(rejection, addr))
+    }
+
+    /// Feeds an authentication outcome to the anomaly detectors and acts on what they find.
+    fn observe(
+        &self,
+        result: Result<KeyPrincipal, Rejection>,
+        addr: Option<IpAddr>,
+        now: i64,
+    ) -> Result<KeyPrincipal, Rejection> {
+        let events = match &result {
+            Ok(key) => self.anomaly.detector.observe_success(
+                &key.view.id,
+                key.view.status == store::keys::KeyStatus::Grace,
+                addr,
+                now,
+            ),
+            Err(rejection) => self.anomaly.detector.observe_failure(rejection, addr, now),
+        };
+        if !events.is_empty() {
+            anomaly::handle(
+                &self.anomaly,
+                events,
+                &self.service,
+                &self.index,
+                &self.audit,
+            );
+        }
+        result
+    }
+
+    fn observe_failure(&self, rejection: &Rejection, addr: Option<IpAddr>, now: i64) {
+        let events = self.anomaly.detector.observe_failure(rejection, addr, now);
+        if !events.is_empty() {
+            anomaly::handle(
+                &self.anomaly,
+                events,
+                &self.service,
+                &self.index,
+                &self.audit,
+            );
+        }
     }
 
     /// Writes a security refusal to the audit log (aggregated per second and address by the

@@ -359,3 +359,286 @@ async fn totp_gates_critical_operations_once_enrolled() {
     }
     gateway.stop().await.unwrap();
 }
+
+/// Signed `GET path` headers for `key` named `keyid`, created at `created` (Unix seconds).
+fn signed_headers(
+    key: &auth::httpsig::sign::SigningKey,
+    keyid: &str,
+    authority: &str,
+    target: &str,
+    created: i64,
+) -> Vec<(&'static str, String)> {
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (target, None),
+    };
+    let unsigned = auth::httpsig::sign::Unsigned {
+        method: "GET",
+        authority,
+        path,
+        query,
+        body: b"",
+    };
+    let nonce = auth::httpsig::sign::random_nonce().unwrap();
+    let h = auth::httpsig::sign::sign(key, keyid, &unsigned, created, &nonce);
+    vec![
+        ("signature-input", h.signature_input),
+        ("signature", h.signature),
+    ]
+}
+
+async fn get_with(
+    gateway: &server::Gateway,
+    target: &str,
+    headers: &[(&str, String)],
+) -> (u16, serde_json::Value) {
+    let mut request =
+        reqwest::Client::new().get(format!("http://{}{target}", gateway.local_addr()));
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    Http::json(request.send().await.unwrap()).await
+}
+
+fn unix_now() -> i64 {
+    model::Timestamp::now().0.div_euclid(1_000_000)
+}
+
+async fn metric(gateway: &server::Gateway, line_prefix: &str) -> u64 {
+    let text = reqwest::get(format!("http://{}/metrics", gateway.local_addr()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(line_prefix)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Someone without the key's secret sends requests naming it: bad signatures, stale requests
+/// signed with another key, unknown keys, wrong tokens. With `suspend` on the key rule and
+/// `block_ip` on the address rule, the address is blocked and the key is never touched, even
+/// after a restart (the block is in the store).
+#[tokio::test]
+async fn failures_without_the_secret_block_the_address_and_never_suspend_the_key() {
+    let mut config = auth_config("anomaly-ip");
+    config.auth.anomaly.auth_failures.threshold = 8;
+    config.auth.anomaly.auth_failures.action = auth::anomaly::Action::BlockIp;
+    config.auth.anomaly.block_secs = 600;
+    config.auth.anomaly.replay_burst.threshold = 2;
+    config.auth.anomaly.replay_burst.action = auth::anomaly::Action::Suspend;
+    config.auth.anomaly.rate_limit_saturation.threshold = 2;
+    config.auth.anomaly.rate_limit_saturation.action = auth::anomaly::Action::Suspend;
+    let dir = config.server.data_dir.clone();
+    let victim = offline_signer(&dir, "victim", &["market:read"]);
+    let (_, bearer_token) = offline_key(&dir, "bearer", &["market:read"]);
+    let gateway = start(config.clone()).await;
+    let authority = gateway.local_addr().to_string();
+    // The victim works.
+    let (status, body) = get_with(
+        &gateway,
+        TICKER,
+        &signed_headers(&victim.key, &victim.id, &authority, TICKER, unix_now()),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    let forger = auth::httpsig::sign::SigningKey::ed25519(&[9u8; 32]);
+    let mut codes = Vec::new();
+    for i in 0..7 {
+        let headers = match i % 4 {
+            // The victim's key id, another key's signature.
+            0 => signed_headers(&forger, &victim.id, &authority, TICKER, unix_now()),
+            // The same, stale: a forged "replay".
+            1 => signed_headers(&forger, &victim.id, &authority, TICKER, unix_now() - 600),
+            // A key id that does not exist.
+            2 => signed_headers(
+                &forger,
+                "key_doesnotexist0001",
+                &authority,
+                TICKER,
+                unix_now(),
+            ),
+            // A wrong bearer token.
+            _ => vec![(
+                "authorization",
+                format!("Bearer {}x", &bearer_token[..bearer_token.len() - 1]),
+            )],
+        };
+        let (status, body) = get_with(&gateway, TICKER, &headers).await;
+        assert_eq!(status, 401, "{body}");
+        codes.push(code(&body).to_string());
+    }
+    assert!(
+        codes.contains(&"signature_invalid".to_string()),
+        "{codes:?}"
+    );
+    assert!(codes.contains(&"timestamp_stale".to_string()), "{codes:?}");
+    assert!(codes.contains(&"unknown_key".to_string()), "{codes:?}");
+    // The eighth failure crosses the threshold: the address is blocked, for everyone on it.
+    let (status, _) = get_with(
+        &gateway,
+        TICKER,
+        &signed_headers(&forger, &victim.id, &authority, TICKER, unix_now()),
+    )
+    .await;
+    assert_eq!(status, 401);
+    let (status, body) = get_with(
+        &gateway,
+        TICKER,
+        &signed_headers(&victim.key, &victim.id, &authority, TICKER, unix_now()),
+    )
+    .await;
+    assert_eq!((status, code(&body)), (403, "ip_blocked"), "{body}");
+    assert_eq!(
+        metric(&gateway, "tickgate_anomalies_total{kind=\"auth_failures\"}").await,
+        1
+    );
+    assert_eq!(
+        metric(&gateway, "tickgate_anomalies_total{kind=\"replay_burst\"}").await,
+        0
+    );
+    assert_eq!(
+        metric(
+            &gateway,
+            "tickgate_anomaly_responses_total{action=\"suspend\"}"
+        )
+        .await,
+        0
+    );
+    // The key itself was never suspended.
+    let service = offline_service(&dir);
+    assert_eq!(
+        service.get(&victim.id).unwrap().status,
+        store::keys::KeyStatus::Active
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    gateway.stop().await.unwrap();
+
+    // Audited; and the block survives a restart.
+    let entries = service.audit().read(0, 10_000).unwrap();
+    let actions: Vec<&str> = entries.iter().map(|e| e.action.as_str()).collect();
+    assert!(actions.contains(&"anomaly.auth_failures"), "{actions:?}");
+    assert!(actions.contains(&"anomaly.ip_blocked"), "{actions:?}");
+    assert!(!actions.contains(&"key.suspended"), "{actions:?}");
+    let gateway = start(config).await;
+    let mut blocked = false;
+    for _ in 0..50 {
+        let (status, body) = get_with(
+            &gateway,
+            TICKER,
+            &signed_headers(
+                &victim.key,
+                &victim.id,
+                &authority_of(&gateway),
+                TICKER,
+                unix_now(),
+            ),
+        )
+        .await;
+        if status == 403 && code(&body) == "ip_blocked" {
+            blocked = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        blocked,
+        "the block was not loaded from the store after a restart"
+    );
+    gateway.stop().await.unwrap();
+}
+
+fn authority_of(gateway: &server::Gateway) -> String {
+    gateway.local_addr().to_string()
+}
+
+/// Replays of a request whose signature verified (the key's own traffic, captured) count
+/// against the key: with `suspend`, the key is suspended and its live session closed.
+#[tokio::test]
+async fn a_burst_of_verified_replays_suspends_the_key_and_closes_its_session() {
+    let mut config = auth_config("anomaly-replay");
+    config.auth.anomaly.replay_burst.threshold = 3;
+    config.auth.anomaly.replay_burst.action = auth::anomaly::Action::Suspend;
+    let dir = config.server.data_dir.clone();
+    let victim = offline_signer(&dir, "victim", &["market:read"]);
+    let gateway = start(config).await;
+    let authority = authority_of(&gateway);
+    // A live session of the key, signed on the upgrade.
+    let upgrade = signed_headers(&victim.key, &victim.id, &authority, "/v1/ws", unix_now());
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
+            "ws://{authority}/v1/ws"
+        ))
+        .unwrap();
+    for (name, value) in &upgrade {
+        request.headers_mut().insert(*name, value.parse().unwrap());
+    }
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    assert!(matches!(
+        recv(&mut ws).await,
+        ServerMessage::Authenticated { .. }
+    ));
+
+    let captured = signed_headers(&victim.key, &victim.id, &authority, TICKER, unix_now());
+    assert_eq!(get_with(&gateway, TICKER, &captured).await.0, 200);
+    for _ in 0..2 {
+        let (status, body) = get_with(&gateway, TICKER, &captured).await;
+        assert_eq!((status, code(&body)), (401, "nonce_reused"));
+    }
+    // A verified request from outside its window counts too.
+    let late = signed_headers(
+        &victim.key,
+        &victim.id,
+        &authority,
+        TICKER,
+        unix_now() - 600,
+    );
+    let (status, body) = get_with(&gateway, TICKER, &late).await;
+    assert_eq!((status, code(&body)), (401, "timestamp_stale"));
+    let (error, close, took) = until_error_and_close(&mut ws, Duration::from_secs(3)).await;
+    assert_eq!((error.as_str(), close), ("key_suspended", 4002));
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    let fresh = signed_headers(&victim.key, &victim.id, &authority, TICKER, unix_now());
+    let (status, body) = get_with(&gateway, TICKER, &fresh).await;
+    assert_eq!((status, code(&body)), (403, "key_suspended"), "{body}");
+    assert_eq!(
+        metric(&gateway, "tickgate_anomalies_total{kind=\"replay_burst\"}").await,
+        1
+    );
+    assert_eq!(
+        metric(
+            &gateway,
+            "tickgate_anomaly_responses_total{action=\"suspend\"}"
+        )
+        .await,
+        1
+    );
+    let service = offline_service(&dir);
+    let record = service.get(&victim.id).unwrap();
+    assert_eq!(record.status, store::keys::KeyStatus::Suspended);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let entries = service.audit().read(0, 10_000).unwrap();
+    let suspended = entries
+        .iter()
+        .find(|e| e.action == "key.suspended")
+        .expect("suspension audited");
+    assert_eq!(suspended.actor, "anomaly");
+    assert!(entries.iter().any(|e| e.action == "anomaly.replay_burst"));
+    // Reversible.
+    service
+        .resume(&victim.id, "test", model::Timestamp::now().0)
+        .unwrap();
+    let mut back = false;
+    for _ in 0..30 {
+        let fresh = signed_headers(&victim.key, &victim.id, &authority, TICKER, unix_now());
+        if get_with(&gateway, TICKER, &fresh).await.0 == 200 {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(back, "a resumed key works again");
+    gateway.stop().await.unwrap();
+}

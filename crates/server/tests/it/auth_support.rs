@@ -62,7 +62,7 @@ pub fn offline_key(dir: &Path, name: &str, scopes: &[&str]) -> (String, String) 
 /// `keys:admin` refuses bearer tokens (`signature_required_scopes`).
 pub struct Signer {
     pub id: String,
-    key: SigningKey,
+    pub key: SigningKey,
 }
 
 /// Creates an `ed25519` key offline with a fresh key pair.

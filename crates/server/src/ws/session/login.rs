@@ -92,12 +92,7 @@ impl Session {
     fn login(&self, login: &Login, peer: Option<IpAddr>) -> Result<KeyPrincipal, Rejection> {
         let auth = self.state.auth();
         match login {
-            Login::Token { token } => auth.index.authenticate_bearer(
-                token.expose(),
-                None,
-                peer,
-                model::Timestamp::now().0,
-            ),
+            Login::Token { token } => auth.authenticate_token(token.expose(), peer),
             Login::Signature {
                 signature_input,
                 signature,
