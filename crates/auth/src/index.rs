@@ -116,16 +116,36 @@ pub struct Usage {
     pub bytes: AtomicU64,
     pub failures: AtomicU64,
     last_used_at: AtomicI64,
-    last_addr: Mutex<Option<IpAddr>>,
+    addrs: Mutex<Addresses>,
 }
+
+/// The addresses a key was used from since the last flush (at most
+/// [`MAX_ADDRESSES_PER_FLUSH`] distinct ones; more in one interval are not itemized).
+#[derive(Debug, Default)]
+struct Addresses {
+    last: Option<IpAddr>,
+    /// (address, requests, last use µs)
+    seen: Vec<(IpAddr, u64, i64)>,
+}
+
+/// Distinct addresses per key and usage flush written to the store (`key_addresses`).
+pub const MAX_ADDRESSES_PER_FLUSH: usize = 32;
 
 impl Usage {
     pub fn touch(&self, now: i64, addr: Option<IpAddr>) {
         self.last_used_at.fetch_max(now, Ordering::Relaxed);
         if let Some(addr) = addr {
-            let mut last = self.last_addr.lock();
-            if *last != Some(addr) {
-                *last = Some(addr);
+            let mut guard = self.addrs.lock();
+            let a = &mut *guard;
+            a.last = Some(addr);
+            let full = a.seen.len() >= MAX_ADDRESSES_PER_FLUSH;
+            match a.seen.iter_mut().find(|e| e.0 == addr) {
+                Some(e) => {
+                    e.1 += 1;
+                    e.2 = e.2.max(now);
+                }
+                None if !full => a.seen.push((addr, 1, now)),
+                None => {}
             }
         }
     }
@@ -534,6 +554,20 @@ impl KeyIndex {
     /// Takes the usage counted since the last call, and an audit event for each key (and for
     /// unknown keys together) whose failures reached the burst threshold.
     pub fn drain_usage(&self, now: i64) -> (Vec<UsageDelta>, Vec<NewAuditEvent>) {
+        let (deltas, bursts, _) = self.drain_usage_and_addresses(now);
+        (deltas, bursts)
+    }
+
+    /// [`Self::drain_usage`], and the requests per address of each key since the last call.
+    pub fn drain_usage_and_addresses(
+        &self,
+        now: i64,
+    ) -> (
+        Vec<UsageDelta>,
+        Vec<NewAuditEvent>,
+        Vec<store::security::AddressDelta>,
+    ) {
+        let mut addresses = Vec::new();
         let mut deltas = Vec::new();
         let mut bursts = Vec::new();
         let threshold = self.settings.failure_burst.max(1);
@@ -550,11 +584,18 @@ impl KeyIndex {
             if requests + messages + bytes + failures == 0 && used_at == 0 {
                 continue;
             }
-            let addr = u
-                .last_addr
-                .lock()
-                .map(|a| a.to_string())
-                .unwrap_or_default();
+            let addr = {
+                let mut a = u.addrs.lock();
+                for (ip, requests, at) in a.seen.drain(..) {
+                    addresses.push(store::security::AddressDelta {
+                        key_id: id.clone(),
+                        addr: ip.to_string(),
+                        requests,
+                        at,
+                    });
+                }
+                a.last.map(|a| a.to_string()).unwrap_or_default()
+            };
             deltas.push(UsageDelta {
                 key_id: id.clone(),
                 at: now,
@@ -587,7 +628,7 @@ impl KeyIndex {
                 }),
             });
         }
-        (deltas, bursts)
+        (deltas, bursts, addresses)
     }
 }
 

@@ -51,7 +51,7 @@ mod material;
 pub mod ratelimit;
 pub mod rejection;
 pub mod replay;
-mod rotation;
+pub mod rotation;
 pub mod scope;
 pub mod secret;
 pub mod service;

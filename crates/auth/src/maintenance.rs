@@ -56,9 +56,12 @@ pub fn poll_once(
 
 /// Writes the usage counted since the last flush, and failure-burst audit entries.
 pub fn flush_once(service: &KeyService, index: &KeyIndex, now: i64) -> Result<(), StoreError> {
-    let (deltas, bursts) = index.drain_usage(now);
+    let (deltas, bursts, addresses) = index.drain_usage_and_addresses(now);
     if !deltas.is_empty() {
         service.store().add_usage(&deltas)?;
+    }
+    if !addresses.is_empty() {
+        service.store().add_addresses(&addresses)?;
     }
     if !bursts.is_empty() {
         service.audit().append(&bursts)?;

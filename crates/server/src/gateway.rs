@@ -120,6 +120,11 @@ pub fn routes() -> Vec<Route> {
             post(admin::resume),
         ),
         route(
+            "/admin/v1/keys/{id}/leaked",
+            Some(Scope::KeysAdmin),
+            post(admin::leaked),
+        ),
+        route(
             "/admin/v1/keys/{id}/totp",
             Some(Scope::KeysAdmin),
             post(admin::totp_enroll),

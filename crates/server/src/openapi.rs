@@ -35,6 +35,7 @@ use utoipa::OpenApi;
         crate::auth::admin::revoke,
         crate::auth::admin::suspend,
         crate::auth::admin::resume,
+        crate::auth::admin::leaked,
         crate::auth::admin::totp_enroll,
         crate::auth::admin::usage,
         crate::auth::admin::rewrap,

@@ -565,3 +565,125 @@ fn keys_offline_and_online_scan_rewrap_audit_and_no_plaintext_anywhere() {
     }
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// `tickgate keys leaked` offline, and `keys suspend|resume` and `keys totp enroll`: the
+/// playbook prints the successor once and the last day's report; a bad id is refused.
+#[test]
+fn keys_leaked_suspend_resume_and_totp_enroll_offline() {
+    let root = std::env::temp_dir().join(format!("tickgate-keys-leaked-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let data = root.join("data");
+    let dir = data.to_str().unwrap();
+    let mut log = Vec::new();
+    let created = json(&run(
+        tickgate().args([
+            "keys",
+            "create",
+            "--data-dir",
+            dir,
+            "--name",
+            "bot",
+            "--scopes",
+            "market:read",
+            "--json",
+        ]),
+        &mut log,
+    ));
+    let id = created["id"].as_str().unwrap().to_string();
+    let suspended = json(&run(
+        tickgate().args([
+            "keys",
+            "suspend",
+            &id,
+            "--reason",
+            "check",
+            "--data-dir",
+            dir,
+            "--json",
+        ]),
+        &mut log,
+    ));
+    assert_eq!(suspended["status"], "suspended");
+    let resumed = json(&run(
+        tickgate().args(["keys", "resume", &id, "--data-dir", dir, "--json"]),
+        &mut log,
+    ));
+    assert_eq!(resumed["status"], "active");
+    let leaked = json(&run(
+        tickgate().args(["keys", "leaked", &id, "--data-dir", dir, "--json"]),
+        &mut log,
+    ));
+    assert_eq!(leaked["revoked"]["status"], "revoked");
+    assert!(leaked["token"].as_str().unwrap().starts_with("tg_test_"));
+    assert_eq!(leaked["last_24h"]["requests"], 0);
+    // The human form names the report and the successor.
+    let out = run(
+        tickgate().args([
+            "keys",
+            "leaked",
+            leaked["id"].as_str().unwrap(),
+            "--data-dir",
+            dir,
+        ]),
+        &mut log,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("last 24 h: requests 0"), "{text}");
+    assert!(text.contains("(shown once"), "{text}");
+    // Again: refused, exit non-zero, with the reason.
+    let out = run(
+        tickgate().args(["keys", "leaked", &id, "--data-dir", dir]),
+        &mut log,
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("revoked already"));
+    // TOTP needs a master key and a keys:admin key.
+    let out = run(
+        tickgate().args(["keys", "totp", "enroll", &id, "--data-dir", dir]),
+        &mut log,
+    );
+    assert!(!out.status.success());
+    let master = root.join("master.key");
+    write_key(&master, &"3c".repeat(32));
+    let admin = json(&run(
+        tickgate().args([
+            "keys",
+            "create",
+            "--data-dir",
+            dir,
+            "--name",
+            "ops",
+            "--scopes",
+            "keys:admin",
+            "--json",
+        ]),
+        &mut log,
+    ));
+    let enrolled = json(&run(
+        tickgate()
+            .env("TICKGATE_MASTER_KEY", "3c".repeat(32))
+            .args([
+                "keys",
+                "totp",
+                "enroll",
+                admin["id"].as_str().unwrap(),
+                "--data-dir",
+                dir,
+                "--json",
+            ]),
+        &mut log,
+    ));
+    assert!(
+        enrolled["otpauth_uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("otpauth://totp/tickgate:ops?secret="),
+        "{enrolled}"
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}

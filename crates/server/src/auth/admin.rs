@@ -529,6 +529,55 @@ pub(crate) async fn suspend(
     Ok(Json(KeyInfo::new(&record, now())))
 }
 
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LeakedBody {
+    /// For an ed25519 key: the new public key (PEM) of its successor; without it the key is
+    /// only revoked.
+    #[serde(default)]
+    public_key: Option<String>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/admin/v1/keys/{id}/leaked",
+    tag = "admin",
+    summary = "Leak playbook: rotate with zero grace, revoke the old secret, report its last 24 h",
+    params(
+        ("id" = String, Path, description = "The public id of the key"),
+    ),
+    request_body = LeakedBody,
+    responses(
+        (status = 200, body = serde_json::Value),
+        AdminErrors,
+        (status = 409, description = "conflict: the key is already revoked or expired", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn leaked(
+    State(state): State<AppState>,
+    principal: Admin,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+    payload: Body<LeakedBody>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let actor = actor(principal.as_deref())?;
+    let caller = totp_caller(principal.as_deref(), &headers)?;
+    let id = key_id(path)?;
+    let b = body(payload)?;
+    // What the key did up to now: flush its live counters first, so the report is current.
+    let index = state.auth().index.clone();
+    let leaked = run(&state, move |s| {
+        second_factor(s, &caller, "key.leaked")?;
+        auth::maintenance::flush_once(s, &index, now())?;
+        let leaked = s.leaked(&id, b.public_key.as_deref(), &actor, now())?;
+        let mut changed = vec![leaked.revoked.clone()];
+        changed.extend(leaked.successor.as_ref().map(|i| i.record.clone()));
+        Ok((leaked, changed))
+    })
+    .await?;
+    Ok(Json(leaked.json(now())))
+}
+
 #[utoipa::path(
     post,
     path = "/admin/v1/keys/{id}/resume",

@@ -642,3 +642,77 @@ async fn a_burst_of_verified_replays_suspends_the_key_and_closes_its_session() {
     assert!(back, "a resumed key works again");
     gateway.stop().await.unwrap();
 }
+
+/// `POST /admin/v1/keys/{id}/leaked` (what `tickgate keys leaked --url` calls): the leaked
+/// token stops at once, a successor works, its session closes, the audit says `key.leaked`, and
+/// the answer reports the last 24 h: requests and the addresses they came from.
+#[tokio::test]
+async fn the_leak_playbook_rotates_revokes_and_reports_the_last_day() {
+    let config = auth_config("leaked");
+    let admin = offline_signer(&config.server.data_dir, "admin", &["keys:admin"]);
+    let gateway = start(config).await;
+    let http = Http::new(&gateway);
+    let (id, token) = http
+        .create_key(
+            &admin,
+            serde_json::json!({"name": "bot", "scopes": ["market:read"]}),
+        )
+        .await;
+    for _ in 0..5 {
+        assert_eq!(http.get(TICKER, Some(&token)).await.status(), 200);
+    }
+    let mut ws = connect_with(&gateway, &token).await;
+    assert!(matches!(
+        recv(&mut ws).await,
+        ServerMessage::Authenticated { .. }
+    ));
+    let (status, body) = Http::json(
+        http.post(
+            &format!("/admin/v1/keys/{id}/leaked"),
+            Some(&admin),
+            serde_json::json!({}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["revoked"]["status"], "revoked");
+    assert_eq!(body["revoked"]["revoked_reason"], "leaked");
+    let successor = body["token"]
+        .as_str()
+        .expect("the successor's token, once")
+        .to_string();
+    let successor_id = body["id"].as_str().unwrap().to_string();
+    assert_ne!(successor_id, id);
+    let report = &body["last_24h"];
+    // 5 REST requests and the WebSocket upgrade.
+    assert!(report["requests"].as_u64().unwrap() >= 5, "{report}");
+    let addresses = report["addresses"].as_array().unwrap();
+    assert_eq!(addresses[0]["addr"], "127.0.0.1", "{report}");
+    assert!(addresses[0]["requests"].as_u64().unwrap() >= 5);
+
+    let (error, close, _) = until_error_and_close(&mut ws, Duration::from_secs(2)).await;
+    assert_eq!((error.as_str(), close), ("key_revoked", 4003));
+    let (status, body) = Http::json(http.get(TICKER, Some(&token)).await).await;
+    assert_eq!((status, code(&body)), (401, "key_revoked"));
+    assert_eq!(http.get(TICKER, Some(&successor)).await.status(), 200);
+    // Twice: conflict.
+    let (status, body) = Http::json(
+        http.post(
+            &format!("/admin/v1/keys/{id}/leaked"),
+            Some(&admin),
+            serde_json::json!({}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!((status, code(&body)), (409, "conflict"));
+    let actions = audit_actions(&http, &admin).await;
+    let leaked = actions
+        .iter()
+        .find(|(a, _)| a == "key.leaked")
+        .expect("key.leaked audited");
+    assert_eq!(leaked.1["successor"], successor_id.as_str());
+    assert!(actions.iter().any(|(a, _)| a == "key.revoked"));
+    gateway.stop().await.unwrap();
+}

@@ -110,6 +110,18 @@ pub enum KeysCommand {
         #[command(flatten)]
         target: TargetArgs,
     },
+    /// The leak playbook: rotate with zero grace (the successor's token or secret is printed
+    /// once), revoke the leaked secret, audit `key.leaked`, and print what the key did in the
+    /// last 24 h (usage, addresses).
+    Leaked {
+        id: String,
+        /// For an ed25519 key: the successor's public key (PEM file); without it the key is
+        /// only revoked.
+        #[arg(long)]
+        public_key: Option<PathBuf>,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
     /// Suspend a key (reversibly): refused with key_suspended, open sessions closed.
     Suspend {
         id: String,
@@ -314,6 +326,14 @@ async fn run_async(command: KeysCommand) -> anyhow::Result<ExitCode> {
             let backend = Backend::open(&target)?;
             (target, backend.revoke(&id, &reason).await?)
         }
+        KeysCommand::Leaked {
+            id,
+            public_key,
+            target,
+        } => {
+            let backend = Backend::open(&target)?;
+            (target, backend.leaked(&id, read_pem(public_key)?).await?)
+        }
         KeysCommand::Suspend { id, reason, target } => {
             let backend = Backend::open(&target)?;
             (target, backend.suspend(&id, &reason).await?)
@@ -462,6 +482,28 @@ fn human(value: &Value) -> String {
     ] {
         if key["id"].is_string() && key["status"].is_string() {
             out.push_str(&line(key));
+        }
+    }
+    if let Some(report) = value["last_24h"].as_object() {
+        out.push_str(&format!(
+            "revoked {} (leaked)\nlast 24 h: requests {}  messages {}  bytes {}  auth failures {}\n",
+            value["revoked"]["id"].as_str().unwrap_or("-"),
+            report["requests"], report["messages"], report["bytes"], report["auth_failures"]
+        ));
+        for a in report["addresses"].as_array().into_iter().flatten() {
+            out.push_str(&format!(
+                "  from {}  requests {}  first {}  last {}\n",
+                a["addr"].as_str().unwrap_or("-"),
+                a["requests"],
+                a["first_seen"],
+                a["last_seen"]
+            ));
+        }
+        if value["id"].is_string() {
+            out.push_str(&format!(
+                "successor {}\n",
+                value["id"].as_str().unwrap_or("-")
+            ));
         }
     }
     if let Some(uri) = value["otpauth_uri"].as_str() {

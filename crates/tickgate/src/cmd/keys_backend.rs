@@ -305,6 +305,23 @@ impl Backend {
         }
     }
 
+    pub async fn leaked(&self, id: &str, public_key: Option<String>) -> anyhow::Result<Value> {
+        match self {
+            Self::Offline { service, actor, .. } => {
+                let leaked = service.leaked(id, public_key.as_deref(), actor, now())?;
+                Ok(leaked.json(now()))
+            }
+            Self::Online { .. } => {
+                self.call(
+                    reqwest::Method::POST,
+                    &format!("/admin/v1/keys/{id}/leaked"),
+                    Some(json!({ "public_key": public_key })),
+                )
+                .await
+            }
+        }
+    }
+
     pub async fn suspend(&self, id: &str, reason: &str) -> anyhow::Result<Value> {
         match self {
             Self::Offline { service, actor, .. } => Ok(json!(KeyInfo::new(
