@@ -716,3 +716,128 @@ async fn the_leak_playbook_rotates_revokes_and_reports_the_last_day() {
     assert!(actions.iter().any(|(a, _)| a == "key.revoked"));
     gateway.stop().await.unwrap();
 }
+
+/// The key detectors over real connections, with `action = "none"`: a new /24, use during a
+/// rotation's grace and rate-limit saturation each become one metric and one audit entry, and
+/// nothing else happens to the key.
+#[tokio::test]
+async fn new_networks_rotation_grace_use_and_rate_saturation_are_reported() {
+    let mut config = auth_config("anomaly-kinds");
+    config.auth.anomaly.rate_limit_saturation.threshold = 5;
+    let admin = offline_signer(&config.server.data_dir, "admin", &["keys:admin"]);
+    let gateway = start(config).await;
+    let http = Http::new(&gateway);
+    let (id, token) = http
+        .create_key(
+            &admin,
+            serde_json::json!({"name": "bot", "scopes": ["market:read"],
+                "rate_limit": {"per_sec": 1, "burst": 2}}),
+        )
+        .await;
+    let url = format!("http://{}{TICKER}", gateway.local_addr());
+    let from = |local: &str| {
+        reqwest::Client::builder()
+            .local_address(local.parse::<std::net::IpAddr>().unwrap())
+            .build()
+            .unwrap()
+    };
+    // Its first network is where it lives; another /24 is news (127.0.1.1 is loopback too).
+    let home = from("127.0.0.1");
+    assert_eq!(
+        home.get(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let away = from("127.0.1.1");
+    assert_eq!(
+        away.get(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        metric(&gateway, "tickgate_anomalies_total{kind=\"new_network\"}").await,
+        1
+    );
+    // Rate-limit saturation: a burst far over 1/s.
+    let mut limited = 0;
+    for _ in 0..12 {
+        if home
+            .get(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            == 429
+        {
+            limited += 1;
+        }
+    }
+    assert!(limited >= 5, "{limited}");
+    assert_eq!(
+        metric(
+            &gateway,
+            "tickgate_anomalies_total{kind=\"rate_limit_saturation\"}"
+        )
+        .await,
+        1
+    );
+    // Rotation: the old key used during its grace.
+    let (status, body) = Http::json(
+        http.post(
+            &format!("/admin/v1/keys/{id}/rotate"),
+            Some(&admin),
+            serde_json::json!({"grace_seconds": 60}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let _ = home.get(&url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(
+        metric(
+            &gateway,
+            "tickgate_anomalies_total{kind=\"used_after_rotation\"}"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        metric(
+            &gateway,
+            "tickgate_anomaly_responses_total{action=\"suspend\"}"
+        )
+        .await,
+        0
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let actions = audit_actions(&http, &admin).await;
+    for kind in [
+        "new_network",
+        "rate_limit_saturation",
+        "used_after_rotation",
+    ] {
+        let entry = actions
+            .iter()
+            .find(|(a, _)| *a == format!("anomaly.{kind}"))
+            .unwrap_or_else(|| panic!("anomaly.{kind} audited: {actions:?}"));
+        assert_eq!(entry.1["action"], "none");
+    }
+    let new_network = actions
+        .iter()
+        .find(|(a, _)| a == "anomaly.new_network")
+        .unwrap();
+    assert_eq!(new_network.1["network"], "127.0.1.0/24");
+    assert_eq!(new_network.1["ip"], "127.0.1.1");
+    gateway.stop().await.unwrap();
+}
