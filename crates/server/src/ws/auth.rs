@@ -53,6 +53,9 @@ impl SessionAuth {
         peer: SocketAddr,
     ) -> Result<Self, Rejection> {
         let auth = state.auth();
+        // An address blocked by an anomaly rule gets no session, not even an anonymous one.
+        auth.anomaly
+            .check_blocked(Some(peer.ip()), model::Timestamp::now().0)?;
         let deadline = auth.required.then(|| Instant::now() + auth.ws_auth_timeout);
         let mut session = Self {
             key: None,

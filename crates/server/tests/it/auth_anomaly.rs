@@ -491,6 +491,14 @@ async fn failures_without_the_secret_block_the_address_and_never_suspend_the_key
     )
     .await;
     assert_eq!((status, code(&body)), (403, "ip_blocked"), "{body}");
+    // No WebSocket session either, not even an anonymous one.
+    match tokio_tungstenite::connect_async(format!("ws://{authority}/v1/ws")).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 403)
+        }
+        Err(other) => panic!("expected 403, got {other}"),
+        Ok(_) => panic!("a blocked address opened a WebSocket session"),
+    }
     assert_eq!(
         metric(&gateway, "tickgate_anomalies_total{kind=\"auth_failures\"}").await,
         1
