@@ -1,6 +1,7 @@
 //! Diff-depth events, REST snapshots and the per-symbol sync state machine (the documented
 //! "how to manage a local order book correctly" algorithm).
 
+use crate::venue::parse::Text;
 use crate::venue::parse::levels;
 use model::{BookDelta, BookSnapshot, Level, Timestamp};
 use serde::Deserialize;
@@ -25,23 +26,23 @@ pub struct DepthUpdate {
 struct RawDepth<'a> {
     #[serde(rename = "E")]
     event_time: i64,
-    #[serde(rename = "s")]
-    symbol: &'a str,
+    #[serde(borrow, rename = "s")]
+    symbol: Text<'a>,
     #[serde(rename = "U")]
     first: u64,
     #[serde(rename = "u")]
     last: u64,
     #[serde(rename = "b", borrow)]
-    bids: Vec<[&'a str; 2]>,
+    bids: Vec<[Text<'a>; 2]>,
     #[serde(rename = "a", borrow)]
-    asks: Vec<[&'a str; 2]>,
+    asks: Vec<[Text<'a>; 2]>,
 }
 
 impl DepthUpdate {
     pub fn parse(data: &str) -> Result<Self, String> {
         let raw: RawDepth = serde_json::from_str(data).map_err(|e| format!("depthUpdate: {e}"))?;
         Self::build(
-            raw.symbol,
+            &raw.symbol,
             raw.first,
             raw.last,
             &raw.bids,
@@ -55,8 +56,8 @@ impl DepthUpdate {
         symbol: &str,
         first: u64,
         last: u64,
-        bids: &[[&str; 2]],
-        asks: &[[&str; 2]],
+        bids: &[[Text<'_>; 2]],
+        asks: &[[Text<'_>; 2]],
         event_time: i64,
     ) -> Result<Self, String> {
         if first > last {
@@ -98,9 +99,9 @@ struct RawSnapshot<'a> {
     #[serde(rename = "lastUpdateId")]
     last_update_id: u64,
     #[serde(borrow)]
-    bids: Vec<[&'a str; 2]>,
+    bids: Vec<[Text<'a>; 2]>,
     #[serde(borrow)]
-    asks: Vec<[&'a str; 2]>,
+    asks: Vec<[Text<'a>; 2]>,
 }
 
 impl DepthSnapshot {
@@ -270,5 +271,22 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Regression (issue 15): every string of a documented message escaped parses the same.
+    #[test]
+    fn escaped_strings_parse_like_plain_ones() {
+        use crate::venue::parse::escaped;
+        let text = include_str!("../../../test_data/binance/ws_depth_update.json");
+        let data = serde_json::from_str::<serde_json::Value>(text).unwrap()["data"].to_string();
+        assert_eq!(
+            DepthUpdate::parse(&escaped(&data)).unwrap(),
+            DepthUpdate::parse(&data).unwrap()
+        );
+        let body = include_str!("../../../test_data/binance/rest_depth_snapshot.json");
+        assert_eq!(
+            DepthSnapshot::parse(&escaped(body)).unwrap(),
+            DepthSnapshot::parse(body).unwrap()
+        );
     }
 }
