@@ -129,6 +129,9 @@ pub(crate) enum BookSync {
         /// A new subscription: the snapshot is requested once its first diff is buffered
         /// (the documented order), so the snapshot cannot predate the stream.
         awaiting_first: bool,
+        /// Snapshots refused in a row as older than the stream, and why the last one was.
+        refused: u32,
+        refusal: Option<String>,
     },
     /// In sync: the last update id forwarded.
     Live { last: u64 },
@@ -143,6 +146,8 @@ impl BookSync {
             retry_at: Timestamp(0),
             attempts: 1,
             awaiting_first: false,
+            refused: 0,
+            refusal: None,
         }
     }
 
@@ -154,8 +159,16 @@ impl BookSync {
             retry_at: Timestamp(0),
             attempts: 0,
             awaiting_first: true,
+            refused: 0,
+            refusal: None,
         }
     }
+}
+
+/// Delay before fetching again after the `refused`-th snapshot in a row was too old: 250 ms,
+/// doubling, at most 30 s (a venue whose REST lags its stream is not hammered).
+pub(crate) fn refused_backoff_us(refused: u32) -> i64 {
+    (250_000i64 << refused.saturating_sub(1).min(7)).min(30_000_000)
 }
 
 /// What to do with a snapshot given the diffs buffered meanwhile.
@@ -163,8 +176,9 @@ impl BookSync {
 pub(crate) enum Alignment {
     /// Publish the snapshot, then these diffs (older ones dropped), and go live at `last`.
     Apply { deltas: Vec<DepthUpdate>, last: u64 },
-    /// The snapshot is older than the first buffered diff: fetch again.
-    TooOld,
+    /// The snapshot is older than the first buffered diff (`first_update`, its `U`): fetch
+    /// again.
+    TooOld { first_update: u64 },
 }
 
 /// Steps 4–6 of the documented algorithm: drop buffered diffs with `u <= lastUpdateId`; the
@@ -176,7 +190,9 @@ pub(crate) fn align(snapshot_id: u64, buffer: &mut VecDeque<DepthUpdate>) -> Ali
         buffer.pop_front();
     }
     match buffer.front() {
-        Some(first) if first.first > snapshot_id + 1 => Alignment::TooOld,
+        Some(first) if first.first > snapshot_id + 1 => Alignment::TooOld {
+            first_update: first.first,
+        },
         _ => {
             let deltas: Vec<DepthUpdate> = buffer.drain(..).collect();
             let last = deltas.last().map_or(snapshot_id, |d| d.last);
@@ -257,7 +273,10 @@ mod tests {
                 buffered.iter().map(|(f, l)| diff(*f, *l)).collect();
             let got = align(*id, &mut buffer);
             match expected {
-                None => assert_eq!(got, Alignment::TooOld, "{id} {buffered:?}"),
+                None => assert!(
+                    matches!(got, Alignment::TooOld { first_update } if first_update == buffered.last().unwrap().0),
+                    "{id} {buffered:?}: {got:?}"
+                ),
                 Some((deltas, last)) => {
                     let Alignment::Apply {
                         deltas: got,
@@ -288,5 +307,13 @@ mod tests {
             DepthSnapshot::parse(&escaped(body)).unwrap(),
             DepthSnapshot::parse(body).unwrap()
         );
+    }
+
+    #[test]
+    fn refused_snapshots_back_off_doubling_up_to_30_s() {
+        let delays: Vec<i64> = [1, 2, 3, 4, 8, 9, 40]
+            .map(|n| refused_backoff_us(n) / 1000)
+            .to_vec();
+        assert_eq!(delays, [250, 500, 1000, 2000, 30_000, 30_000, 30_000]);
     }
 }

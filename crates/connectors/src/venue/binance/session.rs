@@ -230,10 +230,33 @@ impl BinanceSession {
         };
         io.touch(&symbol);
         match book::align(snapshot.last_update_id, buffer) {
-            Alignment::TooOld => {
-                tracing::debug!(%symbol, id = snapshot.last_update_id, "snapshot older than the buffered diffs; fetching again");
-                *requested = false;
-                *retry_at = Timestamp(io.recv_ts.0 + RETRY_US / 4);
+            Alignment::TooOld { first_update } => {
+                let BookSync::Fetching {
+                    refused, refusal, ..
+                } = &mut self.books[index]
+                else {
+                    return;
+                };
+                *refused += 1;
+                let delay = book::refused_backoff_us(*refused);
+                let why = format!(
+                    "{symbol}: REST snapshot older than the stream (lastUpdateId {} < first U {first_update} - 1), refused {} time(s) in a row, retrying in {} ms",
+                    snapshot.last_update_id,
+                    *refused,
+                    delay / 1000
+                );
+                tracing::warn!(%symbol, last_update_id = snapshot.last_update_id, first_update, refused = *refused, delay_ms = delay / 1000, "depth snapshot older than the stream; refused, retrying");
+                *refusal = Some(why);
+                io.refused_snapshots += 1;
+                if let BookSync::Fetching {
+                    requested,
+                    retry_at,
+                    ..
+                } = &mut self.books[index]
+                {
+                    *requested = false;
+                    *retry_at = Timestamp(io.recv_ts.0 + delay);
+                }
             }
             Alignment::Apply { deltas, last } => {
                 let recv_ts = io.recv_ts;
@@ -321,16 +344,20 @@ impl Session for BinanceSession {
                 io.rotate = Some("the venue announced serverShutdown".into());
                 return;
             }
+            // Well-formed data of a stream this connection did not subscribe (another symbol,
+            // or another kind such as `bookTicker`): ignored, not a parse error (issue 15).
             let Some(index) = index else {
-                return io.invalid(
-                    None,
-                    format!("data for an unsubscribed stream {}", excerpt(stream)),
-                );
+                tracing::debug!(stream = %excerpt(stream), "data for an unsubscribed stream; ignored");
+                io.ignored += 1;
+                return;
             };
             match kind {
                 "trade" => self.on_trade(index, parse_trade(data.get(), io.recv_ts), io),
                 "depth@100ms" | "depth" => self.on_depth(index, DepthUpdate::parse(data.get()), io),
-                other => io.invalid(None, format!("unexpected stream kind {}", excerpt(other))),
+                other => {
+                    tracing::debug!(stream = %excerpt(stream), kind = %excerpt(other), "stream kind not subscribed; ignored");
+                    io.ignored += 1;
+                }
             }
             return;
         }
@@ -417,6 +444,20 @@ impl Session for BinanceSession {
             .iter()
             .filter(|b| matches!(b, BookSync::Fetching { .. }))
             .count()
+    }
+
+    fn sync_note(&self) -> Option<String> {
+        let notes: Vec<&str> = self
+            .books
+            .iter()
+            .filter_map(|b| match b {
+                BookSync::Fetching {
+                    refusal: Some(why), ..
+                } => Some(why.as_str()),
+                _ => None,
+            })
+            .collect();
+        (!notes.is_empty()).then(|| notes.join("; "))
     }
 
     fn handover(&self, symbol: &Symbol) -> Option<(u64, u64)> {

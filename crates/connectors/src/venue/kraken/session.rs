@@ -5,10 +5,10 @@ use super::book::{BookMessage, KrakenBook};
 use super::subscription::Requests;
 use super::trade::parse_trades;
 use super::{KrakenProtocol, canonical, native_symbol};
-use crate::FeedEvent;
 use crate::conn::{Io, Protocol, Session};
 use crate::venue::parse::Text;
 use crate::venue::parse::excerpt;
+use crate::{FeedEvent, InvalidCause};
 use model::{BookDelta, BookSnapshot, Symbol, Timestamp};
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -133,16 +133,16 @@ impl KrakenSession {
             let removed = match removed {
                 Ok(removed) => removed,
                 Err(reason) => {
-                    io.invalid(Some(symbol), reason);
+                    io.fault(Some(symbol), InvalidCause::InvalidLevel, reason);
                     self.resubscribe_book(index, io);
                     continue;
                 }
             };
             let computed = book.mirror.checksum();
             if computed != entry.checksum {
-                io.checksum_failures += 1;
-                io.invalid(
+                io.fault(
                     Some(symbol),
+                    InvalidCause::ChecksumMismatch,
                     format!(
                         "checksum mismatch: Kraken sent {}, book computes {computed}",
                         entry.checksum
