@@ -1,4 +1,4 @@
-//! Ingest throughput: Binance-format venue messages parsed, normalized and applied to order
+//! Ingest throughput: venue messages (Binance, OKX) parsed, normalized and applied to order
 //! books on one core, plus the replay speed of a capture at `speed = "max"`.
 //!
 //! ```text
@@ -9,7 +9,10 @@
 //! - `mix`: half trades, half depth diffs of 1–5 levels a side (a realistic feed);
 //! - `depth10`: depth diffs of 10 bids + 10 asks (bytes-heavy);
 //! - `replay`: the `mix` messages written as a capture, then read back (gunzip + JSON lines)
-//!   and replayed through the same session code, events applied to books.
+//!   and replayed through the same session code, events applied to books;
+//! - `okx-mix`: the `mix` shape in OKX v5 frames (`books` updates chained by
+//!   `prevSeqId`/`seqId`, 4-field levels, checksum 0 as OKX sends it today; `trades`)
+//!   through `OkxSession::on_text`.
 //!
 //! Each scenario goes through `BinanceSession::on_text` (envelope parse, event parse, exact
 //! decimals, sequencing) and `OrderBook::apply_delta` (gap/crossed checks), like the gateway's
@@ -137,6 +140,96 @@ fn spec() -> VenueSpec {
     VenueSpec::new(SYMBOLS.iter().map(|s| Symbol::new(s).unwrap()).collect())
 }
 
+/// `count` OKX v5 frames: `trades`% `trades` pushes, the rest `books` updates of `per_side`
+/// levels a side, each chained on its instrument's previous `seqId`.
+fn generate_okx(count: usize, trades: u64, per_side: std::ops::RangeInclusive<u64>) -> Vec<String> {
+    let mut rng = Rng::new(7);
+    let mut seq_ids = vec![10i64; SYMBOLS.len()];
+    let mut trade_id = 0u64;
+    (0..count)
+        .map(|i| {
+            let index = i % SYMBOLS.len();
+            let inst = SYMBOLS[index];
+            if rng.below(100) < trades {
+                trade_id += 1;
+                return format!(
+                    "{{\"arg\":{{\"channel\":\"trades\",\"instId\":\"{inst}\"}},\"data\":[{{\"instId\":\"{inst}\",\"tradeId\":\"{trade_id}\",\"px\":\"65000.{:02}\",\"sz\":\"0.{:08}\",\"side\":\"{}\",\"ts\":\"1630048897897\",\"count\":\"1\",\"source\":\"0\",\"seqId\":{trade_id}}}]}}",
+                    rng.below(100),
+                    1 + rng.below(99_999_999),
+                    if rng.below(2) == 0 { "buy" } else { "sell" }
+                );
+            }
+            let prev = seq_ids[index];
+            seq_ids[index] += 1 + rng.below(20) as i64;
+            let mut s = String::from("{\"arg\":{\"channel\":\"books\",\"instId\":\"");
+            s.push_str(inst);
+            s.push_str("\"},\"action\":\"update\",\"data\":[{\"asks\":[");
+            for side in [false, true] {
+                let count = per_side.start() + rng.below(per_side.end() - per_side.start() + 1);
+                for i in 0..count {
+                    if i > 0 {
+                        s.push(',');
+                    }
+                    let mut one = String::new();
+                    level(&mut one, &mut rng, side);
+                    // ["p","s"] → ["p","s","0","n"], OKX's level shape.
+                    one.pop();
+                    s.push_str(&one);
+                    s.push_str(",\"0\",\"1\"]");
+                }
+                s.push_str(if side { "]," } else { "],\"bids\":[" });
+            }
+            let _ = write!(
+                s,
+                "\"ts\":\"1597026383085\",\"checksum\":0,\"prevSeqId\":{prev},\"seqId\":{}}}]}}",
+                seq_ids[index]
+            );
+            s
+        })
+        .collect()
+}
+
+/// A live OKX session: one snapshot per instrument (`seqId` 10).
+fn primed_okx() -> Primed {
+    let protocol = venue::protocol("okx", spec()).unwrap();
+    let symbols = spec().symbols;
+    let mut session = protocol.session(&symbols);
+    let mut io = Io::new(Timestamp(1));
+    session.open(&mut io);
+    let book: Vec<String> = (1..=50i64)
+        .map(|i| {
+            format!(
+                "[\"{}.{:02}\",\"1.00000000\",\"0\",\"1\"]",
+                (MID - i) / 100,
+                (MID - i) % 100
+            )
+        })
+        .collect();
+    let asks: Vec<String> = (1..=50i64)
+        .map(|i| {
+            format!(
+                "[\"{}.{:02}\",\"1.00000000\",\"0\",\"1\"]",
+                (MID + i) / 100,
+                (MID + i) % 100
+            )
+        })
+        .collect();
+    for s in SYMBOLS {
+        let text = format!(
+            "{{\"arg\":{{\"channel\":\"books\",\"instId\":\"{s}\"}},\"action\":\"snapshot\",\"data\":[{{\"asks\":[{}],\"bids\":[{}],\"ts\":\"1597026383085\",\"checksum\":0,\"prevSeqId\":-1,\"seqId\":10}}]}}",
+            asks.join(","),
+            book.join(",")
+        );
+        session.on_text(&text, &mut io);
+    }
+    assert_eq!(session.syncing(), 0, "every OKX book live");
+    Primed {
+        session,
+        inputs: Vec::new(),
+        events: io.events,
+    }
+}
+
 /// A live session, the inputs that made it live, and the snapshots it emitted.
 struct Primed {
     session: Box<dyn connectors::conn::Session>,
@@ -228,7 +321,7 @@ fn report(name: &str, messages: usize, bytes: usize, seconds: f64, books: &Books
 }
 
 /// Parse and normalize only (no book): the connector's share of the cost.
-fn run_parse(name: &str, messages: &[String]) {
+fn run_parse(name: &str, messages: &[String], primed: fn() -> Primed) {
     let Primed { mut session, .. } = primed();
     let mut io = Io::new(Timestamp(1));
     let bytes: usize = messages.iter().map(String::len).sum();
@@ -248,7 +341,7 @@ fn run_parse(name: &str, messages: &[String]) {
     );
 }
 
-fn run(name: &str, messages: &[String]) {
+fn run(name: &str, messages: &[String], primed: fn() -> Primed) {
     let Primed {
         mut session,
         events: snapshots,
@@ -336,10 +429,16 @@ fn main() {
         SYMBOLS.len()
     );
     let mix = generate(count, 50, 1..=5);
-    run("mix", &mix);
-    run_parse("mix/pars", &mix);
+    run("mix", &mix, primed);
+    run_parse("mix/pars", &mix, primed);
     let deep = generate(count / 2, 0, 10..=10);
-    run("depth10", &deep);
-    run_parse("d10/pars", &deep);
+    run("depth10", &deep, primed);
+    run_parse("d10/pars", &deep, primed);
     run_replay(&mix[..count.min(300_000)]);
+    let okx = generate_okx(count, 50, 1..=5);
+    run("okx-mix", &okx, primed_okx);
+    run_parse("okx/pars", &okx, primed_okx);
+    let okx_small = generate_okx(count, 0, 1..=1);
+    run("okx-1+1", &okx_small, primed_okx);
+    run_parse("okx1/par", &okx_small, primed_okx);
 }

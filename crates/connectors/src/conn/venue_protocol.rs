@@ -135,6 +135,13 @@ pub trait Protocol: Send + Sync + fmt::Debug + 'static {
     /// The venue's REST instrument metadata URL, if it has one.
     fn instruments_url(&self) -> Option<String>;
 
+    /// Every metadata URL, for venues whose metadata is split by market type (OKX: one per
+    /// `instType`). With more than one, [`Protocol::parse_instruments`] receives the answers
+    /// joined as one JSON array (`[answer1,answer2]`), and only if every request succeeded.
+    fn instruments_urls(&self) -> Vec<String> {
+        self.instruments_url().into_iter().collect()
+    }
+
     /// Parses the metadata response into instruments for the configured symbols.
     fn parse_instruments(&self, body: &str) -> Result<Vec<Instrument>, ConnectorError>;
 

@@ -7,7 +7,7 @@
 //!
 //! Fault switches ([`Faults`]): refuse connections, drop every connection, delay (or withhold)
 //! subscription acks, go silent, and per-venue message faults (skip a sequence number,
-//! duplicate, reorder, bad frame, wrong checksum, `serverShutdown`).
+//! duplicate, reorder, bad frame, wrong checksum, `serverShutdown`, an OKX re-snapshot).
 //!
 //! [`anvil`] runs a real local EVM chain for the on-chain tests.
 
@@ -15,6 +15,7 @@ pub mod anvil;
 pub mod binance;
 pub mod coinbase;
 pub mod kraken;
+pub mod okx;
 
 use crate::conn::backoff::Rng;
 use model::{Decimal, Level};

@@ -5,5 +5,6 @@ mod backoff;
 mod binance;
 mod coinbase;
 mod kraken;
+mod okx;
 mod replay;
 mod support;

@@ -50,7 +50,7 @@ pub struct BinanceProtocol {
 
 impl BinanceProtocol {
     pub fn new(spec: VenueSpec) -> Result<Self, ConnectorError> {
-        spec.validate("venues.binance")?;
+        spec.validate_spot("venues.binance")?;
         Ok(Self {
             venue: Venue::new(VENUE).map_err(|e| ConnectorError::Config(e.to_string()))?,
             spec,

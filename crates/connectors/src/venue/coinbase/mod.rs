@@ -36,7 +36,7 @@ pub struct CoinbaseProtocol {
 
 impl CoinbaseProtocol {
     pub fn new(spec: VenueSpec) -> Result<Self, ConnectorError> {
-        spec.validate("venues.coinbase")?;
+        spec.validate_spot("venues.coinbase")?;
         Ok(Self {
             venue: Venue::new(VENUE).map_err(|e| ConnectorError::Config(e.to_string()))?,
             spec,

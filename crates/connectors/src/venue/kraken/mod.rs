@@ -69,7 +69,7 @@ pub struct KrakenProtocol {
 
 impl KrakenProtocol {
     pub fn new(spec: VenueSpec) -> Result<Self, ConnectorError> {
-        spec.validate("venues.kraken")?;
+        spec.validate_spot("venues.kraken")?;
         let depth = match spec.feed.depth {
             0 => DEFAULT_DEPTH,
             n if DEPTHS.contains(&n) => n,
