@@ -13,6 +13,7 @@
 
 pub mod anvil;
 pub mod binance;
+pub mod bybit;
 pub mod coinbase;
 pub mod kraken;
 pub mod okx;

@@ -5,7 +5,7 @@
 //! variant below (the compiler then points at each `match` to fill) and the checklist in
 //! CONTRIBUTING.md.
 
-use super::{binance, coinbase, kraken, okx, replay, sim};
+use super::{binance, bybit, coinbase, kraken, okx, replay, sim};
 use crate::ConnectorError;
 use crate::conn::Protocol;
 use crate::settings::VenueSpec;
@@ -25,6 +25,8 @@ pub enum VenueKind {
     Kraken,
     /// OKX v5 public WebSocket: spot and perpetual swaps, `seqId`-chained books.
     Okx,
+    /// Bybit v5 public WebSocket: spot and linear perpetuals, books with consecutive `u`.
+    Bybit,
     /// A capture recorded by `tickgate record`, played through the recorded venues' code.
     Replay,
     /// An EVM chain's blocks and contract logs (its own ingest, no books).
@@ -46,12 +48,13 @@ pub enum Transport {
 
 impl VenueKind {
     /// Every venue this build supports, in the order error messages list them.
-    pub const ALL: [VenueKind; 7] = [
+    pub const ALL: [VenueKind; 8] = [
         Self::Sim,
         Self::Binance,
         Self::Coinbase,
         Self::Kraken,
         Self::Okx,
+        Self::Bybit,
         Self::Replay,
         Self::Evm,
     ];
@@ -65,6 +68,7 @@ impl VenueKind {
             Self::Coinbase => coinbase::VENUE,
             Self::Kraken => kraken::VENUE,
             Self::Okx => okx::VENUE,
+            Self::Bybit => bybit::VENUE,
             Self::Replay => replay::VENUE,
             Self::Evm => "evm",
         }
@@ -84,7 +88,9 @@ impl VenueKind {
     pub const fn transport(self) -> Transport {
         match self {
             Self::Sim => Transport::Simulated,
-            Self::Binance | Self::Coinbase | Self::Kraken | Self::Okx => Transport::WebSocket,
+            Self::Binance | Self::Coinbase | Self::Kraken | Self::Okx | Self::Bybit => {
+                Transport::WebSocket
+            }
             Self::Replay => Transport::Capture,
             Self::Evm => Transport::Chain,
         }
@@ -103,7 +109,7 @@ impl VenueKind {
         match self {
             Self::Kraken => ChecksumAlgo::Kraken,
             Self::Okx => ChecksumAlgo::Okx,
-            Self::Sim | Self::Binance | Self::Coinbase | Self::Replay | Self::Evm => {
+            Self::Sim | Self::Binance | Self::Coinbase | Self::Bybit | Self::Replay | Self::Evm => {
                 ChecksumAlgo::None
             }
         }
@@ -121,6 +127,7 @@ impl VenueKind {
             Self::Coinbase => shared(coinbase::CoinbaseProtocol::new(spec)),
             Self::Kraken => shared(kraken::KrakenProtocol::new(spec)),
             Self::Okx => shared(okx::OkxProtocol::new(spec)),
+            Self::Bybit => shared(bybit::BybitProtocol::new(spec)),
             Self::Sim | Self::Replay | Self::Evm => return None,
         })
     }
@@ -144,7 +151,7 @@ mod tests {
         assert_eq!(VenueKind::from_name("nasdaq"), None);
         assert_eq!(
             VenueKind::names(),
-            "sim, binance, coinbase, kraken, okx, replay, evm"
+            "sim, binance, coinbase, kraken, okx, bybit, replay, evm"
         );
     }
 
@@ -159,6 +166,7 @@ mod tests {
             (VenueKind::Coinbase, T::WebSocket, true, C::None),
             (VenueKind::Kraken, T::WebSocket, true, C::Kraken),
             (VenueKind::Okx, T::WebSocket, true, C::Okx),
+            (VenueKind::Bybit, T::WebSocket, true, C::None),
             (VenueKind::Replay, T::Capture, true, C::None),
             (VenueKind::Evm, T::Chain, false, C::None),
         ] {
@@ -183,6 +191,7 @@ mod tests {
             (VenueKind::Coinbase, false),
             (VenueKind::Kraken, false),
             (VenueKind::Okx, true),
+            (VenueKind::Bybit, true),
         ] {
             match kind.protocol(perp()).unwrap() {
                 Ok(_) => assert!(accepted, "{kind}"),

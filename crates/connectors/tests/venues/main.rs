@@ -3,6 +3,7 @@
 
 mod backoff;
 mod binance;
+mod bybit;
 mod coinbase;
 mod kraken;
 mod okx;
