@@ -15,6 +15,7 @@ pub mod anvil;
 pub mod binance;
 pub mod bybit;
 pub mod coinbase;
+pub mod hyperliquid;
 pub mod kraken;
 pub mod okx;
 

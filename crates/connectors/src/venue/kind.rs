@@ -5,7 +5,7 @@
 //! variant below (the compiler then points at each `match` to fill) and the checklist in
 //! CONTRIBUTING.md.
 
-use super::{binance, bybit, coinbase, kraken, okx, replay, sim};
+use super::{binance, bybit, coinbase, hyperliquid, kraken, okx, replay, sim};
 use crate::ConnectorError;
 use crate::conn::Protocol;
 use crate::settings::VenueSpec;
@@ -27,6 +27,8 @@ pub enum VenueKind {
     Okx,
     /// Bybit v5 public WebSocket: spot and linear perpetuals, books with consecutive `u`.
     Bybit,
+    /// Hyperliquid perpetuals: full `l2Book` snapshots diffed into deltas.
+    Hyperliquid,
     /// A capture recorded by `tickgate record`, played through the recorded venues' code.
     Replay,
     /// An EVM chain's blocks and contract logs (its own ingest, no books).
@@ -48,13 +50,14 @@ pub enum Transport {
 
 impl VenueKind {
     /// Every venue this build supports, in the order error messages list them.
-    pub const ALL: [VenueKind; 8] = [
+    pub const ALL: [VenueKind; 9] = [
         Self::Sim,
         Self::Binance,
         Self::Coinbase,
         Self::Kraken,
         Self::Okx,
         Self::Bybit,
+        Self::Hyperliquid,
         Self::Replay,
         Self::Evm,
     ];
@@ -69,6 +72,7 @@ impl VenueKind {
             Self::Kraken => kraken::VENUE,
             Self::Okx => okx::VENUE,
             Self::Bybit => bybit::VENUE,
+            Self::Hyperliquid => hyperliquid::VENUE,
             Self::Replay => replay::VENUE,
             Self::Evm => "evm",
         }
@@ -88,9 +92,12 @@ impl VenueKind {
     pub const fn transport(self) -> Transport {
         match self {
             Self::Sim => Transport::Simulated,
-            Self::Binance | Self::Coinbase | Self::Kraken | Self::Okx | Self::Bybit => {
-                Transport::WebSocket
-            }
+            Self::Binance
+            | Self::Coinbase
+            | Self::Kraken
+            | Self::Okx
+            | Self::Bybit
+            | Self::Hyperliquid => Transport::WebSocket,
             Self::Replay => Transport::Capture,
             Self::Evm => Transport::Chain,
         }
@@ -109,9 +116,13 @@ impl VenueKind {
         match self {
             Self::Kraken => ChecksumAlgo::Kraken,
             Self::Okx => ChecksumAlgo::Okx,
-            Self::Sim | Self::Binance | Self::Coinbase | Self::Bybit | Self::Replay | Self::Evm => {
-                ChecksumAlgo::None
-            }
+            Self::Sim
+            | Self::Binance
+            | Self::Coinbase
+            | Self::Bybit
+            | Self::Hyperliquid
+            | Self::Replay
+            | Self::Evm => ChecksumAlgo::None,
         }
     }
 
@@ -128,6 +139,7 @@ impl VenueKind {
             Self::Kraken => shared(kraken::KrakenProtocol::new(spec)),
             Self::Okx => shared(okx::OkxProtocol::new(spec)),
             Self::Bybit => shared(bybit::BybitProtocol::new(spec)),
+            Self::Hyperliquid => shared(hyperliquid::HyperliquidProtocol::new(spec)),
             Self::Sim | Self::Replay | Self::Evm => return None,
         })
     }
@@ -151,7 +163,7 @@ mod tests {
         assert_eq!(VenueKind::from_name("nasdaq"), None);
         assert_eq!(
             VenueKind::names(),
-            "sim, binance, coinbase, kraken, okx, bybit, replay, evm"
+            "sim, binance, coinbase, kraken, okx, bybit, hyperliquid, replay, evm"
         );
     }
 
@@ -167,6 +179,7 @@ mod tests {
             (VenueKind::Kraken, T::WebSocket, true, C::Kraken),
             (VenueKind::Okx, T::WebSocket, true, C::Okx),
             (VenueKind::Bybit, T::WebSocket, true, C::None),
+            (VenueKind::Hyperliquid, T::WebSocket, true, C::None),
             (VenueKind::Replay, T::Capture, true, C::None),
             (VenueKind::Evm, T::Chain, false, C::None),
         ] {

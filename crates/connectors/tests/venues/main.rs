@@ -5,6 +5,7 @@ mod backoff;
 mod binance;
 mod bybit;
 mod coinbase;
+mod hyperliquid;
 mod kraken;
 mod okx;
 mod replay;
