@@ -12,7 +12,11 @@
 //!   and replayed through the same session code, events applied to books;
 //! - `okx-mix`: the `mix` shape in OKX v5 frames (`books` updates chained by
 //!   `prevSeqId`/`seqId`, 4-field levels, checksum 0 as OKX sends it today; `trades`)
-//!   through `OkxSession::on_text`.
+//!   through `OkxSession::on_text`;
+//! - `bybit-mix`: the same in Bybit v5 frames (`orderbook.50` deltas with consecutive `u`,
+//!   `publicTrade`) through `BybitSession::on_text`;
+//! - `hl-book`: Hyperliquid `l2Book` messages (the whole top 20 a side, one or two levels
+//!   changed each time) diffed into deltas by `HyperliquidSession::on_text`.
 //!
 //! Each scenario goes through `BinanceSession::on_text` (envelope parse, event parse, exact
 //! decimals, sequencing) and `OrderBook::apply_delta` (gap/crossed checks), like the gateway's
@@ -187,6 +191,155 @@ fn generate_okx(count: usize, trades: u64, per_side: std::ops::RangeInclusive<u6
             s
         })
         .collect()
+}
+
+/// `count` Bybit v5 frames, like [`generate_okx`]: `orderbook.50` deltas (consecutive `u`)
+/// and `publicTrade` pushes.
+fn generate_bybit(
+    count: usize,
+    trades: u64,
+    per_side: std::ops::RangeInclusive<u64>,
+) -> Vec<String> {
+    let mut rng = Rng::new(7);
+    let mut ids = vec![10u64; SYMBOLS.len()];
+    let mut trade_seq = 0u64;
+    (0..count)
+        .map(|i| {
+            let index = i % SYMBOLS.len();
+            let n = native(SYMBOLS[index]);
+            if rng.below(100) < trades {
+                trade_seq += 1;
+                return format!(
+                    "{{\"topic\":\"publicTrade.{n}\",\"type\":\"snapshot\",\"ts\":1672304486868,\"data\":[{{\"T\":1672304486865,\"s\":\"{n}\",\"S\":\"{}\",\"v\":\"0.{:08}\",\"p\":\"65000.{:02}\",\"L\":\"PlusTick\",\"i\":\"{trade_seq}\",\"BT\":false,\"seq\":{trade_seq}}}]}}",
+                    if rng.below(2) == 0 { "Buy" } else { "Sell" },
+                    1 + rng.below(99_999_999),
+                    rng.below(100)
+                );
+            }
+            ids[index] += 1;
+            let mut s = format!("{{\"topic\":\"orderbook.50.{n}\",\"type\":\"delta\",\"ts\":1687940967466,\"data\":{{\"s\":\"{n}\",\"b\":[");
+            for side in [true, false] {
+                let count = per_side.start() + rng.below(per_side.end() - per_side.start() + 1);
+                for i in 0..count {
+                    if i > 0 {
+                        s.push(',');
+                    }
+                    level(&mut s, &mut rng, side);
+                }
+                s.push_str(if side { "],\"a\":[" } else { "]," });
+            }
+            let _ = write!(s, "\"u\":{},\"seq\":66544703342}},\"cts\":1687940967464}}", ids[index]);
+            s
+        })
+        .collect()
+}
+
+/// A live Bybit session: one snapshot per symbol (`u` 10).
+fn primed_bybit() -> Primed {
+    let protocol = venue::protocol("bybit", spec()).unwrap();
+    let symbols = spec().symbols;
+    let mut session = protocol.session(&symbols);
+    let mut io = Io::new(Timestamp(1));
+    session.open(&mut io);
+    let side = |bid: bool| -> String {
+        (1..=50i64)
+            .map(|i| {
+                let t = if bid { MID - i } else { MID + i };
+                format!("[\"{}.{:02}\",\"1.00000000\"]", t / 100, t % 100)
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    for s in SYMBOLS {
+        let n = native(s);
+        let text = format!(
+            "{{\"topic\":\"orderbook.50.{n}\",\"type\":\"snapshot\",\"ts\":1,\"data\":{{\"s\":\"{n}\",\"b\":[{}],\"a\":[{}],\"u\":10,\"seq\":1}},\"cts\":1}}",
+            side(true),
+            side(false)
+        );
+        session.on_text(&text, &mut io);
+    }
+    assert_eq!(session.syncing(), 0, "every Bybit book live");
+    Primed {
+        session,
+        inputs: Vec::new(),
+        events: io.events,
+    }
+}
+
+const HL_COINS: [&str; 8] = ["BTC", "ETH", "SOL", "BNB", "XRP", "ADA", "DOGE", "TRX"];
+
+fn hl_spec() -> VenueSpec {
+    VenueSpec::new(
+        HL_COINS
+            .iter()
+            .map(|c| Symbol::new(&format!("{c}-USDC-PERP")).unwrap())
+            .collect(),
+    )
+}
+
+/// `count` Hyperliquid `l2Book` messages: each coin's top 20 a side, one or two levels
+/// resized from the previous message of that coin.
+fn generate_hl(count: usize) -> Vec<String> {
+    let mut rng = Rng::new(7);
+    let mut books: Vec<[Vec<u64>; 2]> = (0..HL_COINS.len())
+        .map(|_| [vec![100_000; 20], vec![100_000; 20]])
+        .collect();
+    (0..count)
+        .map(|i| {
+            let index = i % HL_COINS.len();
+            for _ in 0..1 + rng.below(2) {
+                let side = rng.below(2) as usize;
+                let at = rng.below(20) as usize;
+                books[index][side][at] = 1 + rng.below(900_000);
+            }
+            let mut s = format!(
+                "{{\"channel\":\"l2Book\",\"data\":{{\"coin\":\"{}\",\"time\":{},\"levels\":[[",
+                HL_COINS[index],
+                1_710_131_872_708u64 + i as u64
+            );
+            for (side, levels) in books[index].iter().enumerate() {
+                for (k, lots) in levels.iter().enumerate() {
+                    if k > 0 {
+                        s.push(',');
+                    }
+                    let t = if side == 0 {
+                        MID - 1 - k as i64
+                    } else {
+                        MID + 1 + k as i64
+                    };
+                    let _ = write!(
+                        s,
+                        "{{\"px\":\"{}.{:02}\",\"sz\":\"{}.{:05}\",\"n\":3}}",
+                        t / 100,
+                        t % 100,
+                        lots / 100_000,
+                        lots % 100_000
+                    );
+                }
+                s.push_str(if side == 0 { "],[" } else { "]]}}" });
+            }
+            s
+        })
+        .collect()
+}
+
+/// A live Hyperliquid session: the first message of each coin was its snapshot.
+fn primed_hl() -> Primed {
+    let protocol = venue::protocol("hyperliquid", hl_spec()).unwrap();
+    let symbols = hl_spec().symbols;
+    let mut session = protocol.session(&symbols);
+    let mut io = Io::new(Timestamp(1));
+    session.open(&mut io);
+    for m in generate_hl(HL_COINS.len()) {
+        session.on_text(&m, &mut io);
+    }
+    assert_eq!(session.syncing(), 0, "every Hyperliquid book live");
+    Primed {
+        session,
+        inputs: Vec::new(),
+        events: io.events,
+    }
 }
 
 /// A live OKX session: one snapshot per instrument (`seqId` 10).
@@ -441,4 +594,14 @@ fn main() {
     let okx_small = generate_okx(count, 0, 1..=1);
     run("okx-1+1", &okx_small, primed_okx);
     run_parse("okx1/par", &okx_small, primed_okx);
+    let bybit = generate_bybit(count, 50, 1..=5);
+    run("bybit-mix", &bybit, primed_bybit);
+    run_parse("bybit/par", &bybit, primed_bybit);
+    let bybit_small = generate_bybit(count, 0, 1..=1);
+    run("bybit-1+1", &bybit_small, primed_bybit);
+    run_parse("bybit1/pa", &bybit_small, primed_bybit);
+    // After the priming messages, so the first measured one already diffs.
+    let hl: Vec<String> = generate_hl(count / 2 + HL_COINS.len()).split_off(HL_COINS.len());
+    run("hl-book", &hl, primed_hl);
+    run_parse("hl/pars", &hl, primed_hl);
 }

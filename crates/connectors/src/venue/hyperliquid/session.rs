@@ -51,19 +51,36 @@ pub(crate) struct HyperliquidSession {
     pinged: bool,
 }
 
-/// What changed from `old` to `new` (one side, best first): new or resized levels, and the
-/// prices that left as size-0 levels.
-fn side_diff(old: &[Level], new: &[Level]) -> Vec<Level> {
-    let mut out: Vec<Level> = old
-        .iter()
-        .filter(|o| !new.iter().any(|n| n.price == o.price))
-        .map(|o| Level::new(o.price, Decimal::ZERO))
-        .collect();
-    out.extend(
-        new.iter()
-            .filter(|n| !old.iter().any(|o| o.price == n.price && o.size == n.size))
-            .copied(),
-    );
+/// What changed from `old` to `new` (one side, both best first, `ahead(a, b)` when price `a`
+/// comes before `b` on this side): new or resized levels, and the prices that left as size-0
+/// levels. One merge pass over the two sorted lists.
+fn side_diff(old: &[Level], new: &[Level], ahead: fn(&Decimal, &Decimal) -> bool) -> Vec<Level> {
+    let mut out = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    while i < old.len() || j < new.len() {
+        match (old.get(i), new.get(j)) {
+            (Some(o), Some(n)) if o.price == n.price => {
+                if o.size != n.size {
+                    out.push(*n);
+                }
+                i += 1;
+                j += 1;
+            }
+            (Some(o), Some(n)) if ahead(&o.price, &n.price) => {
+                out.push(Level::new(o.price, Decimal::ZERO));
+                i += 1;
+            }
+            (Some(_), Some(n)) | (None, Some(n)) => {
+                out.push(*n);
+                j += 1;
+            }
+            (Some(o), None) => {
+                out.push(Level::new(o.price, Decimal::ZERO));
+                i += 1;
+            }
+            (None, None) => break,
+        }
+    }
     out
 }
 
@@ -129,8 +146,8 @@ impl HyperliquidSession {
                 },
             });
         } else {
-            let bids = side_diff(&state.bids, &book.bids);
-            let asks = side_diff(&state.asks, &book.asks);
+            let bids = side_diff(&state.bids, &book.bids, |a, b| a > b);
+            let asks = side_diff(&state.asks, &book.asks, |a, b| a < b);
             if bids.is_empty() && asks.is_empty() {
                 state.seq -= 1; // the same book again: nothing to forward
                 state.time = book.time;
@@ -339,7 +356,7 @@ mod tests {
             panic!("{:?}", io.events)
         };
         assert_eq!((delta.first_seq, delta.last_seq), (2, 2));
-        assert_eq!(delta.bids, [lv("99", "0"), lv("100", "3"), lv("98", "1")]);
+        assert_eq!(delta.bids, [lv("100", "3"), lv("99", "0"), lv("98", "1")]);
         assert_eq!(delta.asks, [lv("102", "5")]);
         assert!(
             feed(

@@ -60,9 +60,17 @@ pub(crate) fn build_l2book(data: &str) -> Result<L2Book, (Option<String>, String
             .collect::<Result<_, String>>()
             .map_err(|e| (Some(coin.clone()), e))
     };
+    let bids = side(&raw.levels[0], "l2Book bid")?;
+    let asks = side(&raw.levels[1], "l2Book ask")?;
+    // Best first, each price once: the session diffs books in one merge pass on this order.
+    if bids.windows(2).any(|w| w[0].price <= w[1].price)
+        || asks.windows(2).any(|w| w[0].price >= w[1].price)
+    {
+        return Err((Some(coin), "l2Book: levels not in best-first order".into()));
+    }
     Ok(L2Book {
-        bids: side(&raw.levels[0], "l2Book bid")?,
-        asks: side(&raw.levels[1], "l2Book ask")?,
+        bids,
+        asks,
         time: raw.time,
         coin,
     })
@@ -149,6 +157,13 @@ mod tests {
             Some("BTC")
         );
         assert!(parse_l2book(&text.replace("\"68674.0\"", "\"x\"")).is_err());
+        let unsorted = text.replace("\"68672.0\"", "\"68690.0\"");
+        assert!(
+            parse_l2book(&unsorted)
+                .unwrap_err()
+                .1
+                .contains("best-first")
+        );
         assert!(
             parse_l2book(r#"{"channel":"l2Book","data":{"coin":"BTC","time":1,"levels":[[]]}}"#)
                 .is_err()
