@@ -34,6 +34,8 @@ pub enum ChecksumAlgo {
     Tickgate,
     /// Kraken WebSocket v2 `book`: [`kraken_checksum`].
     Kraken,
+    /// OKX v5 `books`: [`okx_checksum`].
+    Okx,
 }
 
 impl ChecksumAlgo {
@@ -48,6 +50,7 @@ impl ChecksumAlgo {
             Self::None => None,
             Self::Tickgate => Some(tickgate_checksum(bids, asks)),
             Self::Kraken => Some(kraken_checksum(bids, asks)),
+            Self::Okx => Some(okx_checksum(bids, asks)),
         }
     }
 }
@@ -55,15 +58,37 @@ impl ChecksumAlgo {
 /// Levels per side covered by the checksum.
 pub const CHECKSUM_DEPTH: usize = 10;
 
+/// Levels per side covered by OKX's checksum.
+pub const OKX_CHECKSUM_DEPTH: usize = 25;
+
 /// Computes the tickgate checksum. `bids` must iterate best first (highest price first), `asks`
 /// best first (lowest price first); only the first [`CHECKSUM_DEPTH`] of each are read.
 pub fn tickgate_checksum<'a>(
     bids: impl IntoIterator<Item = &'a Level>,
     asks: impl IntoIterator<Item = &'a Level>,
 ) -> u32 {
-    let mut text: Vec<u8> = Vec::with_capacity(CHECKSUM_DEPTH * 2 * 32);
-    let mut bids = bids.into_iter().take(CHECKSUM_DEPTH);
-    let mut asks = asks.into_iter().take(CHECKSUM_DEPTH);
+    interleaved_crc(bids, asks, CHECKSUM_DEPTH)
+}
+
+/// OKX's v5 `books` checksum (okx.com/docs-v5, "Checksum"): the same interleaved
+/// `bid:ask` `price:size` string as [`tickgate_checksum`], over the top
+/// [`OKX_CHECKSUM_DEPTH`] levels a side, with the venue's exact strings. OKX sends the CRC-32
+/// as a **signed** 32-bit integer; this returns its bit pattern (`sent as i32 as u32`).
+pub fn okx_checksum<'a>(
+    bids: impl IntoIterator<Item = &'a Level>,
+    asks: impl IntoIterator<Item = &'a Level>,
+) -> u32 {
+    interleaved_crc(bids, asks, OKX_CHECKSUM_DEPTH)
+}
+
+fn interleaved_crc<'a>(
+    bids: impl IntoIterator<Item = &'a Level>,
+    asks: impl IntoIterator<Item = &'a Level>,
+    depth: usize,
+) -> u32 {
+    let mut text: Vec<u8> = Vec::with_capacity(depth * 2 * 32);
+    let mut bids = bids.into_iter().take(depth);
+    let mut asks = asks.into_iter().take(depth);
     loop {
         let (bid, ask) = (bids.next(), asks.next());
         if bid.is_none() && ask.is_none() {
@@ -129,6 +154,35 @@ mod tests {
         assert_eq!(
             tickgate_checksum(&bids, &asks),
             crc32fast::hash(b"100.5:2:100.6:3:100.4:1.50")
+        );
+    }
+
+    /// OKX's documented examples (docs-v5 "Checksum": more bids than asks and the reverse),
+    /// whose signed CRC-32 values the docs give.
+    #[test]
+    fn okx_matches_its_documented_examples() {
+        let even = okx_checksum(
+            &[lv("3366.1", "7"), lv("3366", "6")],
+            &[lv("3366.8", "9"), lv("3368", "8")],
+        );
+        assert_eq!(
+            even as i32, -1_881_014_294,
+            "3366.1:7:3366.8:9:3366:6:3368:8"
+        );
+        let odd = okx_checksum(
+            &[lv("3366.1", "7")],
+            &[lv("3366.8", "9"), lv("3368", "8"), lv("3372", "8")],
+        );
+        assert_eq!(odd as i32, 831_078_360, "3366.1:7:3366.8:9:3368:8:3372:8");
+        let bids: Vec<Level> = (0..30).map(|i| lv(&format!("{}", 100 - i), "1")).collect();
+        assert_eq!(
+            okx_checksum(&bids, &[]),
+            okx_checksum(&bids[..25], &[]),
+            "top 25 only"
+        );
+        assert_eq!(
+            ChecksumAlgo::Okx.compute(&bids, &[]),
+            Some(okx_checksum(&bids, &[]))
         );
     }
 

@@ -1,4 +1,4 @@
-//! Ingest throughput: Binance-format venue messages parsed, normalized and applied to order
+//! Ingest throughput: venue messages (Binance, OKX) parsed, normalized and applied to order
 //! books on one core, plus the replay speed of a capture at `speed = "max"`.
 //!
 //! ```text
@@ -9,7 +9,14 @@
 //! - `mix`: half trades, half depth diffs of 1–5 levels a side (a realistic feed);
 //! - `depth10`: depth diffs of 10 bids + 10 asks (bytes-heavy);
 //! - `replay`: the `mix` messages written as a capture, then read back (gunzip + JSON lines)
-//!   and replayed through the same session code, events applied to books.
+//!   and replayed through the same session code, events applied to books;
+//! - `okx-mix`: the `mix` shape in OKX v5 frames (`books` updates chained by
+//!   `prevSeqId`/`seqId`, 4-field levels, checksum 0 as OKX sends it today; `trades`)
+//!   through `OkxSession::on_text`;
+//! - `bybit-mix`: the same in Bybit v5 frames (`orderbook.50` deltas with consecutive `u`,
+//!   `publicTrade`) through `BybitSession::on_text`;
+//! - `hl-book`: Hyperliquid `l2Book` messages (the whole top 20 a side, one or two levels
+//!   changed each time) diffed into deltas by `HyperliquidSession::on_text`.
 //!
 //! Each scenario goes through `BinanceSession::on_text` (envelope parse, event parse, exact
 //! decimals, sequencing) and `OrderBook::apply_delta` (gap/crossed checks), like the gateway's
@@ -137,6 +144,245 @@ fn spec() -> VenueSpec {
     VenueSpec::new(SYMBOLS.iter().map(|s| Symbol::new(s).unwrap()).collect())
 }
 
+/// `count` OKX v5 frames: `trades`% `trades` pushes, the rest `books` updates of `per_side`
+/// levels a side, each chained on its instrument's previous `seqId`.
+fn generate_okx(count: usize, trades: u64, per_side: std::ops::RangeInclusive<u64>) -> Vec<String> {
+    let mut rng = Rng::new(7);
+    let mut seq_ids = vec![10i64; SYMBOLS.len()];
+    let mut trade_id = 0u64;
+    (0..count)
+        .map(|i| {
+            let index = i % SYMBOLS.len();
+            let inst = SYMBOLS[index];
+            if rng.below(100) < trades {
+                trade_id += 1;
+                return format!(
+                    "{{\"arg\":{{\"channel\":\"trades\",\"instId\":\"{inst}\"}},\"data\":[{{\"instId\":\"{inst}\",\"tradeId\":\"{trade_id}\",\"px\":\"65000.{:02}\",\"sz\":\"0.{:08}\",\"side\":\"{}\",\"ts\":\"1630048897897\",\"count\":\"1\",\"source\":\"0\",\"seqId\":{trade_id}}}]}}",
+                    rng.below(100),
+                    1 + rng.below(99_999_999),
+                    if rng.below(2) == 0 { "buy" } else { "sell" }
+                );
+            }
+            let prev = seq_ids[index];
+            seq_ids[index] += 1 + rng.below(20) as i64;
+            let mut s = String::from("{\"arg\":{\"channel\":\"books\",\"instId\":\"");
+            s.push_str(inst);
+            s.push_str("\"},\"action\":\"update\",\"data\":[{\"asks\":[");
+            for side in [false, true] {
+                let count = per_side.start() + rng.below(per_side.end() - per_side.start() + 1);
+                for i in 0..count {
+                    if i > 0 {
+                        s.push(',');
+                    }
+                    let mut one = String::new();
+                    level(&mut one, &mut rng, side);
+                    // ["p","s"] → ["p","s","0","n"], OKX's level shape.
+                    one.pop();
+                    s.push_str(&one);
+                    s.push_str(",\"0\",\"1\"]");
+                }
+                s.push_str(if side { "]," } else { "],\"bids\":[" });
+            }
+            let _ = write!(
+                s,
+                "\"ts\":\"1597026383085\",\"checksum\":0,\"prevSeqId\":{prev},\"seqId\":{}}}]}}",
+                seq_ids[index]
+            );
+            s
+        })
+        .collect()
+}
+
+/// `count` Bybit v5 frames, like [`generate_okx`]: `orderbook.50` deltas (consecutive `u`)
+/// and `publicTrade` pushes.
+fn generate_bybit(
+    count: usize,
+    trades: u64,
+    per_side: std::ops::RangeInclusive<u64>,
+) -> Vec<String> {
+    let mut rng = Rng::new(7);
+    let mut ids = vec![10u64; SYMBOLS.len()];
+    let mut trade_seq = 0u64;
+    (0..count)
+        .map(|i| {
+            let index = i % SYMBOLS.len();
+            let n = native(SYMBOLS[index]);
+            if rng.below(100) < trades {
+                trade_seq += 1;
+                return format!(
+                    "{{\"topic\":\"publicTrade.{n}\",\"type\":\"snapshot\",\"ts\":1672304486868,\"data\":[{{\"T\":1672304486865,\"s\":\"{n}\",\"S\":\"{}\",\"v\":\"0.{:08}\",\"p\":\"65000.{:02}\",\"L\":\"PlusTick\",\"i\":\"{trade_seq}\",\"BT\":false,\"seq\":{trade_seq}}}]}}",
+                    if rng.below(2) == 0 { "Buy" } else { "Sell" },
+                    1 + rng.below(99_999_999),
+                    rng.below(100)
+                );
+            }
+            ids[index] += 1;
+            let mut s = format!("{{\"topic\":\"orderbook.50.{n}\",\"type\":\"delta\",\"ts\":1687940967466,\"data\":{{\"s\":\"{n}\",\"b\":[");
+            for side in [true, false] {
+                let count = per_side.start() + rng.below(per_side.end() - per_side.start() + 1);
+                for i in 0..count {
+                    if i > 0 {
+                        s.push(',');
+                    }
+                    level(&mut s, &mut rng, side);
+                }
+                s.push_str(if side { "],\"a\":[" } else { "]," });
+            }
+            let _ = write!(s, "\"u\":{},\"seq\":66544703342}},\"cts\":1687940967464}}", ids[index]);
+            s
+        })
+        .collect()
+}
+
+/// A live Bybit session: one snapshot per symbol (`u` 10).
+fn primed_bybit() -> Primed {
+    let protocol = venue::protocol("bybit", spec()).unwrap();
+    let symbols = spec().symbols;
+    let mut session = protocol.session(&symbols);
+    let mut io = Io::new(Timestamp(1));
+    session.open(&mut io);
+    let side = |bid: bool| -> String {
+        (1..=50i64)
+            .map(|i| {
+                let t = if bid { MID - i } else { MID + i };
+                format!("[\"{}.{:02}\",\"1.00000000\"]", t / 100, t % 100)
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    for s in SYMBOLS {
+        let n = native(s);
+        let text = format!(
+            "{{\"topic\":\"orderbook.50.{n}\",\"type\":\"snapshot\",\"ts\":1,\"data\":{{\"s\":\"{n}\",\"b\":[{}],\"a\":[{}],\"u\":10,\"seq\":1}},\"cts\":1}}",
+            side(true),
+            side(false)
+        );
+        session.on_text(&text, &mut io);
+    }
+    assert_eq!(session.syncing(), 0, "every Bybit book live");
+    Primed {
+        session,
+        inputs: Vec::new(),
+        events: io.events,
+    }
+}
+
+const HL_COINS: [&str; 8] = ["BTC", "ETH", "SOL", "BNB", "XRP", "ADA", "DOGE", "TRX"];
+
+fn hl_spec() -> VenueSpec {
+    VenueSpec::new(
+        HL_COINS
+            .iter()
+            .map(|c| Symbol::new(&format!("{c}-USDC-PERP")).unwrap())
+            .collect(),
+    )
+}
+
+/// `count` Hyperliquid `l2Book` messages: each coin's top 20 a side, one or two levels
+/// resized from the previous message of that coin.
+fn generate_hl(count: usize) -> Vec<String> {
+    let mut rng = Rng::new(7);
+    let mut books: Vec<[Vec<u64>; 2]> = (0..HL_COINS.len())
+        .map(|_| [vec![100_000; 20], vec![100_000; 20]])
+        .collect();
+    (0..count)
+        .map(|i| {
+            let index = i % HL_COINS.len();
+            for _ in 0..1 + rng.below(2) {
+                let side = rng.below(2) as usize;
+                let at = rng.below(20) as usize;
+                books[index][side][at] = 1 + rng.below(900_000);
+            }
+            let mut s = format!(
+                "{{\"channel\":\"l2Book\",\"data\":{{\"coin\":\"{}\",\"time\":{},\"levels\":[[",
+                HL_COINS[index],
+                1_710_131_872_708u64 + i as u64
+            );
+            for (side, levels) in books[index].iter().enumerate() {
+                for (k, lots) in levels.iter().enumerate() {
+                    if k > 0 {
+                        s.push(',');
+                    }
+                    let t = if side == 0 {
+                        MID - 1 - k as i64
+                    } else {
+                        MID + 1 + k as i64
+                    };
+                    let _ = write!(
+                        s,
+                        "{{\"px\":\"{}.{:02}\",\"sz\":\"{}.{:05}\",\"n\":3}}",
+                        t / 100,
+                        t % 100,
+                        lots / 100_000,
+                        lots % 100_000
+                    );
+                }
+                s.push_str(if side == 0 { "],[" } else { "]]}}" });
+            }
+            s
+        })
+        .collect()
+}
+
+/// A live Hyperliquid session: the first message of each coin was its snapshot.
+fn primed_hl() -> Primed {
+    let protocol = venue::protocol("hyperliquid", hl_spec()).unwrap();
+    let symbols = hl_spec().symbols;
+    let mut session = protocol.session(&symbols);
+    let mut io = Io::new(Timestamp(1));
+    session.open(&mut io);
+    for m in generate_hl(HL_COINS.len()) {
+        session.on_text(&m, &mut io);
+    }
+    assert_eq!(session.syncing(), 0, "every Hyperliquid book live");
+    Primed {
+        session,
+        inputs: Vec::new(),
+        events: io.events,
+    }
+}
+
+/// A live OKX session: one snapshot per instrument (`seqId` 10).
+fn primed_okx() -> Primed {
+    let protocol = venue::protocol("okx", spec()).unwrap();
+    let symbols = spec().symbols;
+    let mut session = protocol.session(&symbols);
+    let mut io = Io::new(Timestamp(1));
+    session.open(&mut io);
+    let book: Vec<String> = (1..=50i64)
+        .map(|i| {
+            format!(
+                "[\"{}.{:02}\",\"1.00000000\",\"0\",\"1\"]",
+                (MID - i) / 100,
+                (MID - i) % 100
+            )
+        })
+        .collect();
+    let asks: Vec<String> = (1..=50i64)
+        .map(|i| {
+            format!(
+                "[\"{}.{:02}\",\"1.00000000\",\"0\",\"1\"]",
+                (MID + i) / 100,
+                (MID + i) % 100
+            )
+        })
+        .collect();
+    for s in SYMBOLS {
+        let text = format!(
+            "{{\"arg\":{{\"channel\":\"books\",\"instId\":\"{s}\"}},\"action\":\"snapshot\",\"data\":[{{\"asks\":[{}],\"bids\":[{}],\"ts\":\"1597026383085\",\"checksum\":0,\"prevSeqId\":-1,\"seqId\":10}}]}}",
+            asks.join(","),
+            book.join(",")
+        );
+        session.on_text(&text, &mut io);
+    }
+    assert_eq!(session.syncing(), 0, "every OKX book live");
+    Primed {
+        session,
+        inputs: Vec::new(),
+        events: io.events,
+    }
+}
+
 /// A live session, the inputs that made it live, and the snapshots it emitted.
 struct Primed {
     session: Box<dyn connectors::conn::Session>,
@@ -228,7 +474,7 @@ fn report(name: &str, messages: usize, bytes: usize, seconds: f64, books: &Books
 }
 
 /// Parse and normalize only (no book): the connector's share of the cost.
-fn run_parse(name: &str, messages: &[String]) {
+fn run_parse(name: &str, messages: &[String], primed: fn() -> Primed) {
     let Primed { mut session, .. } = primed();
     let mut io = Io::new(Timestamp(1));
     let bytes: usize = messages.iter().map(String::len).sum();
@@ -248,7 +494,7 @@ fn run_parse(name: &str, messages: &[String]) {
     );
 }
 
-fn run(name: &str, messages: &[String]) {
+fn run(name: &str, messages: &[String], primed: fn() -> Primed) {
     let Primed {
         mut session,
         events: snapshots,
@@ -336,10 +582,26 @@ fn main() {
         SYMBOLS.len()
     );
     let mix = generate(count, 50, 1..=5);
-    run("mix", &mix);
-    run_parse("mix/pars", &mix);
+    run("mix", &mix, primed);
+    run_parse("mix/pars", &mix, primed);
     let deep = generate(count / 2, 0, 10..=10);
-    run("depth10", &deep);
-    run_parse("d10/pars", &deep);
+    run("depth10", &deep, primed);
+    run_parse("d10/pars", &deep, primed);
     run_replay(&mix[..count.min(300_000)]);
+    let okx = generate_okx(count, 50, 1..=5);
+    run("okx-mix", &okx, primed_okx);
+    run_parse("okx/pars", &okx, primed_okx);
+    let okx_small = generate_okx(count, 0, 1..=1);
+    run("okx-1+1", &okx_small, primed_okx);
+    run_parse("okx1/par", &okx_small, primed_okx);
+    let bybit = generate_bybit(count, 50, 1..=5);
+    run("bybit-mix", &bybit, primed_bybit);
+    run_parse("bybit/par", &bybit, primed_bybit);
+    let bybit_small = generate_bybit(count, 0, 1..=1);
+    run("bybit-1+1", &bybit_small, primed_bybit);
+    run_parse("bybit1/pa", &bybit_small, primed_bybit);
+    // After the priming messages, so the first measured one already diffs.
+    let hl: Vec<String> = generate_hl(count / 2 + HL_COINS.len()).split_off(HL_COINS.len());
+    run("hl-book", &hl, primed_hl);
+    run_parse("hl/pars", &hl, primed_hl);
 }

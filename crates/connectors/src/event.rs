@@ -23,10 +23,12 @@ pub enum FeedEvent {
         trade: Trade,
     },
     /// A message the connector could not parse or that broke the venue's own rules.
-    /// With a symbol, that instrument's book must be treated as corrupt and rebuilt.
+    /// With a symbol, that instrument's book must be treated as corrupt and rebuilt; `cause`
+    /// labels the rebuild (`tickgate_book_resyncs_total{reason}`).
     Invalid {
         symbol: Option<Symbol>,
         reason: String,
+        cause: InvalidCause,
     },
     /// The connector knows `symbol`'s book is no longer in sync (its connection dropped, it is
     /// being resubscribed) and is already rebuilding it: ingest marks the book stale (its
@@ -44,6 +46,31 @@ pub enum FeedEvent {
     /// What an EVM source decided after one input, in order: blocks and logs with their
     /// status (`pending`, `confirmed`, `retracted`), and trades of DEX pools (confirmed swaps).
     Chain(Vec<ChainItem>),
+}
+
+/// Why a venue message was unusable: the label of the book rebuild it causes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum InvalidCause {
+    /// It did not parse, or named something it should not (unknown type, side, pair).
+    Malformed,
+    /// It parsed, but a level broke the book's rules (non-positive price, negative size).
+    InvalidLevel,
+    /// The venue's checksum disagrees with the book the connector keeps.
+    ChecksumMismatch,
+    /// The venue's sequence numbers show lost updates.
+    Gap,
+}
+
+impl InvalidCause {
+    /// The `reason` label of `tickgate_book_resyncs_total`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Malformed => "invalid_message",
+            Self::InvalidLevel => "invalid_level",
+            Self::ChecksumMismatch => "checksum_mismatch",
+            Self::Gap => "gap",
+        }
+    }
 }
 
 /// One item of an EVM source's output.

@@ -27,4 +27,4 @@ pub mod settings;
 pub mod venue;
 
 pub use connector::{Connector, ConnectorContext, ConnectorError};
-pub use event::{ChainItem, Command, ConnectionState, FeedBatch, FeedEvent};
+pub use event::{ChainItem, Command, ConnectionState, FeedBatch, FeedEvent, InvalidCause};

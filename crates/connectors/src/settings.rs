@@ -211,6 +211,19 @@ impl VenueSpec {
         self.feed.validate(&format!("{prefix}.feed"))
     }
 
+    /// [`VenueSpec::validate`] for a venue that serves spot markets only: a perpetual
+    /// (`BTC-USDT-PERP`) is refused with the key named.
+    pub fn validate_spot(&self, prefix: &str) -> Result<(), ConnectorError> {
+        self.validate(prefix)?;
+        match self.symbols.iter().find(|s| s.is_perpetual()) {
+            Some(symbol) => Err(ConnectorError::setting(
+                format!("{prefix}.symbols"),
+                format!("{symbol} is a perpetual; this venue serves spot markets only"),
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// `url` override or the venue default, without a trailing `/`.
     pub(crate) fn ws_base<'a>(&'a self, default: &'a str) -> &'a str {
         self.ws_url

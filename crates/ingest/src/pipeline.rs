@@ -4,7 +4,7 @@ use crate::market::{InstrumentEntry, Market};
 use crate::persist::InstrumentHistory;
 use crate::stats::VenueStats;
 use book::{BookError, ChecksumAlgo, StaleReason};
-use connectors::{Command, ConnectionState, FeedBatch, FeedEvent};
+use connectors::{Command, ConnectionState, FeedBatch, FeedEvent, InvalidCause};
 use hub::{Bus, CacheMode, Publisher};
 use model::{Channel, ChannelKind, Instrument, Interval, Symbol, Timestamp, Trade, Venue};
 use protocol::{CandleBody, DataMessage, StatusBody, WireTrade};
@@ -220,14 +220,23 @@ impl VenueIngest {
                 };
                 on_trade(inst, &trade);
             }
-            FeedEvent::Invalid { symbol, reason } => {
+            FeedEvent::Invalid {
+                symbol,
+                reason,
+                cause,
+            } => {
                 self.stats.invalid_messages.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(venue = %self.venue, symbol = ?symbol.as_ref().map(Symbol::as_str), %reason, "invalid venue message");
+                tracing::warn!(venue = %self.venue, symbol = ?symbol.as_ref().map(Symbol::as_str), cause = cause.as_str(), %reason, "invalid venue message");
                 if let Some(symbol) = symbol
                     && let Some(inst) = self.instruments.get_mut(&symbol)
                 {
-                    inst.book.book_stale(StaleReason::InvalidLevel);
-                    self.request_snapshot(&symbol, StaleReason::InvalidLevel.as_str(), &reason);
+                    inst.book.book_stale(match cause {
+                        InvalidCause::ChecksumMismatch => StaleReason::ChecksumMismatch,
+                        InvalidCause::InvalidLevel => StaleReason::InvalidLevel,
+                        InvalidCause::Gap => StaleReason::Gap,
+                        InvalidCause::Malformed => StaleReason::Requested,
+                    });
+                    self.request_snapshot(&symbol, cause.as_str(), &reason);
                 }
             }
             FeedEvent::Unsynced { symbol, reason } => {
@@ -236,10 +245,13 @@ impl VenueIngest {
                 };
                 if !inst.resync_pending {
                     tracing::info!(venue = %self.venue, symbol = %symbol, %reason, "book is being rebuilt by the connector");
-                    self.stats.count_resync(if reason == "disconnected" {
-                        "disconnected"
-                    } else {
-                        "requested"
+                    // The connector's own rebuilds, by their cause (`conn::input`, the venues).
+                    self.stats.count_resync(match reason.as_str() {
+                        "disconnected" => "disconnected",
+                        "overflow" => "overflow",
+                        "stale" => "stale",
+                        "gap" => "gap",
+                        _ => "requested",
                     });
                 }
                 inst.book.book_stale(StaleReason::Requested);

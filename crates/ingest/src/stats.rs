@@ -4,14 +4,22 @@
 use model::Venue;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Why a book was rebuilt; index into [`VenueStats::resyncs`].
-pub const RESYNC_REASONS: [&str; 6] = [
+/// Why a book was rebuilt; index into [`VenueStats::resyncs`]. Each is the real cause:
+/// `gap`, `checksum_mismatch`, `invalid_level` and `crossed` come from the book engine or from
+/// the connector's own checks (`connectors::InvalidCause`), `invalid_message` from a venue
+/// message that did not parse, `stale` from the staleness watchdog, `overflow` from a
+/// connector that dropped its backlog, `disconnected` from a lost connection, and `requested`
+/// from anything else that asked for a snapshot (an update for a book awaiting one).
+pub const RESYNC_REASONS: [&str; 9] = [
     "gap",
     "crossed",
     "checksum_mismatch",
     "invalid_level",
     "requested",
     "disconnected",
+    "invalid_message",
+    "stale",
+    "overflow",
 ];
 
 /// Counters for one venue.
@@ -27,7 +35,7 @@ pub struct VenueStats {
     /// Messages the connector reported as unparseable or invalid.
     pub invalid_messages: AtomicU64,
     /// Book rebuilds, by reason (see [`RESYNC_REASONS`]).
-    pub resyncs: [AtomicU64; 6],
+    pub resyncs: [AtomicU64; RESYNC_REASONS.len()],
 }
 
 impl VenueStats {

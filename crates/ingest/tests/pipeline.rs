@@ -1,7 +1,7 @@
 //! The ingest stage: per-symbol resync, status handling, aggregates published once per batch.
 
 use book::ChecksumAlgo;
-use connectors::{Command, ConnectionState, FeedEvent};
+use connectors::{Command, ConnectionState, FeedEvent, InvalidCause};
 use hub::{Hub, HubConfig};
 use ingest::{Market, VenueIngest, VenueStats};
 use model::{
@@ -148,6 +148,7 @@ fn invalid_messages_and_disconnects_mark_books_stale() {
     f.ingest.handle_batch(vec![FeedEvent::Invalid {
         symbol: Some(sym("BTC-USDT")),
         reason: "bad frame".into(),
+        cause: InvalidCause::Malformed,
     }]);
     assert!(!live(&f.hub, "book:sim:BTC-USDT"));
     assert!(live(&f.hub, "book:sim:ETH-USDT"));
@@ -182,6 +183,57 @@ fn invalid_messages_and_disconnects_mark_books_stale() {
             .load(std::sync::atomic::Ordering::Relaxed),
         2
     );
+}
+
+/// Regression (issue 15): a Kraken checksum mismatch was counted as `invalid_level`. Each
+/// rebuild is counted once under its real cause; one line per cause.
+#[test]
+fn each_resync_is_counted_under_its_real_cause() {
+    use ingest::stats::RESYNC_REASONS;
+    let invalid = |cause| FeedEvent::Invalid {
+        symbol: Some(sym("BTC-USDT")),
+        reason: "x".into(),
+        cause,
+    };
+    let unsynced = |reason: &str| FeedEvent::Unsynced {
+        symbol: sym("BTC-USDT"),
+        reason: reason.into(),
+    };
+    let crossed = FeedEvent::BookDelta {
+        symbol: sym("BTC-USDT"),
+        delta: BookDelta {
+            first_seq: 2,
+            last_seq: 2,
+            bids: vec![lv("102", "1")],
+            ..Default::default()
+        },
+    };
+    let cases: Vec<(FeedEvent, &str)> = vec![
+        (invalid(InvalidCause::ChecksumMismatch), "checksum_mismatch"),
+        (invalid(InvalidCause::InvalidLevel), "invalid_level"),
+        (invalid(InvalidCause::Malformed), "invalid_message"),
+        (invalid(InvalidCause::Gap), "gap"),
+        (unsynced("stale"), "stale"),
+        (unsynced("overflow"), "overflow"),
+        (unsynced("disconnected"), "disconnected"),
+        (unsynced("gap"), "gap"),
+        (unsynced("resubscribed"), "requested"),
+        (delta_event("BTC-USDT", 5, lv("100", "2")), "gap"),
+        (crossed, "crossed"),
+    ];
+    for (event, label) in cases {
+        let mut f = fixture();
+        f.ingest.handle_batch(vec![snapshot_event("BTC-USDT", 1)]);
+        f.ingest.handle_batch(vec![event.clone()]);
+        let counts: Vec<(&str, u64)> = RESYNC_REASONS
+            .iter()
+            .zip(&f.stats.resyncs)
+            .map(|(r, c)| (*r, c.load(std::sync::atomic::Ordering::Relaxed)))
+            .filter(|(_, c)| *c > 0)
+            .collect();
+        assert_eq!(counts, [(label, 1)], "{event:?}");
+        assert!(!live(&f.hub, "book:sim:BTC-USDT"), "{event:?}");
+    }
 }
 
 #[test]

@@ -35,10 +35,14 @@ impl Venue {
     }
 }
 
-/// A normalized symbol `BASE-QUOTE`, both parts uppercase ASCII letters or digits, 1–16 each.
+/// A normalized symbol `BASE-QUOTE` (spot), or `BASE-QUOTE-PERP` (the perpetual swap
+/// settled in `QUOTE`); `BASE` and `QUOTE` are uppercase ASCII letters or digits, 1–16 each.
 /// Cheap to clone.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Symbol(Arc<str>);
+
+/// The suffix of a perpetual swap's normalized symbol.
+pub const PERP_SUFFIX: &str = "-PERP";
 
 impl Symbol {
     pub fn new(text: &str) -> Result<Self, ModelError> {
@@ -48,10 +52,16 @@ impl Symbol {
                 && p.bytes()
                     .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
         };
-        match text.split_once('-') {
+        let pair = text.strip_suffix(PERP_SUFFIX).unwrap_or(text);
+        match pair.split_once('-') {
             Some((base, quote)) if part_ok(base) && part_ok(quote) => Ok(Self(text.into())),
             _ => Err(ModelError::InvalidSymbol(text.chars().take(40).collect())),
         }
+    }
+
+    /// Whether this is a perpetual swap (`BTC-USDT-PERP`).
+    pub fn is_perpetual(&self) -> bool {
+        self.0.ends_with(PERP_SUFFIX)
     }
 
     pub fn as_str(&self) -> &str {
@@ -62,8 +72,10 @@ impl Symbol {
         self.0.split_once('-').map_or("", |(b, _)| b)
     }
 
+    /// The quote (for a perpetual, the settlement) currency: `USDT` for `BTC-USDT-PERP`.
     pub fn quote(&self) -> &str {
-        self.0.split_once('-').map_or("", |(_, q)| q)
+        let pair = self.0.strip_suffix(PERP_SUFFIX).unwrap_or(&self.0);
+        pair.split_once('-').map_or("", |(_, q)| q)
     }
 }
 
@@ -125,7 +137,15 @@ mod tests {
     #[test]
     fn symbols_validate() {
         let s = Symbol::new("BTC-USDT").unwrap();
-        assert_eq!((s.base(), s.quote()), ("BTC", "USDT"));
+        assert_eq!(
+            (s.base(), s.quote(), s.is_perpetual()),
+            ("BTC", "USDT", false)
+        );
+        let p = Symbol::new("BTC-USDT-PERP").unwrap();
+        assert_eq!(
+            (p.base(), p.quote(), p.is_perpetual()),
+            ("BTC", "USDT", true)
+        );
         for bad in [
             "",
             "BTCUSDT",
@@ -133,6 +153,10 @@ mod tests {
             "BTC-",
             "-USDT",
             "BTC-USD-T",
+            "BTC-USD-SWAP",
+            "BTC-PERP",
+            "BTC-USD-PERP-PERP",
+            "BTC-USD-perp",
             "BTC/USD",
             "BTC -USD",
         ] {

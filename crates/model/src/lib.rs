@@ -28,7 +28,7 @@ pub use book::{BookDelta, BookSnapshot, Level};
 pub use candle::{Candle, Interval};
 pub use channel::{Channel, ChannelKind};
 pub use decimal::{Decimal, parse_decimal, write_decimal};
-pub use instrument::{Instrument, Symbol, Venue};
+pub use instrument::{Instrument, PERP_SUFFIX, Symbol, Venue};
 pub use ticker::Ticker;
 pub use time::Timestamp;
 pub use trade::{Side, Trade};

@@ -229,10 +229,20 @@ impl Shard {
             rotate,
             gaps,
             checksum_failures,
+            ignored,
+            refused_snapshots,
             ..
         } = io;
         if gaps > 0 {
             self.stats.record(LinkEvent::Gaps { n: gaps });
+        }
+        if ignored > 0 {
+            self.stats.record(LinkEvent::Ignored { n: ignored });
+        }
+        if refused_snapshots > 0 {
+            self.stats.record(LinkEvent::RefusedSnapshots {
+                n: refused_snapshots,
+            });
         }
         if checksum_failures > 0 {
             self.stats.record(LinkEvent::ChecksumFailures {
@@ -294,19 +304,25 @@ impl Shard {
         }
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut reported_syncing = usize::MAX;
+        // `None` until the first report: a connection whose books are still syncing reports
+        // `resyncing` at once instead of staying `connecting` (issue 15).
+        let mut reported: Option<(bool, Option<String>)> = None;
         let mut rotation = Rotation::default();
         loop {
             let syncing = link.session.syncing();
-            if syncing != reported_syncing && (syncing == 0) != (reported_syncing == 0) {
-                let what = if syncing == 0 {
-                    "connected, books in sync".to_string()
-                } else {
-                    format!("connected, {syncing} book(s) syncing")
+            let now_state = (
+                syncing == 0,
+                link.session.sync_note().filter(|_| syncing > 0),
+            );
+            if reported.as_ref() != Some(&now_state) {
+                let what = match (&now_state.1, syncing) {
+                    (_, 0) => "connected, books in sync".to_string(),
+                    (None, n) => format!("connected, {n} book(s) syncing"),
+                    (Some(note), n) => format!("connected, {n} book(s) syncing: {note}"),
                 };
                 self.report(out, true, syncing, &what)?;
+                reported = Some(now_state);
             }
-            reported_syncing = syncing;
             self.start_rotation_if_due(&link, &mut rotation, rotate_after, connect_timeout);
             let end = tokio::select! {
                 biased;

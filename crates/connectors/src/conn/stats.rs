@@ -29,6 +29,12 @@ pub struct LinkStats {
     pub overflows: AtomicU64,
     /// Frames that did not parse or broke the venue's rules.
     pub parse_errors: AtomicU64,
+    /// Well-formed frames of a stream, channel or symbol this connection did not subscribe
+    /// (e.g. Binance `bookTicker`): dropped, and not parse errors.
+    pub ignored_frames: AtomicU64,
+    /// REST book snapshots refused as older than the stream (Binance `lastUpdateId` < first
+    /// `U`), each followed by a backed-off retry.
+    pub refused_snapshots: AtomicU64,
     /// REST requests that failed.
     pub rest_failures: AtomicU64,
     /// Exchange-to-gateway lag of events with an exchange time: sum (µs) and count.
@@ -73,6 +79,10 @@ pub enum LinkEvent<'a> {
     Gaps { n: u64 },
     /// `n` venue checksums that did not match (each followed by a resubscription).
     ChecksumFailures { n: u64 },
+    /// `n` frames of something not subscribed were dropped (logged at debug by the session).
+    Ignored { n: u64 },
+    /// `n` REST snapshots were refused as too old (logged by the session with both ids).
+    RefusedSnapshots { n: u64 },
     /// A REST request (`what`) failed.
     RestFailed {
         what: &'a str,
@@ -93,6 +103,8 @@ impl std::fmt::Debug for LinkEvent<'_> {
             Self::Overflow { .. } => "Overflow",
             Self::Gaps { .. } => "Gaps",
             Self::ChecksumFailures { .. } => "ChecksumFailures",
+            Self::Ignored { .. } => "Ignored",
+            Self::RefusedSnapshots { .. } => "RefusedSnapshots",
             Self::RestFailed { .. } => "RestFailed",
         };
         f.write_str(name)
@@ -149,6 +161,12 @@ impl LinkStats {
             LinkEvent::ChecksumFailures { n } => {
                 self.checksum_failures.fetch_add(n, Ordering::Relaxed);
             }
+            LinkEvent::Ignored { n } => {
+                self.ignored_frames.fetch_add(n, Ordering::Relaxed);
+            }
+            LinkEvent::RefusedSnapshots { n } => {
+                self.refused_snapshots.fetch_add(n, Ordering::Relaxed);
+            }
             LinkEvent::RestFailed { what, error } => {
                 Self::bump(&self.rest_failures);
                 tracing::warn!(%venue, error = %error, "{what} failed");
@@ -171,6 +189,8 @@ impl LinkStats {
             checksum_failures: z(),
             overflows: z(),
             parse_errors: z(),
+            ignored_frames: z(),
+            refused_snapshots: z(),
             rest_failures: z(),
             lag_sum_us: z(),
             lag_count: z(),
@@ -190,7 +210,7 @@ impl LinkStats {
     }
 
     /// `(name, help, value)` for each counter, for rendering.
-    pub fn counters(&self) -> [(&'static str, &'static str, u64); 14] {
+    pub fn counters(&self) -> [(&'static str, &'static str, u64); 16] {
         let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
         [
             (
@@ -239,6 +259,16 @@ impl LinkStats {
                 "parse_errors",
                 "Venue frames that failed to parse or validate.",
                 l(&self.parse_errors),
+            ),
+            (
+                "ignored_frames",
+                "Venue frames of a stream or symbol not subscribed, dropped.",
+                l(&self.ignored_frames),
+            ),
+            (
+                "refused_snapshots",
+                "REST book snapshots refused as older than the stream.",
+                l(&self.refused_snapshots),
             ),
             (
                 "rest_failures",

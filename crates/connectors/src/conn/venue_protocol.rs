@@ -8,7 +8,7 @@
 //! code (`venue::replay`).
 
 use crate::settings::{FeedSettings, VenueSpec};
-use crate::{ConnectorError, FeedEvent};
+use crate::{ConnectorError, FeedEvent, InvalidCause};
 use model::{Instrument, Symbol, Timestamp, Venue};
 use std::fmt;
 use std::time::Duration;
@@ -37,6 +37,11 @@ pub struct Io {
     pub gaps: u64,
     /// Venue checksums that did not match the session's book (counted in the link metrics).
     pub checksum_failures: u64,
+    /// Well-formed frames of something this connection did not subscribe, dropped (counted
+    /// as ignored, not as parse errors).
+    pub ignored: u64,
+    /// REST snapshots refused as older than the stream (counted in the link metrics).
+    pub refused_snapshots: u64,
     /// Replace the connection now (fatal protocol error, ack timeout), with the reason.
     pub reconnect: Option<String>,
     /// Replace the connection make-before-break (the venue announced it will close it).
@@ -58,11 +63,29 @@ impl Io {
         }
     }
 
-    /// Reports a message that could not be used. With a symbol, that book is rebuilt.
+    /// Reports a message that could not be parsed. With a symbol, that book is rebuilt.
     pub fn invalid(&mut self, symbol: Option<Symbol>, reason: impl Into<String>) {
+        self.fault(symbol, InvalidCause::Malformed, reason);
+    }
+
+    /// Reports a message that made `symbol`'s book unusable for `cause`; that book is
+    /// rebuilt. A checksum mismatch is also counted in [`Io::checksum_failures`], a gap in
+    /// [`Io::gaps`].
+    pub fn fault(
+        &mut self,
+        symbol: Option<Symbol>,
+        cause: InvalidCause,
+        reason: impl Into<String>,
+    ) {
+        match cause {
+            InvalidCause::ChecksumMismatch => self.checksum_failures += 1,
+            InvalidCause::Gap => self.gaps += 1,
+            InvalidCause::Malformed | InvalidCause::InvalidLevel => {}
+        }
         self.events.push(FeedEvent::Invalid {
             symbol,
             reason: reason.into(),
+            cause,
         });
     }
 
@@ -112,6 +135,13 @@ pub trait Protocol: Send + Sync + fmt::Debug + 'static {
     /// The venue's REST instrument metadata URL, if it has one.
     fn instruments_url(&self) -> Option<String>;
 
+    /// Every metadata URL, for venues whose metadata is split by market type (OKX: one per
+    /// `instType`). With more than one, [`Protocol::parse_instruments`] receives the answers
+    /// joined as one JSON array (`[answer1,answer2]`), and only if every request succeeded.
+    fn instruments_urls(&self) -> Vec<String> {
+        self.instruments_url().into_iter().collect()
+    }
+
     /// Parses the metadata response into instruments for the configured symbols.
     fn parse_instruments(&self, body: &str) -> Result<Vec<Instrument>, ConnectorError>;
 
@@ -149,6 +179,12 @@ pub trait Session: Send + fmt::Debug {
 
     /// Books of this connection not (yet) in sync.
     fn syncing(&self) -> usize;
+
+    /// Why books are still syncing, when the session knows more than "waiting" (Binance: its
+    /// snapshots keep being refused as too old). Shown in `status:{venue}`'s detail.
+    fn sync_note(&self) -> Option<String> {
+        None
+    }
 
     /// Make-before-break: true once this (new) connection's streams overlap the old one's so
     /// switching to it loses nothing. Sessions that do not rotate are ready when in sync.

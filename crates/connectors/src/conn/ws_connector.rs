@@ -98,11 +98,29 @@ async fn run(connector: WsConnector, ctx: ConnectorContext) -> Result<(), Connec
     let rest = RestClient::new(Duration::from_secs(settings.connect_timeout_secs.max(5)))
         .map_err(ConnectorError::Connection)?;
 
-    if let Some(url) = protocol.instruments_url() {
-        let fetched = tokio::select! {
-            () = shutdown.cancelled() => return Ok(()),
-            r = tokio::time::timeout(METADATA_TIMEOUT, rest.get(&url)) => r.unwrap_or_else(|_| Err("timed out".into())),
-        };
+    let urls = protocol.instruments_urls();
+    if !urls.is_empty() {
+        let mut bodies = Vec::with_capacity(urls.len());
+        let mut fetched = Ok(String::new());
+        for url in &urls {
+            let one = tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                r = tokio::time::timeout(METADATA_TIMEOUT, rest.get(url)) => r.unwrap_or_else(|_| Err("timed out".into())),
+            };
+            match one {
+                Ok(body) => bodies.push(body),
+                Err(error) => {
+                    fetched = Err(error);
+                    break;
+                }
+            }
+        }
+        if fetched.is_ok() {
+            fetched = Ok(match bodies.len() {
+                1 => bodies.remove(0),
+                _ => format!("[{}]", bodies.join(",")),
+            });
+        }
         if let Some(recorder) = &recorder {
             recorder.record(
                 protocol.venue().as_str(),

@@ -26,6 +26,8 @@ struct MessageFaults {
     reorder: HashSet<String>,
     /// Send the update with an unparseable price.
     corrupt: HashSet<String>,
+    /// REST snapshots still to answer with an id older than the stream.
+    stale_snapshots: usize,
 }
 
 #[derive(Debug)]
@@ -183,6 +185,19 @@ impl MockBinance {
         lock(&self.market).faults.corrupt.insert(native(symbol));
     }
 
+    /// The next `n` REST depth snapshots report a `lastUpdateId` older than every diff sent
+    /// (a REST replica lagging the stream): the client must refuse them and retry.
+    pub fn stale_snapshots(&self, n: usize) {
+        lock(&self.market).faults.stale_snapshots = n;
+    }
+
+    /// Sends a frame of a stream kind no client subscribed (`bookTicker`) to every client.
+    pub fn send_book_ticker(&self, symbol: &str) {
+        let native = native(symbol);
+        let frame = serde_json::json!({"stream": format!("{}@bookTicker", native.to_lowercase()), "data": {"u":400900217,"s":native,"b":"25.35190000","B":"31.21000000","a":"25.36520000","A":"40.66000000"}}).to_string();
+        let _ = self.tx.send(("*".into(), frame));
+    }
+
     /// Sends a frame that is not JSON to every client.
     pub fn send_garbage(&self) {
         let _ = self.tx.send(("*".into(), "{\"stream\": oops".into()));
@@ -277,7 +292,7 @@ async fn depth(
 }
 
 fn depth_body(state: &AppState, q: &HashMap<String, String>) -> Result<String, &'static str> {
-    let m = lock(&state.market);
+    let mut m = lock(&state.market);
     let native = q
         .get("symbol")
         .ok_or(r#"{"code":-1102,"msg":"Mandatory parameter 'symbol' was not sent"}"#)?;
@@ -293,7 +308,15 @@ fn depth_body(state: &AppState, q: &HashMap<String, String>) -> Result<String, &
             .map(|l| [l.price.to_string(), l.size.to_string()])
             .collect::<Vec<_>>()
     };
-    Ok(serde_json::json!({"lastUpdateId": m.ids[native], "bids": pairs(bids), "asks": pairs(asks)}).to_string())
+    let mut id = m.ids[native];
+    if m.faults.stale_snapshots > 0 {
+        m.faults.stale_snapshots -= 1;
+        id = id.saturating_sub(1_000);
+    }
+    Ok(
+        serde_json::json!({"lastUpdateId": id, "bids": pairs(bids), "asks": pairs(asks)})
+            .to_string(),
+    )
 }
 
 async fn exchange_info(State(state): State<AppState>) -> Response {

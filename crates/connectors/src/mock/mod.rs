@@ -7,14 +7,17 @@
 //!
 //! Fault switches ([`Faults`]): refuse connections, drop every connection, delay (or withhold)
 //! subscription acks, go silent, and per-venue message faults (skip a sequence number,
-//! duplicate, reorder, bad frame, wrong checksum, `serverShutdown`).
+//! duplicate, reorder, bad frame, wrong checksum, `serverShutdown`, an OKX re-snapshot).
 //!
 //! [`anvil`] runs a real local EVM chain for the on-chain tests.
 
 pub mod anvil;
 pub mod binance;
+pub mod bybit;
 pub mod coinbase;
+pub mod hyperliquid;
 pub mod kraken;
+pub mod okx;
 
 use crate::conn::backoff::Rng;
 use model::{Decimal, Level};

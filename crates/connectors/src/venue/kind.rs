@@ -5,7 +5,7 @@
 //! variant below (the compiler then points at each `match` to fill) and the checklist in
 //! CONTRIBUTING.md.
 
-use super::{binance, coinbase, kraken, replay, sim};
+use super::{binance, bybit, coinbase, hyperliquid, kraken, okx, replay, sim};
 use crate::ConnectorError;
 use crate::conn::Protocol;
 use crate::settings::VenueSpec;
@@ -23,6 +23,12 @@ pub enum VenueKind {
     Coinbase,
     /// Kraken WebSocket v2, checksummed books.
     Kraken,
+    /// OKX v5 public WebSocket: spot and perpetual swaps, `seqId`-chained books.
+    Okx,
+    /// Bybit v5 public WebSocket: spot and linear perpetuals, books with consecutive `u`.
+    Bybit,
+    /// Hyperliquid perpetuals: full `l2Book` snapshots diffed into deltas.
+    Hyperliquid,
     /// A capture recorded by `tickgate record`, played through the recorded venues' code.
     Replay,
     /// An EVM chain's blocks and contract logs (its own ingest, no books).
@@ -44,11 +50,14 @@ pub enum Transport {
 
 impl VenueKind {
     /// Every venue this build supports, in the order error messages list them.
-    pub const ALL: [VenueKind; 6] = [
+    pub const ALL: [VenueKind; 9] = [
         Self::Sim,
         Self::Binance,
         Self::Coinbase,
         Self::Kraken,
+        Self::Okx,
+        Self::Bybit,
+        Self::Hyperliquid,
         Self::Replay,
         Self::Evm,
     ];
@@ -61,6 +70,9 @@ impl VenueKind {
             Self::Binance => binance::VENUE,
             Self::Coinbase => coinbase::VENUE,
             Self::Kraken => kraken::VENUE,
+            Self::Okx => okx::VENUE,
+            Self::Bybit => bybit::VENUE,
+            Self::Hyperliquid => hyperliquid::VENUE,
             Self::Replay => replay::VENUE,
             Self::Evm => "evm",
         }
@@ -80,7 +92,12 @@ impl VenueKind {
     pub const fn transport(self) -> Transport {
         match self {
             Self::Sim => Transport::Simulated,
-            Self::Binance | Self::Coinbase | Self::Kraken => Transport::WebSocket,
+            Self::Binance
+            | Self::Coinbase
+            | Self::Kraken
+            | Self::Okx
+            | Self::Bybit
+            | Self::Hyperliquid => Transport::WebSocket,
             Self::Replay => Transport::Capture,
             Self::Evm => Transport::Chain,
         }
@@ -98,9 +115,14 @@ impl VenueKind {
     pub const fn checksum(self) -> ChecksumAlgo {
         match self {
             Self::Kraken => ChecksumAlgo::Kraken,
-            Self::Sim | Self::Binance | Self::Coinbase | Self::Replay | Self::Evm => {
-                ChecksumAlgo::None
-            }
+            Self::Okx => ChecksumAlgo::Okx,
+            Self::Sim
+            | Self::Binance
+            | Self::Coinbase
+            | Self::Bybit
+            | Self::Hyperliquid
+            | Self::Replay
+            | Self::Evm => ChecksumAlgo::None,
         }
     }
 
@@ -115,6 +137,9 @@ impl VenueKind {
             Self::Binance => shared(binance::BinanceProtocol::new(spec)),
             Self::Coinbase => shared(coinbase::CoinbaseProtocol::new(spec)),
             Self::Kraken => shared(kraken::KrakenProtocol::new(spec)),
+            Self::Okx => shared(okx::OkxProtocol::new(spec)),
+            Self::Bybit => shared(bybit::BybitProtocol::new(spec)),
+            Self::Hyperliquid => shared(hyperliquid::HyperliquidProtocol::new(spec)),
             Self::Sim | Self::Replay | Self::Evm => return None,
         })
     }
@@ -138,7 +163,7 @@ mod tests {
         assert_eq!(VenueKind::from_name("nasdaq"), None);
         assert_eq!(
             VenueKind::names(),
-            "sim, binance, coinbase, kraken, replay, evm"
+            "sim, binance, coinbase, kraken, okx, bybit, hyperliquid, replay, evm"
         );
     }
 
@@ -152,6 +177,9 @@ mod tests {
             (VenueKind::Binance, T::WebSocket, true, C::None),
             (VenueKind::Coinbase, T::WebSocket, true, C::None),
             (VenueKind::Kraken, T::WebSocket, true, C::Kraken),
+            (VenueKind::Okx, T::WebSocket, true, C::Okx),
+            (VenueKind::Bybit, T::WebSocket, true, C::None),
+            (VenueKind::Hyperliquid, T::WebSocket, true, C::None),
             (VenueKind::Replay, T::Capture, true, C::None),
             (VenueKind::Evm, T::Chain, false, C::None),
         ] {
@@ -164,6 +192,32 @@ mod tests {
                 transport == T::WebSocket,
                 "{kind}"
             );
+        }
+    }
+
+    /// Spot-only venues refuse a perpetual symbol with the key named; OKX serves both.
+    #[test]
+    fn perpetual_symbols_only_where_the_venue_serves_them() {
+        let perp = || VenueSpec::new(vec![model::Symbol::new("BTC-USDT-PERP").unwrap()]);
+        for (kind, accepted) in [
+            (VenueKind::Binance, false),
+            (VenueKind::Coinbase, false),
+            (VenueKind::Kraken, false),
+            (VenueKind::Okx, true),
+            (VenueKind::Bybit, true),
+        ] {
+            match kind.protocol(perp()).unwrap() {
+                Ok(_) => assert!(accepted, "{kind}"),
+                Err(error) => {
+                    assert!(!accepted, "{kind}");
+                    let text = error.to_string();
+                    assert!(
+                        text.contains(&format!("venues.{kind}.symbols"))
+                            && text.contains("perpetual"),
+                        "{text}"
+                    );
+                }
+            }
         }
     }
 }

@@ -3,17 +3,20 @@
 //! - [`kind`]: [`VenueKind`], the one list of venues this build supports; config validation,
 //!   checksum choice and connector construction come from it.
 //! - [`sim`]: the deterministic simulated market (no network), the reference venue.
-//! - [`binance`], [`kraken`], [`coinbase`]: real venues, each a [`Protocol`] run by the shared
-//!   [`WsConnector`].
+//! - [`binance`], [`bybit`], [`kraken`], [`coinbase`], [`okx`], [`hyperliquid`]: real venues, each a [`Protocol`] run by
+//!   the shared [`WsConnector`].
 //! - [`evm`]: an EVM chain's blocks and contract logs through reorgs (its own ingest).
 //! - [`replay`]: plays a capture recorded by `tickgate record` through the same venue code.
 //! - `parse`: decimal and level parsing shared by the venue parsers.
 
 pub mod binance;
+pub mod bybit;
 pub mod coinbase;
 pub mod evm;
+pub mod hyperliquid;
 pub mod kind;
 pub mod kraken;
+pub mod okx;
 pub(crate) mod parse;
 pub mod replay;
 pub mod sim;

@@ -159,6 +159,58 @@ async fn message_faults_resync_only_the_affected_symbol() {
     h.stop().await;
 }
 
+/// Regression (issue 15): a REST snapshot older than the stream was refused silently (no log,
+/// no counter, status stuck at `connecting`); a frame of an unsubscribed stream kind counted as
+/// a parse error.
+#[tokio::test]
+async fn refused_snapshots_are_counted_and_shown_and_unsubscribed_kinds_ignored() {
+    use connectors::Connector;
+    let mock = MockBinance::start(&SYMBOLS[..1]).await.unwrap();
+    mock.stale_snapshots(2);
+    let protocol = Arc::new(BinanceProtocol::new(spec(&mock, &SYMBOLS[..1])).unwrap());
+    let connector = WsConnector::new(protocol);
+    let stats = connector.link_stats().unwrap();
+    let h = Harness::start(Box::new(connector), ChecksumAlgo::None, None);
+    drive(&mock, &h, "refusal shown in the status", |s| {
+        s.statuses.iter().any(|(state, detail)| {
+            *state == ConnectionState::Resyncing && detail.contains("older than the stream")
+        })
+    })
+    .await;
+    drive(&mock, &h, "live after two refusals", |s| s.live("BTC-USDT")).await;
+    mock.step(3);
+    converged(&mock, &h, "BTC-USDT").await;
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(load(&stats.refused_snapshots), 2);
+    h.with(|s| {
+        let (state, detail) = s.statuses.last().unwrap();
+        assert_eq!(*state, ConnectionState::Connected, "{detail}");
+        let refusal = s
+            .statuses
+            .iter()
+            .find(|(_, d)| d.contains("older than the stream"))
+            .unwrap();
+        assert!(
+            refusal.1.contains("BTC-USDT") && refusal.1.contains("lastUpdateId"),
+            "{refusal:?}"
+        );
+    });
+    let parse_errors = load(&stats.parse_errors);
+    mock.send_book_ticker("BTC-USDT");
+    mock.step(1);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while load(&stats.ignored_frames) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "bookTicker not counted"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(load(&stats.parse_errors), parse_errors, "not a parse error");
+    h.with(|s| assert!(s.invalid.is_empty(), "{:?}", s.invalid));
+    h.stop().await;
+}
+
 #[tokio::test]
 async fn dropped_connection_rebuilds_every_book_from_fresh_snapshots() {
     let mock = MockBinance::start(&SYMBOLS).await.unwrap();

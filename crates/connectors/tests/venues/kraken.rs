@@ -116,7 +116,19 @@ async fn checksum_and_frame_faults_resubscribe_only_that_pair() {
             s.book_errors.is_empty(),
             "the connector caught every fault before the book did: {:?}",
             s.book_errors
-        )
+        );
+        // Regression (issue 15): each rebuild carries its real cause, the label ingest counts
+        // (a skipped update shows up as a checksum mismatch: Kraken books have no ids).
+        let causes: Vec<&str> = s
+            .invalid
+            .iter()
+            .filter(|(sym, _)| sym.as_ref().is_some_and(|x| x.as_str() == "BTC-USD"))
+            .map(|(_, r)| r.split(':').next().unwrap_or_default())
+            .collect();
+        assert_eq!(
+            causes,
+            ["checksum_mismatch", "checksum_mismatch", "invalid_message"]
+        );
     });
     let frames = mock.control.frames_in();
     let unsubs: Vec<&String> = frames

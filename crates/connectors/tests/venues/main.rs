@@ -3,7 +3,10 @@
 
 mod backoff;
 mod binance;
+mod bybit;
 mod coinbase;
+mod hyperliquid;
 mod kraken;
+mod okx;
 mod replay;
 mod support;

@@ -169,7 +169,11 @@ fn apply(
             }
         }
         FeedEvent::Trade { symbol, trade } => s.trades.entry(symbol).or_default().push(trade),
-        FeedEvent::Invalid { symbol, reason } => {
+        FeedEvent::Invalid {
+            symbol,
+            reason,
+            cause,
+        } => {
             if let Some(symbol) = &symbol {
                 if let Some(book) = s.books.get_mut(symbol) {
                     book.mark_stale(book::StaleReason::InvalidLevel);
@@ -177,7 +181,9 @@ fn apply(
                 let _ = commands.try_send(Command::Resync(symbol.clone()));
                 s.pending.insert(symbol.clone(), true);
             }
-            s.invalid.push((symbol, reason));
+            // The cause first, so a test can check the label ingest will count.
+            s.invalid
+                .push((symbol, format!("{}: {reason}", cause.as_str())));
         }
         FeedEvent::Unsynced { symbol, .. } => {
             *s.unsynced.entry(symbol.clone()).or_default() += 1;

@@ -4,6 +4,7 @@ use crate::support::*;
 use connectors::mock::binance::MockBinance;
 use connectors::mock::coinbase::MockCoinbase;
 use connectors::mock::kraken::MockKraken;
+use connectors::mock::okx::MockOkx;
 use connectors::settings::FeedSettings;
 use model::{Decimal, Level};
 use protocol::{ServerMessage, WireLevel};
@@ -16,6 +17,7 @@ struct Mocks {
     binance: MockBinance,
     coinbase: MockCoinbase,
     kraken: MockKraken,
+    okx: MockOkx,
 }
 
 impl Mocks {
@@ -26,6 +28,9 @@ impl Mocks {
             kraken: MockKraken::start(&["BTC-USD", "ETH-USD"], 10)
                 .await
                 .unwrap(),
+            okx: MockOkx::start(&["SOL-USDT", "BTC-USDT-PERP"])
+                .await
+                .unwrap(),
         }
     }
 
@@ -33,6 +38,7 @@ impl Mocks {
         self.binance.step(n);
         self.coinbase.step(n);
         self.kraken.step(n);
+        self.okx.step(n);
     }
 
     fn config(&self) -> Config {
@@ -71,6 +77,12 @@ impl Mocks {
                 &["BTC-USD", "ETH-USD"],
                 self.kraken.ws_url(),
                 self.kraken.rest_url(),
+            ),
+            venue(
+                "okx",
+                &["SOL-USDT", "BTC-USDT-PERP"],
+                self.okx.ws_url(),
+                self.okx.rest_url(),
             ),
         ];
         config
@@ -146,6 +158,10 @@ async fn three_venues_and_the_consolidated_view_match_the_venues() {
         mocks.kraken.truth("ETH-USD")
     })
     .await;
+    // OKX: a spot pair and a perpetual swap (`BTC-USDT-PERP` ↔ `BTC-USDT-SWAP`).
+    for symbol in ["SOL-USDT", "BTC-USDT-PERP"] {
+        until_equal(&mocks, &gateway, "okx", symbol, || mocks.okx.truth(symbol)).await;
+    }
 
     // book:all:BTC-USD sums Coinbase and Kraken per price; Binance's USDT book stays apart.
     let merged = || {

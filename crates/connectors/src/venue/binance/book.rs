@@ -1,6 +1,7 @@
 //! Diff-depth events, REST snapshots and the per-symbol sync state machine (the documented
 //! "how to manage a local order book correctly" algorithm).
 
+use crate::venue::parse::Text;
 use crate::venue::parse::levels;
 use model::{BookDelta, BookSnapshot, Level, Timestamp};
 use serde::Deserialize;
@@ -25,23 +26,23 @@ pub struct DepthUpdate {
 struct RawDepth<'a> {
     #[serde(rename = "E")]
     event_time: i64,
-    #[serde(rename = "s")]
-    symbol: &'a str,
+    #[serde(borrow, rename = "s")]
+    symbol: Text<'a>,
     #[serde(rename = "U")]
     first: u64,
     #[serde(rename = "u")]
     last: u64,
     #[serde(rename = "b", borrow)]
-    bids: Vec<[&'a str; 2]>,
+    bids: Vec<[Text<'a>; 2]>,
     #[serde(rename = "a", borrow)]
-    asks: Vec<[&'a str; 2]>,
+    asks: Vec<[Text<'a>; 2]>,
 }
 
 impl DepthUpdate {
     pub fn parse(data: &str) -> Result<Self, String> {
         let raw: RawDepth = serde_json::from_str(data).map_err(|e| format!("depthUpdate: {e}"))?;
         Self::build(
-            raw.symbol,
+            &raw.symbol,
             raw.first,
             raw.last,
             &raw.bids,
@@ -55,8 +56,8 @@ impl DepthUpdate {
         symbol: &str,
         first: u64,
         last: u64,
-        bids: &[[&str; 2]],
-        asks: &[[&str; 2]],
+        bids: &[[Text<'_>; 2]],
+        asks: &[[Text<'_>; 2]],
         event_time: i64,
     ) -> Result<Self, String> {
         if first > last {
@@ -98,9 +99,9 @@ struct RawSnapshot<'a> {
     #[serde(rename = "lastUpdateId")]
     last_update_id: u64,
     #[serde(borrow)]
-    bids: Vec<[&'a str; 2]>,
+    bids: Vec<[Text<'a>; 2]>,
     #[serde(borrow)]
-    asks: Vec<[&'a str; 2]>,
+    asks: Vec<[Text<'a>; 2]>,
 }
 
 impl DepthSnapshot {
@@ -128,6 +129,9 @@ pub(crate) enum BookSync {
         /// A new subscription: the snapshot is requested once its first diff is buffered
         /// (the documented order), so the snapshot cannot predate the stream.
         awaiting_first: bool,
+        /// Snapshots refused in a row as older than the stream, and why the last one was.
+        refused: u32,
+        refusal: Option<String>,
     },
     /// In sync: the last update id forwarded.
     Live { last: u64 },
@@ -142,6 +146,8 @@ impl BookSync {
             retry_at: Timestamp(0),
             attempts: 1,
             awaiting_first: false,
+            refused: 0,
+            refusal: None,
         }
     }
 
@@ -153,8 +159,16 @@ impl BookSync {
             retry_at: Timestamp(0),
             attempts: 0,
             awaiting_first: true,
+            refused: 0,
+            refusal: None,
         }
     }
+}
+
+/// Delay before fetching again after the `refused`-th snapshot in a row was too old: 250 ms,
+/// doubling, at most 30 s (a venue whose REST lags its stream is not hammered).
+pub(crate) fn refused_backoff_us(refused: u32) -> i64 {
+    (250_000i64 << refused.saturating_sub(1).min(7)).min(30_000_000)
 }
 
 /// What to do with a snapshot given the diffs buffered meanwhile.
@@ -162,8 +176,9 @@ impl BookSync {
 pub(crate) enum Alignment {
     /// Publish the snapshot, then these diffs (older ones dropped), and go live at `last`.
     Apply { deltas: Vec<DepthUpdate>, last: u64 },
-    /// The snapshot is older than the first buffered diff: fetch again.
-    TooOld,
+    /// The snapshot is older than the first buffered diff (`first_update`, its `U`): fetch
+    /// again.
+    TooOld { first_update: u64 },
 }
 
 /// Steps 4–6 of the documented algorithm: drop buffered diffs with `u <= lastUpdateId`; the
@@ -175,7 +190,9 @@ pub(crate) fn align(snapshot_id: u64, buffer: &mut VecDeque<DepthUpdate>) -> Ali
         buffer.pop_front();
     }
     match buffer.front() {
-        Some(first) if first.first > snapshot_id + 1 => Alignment::TooOld,
+        Some(first) if first.first > snapshot_id + 1 => Alignment::TooOld {
+            first_update: first.first,
+        },
         _ => {
             let deltas: Vec<DepthUpdate> = buffer.drain(..).collect();
             let last = deltas.last().map_or(snapshot_id, |d| d.last);
@@ -256,7 +273,10 @@ mod tests {
                 buffered.iter().map(|(f, l)| diff(*f, *l)).collect();
             let got = align(*id, &mut buffer);
             match expected {
-                None => assert_eq!(got, Alignment::TooOld, "{id} {buffered:?}"),
+                None => assert!(
+                    matches!(got, Alignment::TooOld { first_update } if first_update == buffered.last().unwrap().0),
+                    "{id} {buffered:?}: {got:?}"
+                ),
                 Some((deltas, last)) => {
                     let Alignment::Apply {
                         deltas: got,
@@ -270,5 +290,30 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Regression (issue 15): every string of a documented message escaped parses the same.
+    #[test]
+    fn escaped_strings_parse_like_plain_ones() {
+        use crate::venue::parse::escaped;
+        let text = include_str!("../../../test_data/binance/ws_depth_update.json");
+        let data = serde_json::from_str::<serde_json::Value>(text).unwrap()["data"].to_string();
+        assert_eq!(
+            DepthUpdate::parse(&escaped(&data)).unwrap(),
+            DepthUpdate::parse(&data).unwrap()
+        );
+        let body = include_str!("../../../test_data/binance/rest_depth_snapshot.json");
+        assert_eq!(
+            DepthSnapshot::parse(&escaped(body)).unwrap(),
+            DepthSnapshot::parse(body).unwrap()
+        );
+    }
+
+    #[test]
+    fn refused_snapshots_back_off_doubling_up_to_30_s() {
+        let delays: Vec<i64> = [1, 2, 3, 4, 8, 9, 40]
+            .map(|n| refused_backoff_us(n) / 1000)
+            .to_vec();
+        assert_eq!(delays, [250, 500, 1000, 2000, 30_000, 30_000, 30_000]);
     }
 }

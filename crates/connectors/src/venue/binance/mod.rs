@@ -19,6 +19,7 @@ mod trade;
 use crate::ConnectorError;
 use crate::conn::{Protocol, Session};
 use crate::settings::{FeedSettings, VenueSpec};
+use crate::venue::parse::Text;
 use model::{Instrument, Symbol, Venue};
 use serde::Deserialize;
 use std::time::Duration;
@@ -49,7 +50,7 @@ pub struct BinanceProtocol {
 
 impl BinanceProtocol {
     pub fn new(spec: VenueSpec) -> Result<Self, ConnectorError> {
-        spec.validate("venues.binance")?;
+        spec.validate_spot("venues.binance")?;
         Ok(Self {
             venue: Venue::new(VENUE).map_err(|e| ConnectorError::Config(e.to_string()))?,
             spec,
@@ -139,19 +140,20 @@ struct ExchangeInfo<'a> {
 
 #[derive(Deserialize)]
 struct SymbolInfo<'a> {
-    symbol: &'a str,
+    #[serde(borrow)]
+    symbol: Text<'a>,
     #[serde(borrow, default)]
     filters: Vec<Filter<'a>>,
 }
 
 #[derive(Deserialize)]
 struct Filter<'a> {
-    #[serde(rename = "filterType")]
-    kind: &'a str,
-    #[serde(rename = "tickSize")]
-    tick_size: Option<&'a str>,
-    #[serde(rename = "stepSize")]
-    step_size: Option<&'a str>,
+    #[serde(borrow, rename = "filterType")]
+    kind: Text<'a>,
+    #[serde(borrow, rename = "tickSize")]
+    tick_size: Option<Text<'a>>,
+    #[serde(borrow, rename = "stepSize")]
+    step_size: Option<Text<'a>>,
 }
 
 /// `GET /api/v3/exchangeInfo`: tick size from `PRICE_FILTER`, lot size from `LOT_SIZE`, for
@@ -169,20 +171,20 @@ pub fn parse_exchange_info(
     for symbol in symbols {
         let native = native_symbol(symbol);
         let mut instrument = feed.instrument(venue, symbol, native.clone());
-        if let Some(info) = info.symbols.iter().find(|s| s.symbol == native) {
+        if let Some(info) = info.symbols.iter().find(|s| *s.symbol == *native) {
             for filter in &info.filters {
                 let parse = |t: Option<&str>| {
                     t.and_then(|t| model::parse_decimal(t).ok())
                         .map(|d| d.normalize())
                 };
-                match filter.kind {
+                match filter.kind.as_str() {
                     "PRICE_FILTER" => {
-                        if let Some(tick) = parse(filter.tick_size) {
+                        if let Some(tick) = parse(filter.tick_size.as_deref()) {
                             instrument.tick_size = tick;
                         }
                     }
                     "LOT_SIZE" => {
-                        if let Some(lot) = parse(filter.step_size) {
+                        if let Some(lot) = parse(filter.step_size.as_deref()) {
                             instrument.lot_size = lot;
                         }
                     }

@@ -6,6 +6,7 @@ use super::trade::{build_trade, parse_trade};
 use super::{BinanceProtocol, DEFAULT_REST_URL, native_symbol};
 use crate::FeedEvent;
 use crate::conn::{Io, Protocol, RestRequest, Session};
+use crate::venue::parse::Text;
 use crate::venue::parse::excerpt;
 use model::{Symbol, Timestamp, Trade};
 use serde::Deserialize;
@@ -18,21 +19,21 @@ const RETRY_US: i64 = 1_000_000;
 #[derive(Deserialize)]
 struct Incoming<'a> {
     #[serde(borrow)]
-    stream: Option<&'a str>,
+    stream: Option<Text<'a>>,
     #[serde(borrow)]
     data: Option<&'a RawValue>,
     id: Option<u64>,
     code: Option<i64>,
     msg: Option<String>,
     #[serde(borrow)]
-    e: Option<&'a str>,
+    e: Option<Text<'a>>,
 }
 
 /// A combined-stream market data message, every field of both event kinds, for one pass.
 #[derive(Deserialize)]
 struct Combined<'a> {
     #[serde(borrow)]
-    stream: &'a str,
+    stream: Text<'a>,
     #[serde(borrow)]
     data: MarketData<'a>,
 }
@@ -40,24 +41,24 @@ struct Combined<'a> {
 #[derive(Deserialize)]
 struct MarketData<'a> {
     #[serde(borrow)]
-    e: &'a str,
+    e: Text<'a>,
     #[serde(rename = "E")]
     event_time: i64,
     #[serde(borrow)]
-    s: &'a str,
+    s: Text<'a>,
     #[serde(rename = "U")]
     first: Option<u64>,
     #[serde(rename = "u")]
     last: Option<u64>,
     #[serde(borrow, default)]
-    b: Vec<[&'a str; 2]>,
+    b: Vec<[Text<'a>; 2]>,
     #[serde(borrow, default)]
-    a: Vec<[&'a str; 2]>,
+    a: Vec<[Text<'a>; 2]>,
     t: Option<u64>,
     #[serde(borrow)]
-    p: Option<&'a str>,
+    p: Option<Text<'a>>,
     #[serde(borrow)]
-    q: Option<&'a str>,
+    q: Option<Text<'a>>,
     #[serde(rename = "T")]
     time: Option<i64>,
     m: Option<bool>,
@@ -66,7 +67,7 @@ struct MarketData<'a> {
 #[derive(Deserialize)]
 struct EventType<'a> {
     #[serde(borrow)]
-    e: Option<&'a str>,
+    e: Option<Text<'a>>,
 }
 
 #[derive(Debug)]
@@ -229,10 +230,33 @@ impl BinanceSession {
         };
         io.touch(&symbol);
         match book::align(snapshot.last_update_id, buffer) {
-            Alignment::TooOld => {
-                tracing::debug!(%symbol, id = snapshot.last_update_id, "snapshot older than the buffered diffs; fetching again");
-                *requested = false;
-                *retry_at = Timestamp(io.recv_ts.0 + RETRY_US / 4);
+            Alignment::TooOld { first_update } => {
+                let BookSync::Fetching {
+                    refused, refusal, ..
+                } = &mut self.books[index]
+                else {
+                    return;
+                };
+                *refused += 1;
+                let delay = book::refused_backoff_us(*refused);
+                let why = format!(
+                    "{symbol}: REST snapshot older than the stream (lastUpdateId {} < first U {first_update} - 1), refused {} time(s) in a row, retrying in {} ms",
+                    snapshot.last_update_id,
+                    *refused,
+                    delay / 1000
+                );
+                tracing::warn!(%symbol, last_update_id = snapshot.last_update_id, first_update, refused = *refused, delay_ms = delay / 1000, "depth snapshot older than the stream; refused, retrying");
+                *refusal = Some(why);
+                io.refused_snapshots += 1;
+                if let BookSync::Fetching {
+                    requested,
+                    retry_at,
+                    ..
+                } = &mut self.books[index]
+                {
+                    *requested = false;
+                    *retry_at = Timestamp(io.recv_ts.0 + delay);
+                }
             }
             Alignment::Apply { deltas, last } => {
                 let recv_ts = io.recv_ts;
@@ -257,24 +281,25 @@ impl BinanceSession {
         let Ok(Combined { stream, data: d }) = serde_json::from_str::<Combined>(text) else {
             return false;
         };
-        let (native, kind) = stream.split_once('@').unwrap_or((stream, ""));
+        let (native, kind) = stream.split_once('@').unwrap_or((&stream, ""));
         let Some(&index) = self.by_stream.get(native) else {
             return false;
         };
-        match (kind, d.e) {
+        match (kind, d.e.as_str()) {
             ("depth@100ms" | "depth", "depthUpdate") => {
                 let (Some(first), Some(last)) = (d.first, d.last) else {
                     return false;
                 };
-                let parsed = DepthUpdate::build(d.s, first, last, &d.b, &d.a, d.event_time);
+                let parsed = DepthUpdate::build(&d.s, first, last, &d.b, &d.a, d.event_time);
                 self.on_depth(index, parsed, io);
             }
             ("trade", "trade") => {
-                let (Some(id), Some(p), Some(q), Some(t), Some(m)) = (d.t, d.p, d.q, d.time, d.m)
+                let (Some(id), Some(p), Some(q), Some(t), Some(m)) =
+                    (d.t, d.p.as_deref(), d.q.as_deref(), d.time, d.m)
                 else {
                     return false;
                 };
-                self.on_trade(index, build_trade(d.s, id, p, q, t, m, io.recv_ts), io);
+                self.on_trade(index, build_trade(&d.s, id, p, q, t, m, io.recv_ts), io);
             }
             _ => return false,
         }
@@ -306,7 +331,7 @@ impl Session for BinanceSession {
                 );
             }
         };
-        if let (Some(stream), Some(data)) = (incoming.stream, incoming.data) {
+        if let (Some(stream), Some(data)) = (incoming.stream.as_deref(), incoming.data) {
             let (native, kind) = stream.split_once('@').unwrap_or((stream, ""));
             let index = self.by_stream.get(native).copied();
             // Only a stream we did not subscribe to can be the shutdown notice (whatever name
@@ -314,25 +339,29 @@ impl Session for BinanceSession {
             let shutdown = index.is_none()
                 && (native == "!serverShutdown"
                     || serde_json::from_str::<EventType>(data.get())
-                        .is_ok_and(|t| t.e == Some("serverShutdown")));
+                        .is_ok_and(|t| t.e.as_deref() == Some("serverShutdown")));
             if shutdown {
                 io.rotate = Some("the venue announced serverShutdown".into());
                 return;
             }
+            // Well-formed data of a stream this connection did not subscribe (another symbol,
+            // or another kind such as `bookTicker`): ignored, not a parse error (issue 15).
             let Some(index) = index else {
-                return io.invalid(
-                    None,
-                    format!("data for an unsubscribed stream {}", excerpt(stream)),
-                );
+                tracing::debug!(stream = %excerpt(stream), "data for an unsubscribed stream; ignored");
+                io.ignored += 1;
+                return;
             };
             match kind {
                 "trade" => self.on_trade(index, parse_trade(data.get(), io.recv_ts), io),
                 "depth@100ms" | "depth" => self.on_depth(index, DepthUpdate::parse(data.get()), io),
-                other => io.invalid(None, format!("unexpected stream kind {}", excerpt(other))),
+                other => {
+                    tracing::debug!(stream = %excerpt(stream), kind = %excerpt(other), "stream kind not subscribed; ignored");
+                    io.ignored += 1;
+                }
             }
             return;
         }
-        if incoming.e == Some("serverShutdown") {
+        if incoming.e.as_deref() == Some("serverShutdown") {
             io.rotate = Some("the venue announced serverShutdown".into());
             return;
         }
@@ -415,6 +444,20 @@ impl Session for BinanceSession {
             .iter()
             .filter(|b| matches!(b, BookSync::Fetching { .. }))
             .count()
+    }
+
+    fn sync_note(&self) -> Option<String> {
+        let notes: Vec<&str> = self
+            .books
+            .iter()
+            .filter_map(|b| match b {
+                BookSync::Fetching {
+                    refusal: Some(why), ..
+                } => Some(why.as_str()),
+                _ => None,
+            })
+            .collect();
+        (!notes.is_empty()).then(|| notes.join("; "))
     }
 
     fn handover(&self, symbol: &Symbol) -> Option<(u64, u64)> {

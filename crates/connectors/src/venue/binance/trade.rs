@@ -1,19 +1,20 @@
 //! `<symbol>@trade` events.
 
+use crate::venue::parse::Text;
 use crate::venue::parse::decimal;
 use model::{Side, Timestamp, Trade};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
 struct RawTrade<'a> {
-    #[serde(rename = "s")]
-    symbol: &'a str,
+    #[serde(borrow, rename = "s")]
+    symbol: Text<'a>,
     #[serde(rename = "t")]
     id: u64,
-    #[serde(rename = "p")]
-    price: &'a str,
-    #[serde(rename = "q")]
-    qty: &'a str,
+    #[serde(borrow, rename = "p")]
+    price: Text<'a>,
+    #[serde(borrow, rename = "q")]
+    qty: Text<'a>,
     #[serde(rename = "T")]
     time: i64,
     /// The buyer was the maker: the aggressor sold.
@@ -26,10 +27,10 @@ struct RawTrade<'a> {
 pub fn parse_trade(data: &str, recv_ts: Timestamp) -> Result<(String, u64, Trade), String> {
     let raw: RawTrade = serde_json::from_str(data).map_err(|e| format!("trade: {e}"))?;
     build_trade(
-        raw.symbol,
+        &raw.symbol,
         raw.id,
-        raw.price,
-        raw.qty,
+        &raw.price,
+        &raw.qty,
         raw.time,
         raw.buyer_is_maker,
         recv_ts,
@@ -100,5 +101,17 @@ mod tests {
         ] {
             assert!(parse_trade(bad, Timestamp(0)).is_err(), "{bad}");
         }
+    }
+
+    /// Regression (issue 15): every string of a documented message escaped parses the same.
+    #[test]
+    fn escaped_strings_parse_like_plain_ones() {
+        let text = include_str!("../../../test_data/binance/ws_trade_update.json");
+        let data = serde_json::from_str::<serde_json::Value>(text).unwrap()["data"].to_string();
+        let escaped = crate::venue::parse::escaped(&data);
+        assert_eq!(
+            parse_trade(&escaped, Timestamp(7)).unwrap(),
+            parse_trade(&data, Timestamp(7)).unwrap()
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! `l2_data` events of the `level2` channel.
 
+use crate::venue::parse::Text;
 use crate::venue::parse::decimal;
 use model::Level;
 use serde::Deserialize;
@@ -15,18 +16,22 @@ pub struct Level2Event {
 
 #[derive(Deserialize)]
 struct RawEvent<'a> {
-    #[serde(rename = "type")]
-    kind: &'a str,
-    product_id: &'a str,
+    #[serde(borrow, rename = "type")]
+    kind: Text<'a>,
+    #[serde(borrow)]
+    product_id: Text<'a>,
     #[serde(borrow, default)]
     updates: Vec<RawUpdate<'a>>,
 }
 
 #[derive(Deserialize)]
 struct RawUpdate<'a> {
-    side: &'a str,
-    price_level: &'a str,
-    new_quantity: &'a str,
+    #[serde(borrow)]
+    side: Text<'a>,
+    #[serde(borrow)]
+    price_level: Text<'a>,
+    #[serde(borrow)]
+    new_quantity: Text<'a>,
 }
 
 /// Parses the `events` of an `l2_data` message. `new_quantity` is the absolute size at the
@@ -37,7 +42,7 @@ pub fn parse_level2(events: &str) -> Result<Vec<Level2Event>, (Option<String>, S
     raw.into_iter()
         .map(|e| {
             let fail = |reason: String| (Some(e.product_id.to_string()), reason);
-            let snapshot = match e.kind {
+            let snapshot = match e.kind.as_str() {
                 "snapshot" => true,
                 "update" => false,
                 other => return Err(fail(format!("l2_data: unknown type {other:?}"))),
@@ -45,10 +50,10 @@ pub fn parse_level2(events: &str) -> Result<Vec<Level2Event>, (Option<String>, S
             let (mut bids, mut asks) = (Vec::new(), Vec::new());
             for u in &e.updates {
                 let level = Level::new(
-                    decimal("price_level", u.price_level).map_err(fail)?,
-                    decimal("new_quantity", u.new_quantity).map_err(fail)?,
+                    decimal("price_level", &u.price_level).map_err(fail)?,
+                    decimal("new_quantity", &u.new_quantity).map_err(fail)?,
                 );
-                match u.side {
+                match u.side.as_str() {
                     "bid" => bids.push(level),
                     "offer" | "ask" => asks.push(level),
                     other => return Err(fail(format!("l2_data: unknown side {other:?}"))),
@@ -91,5 +96,21 @@ mod tests {
         assert!(upd[0].bids[0].size.is_zero());
         let bad = r#"[{"type":"update","product_id":"BTC-USD","updates":[{"side":"bid","event_time":"x","price_level":"abc","new_quantity":"1"}]}]"#;
         assert_eq!(parse_level2(bad).unwrap_err().0.as_deref(), Some("BTC-USD"));
+    }
+
+    /// Regression (issue 15): every string of a documented message escaped parses the same.
+    #[test]
+    fn escaped_strings_parse_like_plain_ones() {
+        for text in [
+            include_str!("../../../test_data/coinbase/ws_level2_snapshot.json"),
+            include_str!("../../../test_data/coinbase/ws_level2_update.json"),
+        ] {
+            let events = events(text);
+            let escaped = crate::venue::parse::escaped(&events);
+            assert_eq!(
+                parse_level2(&escaped).unwrap(),
+                parse_level2(&events).unwrap()
+            );
+        }
     }
 }

@@ -16,6 +16,7 @@ mod trade;
 use crate::ConnectorError;
 use crate::conn::{Protocol, Session};
 use crate::settings::{FeedSettings, VenueSpec};
+use crate::venue::parse::Text;
 use model::{Instrument, Symbol, Venue};
 use serde::Deserialize;
 use std::time::Duration;
@@ -35,7 +36,7 @@ pub struct CoinbaseProtocol {
 
 impl CoinbaseProtocol {
     pub fn new(spec: VenueSpec) -> Result<Self, ConnectorError> {
-        spec.validate("venues.coinbase")?;
+        spec.validate_spot("venues.coinbase")?;
         Ok(Self {
             venue: Venue::new(VENUE).map_err(|e| ConnectorError::Config(e.to_string()))?,
             spec,
@@ -111,10 +112,14 @@ struct Products<'a> {
 
 #[derive(Deserialize)]
 struct Product<'a> {
-    product_id: &'a str,
-    price_increment: Option<&'a str>,
-    quote_increment: Option<&'a str>,
-    base_increment: Option<&'a str>,
+    #[serde(borrow)]
+    product_id: Text<'a>,
+    #[serde(borrow)]
+    price_increment: Option<Text<'a>>,
+    #[serde(borrow)]
+    quote_increment: Option<Text<'a>>,
+    #[serde(borrow)]
+    base_increment: Option<Text<'a>>,
 }
 
 /// `GET /api/v3/brokerage/market/products`: tick = `price_increment` (else
@@ -137,12 +142,14 @@ pub fn parse_products(
             if let Some(p) = products
                 .products
                 .iter()
-                .find(|p| p.product_id == symbol.as_str())
+                .find(|p| p.product_id.as_str() == symbol.as_str())
             {
-                if let Some(tick) = dec(p.price_increment).or_else(|| dec(p.quote_increment)) {
+                if let Some(tick) =
+                    dec(p.price_increment.as_deref()).or_else(|| dec(p.quote_increment.as_deref()))
+                {
                     instrument.tick_size = tick;
                 }
-                if let Some(lot) = dec(p.base_increment) {
+                if let Some(lot) = dec(p.base_increment.as_deref()) {
                     instrument.lot_size = lot;
                 }
             }

@@ -7,6 +7,7 @@ use super::subscription::{Pending, frame};
 use super::trade::parse_market_trades;
 use crate::FeedEvent;
 use crate::conn::{Io, Protocol, Session};
+use crate::venue::parse::Text;
 use crate::venue::parse::excerpt;
 use model::{BookDelta, BookSnapshot, Symbol, Timestamp};
 use serde::Deserialize;
@@ -15,13 +16,15 @@ use std::collections::HashMap;
 
 #[derive(Deserialize)]
 struct Envelope<'a> {
-    channel: Option<&'a str>,
-    timestamp: Option<&'a str>,
+    #[serde(borrow)]
+    channel: Option<Text<'a>>,
+    #[serde(borrow)]
+    timestamp: Option<Text<'a>>,
     sequence_num: Option<u64>,
     #[serde(borrow)]
     events: Option<&'a RawValue>,
-    #[serde(rename = "type")]
-    kind: Option<&'a str>,
+    #[serde(borrow, rename = "type")]
+    kind: Option<Text<'a>>,
     message: Option<String>,
 }
 
@@ -190,7 +193,7 @@ impl Session for CoinbaseSession {
                 );
             }
         };
-        if envelope.kind == Some("error") {
+        if envelope.kind.as_deref() == Some("error") {
             let message = envelope.message.unwrap_or_default();
             io.invalid(None, format!("venue error: {}", excerpt(&message)));
             io.reconnect = Some(format!("venue error: {}", excerpt(&message)));
@@ -219,9 +222,10 @@ impl Session for CoinbaseSession {
         self.last_seq = Some(seq);
         let ts = envelope
             .timestamp
+            .as_deref()
             .and_then(Timestamp::parse_rfc3339)
             .unwrap_or(io.recv_ts);
-        match channel {
+        match channel.as_str() {
             "l2_data" => self.on_level2(events.get(), ts, io),
             "market_trades" => self.on_trades(events.get(), io),
             "subscriptions" => {

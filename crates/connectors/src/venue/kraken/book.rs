@@ -1,5 +1,6 @@
 //! `book` messages and the depth-truncated mirror that verifies Kraken's checksum.
 
+use crate::venue::parse::Text;
 use crate::venue::parse::decimal;
 use book::checksum::kraken_checksum;
 use model::{Decimal, Level, Timestamp};
@@ -27,21 +28,23 @@ pub struct BookMessage {
 
 #[derive(Deserialize)]
 struct RawMessage<'a> {
-    #[serde(rename = "type")]
-    kind: &'a str,
+    #[serde(borrow, rename = "type")]
+    kind: Text<'a>,
     #[serde(borrow)]
     data: Vec<RawEntry<'a>>,
 }
 
 #[derive(Deserialize)]
 struct RawEntry<'a> {
-    symbol: &'a str,
+    #[serde(borrow)]
+    symbol: Text<'a>,
     #[serde(borrow, default)]
     bids: Vec<RawLevel<'a>>,
     #[serde(borrow, default)]
     asks: Vec<RawLevel<'a>>,
     checksum: u32,
-    timestamp: Option<&'a str>,
+    #[serde(borrow)]
+    timestamp: Option<Text<'a>>,
 }
 
 /// Prices and quantities are JSON numbers whose exact text matters (trailing zeros are part of
@@ -67,7 +70,7 @@ impl BookMessage {
     pub fn parse(text: &str) -> Result<Self, (Option<String>, String)> {
         let raw: RawMessage =
             serde_json::from_str(text).map_err(|e| (None, format!("book: {e}")))?;
-        let snapshot = match raw.kind {
+        let snapshot = match raw.kind.as_str() {
             "snapshot" => true,
             "update" => false,
             other => return Err((None, format!("book: unknown type {other:?}"))),
@@ -88,7 +91,7 @@ impl BookMessage {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(fail)?;
             let ts = match e.timestamp {
-                Some(t) => Timestamp::parse_rfc3339(t)
+                Some(t) => Timestamp::parse_rfc3339(&t)
                     .ok_or_else(|| fail(format!("book: bad timestamp {t:?}")))?,
                 None => Timestamp(0),
             };
@@ -271,5 +274,17 @@ mod tests {
         assert_eq!(book.levels().0, vec![lv("9.5", "2")]);
         assert!(book.apply(&[lv("-1", "1")], &[]).is_err());
         assert!(book.load(&[lv("1", "0")], &[]).is_err());
+    }
+
+    /// Regression (issue 15): every string of a documented message escaped parses the same.
+    #[test]
+    fn escaped_strings_parse_like_plain_ones() {
+        use crate::venue::parse::escaped;
+        for text in [
+            include_str!("../../../test_data/kraken/ws_book_snapshot.json"),
+            include_str!("../../../test_data/kraken/ws_book_update.json"),
+        ] {
+            assert_eq!(BookMessage::parse(&escaped(text)), BookMessage::parse(text));
+        }
     }
 }

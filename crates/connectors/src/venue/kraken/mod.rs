@@ -18,6 +18,7 @@ mod trade;
 use crate::ConnectorError;
 use crate::conn::{Protocol, Session};
 use crate::settings::{FeedSettings, VenueSpec};
+use crate::venue::parse::Text;
 use model::{Decimal, Instrument, Symbol, Venue};
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -68,7 +69,7 @@ pub struct KrakenProtocol {
 
 impl KrakenProtocol {
     pub fn new(spec: VenueSpec) -> Result<Self, ConnectorError> {
-        spec.validate("venues.kraken")?;
+        spec.validate_spot("venues.kraken")?;
         let depth = match spec.feed.depth {
             0 => DEFAULT_DEPTH,
             n if DEPTHS.contains(&n) => n,
@@ -142,13 +143,15 @@ struct AssetPairs<'a> {
     #[serde(default)]
     error: Vec<String>,
     #[serde(borrow, default)]
-    result: HashMap<&'a str, AssetPair<'a>>,
+    result: HashMap<Text<'a>, AssetPair<'a>>,
 }
 
 #[derive(Deserialize)]
 struct AssetPair<'a> {
-    wsname: Option<&'a str>,
-    tick_size: Option<&'a str>,
+    #[serde(borrow)]
+    wsname: Option<Text<'a>>,
+    #[serde(borrow)]
+    tick_size: Option<Text<'a>>,
     pair_decimals: Option<u32>,
     lot_decimals: Option<u32>,
 }
@@ -168,7 +171,7 @@ pub fn parse_asset_pairs(
     let by_symbol: HashMap<Symbol, &AssetPair> = pairs
         .result
         .values()
-        .filter_map(|p| Some((normalized_symbol(p.wsname?)?, p)))
+        .filter_map(|p| Some((normalized_symbol(p.wsname.as_deref()?)?, p)))
         .collect();
     Ok(symbols
         .iter()
@@ -177,6 +180,7 @@ pub fn parse_asset_pairs(
             if let Some(pair) = by_symbol.get(symbol) {
                 let tick = pair
                     .tick_size
+                    .as_deref()
                     .and_then(|t| model::parse_decimal(t).ok())
                     .or_else(|| pair.pair_decimals.map(|d| Decimal::new(1, d.min(28))));
                 if let Some(tick) = tick {
@@ -232,6 +236,23 @@ mod tests {
             r#"{"error":["EGeneral:Internal error"]}"#,
         );
         assert!(error.unwrap_err().contains("Internal error"));
+    }
+
+    /// Regression (issue 15): Kraken's REST escapes slashes (`"wsname":"AAVE\/AUD"`), which a
+    /// borrowed `&str` cannot hold: tick and lot silently became 0.
+    #[test]
+    fn asset_pairs_with_escaped_slashes_give_tick_and_lot() {
+        let body = include_str!("../../../test_data/kraken/rest_assetpairs_escaped.json");
+        assert!(body.contains(r#""wsname":"AAVE\/AUD""#));
+        let venue = Venue::new(VENUE).unwrap();
+        let symbols = [
+            Symbol::new("AAVE-AUD").unwrap(),
+            Symbol::new("BTC-USD").unwrap(),
+        ];
+        let list = parse_asset_pairs(&venue, &FeedSettings::default(), &symbols, body).unwrap();
+        assert_eq!(list[0].tick_size.to_string(), "0.01");
+        assert_eq!(list[0].lot_size.to_string(), "0.00000001");
+        assert_eq!(list[1].tick_size.to_string(), "0.1");
     }
 
     #[test]

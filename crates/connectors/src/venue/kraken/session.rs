@@ -5,17 +5,20 @@ use super::book::{BookMessage, KrakenBook};
 use super::subscription::Requests;
 use super::trade::parse_trades;
 use super::{KrakenProtocol, canonical, native_symbol};
-use crate::FeedEvent;
 use crate::conn::{Io, Protocol, Session};
+use crate::venue::parse::Text;
 use crate::venue::parse::excerpt;
+use crate::{FeedEvent, InvalidCause};
 use model::{BookDelta, BookSnapshot, Symbol, Timestamp};
 use serde::Deserialize;
 use std::collections::HashMap;
 
 #[derive(Deserialize)]
 struct Envelope<'a> {
-    channel: Option<&'a str>,
-    method: Option<&'a str>,
+    #[serde(borrow)]
+    channel: Option<Text<'a>>,
+    #[serde(borrow)]
+    method: Option<Text<'a>>,
     req_id: Option<u64>,
     success: Option<bool>,
     error: Option<String>,
@@ -130,16 +133,16 @@ impl KrakenSession {
             let removed = match removed {
                 Ok(removed) => removed,
                 Err(reason) => {
-                    io.invalid(Some(symbol), reason);
+                    io.fault(Some(symbol), InvalidCause::InvalidLevel, reason);
                     self.resubscribe_book(index, io);
                     continue;
                 }
             };
             let computed = book.mirror.checksum();
             if computed != entry.checksum {
-                io.checksum_failures += 1;
-                io.invalid(
+                io.fault(
                     Some(symbol),
+                    InvalidCause::ChecksumMismatch,
                     format!(
                         "checksum mismatch: Kraken sent {}, book computes {computed}",
                         entry.checksum
@@ -232,7 +235,7 @@ impl Session for KrakenSession {
         };
         if let Some(method) = envelope.method {
             let id = envelope.req_id.unwrap_or(0);
-            match (method, envelope.success) {
+            match (method.as_str(), envelope.success) {
                 ("subscribe" | "unsubscribe", Some(true)) => self.requests.acknowledge(id),
                 ("subscribe" | "unsubscribe", _) => {
                     let what = self.requests.what(id).unwrap_or("request").to_string();
@@ -255,7 +258,7 @@ impl Session for KrakenSession {
             }
             return;
         }
-        match envelope.channel {
+        match envelope.channel.as_deref() {
             Some("book") => self.on_book(text, io),
             Some("trade") => self.on_trades(text, io),
             Some("heartbeat" | "status") => {}

@@ -1,5 +1,6 @@
 //! `trade` channel messages.
 
+use crate::venue::parse::Text;
 use crate::venue::parse::decimal;
 use model::{Side, Timestamp, Trade};
 use serde::Deserialize;
@@ -7,14 +8,17 @@ use serde_json::value::RawValue;
 
 #[derive(Deserialize)]
 struct RawTrade<'a> {
-    symbol: &'a str,
-    side: &'a str,
+    #[serde(borrow)]
+    symbol: Text<'a>,
+    #[serde(borrow)]
+    side: Text<'a>,
     #[serde(borrow)]
     price: &'a RawValue,
     #[serde(borrow)]
     qty: &'a RawValue,
     trade_id: u64,
-    timestamp: &'a str,
+    #[serde(borrow)]
+    timestamp: Text<'a>,
 }
 
 #[derive(Deserialize)]
@@ -29,7 +33,7 @@ pub fn parse_trades(text: &str, recv_ts: Timestamp) -> Result<Vec<(String, u64, 
     msg.data
         .into_iter()
         .map(|t| {
-            let side = match t.side {
+            let side = match t.side.as_str() {
                 "buy" => Side::Buy,
                 "sell" => Side::Sell,
                 other => return Err(format!("trade: unknown side {other:?}")),
@@ -42,7 +46,7 @@ pub fn parse_trades(text: &str, recv_ts: Timestamp) -> Result<Vec<(String, u64, 
                     t.trade_id
                 ));
             }
-            let exchange_ts = Timestamp::parse_rfc3339(t.timestamp)
+            let exchange_ts = Timestamp::parse_rfc3339(&t.timestamp)
                 .ok_or_else(|| format!("trade: bad timestamp {:?}", t.timestamp))?;
             Ok((
                 t.symbol.to_string(),
@@ -78,5 +82,14 @@ mod tests {
         let bad = text.replace("\"buy\"", "\"up\"");
         assert!(parse_trades(&bad, Timestamp(1)).is_err());
         assert!(parse_trades(&text.replace("0.5147", "-0.5147"), Timestamp(1)).is_err());
+    }
+
+    /// Regression (issue 15): every string of a documented message escaped parses the same.
+    #[test]
+    fn escaped_strings_parse_like_plain_ones() {
+        let text = include_str!("../../../test_data/kraken/ws_trade_update.json");
+        let plain = parse_trades(text, Timestamp(1)).unwrap();
+        let escaped = parse_trades(&crate::venue::parse::escaped(text), Timestamp(1));
+        assert_eq!(escaped.unwrap(), plain);
     }
 }

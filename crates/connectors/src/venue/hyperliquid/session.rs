@@ -1,0 +1,462 @@
+//! One Hyperliquid connection: subscriptions, each coin's last forwarded book (every `l2Book`
+//! snapshot becomes the delta from it), trades, the `ping` keep-alive.
+
+use super::wire::{Frame, L2Book, build_l2book, build_trades};
+use super::{HyperliquidProtocol, native_symbol};
+use crate::FeedEvent;
+use crate::conn::{Io, Protocol, Session};
+use crate::venue::parse::excerpt;
+use model::{BookDelta, BookSnapshot, Decimal, Level, Symbol, Timestamp};
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+/// Trade ids remembered per coin to drop duplicates (Hyperliquid's `tid`s are not ordered).
+const RECENT_TIDS: usize = 1024;
+
+#[derive(Debug, Default)]
+struct CoinBook {
+    /// The last book forwarded is the subscribers' book (a snapshot was sent since the last
+    /// reset).
+    live: bool,
+    time: i64,
+    bids: Vec<Level>,
+    asks: Vec<Level>,
+    seq: u64,
+}
+
+#[derive(Deserialize)]
+struct Ack {
+    subscription: AckSubscription,
+}
+
+#[derive(Deserialize)]
+struct AckSubscription {
+    #[serde(rename = "type")]
+    kind: String,
+    coin: Option<String>,
+}
+
+#[derive(Debug)]
+pub(crate) struct HyperliquidSession {
+    ack_timeout_us: i64,
+    ping_every_us: i64,
+    symbols: Vec<Symbol>,
+    coins: Vec<String>,
+    by_coin: HashMap<String, usize>,
+    books: Vec<CoinBook>,
+    recent_tids: Vec<VecDeque<u64>>,
+    /// `(type, coin)` → when the subscription was sent.
+    pending: BTreeMap<(String, String), Timestamp>,
+    last_rx: Timestamp,
+    pinged: bool,
+}
+
+/// What changed from `old` to `new` (one side, both best first, `ahead(a, b)` when price `a`
+/// comes before `b` on this side): new or resized levels, and the prices that left as size-0
+/// levels. One merge pass over the two sorted lists.
+fn side_diff(old: &[Level], new: &[Level], ahead: fn(&Decimal, &Decimal) -> bool) -> Vec<Level> {
+    let mut out = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    while i < old.len() || j < new.len() {
+        match (old.get(i), new.get(j)) {
+            (Some(o), Some(n)) if o.price == n.price => {
+                if o.size != n.size {
+                    out.push(*n);
+                }
+                i += 1;
+                j += 1;
+            }
+            (Some(o), Some(n)) if ahead(&o.price, &n.price) => {
+                out.push(Level::new(o.price, Decimal::ZERO));
+                i += 1;
+            }
+            (Some(_), Some(n)) | (None, Some(n)) => {
+                out.push(*n);
+                j += 1;
+            }
+            (Some(o), None) => {
+                out.push(Level::new(o.price, Decimal::ZERO));
+                i += 1;
+            }
+            (None, None) => break,
+        }
+    }
+    out
+}
+
+impl HyperliquidSession {
+    pub(crate) fn new(protocol: &HyperliquidProtocol, shard: &[Symbol]) -> Self {
+        let coins: Vec<String> = shard.iter().map(native_symbol).collect();
+        let feed = &protocol.spec().feed;
+        Self {
+            ack_timeout_us: feed.ack_timeout_secs as i64 * Timestamp::MICROS_PER_SECOND,
+            // Hyperliquid closes a connection silent for 60 s.
+            ping_every_us: (feed.silence_secs / 2).clamp(1, 30) as i64
+                * Timestamp::MICROS_PER_SECOND,
+            symbols: shard.to_vec(),
+            by_coin: coins
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.clone(), i))
+                .collect(),
+            coins,
+            books: shard.iter().map(|_| CoinBook::default()).collect(),
+            recent_tids: vec![VecDeque::new(); shard.len()],
+            pending: BTreeMap::new(),
+            last_rx: Timestamp(0),
+            pinged: false,
+        }
+    }
+
+    fn subscription(&mut self, method: &str, kind: &str, index: usize, io: &mut Io) {
+        let coin = &self.coins[index];
+        if method == "subscribe" {
+            self.pending.insert((kind.into(), coin.clone()), io.recv_ts);
+        }
+        io.send.push(
+            serde_json::json!({"method": method, "subscription": {"type": kind, "coin": coin}})
+                .to_string(),
+        );
+    }
+
+    fn on_book(&mut self, book: L2Book, io: &mut Io) {
+        let Some(&index) = self.by_coin.get(&book.coin) else {
+            tracing::debug!(coin = %excerpt(&book.coin), "l2Book for a coin not subscribed; ignored");
+            io.ignored += 1;
+            return;
+        };
+        let symbol = self.symbols[index].clone();
+        io.touch(&symbol);
+        let state = &mut self.books[index];
+        if state.live && book.time < state.time {
+            return; // an older book than the one forwarded: out of order, superseded
+        }
+        state.seq += 1;
+        if !state.live {
+            state.live = true;
+            io.events.push(FeedEvent::BookSnapshot {
+                symbol,
+                snapshot: BookSnapshot {
+                    seq: state.seq,
+                    bids: book.bids.clone(),
+                    asks: book.asks.clone(),
+                    exchange_ts: Timestamp::from_millis(book.time.max(0)),
+                    recv_ts: io.recv_ts,
+                    checksum: None,
+                },
+            });
+        } else {
+            let bids = side_diff(&state.bids, &book.bids, |a, b| a > b);
+            let asks = side_diff(&state.asks, &book.asks, |a, b| a < b);
+            if bids.is_empty() && asks.is_empty() {
+                state.seq -= 1; // the same book again: nothing to forward
+                state.time = book.time;
+                return;
+            }
+            io.events.push(FeedEvent::BookDelta {
+                symbol,
+                delta: BookDelta {
+                    first_seq: state.seq,
+                    last_seq: state.seq,
+                    bids,
+                    asks,
+                    exchange_ts: Timestamp::from_millis(book.time.max(0)),
+                    recv_ts: io.recv_ts,
+                    checksum: None,
+                },
+            });
+        }
+        state.time = book.time;
+        state.bids = book.bids;
+        state.asks = book.asks;
+    }
+
+    fn on_trades(&mut self, data: &str, io: &mut Io) {
+        match build_trades(data, io.recv_ts) {
+            Ok(trades) => {
+                for (coin, tid, trade) in trades {
+                    let Some(&index) = self.by_coin.get(&coin) else {
+                        io.ignored += 1;
+                        continue;
+                    };
+                    let symbol = self.symbols[index].clone();
+                    io.touch(&symbol);
+                    let recent = &mut self.recent_tids[index];
+                    if recent.contains(&tid) {
+                        continue;
+                    }
+                    if recent.len() == RECENT_TIDS {
+                        recent.pop_front();
+                    }
+                    recent.push_back(tid);
+                    io.events.push(FeedEvent::Trade { symbol, trade });
+                }
+            }
+            Err(reason) => io.invalid(None, reason),
+        }
+    }
+
+    fn index_of(&self, symbol: &Symbol) -> Option<usize> {
+        self.symbols.iter().position(|s| s == symbol)
+    }
+}
+
+impl Session for HyperliquidSession {
+    fn open(&mut self, io: &mut Io) {
+        self.last_rx = io.recv_ts;
+        for index in 0..self.symbols.len() {
+            self.subscription("subscribe", "l2Book", index, io);
+            self.subscription("subscribe", "trades", index, io);
+        }
+    }
+
+    fn on_text(&mut self, text: &str, io: &mut Io) {
+        self.last_rx = io.recv_ts;
+        self.pinged = false;
+        let frame: Frame = match serde_json::from_str(text) {
+            Ok(frame) => frame,
+            Err(error) => {
+                return io.invalid(
+                    None,
+                    format!("unparseable frame ({error}): {}", excerpt(text)),
+                );
+            }
+        };
+        let data = frame.data.map_or("null", |d| d.get());
+        match frame.channel.as_str() {
+            "l2Book" => match build_l2book(data) {
+                Ok(book) => self.on_book(book, io),
+                Err((coin, reason)) => {
+                    let index = coin.and_then(|c| self.by_coin.get(&c).copied());
+                    if let Some(index) = index {
+                        // The next snapshot rebuilds it: every l2Book is a whole book.
+                        self.books[index].live = false;
+                    }
+                    io.invalid(index.map(|i| self.symbols[i].clone()), reason);
+                }
+            },
+            "trades" => self.on_trades(data, io),
+            "subscriptionResponse" => match serde_json::from_str::<Ack>(data) {
+                Ok(ack) => {
+                    let key = (
+                        ack.subscription.kind,
+                        ack.subscription.coin.unwrap_or_default(),
+                    );
+                    self.pending.remove(&key);
+                }
+                Err(error) => io.invalid(None, format!("subscriptionResponse: {error}")),
+            },
+            "pong" => {}
+            "error" => {
+                let message = excerpt(data);
+                io.invalid(None, format!("Hyperliquid error: {message}"));
+                io.reconnect = Some(format!("venue rejected a request ({message})"));
+            }
+            other => {
+                tracing::debug!(channel = %excerpt(other), "channel not subscribed; ignored");
+                io.ignored += 1;
+            }
+        }
+    }
+
+    /// Every `l2Book` is a whole book: the next one is forwarded as a snapshot.
+    fn resync(&mut self, symbol: &Symbol, _io: &mut Io) {
+        if let Some(index) = self.index_of(symbol) {
+            self.books[index].live = false;
+        }
+    }
+
+    fn resubscribe(&mut self, symbol: &Symbol, io: &mut Io) {
+        if let Some(index) = self.index_of(symbol) {
+            io.unsynced(symbol, "stale");
+            self.books[index].live = false;
+            self.subscription("unsubscribe", "l2Book", index, io);
+            self.subscription("subscribe", "l2Book", index, io);
+        }
+    }
+
+    fn on_tick(&mut self, now: Timestamp, io: &mut Io) {
+        if let Some(((kind, coin), _)) = self
+            .pending
+            .iter()
+            .find(|(_, sent)| now.micros_since(**sent) > self.ack_timeout_us)
+        {
+            io.reconnect = Some(format!("no acknowledgement for {kind} {coin}"));
+            return;
+        }
+        if !self.pinged && now.micros_since(self.last_rx) >= self.ping_every_us {
+            io.send.push(r#"{"method":"ping"}"#.into());
+            self.pinged = true;
+        }
+    }
+
+    fn syncing(&self) -> usize {
+        self.books.iter().filter(|b| !b.live).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::VenueSpec;
+
+    fn lv(p: &str, s: &str) -> Level {
+        Level::new(
+            model::parse_decimal(p).unwrap(),
+            model::parse_decimal(s).unwrap(),
+        )
+    }
+
+    fn session() -> HyperliquidSession {
+        let spec = VenueSpec::new(vec![Symbol::new("BTC-USDC-PERP").unwrap()]);
+        let protocol = HyperliquidProtocol::new(spec).unwrap();
+        HyperliquidSession::new(&protocol, &protocol.spec().symbols.clone())
+    }
+
+    fn book(time: i64, bids: &[(&str, &str)], asks: &[(&str, &str)]) -> String {
+        let side = |l: &[(&str, &str)]| {
+            l.iter()
+                .map(|(p, s)| format!(r#"{{"px":"{p}","sz":"{s}","n":1}}"#))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        format!(
+            r#"{{"channel":"l2Book","data":{{"coin":"BTC","time":{time},"levels":[[{}],[{}]]}}}}"#,
+            side(bids),
+            side(asks)
+        )
+    }
+
+    fn feed(s: &mut HyperliquidSession, text: &str) -> Io {
+        let mut io = Io::new(Timestamp(1));
+        s.on_text(text, &mut io);
+        io
+    }
+
+    #[test]
+    fn snapshots_become_deltas_with_removals() {
+        let mut s = session();
+        let io = feed(
+            &mut s,
+            &book(10, &[("100", "1"), ("99", "2")], &[("101", "1")]),
+        );
+        assert!(
+            matches!(io.events[0], FeedEvent::BookSnapshot { ref snapshot, .. } if snapshot.seq == 1)
+        );
+        // 100 resized, 99 left the top, 98 entered; 101 unchanged, 102 entered.
+        let io = feed(
+            &mut s,
+            &book(
+                11,
+                &[("100", "3"), ("98", "1")],
+                &[("101", "1"), ("102", "5")],
+            ),
+        );
+        let FeedEvent::BookDelta { delta, .. } = &io.events[0] else {
+            panic!("{:?}", io.events)
+        };
+        assert_eq!((delta.first_seq, delta.last_seq), (2, 2));
+        assert_eq!(delta.bids, [lv("100", "3"), lv("99", "0"), lv("98", "1")]);
+        assert_eq!(delta.asks, [lv("102", "5")]);
+        assert!(
+            feed(
+                &mut s,
+                &book(
+                    12,
+                    &[("100", "3"), ("98", "1")],
+                    &[("101", "1"), ("102", "5")]
+                )
+            )
+            .events
+            .is_empty(),
+            "unchanged"
+        );
+        assert!(
+            feed(&mut s, &book(5, &[("1", "1")], &[("2", "1")]))
+                .events
+                .is_empty(),
+            "older: dropped"
+        );
+        let io = feed(&mut s, &book(13, &[("100", "3")], &[("101", "1")]));
+        let FeedEvent::BookDelta { delta, .. } = &io.events[0] else {
+            panic!()
+        };
+        assert_eq!(delta.first_seq, 3, "still gap-free");
+        // A bad message marks the book; the next one is a snapshot again.
+        let io = feed(&mut s, &book(14, &[("100", "-3")], &[]));
+        assert!(matches!(
+            &io.events[0],
+            FeedEvent::Invalid {
+                symbol: Some(_),
+                ..
+            }
+        ));
+        assert_eq!(s.syncing(), 1);
+        let io = feed(&mut s, &book(15, &[("100", "3")], &[("101", "1")]));
+        assert!(matches!(io.events[0], FeedEvent::BookSnapshot { .. }));
+        s.resync(
+            &Symbol::new("BTC-USDC-PERP").unwrap(),
+            &mut Io::new(Timestamp(1)),
+        );
+        assert!(matches!(
+            feed(&mut s, &book(16, &[("100", "3")], &[])).events[0],
+            FeedEvent::BookSnapshot { .. }
+        ));
+    }
+
+    #[test]
+    fn subscriptions_acks_pings_trades() {
+        let mut s = session();
+        let mut io = Io::new(Timestamp(0));
+        s.open(&mut io);
+        assert_eq!(
+            io.send[0],
+            r#"{"method":"subscribe","subscription":{"coin":"BTC","type":"l2Book"}}"#
+        );
+        assert_eq!(io.send.len(), 2);
+        let mut io = Io::new(Timestamp(0));
+        s.on_tick(Timestamp(11 * Timestamp::MICROS_PER_SECOND), &mut io);
+        assert!(io.reconnect.unwrap().contains("no acknowledgement"));
+        feed(
+            &mut s,
+            include_str!("../../../test_data/hyperliquid/ws_subscription_ack.json"),
+        );
+        feed(
+            &mut s,
+            &include_str!("../../../test_data/hyperliquid/ws_subscription_ack.json")
+                .replace("l2Book", "trades"),
+        );
+        let mut io = Io::new(Timestamp(0));
+        s.on_tick(
+            Timestamp(16 * Timestamp::MICROS_PER_SECOND + 1_000_000),
+            &mut io,
+        );
+        assert!(io.reconnect.is_none());
+        assert_eq!(io.send, [r#"{"method":"ping"}"#]);
+        assert!(
+            feed(
+                &mut s,
+                include_str!("../../../test_data/hyperliquid/ws_pong_update.json")
+            )
+            .events
+            .is_empty()
+        );
+        let trades = include_str!("../../../test_data/hyperliquid/ws_trades_update.json");
+        assert_eq!(feed(&mut s, trades).events.len(), 1);
+        assert!(
+            feed(&mut s, trades).events.is_empty(),
+            "duplicate tid dropped"
+        );
+        let io = feed(&mut s, &trades.replace("\"BTC\"", "\"ETH\""));
+        assert!(io.events.is_empty() && io.ignored == 1);
+        let io = feed(
+            &mut s,
+            include_str!("../../../test_data/hyperliquid/ws_error_update.json"),
+        );
+        assert!(io.reconnect.unwrap().contains("Invalid subscription"));
+        assert!(matches!(
+            feed(&mut s, "{").events[0],
+            FeedEvent::Invalid { symbol: None, .. }
+        ));
+    }
+}

@@ -1,0 +1,209 @@
+//! Bybit v5 against the mock: consecutive update ids, snapshots that reset, every fault
+//! rebuilds only the affected symbol, spot and linear side by side (two endpoints), the ping
+//! keeps an idle connection.
+
+use crate::support::*;
+use book::ChecksumAlgo;
+use connectors::conn::WsConnector;
+use connectors::mock::bybit::MockBybit;
+use connectors::settings::VenueSpec;
+use connectors::venue::bybit::BybitProtocol;
+use std::sync::Arc;
+use std::time::Duration;
+
+const SYMBOLS: [&str; 2] = ["BTC-USDT", "BTC-USDT-PERP"];
+
+fn start(mock: &MockBybit) -> Harness {
+    let spec = VenueSpec {
+        symbols: SYMBOLS.iter().map(|s| sym(s)).collect(),
+        ws_url: Some(mock.ws_url()),
+        rest_url: Some(mock.rest_url()),
+        feed: fast_feed(),
+    };
+    let protocol = Arc::new(BybitProtocol::new(spec).unwrap());
+    Harness::start(
+        Box::new(WsConnector::new(protocol)),
+        ChecksumAlgo::None,
+        None,
+    )
+}
+
+async fn drive(mock: &MockBybit, h: &Harness, what: &str, cond: impl Fn(&Seen) -> bool) {
+    h.drive(what, || mock.step(1), cond).await;
+}
+
+async fn converged(mock: &MockBybit, h: &Harness, symbol: &str) {
+    let truth = mock.truth(symbol);
+    h.wait(10, &format!("{symbol} equal to the ground truth"), |s| {
+        s.top(symbol, usize::MAX).as_ref() == Some(&truth)
+    })
+    .await;
+}
+
+async fn live_and_converged(mock: &MockBybit, h: &Harness) {
+    drive(mock, h, "books live", |s| SYMBOLS.iter().all(|x| s.live(x))).await;
+    mock.step(20);
+    for symbol in SYMBOLS {
+        converged(mock, h, symbol).await;
+    }
+}
+
+#[tokio::test]
+async fn spot_and_linear_books_follow_the_ground_truth_with_metadata_and_trades() {
+    let mock = MockBybit::start(&SYMBOLS).await.unwrap();
+    let h = start(&mock);
+    live_and_converged(&mock, &h).await;
+    mock.step(200);
+    for symbol in SYMBOLS {
+        converged(&mock, &h, symbol).await;
+    }
+    h.with(|s| {
+        assert!(
+            s.book_errors.is_empty() && s.invalid.is_empty(),
+            "{:?} {:?}",
+            s.book_errors,
+            s.invalid
+        );
+        let lots: Vec<(&str, String)> = s
+            .instruments
+            .iter()
+            .map(|i| (i.symbol.as_str(), i.lot_size.to_string()))
+            .collect();
+        assert_eq!(
+            lots,
+            [
+                ("BTC-USDT", "0.000001".to_string()),
+                ("BTC-USDT-PERP", "0.001".to_string())
+            ],
+            "both categories fetched"
+        );
+        assert!(s.trades[&sym("BTC-USDT-PERP")].len() >= 200);
+    });
+    let frames = mock.control.frames_in();
+    let connections: std::collections::HashSet<usize> = frames.iter().map(|f| f.1).collect();
+    assert_eq!(connections.len(), 2, "one connection per category");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn every_message_fault_rebuilds_only_that_symbol() {
+    type Fault = fn(&MockBybit, &str);
+    // (name, fault, rebuilds the book?, cause the connector reports). Bybit publishes no
+    // checksum: there is no wrong-checksum fault to inject.
+    let cases: [(&str, Fault, bool, Option<&str>); 6] = [
+        ("gap", |m, s| m.skip_next(s), true, Some("gap")),
+        ("duplicate", |m, s| m.duplicate_next(s), false, None),
+        ("reorder", |m, s| m.reorder_next(s), true, Some("gap")),
+        (
+            "bad frame",
+            |m, s| m.corrupt_next(s),
+            true,
+            Some("invalid_message"),
+        ),
+        ("re-snapshot", |m, s| m.resnapshot(s, false), true, None),
+        (
+            "service restart (u = 1)",
+            |m, s| m.resnapshot(s, true),
+            true,
+            None,
+        ),
+    ];
+    let mock = MockBybit::start(&SYMBOLS).await.unwrap();
+    let h = start(&mock);
+    live_and_converged(&mock, &h).await;
+    let mut expected = 1;
+    for (name, fault, rebuilds, cause) in cases {
+        let invalid_before = h.with(|s| s.invalid.len());
+        fault(&mock, "BTC-USDT");
+        mock.step(3);
+        if rebuilds {
+            expected += 1;
+        }
+        drive(&mock, &h, name, |s| {
+            s.snapshots("BTC-USDT") == expected && s.live("BTC-USDT")
+        })
+        .await;
+        mock.step(5);
+        converged(&mock, &h, "BTC-USDT").await;
+        converged(&mock, &h, "BTC-USDT-PERP").await;
+        h.with(|s| {
+            assert_eq!(s.snapshots("BTC-USDT"), expected, "{name}");
+            assert_eq!(
+                s.snapshots("BTC-USDT-PERP"),
+                1,
+                "{name}: the perpetual is never reset"
+            );
+            let causes: Vec<&str> = s.invalid[invalid_before..]
+                .iter()
+                .map(|(_, r)| r.split(':').next().unwrap_or_default())
+                .collect();
+            assert_eq!(causes, cause.into_iter().collect::<Vec<_>>(), "{name}");
+        });
+    }
+    h.with(|s| {
+        assert!(
+            s.book_errors.is_empty(),
+            "the connector caught every fault before the book did: {:?}",
+            s.book_errors
+        )
+    });
+    let unsubs: Vec<String> = mock
+        .control
+        .frames_in()
+        .iter()
+        .filter(|f| f.2.contains("unsubscribe"))
+        .map(|f| f.2.clone())
+        .collect();
+    assert_eq!(unsubs.len(), 3, "gap, reorder, bad frame: {unsubs:?}");
+    assert!(
+        unsubs
+            .iter()
+            .all(|f| f.contains(r#"["orderbook.50.BTCUSDT"]"#))
+    );
+    mock.send_garbage();
+    h.wait(5, "garbage counted", |s| {
+        s.invalid
+            .iter()
+            .any(|(sym, r)| sym.is_none() && r.contains("unparseable"))
+    })
+    .await;
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn reconnect_silence_and_the_ping() {
+    let mock = MockBybit::start(&SYMBOLS).await.unwrap();
+    let h = start(&mock);
+    live_and_converged(&mock, &h).await;
+    // Idle (no market moves) longer than the silence timeout: the pings are answered, so the
+    // connections stay.
+    let attempts = mock.control.attempts().len();
+    tokio::time::sleep(Duration::from_millis(6500)).await;
+    assert_eq!(
+        mock.control.attempts().len(),
+        attempts,
+        "kept alive by ping/pong"
+    );
+    assert!(
+        mock.control
+            .frames_in()
+            .iter()
+            .any(|f| f.2.contains(r#""op":"ping""#))
+    );
+    mock.control.drop_connections();
+    mock.step(10);
+    drive(&mock, &h, "fresh snapshots", |s| {
+        SYMBOLS.iter().all(|x| s.snapshots(x) == 2 && s.live(x))
+    })
+    .await;
+    for symbol in SYMBOLS {
+        converged(&mock, &h, symbol).await;
+    }
+    let before = mock.control.attempts().len();
+    mock.control.set_silent(true);
+    tokio::time::sleep(Duration::from_millis(6500)).await;
+    mock.control.set_silent(false);
+    assert!(mock.control.attempts().len() > before);
+    live_and_converged(&mock, &h).await;
+    h.stop().await;
+}

@@ -1,0 +1,151 @@
+//! Hyperliquid against the mock: full `l2Book` snapshots diffed into deltas keep the book
+//! equal to the venue's top 20 through every fault; only a bad message rebuilds, and only
+//! that coin.
+
+use crate::support::*;
+use book::ChecksumAlgo;
+use connectors::conn::WsConnector;
+use connectors::mock::hyperliquid::MockHyperliquid;
+use connectors::settings::VenueSpec;
+use connectors::venue::hyperliquid::HyperliquidProtocol;
+use std::sync::Arc;
+use std::time::Duration;
+
+const SYMBOLS: [&str; 2] = ["BTC-USDC-PERP", "ETH-USDC-PERP"];
+
+fn start(mock: &MockHyperliquid) -> Harness {
+    let spec = VenueSpec {
+        symbols: SYMBOLS.iter().map(|s| sym(s)).collect(),
+        ws_url: Some(mock.ws_url()),
+        rest_url: None,
+        feed: fast_feed(),
+    };
+    let protocol = Arc::new(HyperliquidProtocol::new(spec).unwrap());
+    Harness::start(
+        Box::new(WsConnector::new(protocol)),
+        ChecksumAlgo::None,
+        None,
+    )
+}
+
+async fn drive(mock: &MockHyperliquid, h: &Harness, what: &str, cond: impl Fn(&Seen) -> bool) {
+    h.drive(what, || mock.step(1), cond).await;
+}
+
+async fn converged(mock: &MockHyperliquid, h: &Harness, symbol: &str) {
+    let truth = mock.truth(symbol);
+    h.wait(10, &format!("{symbol} equal to the ground truth"), |s| {
+        s.top(symbol, usize::MAX).as_ref() == Some(&truth)
+    })
+    .await;
+}
+
+async fn live_and_converged(mock: &MockHyperliquid, h: &Harness) {
+    drive(mock, h, "books live", |s| SYMBOLS.iter().all(|x| s.live(x))).await;
+    mock.step(20);
+    for symbol in SYMBOLS {
+        converged(mock, h, symbol).await;
+    }
+}
+
+#[tokio::test]
+async fn diffed_books_follow_the_ground_truth_through_every_fault() {
+    type Fault = fn(&MockHyperliquid, &str);
+    // (name, fault, rebuilds the book?): a lost, repeated or late snapshot needs no rebuild,
+    // the next one carries the whole book.
+    let cases: [(&str, Fault, bool); 4] = [
+        ("dropped", |m, s| m.skip_next(s), false),
+        ("duplicate", |m, s| m.duplicate_next(s), false),
+        ("reorder", |m, s| m.reorder_next(s), false),
+        ("bad frame", |m, s| m.corrupt_next(s), true),
+    ];
+    let mock = MockHyperliquid::start(&SYMBOLS).await.unwrap();
+    let h = start(&mock);
+    live_and_converged(&mock, &h).await;
+    mock.step(100);
+    for symbol in SYMBOLS {
+        converged(&mock, &h, symbol).await;
+    }
+    let mut expected = 1;
+    for (name, fault, rebuilds) in cases {
+        fault(&mock, "BTC-USDC-PERP");
+        mock.step(3);
+        if rebuilds {
+            expected += 1;
+        }
+        drive(&mock, &h, name, |s| {
+            s.snapshots("BTC-USDC-PERP") == expected && s.live("BTC-USDC-PERP")
+        })
+        .await;
+        mock.step(5);
+        converged(&mock, &h, "BTC-USDC-PERP").await;
+        converged(&mock, &h, "ETH-USDC-PERP").await;
+        h.with(|s| {
+            assert_eq!(s.snapshots("BTC-USDC-PERP"), expected, "{name}");
+            assert_eq!(
+                s.snapshots("ETH-USDC-PERP"),
+                1,
+                "{name}: ETH is never reset"
+            );
+        });
+    }
+    h.with(|s| {
+        assert!(s.book_errors.is_empty(), "{:?}", s.book_errors);
+        assert_eq!(s.invalid.len(), 1, "{:?}", s.invalid);
+        assert!(
+            s.invalid[0].1.starts_with("invalid_message"),
+            "{:?}",
+            s.invalid
+        );
+        assert!(s.trades[&sym("ETH-USDC-PERP")].len() >= 100);
+        assert_eq!(
+            s.instruments.len(),
+            0,
+            "no metadata endpoint: the config's instruments"
+        );
+    });
+    mock.send_garbage();
+    h.wait(5, "garbage counted", |s| {
+        s.invalid
+            .iter()
+            .any(|(sym, r)| sym.is_none() && r.contains("unparseable"))
+    })
+    .await;
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn reconnect_silence_and_the_ping() {
+    let mock = MockHyperliquid::start(&SYMBOLS).await.unwrap();
+    let h = start(&mock);
+    live_and_converged(&mock, &h).await;
+    let attempts = mock.control.attempts().len();
+    tokio::time::sleep(Duration::from_millis(6500)).await;
+    assert_eq!(
+        mock.control.attempts().len(),
+        attempts,
+        "kept alive by ping/pong"
+    );
+    assert!(
+        mock.control
+            .frames_in()
+            .iter()
+            .any(|f| f.2 == r#"{"method":"ping"}"#)
+    );
+    mock.control.drop_connections();
+    mock.step(10);
+    drive(&mock, &h, "fresh snapshots", |s| {
+        SYMBOLS.iter().all(|x| s.snapshots(x) == 2 && s.live(x))
+    })
+    .await;
+    for symbol in SYMBOLS {
+        converged(&mock, &h, symbol).await;
+    }
+    let before = mock.control.attempts().len();
+    mock.control.set_silent(true);
+    tokio::time::sleep(Duration::from_millis(6500)).await;
+    mock.control.set_silent(false);
+    assert!(mock.control.attempts().len() > before);
+    live_and_converged(&mock, &h).await;
+    h.stop().await;
+}
