@@ -26,3 +26,4 @@ mod tls;
 mod ui;
 mod venue_config;
 mod venues;
+mod ws_protocol;
