@@ -55,6 +55,18 @@ fn bad(message: String) -> ApiError {
 
 fn check(request: &Request) -> Result<(), ApiError> {
     check_sizes(request)?;
+    if let Some(invalid) = request
+        .extensions()
+        .get::<crate::forwarded::InvalidForwarded>()
+    {
+        return Err(ApiError::new(
+            ErrorCode::InvalidForwarded,
+            format!(
+                "{}; the proxy in front of the gateway is misconfigured",
+                invalid.0
+            ),
+        ));
+    }
     if request
         .extensions()
         .get::<crate::listener::ReservedSocket>()

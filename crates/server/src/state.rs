@@ -30,6 +30,10 @@ struct Inner {
     ui: Arc<crate::ui::state::UiState>,
     /// Open sockets, counted by the accept loop (`server::listener`).
     sockets: Arc<crate::listener::Sockets>,
+    /// `server.trusted_proxies`, read by the accept loop for each request.
+    proxies: Arc<crate::forwarded::TrustedProxies>,
+    /// `server.allowed_origins`.
+    origins: crate::origin::AllowedOrigins,
 }
 
 impl AppState {
@@ -46,8 +50,15 @@ impl AppState {
         shutdown: CancellationToken,
         ui: Arc<crate::ui::state::UiState>,
     ) -> Self {
+        // `Config::validate` has checked both lists.
+        let proxies = crate::forwarded::TrustedProxies::parse(&config.server.trusted_proxies)
+            .unwrap_or_default();
+        let origins = crate::origin::AllowedOrigins::parse(&config.server.allowed_origins)
+            .unwrap_or_default();
         Self {
             inner: Arc::new(Inner {
+                proxies: Arc::new(proxies),
+                origins,
                 config,
                 hub,
                 market,
@@ -65,6 +76,16 @@ impl AppState {
     /// Open sockets and what the accept loop refused (`server::listener`).
     pub fn sockets(&self) -> &Arc<crate::listener::Sockets> {
         &self.inner.sockets
+    }
+
+    /// The reverse proxies whose forwarding headers are believed.
+    pub fn proxies(&self) -> &Arc<crate::forwarded::TrustedProxies> {
+        &self.inner.proxies
+    }
+
+    /// The browser origins allowed besides the gateway's own.
+    pub fn origins(&self) -> &crate::origin::AllowedOrigins {
+        &self.inner.origins
     }
 
     pub fn config(&self) -> &Config {

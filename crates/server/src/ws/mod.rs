@@ -42,6 +42,7 @@ const HARD_MAX_MESSAGE: usize = 1024 * 1024;
     responses(
         (status = 101, description = "Switching Protocols: the connection speaks tickgate protocol v1"),
         (status = 400, description = "Not a WebSocket upgrade request"),
+        (status = 403, description = "origin_not_allowed: a browser page from an origin not in server.allowed_origins", body = protocol::ErrorBody),
         (status = 503, description = "unavailable: connection limit reached", body = protocol::ErrorBody),
     ),
 )]
@@ -60,6 +61,22 @@ pub(crate) async fn upgrade(
             return crate::api_error::ApiError::new(ErrorCode::BadRequest, message).into_response();
         }
     };
+    // A browser page from another site may not open a session (cross-site WebSocket
+    // hijacking); clients without `Origin` are not browsers and are not affected.
+    if let Some(origin) = crate::origin::request_origin(&headers) {
+        let host = headers
+            .get(axum::http::header::HOST)
+            .and_then(|h| h.to_str().ok());
+        if !state.origins().allows(origin, host) {
+            state.metrics().count_error(ErrorCode::OriginNotAllowed);
+            return crate::api_error::ApiError::new(
+                ErrorCode::OriginNotAllowed,
+                "this page's origin may not open WebSocket sessions here; see \
+                 server.allowed_origins",
+            )
+            .into_response();
+        }
+    }
     // A key on the upgrade request (a bearer token, or an RFC 9421 signature of the upgrade
     // request itself) is checked before upgrading: a bad one gets a plain HTTP error with its
     // code. Without one, the session may still authenticate with `auth`. A single-use token

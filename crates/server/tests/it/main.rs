@@ -17,6 +17,7 @@ mod history;
 mod history_errors;
 mod http_guard;
 mod lifecycle;
+mod network;
 mod onchain;
 mod openapi;
 mod rest;

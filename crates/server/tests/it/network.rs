@@ -1,0 +1,267 @@
+//! Network controls over real connections: trusted proxies (`server.trusted_proxies`) and
+//! browser origins (`server.allowed_origins`: the WebSocket `Origin` check and CORS).
+
+use crate::auth_support::*;
+use crate::support::*;
+use crate::ws_protocol::raw_upgrade;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const TICKER: &str = "/v1/ticker?venue=sim&symbol=BTC-USDT";
+
+/// One raw request (`extra` headers included) and the answer's status, headers and JSON body.
+async fn raw_get(
+    gateway: &server::Gateway,
+    method: &str,
+    path: &str,
+    extra: &str,
+) -> (u16, String, serde_json::Value) {
+    let addr = gateway.local_addr();
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head =
+        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Connection: close\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    let text = String::from_utf8_lossy(&answer).to_string();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (
+        status,
+        head.to_ascii_lowercase(),
+        serde_json::from_str(body).unwrap_or_default(),
+    )
+}
+
+/// A gateway requiring keys, and a `market:read` key usable only from 203.0.113.0/24.
+async fn gateway_with_allow_listed_key(
+    name: &str,
+    trusted: &[&str],
+) -> (server::Gateway, String, Signer) {
+    let mut config = auth_config(name);
+    let admin = offline_signer(&config.server.data_dir, "admin", &["keys:admin"]);
+    config.server.trusted_proxies = trusted.iter().map(|s| s.to_string()).collect();
+    let issued = offline_service(&config.server.data_dir)
+        .create(
+            auth::NewKey {
+                name: "behind-proxy".into(),
+                scopes: vec!["market:read".into()],
+                metadata: Some(serde_json::json!({ "allowed_ips": ["203.0.113.0/24"] })),
+                ..Default::default()
+            },
+            "test",
+            model::Timestamp::now().0,
+        )
+        .unwrap();
+    let token = issued.secret.unwrap().expose().to_string();
+    (start(config).await, token, admin)
+}
+
+#[tokio::test]
+async fn a_spoofed_forwarding_header_from_an_untrusted_peer_is_ignored() {
+    // Loopback is not a trusted proxy here (the default list is empty).
+    let (gateway, token, _) = gateway_with_allow_listed_key("proxy-untrusted", &[]).await;
+    let auth = format!("Authorization: Bearer {token}\r\n");
+    for spoof in [
+        "X-Forwarded-For: 203.0.113.7\r\n",
+        "Forwarded: for=203.0.113.7\r\n",
+        // Malformed, and still only ignored: nothing from this peer is read.
+        "X-Forwarded-For: not-an-address\r\n",
+    ] {
+        let (status, _, body) = raw_get(&gateway, "GET", TICKER, &format!("{auth}{spoof}")).await;
+        assert_eq!(
+            (status, code(&body)),
+            (403, "ip_not_allowed"),
+            "{spoof:?}: {body}"
+        );
+    }
+    gateway.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_trusted_proxy_names_the_client_for_allow_lists_and_audit() {
+    let (gateway, token, admin) =
+        gateway_with_allow_listed_key("proxy-trusted", &["127.0.0.0/8"]).await;
+    let auth = format!("Authorization: Bearer {token}\r\n");
+    let cases = [
+        ("X-Forwarded-For: 203.0.113.7\r\n", 200, ""),
+        // The client wrote 198.51.100.1 itself; 203.0.113.7 reached the first proxy.
+        (
+            "X-Forwarded-For: 198.51.100.1, 203.0.113.7, 127.0.0.9\r\n",
+            200,
+            "",
+        ),
+        (
+            "X-Forwarded-For: 203.0.113.7, 198.51.100.1\r\n",
+            403,
+            "ip_not_allowed",
+        ),
+        (
+            "Forwarded: for=\"203.0.113.7:4711\";proto=https\r\n",
+            200,
+            "",
+        ),
+        (
+            "Forwarded: for=\"[2001:db8::1]\"\r\n",
+            403,
+            "ip_not_allowed",
+        ),
+        // No header: the proxy itself is the client.
+        ("", 403, "ip_not_allowed"),
+        (
+            "X-Forwarded-For: 203.0.113.7:x\r\n",
+            400,
+            "invalid_forwarded",
+        ),
+        ("Forwarded: for=[2001:db8::1]\r\n", 400, "invalid_forwarded"),
+        ("Forwarded: for=\"203.0.113.7\r\n", 400, "invalid_forwarded"),
+    ];
+    for (header, status, expected) in cases {
+        let (got, _, body) = raw_get(&gateway, "GET", TICKER, &format!("{auth}{header}")).await;
+        assert_eq!(got, status, "{header:?}: {body}");
+        if !expected.is_empty() {
+            assert_eq!(code(&body), expected, "{header:?}: {body}");
+        }
+    }
+    // The WebSocket upgrade resolves the same way.
+    let (mut ws, _) = raw_upgrade(
+        gateway.local_addr(),
+        &format!("{auth}X-Forwarded-For: 203.0.113.7\r\n"),
+    )
+    .await;
+    ws.shutdown().await.unwrap();
+    // The refusal was audited with the client's address, not the proxy's.
+    let http = Http::new(&gateway);
+    let mut seen = false;
+    for _ in 0..50 {
+        let (_, audit) = Http::json(http.get("/admin/v1/audit", Some(&admin)).await).await;
+        let entries = audit["entries"].as_array().cloned().unwrap_or_default();
+        seen = entries
+            .iter()
+            .any(|e| e["action"] == "auth.ip_refused" && e["actor"] == "198.51.100.1");
+        if seen {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(seen, "no auth.ip_refused entry naming 198.51.100.1");
+    gateway.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn websocket_upgrades_from_other_origins_are_refused() {
+    let mut config = config(5.0);
+    config.server.allowed_origins = vec!["https://app.example.com".into()];
+    let gateway = start(config).await;
+    let addr = gateway.local_addr();
+    let upgrade = "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
+    // Another site's page: refused before the upgrade.
+    let (status, _, body) = raw_get(
+        &gateway,
+        "GET",
+        "/v1/ws",
+        &format!("{upgrade}Origin: https://evil.example\r\n"),
+    )
+    .await;
+    assert_eq!((status, code(&body)), (403, "origin_not_allowed"), "{body}");
+    let (status, _, body) = raw_get(
+        &gateway,
+        "GET",
+        "/v1/ws",
+        &format!("{upgrade}Origin: null\r\n"),
+    )
+    .await;
+    assert_eq!((status, code(&body)), (403, "origin_not_allowed"), "{body}");
+    // A listed origin, the gateway's own (the dashboard) and no Origin at all (an SDK) get in.
+    for origin in [
+        "Origin: https://app.example.com\r\n".to_string(),
+        format!("Origin: http://{addr}\r\n"),
+        String::new(),
+    ] {
+        let (mut ws, _) = raw_upgrade(addr, &origin).await;
+        ws.shutdown().await.unwrap();
+    }
+    assert!(
+        metric(
+            &gateway,
+            "tickgate_errors_total{code=\"origin_not_allowed\"}"
+        )
+        .await
+            >= 2
+    );
+    gateway.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn cors_preflight_is_answered_for_allowed_origins_only() {
+    let mut config = config(5.0);
+    config.server.allowed_origins = vec!["https://app.example.com".into()];
+    let gateway = start(config).await;
+    let preflight = "Access-Control-Request-Method: GET\r\nAccess-Control-Request-Headers: signature, signature-input\r\n";
+    let (status, head, _) = raw_get(
+        &gateway,
+        "OPTIONS",
+        TICKER,
+        &format!("Origin: https://app.example.com\r\n{preflight}"),
+    )
+    .await;
+    assert_eq!(status, 204, "{head}");
+    assert!(
+        head.contains("access-control-allow-origin: https://app.example.com"),
+        "{head}"
+    );
+    let allow = head
+        .lines()
+        .find_map(|l| l.strip_prefix("access-control-allow-headers: "))
+        .unwrap_or_default()
+        .to_string();
+    for needed in [
+        "authorization",
+        "signature",
+        "signature-input",
+        "content-digest",
+    ] {
+        assert!(allow.contains(needed), "{allow}");
+    }
+    assert!(head.contains("access-control-allow-methods: "), "{head}");
+    assert!(!head.contains("access-control-allow-credentials"), "{head}");
+    // The actual request from that origin can be read by its page.
+    let (status, head, _) = raw_get(
+        &gateway,
+        "GET",
+        TICKER,
+        "Origin: https://app.example.com\r\n",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        head.contains("access-control-allow-origin: https://app.example.com"),
+        "{head}"
+    );
+    assert!(head.contains("vary: origin"), "{head}");
+    // Another origin: no CORS header at all, the preflight is not answered.
+    let (status, head, _) = raw_get(
+        &gateway,
+        "OPTIONS",
+        TICKER,
+        &format!("Origin: https://evil.example\r\n{preflight}"),
+    )
+    .await;
+    assert_ne!(status, 204, "{head}");
+    assert!(!head.contains("access-control-"), "{head}");
+    let (status, head, _) =
+        raw_get(&gateway, "GET", TICKER, "Origin: https://evil.example\r\n").await;
+    assert_eq!(
+        status, 200,
+        "the request itself is served; the browser hides it"
+    );
+    assert!(!head.contains("access-control-"), "{head}");
+    // No Origin: no CORS headers either.
+    let (_, head, _) = raw_get(&gateway, "GET", TICKER, "").await;
+    assert!(!head.contains("access-control-"), "{head}");
+    gateway.stop().await.unwrap();
+}
