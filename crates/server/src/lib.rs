@@ -24,6 +24,7 @@
 //! - [`forwarded`]: the client's address behind `server.trusted_proxies` (`Forwarded`,
 //!   `X-Forwarded-For`); [`origin`]: `server.allowed_origins`, the WebSocket `Origin` check and
 //!   CORS.
+//! - [`per_ip`]: `[server.anonymous]`, limits per client address for clients without a key.
 //! - [`listener`]: the accept loop: every socket counted (globally, per address), a reserve
 //!   for health and admin, the header-read timeout, the open-file limit.
 //! - [`tls`]: TLS termination (`[server.tls]`), reloaded on SIGHUP or when the files change.
@@ -51,6 +52,7 @@ pub mod listener;
 pub mod metrics;
 pub mod openapi;
 pub mod origin;
+pub mod per_ip;
 mod query_params;
 pub mod rest;
 pub mod rest_history;

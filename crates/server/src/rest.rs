@@ -223,6 +223,7 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     crate::history::render_metrics(state.history().map(|h| &**h), &mut body);
     state.alerts().metrics.render(&mut body);
     state.sockets().render(&mut body);
+    state.anonymous().render(&mut body);
     let mut response = body.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

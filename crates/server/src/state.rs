@@ -34,6 +34,8 @@ struct Inner {
     proxies: Arc<crate::forwarded::TrustedProxies>,
     /// `server.allowed_origins`.
     origins: crate::origin::AllowedOrigins,
+    /// `[server.anonymous]`: per-address limits for clients without a key.
+    anonymous: Arc<crate::per_ip::AnonymousLimiter>,
 }
 
 impl AppState {
@@ -59,6 +61,9 @@ impl AppState {
             inner: Arc::new(Inner {
                 proxies: Arc::new(proxies),
                 origins,
+                anonymous: Arc::new(crate::per_ip::AnonymousLimiter::new(
+                    config.server.anonymous.clone(),
+                )),
                 config,
                 hub,
                 market,
@@ -86,6 +91,11 @@ impl AppState {
     /// The browser origins allowed besides the gateway's own.
     pub fn origins(&self) -> &crate::origin::AllowedOrigins {
         &self.inner.origins
+    }
+
+    /// Per-address limits for clients without a key.
+    pub fn anonymous(&self) -> &Arc<crate::per_ip::AnonymousLimiter> {
+        &self.inner.anonymous
     }
 
     pub fn config(&self) -> &Config {

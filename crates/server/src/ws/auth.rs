@@ -31,6 +31,9 @@ pub(crate) struct SessionAuth {
     /// The upgrade request's target, which a signed `auth` op signs; kept only by sessions
     /// that did not authenticate on the upgrade (the others never send `auth`).
     pub(super) head: Option<UpgradeHead>,
+    /// The client address's anonymous session slot and channels (`server::per_ip`), held
+    /// while the session has no key.
+    pub anonymous: Option<crate::per_ip::AnonymousSession>,
 }
 
 /// What a signed `auth` op covers: the upgrade request (`GET`, its authority, path, query).
@@ -61,6 +64,7 @@ impl SessionAuth {
             subs_held: 0,
             announce: false,
             head: None,
+            anonymous: None,
         };
         if signed::is_signed(headers) {
             if token.is_some() || crate::auth::bearer(headers)?.is_some() {
@@ -116,12 +120,15 @@ impl SessionAuth {
         }
         self.events = Some(state.auth().index.subscribe());
         self.deadline = None;
+        // Limited per key from now on, not per address.
+        self.anonymous = None;
         self.key = Some(key);
         Ok(())
     }
 
     /// Releases the key's slots (session end).
     pub fn release(&mut self) {
+        self.anonymous = None;
         if let Some(key) = self.key.take() {
             KeyEntry::release(&key.entry.ws_connections, 1);
             KeyEntry::release(&key.entry.ws_subscriptions, self.subs_held);

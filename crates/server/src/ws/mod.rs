@@ -43,6 +43,7 @@ const HARD_MAX_MESSAGE: usize = 1024 * 1024;
         (status = 101, description = "Switching Protocols: the connection speaks tickgate protocol v1"),
         (status = 400, description = "Not a WebSocket upgrade request"),
         (status = 403, description = "origin_not_allowed: a browser page from an origin not in server.allowed_origins", body = protocol::ErrorBody),
+        (status = 429, description = "rate_limited: this address's anonymous upgrade rate or session limit ([server.anonymous])", body = protocol::ErrorBody),
         (status = 503, description = "unavailable: connection limit reached", body = protocol::ErrorBody),
     ),
 )]
@@ -86,7 +87,7 @@ pub(crate) async fn upgrade(
             .find_map(|pair| pair.strip_prefix("token="))
             .map(str::to_string)
     });
-    let session_auth = match auth::SessionAuth::from_upgrade(
+    let mut session_auth = match auth::SessionAuth::from_upgrade(
         &state,
         &method,
         &uri,
@@ -97,6 +98,29 @@ pub(crate) async fn upgrade(
         Ok(session_auth) => session_auth,
         Err(rejection) => return crate::auth::layer::rejection_response(&state, rejection),
     };
+    // A session without a key (yet) is held to its address's anonymous limits.
+    if session_auth.key.is_none() {
+        let anonymous = state.anonymous();
+        if let Err(wait) = anonymous.check_request(peer.ip()) {
+            let limit = anonymous.limits().requests_per_sec;
+            return crate::per_ip::refused_response(
+                state.metrics(),
+                format!("more than {limit} requests per second from this address without a key"),
+                Some(wait),
+            );
+        }
+        match anonymous.open_session(peer.ip()) {
+            Some(slot) => session_auth.anonymous = Some(slot),
+            None => {
+                let max = anonymous.limits().ws_connections_per_ip;
+                return crate::per_ip::refused_response(
+                    state.metrics(),
+                    format!("this address already has {max} sessions without a key"),
+                    None,
+                );
+            }
+        }
+    }
     let metrics = state.metrics();
     if metrics.connections_open.load(Ordering::Relaxed) as usize
         >= state.config().server.max_connections

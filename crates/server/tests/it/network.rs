@@ -265,3 +265,153 @@ async fn cors_preflight_is_answered_for_allowed_origins_only() {
     assert!(!head.contains("access-control-"), "{head}");
     gateway.stop().await.unwrap();
 }
+
+/// A raw request from a chosen loopback source address; returns status and head.
+async fn get_from(
+    gateway: &server::Gateway,
+    source: &str,
+    path: &str,
+    extra: &str,
+) -> (u16, String) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(std::net::SocketAddr::new(source.parse().unwrap(), 0))
+        .unwrap();
+    let mut stream = socket.connect(gateway.local_addr()).await.unwrap();
+    let head = format!("GET {path} HTTP/1.1\r\nHost: gw\r\n{extra}Connection: close\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    let text = String::from_utf8_lossy(&answer).to_string();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, text.to_ascii_lowercase())
+}
+
+/// A WebSocket session from a chosen loopback source address, or the refusal's status.
+async fn ws_from(gateway: &server::Gateway, source: &str, bearer: Option<&str>) -> Result<Ws, u16> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(std::net::SocketAddr::new(source.parse().unwrap(), 0))
+        .unwrap();
+    let stream = socket.connect(gateway.local_addr()).await.unwrap();
+    let mut request = format!("ws://{}/v1/ws", gateway.local_addr())
+        .into_client_request()
+        .unwrap();
+    if let Some(token) = bearer {
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    }
+    let stream = tokio_tungstenite::MaybeTlsStream::Plain(stream);
+    match tokio_tungstenite::client_async(request, stream).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            Err(response.status().as_u16())
+        }
+        Err(e) => panic!("unexpected error {e}"),
+    }
+}
+
+/// Sends a subscribe and returns the code of the error it got, or "" for the ack.
+async fn subscribe(ws: &mut Ws, channels: &[&str]) -> String {
+    let list = channels
+        .iter()
+        .map(|c| format!("\"{c}\""))
+        .collect::<Vec<_>>()
+        .join(",");
+    send(
+        ws,
+        &format!(r#"{{"op":"subscribe","id":1,"channels":[{list}]}}"#),
+    )
+    .await;
+    loop {
+        match recv(ws).await {
+            protocol::ServerMessage::Subscribed { .. } => return String::new(),
+            protocol::ServerMessage::Error(e) => return e.code.as_str().to_string(),
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn anonymous_clients_are_limited_per_address_and_keyed_ones_per_key() {
+    let mut config = config(5.0);
+    config.server.anonymous.requests_per_sec = 1;
+    config.server.anonymous.burst = 5;
+    config.server.anonymous.ws_connections_per_ip = 2;
+    config.server.anonymous.subscriptions_per_ip = 3;
+    let (_, token) = offline_key(&config.server.data_dir, "keyed", &["market:read"]);
+    let gateway = start(config).await;
+
+    // REST: a burst of 5 from one address, then 429 with Retry-After; another address and a
+    // keyed client from the same address are not affected.
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(get_from(&gateway, "127.0.0.21", TICKER, "").await);
+    }
+    assert!(statuses[..5].iter().all(|(s, _)| *s == 200), "{statuses:?}");
+    let (status, head) = &statuses[5];
+    assert_eq!(*status, 429, "{head}");
+    assert!(head.contains("\"code\":\"rate_limited\""), "{head}");
+    assert!(head.contains("retry-after: "), "{head}");
+    assert_eq!(get_from(&gateway, "127.0.0.22", TICKER, "").await.0, 200);
+    let auth = format!("Authorization: Bearer {token}\r\n");
+    for _ in 0..10 {
+        assert_eq!(get_from(&gateway, "127.0.0.21", TICKER, &auth).await.0, 200);
+    }
+    assert!(
+        metric(
+            &gateway,
+            "tickgate_anonymous_refused_total{limit=\"requests\"}"
+        )
+        .await
+            >= 1
+    );
+
+    // WebSocket sessions: two anonymous ones per address; a keyed one still gets in.
+    let mut first = ws_from(&gateway, "127.0.0.23", None).await.unwrap();
+    let mut second = ws_from(&gateway, "127.0.0.23", None).await.unwrap();
+    assert_eq!(ws_from(&gateway, "127.0.0.23", None).await.err(), Some(429));
+    let keyed = ws_from(&gateway, "127.0.0.23", Some(&token)).await;
+    assert!(keyed.is_ok(), "a keyed session is limited per key");
+    assert!(
+        metric(
+            &gateway,
+            "tickgate_anonymous_refused_total{limit=\"ws_connections\"}"
+        )
+        .await
+            >= 1
+    );
+
+    // Channels: 3 across the address's anonymous sessions.
+    let channels = [
+        "ticker:sim:BTC-USDT",
+        "ticker:sim:ETH-USDT",
+        "book:sim:BTC-USDT",
+    ];
+    assert_eq!(subscribe(&mut first, &channels[..2]).await, "");
+    assert_eq!(
+        subscribe(&mut second, &channels[1..]).await,
+        "too_many_channels"
+    );
+    assert_eq!(subscribe(&mut second, &channels[2..]).await, "");
+    // Closing the first session gives back its slot and its channels.
+    first.close(None).await.unwrap();
+    drop(first);
+    let mut freed = false;
+    for _ in 0..100 {
+        if let Ok(mut third) = ws_from(&gateway, "127.0.0.23", None).await {
+            assert_eq!(subscribe(&mut third, &channels[..2]).await, "");
+            freed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(freed, "the closed session's slot never came back");
+    gateway.stop().await.unwrap();
+}
