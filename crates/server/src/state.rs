@@ -36,6 +36,8 @@ struct Inner {
     origins: crate::origin::AllowedOrigins,
     /// `[server.anonymous]`: per-address limits for clients without a key.
     anonymous: Arc<crate::per_ip::AnonymousLimiter>,
+    /// WebSocket upgrades in progress (`server.max_pending_upgrades`).
+    pending_upgrades: Arc<crate::ws::limiter::PendingUpgrades>,
 }
 
 impl AppState {
@@ -61,6 +63,7 @@ impl AppState {
             inner: Arc::new(Inner {
                 proxies: Arc::new(proxies),
                 origins,
+                pending_upgrades: Arc::default(),
                 anonymous: Arc::new(crate::per_ip::AnonymousLimiter::new(
                     config.server.anonymous.clone(),
                 )),
@@ -91,6 +94,11 @@ impl AppState {
     /// The browser origins allowed besides the gateway's own.
     pub fn origins(&self) -> &crate::origin::AllowedOrigins {
         &self.inner.origins
+    }
+
+    /// WebSocket upgrades in progress.
+    pub fn pending_upgrades(&self) -> &Arc<crate::ws::limiter::PendingUpgrades> {
+        &self.inner.pending_upgrades
     }
 
     /// Per-address limits for clients without a key.

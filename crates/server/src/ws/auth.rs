@@ -34,6 +34,8 @@ pub(crate) struct SessionAuth {
     /// The client address's anonymous session slot and channels (`server::per_ip`), held
     /// while the session has no key.
     pub anonymous: Option<crate::per_ip::AnonymousSession>,
+    /// Held while the session must still authenticate (`server.max_pending_upgrades`).
+    pub pending: Option<super::limiter::PendingUpgrade>,
 }
 
 /// What a signed `auth` op covers: the upgrade request (`GET`, its authority, path, query).
@@ -65,6 +67,7 @@ impl SessionAuth {
             announce: false,
             head: None,
             anonymous: None,
+            pending: None,
         };
         if signed::is_signed(headers) {
             if token.is_some() || crate::auth::bearer(headers)?.is_some() {
@@ -120,8 +123,9 @@ impl SessionAuth {
         }
         self.events = Some(state.auth().index.subscribe());
         self.deadline = None;
-        // Limited per key from now on, not per address.
+        // Limited per key from now on, not per address; no longer in progress.
         self.anonymous = None;
+        self.pending = None;
         self.key = Some(key);
         Ok(())
     }
@@ -129,6 +133,7 @@ impl SessionAuth {
     /// Releases the key's slots (session end).
     pub fn release(&mut self) {
         self.anonymous = None;
+        self.pending = None;
         if let Some(key) = self.key.take() {
             KeyEntry::release(&key.entry.ws_connections, 1);
             KeyEntry::release(&key.entry.ws_subscriptions, self.subs_held);

@@ -9,7 +9,7 @@
 //!   scope checks per channel and per-key limits.
 
 mod auth;
-mod limiter;
+pub(crate) mod limiter;
 mod session;
 
 use crate::state::AppState;
@@ -55,6 +55,18 @@ pub(crate) async fn upgrade(
     uri: axum::http::Uri,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    // Bounded before any authentication work (a signature check is the costly part).
+    let Some(pending) = state
+        .pending_upgrades()
+        .try_start(state.config().server.max_pending_upgrades)
+    else {
+        state.metrics().count_error(ErrorCode::Unavailable);
+        return crate::api_error::ApiError::new(
+            ErrorCode::Unavailable,
+            "too many WebSocket upgrades in progress; retry later",
+        )
+        .into_response();
+    };
     let ws = match ws {
         Ok(ws) => ws,
         Err(rejection) => {
@@ -137,5 +149,15 @@ pub(crate) async fn upgrade(
         .max_write_buffer_size(MAX_WRITE_BUFFER)
         .max_message_size(HARD_MAX_MESSAGE)
         .max_frame_size(HARD_MAX_MESSAGE)
-        .on_upgrade(move |socket| session::run(socket, state, peer, session_auth))
+        .on_upgrade(move |socket| {
+            let mut session_auth = session_auth;
+            // In progress until the session runs, or, when it must still authenticate, until
+            // it has (`SessionAuth::bind`) or ends. A failed upgrade drops it with the closure.
+            if session_auth.deadline.is_some() && session_auth.key.is_none() {
+                session_auth.pending = Some(pending);
+            } else {
+                drop(pending);
+            }
+            session::run(socket, state, peer, session_auth)
+        })
 }

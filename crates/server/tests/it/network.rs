@@ -415,3 +415,61 @@ async fn anonymous_clients_are_limited_per_address_and_keyed_ones_per_key() {
     assert!(freed, "the closed session's slot never came back");
     gateway.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn upgrades_in_progress_are_capped_until_they_authenticate() {
+    let mut config = auth_config("pending-upgrades");
+    config.server.max_pending_upgrades = 2;
+    config.auth.ws_auth_timeout_secs = 2;
+    let (_, token) = offline_key(&config.server.data_dir, "market", &["market:read"]);
+    let gateway = start(config).await;
+    let url = format!("ws://{}/v1/ws", gateway.local_addr());
+    let open = || async {
+        match tokio_tungstenite::connect_async(url.as_str()).await {
+            Ok((ws, _)) => Ok(ws),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                let body = response.body().clone().unwrap_or_default();
+                let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                Err((response.status().as_u16(), code(&json).to_string()))
+            }
+            Err(e) => panic!("unexpected error {e}"),
+        }
+    };
+    // Two sessions that have not logged in hold both slots.
+    let mut first = open().await.unwrap();
+    let mut second = open().await.unwrap();
+    assert_eq!(open().await.err(), Some((503, "unavailable".to_string())));
+    assert!(metric(&gateway, "tickgate_ws_pending_upgrades_refused_total").await >= 1);
+    // One logs in: its slot is free again, and its session goes on.
+    send(
+        &mut first,
+        &format!(r#"{{"op":"auth","id":1,"token":"{token}"}}"#),
+    )
+    .await;
+    assert!(matches!(
+        recv(&mut first).await,
+        protocol::ServerMessage::Authenticated { .. }
+    ));
+    let mut third = open().await.expect("a slot came back after the login");
+    assert_eq!(open().await.err(), Some((503, "unavailable".to_string())));
+    // The silent ones are closed at the login deadline, with the stable reason, and their
+    // slots come back.
+    let closed = wait_close(&mut second, Duration::from_secs(5)).await;
+    assert_eq!(closed, Some((4002, "missing_credentials".to_string())));
+    let _ = wait_close(&mut third, Duration::from_secs(5)).await;
+    let mut back = false;
+    for _ in 0..50 {
+        if open().await.is_ok() {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(back, "the closed sessions' slots never came back");
+    send(&mut first, r#"{"op":"ping","id":2}"#).await;
+    assert!(matches!(
+        recv(&mut first).await,
+        protocol::ServerMessage::Pong { .. }
+    ));
+    gateway.stop().await.unwrap();
+}
