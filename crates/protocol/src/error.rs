@@ -138,10 +138,19 @@ pub enum ErrorCode {
     AddressRefused,
     /// Alerts: the webhook host does not resolve.
     UnresolvableHost,
+    /// The request head (request line plus headers) exceeds 16 KiB, or one header line 8 KiB.
+    HeadersTooLarge,
+    /// The request target exceeds 8 KiB.
+    UriTooLong,
+    /// A browser request (a WebSocket upgrade) whose `Origin` is neither the gateway's own nor
+    /// listed in `server.allowed_origins`.
+    OriginNotAllowed,
+    /// A trusted proxy sent a `Forwarded` or `X-Forwarded-For` header that does not parse.
+    InvalidForwarded,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 61] = [
+    pub const ALL: [ErrorCode; 65] = [
         Self::BadJson,
         Self::BadRequest,
         Self::UnknownOp,
@@ -203,6 +212,10 @@ impl ErrorCode {
         Self::InvalidUrl,
         Self::AddressRefused,
         Self::UnresolvableHost,
+        Self::HeadersTooLarge,
+        Self::UriTooLong,
+        Self::OriginNotAllowed,
+        Self::InvalidForwarded,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -268,6 +281,10 @@ impl ErrorCode {
             Self::InvalidUrl => "invalid_url",
             Self::AddressRefused => "address_refused",
             Self::UnresolvableHost => "unresolvable_host",
+            Self::HeadersTooLarge => "headers_too_large",
+            Self::UriTooLong => "uri_too_long",
+            Self::OriginNotAllowed => "origin_not_allowed",
+            Self::InvalidForwarded => "invalid_forwarded",
         }
     }
 
@@ -289,7 +306,10 @@ impl ErrorCode {
             | Self::BadThreshold
             | Self::InvalidUrl
             | Self::AddressRefused
-            | Self::UnresolvableHost => 400,
+            | Self::UnresolvableHost
+            | Self::InvalidForwarded => 400,
+            Self::UriTooLong => 414,
+            Self::HeadersTooLarge => 431,
             Self::UnknownChannel
             | Self::UnknownInstrument
             | Self::NotFound
@@ -331,7 +351,8 @@ impl ErrorCode {
             | Self::KeySuspended
             | Self::IpBlocked
             | Self::TotpRequired
-            | Self::TotpInvalid => 403,
+            | Self::TotpInvalid
+            | Self::OriginNotAllowed => 403,
             Self::InsufficientScope => 403,
             Self::Conflict => 409,
         }
@@ -349,6 +370,11 @@ impl fmt::Display for ErrorCode {
 pub enum CloseCode {
     /// 1001: the gateway is shutting down.
     GoingAway,
+    /// 1002: the client broke RFC 6455 framing (an unmasked frame, RSV bits, an unknown
+    /// opcode, a fragmented or oversized control frame).
+    ProtocolError,
+    /// 1007: a text message is not valid UTF-8.
+    InvalidPayload,
     /// 1008: policy violation (e.g. repeated abuse).
     PolicyViolation,
     /// 1009: a frame exceeded the hard size limit.
@@ -369,6 +395,8 @@ impl CloseCode {
     pub fn code(self) -> u16 {
         match self {
             Self::GoingAway => 1001,
+            Self::ProtocolError => 1002,
+            Self::InvalidPayload => 1007,
             Self::PolicyViolation => 1008,
             Self::TooBig => 1009,
             Self::IdleTimeout => 4000,

@@ -84,9 +84,49 @@ pub struct ServerConfig {
     /// to several MiB). A smaller value bounds the kernel memory a stalled client can pin and
     /// makes the slow-consumer policy act sooner.
     pub socket_send_buffer: usize,
+    /// Reverse proxies (CIDR blocks) whose `Forwarded`/`X-Forwarded-For` is believed; empty:
+    /// none (`server::forwarded`).
+    pub trusted_proxies: Vec<String>,
+    /// Browser origins (`https://app.example.com`, or `"*"`) allowed to open WebSocket
+    /// sessions and read the REST API cross-site (CORS); empty: same origin only
+    /// (`server::origin`).
+    pub allowed_origins: Vec<String>,
+    /// WebSocket upgrades accepted but whose session has not started yet; beyond, 503.
+    pub max_pending_upgrades: usize,
+    /// `[server.anonymous]`: limits per client address for requests and sessions without a key.
+    pub anonymous: AnonymousLimits,
     /// `[server.tls]`: terminate TLS here (`https://`, `wss://` on the same listener).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsConfig>,
+}
+
+/// `[server.anonymous]`: what one client address may do without a key (`server::per_ip`).
+/// A keyed client is limited per key instead. 0 turns a limit off.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AnonymousLimits {
+    /// Anonymous REST requests (and WebSocket upgrades) per second per address.
+    pub requests_per_sec: u32,
+    /// The burst allowed above that rate.
+    pub burst: u32,
+    /// Anonymous WebSocket sessions open at once per address.
+    pub ws_connections_per_ip: u32,
+    /// Channels subscribed at once per address, across its anonymous sessions.
+    pub subscriptions_per_ip: u32,
+    /// Addresses tracked at most (memory bound); the idlest is forgotten first.
+    pub max_tracked_addresses: usize,
+}
+
+impl Default for AnonymousLimits {
+    fn default() -> Self {
+        Self {
+            requests_per_sec: 100,
+            burst: 200,
+            ws_connections_per_ip: 100,
+            subscriptions_per_ip: 2_000,
+            max_tracked_addresses: 65_536,
+        }
+    }
 }
 
 /// `[server.tls]`: the gateway's certificate chain and private key, PEM files. Both are read at
@@ -111,6 +151,10 @@ impl Default for ServerConfig {
             header_read_timeout_secs: 10,
             shutdown_grace_secs: 5,
             socket_send_buffer: 0,
+            trusted_proxies: Vec::new(),
+            allowed_origins: Vec::new(),
+            max_pending_upgrades: 256,
+            anonymous: AnonymousLimits::default(),
             tls: None,
         }
     }
@@ -251,7 +295,8 @@ impl Config {
     /// `[server]` and `[ws]` numeric limits, and how they relate.
     fn validate_limits(&self) -> Result<(), ConfigError> {
         let ws = &self.ws;
-        let ranges: [(&str, u64, u64, u64); 12] = [
+        let anonymous = &self.server.anonymous;
+        let ranges: [(&str, u64, u64, u64); 17] = [
             (
                 "ws.max_channels_per_connection",
                 ws.max_channels_per_connection as u64,
@@ -304,6 +349,36 @@ impl Config {
                 3600,
             ),
             (
+                "server.max_pending_upgrades",
+                self.server.max_pending_upgrades as u64,
+                1,
+                1_000_000,
+            ),
+            (
+                "server.anonymous.requests_per_sec",
+                u64::from(anonymous.requests_per_sec),
+                0,
+                10_000_000,
+            ),
+            (
+                "server.anonymous.burst",
+                u64::from(anonymous.burst),
+                0,
+                10_000_000,
+            ),
+            (
+                "server.anonymous.ws_connections_per_ip",
+                u64::from(anonymous.ws_connections_per_ip),
+                0,
+                10_000_000,
+            ),
+            (
+                "server.anonymous.max_tracked_addresses",
+                anonymous.max_tracked_addresses as u64,
+                16,
+                10_000_000,
+            ),
+            (
                 "ws.max_lags_per_minute",
                 u64::from(ws.max_lags_per_minute),
                 1,
@@ -336,6 +411,10 @@ impl Config {
 
     /// The sections that validate themselves, in the order their errors are reported.
     fn validate_sections(&self) -> Result<(), ConfigError> {
+        crate::forwarded::TrustedProxies::parse(&self.server.trusted_proxies)
+            .map_err(|message| ConfigError::new("server.trusted_proxies", message))?;
+        crate::origin::AllowedOrigins::parse(&self.server.allowed_origins)
+            .map_err(|message| ConfigError::new("server.allowed_origins", message))?;
         self.hub
             .validate()
             .map_err(|e| ConfigError::new(e.key, e.message))?;

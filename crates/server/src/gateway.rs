@@ -211,6 +211,10 @@ pub fn router(state: AppState) -> Router {
         })
         .fallback(rest::not_found)
         .method_not_allowed_fallback(rest::method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::origin::cors,
+        ))
         .layer(middleware::from_fn(crate::http_guard::refuse_ambiguous))
         .with_state(state)
 }
@@ -371,6 +375,7 @@ impl Gateway {
             limits,
             state.sockets().clone(),
             tls,
+            state.proxies().clone(),
             shutdown.clone(),
         ));
         tracing::info!(%addr, "tickgate listening");

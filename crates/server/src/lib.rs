@@ -21,6 +21,10 @@
 //!   alert evaluators and the webhook delivery worker (the engine is the `alerts` crate).
 //! - [`http_guard`]: refuses requests two readers could read differently (two `Host` or
 //!   `Authorization` headers, an absolute-form target for another authority, no `Host`).
+//! - [`forwarded`]: the client's address behind `server.trusted_proxies` (`Forwarded`,
+//!   `X-Forwarded-For`); [`origin`]: `server.allowed_origins`, the WebSocket `Origin` check and
+//!   CORS.
+//! - [`per_ip`]: `[server.anonymous]`, limits per client address for clients without a key.
 //! - [`listener`]: the accept loop: every socket counted (globally, per address), a reserve
 //!   for health and admin, the header-read timeout, the open-file limit.
 //! - [`tls`]: TLS termination (`[server.tls]`), reloaded on SIGHUP or when the files change.
@@ -39,6 +43,7 @@ pub mod auth_config;
 pub mod config;
 pub mod config_error;
 pub mod consolidated_config;
+pub mod forwarded;
 pub mod gateway;
 pub mod history;
 pub mod history_params;
@@ -46,6 +51,8 @@ pub mod http_guard;
 pub mod listener;
 pub mod metrics;
 pub mod openapi;
+pub mod origin;
+pub mod per_ip;
 mod query_params;
 pub mod rest;
 pub mod rest_history;

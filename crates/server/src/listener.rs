@@ -133,10 +133,17 @@ impl Sockets {
         }
     }
 
-    fn admit(self: &Arc<Self>, ip: IpAddr, limits: &SocketLimits) -> Result<Admitted, Refusal> {
+    /// Admits a socket from `ip`; a trusted proxy (`exempt`) carries many clients and is not
+    /// held to the per-address cap.
+    fn admit(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        limits: &SocketLimits,
+        exempt: bool,
+    ) -> Result<Admitted, Refusal> {
         let mut per_ip = self.per_ip.lock();
         let mine = per_ip.get(&ip).copied().unwrap_or(0);
-        if mine >= limits.per_ip {
+        if mine >= limits.per_ip && !exempt {
             return Err(Refusal::PerIp);
         }
         let open = self.open.load(Ordering::Relaxed);
@@ -212,6 +219,7 @@ pub async fn serve(
     limits: SocketLimits,
     sockets: Arc<Sockets>,
     tls: Option<Arc<crate::tls::TlsState>>,
+    router_proxies: Arc<crate::forwarded::TrustedProxies>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let mut connections = tokio::task::JoinSet::new();
@@ -230,15 +238,23 @@ pub async fn serve(
             }
         };
         while connections.try_join_next().is_some() {}
-        match sockets.admit(peer.ip(), &limits) {
+        let proxies = router_proxies.clone();
+        match sockets.admit(peer.ip(), &limits, proxies.trusts(peer.ip())) {
             Ok(admitted) => {
                 tune(&stream, limits.send_buffer);
                 let router = router.clone();
                 let sockets = sockets.clone();
                 let stop = shutdown.clone();
                 let tls = tls.clone();
+                let conn = Conn {
+                    peer,
+                    reserved: admitted.reserved,
+                    limits,
+                    sockets,
+                    proxies,
+                };
                 connections.spawn(async move {
-                    serve_one(stream, peer, router, admitted, limits, sockets, tls, stop).await;
+                    serve_one(stream, conn, router, admitted.permit, tls, stop).await;
                 });
             }
             Err(refusal) => {
@@ -277,18 +293,23 @@ fn tune(stream: &TcpStream, send_buffer: usize) {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn serve_one(
-    stream: TcpStream,
+/// What a connection's requests need to know about their socket.
+struct Conn {
     peer: SocketAddr,
-    router: Router,
-    admitted: Admitted,
+    reserved: bool,
     limits: SocketLimits,
     sockets: Arc<Sockets>,
+    proxies: Arc<crate::forwarded::TrustedProxies>,
+}
+
+async fn serve_one(
+    stream: TcpStream,
+    conn: Conn,
+    router: Router,
+    permit: SocketPermit,
     tls: Option<Arc<crate::tls::TlsState>>,
     shutdown: CancellationToken,
 ) {
-    let Admitted { permit, reserved } = admitted;
     // The permit travels with the socket, into an upgraded WebSocket too, so a socket is
     // counted until it closes whatever serves it.
     let stream = CountedStream {
@@ -296,37 +317,49 @@ async fn serve_one(
         _permit: permit,
     };
     let Some(tls) = tls else {
-        return serve_http(stream, peer, router, reserved, limits, sockets, shutdown).await;
+        return serve_http(stream, conn, router, shutdown).await;
     };
     // The handshake is held to the same deadline as request headers (a silent TLS client is
     // a slowloris too).
     let handshake = tls.acceptor().accept(stream);
-    match tokio::time::timeout(limits.header_read_timeout, handshake).await {
-        Ok(Ok(stream)) => {
-            serve_http(stream, peer, router, reserved, limits, sockets, shutdown).await;
+    match tokio::time::timeout(conn.limits.header_read_timeout, handshake).await {
+        Ok(Ok(stream)) => serve_http(stream, conn, router, shutdown).await,
+        Ok(Err(error)) => {
+            tracing::debug!(peer = %conn.peer, error = %error, "TLS handshake failed")
         }
-        Ok(Err(error)) => tracing::debug!(%peer, error = %error, "TLS handshake failed"),
         Err(_) => {
-            sockets.timed_out.fetch_add(1, Ordering::Relaxed);
+            conn.sockets.timed_out.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
 
-async fn serve_http<I>(
-    io: I,
-    peer: SocketAddr,
-    router: Router,
-    reserved: bool,
-    limits: SocketLimits,
-    sockets: Arc<Sockets>,
-    shutdown: CancellationToken,
-) where
+async fn serve_http<I>(io: I, conn: Conn, router: Router, shutdown: CancellationToken)
+where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let Conn {
+        peer,
+        reserved,
+        limits,
+        sockets,
+        proxies,
+    } = conn;
     let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
-        request.extensions_mut().insert(ConnectInfo(peer));
+        // Behind a trusted proxy, the client it names; otherwise the TCP peer.
+        let client = match proxies.client(peer, request.headers()) {
+            Ok(client) => client,
+            Err(why) => {
+                request
+                    .extensions_mut()
+                    .insert(crate::forwarded::InvalidForwarded(why));
+                peer
+            }
+        };
+        let extensions = request.extensions_mut();
+        extensions.insert(ConnectInfo(client));
+        extensions.insert(crate::forwarded::TcpPeer(peer));
         if reserved {
-            request.extensions_mut().insert(ReservedSocket);
+            extensions.insert(ReservedSocket);
         }
         router.clone().oneshot(request.map(axum::body::Body::new))
     });
@@ -336,7 +369,10 @@ async fn serve_http<I>(
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(MAX_HEADER_BYTES);
     let connection = builder
-        .serve_connection(TokioIo::new(io), service)
+        .serve_connection(
+            TokioIo::new(crate::http_guard::JsonParseErrors::new(io)),
+            service,
+        )
         .with_upgrades();
     tokio::pin!(connection);
     let result = tokio::select! {
@@ -442,21 +478,36 @@ mod tests {
         let b: IpAddr = "10.0.0.2".parse().unwrap();
         let mut held = Vec::new();
         for _ in 0..4 {
-            held.push(sockets.admit(a, &limits).ok().unwrap());
+            held.push(sockets.admit(a, &limits, false).ok().unwrap());
         }
-        assert!(matches!(sockets.admit(a, &limits), Err(Refusal::PerIp)));
+        assert!(matches!(
+            sockets.admit(a, &limits, false),
+            Err(Refusal::PerIp)
+        ));
         for i in 0..6 {
-            let admitted = sockets.admit(format!("10.0.1.{i}").parse().unwrap(), &limits);
+            let admitted = sockets.admit(format!("10.0.1.{i}").parse().unwrap(), &limits, false);
             let admitted = admitted.ok().unwrap();
             // Sockets 9 and 10 (beyond max = 8) are the reserve.
             assert_eq!(admitted.reserved, i >= 4, "socket {}", i + 5);
             held.push(admitted);
         }
-        assert!(matches!(sockets.admit(b, &limits), Err(Refusal::Full)));
+        assert!(matches!(
+            sockets.admit(b, &limits, false),
+            Err(Refusal::Full)
+        ));
         assert_eq!(sockets.open(), 10);
         held.truncate(3);
         assert_eq!(sockets.open(), 3);
-        assert!(sockets.admit(a, &limits).is_ok(), "a slot of a came back");
+        assert!(
+            sockets.admit(a, &limits, false).is_ok(),
+            "a slot of a came back"
+        );
+        // A trusted proxy is not held to the per-address cap (only to the total).
+        let more: Vec<_> = (0..5)
+            .map(|_| sockets.admit(a, &limits, true).ok().unwrap())
+            .collect();
+        assert_eq!(more.len(), 5);
+        drop(more);
         drop(held);
         assert_eq!(sockets.open(), 0);
         assert!(sockets.per_ip.lock().is_empty());

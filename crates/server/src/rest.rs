@@ -224,6 +224,8 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     state.alerts().metrics.render(&mut body);
     state.sockets().render(&mut body);
     crate::metrics::render_anomalies(&state.auth().anomaly.figures(), &mut body);
+    state.anonymous().render(&mut body);
+    state.pending_upgrades().render(&mut body);
     let mut response = body.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

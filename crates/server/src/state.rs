@@ -30,6 +30,14 @@ struct Inner {
     ui: Arc<crate::ui::state::UiState>,
     /// Open sockets, counted by the accept loop (`server::listener`).
     sockets: Arc<crate::listener::Sockets>,
+    /// `server.trusted_proxies`, read by the accept loop for each request.
+    proxies: Arc<crate::forwarded::TrustedProxies>,
+    /// `server.allowed_origins`.
+    origins: crate::origin::AllowedOrigins,
+    /// `[server.anonymous]`: per-address limits for clients without a key.
+    anonymous: Arc<crate::per_ip::AnonymousLimiter>,
+    /// WebSocket upgrades in progress (`server.max_pending_upgrades`).
+    pending_upgrades: Arc<crate::ws::limiter::PendingUpgrades>,
 }
 
 impl AppState {
@@ -46,8 +54,19 @@ impl AppState {
         shutdown: CancellationToken,
         ui: Arc<crate::ui::state::UiState>,
     ) -> Self {
+        // `Config::validate` has checked both lists.
+        let proxies = crate::forwarded::TrustedProxies::parse(&config.server.trusted_proxies)
+            .unwrap_or_default();
+        let origins = crate::origin::AllowedOrigins::parse(&config.server.allowed_origins)
+            .unwrap_or_default();
         Self {
             inner: Arc::new(Inner {
+                proxies: Arc::new(proxies),
+                origins,
+                pending_upgrades: Arc::default(),
+                anonymous: Arc::new(crate::per_ip::AnonymousLimiter::new(
+                    config.server.anonymous.clone(),
+                )),
                 config,
                 hub,
                 market,
@@ -65,6 +84,26 @@ impl AppState {
     /// Open sockets and what the accept loop refused (`server::listener`).
     pub fn sockets(&self) -> &Arc<crate::listener::Sockets> {
         &self.inner.sockets
+    }
+
+    /// The reverse proxies whose forwarding headers are believed.
+    pub fn proxies(&self) -> &Arc<crate::forwarded::TrustedProxies> {
+        &self.inner.proxies
+    }
+
+    /// The browser origins allowed besides the gateway's own.
+    pub fn origins(&self) -> &crate::origin::AllowedOrigins {
+        &self.inner.origins
+    }
+
+    /// WebSocket upgrades in progress.
+    pub fn pending_upgrades(&self) -> &Arc<crate::ws::limiter::PendingUpgrades> {
+        &self.inner.pending_upgrades
+    }
+
+    /// Per-address limits for clients without a key.
+    pub fn anonymous(&self) -> &Arc<crate::per_ip::AnonymousLimiter> {
+        &self.inner.anonymous
     }
 
     pub fn config(&self) -> &Config {

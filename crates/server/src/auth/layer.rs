@@ -65,6 +65,17 @@ pub async fn require(
             return rejection_response(&state, rejection);
         }
     };
+    // Without a key, the client's address is limited instead (`[server.anonymous]`).
+    if let (Principal::Anonymous, Some(ip)) = (&principal, addr)
+        && let Err(wait) = state.anonymous().check_request(ip)
+    {
+        let limit = state.anonymous().limits().requests_per_sec;
+        return crate::per_ip::refused_response(
+            state.metrics(),
+            format!("more than {limit} requests per second from this address without a key"),
+            Some(wait),
+        );
+    }
     request.extensions_mut().insert(principal.clone());
     let mut response = next.run(request).await;
     if let Principal::Key(key) = principal {

@@ -31,6 +31,11 @@ pub(crate) struct SessionAuth {
     /// The upgrade request's target, which a signed `auth` op signs; kept only by sessions
     /// that did not authenticate on the upgrade (the others never send `auth`).
     pub(super) head: Option<UpgradeHead>,
+    /// The client address's anonymous session slot and channels (`server::per_ip`), held
+    /// while the session has no key.
+    pub anonymous: Option<crate::per_ip::AnonymousSession>,
+    /// Held while the session must still authenticate (`server.max_pending_upgrades`).
+    pub pending: Option<super::limiter::PendingUpgrade>,
 }
 
 /// What a signed `auth` op covers: the upgrade request (`GET`, its authority, path, query).
@@ -64,6 +69,8 @@ impl SessionAuth {
             subs_held: 0,
             announce: false,
             head: None,
+            anonymous: None,
+            pending: None,
         };
         if signed::is_signed(headers) {
             if token.is_some() || crate::auth::bearer(headers)?.is_some() {
@@ -119,12 +126,17 @@ impl SessionAuth {
         }
         self.events = Some(state.auth().index.subscribe());
         self.deadline = None;
+        // Limited per key from now on, not per address; no longer in progress.
+        self.anonymous = None;
+        self.pending = None;
         self.key = Some(key);
         Ok(())
     }
 
     /// Releases the key's slots (session end).
     pub fn release(&mut self) {
+        self.anonymous = None;
+        self.pending = None;
         if let Some(key) = self.key.take() {
             KeyEntry::release(&key.entry.ws_connections, 1);
             KeyEntry::release(&key.entry.ws_subscriptions, self.subs_held);

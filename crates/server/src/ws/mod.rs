@@ -9,7 +9,7 @@
 //!   scope checks per channel and per-key limits.
 
 mod auth;
-mod limiter;
+pub(crate) mod limiter;
 mod session;
 
 use crate::state::AppState;
@@ -42,6 +42,8 @@ const HARD_MAX_MESSAGE: usize = 1024 * 1024;
     responses(
         (status = 101, description = "Switching Protocols: the connection speaks tickgate protocol v1"),
         (status = 400, description = "Not a WebSocket upgrade request"),
+        (status = 403, description = "origin_not_allowed: a browser page from an origin not in server.allowed_origins", body = protocol::ErrorBody),
+        (status = 429, description = "rate_limited: this address's anonymous upgrade rate or session limit ([server.anonymous])", body = protocol::ErrorBody),
         (status = 503, description = "unavailable: connection limit reached", body = protocol::ErrorBody),
     ),
 )]
@@ -53,6 +55,18 @@ pub(crate) async fn upgrade(
     uri: axum::http::Uri,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    // Bounded before any authentication work (a signature check is the costly part).
+    let Some(pending) = state
+        .pending_upgrades()
+        .try_start(state.config().server.max_pending_upgrades)
+    else {
+        state.metrics().count_error(ErrorCode::Unavailable);
+        return crate::api_error::ApiError::new(
+            ErrorCode::Unavailable,
+            "too many WebSocket upgrades in progress; retry later",
+        )
+        .into_response();
+    };
     let ws = match ws {
         Ok(ws) => ws,
         Err(rejection) => {
@@ -60,6 +74,22 @@ pub(crate) async fn upgrade(
             return crate::api_error::ApiError::new(ErrorCode::BadRequest, message).into_response();
         }
     };
+    // A browser page from another site may not open a session (cross-site WebSocket
+    // hijacking); clients without `Origin` are not browsers and are not affected.
+    if let Some(origin) = crate::origin::request_origin(&headers) {
+        let host = headers
+            .get(axum::http::header::HOST)
+            .and_then(|h| h.to_str().ok());
+        if !state.origins().allows(origin, host) {
+            state.metrics().count_error(ErrorCode::OriginNotAllowed);
+            return crate::api_error::ApiError::new(
+                ErrorCode::OriginNotAllowed,
+                "this page's origin may not open WebSocket sessions here; see \
+                 server.allowed_origins",
+            )
+            .into_response();
+        }
+    }
     // A key on the upgrade request (a bearer token, or an RFC 9421 signature of the upgrade
     // request itself) is checked before upgrading: a bad one gets a plain HTTP error with its
     // code. Without one, the session may still authenticate with `auth`. A single-use token
@@ -69,7 +99,7 @@ pub(crate) async fn upgrade(
             .find_map(|pair| pair.strip_prefix("token="))
             .map(str::to_string)
     });
-    let session_auth = match auth::SessionAuth::from_upgrade(
+    let mut session_auth = match auth::SessionAuth::from_upgrade(
         &state,
         &method,
         &uri,
@@ -80,6 +110,29 @@ pub(crate) async fn upgrade(
         Ok(session_auth) => session_auth,
         Err(rejection) => return crate::auth::layer::rejection_response(&state, rejection),
     };
+    // A session without a key (yet) is held to its address's anonymous limits.
+    if session_auth.key.is_none() {
+        let anonymous = state.anonymous();
+        if let Err(wait) = anonymous.check_request(peer.ip()) {
+            let limit = anonymous.limits().requests_per_sec;
+            return crate::per_ip::refused_response(
+                state.metrics(),
+                format!("more than {limit} requests per second from this address without a key"),
+                Some(wait),
+            );
+        }
+        match anonymous.open_session(peer.ip()) {
+            Some(slot) => session_auth.anonymous = Some(slot),
+            None => {
+                let max = anonymous.limits().ws_connections_per_ip;
+                return crate::per_ip::refused_response(
+                    state.metrics(),
+                    format!("this address already has {max} sessions without a key"),
+                    None,
+                );
+            }
+        }
+    }
     let metrics = state.metrics();
     if metrics.connections_open.load(Ordering::Relaxed) as usize
         >= state.config().server.max_connections
@@ -96,5 +149,15 @@ pub(crate) async fn upgrade(
         .max_write_buffer_size(MAX_WRITE_BUFFER)
         .max_message_size(HARD_MAX_MESSAGE)
         .max_frame_size(HARD_MAX_MESSAGE)
-        .on_upgrade(move |socket| session::run(socket, state, peer, session_auth))
+        .on_upgrade(move |socket| {
+            let mut session_auth = session_auth;
+            // In progress until the session runs, or, when it must still authenticate, until
+            // it has (`SessionAuth::bind`) or ends. A failed upgrade drops it with the closure.
+            if session_auth.deadline.is_some() && session_auth.key.is_none() {
+                session_auth.pending = Some(pending);
+            } else {
+                drop(pending);
+            }
+            session::run(socket, state, peer, session_auth)
+        })
 }

@@ -55,6 +55,10 @@ const METRICS_MERGE: Duration = Duration::from_millis(500);
 pub(super) enum End {
     /// A frame exceeded the hard size limit.
     TooBig,
+    /// The client broke RFC 6455 framing (close 1002 with this reason).
+    Protocol(&'static str),
+    /// A text message was not valid UTF-8 (close 1007).
+    InvalidUtf8,
     ClientClosed,
     Socket(axum::Error),
     SlowConsumer(&'static str),
@@ -68,10 +72,32 @@ pub(super) enum End {
 }
 
 impl End {
+    /// A read error: the client's fault gets the close code RFC 6455 names for it (§7.4.1),
+    /// a dead socket nothing.
     fn from_socket_error(error: axum::Error) -> Self {
+        use tokio_tungstenite::tungstenite::Error as WsError;
+        use tokio_tungstenite::tungstenite::error::ProtocolError as P;
         let inner = error.into_inner();
-        match inner.downcast_ref::<tokio_tungstenite::tungstenite::Error>() {
-            Some(tokio_tungstenite::tungstenite::Error::Capacity(_)) => Self::TooBig,
+        match inner.downcast_ref::<WsError>() {
+            Some(WsError::Capacity(_)) => Self::TooBig,
+            Some(WsError::Utf8(_)) => Self::InvalidUtf8,
+            Some(WsError::Protocol(problem)) => match problem {
+                P::ResetWithoutClosingHandshake | P::SendAfterClosing => {
+                    Self::Socket(axum::Error::new(inner))
+                }
+                P::UnmaskedFrameFromClient => Self::Protocol("unmasked_frame"),
+                P::NonZeroReservedBits => Self::Protocol("reserved_bits"),
+                P::InvalidOpcode(_)
+                | P::UnknownControlFrameType(_)
+                | P::UnknownDataFrameType(_) => Self::Protocol("unknown_opcode"),
+                P::FragmentedControlFrame | P::ControlFrameTooBig => {
+                    Self::Protocol("bad_control_frame")
+                }
+                P::UnexpectedContinueFrame | P::ExpectedFragment(_) => {
+                    Self::Protocol("bad_fragment")
+                }
+                _ => Self::Protocol("protocol_error"),
+            },
             _ => Self::Socket(axum::Error::new(inner)),
         }
     }
@@ -458,6 +484,8 @@ impl Session {
             }
             End::Shutdown => (CloseCode::GoingAway, "server shutting down"),
             End::TooBig => (CloseCode::TooBig, ErrorCode::MessageTooLarge.as_str()),
+            End::Protocol(why) => (CloseCode::ProtocolError, *why),
+            End::InvalidUtf8 => (CloseCode::InvalidPayload, "invalid_utf8"),
             End::Idle => (CloseCode::IdleTimeout, "idle timeout"),
             End::Abuse => (CloseCode::PolicyViolation, "too many rejected requests"),
             End::AuthFailed(code) => (CloseCode::AuthFailed, code.as_str()),

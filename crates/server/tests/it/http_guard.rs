@@ -98,3 +98,78 @@ async fn every_response_carries_the_security_headers() {
     }
     gateway.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn oversized_and_malformed_heads_get_431_414_400_with_a_json_body() {
+    let gateway = start(config(5.0)).await;
+    let addr = gateway.local_addr();
+    let long = |n: usize| "a".repeat(n);
+    let cases = [
+        // One header line over 8 KiB, the head under 16 KiB: the gateway's own check.
+        (
+            format!(
+                "GET /healthz HTTP/1.1\r\nHost: {addr}\r\nX-Long: {}\r\nConnection: close\r\n\r\n",
+                long(9 * 1024)
+            ),
+            431,
+            "headers_too_large",
+        ),
+        // The whole head over 16 KiB (many short lines): hyper's limit, answered in JSON.
+        (
+            format!(
+                "GET /healthz HTTP/1.1\r\nHost: {addr}\r\n{}Connection: close\r\n\r\n",
+                (0..40)
+                    .map(|i| format!("X-H{i}: {}\r\n", long(600)))
+                    .collect::<String>()
+            ),
+            431,
+            "headers_too_large",
+        ),
+        // A target over 8 KiB.
+        (
+            format!(
+                "GET /v1/instruments?x={} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n",
+                long(9 * 1024)
+            ),
+            414,
+            "uri_too_long",
+        ),
+        // Not HTTP at all.
+        ("GARBAGE\u{1}\r\n\r\n".to_string(), 400, "bad_request"),
+        (
+            format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nBad Header\r\n\r\n"),
+            400,
+            "bad_request",
+        ),
+    ];
+    for (request, status, code) in cases {
+        let (got, body) = raw(&gateway, &request).await;
+        let shown = &request[..request.len().min(60)];
+        assert_eq!(got, status, "{shown:?}: {body}");
+        assert_eq!(body["code"], code, "{shown:?}: {body}");
+        assert!(
+            body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{body}"
+        );
+    }
+    // A keep-alive connection: a good request, then an oversized one, is answered in JSON too.
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let two = format!(
+        "GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\nGET /healthz HTTP/1.1\r\nHost: {addr}\r\n{}\r\n",
+        (0..40)
+            .map(|i| format!("X-H{i}: {}\r\n", long(600)))
+            .collect::<String>()
+    );
+    stream.write_all(two.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut answer),
+    )
+    .await;
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 200 "), "{text}");
+    assert!(text.contains("HTTP/1.1 431 "), "{text}");
+    assert!(text.contains(r#""code":"headers_too_large""#), "{text}");
+    gateway.stop().await.unwrap();
+}

@@ -155,14 +155,25 @@ impl Session {
         scopes: &[Scope],
     ) -> Result<(), (ErrorCode, String)> {
         let Some(key) = &self.auth.key else {
-            return if scopes
+            if !scopes
                 .iter()
                 .all(|s| self.state.auth().anonymous_allows(*s))
             {
-                Ok(())
-            } else {
-                Err((ErrorCode::MissingCredentials, "authenticate first".into()))
-            };
+                return Err((ErrorCode::MissingCredentials, "authenticate first".into()));
+            }
+            // Without a key, the channels count against the client's address.
+            if let Some(slot) = &mut self.auth.anonymous
+                && !slot.take_subscriptions(new)
+            {
+                return Err((
+                    ErrorCode::TooManyChannels,
+                    format!(
+                        "this address would exceed {} channels across its sessions without a key",
+                        slot.max_subscriptions()
+                    ),
+                ));
+            }
+            return Ok(());
         };
         let view = key.entry.view();
         if let Some(missing) = scopes.iter().find(|s| !view.scopes.contains(**s)) {
@@ -187,6 +198,9 @@ impl Session {
     }
 
     pub(super) fn release_channels(&mut self, n: u32) {
+        if let Some(slot) = &mut self.auth.anonymous {
+            slot.release_subscriptions(n);
+        }
         if let Some(key) = &self.auth.key {
             let n = n.min(self.auth.subs_held);
             KeyEntry::release(&key.entry.ws_subscriptions, n);

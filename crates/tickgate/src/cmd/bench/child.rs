@@ -54,6 +54,10 @@ impl Target {
             // Every bench client comes from loopback: the per-address socket cap (a defence
             // against one address taking every socket) would otherwise stop the bench.
             .env("TICKGATE_SERVER__MAX_CONNECTIONS_PER_IP", "10000000")
+            // Every load-generator client comes from loopback: no per-address anonymous limit.
+            .env("TICKGATE_SERVER__ANONYMOUS__REQUESTS_PER_SEC", "0")
+            .env("TICKGATE_SERVER__ANONYMOUS__WS_CONNECTIONS_PER_IP", "0")
+            .env("TICKGATE_SERVER__ANONYMOUS__SUBSCRIPTIONS_PER_IP", "0")
             .stdin(Stdio::null())
             .stdout(Stdio::null());
         if let Some(rate) = options.sim_rate {
