@@ -22,7 +22,7 @@ use model::{Symbol, Timestamp};
 use std::collections::{HashMap, VecDeque};
 
 /// Venues with a WebSocket parser (sim and replay have none; evm has its own target later).
-const VENUES: [&str; 3] = ["binance", "kraken", "coinbase"];
+const VENUES: [&str; 6] = ["binance", "kraken", "coinbase", "okx", "bybit", "hyperliquid"];
 
 struct Books {
     algo: book::ChecksumAlgo,
@@ -84,7 +84,13 @@ fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(rest);
     // The symbols of the venues' documented examples (crates/connectors/test_data), so the
     // seeds reach the book code.
-    let symbols: Vec<Symbol> = ["BNB-BTC", "BTC-USD", "ETH-USD", "MATIC-USD", "ETH-BTC"]
+    // Hyperliquid serves USDC perpetuals only; OKX and Bybit take these and `-PERP` ones.
+    let names: &[&str] = match name {
+        "hyperliquid" => &["BTC-USDC-PERP", "ETH-USDC-PERP"],
+        "okx" | "bybit" => &["BTC-USDT", "BTC-USDT-PERP", "BTC-USD", "ETH-USD"],
+        _ => &["BNB-BTC", "BTC-USD", "ETH-USD", "MATIC-USD", "ETH-BTC"],
+    };
+    let symbols: Vec<Symbol> = names
         .iter()
         .map(|s| Symbol::new(s).expect("valid symbol"))
         .collect();

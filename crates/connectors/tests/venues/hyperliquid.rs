@@ -62,6 +62,11 @@ async fn diffed_books_follow_the_ground_truth_through_every_fault() {
     let mock = MockHyperliquid::start(&SYMBOLS).await.unwrap();
     let h = start(&mock);
     live_and_converged(&mock, &h).await;
+    // The trades subscriptions go out after the books' (frames are paced 100 ms apart).
+    drive(&mock, &h, "trades subscribed", |s| {
+        SYMBOLS.iter().all(|x| s.trades.contains_key(&sym(x)))
+    })
+    .await;
     mock.step(100);
     for symbol in SYMBOLS {
         converged(&mock, &h, symbol).await;
