@@ -17,6 +17,7 @@
 //! - [`webhook`]: Standard Webhooks signatures, the SSRF guard, the retry schedule and the
 //!   delivery worker.
 //! - `testing` (feature `testing`): a real local webhook receiver for tests.
+//! - [`notice`]: operator notices (anomalies) delivered through the same outbox and worker.
 //! - [`config`]: `[alerts]` settings; [`metrics`]: counters for `/metrics`; [`clock`]: the
 //!   wall clock that advances with tokio's (paused in tests).
 //!
@@ -30,6 +31,7 @@ pub mod error;
 pub mod evaluator;
 pub mod firing;
 pub mod metrics;
+pub mod notice;
 pub mod rule;
 pub mod service;
 #[cfg(feature = "testing")]

@@ -190,6 +190,9 @@ pub struct AnomalySettings {
     pub max_tracked_keys: usize,
     pub max_tracked_ips: usize,
     pub max_networks_per_key: usize,
+    /// Alert webhook endpoints (`whe_…`, created with `POST /v1/webhooks`) every anomaly is
+    /// delivered to as a signed Standard Webhook (`type` `anomaly.<kind>`). Empty: none.
+    pub webhook_endpoints: Vec<String>,
 }
 
 impl Default for AnomalySettings {
@@ -206,6 +209,7 @@ impl Default for AnomalySettings {
             max_tracked_keys: 100_000,
             max_tracked_ips: 100_000,
             max_networks_per_key: 16,
+            webhook_endpoints: Vec::new(),
         }
     }
 }
@@ -277,8 +281,46 @@ impl AnomalySettings {
             1,
             1024,
         )?;
+        if self.webhook_endpoints.len() > MAX_WEBHOOK_ENDPOINTS {
+            return err(
+                "webhook_endpoints",
+                format!(
+                    "at most {MAX_WEBHOOK_ENDPOINTS} endpoints, got {}",
+                    self.webhook_endpoints.len()
+                ),
+            );
+        }
+        for (i, id) in self.webhook_endpoints.iter().enumerate() {
+            if !is_endpoint_id(id) {
+                return err(
+                    &format!("webhook_endpoints[{i}]"),
+                    format!(
+                        "must be a webhook endpoint id (whe_ and 16 letters or digits, as                          POST /v1/webhooks returns it), got {:?}",
+                        crate::token::redact(id)
+                            .chars()
+                            .take(40)
+                            .collect::<String>()
+                    ),
+                );
+            }
+            if self.webhook_endpoints[..i].contains(id) {
+                return err(
+                    &format!("webhook_endpoints[{i}]"),
+                    format!("{id} is listed twice"),
+                );
+            }
+        }
         Ok(())
     }
+}
+
+/// Most operator endpoints anomalies go to.
+pub const MAX_WEBHOOK_ENDPOINTS: usize = 16;
+
+/// `whe_` and 16 base62 characters: the shape of the ids `POST /v1/webhooks` creates.
+fn is_endpoint_id(id: &str) -> bool {
+    id.strip_prefix("whe_")
+        .is_some_and(|r| r.len() == 16 && r.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
 /// A sliding-window counter: the current bucket and the previous one, the previous weighted
@@ -911,5 +953,40 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(s.validate().unwrap_err().0, "auth.anomaly.max_tracked_ips");
+        let good = "whe_0123456789abcdEF".to_string();
+        let with = |ids: Vec<String>| AnomalySettings {
+            webhook_endpoints: ids,
+            ..Default::default()
+        };
+        assert_eq!(with(vec![good.clone()]).validate(), Ok(()));
+        for bad in [
+            "whe_short",
+            "alr_0123456789abcdEF",
+            "whe_0123456789abcd-F",
+            "",
+        ] {
+            let (key, message) = with(vec![good.clone(), bad.into()]).validate().unwrap_err();
+            assert_eq!(key, "auth.anomaly.webhook_endpoints[1]", "{bad}");
+            assert!(message.contains("webhook endpoint id"), "{message}");
+        }
+        let (key, message) = with(vec![good.clone(), good.clone()])
+            .validate()
+            .unwrap_err();
+        assert_eq!(key, "auth.anomaly.webhook_endpoints[1]");
+        assert!(message.contains("twice"), "{message}");
+        let many = (0..=MAX_WEBHOOK_ENDPOINTS)
+            .map(|i| format!("whe_{i:016}"))
+            .collect();
+        assert_eq!(
+            with(many).validate().unwrap_err().0,
+            "auth.anomaly.webhook_endpoints"
+        );
+        // A credential pasted by mistake is not echoed.
+        let token = crate::token::generate(store::keys::Environment::Test)
+            .unwrap()
+            .expose()
+            .to_string();
+        let (_, message) = with(vec![token.clone()]).validate().unwrap_err();
+        assert!(!message.contains(&token[8..]), "{message}");
     }
 }

@@ -213,6 +213,42 @@ pub struct WebhookPayload {
     pub data: AlertBody,
 }
 
+/// An anomaly the security layer detected (docs/security.md §Anomaly detection): the `data`
+/// of the webhook delivered to the operator's endpoints (`[auth.anomaly] webhook_endpoints`).
+/// Never carries a credential: key ids, addresses, counts and thresholds only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AnomalyNotice {
+    /// The notice's id: the `webhook-id` of its deliveries.
+    pub id: String,
+    /// `auth_failures`, `replay_burst`, `rate_limit_saturation`, `usage_spike`,
+    /// `new_network` or `used_after_rotation`.
+    pub kind: String,
+    /// The key it is about (absent for failures that prove no key, counted per address).
+    pub key_id: Option<String>,
+    /// The client address, as the gateway saw it (after trusted proxies).
+    pub ip: Option<String>,
+    /// The automatic response carried out: `none`, `suspend` or `block_ip`.
+    pub action: String,
+    /// The detector's figures: counts, window, threshold, baseline.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub detail: serde_json::Value,
+    /// When it was detected, µs since the epoch.
+    pub detected_at: i64,
+}
+
+/// The webhook body of an anomaly (Standard Webhooks shape).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AnomalyWebhookPayload {
+    /// `anomaly.<kind>`, e.g. `anomaly.auth_failures`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The detection time, RFC 3339 with microseconds.
+    pub timestamp: String,
+    pub data: AnomalyNotice,
+}
+
 /// `POST /v1/webhooks`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -433,6 +433,13 @@ impl Config {
         self.alerts
             .validate()
             .map_err(|(key, message)| ConfigError::new(key, message))?;
+        if !self.auth.anomaly.webhook_endpoints.is_empty() && !self.alerts.enabled {
+            return Err(ConfigError::new(
+                "auth.anomaly.webhook_endpoints",
+                "anomaly webhooks are sent by the alerts' delivery worker: set [alerts] \
+                 enabled = true, or leave webhook_endpoints empty",
+            ));
+        }
         Ok(())
     }
 
@@ -549,6 +556,14 @@ mod tests {
                 "auth.nonce_capacity_per_key",
             ),
             ("[auth]\npublic_metrics = \"yes\"", "auth.public_metrics"),
+            (
+                "[auth.anomaly]\nwebhook_endpoints = [\"https://ops.example\"]",
+                "auth.anomaly.webhook_endpoints[0]",
+            ),
+            (
+                "[alerts]\nenabled = false\n[auth.anomaly]\nwebhook_endpoints = [\"whe_0123456789abcdef\"]",
+                "auth.anomaly.webhook_endpoints",
+            ),
             ("[hub]\nchannel_capacity = 1", "hub.channel_capacity"),
             ("[hub]\nhistory_ttl_secs = 0", "hub.history_ttl_secs"),
             ("[hub]\nhistory_size = 2000000", "hub.history_size"),

@@ -328,6 +328,34 @@ impl Gateway {
             &shutdown,
         )
         .await?;
+        let notice_endpoints = &config.auth.anomaly.webhook_endpoints;
+        if !notice_endpoints.is_empty() {
+            let missing = alerts
+                .service
+                .missing_notice_endpoint(notice_endpoints)
+                .await
+                .map_err(|e| crate::ServerError::Alerts(e.to_string()))?;
+            if let Some(i) = missing {
+                return Err(crate::config_error::ConfigError::new(
+                    format!("auth.anomaly.webhook_endpoints[{i}]"),
+                    format!(
+                        "no webhook endpoint {} (create it with POST /v1/webhooks, then name \
+                         its id here)",
+                        notice_endpoints[i]
+                    ),
+                )
+                .into());
+            }
+            if let Some(queue) = auth.anomaly.enable_notices() {
+                tokio::spawn(crate::auth::anomaly::run_notifier(
+                    auth.anomaly.clone(),
+                    queue,
+                    alerts.service.clone(),
+                    notice_endpoints.clone(),
+                    shutdown.clone(),
+                ));
+            }
+        }
         if config.consolidated.enabled {
             let groups = config.consolidated_groups()?;
             let consolidator = ingest::consolidate::Consolidator::new(

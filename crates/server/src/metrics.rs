@@ -468,6 +468,20 @@ pub fn render_anomalies(figures: &crate::auth::anomaly::AnomalyFigures, out: &mu
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
         );
     }
+    if let Some(notices) = &figures.notices {
+        let _ = writeln!(
+            out,
+            "# HELP tickgate_anomaly_notices_total Anomaly webhooks to the operator's endpoints, \
+             by outcome (queued, dropped: queue full, stored: in the outbox, failed: not stored).\n\
+             # TYPE tickgate_anomaly_notices_total counter"
+        );
+        for (outcome, n) in notices {
+            let _ = writeln!(
+                out,
+                "tickgate_anomaly_notices_total{{outcome=\"{outcome}\"}} {n}"
+            );
+        }
+    }
 }
 
 #[cfg(test)]

@@ -132,8 +132,9 @@ pub trait Outbox: Send + Sync + fmt::Debug {
 
     fn get_firing(&self, id: &str) -> Result<Option<FiringRecord>, StoreError>;
 
-    /// Firings of `owner` (of one rule when given), newest first, at most `limit`, strictly
-    /// before `before` (µs) when given.
+    /// Firings of `owner`'s rules (`alr_…`; of one rule when given), newest first, at most
+    /// `limit`, strictly before `before` (µs) when given. Operator notices (firings of a
+    /// pseudo-rule such as `anomaly`) are delivered like firings but never listed here.
     fn list_firings(
         &self,
         owner: &str,

@@ -136,6 +136,7 @@ impl Outbox for SqliteAlertStore {
         let mut stmt = conn.prepare_cached(
             "SELECT id, rule_id, owner, fired_at, payload FROM alert_firings
              WHERE owner = ?1 AND (?2 IS NULL OR rule_id = ?2) AND fired_at < ?3
+             AND substr(rule_id, 1, 4) = 'alr_'
              ORDER BY fired_at DESC, id DESC LIMIT ?4",
         )?;
         let rows = stmt.query_map(

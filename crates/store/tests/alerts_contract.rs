@@ -325,6 +325,26 @@ fn firings_are_stored_with_their_deliveries_and_counters(s: &dyn Backend) {
         .unwrap();
     assert!(older.iter().all(|f| f.fired_at < T0 + 2 * SEC));
     assert!(s.list_firings("other", None, None, 10).unwrap().is_empty());
+    // An operator notice (a pseudo-rule's firing) gets its deliveries, touches no rule, and is
+    // not one of the principal's alert firings.
+    s.record_firings(&[firing("msg_n1", "anomaly", T0 + 3 * SEC, &["whe_f1"])])
+        .unwrap();
+    let notice = s
+        .list_deliveries(&DeliveryFilter {
+            firing_id: Some("msg_n1".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(notice.len(), 1);
+    assert_eq!(notice[0].state, DeliveryState::Pending);
+    let listed: Vec<_> = s
+        .list_firings("acme", None, None, 10)
+        .unwrap()
+        .into_iter()
+        .map(|f| f.id)
+        .collect();
+    assert_eq!(listed, ["msg_f2", "msg_f1"]);
+    assert_eq!(s.get_rule("alr_f").unwrap().unwrap().firings, 2);
     let pending = s
         .list_deliveries(&DeliveryFilter {
             firing_id: Some("msg_f1".into()),

@@ -51,7 +51,7 @@ pub struct AlertService {
     inner: Arc<Inner>,
 }
 
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     store: &Arc<dyn Store>,
     op: impl FnOnce(&dyn Store) -> Result<T, AlertError> + Send + 'static,
 ) -> Result<T, AlertError> {
@@ -147,6 +147,11 @@ impl AlertService {
 
     fn changed(&self) {
         self.inner.rules_changed.notify_waiters();
+    }
+
+    /// Tells the delivery worker that deliveries are due.
+    pub(crate) fn wake_deliveries(&self) {
+        self.inner.deliveries.notify_one();
     }
 
     /// The caller's rule `id` (not deleted).

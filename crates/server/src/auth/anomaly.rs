@@ -8,16 +8,22 @@
 //! The cache is refreshed from the store every few seconds ([`run_block_refresh`]), which is
 //! how blocks made by another node arrive; a request checks it with one atomic load while no
 //! address is blocked.
+//!
+//! With `webhook_endpoints` configured, each anomaly is also queued (bounded, never blocking
+//! the request) for [`run_notifier`], which stores it in the alerts outbox as an operator
+//! notice: the delivery worker sends it to those endpoints as a signed Standard Webhook
+//! (`type` `anomaly.<kind>`), with the alerts' retries and delivery log.
 
 use auth::KeyIndex;
 use auth::anomaly::{Action, AnomalyDetector, AnomalyEvent, AnomalyKind, AnomalySettings};
 use auth::{KeyService, Rejection};
 use parking_lot::RwLock;
 use protocol::ErrorCode;
+use protocol::alerts::AnomalyNotice;
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use store::audit::NewAuditEvent;
 use store::security::IpBlock;
@@ -36,7 +42,15 @@ pub struct Anomalies {
     refused: AtomicU64,
     blocks: RwLock<HashMap<IpAddr, i64>>,
     any_block: AtomicBool,
+    /// The operator notifier's queue, when `webhook_endpoints` are configured.
+    notices: OnceLock<mpsc::Sender<AnomalyNotice>>,
+    /// Notices queued, dropped (queue full), stored with deliveries, and failed to store.
+    notice_counts: [AtomicU64; 4],
 }
+
+/// Capacity of the notifier's queue: a burst beyond it is dropped and counted (the metric,
+/// audit entry and log line of each anomaly are not affected).
+const NOTICE_QUEUE: usize = 1024;
 
 impl Anomalies {
     pub fn new(settings: AnomalySettings) -> Self {
@@ -48,7 +62,25 @@ impl Anomalies {
             refused: AtomicU64::new(0),
             blocks: RwLock::default(),
             any_block: AtomicBool::new(false),
+            notices: OnceLock::new(),
+            notice_counts: Default::default(),
         }
+    }
+
+    /// Starts queueing notices for the operator's endpoints; returns the queue's receiving
+    /// end for [`run_notifier`] (`None` if already started).
+    pub fn enable_notices(&self) -> Option<mpsc::Receiver<AnomalyNotice>> {
+        let (tx, rx) = mpsc::channel(NOTICE_QUEUE);
+        self.notices.set(tx).ok().map(|()| rx)
+    }
+
+    fn queue_notice(&self, notice: AnomalyNotice) {
+        let Some(tx) = self.notices.get() else { return };
+        let slot = match tx.try_send(notice) {
+            Ok(()) => NOTICE_QUEUED,
+            Err(_) => NOTICE_DROPPED,
+        };
+        self.notice_counts[slot].fetch_add(1, Ordering::Relaxed);
     }
 
     /// `ip_blocked` if `addr` is blocked at `now` (µs).
@@ -103,6 +135,15 @@ impl Anomalies {
             blocked: self.blocked.load(Ordering::Relaxed),
             refused: self.refused.load(Ordering::Relaxed),
             blocked_now: self.blocks.read().len() as u64,
+            notices: self.notices.get().map(|_| {
+                let c = |i: usize| self.notice_counts[i].load(Ordering::Relaxed);
+                [
+                    ("queued", c(NOTICE_QUEUED)),
+                    ("dropped", c(NOTICE_DROPPED)),
+                    ("stored", c(NOTICE_STORED)),
+                    ("failed", c(NOTICE_FAILED)),
+                ]
+            }),
         }
     }
 }
@@ -116,7 +157,14 @@ pub struct AnomalyFigures {
     pub blocked: u64,
     pub refused: u64,
     pub blocked_now: u64,
+    /// Operator notices by outcome, when `webhook_endpoints` are configured.
+    pub notices: Option<[(&'static str, u64); 4]>,
 }
+
+const NOTICE_QUEUED: usize = 0;
+const NOTICE_DROPPED: usize = 1;
+const NOTICE_STORED: usize = 2;
+const NOTICE_FAILED: usize = 3;
 
 /// Acts on detected anomalies: counts, audits, logs and responds. Called from the request
 /// path; store writes go to the blocking pool.
@@ -143,11 +191,26 @@ pub(crate) fn handle(
             detail = %event.detail,
             "anomaly detected"
         );
+        let now = model::Timestamp::now().0;
+        if anomalies.notices.get().is_some() {
+            match ::alerts::firing::new_id() {
+                Ok(id) => anomalies.queue_notice(AnomalyNotice {
+                    id,
+                    kind: kind.to_string(),
+                    key_id: event.key_id.clone(),
+                    ip: ip.clone(),
+                    action: action_name(event.action).to_string(),
+                    detail: event.detail.clone(),
+                    detected_at: now,
+                }),
+                Err(error) => tracing::warn!(error = %error, "no notice id: OS random failed"),
+            }
+        }
         let mut detail = event.detail.clone();
         detail["ip"] = ip.clone().into();
         detail["action"] = serde_json::to_value(event.action).unwrap_or_default();
         let entry = NewAuditEvent {
-            at: model::Timestamp::now().0,
+            at: now,
             actor: "anomaly".into(),
             action: format!("anomaly.{kind}"),
             key_id: event.key_id.clone(),
@@ -202,6 +265,58 @@ pub(crate) fn handle(
                 });
             }
             _ => {}
+        }
+    }
+}
+
+fn action_name(action: Action) -> &'static str {
+    match action {
+        Action::None => "none",
+        Action::Suspend => "suspend",
+        Action::BlockIp => "block_ip",
+    }
+}
+
+/// Most notices stored in one outbox transaction.
+const NOTICE_BATCH: usize = 100;
+
+/// Stores queued anomaly notices in the alerts outbox, with a delivery to each of `endpoints`
+/// (the delivery worker sends them), until `shutdown` or the queue closes. Notices that
+/// arrive together are stored in one transaction. A store failure is logged and counted; the
+/// batch is not retried (the anomaly is still in the audit log and the metrics).
+pub async fn run_notifier(
+    anomalies: Arc<Anomalies>,
+    mut queue: mpsc::Receiver<AnomalyNotice>,
+    alerts: ::alerts::AlertService,
+    endpoints: Vec<String>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let mut batch = Vec::with_capacity(NOTICE_BATCH);
+    loop {
+        let received = tokio::select! {
+            () = shutdown.cancelled() => 0,
+            n = queue.recv_many(&mut batch, NOTICE_BATCH) => n,
+        };
+        if received == 0 {
+            break;
+        }
+        let notices = std::mem::take(&mut batch);
+        let count = notices.len() as u64;
+        match alerts.record_anomaly_notices(&endpoints, notices).await {
+            Ok(outcome) => {
+                anomalies.notice_counts[NOTICE_STORED]
+                    .fetch_add(outcome.recorded, Ordering::Relaxed);
+                if outcome.missing_endpoints > 0 {
+                    tracing::warn!(
+                        missing = outcome.missing_endpoints,
+                        "anomaly notices: a configured webhook endpoint no longer exists"
+                    );
+                }
+            }
+            Err(error) => {
+                anomalies.notice_counts[NOTICE_FAILED].fetch_add(count, Ordering::Relaxed);
+                tracing::warn!(error = %error, count, "anomaly notices not stored");
+            }
         }
     }
 }

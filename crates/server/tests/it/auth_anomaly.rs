@@ -849,3 +849,138 @@ async fn new_networks_rotation_grace_use_and_rate_saturation_are_reported() {
     assert_eq!(new_network.1["ip"], "127.0.1.1");
     gateway.stop().await.unwrap();
 }
+
+/// `[auth.anomaly] webhook_endpoints`: each anomaly reaches the operator's endpoint as a
+/// signed Standard Webhook (`anomaly.<kind>`), through the alerts outbox (so it is in the
+/// endpoint's delivery log, not among the principal's alert firings); an endpoint id that
+/// does not exist is refused at start, naming the key.
+#[tokio::test]
+async fn anomalies_reach_the_operators_webhook_signed_and_logged() {
+    use alerts::testing::Receiver;
+    use alerts::webhook::signature::{WebhookSecret, verify_v1};
+
+    let mut config = crate::auth_signed::sealing_config("anomaly-webhook");
+    config.alerts.delivery.allow_addresses = vec!["127.0.0.1".into()];
+    config.auth.anomaly.auth_failures.threshold = 3;
+    let dir = config.server.data_dir.clone();
+    let ops = offline_principal_signer(
+        &sealing_service(&dir),
+        "ops",
+        &["alerts:write"],
+        Some("ops"),
+    );
+    let (_, token) = offline_key(&dir, "bot", &["market:read"]);
+
+    // A typo in the config is refused at start.
+    let mut typo = config.clone();
+    typo.auth.anomaly.webhook_endpoints = vec!["whe_0000000000000000".into()];
+    let Err(error) = server::Gateway::start(typo).await else {
+        panic!("an unknown endpoint id was accepted");
+    };
+    let text = format!("{error}");
+    assert!(
+        text.contains("auth.anomaly.webhook_endpoints[0]") && text.contains("no webhook endpoint"),
+        "{text}"
+    );
+
+    // The operator creates the endpoint through the API, then names it in the config.
+    let receiver = Receiver::start(200, Duration::ZERO).await;
+    let gateway = start(config.clone()).await;
+    let http = Http::new(&gateway);
+    let url = format!("http://127.0.0.1:{}/ops", receiver.port);
+    let (status, endpoint) = Http::json(
+        http.post("/v1/webhooks", Some(&ops), serde_json::json!({"url": url}))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 201, "{endpoint}");
+    let endpoint_id = endpoint["id"].as_str().unwrap().to_string();
+    let secret = WebhookSecret::parse(endpoint["secret"].as_str().unwrap()).unwrap();
+    gateway.stop().await.unwrap();
+    config.auth.anomaly.webhook_endpoints = vec![endpoint_id.clone()];
+    let gateway = start(config).await;
+    let http = Http::new(&gateway);
+
+    // Three wrong tokens from one address: one `auth_failures` anomaly.
+    let wrong = format!("{}x", &token[..token.len() - 1]);
+    for _ in 0..3 {
+        let (status, body) = get_with(
+            &gateway,
+            TICKER,
+            &[("authorization", format!("Bearer {wrong}"))],
+        )
+        .await;
+        assert_eq!(status, 401, "{body}");
+    }
+    let mut delivered = None;
+    for _ in 0..200 {
+        delivered = receiver.received.lock().first().cloned();
+        if delivered.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let delivered = delivered.expect("the anomaly webhook");
+    let id = delivered.headers["webhook-id"].clone();
+    let ts: i64 = delivered.headers["webhook-timestamp"].parse().unwrap();
+    assert!(verify_v1(
+        &secret,
+        &id,
+        ts,
+        &delivered.body,
+        &delivered.headers["webhook-signature"]
+    ));
+    let payload: protocol::alerts::AnomalyWebhookPayload =
+        serde_json::from_slice(&delivered.body).unwrap();
+    assert_eq!(payload.kind, "anomaly.auth_failures");
+    let notice = &payload.data;
+    assert_eq!(
+        (
+            notice.id.as_str(),
+            notice.kind.as_str(),
+            notice.action.as_str()
+        ),
+        (id.as_str(), "auth_failures", "none")
+    );
+    assert_eq!(notice.ip.as_deref(), Some("127.0.0.1"));
+    assert_eq!(notice.key_id, None, "failures that prove no key name none");
+    let body = String::from_utf8_lossy(&delivered.body);
+    assert!(!body.contains(&token[8..]), "{body}");
+    assert!(!body.contains(&wrong[8..]), "{body}");
+    assert_eq!(receiver.count(), 1, "one anomaly, one delivery");
+    assert_eq!(
+        metric(
+            &gateway,
+            "tickgate_anomaly_notices_total{outcome=\"stored\"}"
+        )
+        .await,
+        1
+    );
+
+    // In the endpoint's delivery log, delivered; not among the principal's alert firings.
+    let mut state = String::new();
+    for _ in 0..100 {
+        let (status, log) = Http::json(
+            http.get(
+                &format!("/v1/webhooks/{endpoint_id}/deliveries"),
+                Some(&ops),
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(status, 200, "{log}");
+        let entries = log["deliveries"].as_array().unwrap().clone();
+        assert_eq!(entries.len(), 1, "{log}");
+        assert_eq!(entries[0]["firing_id"], id.as_str());
+        state = entries[0]["state"].as_str().unwrap().to_string();
+        if state == "delivered" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(state, "delivered");
+    let (status, firings) = Http::json(http.get("/v1/alerts/firings", Some(&ops)).await).await;
+    assert_eq!(status, 200, "{firings}");
+    assert_eq!(firings["firings"], serde_json::json!([]), "{firings}");
+    gateway.stop().await.unwrap();
+}
