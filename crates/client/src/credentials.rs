@@ -120,6 +120,25 @@ impl Credentials {
         &self,
         request: &Unsigned<'_>,
     ) -> Result<Vec<(&'static str, String)>, ClientError> {
+        self.headers_covering(request, &[])
+    }
+
+    /// Like [`headers`](Self::headers), with the header `fields` (lower-case name, value
+    /// exactly as sent) also covered by the signature, e.g. the gateway's `totp-code` on
+    /// critical admin operations. The caller sends the fields itself. A bearer token cannot
+    /// cover anything: fields need signed credentials (`ClientError::Sign` otherwise).
+    pub fn headers_covering(
+        &self,
+        request: &Unsigned<'_>,
+        fields: &[(&str, &str)],
+    ) -> Result<Vec<(&'static str, String)>, ClientError> {
+        if !fields.is_empty() && matches!(self, Self::None | Self::Bearer(_)) {
+            return Err(ClientError::Sign(
+                "covered header fields (such as totp-code) need a signing key (hmac or ed25519), \
+                 not a bearer token"
+                    .into(),
+            ));
+        }
         let (key_id, key) = match self {
             Self::None => return Ok(Vec::new()),
             Self::Bearer(secret) => {
@@ -131,7 +150,7 @@ impl Credentials {
         let nonce = httpsig::sign::random_nonce()
             .map_err(|e| ClientError::Sign(format!("no random nonce: {e}")))?;
         let created = model::Timestamp::now().0.div_euclid(1_000_000);
-        let signed = httpsig::sign::sign(&key.0, key_id, request, created, &nonce);
+        let signed = httpsig::sign::sign_covering(&key.0, key_id, request, fields, created, &nonce);
         let mut headers = Vec::with_capacity(3);
         if let Some(digest) = signed.content_digest {
             headers.push(("content-digest", digest));

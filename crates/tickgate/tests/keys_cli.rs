@@ -23,6 +23,7 @@ fn tickgate() -> Command {
         "TICKGATE_ED25519_KEY",
         "TICKGATE_URL",
         "TICKGATE_CONFIG",
+        "TICKGATE_TOTP_CODE",
     ] {
         command.env_remove(var);
     }
@@ -685,5 +686,215 @@ fn keys_leaked_suspend_resume_and_totp_enroll_offline() {
             .starts_with("otpauth://totp/tickgate:ops?secret="),
         "{enrolled}"
     );
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+fn base32_decode(text: &str) -> Vec<u8> {
+    let (mut out, mut buffer, mut bits) = (Vec::new(), 0u32, 0u32);
+    for c in text.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'2'..=b'7' => c - b'2' + 26,
+            _ => panic!("not base32: {text}"),
+        };
+        buffer = (buffer << 5) | u32::from(v);
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buffer >> bits) as u8);
+        }
+    }
+    out
+}
+
+/// `--totp-code` with `--url`: once the admin principal is enrolled, a critical operation
+/// (revoke) is refused without a code and done with the current one, sent in `TOTP-Code` and
+/// covered by the signature; the same code cannot be used twice; a malformed code, a code with
+/// a bearer key, or a code offline are refused by the CLI before anything is sent.
+#[test]
+fn keys_online_critical_operations_take_a_totp_code() {
+    let root = std::env::temp_dir().join(format!("tickgate-keys-totp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let data = root.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let master = root.join("master.key");
+    write_key(&master, &"4d".repeat(32));
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = root.join("tickgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n\n[auth]\nrequired = true\n\
+             environment = \"test\"\nmaster_key_file = \"{}\"\npoll_interval_ms = 100\n",
+            data.display(),
+            master.display()
+        ),
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+    let mut log = Vec::new();
+    let admin_pem = root.join("ops.pem");
+    let admin = json(&run(
+        tickgate().args([
+            "keys",
+            "create",
+            "--config",
+            cfg,
+            "--name",
+            "ops",
+            "--scopes",
+            "keys:admin",
+            "--type",
+            "ed25519",
+            "--generate-keypair",
+            admin_pem.to_str().unwrap(),
+            "--json",
+        ]),
+        &mut log,
+    ));
+    let admin_id = admin["id"].as_str().unwrap().to_string();
+    let target = |name: &str, log: &mut Vec<u8>| {
+        json(&run(
+            tickgate().args([
+                "keys",
+                "create",
+                "--config",
+                cfg,
+                "--name",
+                name,
+                "--scopes",
+                "market:read",
+                "--json",
+            ]),
+            log,
+        ))["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (first, second) = (target("bot1", &mut log), target("bot2", &mut log));
+    let enrolled = json(&run(
+        tickgate().args([
+            "keys", "totp", "enroll", &admin_id, "--config", cfg, "--json",
+        ]),
+        &mut log,
+    ));
+    let uri = enrolled["otpauth_uri"].as_str().unwrap();
+    let secret = base32_decode(
+        uri.split("secret=")
+            .nth(1)
+            .unwrap()
+            .split('&')
+            .next()
+            .unwrap(),
+    );
+
+    let mut server = Server(
+        tickgate()
+            .args(["serve", "--config", cfg, "--sim-rate", "5"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let url = format!("http://127.0.0.1:{port}");
+    let online = |args: &[&str]| {
+        let mut command = tickgate();
+        command
+            .args(args)
+            .args(["--url", &url, "--json"])
+            .env("TICKGATE_KEY_ID", &admin_id)
+            .env("TICKGATE_ED25519_KEY", &admin_pem);
+        command
+    };
+    let code_now = || {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        auth::totp::code_at(auth::totp::TotpAlgorithm::Sha1, &secret, now, 30, 6)
+    };
+    let failed = |out: &Output| {
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+
+    // Without a code: refused by the gateway, with its code.
+    let why = failed(&run(
+        &mut online(&["keys", "revoke", &first, "--reason", "test"]),
+        &mut log,
+    ));
+    assert!(why.contains("totp_required"), "{why}");
+    // Malformed, or with a bearer key, or offline: refused by the CLI.
+    let why = failed(&run(
+        online(&["keys", "revoke", &first, "--reason", "test"]).args(["--totp-code", "12ab56"]),
+        &mut log,
+    ));
+    assert!(why.contains("--totp-code must be"), "{why}");
+    let why = failed(&run(
+        tickgate()
+            .args([
+                "keys",
+                "revoke",
+                &first,
+                "--reason",
+                "test",
+                "--url",
+                &url,
+                "--totp-code",
+                "123456",
+            ])
+            .env(
+                "TICKGATE_ADMIN_KEY",
+                "tg_test_notarealkeynotarealkey00000000",
+            ),
+        &mut log,
+    ));
+    assert!(why.contains("covered by a signature"), "{why}");
+    let why = failed(&run(
+        tickgate().args([
+            "keys",
+            "revoke",
+            &first,
+            "--reason",
+            "test",
+            "--config",
+            cfg,
+            "--totp-code",
+            "123456",
+        ]),
+        &mut log,
+    ));
+    assert!(why.contains("--totp-code is for --url"), "{why}");
+
+    // With the current code: done. The same code again: refused (single use).
+    let code = code_now();
+    let revoked = json(&run(
+        online(&["keys", "revoke", &first, "--reason", "test"]).env("TICKGATE_TOTP_CODE", &code),
+        &mut log,
+    ));
+    assert_eq!(revoked["status"], "revoked", "{revoked}");
+    let why = failed(&run(
+        online(&["keys", "revoke", &second, "--reason", "test"]).args(["--totp-code", &code]),
+        &mut log,
+    ));
+    assert!(
+        why.contains("totp_invalid") || why.contains("totp"),
+        "{why}"
+    );
+    let _ = server.0.kill();
+    let _ = server.0.wait();
+    // No code ever reached an error output.
+    let text = String::from_utf8_lossy(&log);
+    assert!(!text.contains(&code), "{text}");
     let _ = std::fs::remove_dir_all(&root);
 }

@@ -34,6 +34,11 @@ pub struct TargetArgs {
     pub admin_key: Option<SecretString>,
     #[command(flatten)]
     pub sign: SignArgs,
+    /// With --url: the current TOTP code of the signing key's principal, sent in `TOTP-Code`
+    /// and covered by the signature (needed for critical operations once the principal is
+    /// enrolled: revoke, suspend, rewrap, scope or allow-list changes). Six to ten digits.
+    #[arg(long, env = "TICKGATE_TOTP_CODE", hide_env_values = true)]
+    pub totp_code: Option<String>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -53,7 +58,18 @@ pub enum Backend {
         /// The `Host` header sent to `base`, covered by signatures as `@authority`.
         authority: String,
         credentials: Credentials,
+        /// `--totp-code`, sent and covered on every call.
+        totp_code: Option<String>,
     },
+}
+
+/// A TOTP code as `--totp-code` takes it: 6 to 10 ASCII digits (RFC 6238 codes).
+fn totp_code(text: &str) -> anyhow::Result<String> {
+    let code = text.trim();
+    if !(6..=10).contains(&code.len()) || !code.bytes().all(|b| b.is_ascii_digit()) {
+        bail!("--totp-code must be the 6 to 10 digits your authenticator shows");
+    }
+    Ok(code.to_string())
 }
 
 fn now() -> i64 {
@@ -72,12 +88,26 @@ impl Backend {
                  --ed25519-key or an hmac secret, or set TICKGATE_ADMIN_KEY",
             )?;
             let authority = client::Endpoint::parse(&base)?.authority()?;
+            let totp_code = args.totp_code.as_deref().map(totp_code).transpose()?;
+            if totp_code.is_some() && credentials.key_id().is_none() {
+                bail!(
+                    "--totp-code must be covered by a signature: sign with --key-id and \
+                     --ed25519-key or an hmac secret instead of a bearer key"
+                );
+            }
             return Ok(Self::Online {
                 client: reqwest::Client::new(),
                 base,
                 authority,
                 credentials,
+                totp_code,
             });
+        }
+        if args.totp_code.is_some() {
+            bail!(
+                "--totp-code is for --url (the admin API); offline commands on the data \
+                 directory need none"
+            );
         }
         let mut config = Config::load(args.config.as_deref())?;
         if let Some(dir) = &args.data_dir {
@@ -119,6 +149,7 @@ impl Backend {
             base,
             authority,
             credentials,
+            totp_code,
         } = self
         else {
             bail!("not connected to a server");
@@ -135,8 +166,16 @@ impl Backend {
             query: url.query(),
             body: body.as_deref().unwrap_or_default(),
         };
-        let headers = credentials.headers(&unsigned)?;
+        let covered: Vec<(&str, &str)> = totp_code
+            .as_deref()
+            .map(|code| ("totp-code", code))
+            .into_iter()
+            .collect();
+        let headers = credentials.headers_covering(&unsigned, &covered)?;
         let mut request = client.request(method, url);
+        for (name, value) in &covered {
+            request = request.header(*name, *value);
+        }
         for (name, value) in headers {
             request = request.header(name, value);
         }
