@@ -127,8 +127,10 @@ impl FromStr for Retention {
         }
         let bad =
             || format!("{text:?} is not a duration: expected e.g. 90s, 30m, 12h, 7d or forever");
-        let split = text.len().checked_sub(1).ok_or_else(bad)?;
-        let (number, unit) = text.split_at(split);
+        // The unit is the last character, whatever its width: a multi-byte one (found by
+        // fuzzing the config loader, `4ě`) must be refused, not split inside.
+        let unit_at = text.char_indices().last().map(|(i, _)| i).ok_or_else(bad)?;
+        let (number, unit) = text.split_at(unit_at);
         let unit_secs = match unit {
             "s" => 1,
             "m" => 60,
@@ -302,6 +304,10 @@ mod tests {
             ("1w", None),
             ("", None),
             ("36501d", None),
+            // Regressions from fuzz/artifacts/config: a multi-byte last character.
+            ("4ě", None),
+            ("ě", None),
+            ("1dé", None),
         ];
         for (text, printed) in cases {
             match (text.parse::<Retention>(), printed) {
