@@ -166,6 +166,42 @@ fn verification(args: &BenchAuthArgs) -> anyhow::Result<()> {
     let observe_failure = time(&|i| {
         black_box(detector.observe_failure(&unknown_rejection, addr, now + i as i64));
     });
+    // The network checks of Security II, as a request meets them: the blocked-address check
+    // (no address blocked: one atomic load), the anonymous per-address limit (10,000
+    // addresses, limits set too high to refuse), the Origin check of a browser upgrade, and
+    // whether the TCP peer is a trusted proxy.
+    let anomalies = server::auth::anomaly::Anomalies::new(Default::default());
+    let anomalies = &anomalies;
+    let blocked = time(&|i| {
+        black_box(anomalies.check_blocked(addr, now + i as i64).is_ok());
+    });
+    let limiter = server::per_ip::AnonymousLimiter::new(server::config::AnonymousLimits {
+        requests_per_sec: 1_000_000_000,
+        burst: 1_000_000_000,
+        ..Default::default()
+    });
+    let addrs: Vec<std::net::IpAddr> = (0..10_000u32)
+        .map(|i| std::net::IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i)))
+        .collect();
+    let (limiter, addrs) = (&limiter, &addrs);
+    let per_ip = time(&|i| {
+        black_box(limiter.check_request(addrs[i % addrs.len()]).is_ok());
+    });
+    let origins = server::origin::AllowedOrigins::parse(&["https://app.example.com".into()])
+        .map_err(anyhow::Error::msg)?;
+    let origins = &origins;
+    let origin = time(&|_| {
+        black_box(origins.allows(
+            black_box("https://app.example.com"),
+            Some("gateway.example.com:8443"),
+        ));
+    });
+    let proxies = server::forwarded::TrustedProxies::parse(&["10.0.0.0/8".into()])
+        .map_err(anyhow::Error::msg)?;
+    let proxies = &proxies;
+    let trusted = time(&|i| {
+        black_box(proxies.trusts(addrs[i % addrs.len()]));
+    });
     println!(
         "bearer verification, {} keys in the index, {n} iterations in 7 rounds, 1 thread (min / median ns):",
         args.keys
@@ -177,6 +213,10 @@ fn verification(args: &BenchAuthArgs) -> anyhow::Result<()> {
         ("unknown key (rejected)          ", unknown),
         ("anomaly detectors, success      ", observe),
         ("anomaly detectors, IP failure   ", observe_failure),
+        ("blocked-address check (none)    ", blocked),
+        ("anonymous per-address limit     ", per_ip),
+        ("Origin check (listed origin)    ", origin),
+        ("trusted-proxy check             ", trusted),
     ] {
         println!("  {name} {min:7.0} / {median:7.0}");
     }
