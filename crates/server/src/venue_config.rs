@@ -13,7 +13,8 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct VenueConfig {
-    /// One of [`VenueKind::ALL`]: `sim`, `binance`, `coinbase`, `kraken`, `replay`, `evm`.
+    /// One of [`VenueKind::ALL`]: `sim`, `binance`, `coinbase`, `kraken`, `okx`, `bybit`,
+    /// `hyperliquid`, `replay`, `evm`.
     pub name: String,
     /// Normalized `BASE-QUOTE` symbols to serve.
     pub symbols: Vec<String>,
