@@ -129,11 +129,11 @@ impl KeyIndex {
                 r.proven = true;
                 r
             })?;
-        let id = view.id.clone();
-        let mode = view.nonce_mode;
+        // The view is shared (`Arc`): holding a second reference costs no copy of the id.
+        let kept = view.clone();
         let principal = self.admit(entry, view, scope, addr, now)?;
         guard
-            .record(&id, nonce, mode, created, now_secs)
+            .record(&kept.id, nonce, kept.nonce_mode, created, now_secs)
             .map_err(|r| {
                 let mut r = self.fail(Some(&principal.entry), r);
                 r.proven = true;

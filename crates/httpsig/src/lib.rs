@@ -30,8 +30,10 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{KeyInit, Mac};
 use protocol::ErrorCode;
-use sfv::{Bare, Member, Params};
+use sfv::{Bare, ByteSeq, Member, Params};
 use sha2::{Digest, Sha256};
+use smallvec::SmallVec;
+use std::borrow::Cow;
 
 /// Why a signature was not accepted. Messages never contain key material or signatures.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -86,21 +88,22 @@ impl Algorithm {
     }
 }
 
-/// A parsed signature: its label, covered components, parameters and signature bytes.
+/// A parsed signature: its label, covered components, parameters and signature bytes,
+/// borrowed from the two header values (nothing is allocated for a usual signature).
 #[derive(Debug, Clone)]
-pub struct Signed {
-    pub label: String,
-    pub components: Vec<String>,
-    pub params: Params,
-    pub signature: Vec<u8>,
+pub struct Signed<'a> {
+    pub label: &'a str,
+    pub components: SmallVec<[Cow<'a, str>; 8]>,
+    pub params: Params<'a>,
+    pub signature: ByteSeq,
 }
 
 const KNOWN_PARAMS: [&str; 6] = ["created", "expires", "nonce", "alg", "keyid", "tag"];
 
-impl Signed {
+impl<'a> Signed<'a> {
     /// Parses the two headers (each the combined value of all its lines). Exactly one
     /// signature label is accepted, present in both.
-    pub fn parse(signature_input: &str, signature: &str) -> Result<Self, SigError> {
+    pub fn parse(signature_input: &'a str, signature: &'a str) -> Result<Self, SigError> {
         let bad = |m: String| SigError::Invalid(m);
         let malformed = |header| move |source| SigError::Malformed { header, source };
         let mut inputs = sfv::dictionary(signature_input).map_err(malformed("Signature-Input"))?;
@@ -108,8 +111,8 @@ impl Signed {
         if inputs.len() != 1 || sigs.len() != 1 {
             return Err(bad("send exactly one signature per request".into()));
         }
-        let (label, input) = inputs.remove(0);
-        let (sig_label, sig) = sigs.remove(0);
+        let (label, input) = inputs.swap_remove(0);
+        let (sig_label, sig) = sigs.swap_remove(0);
         if sig_label != label {
             return Err(bad(format!(
                 "Signature has no label {label} matching Signature-Input"
@@ -121,7 +124,7 @@ impl Signed {
         let Member::Bytes(signature) = sig else {
             return Err(bad("Signature must be a byte sequence".into()));
         };
-        let mut components = Vec::with_capacity(items.len());
+        let mut components = SmallVec::with_capacity(items.len());
         for (name, item_params) in items {
             if !item_params.is_empty() {
                 return Err(bad(format!(
@@ -137,13 +140,13 @@ impl Signed {
             components.push(name);
         }
         for (key, value) in &params {
-            let ok = match (key.as_str(), value) {
+            let ok = match (*key, value) {
                 ("created" | "expires", Bare::Integer(n)) => *n >= 0,
                 ("nonce" | "alg" | "keyid" | "tag", Bare::String(_)) => true,
                 _ => false,
             };
             if !ok {
-                let known = KNOWN_PARAMS.contains(&key.as_str());
+                let known = KNOWN_PARAMS.contains(key);
                 return Err(bad(if known {
                     format!("signature parameter {key} has the wrong type")
                 } else {
@@ -159,8 +162,8 @@ impl Signed {
         })
     }
 
-    fn param(&self, key: &str) -> Option<&Bare> {
-        self.params.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    fn param(&self, key: &str) -> Option<&Bare<'a>> {
+        self.params.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
     }
 
     fn string(&self, key: &str) -> Option<&str> {
@@ -297,7 +300,7 @@ pub fn check_content_digest(header: Option<&str>, body: &[u8]) -> Result<(), Sig
         header: "Content-Digest",
         source,
     })?;
-    let Some((_, Member::Bytes(digest))) = dict.iter().find(|(k, _)| k == "sha-256") else {
+    let Some((_, Member::Bytes(digest))) = dict.iter().find(|(k, _)| *k == "sha-256") else {
         return Err(err("Content-Digest needs a sha-256 member"));
     };
     let actual = Sha256::digest(body);

@@ -3,37 +3,64 @@
 //! sequences. Strict: anything outside that subset, duplicate dictionary keys and duplicate
 //! parameters are errors, so two parsers can never disagree about what was signed.
 
+//!
+//! Parsing borrows from the header text: keys, tokens and strings without escapes are slices of
+//! it, and the lists are inline (`SmallVec`) up to the sizes a signature uses, so a signed
+//! request's two headers parse without a heap allocation (the escapes and oversized lists that
+//! need one are rare and still accepted).
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use smallvec::SmallVec;
+use std::borrow::Cow;
 
 /// A bare item value of a parameter.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Bare {
+pub enum Bare<'a> {
     Integer(i64),
-    String(String),
-    Token(String),
+    /// Borrowed from the field unless it had escapes.
+    String(Cow<'a, str>),
+    Token(&'a str),
     Boolean(bool),
 }
 
-pub type Params = Vec<(String, Bare)>;
+/// Parameters in the order sent (the scheme knows six; more spill to the heap).
+pub type Params<'a> = SmallVec<[(&'a str, Bare<'a>); 6]>;
+
+/// Parameters of an inner list's item: none in a signature (the scheme refuses component
+/// parameters), so none are inline and the usual empty case costs nothing.
+pub type ItemParams<'a> = SmallVec<[(&'a str, Bare<'a>); 0]>;
+
+/// The strings of an inner list with their own parameters.
+pub type Items<'a> = SmallVec<[(Cow<'a, str>, ItemParams<'a>); 8]>;
+
+/// Decoded byte sequences up to 96 bytes stay inline (an Ed25519 signature is 64).
+pub type ByteSeq = SmallVec<[u8; 96]>;
 
 /// A dictionary member value.
+// Inline on purpose: a member is built once per header and moved a few times; boxing the
+// list would bring back the per-request allocation this layout avoids.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Member {
+pub enum Member<'a> {
     /// `("a" "b");p=1`: the strings with their own parameters, then the list's parameters.
-    InnerList(Vec<(String, Params)>, Params),
+    InnerList(Items<'a>, Params<'a>),
     /// `:base64:`
-    Bytes(Vec<u8>),
+    Bytes(ByteSeq),
 }
 
+/// A parsed dictionary, members in the order sent (one inline: a signature has one label).
+pub type Dictionary<'a> = SmallVec<[(&'a str, Member<'a>); 1]>;
+
 struct Parser<'a> {
+    text: &'a str,
     s: &'a [u8],
     i: usize,
 }
 
 type R<T> = Result<T, String>;
 
-impl Parser<'_> {
+impl<'a> Parser<'a> {
     fn peek(&self) -> Option<u8> {
         self.s.get(self.i).copied()
     }
@@ -53,7 +80,12 @@ impl Parser<'_> {
         }
     }
 
-    fn key(&mut self) -> R<String> {
+    /// `text[start..self.i]`; every boundary the parser slices at follows an ASCII byte.
+    fn slice(&self, start: usize) -> &'a str {
+        &self.text[start..self.i]
+    }
+
+    fn key(&mut self) -> R<&'a str> {
         let start = self.i;
         match self.peek() {
             Some(c) if c.is_ascii_lowercase() || c == b'*' => self.i += 1,
@@ -64,24 +96,27 @@ impl Parser<'_> {
         {
             self.i += 1;
         }
-        Ok(String::from_utf8_lossy(&self.s[start..self.i]).into_owned())
+        Ok(self.slice(start))
     }
 
-    fn string(&mut self) -> R<String> {
+    fn string(&mut self) -> R<Cow<'a, str>> {
         if !self.eat(b'"') {
             return Err(format!("expected a string at byte {}", self.i));
         }
-        let mut out = String::new();
+        let mut out = Cow::Borrowed("");
         loop {
-            // A run of plain printable ASCII is copied at once (usually the whole string).
+            // A run of plain printable ASCII (usually the whole string): borrowed when it is
+            // all there is, appended otherwise.
             let start = self.i;
             while matches!(self.peek(), Some(c) if (0x20..0x7f).contains(&c) && c != b'"' && c != b'\\')
             {
                 self.i += 1;
             }
-            let run = std::str::from_utf8(&self.s[start..self.i])
-                .map_err(|_| "non-printable character in string".to_string())?;
-            out.push_str(run);
+            let run = self.slice(start);
+            match &mut out {
+                Cow::Borrowed("") => out = Cow::Borrowed(run),
+                _ => out.to_mut().push_str(run),
+            }
             match self.peek() {
                 None => return Err("unterminated string".into()),
                 Some(b'"') => {
@@ -91,7 +126,7 @@ impl Parser<'_> {
                 Some(b'\\') => {
                     self.i += 1;
                     match self.peek() {
-                        Some(c @ (b'"' | b'\\')) => out.push(c as char),
+                        Some(c @ (b'"' | b'\\')) => out.to_mut().push(c as char),
                         _ => return Err("bad escape in string".into()),
                     }
                     self.i += 1;
@@ -101,7 +136,7 @@ impl Parser<'_> {
         }
     }
 
-    fn bare(&mut self) -> R<Bare> {
+    fn bare(&mut self) -> R<Bare<'a>> {
         match self.peek() {
             Some(b'"') => Ok(Bare::String(self.string()?)),
             Some(b'?') => {
@@ -124,19 +159,18 @@ impl Parser<'_> {
                 while matches!(self.peek(), Some(c) if c.is_ascii_digit()) {
                     self.i += 1;
                 }
-                let digits = &self.s[start..self.i];
+                let digits = self.slice(start);
                 if self.peek() == Some(b'.') {
                     return Err("decimals are not accepted here".into());
                 }
-                let n = digits.len() - usize::from(digits[0] == b'-');
+                let n = digits.len() - usize::from(digits.starts_with('-'));
                 if n == 0 || n > 15 {
                     return Err("integers have 1 to 15 digits".into());
                 }
-                std::str::from_utf8(digits)
-                    .ok()
-                    .and_then(|t| t.parse().ok())
+                digits
+                    .parse()
                     .map(Bare::Integer)
-                    .ok_or_else(|| "bad integer".into())
+                    .map_err(|_| "bad integer".into())
             }
             Some(c) if c.is_ascii_alphabetic() || c == b'*' => {
                 let start = self.i;
@@ -145,16 +179,15 @@ impl Parser<'_> {
                 {
                     self.i += 1;
                 }
-                Ok(Bare::Token(
-                    String::from_utf8_lossy(&self.s[start..self.i]).into_owned(),
-                ))
+                Ok(Bare::Token(self.slice(start)))
             }
             _ => Err(format!("unsupported value at byte {}", self.i)),
         }
     }
 
-    fn params(&mut self) -> R<Params> {
-        let mut params: Params = Vec::new();
+    /// Parameters into a list inline up to `A`'s size.
+    fn params<A: smallvec::Array<Item = (&'a str, Bare<'a>)>>(&mut self) -> R<SmallVec<A>> {
+        let mut params = SmallVec::<A>::new();
         while self.eat(b';') {
             self.skip(false);
             let key = self.key()?;
@@ -171,9 +204,9 @@ impl Parser<'_> {
         Ok(params)
     }
 
-    fn member(&mut self) -> R<Member> {
+    fn member(&mut self) -> R<Member<'a>> {
         if self.eat(b'(') {
-            let mut items = Vec::new();
+            let mut items = Items::new();
             loop {
                 self.skip(false);
                 if self.eat(b')') {
@@ -197,16 +230,25 @@ impl Parser<'_> {
             if !self.eat(b':') {
                 return Err("unterminated byte sequence".into());
             }
-            let bytes = STANDARD
-                .decode(text)
-                .map_err(|_| "bad base64 in byte sequence".to_string())?;
-            if !self.params()?.is_empty() {
+            let bytes = decode_base64(text).ok_or("bad base64 in byte sequence")?;
+            if !self.params::<[_; 0]>()?.is_empty() {
                 return Err("parameters on a byte sequence are not accepted".into());
             }
             Ok(Member::Bytes(bytes))
         } else {
             Err(format!("expected ( or : at byte {}", self.i))
         }
+    }
+}
+
+/// Standard base64 with padding, decoded in place when it fits inline.
+fn decode_base64(text: &[u8]) -> Option<ByteSeq> {
+    let mut buf = [0u8; 96];
+    if base64::decoded_len_estimate(text.len()) <= buf.len() {
+        let n = STANDARD.decode_slice(text, &mut buf).ok()?;
+        Some(ByteSeq::from_buf_and_len(buf, n))
+    } else {
+        STANDARD.decode(text).ok().map(ByteSeq::from_vec)
     }
 }
 
@@ -217,16 +259,17 @@ impl Parser<'_> {
 pub struct SfvError(String);
 
 /// Parses a dictionary (the combined value of every line of the field).
-pub fn dictionary(text: &str) -> Result<Vec<(String, Member)>, SfvError> {
+pub fn dictionary(text: &str) -> Result<Dictionary<'_>, SfvError> {
     parse_dictionary(text).map_err(SfvError)
 }
 
-fn parse_dictionary(text: &str) -> R<Vec<(String, Member)>> {
+fn parse_dictionary(text: &str) -> R<Dictionary<'_>> {
     let mut p = Parser {
+        text,
         s: text.as_bytes(),
         i: 0,
     };
-    let mut out: Vec<(String, Member)> = Vec::new();
+    let mut out = Dictionary::new();
     p.skip(false);
     loop {
         let key = p.key()?;
@@ -289,7 +332,7 @@ fn write_integer(out: &mut String, n: i64) {
 }
 
 /// Serializes parameters (RFC 8941 §4.1.1.2).
-pub fn write_params(out: &mut String, params: &Params) {
+pub fn write_params(out: &mut String, params: &[(&str, Bare<'_>)]) {
     for (key, value) in params {
         out.push(';');
         out.push_str(key);
@@ -339,11 +382,11 @@ mod tests {
             panic!("not a list")
         };
         assert_eq!(items.len(), 2);
-        assert_eq!(params[0], ("created".into(), Bare::Integer(1618884473)));
-        assert_eq!(params[2], ("a".into(), Bare::Boolean(true)));
+        assert_eq!(params[0], ("created", Bare::Integer(1618884473)));
+        assert_eq!(params[2], ("a", Bare::Boolean(true)));
         let d = dictionary("a=:AQID:, b=:BA==:").unwrap();
-        assert_eq!(d[0].1, Member::Bytes(vec![1, 2, 3]));
-        assert_eq!(d[1].1, Member::Bytes(vec![4]));
+        assert_eq!(d[0].1, Member::Bytes(ByteSeq::from_slice(&[1, 2, 3])));
+        assert_eq!(d[1].1, Member::Bytes(ByteSeq::from_slice(&[4])));
     }
 
     #[test]
@@ -377,15 +420,52 @@ mod tests {
         let Member::InnerList(items, params) = &d[0].1 else {
             panic!()
         };
-        let names: Vec<&str> = items.iter().map(|(n, _)| n.as_str()).collect();
+        let names: Vec<&str> = items.iter().map(|(n, _)| n.as_ref()).collect();
         assert_eq!(names, ["p\"q\\r", "", "plain"]);
         assert_eq!(params[0].1, Bare::String("\"\"".into()));
+    }
+
+    /// Byte sequences decode alike inline (up to 96 bytes) and on the heap past it; the
+    /// boundary lengths are where the inline buffer could be too small.
+    #[test]
+    fn byte_sequences_of_every_size() {
+        for len in [
+            0usize, 1, 2, 3, 32, 64, 70, 71, 72, 94, 95, 96, 97, 98, 200, 1000,
+        ] {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+            let field = format!("a=:{}:", STANDARD.encode(&bytes));
+            let d = dictionary(&field).unwrap();
+            assert_eq!(d[0].1, Member::Bytes(ByteSeq::from_slice(&bytes)), "{len}");
+            assert_eq!(d[0].1.clone(), d[0].1, "{len}");
+        }
+        // Non-canonical padding bits and missing padding are refused at every size.
+        for bad in ["a=:AB==:", "a=:AQI:", "a=:A===:"] {
+            assert!(dictionary(bad).is_err(), "{bad} parsed");
+        }
+    }
+
+    /// Strings without escapes, keys and tokens are slices of the field; only escapes copy.
+    #[test]
+    fn plain_strings_are_borrowed() {
+        let field = r#"a=("@method" "x\"y");keyid="k1";alg=tok"#;
+        let d = dictionary(field).unwrap();
+        let Member::InnerList(items, params) = &d[0].1 else {
+            panic!()
+        };
+        assert!(matches!(items[0].0, Cow::Borrowed("@method")));
+        assert!(matches!(&items[1].0, Cow::Owned(s) if s == "x\"y"));
+        assert!(matches!(
+            params[0],
+            ("keyid", Bare::String(Cow::Borrowed("k1")))
+        ));
+        assert_eq!(params[1], ("alg", Bare::Token("tok")));
     }
 
     #[test]
     fn params_round_trip() {
         let text = r#";created=1;keyid="a\"b";alg=x;f"#;
-        let d = dictionary(&format!("s=(){text}")).unwrap();
+        let field = format!("s=(){text}");
+        let d = dictionary(&field).unwrap();
         let Member::InnerList(_, params) = &d[0].1 else {
             panic!()
         };

@@ -93,13 +93,10 @@ pub fn sign_covering(
         headers.push((name, value));
     }
     let params = vec![
-        ("created".to_string(), Bare::Integer(created)),
-        ("keyid".to_string(), Bare::String(keyid.into())),
-        ("nonce".to_string(), Bare::String(nonce.into())),
-        (
-            "alg".to_string(),
-            Bare::String(key.algorithm().name().into()),
-        ),
+        ("created", Bare::Integer(created)),
+        ("keyid", Bare::String(keyid.into())),
+        ("nonce", Bare::String(nonce.into())),
+        ("alg", Bare::String(key.algorithm().name().into())),
     ];
     let parts = RequestParts {
         method: request.method,

@@ -44,7 +44,8 @@ pub fn verify_signed(
             "a signed request needs both Signature-Input and Signature (ASCII)",
         ));
     };
-    let fields: Vec<(&str, &str)> = headers
+    // Inline for the usual number of header lines (no allocation per signed request).
+    let fields: smallvec::SmallVec<[(&str, &str); 24]> = headers
         .iter()
         .filter_map(|(n, v)| Some((n.as_str(), v.to_str().ok()?)))
         .collect();

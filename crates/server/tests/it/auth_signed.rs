@@ -455,9 +455,9 @@ async fn signatures_made_for_https_verify_behind_a_tls_proxy() {
             .map(String::from)
             .to_vec();
         let params = vec![
-            ("created".to_string(), Bare::Integer(now_secs())),
-            ("keyid".to_string(), Bare::String(key_id.clone())),
-            ("nonce".to_string(), Bare::String(format!("tls-{scheme}"))),
+            ("created", Bare::Integer(now_secs())),
+            ("keyid", Bare::String(key_id.clone().into())),
+            ("nonce", Bare::String(format!("tls-{scheme}").into())),
         ];
         let client_view = auth::httpsig::RequestParts {
             method: "GET",

@@ -1,6 +1,8 @@
 //! `tickgate bench auth`: the cost of authenticating a bearer request, and REST throughput
 //! anonymous vs with a bearer key, an hmac-signed and an ed25519-signed request, measured side
-//! by side in one run (see docs/benchmarks.md (Authentication)).
+//! by side in one run (see docs/benchmarks.md (Authentication)). The REST comparison runs
+//! against a gateway in this process and against a `tickgate serve` child process, whose CPU
+//! time (and the load generator's) per request is read from `/proc`.
 
 use anyhow::Context;
 use auth::{AuthSettings, KeyIndex, Scope, token};
@@ -43,6 +45,23 @@ pub struct BenchAuthArgs {
     /// The route hammered (a market route, so that the bearer phase is authenticated).
     #[arg(long, default_value = "/v1/ticker?venue=sim&symbol=BTC-USDT")]
     path: String,
+    /// Where the gateway of the REST comparison runs: in this process (clients and server
+    /// share one process), in a `tickgate serve` child (the load generator is a separate
+    /// process; CPU per request is reported for each), or both in turn.
+    #[arg(long, value_enum, default_value = "both")]
+    server: ServerPlace,
+    /// The `tickgate` executable the child server runs (default: this one), to measure a
+    /// previous build with the same load generator.
+    #[arg(long)]
+    server_exe: Option<std::path::PathBuf>,
+}
+
+/// Where the gateway of the REST comparison runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ServerPlace {
+    InProcess,
+    Child,
+    Both,
 }
 
 /// An authenticated mode of the REST comparison.
@@ -226,6 +245,81 @@ fn verification(args: &BenchAuthArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The signature steps of a signed request alone (no key index, no nonce store), on
+/// requests signed before: parsing `Signature-Input` and `Signature`, the scheme's policy,
+/// the signature base, and the HMAC. 7 rounds, min / median ns.
+fn signature_steps(n: usize) -> anyhow::Result<()> {
+    let secret = [7u8; 32];
+    let key = SigningKey::hmac(&secret);
+    let request = Unsigned {
+        method: "GET",
+        authority: "127.0.0.1:8080",
+        path: "/v1/ticker",
+        query: Some("venue=sim&symbol=BTC-USDT"),
+        body: b"",
+    };
+    let created = model::Timestamp::now().0.div_euclid(1_000_000);
+    let headers: Vec<_> = (0..1024)
+        .map(|i| {
+            httpsig::sign::sign(
+                &key,
+                "key_0123456789abcdef",
+                &request,
+                created,
+                &format!("n{i:022}"),
+            )
+        })
+        .collect();
+    let parts = httpsig::RequestParts {
+        method: "GET",
+        scheme: "http",
+        authority: "127.0.0.1:8080",
+        path: "/v1/ticker",
+        query: Some("venue=sim&symbol=BTC-USDT"),
+        headers: &[],
+    };
+    let time =
+        |f: &dyn Fn(&httpsig::sign::SignatureHeaders) -> bool| -> anyhow::Result<(f64, f64)> {
+            let per_round = (n / 7).max(1);
+            let mut rounds = Vec::new();
+            for _ in 0..7 {
+                let start = Instant::now();
+                for i in 0..per_round {
+                    anyhow::ensure!(f(black_box(&headers[i % headers.len()])), "a step failed");
+                }
+                rounds.push(ns_per(start, per_round));
+            }
+            rounds.sort_by(f64::total_cmp);
+            Ok((rounds[0], rounds[3]))
+        };
+    let parse = time(&|h| {
+        httpsig::Signed::parse(&h.signature_input, &h.signature)
+            .map(|s| black_box(s).signature.len() == 32)
+            .unwrap_or(false)
+    })?;
+    let full = time(&|h| {
+        let Ok(signed) = httpsig::Signed::parse(&h.signature_input, &h.signature) else {
+            return false;
+        };
+        signed.check_policy(&parts, false).is_ok()
+            && signed.base(&parts).is_ok_and(|base| {
+                httpsig::verify_hmac_sha256(&secret, base.as_bytes(), &signed.signature)
+            })
+    })?;
+    println!(
+        "hmac signature steps alone, {n} requests signed before, 7 rounds, 1 thread (min / median ns):"
+    );
+    println!(
+        "  parse Signature-Input + Signature   {:7.0} / {:7.0}",
+        parse.0, parse.1
+    );
+    println!(
+        "  + policy + base + HMAC-SHA256      {:7.0} / {:7.0}",
+        full.0, full.1
+    );
+    Ok(())
+}
+
 /// What each request of a phase carries.
 #[derive(Clone)]
 enum Mode {
@@ -359,41 +453,84 @@ async fn hammer(
     Ok(count.load(Ordering::Relaxed) as f64 / secs as f64)
 }
 
+/// One mode's runs: requests per second, and when the server is a child process, the
+/// server's and the load generator's CPU time per request (µs).
+#[derive(Debug, Default)]
+struct Runs {
+    rates: Vec<f64>,
+    server_us: Vec<f64>,
+    client_us: Vec<f64>,
+}
+
+impl Runs {
+    fn mean(v: &[f64]) -> f64 {
+        v.iter().sum::<f64>() / v.len().max(1) as f64
+    }
+}
+
+/// One run of `hammer`, with the CPU time of `server` (a child's pid) and of this process.
+async fn measured(
+    url: &str,
+    mode: &Mode,
+    args: &BenchAuthArgs,
+    budget: usize,
+    server: Option<u32>,
+    runs: &mut Runs,
+) -> anyhow::Result<()> {
+    let cpu = |pid: Option<u32>| pid.and_then(super::child::cpu_secs);
+    let (server0, client0) = (cpu(server), cpu(Some(std::process::id())));
+    let rate = hammer(url, mode, args.clients, args.secs, budget).await?;
+    let (server1, client1) = (cpu(server), cpu(Some(std::process::id())));
+    let requests = (rate * args.secs as f64).max(1.0);
+    runs.rates.push(rate);
+    if let (Some(a), Some(b), Some(c), Some(d)) = (server0, server1, client0, client1) {
+        runs.server_us.push((b - a) * 1e6 / requests);
+        runs.client_us.push((d - c) * 1e6 / requests);
+    }
+    Ok(())
+}
+
 /// Runs the baseline and `mode` in the order A B B A, twice, and returns the runs of each.
 async fn compare(
     url: &str,
     mode: &Mode,
     args: &BenchAuthArgs,
     budget: usize,
-) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
-    let (mut anon, mut authed) = (Vec::new(), Vec::new());
+    server: Option<u32>,
+) -> anyhow::Result<(Runs, Runs)> {
+    let (mut anon, mut authed) = (Runs::default(), Runs::default());
     let base = Mode::Anonymous;
     for _ in 0..2 {
-        anon.push(hammer(url, &base, args.clients, args.secs, budget).await?);
-        authed.push(hammer(url, mode, args.clients, args.secs, budget).await?);
-        authed.push(hammer(url, mode, args.clients, args.secs, budget).await?);
-        anon.push(hammer(url, &base, args.clients, args.secs, budget).await?);
+        measured(url, &base, args, budget, server, &mut anon).await?;
+        measured(url, mode, args, budget, server, &mut authed).await?;
+        measured(url, mode, args, budget, server, &mut authed).await?;
+        measured(url, &base, args, budget, server, &mut anon).await?;
     }
     Ok((anon, authed))
 }
 
-fn report(title: &str, label: &str, anon: &[f64], authed: &[f64]) {
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+fn report(title: &str, label: &str, anon: &Runs, authed: &Runs) {
+    let mean = Runs::mean;
     let runs = |v: &[f64]| v.iter().map(|x| x.round() as u64).collect::<Vec<_>>();
     println!("{title}");
-    println!(
-        "  anonymous     {:>9.0} req/s  runs {:?}",
-        mean(anon),
-        runs(anon)
-    );
-    println!(
-        "  {label:<13} {:>9.0} req/s  runs {:?}",
-        mean(authed),
-        runs(authed)
-    );
+    for (name, r) in [("anonymous", anon), (label, authed)] {
+        print!(
+            "  {name:<13} {:>9.0} req/s  runs {:?}",
+            mean(&r.rates),
+            runs(&r.rates)
+        );
+        if !r.server_us.is_empty() {
+            print!(
+                "  cpu per request: server {:.1} us, load generator {:.1} us",
+                mean(&r.server_us),
+                mean(&r.client_us)
+            );
+        }
+        println!();
+    }
     println!(
         "  ratio         {:>9.1} %",
-        100.0 * mean(authed) / mean(anon)
+        100.0 * mean(&authed.rates) / mean(&anon.rates)
     );
 }
 
@@ -532,25 +669,7 @@ async fn throughput(args: &BenchAuthArgs) -> anyhow::Result<()> {
     )?;
 
     let gateway = server::Gateway::start(config).await?;
-    let base = format!("http://{}", gateway.local_addr());
-    let url = format!("{base}{}", args.path);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    // Warm-up, and the per-client signature budget: 1.5x the anonymous rate (a signed run is
-    // never faster than an anonymous one; past the budget a client signs as it goes). A larger
-    // pool only adds memory churn that slows every run.
-    let warm = hammer(&url, &Mode::Anonymous, args.clients, 1, 0).await?;
-    let budget = if args.sign_during_run {
-        0
-    } else {
-        ((warm * args.secs as f64 * 1.5) as usize / args.clients.max(1)).max(100)
-    };
     let header = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.expose()))?;
-    let title = |what: &str| {
-        format!(
-            "REST GET {}, {} clients, {} s per run, order A B B A twice, client and server in one process, {what}:",
-            args.path, args.clients, args.secs
-        )
-    };
     let when = if args.sign_during_run {
         "each request signed as it is sent"
     } else {
@@ -576,23 +695,100 @@ async fn throughput(args: &BenchAuthArgs) -> anyhow::Result<()> {
             Mode::Signed(Arc::new(ed_key), ed.record.id.clone()),
         ),
     ];
-    let selected: Vec<_> = phases
+    let selected: Vec<Phase<'_>> = phases
         .iter()
         .filter(|(m, ..)| args.modes.contains(m))
+        .map(|(_, what, label, mode)| (what.as_str(), *label, mode))
         .collect();
     let mut modes = vec![("anonymous", Mode::Anonymous)];
     modes.extend(
         selected
             .iter()
-            .map(|(_, _, label, mode)| (*label, mode.clone())),
+            .map(|(_, label, mode)| (*label, (*mode).clone())),
     );
+    tokio::time::sleep(Duration::from_millis(500)).await;
     in_process(&gateway, &args.path, &modes).await?;
-    for (_, what, label, mode) in selected {
-        let (anon, authed) = compare(&url, mode, args, budget).await?;
-        report(&title(what), label, &anon, &authed);
+    if args.server != ServerPlace::Child {
+        let base = format!("http://{}", gateway.local_addr());
+        comparisons(
+            &base,
+            args,
+            &selected,
+            None,
+            "client and server in one process",
+        )
+        .await?;
+    }
+    gateway.stop().await?;
+    if args.server != ServerPlace::InProcess {
+        // The same data directory (keys, master key) served by a `tickgate serve` child: the
+        // load generator is this process, and each side's CPU time is read from /proc.
+        let child = super::child::Target::spawn(&super::child::ServeOptions {
+            data_dir: Some(dir.clone()),
+            exe: args.server_exe.clone(),
+            env: vec![
+                (
+                    "TICKGATE_AUTH__MASTER_KEY_FILE".into(),
+                    master_file.display().to_string(),
+                ),
+                // As in process: every signed request of the run fits one key's share.
+                (
+                    "TICKGATE_AUTH__NONCE_CAPACITY_PER_KEY".into(),
+                    server::Config::default().auth.nonce_capacity.to_string(),
+                ),
+            ],
+            ..Default::default()
+        })?;
+        let base = format!("http://{}", child.addr);
+        comparisons(
+            &base,
+            args,
+            &selected,
+            child.pid,
+            "load generator in this process, server a `tickgate serve` child process",
+        )
+        .await?;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// An authenticated phase: its title, its label and what its requests carry.
+type Phase<'a> = (&'a str, &'a str, &'a Mode);
+
+/// Each phase against anonymous requests on the gateway at `base`, then its control.
+async fn comparisons(
+    base: &str,
+    args: &BenchAuthArgs,
+    phases: &[Phase<'_>],
+    server: Option<u32>,
+    place: &str,
+) -> anyhow::Result<()> {
+    let url = format!("{base}{}", args.path);
+    // Warm-up, and the per-client signature budget: 1.5x the anonymous rate (a signed run is
+    // never faster than an anonymous one; past the budget a client signs as it goes). A larger
+    // pool only adds memory churn that slows every run.
+    let warm = hammer(&url, &Mode::Anonymous, args.clients, 1, 0).await?;
+    let budget = if args.sign_during_run {
+        0
+    } else {
+        ((warm * args.secs as f64 * 1.5) as usize / args.clients.max(1)).max(100)
+    };
+    for (what, label, mode) in phases {
+        let (anon, authed) = compare(&url, mode, args, budget, server).await?;
+        report(
+            &format!(
+                "REST GET {}, {} clients, {} s per run, order A B B A twice, {place}, {what}:",
+                args.path, args.clients, args.secs
+            ),
+            label,
+            &anon,
+            &authed,
+        );
         // Control: the same headers on an unauthenticated route measure the client's and the
         // HTTP stack's share of the difference (the server does not look at them there).
-        let (anon, authed) = compare(&format!("{base}/healthz"), mode, args, budget).await?;
+        let (anon, authed) =
+            compare(&format!("{base}/healthz"), mode, args, budget, server).await?;
         report(
             "  control, GET /healthz with the same headers (not authenticated; only carried):",
             label,
@@ -600,8 +796,6 @@ async fn throughput(args: &BenchAuthArgs) -> anyhow::Result<()> {
             &authed,
         );
     }
-    gateway.stop().await?;
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 
@@ -612,6 +806,7 @@ pub fn run(args: BenchAuthArgs) -> anyhow::Result<ExitCode> {
         );
     }
     verification(&args)?;
+    signature_steps(args.iterations.clamp(7, 700_000))?;
     if args.secs > 0 {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()

@@ -19,6 +19,12 @@ pub struct ServeOptions {
     pub config: Option<PathBuf>,
     /// Extra `TICKGATE_*` variables for the child (the bench's own environment is inherited).
     pub env: Vec<(String, String)>,
+    /// A data directory prepared by the bench (e.g. with keys in it); a fresh temporary one
+    /// otherwise. Removed when the target drops, either way.
+    pub data_dir: Option<PathBuf>,
+    /// The `tickgate` executable to run (default: this one), e.g. a previous build measured
+    /// with the same load generator.
+    pub exe: Option<PathBuf>,
 }
 
 /// The server being measured.
@@ -40,9 +46,13 @@ impl Target {
             .context("cannot find a free port")?
             .port();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let data_dir =
-            std::env::temp_dir().join(format!("tickgate-bench-{}-{port}", std::process::id()));
-        let exe = std::env::current_exe().context("cannot locate the tickgate executable")?;
+        let data_dir = options.data_dir.clone().unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("tickgate-bench-{}-{port}", std::process::id()))
+        });
+        let exe = match &options.exe {
+            Some(exe) => exe.clone(),
+            None => std::env::current_exe().context("cannot locate the tickgate executable")?,
+        };
         let mut command = Command::new(exe);
         command
             .arg("serve")

@@ -70,6 +70,8 @@ pub fn run(args: IdleArgs) -> anyhow::Result<ExitCode> {
             threads: args.server_threads,
             config: args.config.clone(),
             env: vec![("TICKGATE_WS__IDLE_TIMEOUT_SECS".into(), "600".into())],
+            data_dir: None,
+            exe: None,
         })?,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()

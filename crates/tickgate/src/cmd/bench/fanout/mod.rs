@@ -51,6 +51,8 @@ pub fn run(args: FanoutArgs) -> anyhow::Result<ExitCode> {
             threads: args.server_threads,
             config: args.config.clone(),
             env: Vec::new(),
+            data_dir: None,
+            exe: None,
         })?,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
