@@ -44,6 +44,11 @@ impl TickerAgg {
     /// Takes the venue's 24 h figures; a field the venue did not send keeps its last value.
     pub fn on_venue(&mut self, venue: &VenueTicker) {
         let t = &mut self.ticker;
+        if t.source == TickerSource::Trades {
+            // The first venue ticker: no trade-derived figure may survive under its name.
+            (t.last, t.high_24h, t.low_24h, t.change_24h) = (None, None, None, None);
+            t.volume_24h = Decimal::ZERO;
+        }
         t.source = TickerSource::Venue;
         t.last = venue.last.or(t.last);
         t.volume_24h = venue.volume_24h.unwrap_or(t.volume_24h);
@@ -194,7 +199,7 @@ mod tests {
         assert!(agg.take_changed().is_none());
         assert!(!agg.expire(Timestamp(t0.0 + 48 * 3600 * 1_000_000)));
         assert_eq!(agg.ticker().volume_24h, d("5000"));
-        // A partial venue ticker keeps the other fields; the book still sets bid/ask.
+        // A partial venue ticker keeps the venue's other fields; the book still sets bid/ask.
         agg.on_venue(&VenueTicker {
             last: Some(d("102")),
             ..VenueTicker::default()
@@ -208,6 +213,23 @@ mod tests {
         assert_eq!(
             (t.last, t.high_24h, t.bid),
             (Some(d("102")), Some(d("120")), Some(d("101.5")))
+        );
+    }
+
+    /// A venue ticker without some figure never shows the trade-derived one under its name.
+    #[test]
+    fn a_partial_first_venue_ticker_drops_trade_derived_figures() {
+        let mut agg = TickerAgg::default();
+        agg.on_trade(d("100"), d("1"), Timestamp(1));
+        agg.on_trade(d("90"), d("1"), Timestamp(2));
+        agg.on_venue(&VenueTicker {
+            last: Some(d("95")),
+            ..VenueTicker::default()
+        });
+        let t = agg.take_changed().unwrap();
+        assert_eq!(
+            (t.last, t.volume_24h, t.high_24h, t.change_24h),
+            (Some(d("95")), Decimal::ZERO, None, None)
         );
     }
 
