@@ -1,7 +1,7 @@
 //! What flows out of (and into) a connector.
 
 use model::onchain::{ChainBlock, ChainLog};
-use model::{BookDelta, BookSnapshot, Instrument, Symbol, Trade, Venue};
+use model::{BookDelta, BookSnapshot, Instrument, Symbol, Trade, Venue, VenueTicker};
 
 /// One normalized event from a venue, about one instrument unless noted.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,6 +21,14 @@ pub enum FeedEvent {
     Trade {
         symbol: Symbol,
         trade: Trade,
+    },
+    /// The venue's own 24 h ticker for `symbol` (the whole ticker, never a partial change:
+    /// a venue that sends deltas has them merged by its session). From the first one on,
+    /// the instrument's `ticker` channel carries the venue's figures instead of trade-derived
+    /// ones.
+    Ticker {
+        symbol: Symbol,
+        ticker: VenueTicker,
     },
     /// A message the connector could not parse or that broke the venue's own rules.
     /// With a symbol, that instrument's book must be treated as corrupt and rebuilt; `cause`

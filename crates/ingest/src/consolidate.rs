@@ -14,7 +14,8 @@
 use crate::market::Market;
 use hub::{Bus, CacheMode, Publisher};
 use model::{
-    BookDelta, BookSnapshot, Channel, ChannelKind, Decimal, Level, Symbol, Ticker, Timestamp, Venue,
+    BookDelta, BookSnapshot, Channel, ChannelKind, Decimal, Level, Symbol, Ticker, TickerSource,
+    Timestamp, Venue,
 };
 use protocol::DataMessage;
 use std::collections::BTreeMap;
@@ -254,6 +255,10 @@ fn merge_tickers(tickers: &[Ticker], book: Option<&Sides>) -> Ticker {
             merged.last = t.last;
         }
         merged.ts = merged.ts.max(t.ts);
+    }
+    // `venue` only when every member's figures are its venue's own.
+    if !tickers.is_empty() && tickers.iter().all(|t| t.source == TickerSource::Venue) {
+        merged.source = TickerSource::Venue;
     }
     merged
 }

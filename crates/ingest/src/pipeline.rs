@@ -220,6 +220,13 @@ impl VenueIngest {
                 };
                 on_trade(inst, &trade);
             }
+            FeedEvent::Ticker { symbol, ticker } => {
+                let Some(inst) = self.instrument(&symbol) else {
+                    return;
+                };
+                inst.newest = (ticker.exchange_ts, ticker.recv_ts);
+                inst.entry.aggregates.lock().ticker.on_venue(&ticker);
+            }
             FeedEvent::Invalid {
                 symbol,
                 reason,

@@ -290,6 +290,82 @@ fn trades_become_one_message_per_batch_and_feed_ticker_and_candles() {
     );
 }
 
+/// Issue 15: a venue's own ticker replaces the trade-derived figures on `ticker:` (published
+/// once per batch, marked `"source":"venue"`), best bid/ask staying the gateway's book's.
+#[test]
+fn a_venue_ticker_is_served_as_the_instruments_ticker() {
+    let mut f = fixture();
+    let channel = f.hub.get(&"ticker:sim:BTC-USDT".parse().unwrap()).unwrap();
+    let mut rx = channel.subscribe(false).rx;
+    let d = |s: &str| parse_decimal(s).unwrap();
+    let now = Timestamp::now();
+    let venue = model::VenueTicker {
+        last: Some(d("100.9")),
+        volume_24h: Some(d("12345.6")),
+        high_24h: Some(d("110")),
+        low_24h: Some(d("90")),
+        change_24h: Some(d("0.9")),
+        exchange_ts: now,
+        recv_ts: now,
+    };
+    let trade = FeedEvent::Trade {
+        symbol: sym("BTC-USDT"),
+        trade: Trade {
+            id: "1".into(),
+            price: d("150"),
+            size: d("7"),
+            side: Side::Buy,
+            exchange_ts: now,
+            recv_ts: now,
+        },
+    };
+    f.ingest.handle_batch(vec![
+        snapshot_event("BTC-USDT", 1),
+        FeedEvent::Ticker {
+            symbol: sym("BTC-USDT"),
+            ticker: venue.clone(),
+        },
+        trade,
+    ]);
+    let text = rx.try_recv().unwrap();
+    assert!(
+        text.as_str().contains(r#""source":"venue""#),
+        "{}",
+        text.as_str()
+    );
+    let ServerMessage::Update(u) = serde_json::from_str(text.as_str()).unwrap() else {
+        panic!()
+    };
+    let t = u.ticker.unwrap();
+    assert_eq!(
+        (t.last, t.volume_24h, t.change_24h, t.bid, t.ask),
+        (
+            Some(d("100.9")),
+            d("12345.6"),
+            Some(d("0.9")),
+            Some(d("100")),
+            Some(d("101"))
+        ),
+        "the venue's figures, the book's best prices; the trade moves neither"
+    );
+    assert!(rx.try_recv().is_err(), "one ticker for the batch");
+    // An unconfigured symbol's ticker is counted like any event for it.
+    let before = f
+        .stats
+        .invalid_messages
+        .load(std::sync::atomic::Ordering::Relaxed);
+    f.ingest.handle_batch(vec![FeedEvent::Ticker {
+        symbol: sym("XRP-USDT"),
+        ticker: venue,
+    }]);
+    assert_eq!(
+        f.stats
+            .invalid_messages
+            .load(std::sync::atomic::Ordering::Relaxed),
+        before + 1
+    );
+}
+
 #[test]
 fn trades_and_closed_candles_reach_the_history_writer_and_open_ones_at_shutdown() {
     use store::{CandleQuery, HistoryConfig, HistoryStore, HistoryWriter, Order, TradeQuery};

@@ -7,7 +7,7 @@
 //! - [`instrument`]: venues, normalized `BASE-QUOTE` symbols and instrument metadata.
 //! - [`trade`]: trades with their aggressor side.
 //! - [`book`]: price levels, full snapshots and deltas of an L2 order book.
-//! - [`ticker`]: best bid/ask plus 24 h rolling statistics.
+//! - [`ticker`]: best bid/ask plus 24 h statistics, derived from trades or the venue's own.
 //! - [`candle`]: OHLCV candles and their intervals.
 //! - [`channel`]: channel names (`{kind}:{venue}:{symbol}`) clients subscribe to.
 //! - [`onchain`]: EVM blocks, logs and decoded events (addresses, hashes, exact amounts).
@@ -29,7 +29,7 @@ pub use candle::{Candle, Interval};
 pub use channel::{Channel, ChannelKind};
 pub use decimal::{Decimal, parse_decimal, write_decimal};
 pub use instrument::{Instrument, PERP_SUFFIX, Symbol, Venue};
-pub use ticker::Ticker;
+pub use ticker::{Ticker, TickerSource, VenueTicker};
 pub use time::Timestamp;
 pub use trade::{Side, Trade};
 

@@ -183,6 +183,12 @@ class Ticker(_Data):
     def change_24h(self) -> Decimal | None:
         return self._field("change_24h")
 
+    @property
+    def source(self) -> str:
+        """``"venue"`` when last price and 24 h figures are the venue's own ticker's,
+        ``"trades"`` when the gateway derived them from trades."""
+        return str(self.raw["ticker"].get("source", "trades"))
+
 
 class Candle(_Data):
     """One candle (``candles.{interval}`` channels): the open one each time it changes, each

@@ -1,6 +1,6 @@
 //! Mock Bybit v5 public: `/v5/public/spot` and `/v5/public/linear` (`subscribe`/`unsubscribe`
 //! acked by `req_id`, `orderbook.{depth}.{symbol}` snapshot + deltas with consecutive `u`,
-//! `publicTrade`, `ping` → pong) and `GET /v5/market/instruments-info`.
+//! `publicTrade`, `tickers` (linear as snapshot + deltas), `ping` → pong) and `GET /v5/market/instruments-info`.
 
 use super::{Control, MockBook, OpenGuard, Shared, lock, rng};
 use crate::conn::backoff::Rng;
@@ -173,8 +173,18 @@ impl MockBybit {
                 let n = native(s);
                 let trade = serde_json::json!({"topic": format!("publicTrade.{n}"), "type": "snapshot", "ts": now_ms(), "data": [{"T": now_ms(), "s": n, "S": side, "v": "0.001", "p": "16578.50", "L": "PlusTick", "i": format!("t-{}", m.trade_seq), "BT": false, "seq": m.trade_seq}]}).to_string();
                 let _ = self.tx.send((s.clone(), "publicTrade", trade, 0));
+                // Spot pushes whole tickers; linear only the fields that changed.
+                let whole = category(s) == "spot";
+                let ticker = ticker_frame(s, m.trade_seq, whole);
+                let _ = self.tx.send((s.clone(), "tickers", ticker, 0));
             }
         }
+    }
+
+    /// A `tickers` push for `symbol` with an unparseable `lastPrice`, to its subscribers.
+    pub fn bad_ticker(&self, symbol: &str) {
+        let frame = ticker_frame(symbol, 0, true).replacen("16578.50", "1x", 1);
+        let _ = self.tx.send((symbol.to_string(), "tickers", frame, 0));
     }
 
     /// The ground truth of a normalized symbol.
@@ -238,6 +248,20 @@ async fn upgrade(
     }
 }
 
+/// A `tickers` push as Bybit documents it: a whole `snapshot`, or a linear `delta` with only
+/// `lastPrice` and `volume24h` (so `prevPrice24h` must come from the snapshot). The 24 h volume
+/// grows with `n`, so a test can tell the venue's figures from trade-derived ones.
+fn ticker_frame(symbol: &str, n: u64, snapshot: bool) -> String {
+    let volume = format!("{}.5", 1_000 + n % 1_000_000);
+    let data = if snapshot {
+        serde_json::json!({"symbol": native(symbol), "lastPrice": "16578.50", "highPrice24h": "17000", "lowPrice24h": "16000", "prevPrice24h": "16500", "volume24h": volume, "turnover24h": "1000000", "price24hPcnt": "0.0047"})
+    } else {
+        serde_json::json!({"symbol": native(symbol), "lastPrice": "16578.50", "volume24h": volume})
+    };
+    let kind = if snapshot { "snapshot" } else { "delta" };
+    serde_json::json!({"topic": format!("tickers.{}", native(symbol)), "type": kind, "ts": now_ms(), "cs": n, "data": data}).to_string()
+}
+
 async fn session(state: AppState, mut socket: WebSocket, conn: usize, category_name: String) {
     let _open = OpenGuard::new(&state.control.open);
     let mut data = state.tx.subscribe();
@@ -246,6 +270,7 @@ async fn session(state: AppState, mut socket: WebSocket, conn: usize, category_n
     // Normalized symbols streamed on this connection, with the book version sent.
     let mut books: HashMap<String, u64> = HashMap::new();
     let mut trades: HashSet<String> = HashSet::new();
+    let mut tickers: HashSet<String> = HashSet::new();
     loop {
         tokio::select! {
             _ = kicked.recv() => return,
@@ -267,6 +292,7 @@ async fn session(state: AppState, mut socket: WebSocket, conn: usize, category_n
                     let (kind, name) = match topic.split('.').collect::<Vec<_>>()[..] {
                         ["orderbook", "50", name] => ("orderbook", name),
                         ["publicTrade", name] => ("publicTrade", name),
+                        ["tickers", name] => ("tickers", name),
                         _ => ("", ""),
                     };
                     let symbol = lock(&state.market).books.keys().find(|s| native(s) == name && category(s) == category_name).cloned();
@@ -277,6 +303,11 @@ async fn session(state: AppState, mut socket: WebSocket, conn: usize, category_n
                     match (op.as_str(), kind) {
                         ("subscribe", "publicTrade") => { trades.insert(symbol); }
                         ("unsubscribe", "publicTrade") => { trades.remove(&symbol); }
+                        ("subscribe", "tickers") => {
+                            tickers.insert(symbol.clone());
+                            replies.push(ticker_frame(&symbol, 0, true));
+                        }
+                        ("unsubscribe", "tickers") => { tickers.remove(&symbol); }
                         ("unsubscribe", "orderbook") => { books.remove(&symbol); }
                         ("subscribe", "orderbook") => replies.push(format!("snapshot:{symbol}")),
                         _ => {}
@@ -316,6 +347,7 @@ async fn session(state: AppState, mut socket: WebSocket, conn: usize, category_n
                         None => false,
                     },
                     "publicTrade" => trades.contains(&s),
+                    "tickers" => tickers.contains(&s),
                     _ => s == "*",
                 };
                 if wanted && socket.send(Message::Text(frame.into())).await.is_err() { return }

@@ -1,5 +1,5 @@
 //! Mock Coinbase Advanced Trade: the market-data WebSocket (one channel per `subscribe`,
-//! `subscriptions` confirmations, `l2_data` snapshot/updates, `market_trades` with the maker's
+//! `subscriptions` confirmations, `l2_data` snapshot/updates, `ticker`, `market_trades` with the maker's
 //! side, `heartbeats`, a `sequence_num` per connection) and
 //! `GET /api/v3/brokerage/market/products`.
 
@@ -174,8 +174,20 @@ impl MockCoinbase {
                     Delivery::Normal,
                     0,
                 ));
+                let ticker = ticker_events(p, m.trade_id, "update");
+                let _ = self
+                    .tx
+                    .send(("ticker".into(), p.clone(), ticker, Delivery::Normal, 0));
             }
         }
+    }
+
+    /// A `ticker` update for `product` with an unparseable `price`, to its subscribers.
+    pub fn bad_ticker(&self, product: &str) {
+        let events = ticker_events(product, 0, "update").replacen("21921.74", "2x", 1);
+        let _ = self
+            .tx
+            .send(("ticker".into(), product.into(), events, Delivery::Normal, 0));
     }
 
     /// The ground truth book of a product.
@@ -201,6 +213,13 @@ impl MockCoinbase {
     }
 }
 
+/// `ticker` events as Coinbase documents them; the volume grows with `n`, so a test can tell
+/// the venue's figures from trade-derived ones. -2 % implies a change of 447.38 at 21921.74.
+fn ticker_events(product: &str, n: u64, kind: &str) -> String {
+    let volume = format!("{}.125", 1_000 + n % 1_000_000);
+    serde_json::json!([{"type": kind, "tickers": [{"type": "ticker", "product_id": product, "price": "21921.74", "volume_24_h": volume, "low_24_h": "21000.00", "high_24_h": "23000.00", "low_52_w": "15460", "high_52_w": "48240", "price_percent_chg_24_h": "-2"}]}]).to_string()
+}
+
 async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
     match state.control.admit() {
         Some(conn) => ws.on_upgrade(move |socket| session(state, socket, conn)),
@@ -217,6 +236,7 @@ async fn session(state: AppState, mut socket: WebSocket, conn: usize) {
     // Per product: the version of the snapshot sent; older updates are not forwarded.
     let mut level2_from: std::collections::HashMap<String, u64> = Default::default();
     let mut trades: HashSet<String> = HashSet::new();
+    let mut tickers: HashSet<String> = HashSet::new();
     let mut heartbeats = false;
     let mut seq: u64 = 0;
     let mut counter: u64 = 0;
@@ -260,6 +280,13 @@ async fn session(state: AppState, mut socket: WebSocket, conn: usize) {
                     ("unsubscribe", "level2") => { for p in &products { level2.remove(p); level2_from.remove(p); } }
                     ("subscribe", "market_trades") => trades.extend(products.iter().cloned()),
                     ("unsubscribe", "market_trades") => { for p in &products { trades.remove(p); } }
+                    ("subscribe", "ticker") => {
+                        tickers.extend(products.iter().cloned());
+                        for p in &products {
+                            replies.push(("ticker".to_string(), ticker_events(p, 0, "snapshot")));
+                        }
+                    }
+                    ("unsubscribe", "ticker") => { for p in &products { tickers.remove(p); } }
                     _ => {
                         let _ = socket.send(Message::Text(r#"{"type":"error","message":"failure to subscribe"}"#.into())).await;
                         continue;
@@ -269,6 +296,7 @@ async fn session(state: AppState, mut socket: WebSocket, conn: usize) {
                 if heartbeats { subs.insert("heartbeats".into(), serde_json::json!(["heartbeats"])); }
                 if !level2.is_empty() { subs.insert("level2".into(), serde_json::json!(level2.iter().collect::<Vec<_>>())); }
                 if !trades.is_empty() { subs.insert("market_trades".into(), serde_json::json!(trades.iter().collect::<Vec<_>>())); }
+                if !tickers.is_empty() { subs.insert("ticker".into(), serde_json::json!(tickers.iter().collect::<Vec<_>>())); }
                 let ack = serde_json::json!([{"subscriptions": subs}]).to_string();
                 replies.insert(0, ("subscriptions".to_string(), ack));
                 let tx = reply_tx.clone();
@@ -300,6 +328,7 @@ async fn session(state: AppState, mut socket: WebSocket, conn: usize) {
                 let Ok((channel, product, events, delivery, version)) = item else { return };
                 let wanted = match channel.as_str() {
                     "l2_data" => level2.contains(&product) && level2_from.get(&product).is_some_and(|from| version > *from),
+                    "ticker" => tickers.contains(&product),
                     _ => trades.contains(&product),
                 };
                 if !wanted {

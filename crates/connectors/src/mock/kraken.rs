@@ -1,5 +1,5 @@
 //! Mock Kraken WebSocket v2: `/v2` (`subscribe`/`unsubscribe` with `req_id`, `book` snapshots
-//! and updates with CRC32 checksums over the subscribed depth, `trade`, `heartbeat`) and
+//! and updates with CRC32 checksums over the subscribed depth, `trade`, `ticker`, `heartbeat`) and
 //! `GET /0/public/AssetPairs`.
 
 use super::{Control, MockBook, OpenGuard, Shared, lock, rng};
@@ -181,8 +181,21 @@ impl MockKraken {
                     m.trade_id
                 );
                 let _ = self.tx.send((None, trade, 0));
+                let _ = self
+                    .tx
+                    .send((None, ticker_frame(p, m.trade_id, "update"), 0));
             }
         }
+    }
+
+    /// A `ticker` update for `symbol` with an unparseable `last`, to its subscribers.
+    pub fn bad_ticker(&self, symbol: &str) {
+        let frame = ticker_frame(&pair(symbol), 0, "update").replacen(
+            "\"last\":45283.5",
+            "\"last\":\"4x\"",
+            1,
+        );
+        let _ = self.tx.send((None, frame, 0));
     }
 
     /// The published book of a symbol (truncated to the depth).
@@ -229,6 +242,15 @@ async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Respons
     }
 }
 
+/// A `ticker` message as Kraken documents it; the volume grows with `n`, so a test can tell
+/// the venue's figures from trade-derived ones.
+fn ticker_frame(p: &str, n: u64, kind: &str) -> String {
+    format!(
+        "{{\"channel\":\"ticker\",\"type\":\"{kind}\",\"data\":[{{\"symbol\":\"{p}\",\"bid\":45283.4,\"bid_qty\":1.5,\"ask\":45283.6,\"ask_qty\":2.0,\"last\":45283.5,\"volume\":{}.25,\"vwap\":45100.1,\"low\":44000.0,\"high\":46000.0,\"change\":-216.5,\"change_pct\":-0.48}}]}}",
+        1_000 + n % 1_000_000
+    )
+}
+
 async fn session(state: AppState, mut socket: WebSocket, conn: usize) {
     let _open = OpenGuard::new(&state.control.open);
     let mut data = state.tx.subscribe();
@@ -237,6 +259,7 @@ async fn session(state: AppState, mut socket: WebSocket, conn: usize) {
     // Pairs whose book is streamed, with the version of the snapshot sent.
     let mut books: HashMap<String, u64> = HashMap::new();
     let mut trades: HashSet<String> = HashSet::new();
+    let mut tickers: HashSet<String> = HashSet::new();
     let mut heartbeat = tokio::time::interval(Duration::from_millis(500));
     let status = r#"{"channel":"status","type":"update","data":[{"api_version":"v2","connection_id":1,"system":"online","version":"2.0.0"}]}"#;
     if socket.send(Message::Text(status.into())).await.is_err() {
@@ -267,6 +290,11 @@ async fn session(state: AppState, mut socket: WebSocket, conn: usize) {
                     match (method.as_str(), channel.as_str()) {
                         ("subscribe", "trade") => { trades.insert(p.clone()); }
                         ("unsubscribe", "trade") => { trades.remove(p); }
+                        ("subscribe", "ticker") => {
+                            tickers.insert(p.clone());
+                            replies.push(ticker_frame(p, 0, "snapshot"));
+                        }
+                        ("unsubscribe", "ticker") => { tickers.remove(p); }
                         ("unsubscribe", "book") => { books.remove(p); }
                         _ => {}
                     }
@@ -306,7 +334,9 @@ async fn session(state: AppState, mut socket: WebSocket, conn: usize) {
                 }
                 let wanted = match &book_pair {
                     Some(p) => books.get(p).is_some_and(|from| version > *from),
-                    None => frame.contains("\"channel\":\"trade\"") && trades.iter().any(|p| frame.contains(p.as_str())) || !frame.contains("\"channel\":\"trade\""),
+                    None if frame.contains("\"channel\":\"trade\"") => trades.iter().any(|p| frame.contains(p.as_str())),
+                    None if frame.contains("\"channel\":\"ticker\"") => tickers.iter().any(|p| frame.contains(&format!("\"symbol\":\"{p}\""))),
+                    None => true,
                 };
                 if wanted && socket.send(Message::Text(frame.into())).await.is_err() { return }
             }

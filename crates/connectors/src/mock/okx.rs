@@ -1,6 +1,6 @@
 //! Mock OKX v5 public: `/ws/v5/public` (`subscribe`/`unsubscribe` with one ack per argument,
 //! `books` snapshots and `prevSeqId`/`seqId`-chained updates with the CRC32 checksum of the top
-//! 25 levels, `trades`, text `ping` → `pong`) and `GET /api/v5/public/instruments`.
+//! 25 levels, `trades`, `tickers`, text `ping` → `pong`) and `GET /api/v5/public/instruments`.
 
 use super::{Control, MockBook, OpenGuard, Shared, lock, rng};
 use crate::conn::backoff::Rng;
@@ -190,6 +190,9 @@ impl MockOkx {
                 let side = if m.rng.below(2) == 0 { "buy" } else { "sell" };
                 let trade = serde_json::json!({"arg": {"channel": "trades", "instId": i}, "data": [{"instId": i, "tradeId": m.trade_id.to_string(), "px": "42219.9", "sz": "0.12060306", "side": side, "ts": now_ms().to_string(), "count": "1", "source": "0", "seqId": m.trade_id}]}).to_string();
                 let _ = self.tx.send((i.clone(), "trades", trade, 0));
+                let _ = self
+                    .tx
+                    .send((i.clone(), "tickers", ticker_frame(i, m.trade_id), 0));
             }
         }
     }
@@ -230,10 +233,32 @@ impl MockOkx {
         }
     }
 
+    /// A `tickers` push for `symbol` with an unparseable `last`, to its subscribers.
+    pub fn bad_ticker(&self, symbol: &str) {
+        let i = inst(symbol);
+        let frame = ticker_frame(&i, 0).replacen("\"last\":\"42219.9\"", "\"last\":\"4x\"", 1);
+        let _ = self.tx.send((i, "tickers", frame, 0));
+    }
+
     /// A frame that is not JSON, to every connection.
     pub fn send_garbage(&self) {
         let _ = self.tx.send(("*".into(), "*", "{\"arg\":".into(), 0));
     }
+}
+
+/// A `tickers` push as OKX documents it; the 24 h volume grows with every step (`n`), so a
+/// test can tell the venue's figures from trade-derived ones. SWAP volumes in contracts
+/// (`vol24h`, `ctVal` 0.01) and base currency (`volCcy24h`).
+fn ticker_frame(i: &str, n: u64) -> String {
+    let swap = i.ends_with("-SWAP");
+    let base = format!("{}.5", 1_000 + n % 1_000_000);
+    let contracts = format!("{}50", 1_000 + n % 1_000_000);
+    let (kind, vol, vol_ccy) = if swap {
+        ("SWAP", contracts.as_str(), base.as_str())
+    } else {
+        ("SPOT", base.as_str(), "4221990000")
+    };
+    serde_json::json!({"arg": {"channel": "tickers", "instId": i}, "data": [{"instType": kind, "instId": i, "last": "42219.9", "lastSz": "0.1", "askPx": "42220", "askSz": "1", "bidPx": "42219.8", "bidSz": "2", "open24h": "42000", "high24h": "43000", "low24h": "41000", "volCcy24h": vol_ccy, "vol24h": vol, "sodUtc0": "42100", "sodUtc8": "42150", "ts": now_ms().to_string()}]}).to_string()
 }
 
 /// A snapshot of `i` (the whole book, 40 levels here, 400 on OKX) and its version.
@@ -261,6 +286,7 @@ async fn session(state: AppState, mut socket: WebSocket, conn: usize) {
     // Instruments whose book is streamed, with the version of the snapshot sent.
     let mut books: HashMap<String, u64> = HashMap::new();
     let mut trades: HashSet<String> = HashSet::new();
+    let mut tickers: HashSet<String> = HashSet::new();
     loop {
         tokio::select! {
             _ = kicked.recv() => return,
@@ -283,13 +309,15 @@ async fn session(state: AppState, mut socket: WebSocket, conn: usize) {
                     let channel = arg["channel"].as_str().unwrap_or_default().to_string();
                     let i = arg["instId"].as_str().unwrap_or_default().to_string();
                     let known = lock(&state.market).books.contains_key(&i);
-                    if !known || !matches!(channel.as_str(), "books" | "trades") || !matches!(op.as_str(), "subscribe" | "unsubscribe") {
+                    if !known || !matches!(channel.as_str(), "books" | "trades" | "tickers") || !matches!(op.as_str(), "subscribe" | "unsubscribe") {
                         replies.push(serde_json::json!({"event": "error", "code": "60018", "msg": format!("Wrong URL or channel:{channel},instId:{i} doesn't exist."), "connId": "mock"}).to_string());
                         continue;
                     }
                     match (op.as_str(), channel.as_str()) {
                         ("subscribe", "trades") => { trades.insert(i.clone()); }
                         ("unsubscribe", "trades") => { trades.remove(&i); }
+                        ("subscribe", "tickers") => { tickers.insert(i.clone()); }
+                        ("unsubscribe", "tickers") => { tickers.remove(&i); }
                         ("unsubscribe", "books") => { books.remove(&i); }
                         _ => {}
                     }
@@ -335,6 +363,7 @@ async fn session(state: AppState, mut socket: WebSocket, conn: usize) {
                         None => false,
                     },
                     "trades" => trades.contains(&i),
+                    "tickers" => tickers.contains(&i),
                     _ => i == "*",
                 };
                 if wanted && socket.send(Message::Text(frame.into())).await.is_err() { return }

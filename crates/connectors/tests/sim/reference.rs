@@ -81,7 +81,10 @@ pub fn symbol_of(event: &FeedEvent) -> Option<&Symbol> {
         | FeedEvent::Trade { symbol, .. }
         | FeedEvent::Unsynced { symbol, .. } => Some(symbol),
         FeedEvent::Invalid { symbol, .. } => symbol.as_ref(),
-        FeedEvent::Instruments(_) | FeedEvent::Status { .. } | FeedEvent::Chain(_) => None,
+        FeedEvent::Instruments(_)
+        | FeedEvent::Status { .. }
+        | FeedEvent::Ticker { .. }
+        | FeedEvent::Chain(_) => None,
     }
 }
 

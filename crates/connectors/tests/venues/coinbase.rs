@@ -53,6 +53,46 @@ async fn live_and_converged(mock: &MockCoinbase, h: &Harness) {
     }
 }
 
+/// Issue 15: Coinbase's own `ticker` reaches the gateway with its volume and the change its
+/// percentage implies; ticker frames share the connection's `sequence_num` without breaking
+/// book continuity; a bad one is counted and nothing else moves.
+#[tokio::test]
+async fn native_tickers_share_the_sequence_and_bad_ones_are_counted() {
+    let mock = MockCoinbase::start(&PRODUCTS).await.unwrap();
+    let h = start(&mock, 2);
+    live_and_converged(&mock, &h).await;
+    drive(&mock, &h, "tickers for both", |s| {
+        PRODUCTS
+            .iter()
+            .all(|x| s.tickers.get(&sym(x)).is_some_and(|t| t.len() >= 3))
+    })
+    .await;
+    h.with(|s| {
+        for product in PRODUCTS {
+            let t = s.tickers[&sym(product)].last().unwrap();
+            let volume = t.volume_24h.unwrap().to_string();
+            assert!(volume.ends_with(".125"), "{product}: {volume}");
+            assert_eq!(t.change_24h.unwrap().to_string(), "-447.38", "{product}");
+        }
+    });
+    let (invalid, snapshots) = h.with(|s| (s.invalid.len(), s.snapshots("BTC-USD")));
+    mock.bad_ticker("BTC-USD");
+    h.wait(5, "bad ticker counted", |s| s.invalid.len() > invalid)
+        .await;
+    let count = h.with(|s| s.tickers[&sym("BTC-USD")].len());
+    drive(&mock, &h, "tickers go on", |s| {
+        s.tickers[&sym("BTC-USD")].len() > count
+    })
+    .await;
+    h.with(|s| {
+        assert!(s.invalid[invalid].0.is_none(), "{:?}", s.invalid[invalid]);
+        assert!(s.invalid[invalid].1.contains("ticker price"));
+        assert_eq!(s.snapshots("BTC-USD"), snapshots, "the book is not rebuilt");
+        assert!(s.book_errors.is_empty(), "{:?}", s.book_errors);
+    });
+    h.stop().await;
+}
+
 #[tokio::test]
 async fn books_follow_the_truth_and_trades_take_the_aggressor_side() {
     let mock = MockCoinbase::start(&PRODUCTS).await.unwrap();
@@ -90,7 +130,7 @@ async fn books_follow_the_truth_and_trades_take_the_aggressor_side() {
         .filter(|f| f.1 == frames[0].1)
         .map(|f| &f.2)
         .collect();
-    assert_eq!(conn0.len(), 3);
+    assert_eq!(conn0.len(), 4, "level2, market_trades, ticker, heartbeats");
     assert!(
         conn0
             .iter()

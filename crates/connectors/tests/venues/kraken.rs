@@ -48,6 +48,44 @@ async fn live_and_converged(mock: &MockKraken, h: &Harness) {
     }
 }
 
+/// Issue 15: Kraken's own `ticker` reaches the gateway with Kraken's volume and change
+/// (exact numbers); a bad one is counted and nothing else moves.
+#[tokio::test]
+async fn native_tickers_with_the_venues_figures_and_bad_ones_counted() {
+    let mock = MockKraken::start(&SYMBOLS, 10).await.unwrap();
+    let h = start(&mock);
+    live_and_converged(&mock, &h).await;
+    drive(&mock, &h, "tickers for both", |s| {
+        SYMBOLS
+            .iter()
+            .all(|x| s.tickers.get(&sym(x)).is_some_and(|t| t.len() >= 3))
+    })
+    .await;
+    h.with(|s| {
+        for symbol in SYMBOLS {
+            let t = s.tickers[&sym(symbol)].last().unwrap();
+            let volume = t.volume_24h.unwrap().to_string();
+            assert!(volume.ends_with(".25"), "{symbol}: {volume}");
+            assert_eq!(t.change_24h.unwrap().to_string(), "-216.5", "{symbol}");
+        }
+    });
+    let (invalid, snapshots) = h.with(|s| (s.invalid.len(), s.snapshots("BTC-USD")));
+    mock.bad_ticker("BTC-USD");
+    h.wait(5, "bad ticker counted", |s| s.invalid.len() > invalid)
+        .await;
+    let count = h.with(|s| s.tickers[&sym("BTC-USD")].len());
+    drive(&mock, &h, "tickers go on", |s| {
+        s.tickers[&sym("BTC-USD")].len() > count
+    })
+    .await;
+    h.with(|s| {
+        assert!(s.invalid[invalid].0.is_none(), "{:?}", s.invalid[invalid]);
+        assert!(s.invalid[invalid].1.contains("ticker last"));
+        assert_eq!(s.snapshots("BTC-USD"), snapshots, "the book is not rebuilt");
+    });
+    h.stop().await;
+}
+
 #[tokio::test]
 async fn books_stay_equal_to_the_truncated_truth_with_every_checksum_verified() {
     let mock = MockKraken::start(&SYMBOLS, 10).await.unwrap();

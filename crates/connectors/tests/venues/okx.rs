@@ -90,6 +90,51 @@ async fn spot_and_swap_books_follow_the_ground_truth_with_metadata_and_trades() 
     h.stop().await;
 }
 
+/// Issue 15: OKX's own `tickers` reach the gateway with base-currency volume (`vol24h` for
+/// spot, `volCcy24h` for swaps, never contracts); a bad one is counted and nothing else moves.
+#[tokio::test]
+async fn native_tickers_with_base_volume_and_bad_ones_counted() {
+    let mock = MockOkx::start(&SYMBOLS).await.unwrap();
+    let h = start(&mock);
+    live_and_converged(&mock, &h).await;
+    drive(&mock, &h, "tickers for both", |s| {
+        SYMBOLS
+            .iter()
+            .all(|x| s.tickers.get(&sym(x)).is_some_and(|t| t.len() >= 3))
+    })
+    .await;
+    h.with(|s| {
+        for symbol in SYMBOLS {
+            let t = s.tickers[&sym(symbol)].last().unwrap();
+            let volume = t.volume_24h.unwrap().to_string();
+            assert!(
+                volume.ends_with(".5"),
+                "{symbol}: base volume, got {volume}"
+            );
+            assert_eq!(t.change_24h.unwrap().to_string(), "219.9", "{symbol}");
+        }
+    });
+    let (invalid, snapshots) = h.with(|s| (s.invalid.len(), s.snapshots("BTC-USDT")));
+    mock.bad_ticker("BTC-USDT");
+    h.wait(5, "bad ticker counted", |s| s.invalid.len() > invalid)
+        .await;
+    let count = h.with(|s| s.tickers[&sym("BTC-USDT")].len());
+    drive(&mock, &h, "tickers go on", |s| {
+        s.tickers[&sym("BTC-USDT")].len() > count
+    })
+    .await;
+    h.with(|s| {
+        assert!(s.invalid[invalid].0.is_none(), "{:?}", s.invalid[invalid]);
+        assert!(s.invalid[invalid].1.contains("tickers last"));
+        assert_eq!(
+            s.snapshots("BTC-USDT"),
+            snapshots,
+            "the book is not rebuilt"
+        );
+    });
+    h.stop().await;
+}
+
 #[tokio::test]
 async fn every_message_fault_rebuilds_only_that_instrument() {
     type Fault = fn(&MockOkx, &str);

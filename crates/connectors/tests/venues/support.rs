@@ -3,7 +3,7 @@
 
 use book::{BookError, ChecksumAlgo, OrderBook};
 use connectors::{Command, ConnectionState, Connector, ConnectorContext, FeedEvent};
-use model::{Instrument, Level, Symbol, Trade};
+use model::{Instrument, Level, Symbol, Trade, VenueTicker};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,6 +18,8 @@ pub struct Seen {
     pub unsynced: HashMap<Symbol, usize>,
     pub statuses: Vec<(ConnectionState, String)>,
     pub trades: HashMap<Symbol, Vec<Trade>>,
+    /// The venue's own tickers, in order.
+    pub tickers: HashMap<Symbol, Vec<VenueTicker>>,
     pub invalid: Vec<(Option<Symbol>, String)>,
     pub instruments: Vec<Instrument>,
     /// Every event received, in order.
@@ -169,6 +171,7 @@ fn apply(
             }
         }
         FeedEvent::Trade { symbol, trade } => s.trades.entry(symbol).or_default().push(trade),
+        FeedEvent::Ticker { symbol, ticker } => s.tickers.entry(symbol).or_default().push(ticker),
         FeedEvent::Invalid {
             symbol,
             reason,

@@ -1,8 +1,10 @@
 //! Bybit v5 public WebSocket: `orderbook.{depth}.{symbol}` (snapshot, then deltas with
-//! consecutive update ids `u`; a snapshot may come again at any time and replaces the book)
-//! and `publicTrade.{symbol}`, for spot and USDT linear perpetuals.
+//! consecutive update ids `u`; a snapshot may come again at any time and replaces the book),
+//! `publicTrade.{symbol}` and `tickers.{symbol}` (Bybit's own 24 h ticker), for spot and
+//! USDT linear perpetuals.
 //!
-//! - `wire`: the one-pass frame shape (request answers, pushes of both topics).
+//! - `wire`: the one-pass frame shape (request answers, pushes of every topic).
+//! - `ticker`: the `tickers` parser, merging linear deltas into whole tickers.
 //! - `session`: one connection's [`Session`](crate::conn::Session): subscriptions acked by
 //!   `req_id`, per-symbol `u` continuity, trades, the `ping` every 20 s.
 //!
@@ -10,6 +12,7 @@
 //! linear endpoint (Bybit uses one name for both; each connection serves one category).
 
 mod session;
+mod ticker;
 mod wire;
 
 use crate::ConnectorError;
@@ -30,8 +33,8 @@ pub const DEFAULT_REST_URL: &str = "https://api.bybit.com";
 pub const DEFAULT_DEPTH: usize = 50;
 /// Depths both the spot and the linear endpoints serve.
 pub const DEPTHS: [usize; 4] = [1, 50, 200, 1000];
-/// Topics per symbol: the book and the trades.
-pub const TOPICS_PER_SYMBOL: usize = 2;
+/// Topics per symbol: the book, the trades and the ticker.
+pub const TOPICS_PER_SYMBOL: usize = 3;
 
 /// Bybit's name of a normalized symbol (both categories): `BTC-USDT(-PERP)` → `BTCUSDT`.
 pub fn native_symbol(symbol: &Symbol) -> String {
@@ -91,7 +94,7 @@ impl Protocol for BybitProtocol {
     }
 
     /// Spot and linear symbols live on different endpoints: separate shards, each cut by
-    /// `max_streams_per_connection` (2 topics a symbol).
+    /// `max_streams_per_connection` (3 topics a symbol).
     fn shards(&self) -> Vec<Vec<Symbol>> {
         let per = (self.spec.feed.max_streams_per_connection / TOPICS_PER_SYMBOL).max(1);
         let mut shards = Vec::new();

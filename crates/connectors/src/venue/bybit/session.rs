@@ -1,6 +1,7 @@
 //! One Bybit connection (one category): subscriptions acked by `req_id`, per-symbol update id
 //! continuity, trades, the `ping` heartbeat.
 
+use super::ticker::{TickerState, apply_ticker};
 use super::wire::{Frame, build_orderbook, build_trades};
 use super::{BybitProtocol, native_symbol};
 use crate::conn::{Io, Protocol, Session};
@@ -32,6 +33,8 @@ pub(crate) struct BybitSession {
     books: Vec<SymbolBook>,
     /// Trades: the cross sequence last forwarded and the ids forwarded at it.
     last_trade: Vec<(u64, Vec<String>)>,
+    /// The venue tickers' last known figures (linear deltas merge into them).
+    tickers: Vec<TickerState>,
     /// `req_id` → (sent, what).
     pending: BTreeMap<u64, (Timestamp, String)>,
     next_req: u64,
@@ -57,6 +60,7 @@ impl BybitSession {
             natives,
             books: vec![SymbolBook::default(); shard.len()],
             last_trade: vec![(0, Vec::new()); shard.len()],
+            tickers: vec![TickerState::default(); shard.len()],
             pending: BTreeMap::new(),
             next_req: 0,
             last_ping: Timestamp(0),
@@ -171,6 +175,20 @@ impl BybitSession {
         }
     }
 
+    /// A ticker is not book data: a bad one is counted, never a reason to rebuild the book.
+    fn on_ticker(&mut self, index: usize, frame: &Frame, io: &mut Io) {
+        let data = frame.data.map(|d| d.get()).unwrap_or("{}");
+        let state = &mut self.tickers[index];
+        match apply_ticker(state, frame.kind.as_deref(), frame.ts, data, io.recv_ts) {
+            Ok(Some((_, ticker))) => io.events.push(FeedEvent::Ticker {
+                symbol: self.symbols[index].clone(),
+                ticker,
+            }),
+            Ok(None) => {}
+            Err(reason) => io.invalid(None, reason),
+        }
+    }
+
     fn on_answer(&mut self, frame: &Frame, text: &str, io: &mut Io) {
         match frame.op.as_deref() {
             Some("subscribe" | "unsubscribe") => {
@@ -197,6 +215,7 @@ impl Session for BybitSession {
                 [
                     self.book_topic(i),
                     format!("publicTrade.{}", self.natives[i]),
+                    format!("tickers.{}", self.natives[i]),
                 ]
             })
             .collect();
@@ -219,6 +238,7 @@ impl Session for BybitSession {
         let (kind, native) = match topic.split_once('.') {
             Some(("orderbook", rest)) => ("orderbook", rest.split_once('.').map_or("", |(_, s)| s)),
             Some(("publicTrade", s)) => ("publicTrade", s),
+            Some(("tickers", s)) => ("tickers", s),
             _ => ("", ""),
         };
         let Some(&index) = self.by_native.get(native) else {
@@ -229,6 +249,7 @@ impl Session for BybitSession {
         match kind {
             "orderbook" if topic == self.book_topic(index) => self.on_orderbook(index, &frame, io),
             "publicTrade" => self.on_trades(index, &frame, io),
+            "tickers" => self.on_ticker(index, &frame, io),
             _ => {
                 tracing::debug!(topic = %excerpt(topic), "topic not subscribed; ignored");
                 io.ignored += 1;
@@ -354,7 +375,7 @@ mod tests {
         assert_eq!(
             io.send,
             [
-                r#"{"args":["orderbook.50.BTCUSDT","publicTrade.BTCUSDT"],"op":"subscribe","req_id":"1"}"#
+                r#"{"args":["orderbook.50.BTCUSDT","publicTrade.BTCUSDT","tickers.BTCUSDT"],"op":"subscribe","req_id":"1"}"#
             ]
         );
         let mut io = Io::new(Timestamp(0));

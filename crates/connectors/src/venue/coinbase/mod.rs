@@ -4,6 +4,7 @@
 //! - `subscription`: subscribe/unsubscribe frames and the `subscriptions` acknowledgement.
 //! - `trade`: `market_trades` (its `side` is the maker's: inverted to the aggressor's).
 //! - `book`: `l2_data` events.
+//! - `ticker`: `ticker` events (Coinbase's own 24 h ticker).
 //! - `session`: one connection's [`Session`](crate::conn::Session), with the per-connection
 //!   `sequence_num` check: a gap resubscribes the connection's `level2` products (one product
 //!   per connection by default, so exactly the product that lost data).
@@ -11,6 +12,7 @@
 mod book;
 mod session;
 mod subscription;
+mod ticker;
 mod trade;
 
 use crate::ConnectorError;
@@ -22,6 +24,7 @@ use serde::Deserialize;
 use std::time::Duration;
 
 pub use book::parse_level2;
+pub use ticker::parse_tickers;
 pub use trade::parse_market_trades;
 
 pub const VENUE: &str = "coinbase";

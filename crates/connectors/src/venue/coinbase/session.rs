@@ -172,10 +172,29 @@ impl CoinbaseSession {
     }
 }
 
+impl CoinbaseSession {
+    /// A ticker is not book data: a bad one is counted, never a reason to rebuild the book.
+    fn on_tickers(&mut self, events: &str, ts: Timestamp, io: &mut Io) {
+        match super::ticker::parse_tickers(events, ts, io.recv_ts) {
+            Ok(tickers) => {
+                for (product, ticker) in tickers {
+                    if let Some(&index) = self.by_id.get(&product) {
+                        io.events.push(FeedEvent::Ticker {
+                            symbol: self.symbols[index].clone(),
+                            ticker,
+                        });
+                    }
+                }
+            }
+            Err(reason) => io.invalid(None, reason),
+        }
+    }
+}
+
 impl Session for CoinbaseSession {
     fn open(&mut self, io: &mut Io) {
         let ids = self.ids.clone();
-        for channel in ["level2", "market_trades"] {
+        for channel in ["level2", "market_trades", "ticker"] {
             io.send.push(frame("subscribe", channel, &ids));
             self.pending.expect(channel, io.recv_ts);
         }
@@ -228,6 +247,7 @@ impl Session for CoinbaseSession {
         match channel.as_str() {
             "l2_data" => self.on_level2(events.get(), ts, io),
             "market_trades" => self.on_trades(events.get(), io),
+            "ticker" => self.on_tickers(events.get(), ts, io),
             "subscriptions" => {
                 if let Err(reason) = self.pending.confirm(events.get()) {
                     io.invalid(None, reason);

@@ -1,8 +1,10 @@
 //! Kraken Spot WebSocket v2: `book` (snapshot + updates, truncated to the subscribed depth,
-//! CRC32 checksum verified on every message with the exact decimal strings) and `trade`.
+//! CRC32 checksum verified on every message with the exact decimal strings), `trade` and
+//! `ticker` (Kraken's own 24 h ticker).
 //!
 //! - `subscription`: `subscribe`/`unsubscribe` frames with `req_id`, ack tracking.
 //! - `trade`: `trade` updates (Kraken's `side` is the taker's).
+//! - `ticker`: `ticker` messages (exact numbers, base volume, Kraken's 24 h change).
 //! - `book`: book messages (numbers read as raw JSON text so trailing zeros survive) and the
 //!   depth-truncated mirror that verifies the checksum.
 //! - `session`: one connection's [`Session`](crate::conn::Session).
@@ -13,6 +15,7 @@
 mod book;
 mod session;
 mod subscription;
+mod ticker;
 mod trade;
 
 use crate::ConnectorError;
@@ -25,6 +28,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 pub use book::{BookMessage, KrakenBook};
+pub use ticker::parse_tickers;
 pub use trade::parse_trades;
 
 pub const VENUE: &str = "kraken";

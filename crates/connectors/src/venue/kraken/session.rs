@@ -3,6 +3,7 @@
 
 use super::book::{BookMessage, KrakenBook};
 use super::subscription::Requests;
+use super::ticker::parse_tickers;
 use super::trade::parse_trades;
 use super::{KrakenProtocol, canonical, native_symbol};
 use crate::conn::{Io, Protocol, Session};
@@ -207,6 +208,25 @@ impl KrakenSession {
     }
 }
 
+impl KrakenSession {
+    /// A ticker is not book data: a bad one is counted, never a reason to rebuild the book.
+    fn on_tickers(&mut self, text: &str, io: &mut Io) {
+        match parse_tickers(text, io.recv_ts) {
+            Ok(tickers) => {
+                for (native, ticker) in tickers {
+                    if let Some(index) = self.index(&native) {
+                        io.events.push(FeedEvent::Ticker {
+                            symbol: self.symbols[index].clone(),
+                            ticker,
+                        });
+                    }
+                }
+            }
+            Err(reason) => io.invalid(None, reason),
+        }
+    }
+}
+
 impl Session for KrakenSession {
     fn open(&mut self, io: &mut Io) {
         let natives = self.natives.clone();
@@ -220,6 +240,10 @@ impl Session for KrakenSession {
         io.send.push(
             self.requests
                 .frame("subscribe", "trade", &natives, None, io.recv_ts),
+        );
+        io.send.push(
+            self.requests
+                .frame("subscribe", "ticker", &natives, None, io.recv_ts),
         );
     }
 
@@ -261,6 +285,7 @@ impl Session for KrakenSession {
         match envelope.channel.as_deref() {
             Some("book") => self.on_book(text, io),
             Some("trade") => self.on_trades(text, io),
+            Some("ticker") => self.on_tickers(text, io),
             Some("heartbeat" | "status") => {}
             _ => io.invalid(None, format!("unexpected frame: {}", excerpt(text))),
         }

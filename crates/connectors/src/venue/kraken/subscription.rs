@@ -27,7 +27,8 @@ impl Requests {
             params["depth"] = depth.into();
         }
         if method == "subscribe" {
-            params["snapshot"] = (channel == "book").into();
+            // Books and tickers start from a snapshot; trades do not replay history.
+            params["snapshot"] = matches!(channel, "book" | "ticker").into();
         }
         self.pending.insert(
             id,

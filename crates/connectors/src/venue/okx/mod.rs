@@ -1,9 +1,10 @@
 //! OKX v5 public WebSocket: `books` (400-level snapshot, then incremental updates chained by
-//! `prevSeqId` → `seqId`, CRC32 `checksum` over the top 25 levels) and `trades`, for spot
-//! (`instType` SPOT) and perpetual swaps (SWAP).
+//! `prevSeqId` → `seqId`, CRC32 `checksum` over the top 25 levels), `trades` and `tickers`
+//! (the venue's own 24 h ticker), for spot (`instType` SPOT) and perpetual swaps (SWAP).
 //!
 //! - `wire`: the one-pass frame shape (events, pushes of every channel) and its level type.
 //! - `subscription`: `subscribe`/`unsubscribe` frames and per-argument ack tracking.
+//! - `ticker`: the `tickers` channel's parser (base-currency volume for spot and swaps).
 //! - `session`: one connection's [`Session`](crate::conn::Session): per-instrument sequence
 //!   chains, trades, the text `ping` keep-alive.
 //!
@@ -12,6 +13,7 @@
 
 mod session;
 mod subscription;
+mod ticker;
 mod wire;
 
 use crate::ConnectorError;
@@ -22,14 +24,15 @@ use model::{Instrument, PERP_SUFFIX, Symbol, Venue};
 use serde::Deserialize;
 use std::time::Duration;
 
+pub use ticker::parse_tickers;
 pub use wire::{BookUpdate, parse_book, parse_trades};
 
 pub const VENUE: &str = "okx";
 /// Base URL; the connector appends `/ws/v5/public`.
 pub const DEFAULT_WS_URL: &str = "wss://ws.okx.com:8443";
 pub const DEFAULT_REST_URL: &str = "https://www.okx.com";
-/// Channels per instrument: `books` and `trades`.
-pub const CHANNELS_PER_SYMBOL: usize = 2;
+/// Channels per instrument: `books`, `trades` and `tickers`.
+pub const CHANNELS_PER_SYMBOL: usize = 3;
 /// OKX's swap suffix.
 const SWAP_SUFFIX: &str = "-SWAP";
 

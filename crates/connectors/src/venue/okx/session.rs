@@ -1,6 +1,7 @@
 //! One OKX connection: subscriptions, per-instrument `seqId` chains, trades, keep-alive.
 
 use super::subscription::Acks;
+use super::ticker::parse_tickers;
 use super::wire::{BookUpdate, Frame, Item, build_trade};
 use super::{OkxProtocol, native_symbol};
 use crate::conn::{Io, Protocol, Session};
@@ -163,6 +164,21 @@ impl OkxSession {
         }
     }
 
+    /// A ticker is not book data: a bad one is counted, never a reason to rebuild the book.
+    fn on_tickers(&mut self, index: usize, text: &str, io: &mut Io) {
+        match parse_tickers(text, io.recv_ts) {
+            Ok(tickers) => {
+                for (_, ticker) in tickers {
+                    io.events.push(FeedEvent::Ticker {
+                        symbol: self.symbols[index].clone(),
+                        ticker,
+                    });
+                }
+            }
+            Err(reason) => io.invalid(None, reason),
+        }
+    }
+
     fn on_event(&mut self, frame: Frame, text: &str, io: &mut Io) {
         let event = frame.event.as_deref().unwrap_or_default();
         match event {
@@ -195,7 +211,7 @@ impl Session for OkxSession {
     fn open(&mut self, io: &mut Io) {
         self.last_rx = io.recv_ts;
         let all: Vec<usize> = (0..self.symbols.len()).collect();
-        self.subscribe("subscribe", &["books", "trades"], &all, io);
+        self.subscribe("subscribe", &["books", "trades", "tickers"], &all, io);
     }
 
     fn on_text(&mut self, text: &str, io: &mut Io) {
@@ -238,6 +254,7 @@ impl Session for OkxSession {
                 }
             },
             "trades" => self.on_trades(index, data, io),
+            "tickers" => self.on_tickers(index, text, io),
             other => {
                 tracing::debug!(channel = other, "channel not subscribed; ignored");
                 io.ignored += 1;
@@ -385,8 +402,10 @@ mod tests {
         for (channel, inst) in [
             ("books", "BTC-USDT"),
             ("trades", "BTC-USDT"),
+            ("tickers", "BTC-USDT"),
             ("books", "BTC-USDT-SWAP"),
             ("trades", "BTC-USDT-SWAP"),
+            ("tickers", "BTC-USDT-SWAP"),
         ] {
             feed(
                 &mut s,
@@ -433,6 +452,28 @@ mod tests {
         assert_eq!(kinds(&io), ["invalid_message"]);
         let io = feed(&mut s, "{oops");
         assert_eq!(kinds(&io), ["invalid_message"]);
+    }
+
+    #[test]
+    fn tickers_become_venue_tickers_and_bad_ones_are_counted_not_fatal() {
+        let mut s = session();
+        let text = include_str!("../../../test_data/okx/ws_tickers_swap_update.json");
+        let io = feed(&mut s, text);
+        let [FeedEvent::Ticker { symbol, ticker }] = io.events.as_slice() else {
+            panic!("{:?}", io.events)
+        };
+        assert_eq!(symbol.as_str(), "BTC-USDT-PERP");
+        assert_eq!(ticker.recv_ts, Timestamp(1_000_000));
+        let io = feed(
+            &mut s,
+            &text.replace("\"103700\",\"lastSz\"", "\"x\",\"lastSz\""),
+        );
+        assert_eq!(kinds(&io), ["invalid_message"]);
+        let FeedEvent::Invalid { symbol, .. } = &io.events[0] else {
+            panic!()
+        };
+        assert!(symbol.is_none(), "a bad ticker never rebuilds a book");
+        assert!(io.send.is_empty() && io.reconnect.is_none());
     }
 
     #[test]
