@@ -129,6 +129,34 @@ pub fn matching_step(
     found
 }
 
+/// Decodes RFC 4648 base32 (upper case, padding optional): `None` for any other character.
+pub fn base32_decode(text: &str) -> Option<Vec<u8>> {
+    let text = text.trim_end_matches('=');
+    let mut out = Vec::with_capacity(text.len() * 5 / 8);
+    let (mut buffer, mut bits) = (0u32, 0u32);
+    for c in text.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'2'..=b'7' => c - b'2' + 26,
+            _ => return None,
+        };
+        buffer = (buffer << 5) | u32::from(v);
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buffer >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
+/// The secret of an `otpauth://totp/...?secret=...` URI, as an authenticator app reads it.
+pub fn secret_from_uri(uri: &str) -> Option<Vec<u8>> {
+    let query = uri.split_once('?')?.1;
+    let b32 = query.split('&').find_map(|p| p.strip_prefix("secret="))?;
+    base32_decode(b32)
+}
+
 /// RFC 4648 base32 without padding (what authenticator apps read).
 pub fn base32(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
@@ -413,7 +441,16 @@ mod tests {
             ("foobar", "MZXW6YTBOI"),
         ] {
             assert_eq!(base32(input.as_bytes()), expected);
+            assert_eq!(base32_decode(expected).unwrap(), input.as_bytes());
         }
+        assert_eq!(base32_decode("MZXW6===").unwrap(), b"foo");
+        assert_eq!(base32_decode("mzxw6"), None);
+        assert_eq!(base32_decode("MZ1W6"), None);
+        assert_eq!(
+            secret_from_uri("otpauth://totp/tickgate:ops?secret=MZXW6YQ&digits=6").unwrap(),
+            b"foob"
+        );
+        assert_eq!(secret_from_uri("otpauth://totp/tickgate:ops?digits=6"), None);
     }
 
     #[test]

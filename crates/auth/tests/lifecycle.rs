@@ -444,29 +444,7 @@ fn grace_never_outlives_the_key_and_scope_changes_are_audited() {
 
 /// The secret inside an `otpauth://` URI (base32, as an authenticator app reads it).
 fn otp_secret(uri: &str) -> Vec<u8> {
-    let b32 = uri
-        .split("secret=")
-        .nth(1)
-        .unwrap()
-        .split('&')
-        .next()
-        .unwrap();
-    let mut out = Vec::new();
-    let (mut buffer, mut bits) = (0u32, 0u32);
-    for c in b32.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'2'..=b'7' => c - b'2' + 26,
-            _ => panic!("not base32"),
-        };
-        buffer = (buffer << 5) | u32::from(v);
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buffer >> bits) as u8);
-        }
-    }
-    out
+    auth::totp::secret_from_uri(uri).expect("a secret in the URI")
 }
 
 #[test]

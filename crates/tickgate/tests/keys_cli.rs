@@ -56,6 +56,88 @@ fn json(out: &Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("JSON output")
 }
 
+/// A fresh directory `tickgate-<name>-<pid>` with a data directory, a master key file
+/// holding `master_hex`, and a config serving on a free port with auth required (test keys).
+struct Setup {
+    root: PathBuf,
+    data: PathBuf,
+    master: PathBuf,
+    config: PathBuf,
+    port: u16,
+}
+
+impl Setup {
+    fn new(name: &str, master_hex: &str) -> Self {
+        let root = std::env::temp_dir().join(format!("tickgate-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let data = root.join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let master = root.join("master.key");
+        write_key(&master, master_hex);
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = root.join("tickgate.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[server]\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n\n[auth]\nrequired = true\n\
+                 environment = \"test\"\nmaster_key_file = \"{}\"\npoll_interval_ms = 100\nusage_flush_secs = 1\n",
+                data.display(),
+                master.display()
+            ),
+        )
+        .unwrap();
+        Self {
+            root,
+            data,
+            master,
+            config,
+            port,
+        }
+    }
+
+    fn cfg(&self) -> &str {
+        self.config.to_str().unwrap()
+    }
+
+    /// `keys create` offline: an ed25519 `keys:admin` key named `name` whose private key
+    /// goes to `pem`.
+    fn ed25519_admin(&self, name: &str, pem: &Path, log: &mut Vec<u8>) -> serde_json::Value {
+        json(&run(
+            tickgate().args([
+                "keys",
+                "create",
+                "--config",
+                self.cfg(),
+                "--name",
+                name,
+                "--scopes",
+                "keys:admin",
+                "--type",
+                "ed25519",
+                "--generate-keypair",
+                pem.to_str().unwrap(),
+                "--json",
+            ]),
+            log,
+        ))
+    }
+
+    /// Spawns `command` (a `tickgate serve`) and waits until the port answers.
+    fn serve(&self, command: &mut Command) -> Server {
+        let server = Server(command.spawn().unwrap());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+}
+
 /// Stores endpoint `whe_cli` with its secret sealed by `ring`.
 fn webhook_endpoint(store: &store::alerts_sqlite::SqliteAlertStore, ring: &auth::KeyRing) {
     use store::alerts::{AlertStore, EndpointRecord, EndpointStats};
@@ -104,54 +186,17 @@ fn all_files(dir: &Path, out: &mut Vec<PathBuf>) {
 
 #[test]
 fn keys_offline_and_online_scan_rewrap_audit_and_no_plaintext_anywhere() {
-    let root = std::env::temp_dir().join(format!("tickgate-keys-cli-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
-    let data = root.join("data");
-    std::fs::create_dir_all(&data).unwrap();
     let (old_hex, new_hex) = ("1f".repeat(32), "2e".repeat(32));
-    let master = root.join("master.key");
-    write_key(&master, &old_hex);
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let config = root.join("tickgate.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n\n[auth]\nrequired = true\n\
-             environment = \"test\"\nmaster_key_file = \"{}\"\npoll_interval_ms = 100\nusage_flush_secs = 1\n",
-            data.display(),
-            master.display()
-        ),
-    )
-    .unwrap();
-    let cfg = config.to_str().unwrap();
+    let setup = Setup::new("keys-cli", &old_hex);
+    let (root, data, master, port) = (&setup.root, &setup.data, &setup.master, setup.port);
+    let cfg = setup.cfg();
     let mut stderr_log = Vec::new();
     let mut secrets = Vec::new();
 
     // Offline: admin keys (ed25519 with a generated key pair, hmac, bearer), an hmac key
     // (sealed under the master key), a bearer key.
     let admin_pem = root.join("ops.pem");
-    let admin = json(&run(
-        tickgate().args([
-            "keys",
-            "create",
-            "--config",
-            cfg,
-            "--name",
-            "ops",
-            "--scopes",
-            "keys:admin",
-            "--type",
-            "ed25519",
-            "--generate-keypair",
-            admin_pem.to_str().unwrap(),
-            "--json",
-        ]),
-        &mut stderr_log,
-    ));
+    let admin = setup.ed25519_admin("ops", &admin_pem, &mut stderr_log);
     let admin_id = admin["id"].as_str().unwrap().to_string();
     assert_eq!(admin["key"]["type"], "ed25519", "{admin}");
     assert_eq!(admin["private_key_file"], admin_pem.to_str().unwrap());
@@ -289,20 +334,13 @@ fn keys_offline_and_online_scan_rewrap_audit_and_no_plaintext_anywhere() {
     // The server, logging at debug level to a file.
     let log_path = root.join("serve.log");
     let log = std::fs::File::create(&log_path).unwrap();
-    let mut server = Server(
+    let mut server = setup.serve(
         tickgate()
             .args(["serve", "--config", cfg, "--sim-rate", "20"])
             .env("TICKGATE_LOG__LEVEL", "debug")
             .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
+            .stderr(log),
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
     let url = format!("http://127.0.0.1:{port}");
     let online = |args: &[&str]| {
         let mut command = tickgate();
@@ -689,73 +727,17 @@ fn keys_leaked_suspend_resume_and_totp_enroll_offline() {
     let _ = std::fs::remove_dir_all(&root);
 }
 
-fn base32_decode(text: &str) -> Vec<u8> {
-    let (mut out, mut buffer, mut bits) = (Vec::new(), 0u32, 0u32);
-    for c in text.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'2'..=b'7' => c - b'2' + 26,
-            _ => panic!("not base32: {text}"),
-        };
-        buffer = (buffer << 5) | u32::from(v);
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buffer >> bits) as u8);
-        }
-    }
-    out
-}
-
 /// `--totp-code` with `--url`: once the admin principal is enrolled, a critical operation
 /// (revoke) is refused without a code and done with the current one, sent in `TOTP-Code` and
 /// covered by the signature; the same code cannot be used twice; a malformed code, a code with
 /// a bearer key, or a code offline are refused by the CLI before anything is sent.
 #[test]
 fn keys_online_critical_operations_take_a_totp_code() {
-    let root = std::env::temp_dir().join(format!("tickgate-keys-totp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
-    let data = root.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    let master = root.join("master.key");
-    write_key(&master, &"4d".repeat(32));
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let config = root.join("tickgate.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n\n[auth]\nrequired = true\n\
-             environment = \"test\"\nmaster_key_file = \"{}\"\npoll_interval_ms = 100\n",
-            data.display(),
-            master.display()
-        ),
-    )
-    .unwrap();
-    let cfg = config.to_str().unwrap();
+    let setup = Setup::new("keys-totp", &"4d".repeat(32));
+    let (root, port, cfg) = (&setup.root, setup.port, setup.cfg());
     let mut log = Vec::new();
     let admin_pem = root.join("ops.pem");
-    let admin = json(&run(
-        tickgate().args([
-            "keys",
-            "create",
-            "--config",
-            cfg,
-            "--name",
-            "ops",
-            "--scopes",
-            "keys:admin",
-            "--type",
-            "ed25519",
-            "--generate-keypair",
-            admin_pem.to_str().unwrap(),
-            "--json",
-        ]),
-        &mut log,
-    ));
+    let admin = setup.ed25519_admin("ops", &admin_pem, &mut log);
     let admin_id = admin["id"].as_str().unwrap().to_string();
     let target = |name: &str, log: &mut Vec<u8>| {
         json(&run(
@@ -784,28 +766,14 @@ fn keys_online_critical_operations_take_a_totp_code() {
         &mut log,
     ));
     let uri = enrolled["otpauth_uri"].as_str().unwrap();
-    let secret = base32_decode(
-        uri.split("secret=")
-            .nth(1)
-            .unwrap()
-            .split('&')
-            .next()
-            .unwrap(),
-    );
+    let secret = auth::totp::secret_from_uri(uri).expect("a secret in the URI");
 
-    let mut server = Server(
+    let mut server = setup.serve(
         tickgate()
             .args(["serve", "--config", cfg, "--sim-rate", "5"])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+            .stderr(Stdio::null()),
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
     let url = format!("http://127.0.0.1:{port}");
     let online = |args: &[&str]| {
         let mut command = tickgate();
@@ -896,5 +864,5 @@ fn keys_online_critical_operations_take_a_totp_code() {
     // No code ever reached an error output.
     let text = String::from_utf8_lossy(&log);
     assert!(!text.contains(&code), "{text}");
-    let _ = std::fs::remove_dir_all(&root);
+    let _ = std::fs::remove_dir_all(root);
 }

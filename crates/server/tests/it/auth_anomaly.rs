@@ -10,25 +10,6 @@ use std::time::Duration;
 
 const TICKER: &str = "/v1/ticker?venue=sim&symbol=BTC-USDT";
 
-fn base32_decode(text: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    let (mut buffer, mut bits) = (0u32, 0u32);
-    for c in text.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'2'..=b'7' => c - b'2' + 26,
-            _ => panic!("not base32"),
-        };
-        buffer = (buffer << 5) | u32::from(v);
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buffer >> bits) as u8);
-        }
-    }
-    out
-}
-
 fn current_code(secret: &[u8]) -> String {
     let now = model::Timestamp::now().0.div_euclid(1_000_000);
     auth::totp::code_at(auth::totp::TotpAlgorithm::Sha1, secret, now, 30, 6)
@@ -193,14 +174,7 @@ async fn totp_gates_critical_operations_once_enrolled() {
     assert_eq!(status, 201, "{enrolled}");
     let uri = enrolled["otpauth_uri"].as_str().unwrap();
     assert!(uri.starts_with("otpauth://totp/tickgate:"), "{uri}");
-    let secret = base32_decode(
-        uri.split("secret=")
-            .nth(1)
-            .unwrap()
-            .split('&')
-            .next()
-            .unwrap(),
-    );
+    let secret = auth::totp::secret_from_uri(uri).expect("a secret in the URI");
     // Enrolling again without replace: conflict (and it would need a code).
     let (status, body) = Http::json(
         http.post(
