@@ -450,7 +450,10 @@ mod tests {
             secret_from_uri("otpauth://totp/tickgate:ops?secret=MZXW6YQ&digits=6").unwrap(),
             b"foob"
         );
-        assert_eq!(secret_from_uri("otpauth://totp/tickgate:ops?digits=6"), None);
+        assert_eq!(
+            secret_from_uri("otpauth://totp/tickgate:ops?digits=6"),
+            None
+        );
     }
 
     #[test]

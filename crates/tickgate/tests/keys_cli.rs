@@ -520,12 +520,12 @@ fn keys_offline_and_online_scan_rewrap_audit_and_no_plaintext_anywhere() {
     // the store directly: what `POST /v1/webhooks` stores).
     let old_master = auth::envelope::MasterKey::from_hex(&old_hex, "test").unwrap();
     let new_master = auth::envelope::MasterKey::from_hex(&new_hex, "test").unwrap();
-    let alert_store = store::alerts_sqlite::SqliteAlertStore::open_dir(&data).unwrap();
+    let alert_store = store::alerts_sqlite::SqliteAlertStore::open_dir(data).unwrap();
     webhook_endpoint(&alert_store, &auth::KeyRing::new(Some(old_master), vec![]));
     secrets.push("whsec_cli_test_secret".to_string());
 
     // Master key rotation while the server runs: new current key, old one as previous.
-    write_key(&master, &new_hex);
+    write_key(master, &new_hex);
     let rewrap = json(&run(
         tickgate()
             .args(["keys", "rewrap", "--config", cfg, "--json"])
@@ -584,7 +584,7 @@ fn keys_offline_and_online_scan_rewrap_audit_and_no_plaintext_anywhere() {
     let log = std::fs::read(&log_path).unwrap();
     assert!(log.len() > 100, "the server log should not be empty");
     let mut files = Vec::new();
-    all_files(&data, &mut files);
+    all_files(data, &mut files);
     assert!(!files.is_empty());
     let mut haystacks: Vec<(String, Vec<u8>)> = files
         .iter()
@@ -602,7 +602,7 @@ fn keys_offline_and_online_scan_rewrap_audit_and_no_plaintext_anywhere() {
             }
         }
     }
-    let _ = std::fs::remove_dir_all(&root);
+    let _ = std::fs::remove_dir_all(root);
 }
 
 /// `tickgate keys leaked` offline, and `keys suspend|resume` and `keys totp enroll`: the
