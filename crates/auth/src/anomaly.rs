@@ -88,6 +88,17 @@ pub enum Action {
     BlockIp,
 }
 
+impl Action {
+    /// The config and wire name (as serialized).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Suspend => "suspend",
+            Self::BlockIp => "block_ip",
+        }
+    }
+}
+
 /// One detected anomaly.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AnomalyEvent {
@@ -948,6 +959,9 @@ mod tests {
             s.validate().unwrap_err().0,
             "auth.anomaly.usage_spike.alpha"
         );
+        for action in [Action::None, Action::Suspend, Action::BlockIp] {
+            assert_eq!(serde_json::to_value(action).unwrap(), action.as_str());
+        }
         let s = AnomalySettings {
             max_tracked_ips: 1,
             ..Default::default()

@@ -199,7 +199,7 @@ pub(crate) fn handle(
                     kind: kind.to_string(),
                     key_id: event.key_id.clone(),
                     ip: ip.clone(),
-                    action: action_name(event.action).to_string(),
+                    action: event.action.as_str().to_string(),
                     detail: event.detail.clone(),
                     detected_at: now,
                 }),
@@ -208,7 +208,7 @@ pub(crate) fn handle(
         }
         let mut detail = event.detail.clone();
         detail["ip"] = ip.clone().into();
-        detail["action"] = serde_json::to_value(event.action).unwrap_or_default();
+        detail["action"] = event.action.as_str().into();
         let entry = NewAuditEvent {
             at: now,
             actor: "anomaly".into(),
@@ -266,14 +266,6 @@ pub(crate) fn handle(
             }
             _ => {}
         }
-    }
-}
-
-fn action_name(action: Action) -> &'static str {
-    match action {
-        Action::None => "none",
-        Action::Suspend => "suspend",
-        Action::BlockIp => "block_ip",
     }
 }
 
