@@ -156,6 +156,8 @@ impl MockBinance {
                 let maker = m.rng.below(2) == 0;
                 let trade = serde_json::json!({"stream": format!("{lower}@trade"), "data": {"e":"trade","E":now_ms(),"s":native,"t":m.trade_id,"p":"65000.10","q":"0.01000","T":now_ms(),"m":maker,"M":true}}).to_string();
                 let _ = self.tx.send((format!("{lower}@trade"), trade));
+                let ticker = ticker_frame(&lower, native, m.trade_id);
+                let _ = self.tx.send((format!("{lower}@ticker"), ticker));
             }
         }
     }
@@ -191,6 +193,15 @@ impl MockBinance {
         lock(&self.market).faults.stale_snapshots = n;
     }
 
+    /// A `@ticker` event for `symbol` with an unparseable last price, to its subscribers.
+    pub fn bad_ticker(&self, symbol: &str) {
+        let native = native(symbol);
+        let lower = native.to_lowercase();
+        let frame =
+            ticker_frame(&lower, &native, 0).replacen("\"c\":\"65000.10\"", "\"c\":\"6x\"", 1);
+        let _ = self.tx.send((format!("{lower}@ticker"), frame));
+    }
+
     /// Sends a frame of a stream kind no client subscribed (`bookTicker`) to every client.
     pub fn send_book_ticker(&self, symbol: &str) {
         let native = native(symbol);
@@ -208,6 +219,18 @@ impl MockBinance {
         let frame = serde_json::json!({"stream":"!serverShutdown","data":{"e":"serverShutdown","E":now_ms()}}).to_string();
         let _ = self.tx.send(("*".into(), frame));
     }
+}
+
+/// A `24hrTicker` event as Binance documents it; the volume grows with `n`, so a test can tell
+/// the venue's figures from trade-derived ones.
+fn ticker_frame(lower: &str, native: &str, n: u64) -> String {
+    serde_json::json!({"stream": format!("{lower}@ticker"), "data": {
+        "e":"24hrTicker","E":now_ms(),"s":native,"p":"-216.50","P":"-0.332","w":"65100.00",
+        "x":"65216.60","c":"65000.10","Q":"0.01000","b":"64999.90","B":"1.5","a":"65000.20",
+        "A":"2.0","o":"65216.60","h":"66000.00","l":"64000.00",
+        "v":format!("{}.25", 1_000 + n % 1_000_000),"q":"65100000.00","O":0,"C":86_400_000,
+        "F":0,"L":n,"n":n + 1}})
+    .to_string()
 }
 
 fn native(symbol: &str) -> String {

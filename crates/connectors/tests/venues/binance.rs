@@ -76,6 +76,50 @@ async fn live_and_converged(mock: &MockBinance, h: &Harness) {
     }
 }
 
+/// Issue 15: Binance's own `@ticker` reaches the gateway with Binance's volume and change
+/// (exact decimals); a bad one is counted and nothing else moves.
+#[tokio::test]
+async fn native_tickers_with_the_venues_figures_and_bad_ones_counted() {
+    let mock = MockBinance::start(&SYMBOLS).await.unwrap();
+    let h = start(spec(&mock, &SYMBOLS));
+    live_and_converged(&mock, &h).await;
+    drive(&mock, &h, "tickers for both", |s| {
+        SYMBOLS
+            .iter()
+            .all(|x| s.tickers.get(&sym(x)).is_some_and(|t| t.len() >= 3))
+    })
+    .await;
+    h.with(|s| {
+        for symbol in SYMBOLS {
+            let t = s.tickers[&sym(symbol)].last().unwrap();
+            let volume = t.volume_24h.unwrap().to_string();
+            assert!(volume.ends_with(".25"), "{symbol}: {volume}");
+            assert_eq!(t.change_24h.unwrap().to_string(), "-216.50", "{symbol}");
+            assert_eq!(t.last.unwrap().to_string(), "65000.10", "{symbol}");
+            assert!(t.exchange_ts.0 > 0, "the venue's event time");
+        }
+    });
+    let (invalid, snapshots) = h.with(|s| (s.invalid.len(), s.snapshots("BTC-USDT")));
+    mock.bad_ticker("BTC-USDT");
+    h.wait(5, "bad ticker counted", |s| s.invalid.len() > invalid)
+        .await;
+    let count = h.with(|s| s.tickers[&sym("BTC-USDT")].len());
+    drive(&mock, &h, "tickers go on", |s| {
+        s.tickers[&sym("BTC-USDT")].len() > count
+    })
+    .await;
+    h.with(|s| {
+        assert!(s.invalid[invalid].0.is_none(), "{:?}", s.invalid[invalid]);
+        assert!(s.invalid[invalid].1.contains("ticker last"));
+        assert_eq!(
+            s.snapshots("BTC-USDT"),
+            snapshots,
+            "the book is not rebuilt"
+        );
+    });
+    h.stop().await;
+}
+
 #[tokio::test]
 async fn books_follow_the_ground_truth_and_trades_carry_the_taker_side() {
     let mock = MockBinance::start(&SYMBOLS).await.unwrap();
@@ -406,7 +450,7 @@ async fn symbols_are_sharded_within_the_stream_limit() {
     let symbols = ["BTC-USDT", "ETH-USDT", "SOL-USDT"];
     let mock = MockBinance::start(&symbols).await.unwrap();
     let mut spec = spec(&mock, &symbols);
-    spec.feed.max_streams_per_connection = 2;
+    spec.feed.max_streams_per_connection = 3;
     let h = start(spec);
     drive(&mock, &h, "books live", |s| {
         symbols.iter().all(|x| s.live(x))
@@ -415,7 +459,7 @@ async fn symbols_are_sharded_within_the_stream_limit() {
     assert_eq!(
         mock.control.attempts().len(),
         3,
-        "one connection per symbol at 2 streams each"
+        "one connection per symbol at 3 streams each"
     );
     let frames = mock.control.frames_in();
     let mut per_conn: std::collections::HashMap<usize, usize> = Default::default();
@@ -425,8 +469,8 @@ async fn symbols_are_sharded_within_the_stream_limit() {
     }
     assert_eq!(per_conn.len(), 3);
     assert!(
-        per_conn.values().all(|n| *n == 2),
-        "at most 2 streams per connection: {per_conn:?}"
+        per_conn.values().all(|n| *n == 3),
+        "at most 3 streams per connection: {per_conn:?}"
     );
     h.stop().await;
 }

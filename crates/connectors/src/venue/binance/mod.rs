@@ -3,17 +3,19 @@
 //!
 //! - `subscription`: stream names, `SUBSCRIBE`/`UNSUBSCRIBE` frames, ack tracking.
 //! - `trade`: `trade` events (aggressor side from `m`).
+//! - `ticker`: `ticker` events (Binance's own rolling 24 h ticker).
 //! - `book`: depth diffs, REST snapshots and the per-symbol sync state machine.
 //! - `session`: one connection's [`Session`](crate::conn::Session).
 //!
 //! Limits respected: at most 5 incoming messages per second per connection (frames are sent
 //! 250 ms apart), at most [`FeedSettings::max_streams_per_connection`] streams per connection
-//! (two per symbol; more symbols are sharded onto more connections), connections replaced
+//! (three per symbol; more symbols are sharded onto more connections), connections replaced
 //! make-before-break before the 24 h limit and on `serverShutdown`.
 
 mod book;
 mod session;
 mod subscription;
+mod ticker;
 mod trade;
 
 use crate::ConnectorError;
@@ -25,6 +27,7 @@ use serde::Deserialize;
 use std::time::Duration;
 
 pub use book::{DepthSnapshot, DepthUpdate};
+pub use ticker::parse_ticker;
 pub use trade::parse_trade;
 
 /// The venue name.
@@ -33,8 +36,8 @@ pub const DEFAULT_WS_URL: &str = "wss://stream.binance.com:9443";
 pub const DEFAULT_REST_URL: &str = "https://api.binance.com";
 /// REST snapshot levels when `depth` is not configured (weight 50).
 pub const DEFAULT_DEPTH: usize = 1000;
-/// Streams per symbol: `@trade` and `@depth@100ms`.
-pub const STREAMS_PER_SYMBOL: usize = 2;
+/// Streams per symbol: `@trade`, `@depth@100ms` and `@ticker`.
+pub const STREAMS_PER_SYMBOL: usize = 3;
 
 /// Binance's spelling of a normalized symbol: `BTC-USDT` → `BTCUSDT`.
 pub fn native_symbol(symbol: &Symbol) -> String {
@@ -210,10 +213,10 @@ mod tests {
             .collect();
         assert_eq!(native_symbol(&symbols[0]), "BTCUSDT");
         let mut spec = VenueSpec::new(symbols);
-        spec.feed.max_streams_per_connection = 4;
+        spec.feed.max_streams_per_connection = 6;
         let p = BinanceProtocol::new(spec.clone()).unwrap();
         let shards: Vec<usize> = p.shards().iter().map(Vec::len).collect();
-        assert_eq!(shards, [2, 1], "2 streams per symbol, 4 per connection");
+        assert_eq!(shards, [2, 1], "3 streams per symbol, 6 per connection");
         spec.feed.max_streams_per_connection = 1024;
         assert_eq!(BinanceProtocol::new(spec).unwrap().shards().len(), 1);
     }

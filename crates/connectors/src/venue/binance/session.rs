@@ -2,6 +2,7 @@
 
 use super::book::{self, Alignment, BookSync, DepthSnapshot, DepthUpdate, MAX_BUFFERED};
 use super::subscription::{Acks, STREAMS_PER_FRAME, streams};
+use super::ticker::parse_ticker;
 use super::trade::{build_trade, parse_trade};
 use super::{BinanceProtocol, DEFAULT_REST_URL, native_symbol};
 use crate::FeedEvent;
@@ -306,6 +307,20 @@ impl BinanceSession {
         true
     }
 
+    /// A ticker is not book data: a bad one is counted, never a reason to rebuild the book.
+    /// A standby connection drops its tickers (the active one serves them; the next one
+    /// arrives within a second of the switch).
+    /// It does not count as book activity either: the stale-stream check watches depth and
+    /// trades only.
+    fn on_ticker(&mut self, index: usize, data: &str, io: &mut Io) {
+        let symbol = self.symbols[index].clone();
+        match parse_ticker(data, io.recv_ts) {
+            Ok(_) if self.standby => {}
+            Ok((_, ticker)) => io.events.push(FeedEvent::Ticker { symbol, ticker }),
+            Err(reason) => io.invalid(None, reason),
+        }
+    }
+
     fn index_of(&self, symbol: &Symbol) -> Option<usize> {
         self.symbols.iter().position(|s| s == symbol)
     }
@@ -354,6 +369,7 @@ impl Session for BinanceSession {
             match kind {
                 "trade" => self.on_trade(index, parse_trade(data.get(), io.recv_ts), io),
                 "depth@100ms" | "depth" => self.on_depth(index, DepthUpdate::parse(data.get()), io),
+                "ticker" => self.on_ticker(index, data.get(), io),
                 other => {
                     tracing::debug!(stream = %excerpt(stream), kind = %excerpt(other), "stream kind not subscribed; ignored");
                     io.ignored += 1;

@@ -6,11 +6,12 @@ use std::collections::BTreeMap;
 /// Streams per `SUBSCRIBE` frame (keeps frames small; the connection limit is 1024 streams).
 pub(crate) const STREAMS_PER_FRAME: usize = 100;
 
-/// The two streams of one symbol (lowercase native name).
-pub(crate) fn streams(native_lower: &str) -> [String; 2] {
+/// The streams of one symbol (lowercase native name).
+pub(crate) fn streams(native_lower: &str) -> [String; super::STREAMS_PER_SYMBOL] {
     [
         format!("{native_lower}@trade"),
         format!("{native_lower}@depth@100ms"),
+        format!("{native_lower}@ticker"),
     ]
 }
 
@@ -65,7 +66,7 @@ mod tests {
         let frame = acks.request("SUBSCRIBE", &streams("btcusdt"), Timestamp(0));
         assert_eq!(
             frame,
-            r#"{"id":1,"method":"SUBSCRIBE","params":["btcusdt@trade","btcusdt@depth@100ms"]}"#
+            r#"{"id":1,"method":"SUBSCRIBE","params":["btcusdt@trade","btcusdt@depth@100ms","btcusdt@ticker"]}"#
         );
         assert_eq!(acks.overdue(Timestamp(5_000_000), 10_000_000), None);
         assert!(acks.overdue(Timestamp(11_000_000), 10_000_000).is_some());
