@@ -14,7 +14,8 @@
 //! - `material`: what verifies one key's signatures (HMAC secret opened once, Ed25519 key).
 //! - [`signed`]: authentication of RFC 9421 signed requests ([`SignedRequest`]).
 //! - [`replay`]: the replay guard of signed requests (time window, single-use or increasing
-//!   nonces behind a [`replay::NonceStore`]).
+//!   nonces behind an in-process [`replay::NonceStore`] or a shared, async
+//!   [`replay::SharedNonceStore`] such as Redis).
 //! - [`ws_token`]: single-use tokens that authenticate a WebSocket upgrade.
 //! - `rotation`: the lifecycle steps that retire a credential (rotation with grace and its
 //!   cancellation, expiry, master-key rewrap), as methods of [`KeyService`].

@@ -31,6 +31,8 @@ pub struct ClusterConfig {
     /// Redis shared by all nodes for nonces and rate limits (`redis://`); empty: none. When
     /// set, signed-request nonces and key rate limits are kept there, not in this process.
     pub redis_url: String,
+    /// Prefix of every Redis key this cluster writes (several clusters may share a Redis).
+    pub redis_prefix: String,
     /// PostgreSQL shared by all nodes for keys and the audit log (`postgres://` or
     /// `postgresql://`); empty: the embedded database under `server.data_dir`.
     pub postgres_url: String,
@@ -44,6 +46,7 @@ impl Default for ClusterConfig {
             role: ClusterRole::All,
             nats_url: String::new(),
             redis_url: String::new(),
+            redis_prefix: "tickgate:".into(),
             postgres_url: String::new(),
             node_id: String::new(),
         }
@@ -92,6 +95,15 @@ impl ClusterConfig {
             &self.postgres_url,
             &["postgres", "postgresql"],
         )?;
+        if self.redis_prefix.is_empty()
+            || self.redis_prefix.len() > MAX_NODE_ID_LEN
+            || !self.redis_prefix.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err(ConfigError::new(
+                "cluster.redis_prefix",
+                format!("must be 1 to {MAX_NODE_ID_LEN} printable ASCII characters, no spaces"),
+            ));
+        }
         if self.node_id.len() > MAX_NODE_ID_LEN
             || !self
                 .node_id
@@ -175,6 +187,9 @@ mod tests {
                 Some("cluster.postgres_url"),
             ),
             ("node_id = \"a b\"", Some("cluster.node_id")),
+            ("redis_prefix = \"\"", Some("cluster.redis_prefix")),
+            ("redis_prefix = \"a b\"", Some("cluster.redis_prefix")),
+            ("redis_prefix = \"eu-1:\"", None),
             (
                 "role = \"edge\"\nnats_url = \"nats://n\"",
                 Some("cluster.redis_url"),

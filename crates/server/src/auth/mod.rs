@@ -155,7 +155,7 @@ impl AuthState {
     }
 
     /// Authenticates a signed request (RFC 9421) needing `scope`.
-    pub fn authenticate_signed(
+    pub async fn authenticate_signed(
         &self,
         request: &SignedRequest<'_>,
         scope: Option<Scope>,
@@ -163,14 +163,10 @@ impl AuthState {
     ) -> Result<Principal, Rejection> {
         let now = model::Timestamp::now().0;
         self.anomaly.check_blocked(addr, now)?;
-        let result = self.index.authenticate_signed(
-            request,
-            &self.replay,
-            self.service.ring(),
-            scope,
-            addr,
-            now,
-        );
+        let result = self
+            .index
+            .authenticate_signed(request, &self.replay, self.service.ring(), scope, addr, now)
+            .await;
         self.observe(result, addr, now)
             .map(Principal::Key)
             .inspect_err(|rejection| self.audit_security(rejection, addr))
