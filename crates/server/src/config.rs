@@ -560,6 +560,8 @@ mod tests {
                 "auth.nonce_capacity_per_key",
             ),
             ("[auth]\npublic_metrics = \"yes\"", "auth.public_metrics"),
+            ("[auth]\nauthorities = [\"a b\"]", "auth.authorities"),
+            ("[auth]\nauthorities = [\"\"]", "auth.authorities"),
             (
                 "[auth.anomaly]\nwebhook_endpoints = [\"https://ops.example\"]",
                 "auth.anomaly.webhook_endpoints[0]",

@@ -154,3 +154,34 @@ async fn a_node_that_loses_redis_refuses_signed_requests_and_is_not_ready() {
     assert_eq!(ready["nonce_store"], "unavailable");
     assert_eq!(ready["ready"], false);
 }
+
+#[tokio::test]
+async fn a_request_signed_for_another_authority_is_refused() {
+    // No Redis needed: [auth] authorities applies to every node.
+    let mut config = sealing_config("authorities");
+    config.auth.authorities = vec!["GW.example".into(), "gw.example:8443".into()];
+    let service = sealing_service(&config.server.data_dir);
+    let ed = ed25519_dalek::SigningKey::from_bytes(&[23u8; 32]);
+    let (id, _) = create(&service, "named", KeyKind::Ed25519, Some(public_pem(&ed)));
+    let gateway = start(config).await;
+    let addr = gateway.local_addr().to_string();
+    let key = SigningKey::ed25519(&ed.to_bytes());
+    // Listed (case-insensitive): accepted.
+    let h = sign(&key, &id, &ticker(), now_secs(), &random_nonce().unwrap());
+    assert_eq!(send(&addr, &h).await, (200, String::new()));
+    // Signed for (and sent to) another name: refused with its own code, whatever the key.
+    let mut other = ticker();
+    other.authority = "evil.example";
+    let h = sign(&key, &id, &other, now_secs(), &random_nonce().unwrap());
+    let response = reqwest::Client::new()
+        .get(format!("http://{addr}{TICKER}"))
+        .header("host", "evil.example")
+        .header("signature-input", &h.signature_input)
+        .header("signature", &h.signature)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let json: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(code(&json), "wrong_authority");
+}
