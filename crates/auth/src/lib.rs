@@ -19,7 +19,8 @@
 //! - [`ws_token`]: single-use tokens that authenticate a WebSocket upgrade.
 //! - `rotation`: the lifecycle steps that retire a credential (rotation with grace and its
 //!   cancellation, expiry, master-key rewrap), as methods of [`KeyService`].
-//! - [`ratelimit`]: per-key GCRA limiter.
+//! - [`ratelimit`]: per-key GCRA limiter; [`ratelimit_redis`]: the same in Redis, one budget
+//!   for every node (not wired into admission yet).
 //! - [`service`]: lifecycle operations on the store (create, rotate, cancel, revoke, update,
 //!   expire, rewrap), shared by the CLI and the admin API.
 //! - [`info`]: [`KeyInfo`], the public description of a key.
@@ -50,6 +51,7 @@ pub mod ip_allow;
 pub mod maintenance;
 mod material;
 pub mod ratelimit;
+pub mod ratelimit_redis;
 pub mod rejection;
 pub mod replay;
 pub mod rotation;
