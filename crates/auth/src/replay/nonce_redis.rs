@@ -190,11 +190,8 @@ mod tests {
     use super::*;
 
     /// A fresh prefix per test, so tests sharing one Redis never collide.
-    pub(crate) fn test_prefix() -> String {
-        let mut bytes = [0u8; 8];
-        getrandom::fill(&mut bytes).unwrap();
-        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        format!("tg_test_{hex}:")
+    fn test_prefix() -> String {
+        format!("tg_test_{}:", crate::httpsig::sign::random_nonce().unwrap())
     }
 
     #[tokio::test]
