@@ -14,11 +14,13 @@
 //! - `material`: what verifies one key's signatures (HMAC secret opened once, Ed25519 key).
 //! - [`signed`]: authentication of RFC 9421 signed requests ([`SignedRequest`]).
 //! - [`replay`]: the replay guard of signed requests (time window, single-use or increasing
-//!   nonces behind a [`replay::NonceStore`]).
+//!   nonces behind an in-process [`replay::NonceStore`] or a shared, async
+//!   [`replay::SharedNonceStore`] such as Redis).
 //! - [`ws_token`]: single-use tokens that authenticate a WebSocket upgrade.
 //! - `rotation`: the lifecycle steps that retire a credential (rotation with grace and its
 //!   cancellation, expiry, master-key rewrap), as methods of [`KeyService`].
-//! - [`ratelimit`]: per-key GCRA limiter.
+//! - [`ratelimit`]: per-key GCRA limiter; [`ratelimit_redis`]: the same in Redis, one budget
+//!   for every node (not wired into admission yet).
 //! - [`service`]: lifecycle operations on the store (create, rotate, cancel, revoke, update,
 //!   expire, rewrap), shared by the CLI and the admin API.
 //! - [`info`]: [`KeyInfo`], the public description of a key.
@@ -49,6 +51,7 @@ pub mod ip_allow;
 pub mod maintenance;
 mod material;
 pub mod ratelimit;
+pub mod ratelimit_redis;
 pub mod rejection;
 pub mod replay;
 pub mod rotation;

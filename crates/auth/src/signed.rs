@@ -34,7 +34,7 @@ fn sig(e: SigError) -> Rejection {
 
 impl KeyIndex {
     /// Authenticates a signed request needing `scope`. `now` in µs since the epoch.
-    pub fn authenticate_signed(
+    pub async fn authenticate_signed(
         &self,
         request: &SignedRequest<'_>,
         guard: &ReplayGuard,
@@ -124,6 +124,7 @@ impl KeyIndex {
         // the store (issue 14: one key's flood had filled it for every key).
         guard
             .check_unused(&view.id, nonce, view.nonce_mode, now_secs)
+            .await
             .map_err(|r| {
                 let mut r = self.fail(Some(&entry), r);
                 r.proven = true;
@@ -134,6 +135,7 @@ impl KeyIndex {
         let principal = self.admit(entry, view, scope, addr, now)?;
         guard
             .record(&kept.id, nonce, kept.nonce_mode, created, now_secs)
+            .await
             .map_err(|r| {
                 let mut r = self.fail(Some(&principal.entry), r);
                 r.proven = true;
@@ -151,6 +153,7 @@ mod tests {
     use crate::index::AuthSettings;
     use crate::replay::{MemoryNonceStore, NonceMode, NonceStore, Window};
     use crate::secret::SecretKey32;
+    use futures_util::FutureExt;
     use std::sync::Arc;
     use store::keys::{Environment, RateLimit};
 
@@ -220,6 +223,8 @@ mod tests {
         };
         index
             .authenticate_signed(&signed, guard, ring, Some(Scope::MarketRead), None, now)
+            .now_or_never()
+            .expect("a local nonce store answers at once")
             .map(|_| ())
             .map_err(|r| r.code)
     }
@@ -292,14 +297,16 @@ mod tests {
         );
         // Another key still records its nonces: the greedy key used only its own share.
         assert_eq!(
-            guard.record(
-                "key_other",
-                "x",
-                NonceMode::Unique,
-                now / 1_000_000,
-                now / 1_000_000
-            ),
-            Ok(())
+            guard
+                .record(
+                    "key_other",
+                    "x",
+                    NonceMode::Unique,
+                    now / 1_000_000,
+                    now / 1_000_000
+                )
+                .now_or_never(),
+            Some(Ok(()))
         );
     }
 
@@ -350,6 +357,8 @@ mod tests {
                 };
                 index
                     .authenticate_signed(&signed, &guard, &ring, Some(Scope::MarketRead), None, now)
+                    .now_or_never()
+                    .expect("a local nonce store answers at once")
                     .unwrap();
             }
             start.elapsed().as_nanos() / headers.len() as u128

@@ -101,6 +101,8 @@ pub enum ErrorCode {
     NonceReused,
     /// Monotonic mode: the nonce is not an integer greater than the last accepted one.
     NonceNotIncreasing,
+    /// The signed `@authority` (the `Host`) is not one of `[auth] authorities`.
+    WrongAuthority,
     /// The signature's algorithm does not match the key's type.
     WrongKeyType,
     /// The route's scope needs a signed request; a bearer token alone is refused.
@@ -150,7 +152,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 65] = [
+    pub const ALL: [ErrorCode; 66] = [
         Self::BadJson,
         Self::BadRequest,
         Self::UnknownOp,
@@ -196,6 +198,7 @@ impl ErrorCode {
         Self::SignatureExpired,
         Self::NonceReused,
         Self::NonceNotIncreasing,
+        Self::WrongAuthority,
         Self::WrongKeyType,
         Self::SignatureRequired,
         Self::TokenUsed,
@@ -265,6 +268,7 @@ impl ErrorCode {
             Self::SignatureExpired => "signature_expired",
             Self::NonceReused => "nonce_reused",
             Self::NonceNotIncreasing => "nonce_not_increasing",
+            Self::WrongAuthority => "wrong_authority",
             Self::WrongKeyType => "wrong_key_type",
             Self::SignatureRequired => "signature_required",
             Self::TokenUsed => "token_used",
@@ -341,6 +345,7 @@ impl ErrorCode {
             | Self::SignatureExpired
             | Self::NonceReused
             | Self::NonceNotIncreasing
+            | Self::WrongAuthority
             | Self::WrongKeyType
             | Self::TokenUsed
             | Self::TokenExpired

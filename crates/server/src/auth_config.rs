@@ -60,6 +60,10 @@ pub struct AuthConfig {
     /// `@target-uri`, and the default port `@authority` leaves out). `https` behind a
     /// TLS-terminating proxy; `http` when clients connect to the gateway directly.
     pub signature_scheme: String,
+    /// Signed requests: the names clients may sign as `@authority` (the `Host` they send,
+    /// `host` or `host:port`, compared case-insensitively); others are refused
+    /// `wrong_authority`. Empty: any. Set it when several nodes serve one name.
+    pub authorities: Vec<String>,
     /// Default request rate per key (per scope a request needs).
     pub rate_limit: RateLimit,
     /// Rate per scope, e.g. `"keys:admin" = { per_sec = 5, burst = 10 }`.
@@ -91,6 +95,7 @@ impl Default for AuthConfig {
             nonce_capacity: 1_000_000,
             nonce_capacity_per_key: 100_000,
             signature_scheme: "http".into(),
+            authorities: Vec::new(),
             rate_limit: RateLimit {
                 per_sec: 100,
                 burst: 200,
@@ -192,6 +197,19 @@ impl AuthConfig {
                     self.signature_scheme
                 ),
             ));
+        }
+        for name in &self.authorities {
+            let ok = !name.is_empty()
+                && name.len() <= 255
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b));
+            if !ok {
+                return Err(ConfigError::new(
+                    "auth.authorities",
+                    format!("{name:?} is not a host or host:port"),
+                ));
+            }
         }
         check_rate("auth.rate_limit".into(), &self.rate_limit)?;
         for scope in &self.signature_required_scopes {

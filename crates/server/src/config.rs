@@ -38,6 +38,8 @@ pub struct Config {
     /// `[alerts]`: rules on live data, delivered on the `alerts` channel and as webhooks
     /// (see `alerts::AlertsConfig`).
     pub alerts: alerts::config::AlertsConfig,
+    /// `[cluster]`: this node's role and the shared services (see `cluster_config`).
+    pub cluster: crate::cluster_config::ClusterConfig,
     pub venues: Vec<VenueConfig>,
 }
 
@@ -53,6 +55,7 @@ impl Default for Config {
             consolidated: ConsolidatedConfig::default(),
             ui: crate::ui::config::UiConfig::default(),
             alerts: alerts::config::AlertsConfig::default(),
+            cluster: crate::cluster_config::ClusterConfig::default(),
             venues: vec![VenueConfig::default()],
         }
     }
@@ -285,6 +288,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.validate_limits()?;
         self.validate_sections()?;
+        self.cluster.validate()?;
         self.validate_venues()?;
         if self.consolidated.enabled {
             self.consolidated_groups()?;
@@ -556,6 +560,8 @@ mod tests {
                 "auth.nonce_capacity_per_key",
             ),
             ("[auth]\npublic_metrics = \"yes\"", "auth.public_metrics"),
+            ("[auth]\nauthorities = [\"a b\"]", "auth.authorities"),
+            ("[auth]\nauthorities = [\"\"]", "auth.authorities"),
             (
                 "[auth.anomaly]\nwebhook_endpoints = [\"https://ops.example\"]",
                 "auth.anomaly.webhook_endpoints[0]",

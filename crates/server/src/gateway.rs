@@ -467,6 +467,10 @@ impl Gateway {
     }
 }
 
+/// The longest a signed request waits for the shared nonce store before it is refused
+/// `unavailable`.
+const NONCE_STORE_TIMEOUT: Duration = Duration::from_millis(500);
+
 /// Opens the key store, loads the master key(s) and every key, and starts the maintenance
 /// task and the audit writer.
 async fn start_auth(
@@ -522,7 +526,20 @@ async fn start_auth(
     ));
     let (audit_tx, audit_rx) = tokio::sync::mpsc::channel(256);
     tokio::spawn(crate::auth::run_audit_writer(service.clone(), audit_rx));
-    let state = AuthState::new(index, service.clone(), settings, audit_tx);
+    let mut state = AuthState::new(index, service.clone(), settings, audit_tx);
+    if let Some(url) = config.cluster.redis() {
+        // More than one node can serve a key: nonces must be shared, or a request accepted by
+        // one node could be replayed to another.
+        let store = ::auth::replay::RedisNonceStore::connect(
+            url,
+            &config.cluster.redis_prefix,
+            NONCE_STORE_TIMEOUT,
+        )
+        .await
+        .map_err(|e| ServerError::Auth(format!("cluster.redis_url: {e}")))?;
+        state.replay = ::auth::replay::ReplayGuard::shared(state.replay.window(), Arc::new(store));
+        tracing::info!(prefix = %config.cluster.redis_prefix, "signed-request nonces are shared in Redis");
+    }
     tokio::spawn(crate::auth::anomaly::run_block_refresh(
         service,
         state.anomaly.clone(),

@@ -40,6 +40,7 @@ pub mod alerts;
 pub mod api_error;
 pub mod auth;
 pub mod auth_config;
+pub mod cluster_config;
 pub mod config;
 pub mod config_error;
 pub mod consolidated_config;

@@ -150,6 +150,10 @@ struct Readiness {
     ready: bool,
     /// Per configured venue: live books out of the books served.
     venues: BTreeMap<String, VenueReadiness>,
+    /// The shared nonce store (`[cluster] redis_url`), when there is one: `"ok"` or
+    /// `"unavailable"` (then signed requests are refused and the node is not ready).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nonce_store: Option<&'static str>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -158,7 +162,8 @@ struct VenueReadiness {
     books_total: usize,
 }
 
-/// Readiness: not shutting down and every venue has at least one live book.
+/// Readiness: not shutting down, every venue has at least one live book, and the shared nonce
+/// store (if any) answers.
 #[utoipa::path(
     get,
     path = "/readyz",
@@ -203,12 +208,28 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
             },
         );
     }
+    let nonce_store = match state.auth().replay.store() {
+        ::auth::replay::Nonces::Local(_) => None,
+        ::auth::replay::Nonces::Shared(_) => Some(match state.auth().replay.ready().await {
+            Ok(()) => "ok",
+            Err(error) => {
+                tracing::warn!(error = %error, "not ready: the shared nonce store is unavailable");
+                ready = false;
+                "unavailable"
+            }
+        }),
+    };
     let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (status, Json(Readiness { ready, venues })).into_response()
+    let body = Readiness {
+        ready,
+        venues,
+        nonce_store,
+    };
+    (status, Json(body)).into_response()
 }
 
 /// Counters, gauges and histograms in the Prometheus text format.

@@ -13,10 +13,18 @@
 //!
 //! Times are whole seconds since the epoch, passed in by the caller (tests pause the clock by
 //! passing their own).
+//!
+//! The nonce store is in this process ([`NonceStore`], answered inline) or shared by several
+//! ([`SharedNonceStore`], e.g. Redis, awaited): steps 3 and 5 are async for that reason. A
+//! shared store that cannot answer refuses the request with `unavailable` (fail closed).
 
 pub mod nonce;
+pub mod nonce_redis;
+pub mod shared;
 
 pub use nonce::{MemoryNonceStore, NonceStore, Recorded};
+pub use nonce_redis::RedisNonceStore;
+pub use shared::{Immediate, SharedNonceStore, Unavailable};
 
 use crate::rejection::Rejection;
 use protocol::ErrorCode;
@@ -67,24 +75,53 @@ pub enum NonceMode {
     Monotonic,
 }
 
+/// Where the guard keeps nonces.
+#[derive(Debug, Clone)]
+pub enum Nonces {
+    /// In this process: answered inline, nothing awaited (the single-node default).
+    Local(Arc<dyn NonceStore>),
+    /// Shared by several gateway processes (Redis): awaited, and may be unavailable.
+    Shared(Arc<dyn SharedNonceStore>),
+}
+
 /// See the module docs.
 #[derive(Debug, Clone)]
 pub struct ReplayGuard {
     window: Window,
-    store: Arc<dyn NonceStore>,
+    store: Nonces,
 }
 
 impl ReplayGuard {
+    /// A guard over an in-process store.
     pub fn new(window: Window, store: Arc<dyn NonceStore>) -> Self {
-        Self { window, store }
+        Self {
+            window,
+            store: Nonces::Local(store),
+        }
+    }
+
+    /// A guard over a store shared by several processes.
+    pub fn shared(window: Window, store: Arc<dyn SharedNonceStore>) -> Self {
+        Self {
+            window,
+            store: Nonces::Shared(store),
+        }
     }
 
     pub fn window(&self) -> Window {
         self.window
     }
 
-    pub fn store(&self) -> &Arc<dyn NonceStore> {
+    pub fn store(&self) -> &Nonces {
         &self.store
+    }
+
+    /// Whether the nonce store answers now: always for a local one; a shared one is pinged.
+    pub async fn ready(&self) -> Result<(), Unavailable> {
+        match &self.store {
+            Nonces::Local(_) => Ok(()),
+            Nonces::Shared(store) => store.ping().await,
+        }
     }
 
     /// Checks `created` against the window and `expires` against `now`.
@@ -125,7 +162,7 @@ impl ReplayGuard {
     }
 
     /// Refuses a nonce already recorded (a replay) without recording anything.
-    pub fn check_unused(
+    pub async fn check_unused(
         &self,
         key: &str,
         nonce: &str,
@@ -133,11 +170,20 @@ impl ReplayGuard {
         now: i64,
     ) -> Result<(), Rejection> {
         let used = match mode {
-            NonceMode::Unique => self.store.seen(key, nonce, now),
-            NonceMode::Monotonic => match (nonce.parse::<u64>(), self.store.last_increasing(key)) {
-                (Ok(value), Some(last)) => value <= last,
-                _ => false, // malformed or first: decided by `record`
+            NonceMode::Unique => match &self.store {
+                Nonces::Local(store) => store.seen(key, nonce, now),
+                Nonces::Shared(store) => store.seen(key, nonce, now).await.map_err(refused)?,
             },
+            NonceMode::Monotonic => {
+                let last = match &self.store {
+                    Nonces::Local(store) => store.last_increasing(key),
+                    Nonces::Shared(store) => store.last_increasing(key).await.map_err(refused)?,
+                };
+                match (nonce.parse::<u64>(), last) {
+                    (Ok(value), Some(last)) => value <= last,
+                    _ => false, // malformed or first: decided by `record`
+                }
+            }
         };
         if !used {
             return Ok(());
@@ -149,7 +195,7 @@ impl ReplayGuard {
     }
 
     /// Records the nonce of a request whose signature verified.
-    pub fn record(
+    pub async fn record(
         &self,
         key: &str,
         nonce: &str,
@@ -163,15 +209,20 @@ impl ReplayGuard {
                 format!("the nonce must be 1 to {MAX_NONCE_LEN} characters"),
             ));
         }
-        let outcome = match mode {
-            NonceMode::Unique => {
-                self.store
-                    .record(key, nonce, created + i64::from(self.window.past), now)
-            }
-            NonceMode::Monotonic => match nonce.parse::<u64>() {
-                Ok(value) if nonce.bytes().all(|b| b.is_ascii_digit()) => {
-                    self.store.record_increasing(key, value)
-                }
+        let expires_at = created + i64::from(self.window.past);
+        let outcome = match (mode, &self.store) {
+            (NonceMode::Unique, Nonces::Local(store)) => store.record(key, nonce, expires_at, now),
+            (NonceMode::Unique, Nonces::Shared(store)) => store
+                .record(key, nonce, expires_at, now)
+                .await
+                .map_err(refused)?,
+            (NonceMode::Monotonic, store) => match nonce.parse::<u64>() {
+                Ok(value) if nonce.bytes().all(|b| b.is_ascii_digit()) => match store {
+                    Nonces::Local(store) => store.record_increasing(key, value),
+                    Nonces::Shared(store) => {
+                        store.record_increasing(key, value).await.map_err(refused)?
+                    }
+                },
                 _ => Recorded::NotIncreasing,
             },
         };
@@ -197,6 +248,18 @@ impl ReplayGuard {
             }
         }
     }
+}
+
+/// A shared store that cannot answer: refused, never accepted (it may be a replay).
+fn refused(error: Unavailable) -> Rejection {
+    tracing::warn!(error = %error, "signed request refused: the nonce store is unavailable");
+    let mut r = Rejection::new(
+        ErrorCode::Unavailable,
+        "the replay guard's store cannot be reached, so signed requests are refused; retry \
+         shortly",
+    );
+    r.retry_after = Some(std::time::Duration::from_secs(1));
+    r
 }
 
 fn reused(key: &str) -> Rejection {

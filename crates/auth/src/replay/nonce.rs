@@ -1,4 +1,4 @@
-//! Nonce stores: the [`NonceStore`] contract and its in-memory implementation.
+//! In-process nonce stores: the [`NonceStore`] trait and its in-memory implementation.
 //!
 //! # Memory bound of [`MemoryNonceStore`]
 //!
@@ -43,8 +43,9 @@ pub enum Recorded {
     KeyFull,
 }
 
-/// Where accepted nonces are remembered. Implementations: in memory (one process) now; a
-/// shared one (Redis, for several gateway instances) later, checked by [`contract`].
+/// Where accepted nonces are remembered, in this process (synchronous: answered inline). A
+/// store shared by several gateway processes is a [`super::SharedNonceStore`]; both are
+/// checked by [`super::shared::contract`].
 pub trait NonceStore: Send + Sync + std::fmt::Debug {
     /// Records `(key, nonce)` until `expires_at` (seconds) unless it is already recorded and
     /// not expired at `now`. Atomic: of two concurrent calls with one pair, one is `Fresh`.
@@ -226,46 +227,14 @@ impl NonceStore for MemoryNonceStore {
     }
 }
 
-/// Contract tests every [`NonceStore`] must pass (a fresh, empty store of capacity ≥ 100).
-pub fn contract(store: &dyn NonceStore) {
-    assert_eq!(store.record("k1", "n1", 130, 100), Recorded::Fresh);
-    assert_eq!(store.record("k1", "n1", 130, 101), Recorded::Reused);
-    assert_eq!(store.record("k1", "n1", 130, 130), Recorded::Reused);
-    assert_eq!(
-        store.record("k2", "n1", 130, 101),
-        Recorded::Fresh,
-        "nonces are per key"
-    );
-    assert_eq!(store.record("k1", "n2", 130, 101), Recorded::Fresh);
-    // After its expiry a pair may be used again (a replay of it is stale by then).
-    assert_eq!(store.record("k1", "n1", 161, 131), Recorded::Fresh);
-    assert_eq!(store.record("k1", "n1", 161, 132), Recorded::Reused);
-    // Keys and nonces that concatenate alike are still distinct.
-    assert_eq!(store.record("a", "bc", 200, 140), Recorded::Fresh);
-    assert_eq!(store.record("ab", "c", 200, 140), Recorded::Fresh);
-    // Peeking records nothing.
-    assert_eq!(store.record("k3", "p", 300, 140), Recorded::Fresh);
-    assert!(store.seen("k3", "p", 141));
-    assert!(!store.seen("k3", "never", 141));
-    assert!(!store.seen("k3", "never", 141), "seen() does not record");
-    assert_eq!(store.record("k3", "never", 300, 141), Recorded::Fresh);
-    assert!(!store.seen("k3", "p", 301), "expired entries are not seen");
-    assert_eq!(store.last_increasing("k1"), None);
-    assert_eq!(store.record_increasing("k1", 5), Recorded::Fresh);
-    assert_eq!(store.last_increasing("k1"), Some(5));
-    assert_eq!(store.record_increasing("k1", 5), Recorded::NotIncreasing);
-    assert_eq!(store.record_increasing("k1", 4), Recorded::NotIncreasing);
-    assert_eq!(store.record_increasing("k1", 6), Recorded::Fresh);
-    assert_eq!(store.record_increasing("k2", 1), Recorded::Fresh);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn memory_store_meets_the_contract() {
-        contract(&MemoryNonceStore::new(1000));
+    #[tokio::test]
+    async fn memory_store_meets_the_contract() {
+        crate::replay::shared::contract(&crate::replay::Immediate(MemoryNonceStore::new(1000)))
+            .await;
     }
 
     #[test]

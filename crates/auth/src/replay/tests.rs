@@ -1,7 +1,13 @@
 //! The replay guard against a naive reference model, with a paused clock.
 
 use super::*;
+use futures_util::FutureExt;
 use proptest::prelude::*;
+
+/// The guard over a local store never waits: its futures are ready on the first poll.
+fn block<T>(f: impl std::future::Future<Output = T>) -> T {
+    f.now_or_never().expect("a local store answers at once")
+}
 
 #[derive(Debug, Clone)]
 struct Req {
@@ -106,8 +112,7 @@ fn guard_decides(
         return Err(ErrorCode::SignatureInvalid);
     }
     let key = format!("key_{}", r.key);
-    g.record(&key, &r.nonce.to_string(), mode(r.key), created, now)
-        .map_err(|e| e.code)
+    block(g.record(&key, &r.nonce.to_string(), mode(r.key), created, now)).map_err(|e| e.code)
 }
 
 proptest! {
@@ -168,29 +173,29 @@ fn codes_and_edges() {
         ErrorCode::SignatureExpired
     );
     assert!(g.check_time(now, Some(now + 1), now).is_ok());
-    g.record("k", "abc", NonceMode::Unique, now, now).unwrap();
+    block(g.record("k", "abc", NonceMode::Unique, now, now)).unwrap();
     assert_eq!(
-        g.record("k", "abc", NonceMode::Unique, now, now)
+        block(g.record("k", "abc", NonceMode::Unique, now, now))
             .unwrap_err()
             .code,
         ErrorCode::NonceReused
     );
     let long = "x".repeat(MAX_NONCE_LEN + 1);
     assert_eq!(
-        g.record("k", &long, NonceMode::Unique, now, now)
+        block(g.record("k", &long, NonceMode::Unique, now, now))
             .unwrap_err()
             .code,
         ErrorCode::SignatureInvalid
     );
     assert_eq!(
-        g.record("m", "+5", NonceMode::Monotonic, now, now)
+        block(g.record("m", "+5", NonceMode::Monotonic, now, now))
             .unwrap_err()
             .code,
         ErrorCode::NonceNotIncreasing
     );
-    g.record("m", "5", NonceMode::Monotonic, now, now).unwrap();
+    block(g.record("m", "5", NonceMode::Monotonic, now, now)).unwrap();
     assert_eq!(
-        g.record("m", "5", NonceMode::Monotonic, now, now)
+        block(g.record("m", "5", NonceMode::Monotonic, now, now))
             .unwrap_err()
             .code,
         ErrorCode::NonceNotIncreasing

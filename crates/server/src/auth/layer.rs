@@ -130,7 +130,8 @@ async fn signed_request(
         &bytes,
         Some(scope),
         addr,
-    )?;
+    )
+    .await?;
     Ok((Request::from_parts(parts, body), principal))
 }
 

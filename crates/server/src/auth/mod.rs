@@ -53,6 +53,8 @@ pub struct AuthState {
     pub signature_required: Vec<Scope>,
     /// The scheme signatures are verified with (`[auth] signature_scheme`).
     pub signature_scheme: &'static str,
+    /// `[auth] authorities`, lowercased; empty: any.
+    pub authorities: Vec<String>,
     /// Single-use WebSocket tokens (`POST /v1/ws-token`).
     pub ws_tokens: auth::ws_token::WsTokens,
     /// Anomaly detectors, their responses and the IP block cache (`[auth.anomaly]`).
@@ -94,6 +96,11 @@ impl AuthState {
             } else {
                 "http"
             },
+            authorities: config
+                .authorities
+                .iter()
+                .map(|a| a.to_ascii_lowercase())
+                .collect(),
             ws_tokens: auth::ws_token::WsTokens::new(Duration::from_secs(config.ws_token_ttl_secs)),
             anomaly: Arc::new(anomaly::Anomalies::new(config.anomaly.clone())),
             audit,
@@ -155,7 +162,7 @@ impl AuthState {
     }
 
     /// Authenticates a signed request (RFC 9421) needing `scope`.
-    pub fn authenticate_signed(
+    pub async fn authenticate_signed(
         &self,
         request: &SignedRequest<'_>,
         scope: Option<Scope>,
@@ -163,14 +170,25 @@ impl AuthState {
     ) -> Result<Principal, Rejection> {
         let now = model::Timestamp::now().0;
         self.anomaly.check_blocked(addr, now)?;
-        let result = self.index.authenticate_signed(
-            request,
-            &self.replay,
-            self.service.ring(),
-            scope,
-            addr,
-            now,
-        );
+        let authority = request.parts.authority;
+        if !self.authorities.is_empty()
+            && !self
+                .authorities
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(authority))
+        {
+            let rejection = Rejection::new(
+                ErrorCode::WrongAuthority,
+                "the request was signed for a name this gateway does not serve (@authority / \
+                 Host): sign for one of its [auth] authorities",
+            );
+            self.observe_failure(&rejection, addr, now);
+            return Err(rejection);
+        }
+        let result = self
+            .index
+            .authenticate_signed(request, &self.replay, self.service.ring(), scope, addr, now)
+            .await;
         self.observe(result, addr, now)
             .map(Principal::Key)
             .inspect_err(|rejection| self.audit_security(rejection, addr))

@@ -26,7 +26,7 @@ pub fn authority<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> &'a str {
 
 /// Verifies the signature of a request received as `method uri headers` with `body` (empty:
 /// none): REST requests and WebSocket upgrades.
-pub fn verify_signed(
+pub async fn verify_signed(
     auth: &super::AuthState,
     method: &Method,
     uri: &Uri,
@@ -64,7 +64,7 @@ pub fn verify_signed(
         parts,
         body,
     };
-    auth.authenticate_signed(&signed, scope, addr)
+    auth.authenticate_signed(&signed, scope, addr).await
 }
 
 /// The combined value of every line of a header (`, `-joined), if it is present and ASCII.

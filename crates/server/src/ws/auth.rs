@@ -49,7 +49,7 @@ pub(super) struct UpgradeHead {
 impl SessionAuth {
     /// From the upgrade request's `Authorization` header or RFC 9421 signature, or a
     /// single-use `token` from the URL (`POST /v1/ws-token`).
-    pub fn from_upgrade(
+    pub async fn from_upgrade(
         state: &AppState,
         method: &Method,
         uri: &Uri,
@@ -80,7 +80,8 @@ impl SessionAuth {
                 ));
             }
             let principal =
-                signed::verify_signed(auth, method, uri, headers, &[], None, Some(peer.ip()))?;
+                signed::verify_signed(auth, method, uri, headers, &[], None, Some(peer.ip()))
+                    .await?;
             if let Principal::Key(key) = principal {
                 session.bind(state, key)?;
                 session.announce = true;

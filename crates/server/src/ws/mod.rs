@@ -106,7 +106,9 @@ pub(crate) async fn upgrade(
         &headers,
         token.as_deref(),
         peer,
-    ) {
+    )
+    .await
+    {
         Ok(session_auth) => session_auth,
         Err(rejection) => return crate::auth::layer::rejection_response(&state, rejection),
     };

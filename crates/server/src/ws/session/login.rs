@@ -3,6 +3,7 @@
 //! reduced) while it runs.
 
 use super::{End, Session};
+use crate::AppState;
 use crate::auth::Principal;
 use auth::{KeyEntry, KeyEvent, KeyEventKind, KeyPrincipal, Rejection, Scope};
 use protocol::{ErrorCode, Login, RequestId, ServerMessage};
@@ -63,10 +64,12 @@ impl Session {
                 .await;
         }
         let peer = Some(self.peer.ip());
-        let result = self.login(&login, peer).and_then(|key| {
-            let state = self.state.clone();
-            self.auth.bind(&state, key.clone()).map(|()| key)
-        });
+        let result = Self::login(&self.state, self.auth.head.as_ref(), &login, peer)
+            .await
+            .and_then(|key| {
+                let state = self.state.clone();
+                self.auth.bind(&state, key.clone()).map(|()| key)
+            });
         drop(login);
         match result {
             Ok(key) => {
@@ -89,15 +92,22 @@ impl Session {
     /// Checks an `auth` op's credential. A signature signs the upgrade request this session
     /// arrived on (`GET`, its authority, path and query); it passes the same replay guard as a
     /// signed REST request, so a captured login cannot be replayed.
-    fn login(&self, login: &Login, peer: Option<IpAddr>) -> Result<KeyPrincipal, Rejection> {
-        let auth = self.state.auth();
+    /// (Not a method: the session is not `Sync`, and this future holds its borrows across the
+    /// nonce store's await.)
+    async fn login(
+        state: &AppState,
+        head: Option<&crate::ws::auth::UpgradeHead>,
+        login: &Login,
+        peer: Option<IpAddr>,
+    ) -> Result<KeyPrincipal, Rejection> {
+        let auth = state.auth();
         match login {
             Login::Token { token } => auth.authenticate_token(token.expose(), peer),
             Login::Signature {
                 signature_input,
                 signature,
             } => {
-                let Some(head) = &self.auth.head else {
+                let Some(head) = head else {
                     // Unreachable: only sessions bound on the upgrade lack it, and they get
                     // "already authenticated" first.
                     return Err(Rejection::new(
@@ -119,7 +129,7 @@ impl Session {
                     parts,
                     body: &[],
                 };
-                match auth.authenticate_signed(&request, None, peer)? {
+                match auth.authenticate_signed(&request, None, peer).await? {
                     Principal::Key(key) => Ok(key),
                     Principal::Anonymous => Err(Rejection::new(
                         ErrorCode::MissingCredentials,

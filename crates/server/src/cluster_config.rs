@@ -1,0 +1,228 @@
+//! `[cluster]`: how this node takes part in a cluster of gateways (issue 12). The default,
+//! `role = "all"` with no URLs, is one self-contained node: every store stays in memory or in
+//! the embedded database.
+//!
+//! Each URL is checked for its scheme here, at load time; an error names the key and never
+//! echoes the URL (it may carry a password).
+
+use crate::config_error::ConfigError;
+use serde::{Deserialize, Serialize};
+
+/// What a node does in a cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClusterRole {
+    /// Venue connections and the client API in one process (single node).
+    #[default]
+    All,
+    /// Venue connections only: publishes market data on the bus (`nats_url`).
+    Ingest,
+    /// Client API only: reads market data from the bus; several edges serve the same keys.
+    Edge,
+}
+
+/// `[cluster]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    pub role: ClusterRole,
+    /// The NATS server of the market-data bus (`nats://` or `tls://`); empty: none.
+    pub nats_url: String,
+    /// Redis shared by all nodes for nonces and rate limits (`redis://`); empty: none. When
+    /// set, signed-request nonces and key rate limits are kept there, not in this process.
+    pub redis_url: String,
+    /// Prefix of every Redis key this cluster writes (several clusters may share a Redis).
+    pub redis_prefix: String,
+    /// PostgreSQL shared by all nodes for keys and the audit log (`postgres://` or
+    /// `postgresql://`); empty: the embedded database under `server.data_dir`.
+    pub postgres_url: String,
+    /// This node's name in logs, metrics and the bus; empty: a random one at start.
+    pub node_id: String,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            role: ClusterRole::All,
+            nats_url: String::new(),
+            redis_url: String::new(),
+            redis_prefix: "tickgate:".into(),
+            postgres_url: String::new(),
+            node_id: String::new(),
+        }
+    }
+}
+
+/// Longest accepted `node_id`.
+pub const MAX_NODE_ID_LEN: usize = 64;
+
+impl ClusterConfig {
+    /// The Redis URL, if one is set.
+    pub fn redis(&self) -> Option<&str> {
+        Some(self.redis_url.as_str()).filter(|u| !u.is_empty())
+    }
+
+    /// The PostgreSQL URL, if one is set.
+    pub fn postgres(&self) -> Option<&str> {
+        Some(self.postgres_url.as_str()).filter(|u| !u.is_empty())
+    }
+
+    /// Whether more than one node can serve the same key: then nonces and rate limits must
+    /// be shared (`redis_url` set, or a role other than `all`).
+    pub fn is_shared(&self) -> bool {
+        self.redis().is_some() || self.role != ClusterRole::All
+    }
+
+    /// `node_id`, or a random `node-<16 hex>` when it is empty.
+    pub fn resolved_node_id(&self) -> String {
+        if !self.node_id.is_empty() {
+            return self.node_id.clone();
+        }
+        let mut bytes = [0u8; 8];
+        // A name, not a secret: a clock-derived fallback is enough if the OS has no entropy.
+        if getrandom::fill(&mut bytes).is_err() {
+            bytes = model::Timestamp::now().0.to_le_bytes();
+        }
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        format!("node-{hex}")
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_scheme("cluster.nats_url", &self.nats_url, &["nats", "tls"])?;
+        check_scheme("cluster.redis_url", &self.redis_url, &["redis"])?;
+        check_scheme(
+            "cluster.postgres_url",
+            &self.postgres_url,
+            &["postgres", "postgresql"],
+        )?;
+        if self.redis_prefix.is_empty()
+            || self.redis_prefix.len() > MAX_NODE_ID_LEN
+            || !self.redis_prefix.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err(ConfigError::new(
+                "cluster.redis_prefix",
+                format!("must be 1 to {MAX_NODE_ID_LEN} printable ASCII characters, no spaces"),
+            ));
+        }
+        if self.node_id.len() > MAX_NODE_ID_LEN
+            || !self
+                .node_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        {
+            return Err(ConfigError::new(
+                "cluster.node_id",
+                format!(
+                    "must be at most {MAX_NODE_ID_LEN} characters of A-Z a-z 0-9 - _ . \
+                     (empty: random)"
+                ),
+            ));
+        }
+        if self.role != ClusterRole::All && self.nats_url.is_empty() {
+            return Err(ConfigError::new(
+                "cluster.nats_url",
+                "an ingest or edge node needs the market-data bus: set cluster.nats_url",
+            ));
+        }
+        if self.role == ClusterRole::Edge && self.redis_url.is_empty() {
+            return Err(ConfigError::new(
+                "cluster.redis_url",
+                "edge nodes serve the same keys, so they must share nonces and rate limits: \
+                 set cluster.redis_url",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// An empty `url` passes; otherwise it must be `<scheme>://<something>` with a listed scheme.
+fn check_scheme(key: &str, url: &str, schemes: &[&str]) -> Result<(), ConfigError> {
+    if url.is_empty() {
+        return Ok(());
+    }
+    let ok = url
+        .split_once("://")
+        .is_some_and(|(scheme, rest)| schemes.contains(&scheme) && !rest.is_empty());
+    if ok {
+        return Ok(());
+    }
+    let expected: Vec<String> = schemes.iter().map(|s| format!("{s}://")).collect();
+    // The URL itself is not repeated: it may hold a password.
+    Err(ConfigError::new(
+        key,
+        format!("must start with {}", expected.join(" or ")),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Config;
+
+    #[test]
+    fn cluster_values_are_checked_and_errors_name_their_key() {
+        // (toml, expected error key or None for valid)
+        let cases: &[(&str, Option<&str>)] = &[
+            ("", None),
+            ("redis_url = \"redis://127.0.0.1:6379\"", None),
+            ("postgres_url = \"postgresql://u@h/db\"", None),
+            (
+                "role = \"edge\"\nnats_url = \"nats://n:4222\"\nredis_url = \"redis://r\"",
+                None,
+            ),
+            ("role = \"ingest\"\nnats_url = \"tls://n:4222\"", None),
+            ("node_id = \"edge-1.eu\"", None),
+            (
+                "redis_url = \"http://127.0.0.1:6379\"",
+                Some("cluster.redis_url"),
+            ),
+            (
+                "redis_url = \"rediss://secret@h\"",
+                Some("cluster.redis_url"),
+            ),
+            ("redis_url = \"redis://\"", Some("cluster.redis_url")),
+            ("nats_url = \"127.0.0.1:4222\"", Some("cluster.nats_url")),
+            (
+                "postgres_url = \"mysql://h/db\"",
+                Some("cluster.postgres_url"),
+            ),
+            ("node_id = \"a b\"", Some("cluster.node_id")),
+            ("redis_prefix = \"\"", Some("cluster.redis_prefix")),
+            ("redis_prefix = \"a b\"", Some("cluster.redis_prefix")),
+            ("redis_prefix = \"eu-1:\"", None),
+            (
+                "role = \"edge\"\nnats_url = \"nats://n\"",
+                Some("cluster.redis_url"),
+            ),
+            ("role = \"ingest\"", Some("cluster.nats_url")),
+            ("role = \"primary\"", Some("cluster.role")),
+        ];
+        for (body, expected) in cases {
+            let result = Config::from_toml(&format!("[cluster]\n{body}\n"));
+            match expected {
+                None => assert!(result.is_ok(), "{body}: {result:?}"),
+                Some(key) => assert_eq!(result.unwrap_err().key, *key, "{body}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_bad_url_error_does_not_echo_the_url() {
+        let err =
+            Config::from_toml("[cluster]\nredis_url = \"http://user:hunter2@h\"\n").unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn sharing_follows_the_redis_url_and_the_role() {
+        let mut c = ClusterConfig::default();
+        assert!(!c.is_shared());
+        c.redis_url = "redis://r".into();
+        assert!(c.is_shared());
+        let a = ClusterConfig::default().resolved_node_id();
+        assert!(a.starts_with("node-") && a.len() == 21, "{a}");
+        assert_ne!(a, ClusterConfig::default().resolved_node_id());
+        c.node_id = "n1".into();
+        assert_eq!(c.resolved_node_id(), "n1");
+    }
+}
