@@ -21,6 +21,7 @@ mod lifecycle;
 mod network;
 mod onchain;
 mod openapi;
+mod perp;
 mod rest;
 mod resume;
 mod sockets;
