@@ -1,6 +1,6 @@
 //! What the application receives, in order, from [`Client::next_event`](crate::Client::next_event).
 
-use model::{Level, Ticker};
+use model::{Funding, Level, Liquidation, MarkPrice, OpenInterest, Ticker};
 use protocol::{CandleBody, ErrorBody, StatusBody, WireTrade};
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +39,13 @@ pub struct TradesMessage {
     pub trades: Vec<WireTrade>,
 }
 
+/// The liquidations of one venue message (`liquidations:{venue}:{symbol}`), oldest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiquidationsMessage {
+    pub meta: Meta,
+    pub liquidations: Vec<Liquidation>,
+}
+
 /// A batch of on-chain items (`onchain.blocks:{chain}` or `onchain.logs:{chain}:{contract}`):
 /// each block or log carries its status; every `pending` one is later sent again as
 /// `confirmed` or `retracted` (docs/onchain.md).
@@ -49,7 +56,7 @@ pub struct ChainMessage {
     pub logs: Vec<model::onchain::ChainLog>,
 }
 
-/// A value of a latest-value channel (ticker, candles, status). `snapshot` is true for the
+/// A value of a latest-value channel (ticker, candles, status, funding, mark, oi). `snapshot` is true for the
 /// value delivered on (re)subscribe rather than a live change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Latest<T> {
@@ -83,6 +90,10 @@ pub enum Event {
     Ticker(Latest<Ticker>),
     Candle(Latest<CandleBody>),
     Status(Latest<StatusBody>),
+    Funding(Latest<Funding>),
+    Mark(Latest<MarkPrice>),
+    OpenInterest(Latest<OpenInterest>),
+    Liquidations(LiquidationsMessage),
     /// The book of `channel` is being replaced: a `Snapshot` follows. `reason`: the gateway's
     /// (`gap`, `checksum_mismatch`, `venue_disconnected`, …), `not_recovered` (a resume
     /// failed), or the client's own check (`client_checksum_mismatch`, `client_invalid_book`).
@@ -131,6 +142,10 @@ impl Event {
             Self::Ticker(l) => Some(&l.meta.channel),
             Self::Candle(l) => Some(&l.meta.channel),
             Self::Status(l) => Some(&l.meta.channel),
+            Self::Funding(l) => Some(&l.meta.channel),
+            Self::Mark(l) => Some(&l.meta.channel),
+            Self::OpenInterest(l) => Some(&l.meta.channel),
+            Self::Liquidations(l) => Some(&l.meta.channel),
             Self::Resync { channel, .. } | Self::Gap { channel, .. } => Some(channel),
             _ => None,
         }
@@ -144,6 +159,10 @@ impl Event {
             Self::Ticker(l) => Some(&l.meta),
             Self::Candle(l) => Some(&l.meta),
             Self::Status(l) => Some(&l.meta),
+            Self::Funding(l) => Some(&l.meta),
+            Self::Mark(l) => Some(&l.meta),
+            Self::OpenInterest(l) => Some(&l.meta),
+            Self::Liquidations(l) => Some(&l.meta),
             _ => None,
         }
     }

@@ -79,7 +79,9 @@ pub use client::{Client, ClientHandle};
 pub use credentials::{Credentials, Secret, SignKey};
 pub use endpoint::Endpoint;
 pub use error::ClientError;
-pub use event::{BookMessage, ChainMessage, Event, KeyExpiring, Latest, Meta, TradesMessage};
+pub use event::{
+    BookMessage, ChainMessage, Event, KeyExpiring, Latest, LiquidationsMessage, Meta, TradesMessage,
+};
 /// The request a [`Credentials::headers`] call signs.
 pub use httpsig::sign::Unsigned;
 pub use mirror::{BookHandle, BookView};
@@ -87,7 +89,9 @@ pub use options::{BackoffConfig, ClientOptions, HeartbeatConfig, Overflow};
 pub use rest::RestClient;
 
 /// Re-exported wire and model types that appear in events and REST responses.
-pub use model::{Decimal, Interval, Level, Side, Ticker};
+pub use model::{
+    Decimal, Funding, Interval, Level, Liquidation, MarkPrice, OpenInterest, Side, Ticker,
+};
 pub use protocol::rest::{BookResponse, InstrumentsResponse, TickerResponse};
 pub use protocol::{CandleBody, ErrorBody, ErrorCode, StatusBody, WireLevel, WireTrade};
 pub use protocol::{CandlesPage, HistoryCandle, TradesPage};

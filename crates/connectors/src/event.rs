@@ -1,7 +1,10 @@
 //! What flows out of (and into) a connector.
 
 use model::onchain::{ChainBlock, ChainLog};
-use model::{BookDelta, BookSnapshot, Instrument, Symbol, Trade, Venue, VenueTicker};
+use model::{
+    BookDelta, BookSnapshot, Funding, Instrument, Liquidation, MarkPrice, OpenInterest, Symbol,
+    Trade, Venue, VenueTicker,
+};
 
 /// One normalized event from a venue, about one instrument unless noted.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,6 +32,30 @@ pub enum FeedEvent {
     Ticker {
         symbol: Symbol,
         ticker: VenueTicker,
+    },
+    /// A perpetual's funding (whole), served on `funding:{venue}:{symbol}`.
+    Funding {
+        symbol: Symbol,
+        funding: Funding,
+        recv_ts: model::Timestamp,
+    },
+    /// A perpetual's mark and index price (whole), served on `mark:{venue}:{symbol}`.
+    Mark {
+        symbol: Symbol,
+        mark: MarkPrice,
+        recv_ts: model::Timestamp,
+    },
+    /// A perpetual's open interest, in the base asset, served on `oi:{venue}:{symbol}`.
+    OpenInterest {
+        symbol: Symbol,
+        oi: OpenInterest,
+        recv_ts: model::Timestamp,
+    },
+    /// A forced close on a perpetual, served on `liquidations:{venue}:{symbol}`.
+    Liquidation {
+        symbol: Symbol,
+        liquidation: Liquidation,
+        recv_ts: model::Timestamp,
     },
     /// A message the connector could not parse or that broke the venue's own rules.
     /// With a symbol, that instrument's book must be treated as corrupt and rebuilt; `cause`

@@ -6,7 +6,9 @@ use crate::stats::VenueStats;
 use book::{BookError, ChecksumAlgo, StaleReason};
 use connectors::{Command, ConnectionState, FeedBatch, FeedEvent, InvalidCause};
 use hub::{Bus, CacheMode, Publisher};
-use model::{Channel, ChannelKind, Instrument, Interval, Symbol, Timestamp, Trade, Venue};
+use model::{
+    Channel, ChannelKind, Instrument, Interval, Liquidation, Symbol, Timestamp, Trade, Venue,
+};
 use protocol::{CandleBody, DataMessage, StatusBody, WireTrade};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,6 +29,8 @@ struct InstrumentChannels {
     trades: Arc<dyn Publisher>,
     ticker: Arc<dyn Publisher>,
     candles: [Arc<dyn Publisher>; 6],
+    /// Funding, mark, open-interest and liquidation channels; perpetuals only.
+    perp: Option<PerpChannels>,
     /// A resync was requested and its snapshot has not arrived yet.
     resync_pending: bool,
     /// When the feed for this instrument became continuously observed (start or reconnect).
@@ -37,6 +41,30 @@ struct InstrumentChannels {
     book_changed: bool,
     /// Trades and closed candles handed to the history writer.
     history: InstrumentHistory,
+}
+
+/// The channels only a perpetual has. Funding, mark and open interest keep their last value
+/// as the snapshot on join (like tickers); liquidations, like trades, have none.
+#[derive(Debug)]
+struct PerpChannels {
+    funding: Arc<dyn Publisher>,
+    mark: Arc<dyn Publisher>,
+    oi: Arc<dyn Publisher>,
+    liquidations: Arc<dyn Publisher>,
+    /// Liquidations received in the current batch, published as one message.
+    pending_liquidations: Vec<Liquidation>,
+}
+
+impl PerpChannels {
+    fn new(hub: &dyn Bus, channel: impl Fn(ChannelKind) -> Channel) -> Self {
+        Self {
+            funding: hub.publisher(channel(ChannelKind::Funding), CacheMode::Latest),
+            mark: hub.publisher(channel(ChannelKind::Mark), CacheMode::Latest),
+            oi: hub.publisher(channel(ChannelKind::OpenInterest), CacheMode::Latest),
+            liquidations: hub.publisher(channel(ChannelKind::Liquidations), CacheMode::None),
+            pending_liquidations: Vec::new(),
+        }
+    }
 }
 
 /// Consumes one venue's events, maintains its books and aggregates, and publishes to the hub.
@@ -151,6 +179,9 @@ impl VenueIngest {
             trades: hub.publisher(channel(ChannelKind::Trades), CacheMode::None),
             ticker: hub.publisher(channel(ChannelKind::Ticker), CacheMode::Latest),
             candles,
+            perp: symbol
+                .is_perpetual()
+                .then(|| PerpChannels::new(hub.as_ref(), channel)),
             resync_pending: false,
             observed_since: Timestamp::now(),
             pending_trades: Vec::new(),
@@ -226,6 +257,64 @@ impl VenueIngest {
                 };
                 inst.newest = (ticker.exchange_ts, ticker.recv_ts);
                 inst.entry.aggregates.lock().ticker.on_venue(&ticker);
+            }
+            FeedEvent::Funding {
+                symbol,
+                funding,
+                recv_ts,
+            } => {
+                let Some(perp) = self.perp(&symbol) else {
+                    return;
+                };
+                perp.funding.publish(DataMessage {
+                    ts: funding.ts.0,
+                    recv_ts: recv_ts.0,
+                    funding: Some(funding),
+                    ..Default::default()
+                });
+            }
+            FeedEvent::Mark {
+                symbol,
+                mark,
+                recv_ts,
+            } => {
+                let Some(perp) = self.perp(&symbol) else {
+                    return;
+                };
+                perp.mark.publish(DataMessage {
+                    ts: mark.ts.0,
+                    recv_ts: recv_ts.0,
+                    mark: Some(mark),
+                    ..Default::default()
+                });
+            }
+            FeedEvent::OpenInterest {
+                symbol,
+                oi,
+                recv_ts,
+            } => {
+                let Some(perp) = self.perp(&symbol) else {
+                    return;
+                };
+                perp.oi.publish(DataMessage {
+                    ts: oi.ts.0,
+                    recv_ts: recv_ts.0,
+                    oi: Some(oi),
+                    ..Default::default()
+                });
+            }
+            FeedEvent::Liquidation {
+                symbol,
+                liquidation,
+                recv_ts,
+            } => {
+                let Some(inst) = self.instrument(&symbol) else {
+                    return;
+                };
+                if let Some(perp) = &mut inst.perp {
+                    inst.newest = (liquidation.ts, recv_ts);
+                    perp.pending_liquidations.push(liquidation);
+                }
             }
             FeedEvent::Invalid {
                 symbol,
@@ -327,6 +416,21 @@ impl VenueIngest {
         }
     }
 
+    /// The perpetual channels of an instrument; `None` (counted) for an unknown symbol or one
+    /// that is not a perpetual.
+    fn perp(&mut self, symbol: &Symbol) -> Option<&mut PerpChannels> {
+        let Some(inst) = self.instruments.get_mut(symbol) else {
+            self.stats.invalid_messages.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(venue = %self.venue, symbol = %symbol, "event for an unconfigured symbol");
+            return None;
+        };
+        if inst.perp.is_none() {
+            self.stats.invalid_messages.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(venue = %self.venue, symbol = %symbol, "perpetual figures for a spot symbol");
+        }
+        inst.perp.as_mut()
+    }
+
     /// Asks the connector for a fresh snapshot of one book; the others are not touched.
     fn resync(&mut self, symbol: &Symbol, error: &BookError) {
         let reason = error
@@ -411,6 +515,16 @@ fn flush_instrument(inst: &mut InstrumentChannels, produced_at: Option<Timestamp
         });
     }
     inst.history.flush_trades();
+    if let Some(perp) = &mut inst.perp
+        && !perp.pending_liquidations.is_empty()
+    {
+        perp.liquidations.publish(DataMessage {
+            ts,
+            recv_ts,
+            liquidations: Some(std::mem::take(&mut perp.pending_liquidations)),
+            ..Default::default()
+        });
+    }
     let mut agg = inst.entry.aggregates.lock();
     if std::mem::take(&mut inst.book_changed) {
         let (bid, ask) = inst.book.book_best();

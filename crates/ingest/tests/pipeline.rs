@@ -485,3 +485,133 @@ fn unsynced_marks_one_book_stale_without_a_resync_command() {
     f.ingest.handle_batch(vec![snapshot_event("BTC-USDT", 5)]);
     assert!(live(&f.hub, "book:sim:BTC-USDT"));
 }
+
+#[test]
+fn perpetual_figures_are_served_on_their_own_channels_and_spot_has_none() {
+    let hub = Arc::new(Hub::new(HubConfig::default()));
+    let (tx, _commands) = mpsc::channel(16);
+    let stats = Arc::new(VenueStats::new(Venue::new("sim").unwrap()));
+    let mut ingest = VenueIngest::new(
+        Venue::new("sim").unwrap(),
+        vec![instrument("BTC-USDT-PERP"), instrument("BTC-USDT")],
+        ChecksumAlgo::Tickgate,
+        hub.clone(),
+        Arc::new(Market::default()),
+        tx,
+        stats.clone(),
+    );
+    for kind in ["funding", "mark", "oi", "liquidations"] {
+        let spot: Channel = format!("{kind}:sim:BTC-USDT").parse().unwrap();
+        assert!(
+            hub.get(&spot).is_none(),
+            "{kind}: spot has no {kind} channel"
+        );
+    }
+    let liq = hub
+        .get(&"liquidations:sim:BTC-USDT-PERP".parse().unwrap())
+        .unwrap();
+    let mut liq_rx = liq.subscribe(false).rx;
+    let d = |s: &str| parse_decimal(s).unwrap();
+    let (ts, recv) = (Timestamp(1_700_000_000_000_000), Timestamp::now());
+    let perp = sym("BTC-USDT-PERP");
+    let funding = model::Funding {
+        rate: d("0.0001"),
+        predicted_rate: None,
+        next_funding_ts: Some(Timestamp(1_700_003_600_000_000)),
+        ts,
+    };
+    let liquidation = model::Liquidation {
+        side: Side::Sell,
+        price: d("30000.5"),
+        size: d("0.25"),
+        ts,
+    };
+    ingest.handle_batch(vec![
+        FeedEvent::Funding {
+            symbol: perp.clone(),
+            funding: funding.clone(),
+            recv_ts: recv,
+        },
+        FeedEvent::Mark {
+            symbol: perp.clone(),
+            mark: model::MarkPrice {
+                mark: Some(d("30001")),
+                index: Some(d("30000")),
+                ts,
+            },
+            recv_ts: recv,
+        },
+        FeedEvent::OpenInterest {
+            symbol: perp.clone(),
+            oi: model::OpenInterest {
+                oi: d("1234.5"),
+                oi_value: None,
+                ts,
+            },
+            recv_ts: recv,
+        },
+        FeedEvent::Liquidation {
+            symbol: perp.clone(),
+            liquidation: liquidation.clone(),
+            recv_ts: recv,
+        },
+        FeedEvent::Liquidation {
+            symbol: perp.clone(),
+            liquidation: liquidation.clone(),
+            recv_ts: recv,
+        },
+    ]);
+    // Funding, mark and open interest: the last value is the snapshot of a late joiner.
+    let joined = hub
+        .get(&"funding:sim:BTC-USDT-PERP".parse().unwrap())
+        .unwrap()
+        .subscribe(false);
+    let initial = joined.initial.expect("a funding snapshot");
+    let ServerMessage::Snapshot(s) = serde_json::from_str(initial.as_str()).unwrap() else {
+        panic!("{}", initial.as_str())
+    };
+    assert_eq!((s.seq, s.funding, s.ts), (1, Some(funding), ts.0));
+    for (name, field) in [
+        (
+            "mark:sim:BTC-USDT-PERP",
+            r#""mark":{"mark":"30001","index":"30000""#,
+        ),
+        ("oi:sim:BTC-USDT-PERP", r#""oi":{"oi":"1234.5""#),
+    ] {
+        let initial = hub
+            .get(&name.parse().unwrap())
+            .unwrap()
+            .subscribe(false)
+            .initial
+            .expect(name);
+        assert!(initial.as_str().contains(field), "{}", initial.as_str());
+    }
+    // Liquidations of one batch: one message, no snapshot.
+    let text = liq_rx.try_recv().unwrap();
+    let ServerMessage::Update(u) = serde_json::from_str(text.as_str()).unwrap() else {
+        panic!()
+    };
+    assert_eq!(u.liquidations, Some(vec![liquidation.clone(), liquidation]));
+    assert!(liq_rx.try_recv().is_err(), "one message for the batch");
+    assert!(liq.subscribe(false).initial.is_none());
+    // Perpetual figures for a spot symbol are counted, not served.
+    let before = stats
+        .invalid_messages
+        .load(std::sync::atomic::Ordering::Relaxed);
+    ingest.handle_batch(vec![FeedEvent::Funding {
+        symbol: sym("BTC-USDT"),
+        funding: model::Funding {
+            rate: d("0.0001"),
+            predicted_rate: None,
+            next_funding_ts: None,
+            ts,
+        },
+        recv_ts: recv,
+    }]);
+    assert_eq!(
+        stats
+            .invalid_messages
+            .load(std::sync::atomic::Ordering::Relaxed),
+        before + 1
+    );
+}

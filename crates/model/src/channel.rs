@@ -14,6 +14,14 @@ pub enum ChannelKind {
     Ticker,
     Book,
     Candles(Interval),
+    /// Funding rate of a perpetual (`funding`); the last value is the snapshot.
+    Funding,
+    /// Mark and index price of a perpetual (`mark`); the last value is the snapshot.
+    Mark,
+    /// Open interest of a perpetual (`oi`); the last value is the snapshot.
+    OpenInterest,
+    /// Forced closes of positions on a perpetual (`liquidations`); no snapshot, like trades.
+    Liquidations,
     /// Connection state changes of a venue's feeds; has no symbol.
     Status,
     /// Blocks of an EVM chain (the venue is the chain's name); has no symbol.
@@ -32,6 +40,10 @@ impl ChannelKind {
             Self::Ticker => "ticker",
             Self::Book => "book",
             Self::Candles(_) => "candles",
+            Self::Funding => "funding",
+            Self::Mark => "mark",
+            Self::OpenInterest => "oi",
+            Self::Liquidations => "liquidations",
             Self::Status => "status",
             Self::OnchainBlocks => "onchain.blocks",
             Self::OnchainLogs => "onchain.logs",
@@ -56,6 +68,10 @@ impl FromStr for ChannelKind {
             "trades" => Self::Trades,
             "ticker" => Self::Ticker,
             "book" => Self::Book,
+            "funding" => Self::Funding,
+            "mark" => Self::Mark,
+            "oi" => Self::OpenInterest,
+            "liquidations" => Self::Liquidations,
             "status" => Self::Status,
             "onchain.blocks" => Self::OnchainBlocks,
             "onchain.logs" => Self::OnchainLogs,
@@ -192,6 +208,11 @@ mod tests {
             "ticker:all:BTC-USDT",
             "candles.1m:sim:SOL-USDT",
             "candles.1d:kraken:BTC-USD",
+            "funding:bybit:BTC-USDT-PERP",
+            "mark:okx:BTC-USDT-PERP",
+            "oi:hyperliquid:BTC-USDC-PERP",
+            "liquidations:bybit:ETH-USDT-PERP",
+            "funding:all:BTC-USDT-PERP",
             "status:sim",
             "trades:uniswap-v3-anvil:WETH-USDC",
             "onchain.blocks:anvil",
@@ -215,6 +236,8 @@ mod tests {
             ("book", "invalid_channel"),
             ("book:sim", "invalid_channel"),
             ("status:sim:BTC-USDT", "invalid_channel"),
+            ("funding:bybit", "invalid_channel"),
+            ("open_interest:bybit:BTC-USDT-PERP", "unknown_channel_kind"),
             ("book:sim:BTC-USDT:x", "invalid_channel"),
             ("orders:sim:BTC-USDT", "unknown_channel_kind"),
             ("candles.2m:sim:BTC-USDT", "unknown_interval"),

@@ -9,6 +9,7 @@
 //! - [`book`]: price levels, full snapshots and deltas of an L2 order book.
 //! - [`ticker`]: best bid/ask plus 24 h statistics, derived from trades or the venue's own.
 //! - [`candle`]: OHLCV candles and their intervals.
+//! - [`perp`]: perpetual-swap figures: funding, mark/index price, open interest, liquidations.
 //! - [`channel`]: channel names (`{kind}:{venue}:{symbol}`) clients subscribe to.
 //! - [`onchain`]: EVM blocks, logs and decoded events (addresses, hashes, exact amounts).
 //!
@@ -20,6 +21,7 @@ pub mod channel;
 pub mod decimal;
 pub mod instrument;
 pub mod onchain;
+pub mod perp;
 pub mod ticker;
 pub mod time;
 pub mod trade;
@@ -29,6 +31,7 @@ pub use candle::{Candle, Interval};
 pub use channel::{Channel, ChannelKind};
 pub use decimal::{Decimal, parse_decimal, write_decimal};
 pub use instrument::{Instrument, PERP_SUFFIX, Symbol, Venue};
+pub use perp::{Funding, Liquidation, MarkPrice, OpenInterest};
 pub use ticker::{Ticker, TickerSource, VenueTicker};
 pub use time::Timestamp;
 pub use trade::{Side, Trade};
@@ -47,7 +50,7 @@ pub enum ModelError {
     #[error("invalid channel {0:?}: expected kind:venue:symbol, e.g. book:sim:BTC-USDT")]
     InvalidChannel(String),
     #[error(
-        "unknown channel kind {0:?}: expected trades, ticker, book, candles.<interval>, status, onchain.logs, onchain.blocks or alerts"
+        "unknown channel kind {0:?}: expected trades, ticker, book, candles.<interval>, funding, mark, oi, liquidations, status, onchain.logs, onchain.blocks or alerts"
     )]
     UnknownKind(String),
     #[error("unknown interval {0:?}: expected 1s, 1m, 5m, 15m, 1h or 1d")]

@@ -39,3 +39,21 @@ pub struct BookResponse {
     pub bids: Vec<WireLevel>,
     pub asks: Vec<WireLevel>,
 }
+
+/// `GET /v1/funding|mark|oi?venue=&symbol=`: the latest value of a perpetual's channel, at
+/// `seq` of `channel` (the value a WebSocket subscriber gets as its snapshot). Exactly one of
+/// `funding`, `mark` and `oi` is set, after the route.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PerpLatestResponse {
+    #[cfg_attr(feature = "openapi", schema(example = "funding:bybit:BTC-USDT-PERP"))]
+    pub channel: String,
+    pub seq: u64,
+    pub epoch: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub funding: Option<model::Funding>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mark: Option<model::MarkPrice>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oi: Option<model::OpenInterest>,
+}

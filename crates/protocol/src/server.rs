@@ -13,7 +13,7 @@
 
 use crate::{AlertBody, ErrorCode, RequestId, ResumeFrom};
 use model::onchain::{ChainBlock, ChainLog};
-use model::{Decimal, Level, Side, Ticker, Trade};
+use model::{Decimal, Funding, Level, Liquidation, MarkPrice, OpenInterest, Side, Ticker, Trade};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -128,6 +128,18 @@ pub struct DataMessage {
     pub ticker: Option<Ticker>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub candle: Option<CandleBody>,
+    /// `funding:{venue}:{symbol}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub funding: Option<Funding>,
+    /// `mark:{venue}:{symbol}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mark: Option<MarkPrice>,
+    /// `oi:{venue}:{symbol}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oi: Option<OpenInterest>,
+    /// `liquidations:{venue}:{symbol}`: the liquidations of one venue message, oldest first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub liquidations: Option<Vec<Liquidation>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<StatusBody>,
     /// `onchain.blocks:{chain}`: blocks, oldest change first.

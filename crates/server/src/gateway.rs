@@ -59,6 +59,17 @@ pub fn routes() -> Vec<Route> {
         ),
         route("/v1/ticker", Some(Scope::MarketRead), get(rest::ticker)),
         route(
+            "/v1/funding",
+            Some(Scope::MarketRead),
+            get(crate::rest_perp::funding),
+        ),
+        route(
+            "/v1/mark",
+            Some(Scope::MarketRead),
+            get(crate::rest_perp::mark),
+        ),
+        route("/v1/oi", Some(Scope::MarketRead), get(crate::rest_perp::oi)),
+        route(
             "/v1/ws-token",
             Some(Scope::MarketRead),
             post(crate::auth::ws_token_route::issue),

@@ -11,6 +11,8 @@
 //! - [`rest`]: the REST API (`/v1/instruments`, `/v1/ticker`, `/v1/book`, `/healthz`,
 //!   `/readyz`, `/metrics`); [`api_error`] is [`api_error::ApiError`], every HTTP error
 //!   response, and `query_params` checks query strings once.
+//! - [`rest_perp`]: `/v1/funding`, `/v1/mark` and `/v1/oi`: the latest value of a perpetual's
+//!   channel.
 //! - [`rest_history`]: `/v1/trades` and `/v1/candles` from the history store, paged;
 //!   [`history_params`] parses their limits, ranges and cursors, [`time_param`] their times;
 //!   [`history`] opens the store and its writer and renders its metrics.
@@ -57,6 +59,7 @@ pub mod per_ip;
 mod query_params;
 pub mod rest;
 pub mod rest_history;
+pub mod rest_perp;
 pub mod route;
 pub mod server_error;
 pub mod state;

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Channel kinds counted separately, in this order.
-pub const KINDS: [&str; 8] = [
+pub const KINDS: [&str; 12] = [
     "book",
     "trades",
     "ticker",
@@ -22,6 +22,10 @@ pub const KINDS: [&str; 8] = [
     "onchain.blocks",
     "onchain.logs",
     "alerts",
+    "funding",
+    "mark",
+    "oi",
+    "liquidations",
 ];
 
 /// Upper bounds (µs) of the ingest-to-send latency histogram buckets; the last is +Inf.

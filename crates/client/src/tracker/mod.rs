@@ -9,7 +9,9 @@
 //!   was lost, and the channel is rejoined from its position with `resume`;
 //! - while a channel is being (re)joined, its messages from before the ack are ignored.
 
-use crate::event::{BookMessage, ChainMessage, Event, Latest, Meta, TradesMessage};
+use crate::event::{
+    BookMessage, ChainMessage, Event, Latest, LiquidationsMessage, Meta, TradesMessage,
+};
 use crate::mirror::{BookMirror, Books};
 use model::{BookDelta, BookSnapshot, Channel, ChannelKind, Level, Timestamp};
 use parking_lot::RwLock;
@@ -400,6 +402,12 @@ impl Tracker {
                 meta,
                 trades: d.trades.unwrap_or_default(),
             })),
+            ChannelKind::Liquidations => {
+                out.events.push(Event::Liquidations(LiquidationsMessage {
+                    meta,
+                    liquidations: d.liquidations.unwrap_or_default(),
+                }))
+            }
             ChannelKind::OnchainBlocks | ChannelKind::OnchainLogs => {
                 out.events.push(Event::Chain(ChainMessage {
                     meta,
@@ -453,8 +461,29 @@ fn levels(wire: Option<Vec<protocol::WireLevel>>) -> Vec<Level> {
         .collect()
 }
 
-/// The typed event of a ticker, candle or status message.
+/// The typed event of a ticker, candle, status, funding, mark or open-interest message.
 fn latest(meta: Meta, snapshot: bool, d: DataMessage) -> Option<Event> {
+    if let Some(value) = d.funding {
+        return Some(Event::Funding(Latest {
+            meta,
+            snapshot,
+            value,
+        }));
+    }
+    if let Some(value) = d.mark {
+        return Some(Event::Mark(Latest {
+            meta,
+            snapshot,
+            value,
+        }));
+    }
+    if let Some(value) = d.oi {
+        return Some(Event::OpenInterest(Latest {
+            meta,
+            snapshot,
+            value,
+        }));
+    }
     if let Some(value) = d.ticker {
         return Some(Event::Ticker(Latest {
             meta,

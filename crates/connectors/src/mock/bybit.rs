@@ -1,6 +1,7 @@
 //! Mock Bybit v5 public: `/v5/public/spot` and `/v5/public/linear` (`subscribe`/`unsubscribe`
 //! acked by `req_id`, `orderbook.{depth}.{symbol}` snapshot + deltas with consecutive `u`,
-//! `publicTrade`, `tickers` (linear as snapshot + deltas), `ping` → pong) and `GET /v5/market/instruments-info`.
+//! `publicTrade`, `tickers` (linear as snapshot + deltas, with funding, mark and open interest),
+//! `allLiquidation` (linear), `ping` → pong) and `GET /v5/market/instruments-info`.
 
 use super::{Control, MockBook, OpenGuard, Shared, lock, rng};
 use crate::conn::backoff::Rng;
@@ -177,6 +178,10 @@ impl MockBybit {
                 let whole = category(s) == "spot";
                 let ticker = ticker_frame(s, m.trade_seq, whole);
                 let _ = self.tx.send((s.clone(), "tickers", ticker, 0));
+                if !whole {
+                    let liq = serde_json::json!({"topic": format!("allLiquidation.{n}"), "type": "snapshot", "ts": now_ms(), "data": [{"T": now_ms(), "s": n, "S": "Buy", "v": "0.010", "p": "16570.00"}]}).to_string();
+                    let _ = self.tx.send((s.clone(), "allLiquidation", liq, 0));
+                }
             }
         }
     }
@@ -253,11 +258,27 @@ async fn upgrade(
 /// grows with `n`, so a test can tell the venue's figures from trade-derived ones.
 fn ticker_frame(symbol: &str, n: u64, snapshot: bool) -> String {
     let volume = format!("{}.5", 1_000 + n % 1_000_000);
-    let data = if snapshot {
+    let linear = category(symbol) == "linear";
+    let mut data = if snapshot {
         serde_json::json!({"symbol": native(symbol), "lastPrice": "16578.50", "highPrice24h": "17000", "lowPrice24h": "16000", "prevPrice24h": "16500", "volume24h": volume, "turnover24h": "1000000", "price24hPcnt": "0.0047"})
     } else {
         serde_json::json!({"symbol": native(symbol), "lastPrice": "16578.50", "volume24h": volume})
     };
+    // Linear: the perpetual's figures in the snapshot; deltas move the mark only.
+    if linear && snapshot {
+        for (k, v) in [
+            ("fundingRate", "0.0001"),
+            ("nextFundingTime", "1673280000000"),
+            ("markPrice", "16579.00"),
+            ("indexPrice", "16580.00"),
+            ("openInterest", "1234.5"),
+            ("openInterestValue", "20467305.5"),
+        ] {
+            data[k] = v.into();
+        }
+    } else if linear {
+        data["markPrice"] = format!("16579.{:02}", n % 100).into();
+    }
     let kind = if snapshot { "snapshot" } else { "delta" };
     serde_json::json!({"topic": format!("tickers.{}", native(symbol)), "type": kind, "ts": now_ms(), "cs": n, "data": data}).to_string()
 }
@@ -271,6 +292,7 @@ async fn session(state: AppState, mut socket: WebSocket, conn: usize, category_n
     let mut books: HashMap<String, u64> = HashMap::new();
     let mut trades: HashSet<String> = HashSet::new();
     let mut tickers: HashSet<String> = HashSet::new();
+    let mut liquidations: HashSet<String> = HashSet::new();
     loop {
         tokio::select! {
             _ = kicked.recv() => return,
@@ -293,6 +315,7 @@ async fn session(state: AppState, mut socket: WebSocket, conn: usize, category_n
                         ["orderbook", "50", name] => ("orderbook", name),
                         ["publicTrade", name] => ("publicTrade", name),
                         ["tickers", name] => ("tickers", name),
+                        ["allLiquidation", name] if category_name == "linear" => ("allLiquidation", name),
                         _ => ("", ""),
                     };
                     let symbol = lock(&state.market).books.keys().find(|s| native(s) == name && category(s) == category_name).cloned();
@@ -308,6 +331,8 @@ async fn session(state: AppState, mut socket: WebSocket, conn: usize, category_n
                             replies.push(ticker_frame(&symbol, 0, true));
                         }
                         ("unsubscribe", "tickers") => { tickers.remove(&symbol); }
+                        ("subscribe", "allLiquidation") => { liquidations.insert(symbol); }
+                        ("unsubscribe", "allLiquidation") => { liquidations.remove(&symbol); }
                         ("unsubscribe", "orderbook") => { books.remove(&symbol); }
                         ("subscribe", "orderbook") => replies.push(format!("snapshot:{symbol}")),
                         _ => {}
@@ -348,6 +373,7 @@ async fn session(state: AppState, mut socket: WebSocket, conn: usize, category_n
                     },
                     "publicTrade" => trades.contains(&s),
                     "tickers" => tickers.contains(&s),
+                    "allLiquidation" => liquidations.contains(&s),
                     _ => s == "*",
                 };
                 if wanted && socket.send(Message::Text(frame.into())).await.is_err() { return }

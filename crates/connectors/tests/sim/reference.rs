@@ -84,6 +84,10 @@ pub fn symbol_of(event: &FeedEvent) -> Option<&Symbol> {
         FeedEvent::Instruments(_)
         | FeedEvent::Status { .. }
         | FeedEvent::Ticker { .. }
+        | FeedEvent::Funding { .. }
+        | FeedEvent::Mark { .. }
+        | FeedEvent::OpenInterest { .. }
+        | FeedEvent::Liquidation { .. }
         | FeedEvent::Chain(_) => None,
     }
 }

@@ -4,6 +4,7 @@
 
 use crate::support::*;
 use book::ChecksumAlgo;
+use connectors::FeedEvent;
 use connectors::conn::WsConnector;
 use connectors::mock::bybit::MockBybit;
 use connectors::settings::VenueSpec;
@@ -46,6 +47,64 @@ async fn live_and_converged(mock: &MockBybit, h: &Harness) {
     for symbol in SYMBOLS {
         converged(mock, h, symbol).await;
     }
+}
+
+/// Issue 15: linear tickers feed funding, mark and open interest (deltas merged: the mark
+/// moves, the index stays the snapshot's) and allLiquidation feeds liquidations; spot none.
+#[tokio::test]
+async fn linear_funding_mark_oi_and_liquidations() {
+    let mock = MockBybit::start(&SYMBOLS).await.unwrap();
+    let h = start(&mock);
+    live_and_converged(&mock, &h).await;
+    let perp = sym("BTC-USDT-PERP");
+    let count = |s: &Seen, want: &str| {
+        s.log
+            .iter()
+            .filter(|e| match e {
+                FeedEvent::Funding { symbol, .. } => want == "funding" && *symbol == perp,
+                FeedEvent::Mark { symbol, .. } => want == "mark" && *symbol == perp,
+                FeedEvent::OpenInterest { symbol, .. } => want == "oi" && *symbol == perp,
+                FeedEvent::Liquidation { symbol, .. } => want == "liq" && *symbol == perp,
+                _ => false,
+            })
+            .count()
+    };
+    drive(&mock, &h, "perpetual figures", |s| {
+        count(s, "funding") >= 1 && count(s, "mark") >= 3 && count(s, "liq") >= 2
+    })
+    .await;
+    h.with(|s| {
+        let d = |x: &str| model::parse_decimal(x).unwrap();
+        let mut marks = Vec::new();
+        for e in &s.log {
+            match e {
+                FeedEvent::Funding {
+                    symbol, funding, ..
+                } => {
+                    assert_eq!(*symbol, perp, "only the perpetual has funding");
+                    assert_eq!(funding.rate, d("0.0001"));
+                    assert_eq!(
+                        funding.next_funding_ts,
+                        Some(model::Timestamp::from_millis(1_673_280_000_000))
+                    );
+                }
+                FeedEvent::Mark { mark, .. } => marks.push(mark.clone()),
+                FeedEvent::OpenInterest { oi, .. } => assert_eq!(oi.oi, d("1234.5")),
+                FeedEvent::Liquidation { liquidation, .. } => {
+                    assert_eq!(liquidation.side, model::Side::Sell, "a long liquidated");
+                    assert_eq!(liquidation.size, d("0.010"));
+                }
+                _ => {}
+            }
+        }
+        assert!(marks.iter().all(|m| m.index == Some(d("16580.00"))));
+        assert_eq!(
+            count(s, "oi"),
+            count(s, "funding"),
+            "both from snapshots only"
+        );
+    });
+    h.stop().await;
 }
 
 /// Issue 15: Bybit's own tickers reach the gateway whole: linear deltas (only `lastPrice` and

@@ -172,6 +172,11 @@ fn apply(
         }
         FeedEvent::Trade { symbol, trade } => s.trades.entry(symbol).or_default().push(trade),
         FeedEvent::Ticker { symbol, ticker } => s.tickers.entry(symbol).or_default().push(ticker),
+        // Perpetual figures are read from `log`.
+        FeedEvent::Funding { .. }
+        | FeedEvent::Mark { .. }
+        | FeedEvent::OpenInterest { .. }
+        | FeedEvent::Liquidation { .. } => {}
         FeedEvent::Invalid {
             symbol,
             reason,

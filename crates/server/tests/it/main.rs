@@ -22,6 +22,7 @@ mod lifecycle;
 mod network;
 mod onchain;
 mod openapi;
+mod perp;
 mod rest;
 mod resume;
 mod sockets;

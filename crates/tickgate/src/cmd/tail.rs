@@ -209,6 +209,45 @@ pub fn describe(event: &Event) -> String {
             "{} #{} {} {}",
             l.meta.channel, l.meta.seq, l.value.state, l.value.detail
         ),
+        Event::Funding(l) => {
+            let f = &l.value;
+            let next = f
+                .next_funding_ts
+                .map_or("-".to_string(), |t| t.0.to_string());
+            format!(
+                "{} #{} rate {} next {next}",
+                l.meta.channel, l.meta.seq, f.rate
+            )
+        }
+        Event::Mark(l) => {
+            let show = |d: &Option<model::Decimal>| d.map_or("-".to_string(), |d| d.to_string());
+            format!(
+                "{} #{} mark {} index {}",
+                l.meta.channel,
+                l.meta.seq,
+                show(&l.value.mark),
+                show(&l.value.index)
+            )
+        }
+        Event::OpenInterest(l) => {
+            format!("{} #{} oi {}", l.meta.channel, l.meta.seq, l.value.oi)
+        }
+        Event::Liquidations(m) => {
+            let items = m
+                .liquidations
+                .iter()
+                .map(|l| {
+                    format!(
+                        "{} {} @ {}",
+                        l.side.as_str().to_uppercase(),
+                        l.size,
+                        l.price
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            format!("{} #{} liquidated {items}", m.meta.channel, m.meta.seq)
+        }
         Event::Resync {
             channel,
             seq,

@@ -1,16 +1,20 @@
 //! Bybit v5 public WebSocket: `orderbook.{depth}.{symbol}` (snapshot, then deltas with
 //! consecutive update ids `u`; a snapshot may come again at any time and replaces the book),
-//! `publicTrade.{symbol}` and `tickers.{symbol}` (Bybit's own 24 h ticker), for spot and
-//! USDT linear perpetuals.
+//! `publicTrade.{symbol}` and `tickers.{symbol}` (Bybit's own 24 h ticker; on linear also
+//! funding, mark/index price and open interest), for spot and USDT linear perpetuals, and
+//! `allLiquidation.{symbol}` for the perpetuals.
 //!
 //! - `wire`: the one-pass frame shape (request answers, pushes of every topic).
-//! - `ticker`: the `tickers` parser, merging linear deltas into whole tickers.
+//! - `ticker`: the `tickers` parser, merging linear deltas into whole tickers and the
+//!   perpetual's funding, mark and open interest.
+//! - `liquidation`: the `allLiquidation` parser.
 //! - `session`: one connection's [`Session`](crate::conn::Session): subscriptions acked by
 //!   `req_id`, per-symbol `u` continuity, trades, the `ping` every 20 s.
 //!
 //! Symbols: `BTC-USDT` ↔ `BTCUSDT` on the spot endpoint, `BTC-USDT-PERP` ↔ `BTCUSDT` on the
 //! linear endpoint (Bybit uses one name for both; each connection serves one category).
 
+mod liquidation;
 mod session;
 mod ticker;
 mod wire;
@@ -33,8 +37,9 @@ pub const DEFAULT_REST_URL: &str = "https://api.bybit.com";
 pub const DEFAULT_DEPTH: usize = 50;
 /// Depths both the spot and the linear endpoints serve.
 pub const DEPTHS: [usize; 4] = [1, 50, 200, 1000];
-/// Topics per symbol: the book, the trades and the ticker.
-pub const TOPICS_PER_SYMBOL: usize = 3;
+/// Topics per symbol at most: the book, the trades, the ticker and (perpetuals) the
+/// liquidations.
+pub const TOPICS_PER_SYMBOL: usize = 4;
 
 /// Bybit's name of a normalized symbol (both categories): `BTC-USDT(-PERP)` → `BTCUSDT`.
 pub fn native_symbol(symbol: &Symbol) -> String {

@@ -1,7 +1,8 @@
 //! One Bybit connection (one category): subscriptions acked by `req_id`, per-symbol update id
 //! continuity, trades, the `ping` heartbeat.
 
-use super::ticker::{TickerState, apply_ticker};
+use super::liquidation::parse_liquidations;
+use super::ticker::{TickerState, TickerUpdate, apply_ticker};
 use super::wire::{Frame, build_orderbook, build_trades};
 use super::{BybitProtocol, native_symbol};
 use crate::conn::{Io, Protocol, Session};
@@ -180,11 +181,67 @@ impl BybitSession {
         let data = frame.data.map(|d| d.get()).unwrap_or("{}");
         let state = &mut self.tickers[index];
         match apply_ticker(state, frame.kind.as_deref(), frame.ts, data, io.recv_ts) {
-            Ok(Some((_, ticker))) => io.events.push(FeedEvent::Ticker {
-                symbol: self.symbols[index].clone(),
+            Ok(Some(update)) if update.symbol != self.natives[index] => io.invalid(
+                None,
+                format!(
+                    "tickers: symbol {} on another topic",
+                    excerpt(&update.symbol)
+                ),
+            ),
+            Ok(Some(TickerUpdate {
                 ticker,
-            }),
+                funding,
+                mark,
+                oi,
+                ..
+            })) => {
+                let symbol = &self.symbols[index];
+                let recv_ts = io.recv_ts;
+                io.events.push(FeedEvent::Ticker {
+                    symbol: symbol.clone(),
+                    ticker,
+                });
+                if let Some(funding) = funding {
+                    io.events.push(FeedEvent::Funding {
+                        symbol: symbol.clone(),
+                        funding,
+                        recv_ts,
+                    });
+                }
+                if let Some(mark) = mark {
+                    io.events.push(FeedEvent::Mark {
+                        symbol: symbol.clone(),
+                        mark,
+                        recv_ts,
+                    });
+                }
+                if let Some(oi) = oi {
+                    io.events.push(FeedEvent::OpenInterest {
+                        symbol: symbol.clone(),
+                        oi,
+                        recv_ts,
+                    });
+                }
+            }
             Ok(None) => {}
+            Err(reason) => io.invalid(None, reason),
+        }
+    }
+
+    /// Liquidations are not book data either: a bad push is counted, the book untouched.
+    fn on_liquidations(&mut self, index: usize, frame: &Frame, io: &mut Io) {
+        let data = frame.data.map(|d| d.get()).unwrap_or("[]");
+        match parse_liquidations(data) {
+            Ok(list) => {
+                let recv_ts = io.recv_ts;
+                for liquidation in list {
+                    io.events.push(FeedEvent::Liquidation {
+                        symbol: self.symbols[index].clone(),
+                        liquidation,
+                        recv_ts,
+                    });
+                }
+            }
             Err(reason) => io.invalid(None, reason),
         }
     }
@@ -212,11 +269,17 @@ impl Session for BybitSession {
         self.last_ping = io.recv_ts;
         let topics: Vec<String> = (0..self.symbols.len())
             .flat_map(|i| {
+                let native = &self.natives[i];
+                let liquidations = self.symbols[i]
+                    .is_perpetual()
+                    .then(|| format!("allLiquidation.{native}"));
                 [
                     self.book_topic(i),
-                    format!("publicTrade.{}", self.natives[i]),
-                    format!("tickers.{}", self.natives[i]),
+                    format!("publicTrade.{native}"),
+                    format!("tickers.{native}"),
                 ]
+                .into_iter()
+                .chain(liquidations)
             })
             .collect();
         self.request("subscribe", &topics, io);
@@ -239,6 +302,7 @@ impl Session for BybitSession {
             Some(("orderbook", rest)) => ("orderbook", rest.split_once('.').map_or("", |(_, s)| s)),
             Some(("publicTrade", s)) => ("publicTrade", s),
             Some(("tickers", s)) => ("tickers", s),
+            Some(("allLiquidation", s)) => ("allLiquidation", s),
             _ => ("", ""),
         };
         let Some(&index) = self.by_native.get(native) else {
@@ -250,6 +314,9 @@ impl Session for BybitSession {
             "orderbook" if topic == self.book_topic(index) => self.on_orderbook(index, &frame, io),
             "publicTrade" => self.on_trades(index, &frame, io),
             "tickers" => self.on_ticker(index, &frame, io),
+            "allLiquidation" if self.symbols[index].is_perpetual() => {
+                self.on_liquidations(index, &frame, io);
+            }
             _ => {
                 tracing::debug!(topic = %excerpt(topic), "topic not subscribed; ignored");
                 io.ignored += 1;

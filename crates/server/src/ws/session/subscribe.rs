@@ -148,6 +148,7 @@ impl Session {
         let gap_notices = matches!(
             kind,
             ChannelKind::Trades
+                | ChannelKind::Liquidations
                 | ChannelKind::Alerts
                 | ChannelKind::OnchainBlocks
                 | ChannelKind::OnchainLogs

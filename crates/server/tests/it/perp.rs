@@ -1,0 +1,115 @@
+//! Perpetual channels through the whole gateway (issue 15): Bybit linear (the mock) feeds
+//! `funding:`, `mark:`, `oi:` and `liquidations:`; `/v1/funding|mark|oi` serve the latest.
+
+use crate::support::*;
+use connectors::mock::bybit::MockBybit;
+use connectors::settings::FeedSettings;
+use protocol::ServerMessage;
+use server::config::VenueConfig;
+use std::time::Duration;
+
+const SYMBOLS: [&str; 2] = ["BTC-USDT", "BTC-USDT-PERP"];
+
+#[tokio::test]
+async fn bybit_funding_over_ws_and_rest_and_spot_has_none() {
+    let _heavy = HEAVY.lock().await;
+    let mock = MockBybit::start(&SYMBOLS).await.unwrap();
+    let mut config = config(1.0);
+    config.venues = vec![VenueConfig {
+        name: "bybit".into(),
+        symbols: SYMBOLS.iter().map(|s| s.to_string()).collect(),
+        ws_url: Some(mock.ws_url()),
+        rest_url: Some(mock.rest_url()),
+        feed: FeedSettings {
+            backoff_base_ms: 50,
+            backoff_cap_ms: 400,
+            ack_timeout_secs: 5,
+            silence_secs: 10,
+            ..FeedSettings::default()
+        },
+        ..VenueConfig::default()
+    }];
+    let gateway = start(config).await;
+    // The linear ticker snapshot arrives on subscribe: funding is published without a step.
+    let mut body = serde_json::Value::Null;
+    for _ in 0..300 {
+        let (status, b) = get_json(&gateway, "/v1/funding?venue=bybit&symbol=BTC-USDT-PERP").await;
+        if status == 200 {
+            body = b;
+            break;
+        }
+        assert_eq!(status, 503, "{b}");
+        assert_eq!(b["code"], "unavailable");
+        mock.step(1);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(body["channel"], "funding:bybit:BTC-USDT-PERP", "{body}");
+    assert_eq!(body["funding"]["rate"], "0.0001", "{body}");
+    assert_eq!(body["funding"]["next_funding_ts"], 1_673_280_000_000_000i64);
+    let (status, oi) = get_json(&gateway, "/v1/oi?venue=bybit&symbol=BTC-USDT-PERP").await;
+    assert_eq!((status, &oi["oi"]["oi"]), (200, &"1234.5".into()), "{oi}");
+    let (status, mark) = get_json(&gateway, "/v1/mark?venue=bybit&symbol=BTC-USDT-PERP").await;
+    assert_eq!(
+        (status, &mark["mark"]["index"]),
+        (200, &"16580.00".into()),
+        "{mark}"
+    );
+    for (path, status, code) in [
+        (
+            "/v1/funding?venue=bybit&symbol=BTC-USDT",
+            404,
+            "unknown_instrument",
+        ),
+        ("/v1/oi?venue=bybit", 400, "bad_param"),
+        (
+            "/v1/mark?venue=bybit&symbol=BTC-USDT-PERP&x=1",
+            400,
+            "bad_param",
+        ),
+    ] {
+        let (got, body) = get_json(&gateway, path).await;
+        assert_eq!(
+            (got, body["code"].as_str()),
+            (status, Some(code)),
+            "{path}: {body}"
+        );
+    }
+
+    // Over WS: funding's snapshot on join, then liquidations as updates.
+    let mut ws = connect(&gateway).await;
+    send(
+        &mut ws,
+        r#"{"op":"subscribe","id":1,"channels":["funding:bybit:BTC-USDT-PERP","liquidations:bybit:BTC-USDT-PERP"]}"#,
+    )
+    .await;
+    let msg = recv_until(&mut ws, |m| matches!(m, ServerMessage::Snapshot(_))).await;
+    let d = data(&msg).unwrap();
+    assert_eq!(d.channel, "funding:bybit:BTC-USDT-PERP");
+    assert_eq!(d.funding.as_ref().unwrap().rate.to_string(), "0.0001");
+    let mut liquidation = None;
+    for _ in 0..300 {
+        mock.step(1);
+        if let Some(m) = recv_within(&mut ws, Duration::from_millis(20)).await
+            && let Some(d) = data(&m)
+            && d.channel == "liquidations:bybit:BTC-USDT-PERP"
+        {
+            liquidation = d.liquidations.clone();
+            break;
+        }
+    }
+    let liquidation = liquidation.expect("a liquidation update");
+    assert_eq!(liquidation[0].side, model::Side::Sell);
+    assert_eq!(liquidation[0].size.to_string(), "0.010");
+    // A spot symbol has no perpetual channel to subscribe to.
+    send(
+        &mut ws,
+        r#"{"op":"subscribe","id":2,"channels":["funding:bybit:BTC-USDT"]}"#,
+    )
+    .await;
+    let msg = recv_until(&mut ws, |m| matches!(m, ServerMessage::Error(_))).await;
+    let ServerMessage::Error(e) = msg else {
+        unreachable!()
+    };
+    assert_eq!(e.code, protocol::ErrorCode::UnknownChannel, "{e:?}");
+    gateway.stop().await.unwrap();
+}
