@@ -94,7 +94,11 @@ async fn a_recorded_session_replays_to_the_same_events_every_time() {
     // The streaming player (decoder thread, batches) yields exactly the same events.
     let mut played: Vec<(String, FeedEvent)> = Vec::new();
     let stats = replay::play(&path, None, |venue, batch| {
-        played.extend(batch.drain(..).map(|e| (venue.as_str().to_string(), e)));
+        played.extend(
+            batch
+                .drain(..)
+                .map(|e| (venue.venue().as_str().to_string(), e)),
+        );
         std::ops::ControlFlow::Continue(())
     })
     .unwrap();

@@ -12,7 +12,6 @@ use crate::conn::record::{CaptureReader, RecordKind};
 use crate::settings::VenueSpec;
 use crate::venue::VenueKind;
 use crate::{ConnectionState, FeedBatch, FeedEvent};
-use model::Venue;
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::path::Path;
@@ -83,19 +82,18 @@ pub struct PlayStats {
 
 /// One venue of the capture being played.
 struct Played {
-    venue: Venue,
     protocol: Arc<dyn Protocol>,
     sessions: HashMap<u64, Replayed>,
     batch: FeedBatch,
 }
 
-/// Plays `path` (only venue `only`, if given) and hands each venue's events to `sink`, in
-/// order, in batches; the sink drains the batch and may stop the replay. Each venue's events
+/// Plays `path` (only venue `only`, if given) and hands each venue's events to `sink` with the
+/// venue's protocol (its name, configured instruments), in order, in batches; the sink drains the batch and may stop the replay. Each venue's events
 /// open with a `connected` status and end with a "finished" one, as from the replay venue.
 pub fn play(
     path: &Path,
     only: Option<&str>,
-    mut sink: impl FnMut(&Venue, &mut FeedBatch) -> ControlFlow<()>,
+    mut sink: impl FnMut(&dyn Protocol, &mut FeedBatch) -> ControlFlow<()>,
 ) -> Result<PlayStats, ReplayError> {
     if let Some(name) = only
         && VenueKind::from_name(name).is_none()
@@ -119,7 +117,10 @@ pub fn play(
             if only.is_some_and(|name| name != record.v) {
                 continue;
             }
-            let index = match played.iter().position(|p| p.venue.as_str() == record.v) {
+            let index = match played
+                .iter()
+                .position(|p| p.protocol.venue().as_str() == record.v)
+            {
                 Some(index) => index,
                 None => {
                     let RecordKind::Venue {
@@ -145,7 +146,6 @@ pub fn play(
                         .map_err(|_| ReplayError::UnknownVenue(record.v.clone()))?;
                     stats.venues.push(record.v.clone());
                     played.push(Played {
-                        venue: protocol.venue().clone(),
                         protocol,
                         sessions: HashMap::new(),
                         batch: vec![FeedEvent::Status {
@@ -166,7 +166,7 @@ pub fn play(
             stats.applied += 1;
             if venue.batch.len() >= BATCH {
                 stats.events += venue.batch.len() as u64;
-                let flow = sink(&venue.venue, &mut venue.batch);
+                let flow = sink(venue.protocol.as_ref(), &mut venue.batch);
                 venue.batch.clear();
                 if flow.is_break() {
                     stats.stopped = true;
@@ -188,7 +188,7 @@ pub fn play(
             detail: format!("replay of {label} finished"),
         });
         stats.events += venue.batch.len() as u64;
-        if sink(&venue.venue, &mut venue.batch).is_break() {
+        if sink(venue.protocol.as_ref(), &mut venue.batch).is_break() {
             stats.stopped = true;
             break;
         }
