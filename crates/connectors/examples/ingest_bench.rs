@@ -2,14 +2,17 @@
 //! books on one core, plus the replay speed of a capture at `speed = "max"`.
 //!
 //! ```text
-//! cargo run --release -p connectors --example ingest_bench -- [MESSAGES]
+//! cargo run --release -p connectors --example ingest_bench -- [MESSAGES] [replay]
 //! ```
 //!
 //! Scenarios (8 symbols, messages generated up front with a fixed seed):
 //! - `mix`: half trades, half depth diffs of 1–5 levels a side (a realistic feed);
 //! - `depth10`: depth diffs of 10 bids + 10 asks (bytes-heavy);
 //! - `replay`: the `mix` messages written as a capture, then read back (gunzip + JSON lines)
-//!   and replayed through the same session code, events applied to books;
+//!   and replayed through the same session code, events applied to books: the old path
+//!   (`replay_all`: everything decoded into memory first), gunzip alone, the decoder thread's
+//!   work alone (`CaptureReader`) and the streaming player (`replay::play`);
+//!   `replay` as the second argument runs only this scenario;
 //! - `okx-mix`: the `mix` shape in OKX v5 frames (`books` updates chained by
 //!   `prevSeqId`/`seqId`, 4-field levels, checksum 0 as OKX sends it today; `trades`)
 //!   through `OkxSession::on_text`;
@@ -557,6 +560,7 @@ fn run_replay(messages: &[String]) {
         .unwrap();
     let (lines, dropped) = (messages.len() as u64 + 17, 0);
     let size = std::fs::metadata(&path).map_or(0, |m| m.len());
+    // Old path (the baseline): the whole capture decoded into memory, then stepped.
     let start = Instant::now();
     let events = replay::replay_all(&path).unwrap();
     let mut books = Books::default();
@@ -565,6 +569,52 @@ fn run_replay(messages: &[String]) {
     }
     let seconds = start.elapsed().as_secs_f64();
     report("replay", lines as usize, size as usize, seconds, &books);
+    // Where the time goes: gunzip alone, then gunzip + line decoding (the decoder thread's
+    // work), then the streaming player into books.
+    let start = Instant::now();
+    let mut gunzip = flate2::read::GzDecoder::new(std::fs::File::open(&path).unwrap());
+    let raw = std::io::copy(&mut gunzip, &mut std::io::sink()).unwrap();
+    let seconds = start.elapsed().as_secs_f64();
+    report(
+        "r/gunzip",
+        lines as usize,
+        raw as usize,
+        seconds,
+        &Books::default(),
+    );
+    let start = Instant::now();
+    let mut reader = connectors::conn::record::CaptureReader::open(&path).unwrap();
+    let mut decoded = 0usize;
+    while let Some(batch) = reader.next_batch() {
+        let batch = batch.unwrap();
+        decoded += batch.len();
+        reader.recycle(batch);
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    report(
+        "r/decode",
+        decoded,
+        raw as usize,
+        seconds,
+        &Books::default(),
+    );
+    let start = Instant::now();
+    let mut books = Books::default();
+    let stats = replay::play(&path, None, |_, batch| {
+        for e in batch.drain(..) {
+            books.apply(e);
+        }
+        std::ops::ControlFlow::Continue(())
+    })
+    .unwrap();
+    let seconds = start.elapsed().as_secs_f64();
+    report(
+        "r/play",
+        stats.records as usize,
+        raw as usize,
+        seconds,
+        &books,
+    );
     println!(
         "         capture: {lines} records ({dropped} dropped by the recorder), {:.1} MB gzip",
         size as f64 / 1e6
@@ -582,6 +632,10 @@ fn main() {
         SYMBOLS.len()
     );
     let mix = generate(count, 50, 1..=5);
+    if std::env::args().nth(2).as_deref() == Some("replay") {
+        run_replay(&mix[..count.min(300_000)]);
+        return;
+    }
     run("mix", &mix, primed);
     run_parse("mix/pars", &mix, primed);
     let deep = generate(count / 2, 0, 10..=10);

@@ -5,6 +5,8 @@
 //!
 //! - `cmd::serve`: `tickgate serve`.
 //! - `cmd::record`: `tickgate record --config FILE --out FILE`.
+//! - `cmd::replay`: `tickgate replay FILE [--to ndjson|stdout]`: a capture through ingest and
+//!   the hub, no server; the channels' messages as NDJSON.
 //! - `cmd::tail`: `tickgate tail CHANNEL...` (on the SDK: survives restarts).
 //! - `cmd::book`: `tickgate book CHANNEL` (live top of book from the SDK's mirror).
 //! - `cmd::config`: `tickgate config default|check`.
@@ -39,6 +41,9 @@ enum Command {
     Serve(cmd::serve::ServeArgs),
     /// Capture the configured venues' raw traffic to a file (replay it with a `replay` venue).
     Record(cmd::record::RecordArgs),
+    /// Play a capture through ingest and the hub (no server) and write the channels' messages
+    /// as NDJSON, as WebSocket subscribers would receive them.
+    Replay(cmd::replay::ReplayArgs),
     /// Print a channel's messages as they arrive (reconnects and recovers by itself).
     Tail(cmd::tail::TailArgs),
     /// Show the live top of a book, kept by the SDK's local mirror.
@@ -67,6 +72,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => cmd::serve::run(args),
         Command::Record(args) => cmd::record::run(args),
+        Command::Replay(args) => cmd::replay::run(args),
         Command::Tail(args) => cmd::tail::run(args),
         Command::Book(args) => cmd::book::run(args),
         Command::Config(command) => cmd::config::run(command),

@@ -546,8 +546,123 @@ fn record_writes_a_replayable_capture() {
             .any(|(v, e)| v == "binance" && matches!(e, connectors::FeedEvent::BookSnapshot { .. })),
         "the capture rebuilds the book"
     );
+    replay_writes_the_channels_messages_as_ndjson(&out);
     let _ = std::fs::remove_file(&out);
     let _ = std::fs::remove_file(&config);
+}
+
+/// `tickgate replay` on a real capture: WebSocket-shaped messages, seq gap-free per channel,
+/// book snapshot before updates; and each bad input with its code and exit status.
+fn replay_writes_the_channels_messages_as_ndjson(capture: &std::path::Path) {
+    let ndjson =
+        std::env::temp_dir().join(format!("tickgate-replay-{}.ndjson", std::process::id()));
+    let run = tickgate()
+        .arg("replay")
+        .arg(capture)
+        .args(["--to", "ndjson", "--out"])
+        .arg(&ndjson)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(String::from_utf8_lossy(&run.stderr).contains("replayed "));
+    let text = std::fs::read_to_string(&ndjson).unwrap();
+    let mut seqs: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    let mut kinds = std::collections::HashSet::new();
+    for line in text.lines() {
+        let msg: serde_json::Value = serde_json::from_str(line).unwrap();
+        let channel = msg["channel"].as_str().unwrap().to_string();
+        let seq = msg["seq"].as_u64().unwrap();
+        let previous = seqs.insert(channel.clone(), seq).unwrap_or(0);
+        assert_eq!(seq, previous + 1, "{channel}: gap-free seq");
+        assert!(msg["epoch"].is_string());
+        kinds.insert(format!(
+            "{}/{}",
+            msg["type"].as_str().unwrap(),
+            channel.split(':').next().unwrap()
+        ));
+        if channel.starts_with("book:") && seq == 1 {
+            assert_eq!(msg["type"], "snapshot", "a book starts with its snapshot");
+            assert!(msg["checksum"].is_u64() || msg["checksum"].is_null());
+        }
+    }
+    for kind in [
+        "snapshot/book",
+        "update/book",
+        "update/trades",
+        "update/status",
+    ] {
+        assert!(kinds.contains(kind), "{kind} in {kinds:?}");
+    }
+    // Only trades, to stdout.
+    let trades = tickgate()
+        .arg("replay")
+        .arg(capture)
+        .args([
+            "--to",
+            "stdout",
+            "--channels",
+            "trades",
+            "--venue",
+            "binance",
+        ])
+        .output()
+        .unwrap();
+    assert!(trades.status.success());
+    let stdout = String::from_utf8_lossy(&trades.stdout);
+    assert!(
+        stdout
+            .lines()
+            .all(|l| l.contains("\"channel\":\"trades:binance:")),
+        "{stdout}"
+    );
+    // Bad inputs: a stable code on stderr and a non-zero exit.
+    let bytes = std::fs::read(capture).unwrap();
+    let cut = std::env::temp_dir().join(format!(
+        "tickgate-replay-cut-{}.jsonl.gz",
+        std::process::id()
+    ));
+    std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    let missing = std::env::temp_dir().join("tickgate-replay-missing.jsonl.gz");
+    let cases: [(Vec<std::ffi::OsString>, i32, &str); 5] = [
+        (vec![cut.clone().into()], 1, "capture_truncated"),
+        (vec![missing.into()], 1, "capture_unreadable"),
+        (
+            vec![capture.into(), "--venue".into(), "nyse".into()],
+            2,
+            "unknown_venue",
+        ),
+        (
+            vec![capture.into(), "--channels".into(), "book,quotes".into()],
+            2,
+            "bad_argument",
+        ),
+        (
+            vec![
+                capture.into(),
+                "--to".into(),
+                "stdout".into(),
+                "--out".into(),
+                "x".into(),
+            ],
+            2,
+            "bad_argument",
+        ),
+    ];
+    for (args, exit, code) in cases {
+        let out = tickgate().arg("replay").args(&args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(exit), "{code}: {stderr}");
+        assert!(
+            stderr.contains(&format!("error: {code}: ")),
+            "{code}: {stderr}"
+        );
+    }
+    let _ = std::fs::remove_file(&cut);
+    let _ = std::fs::remove_file(&ndjson);
 }
 
 #[test]

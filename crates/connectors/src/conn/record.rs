@@ -182,6 +182,136 @@ pub fn read_capture(path: &Path) -> std::io::Result<Vec<CaptureRecord>> {
     read_capture_lines(reader, &path.display().to_string())
 }
 
+/// Records per batch handed over by [`CaptureReader`]'s decoder thread.
+const READ_BATCH: usize = 2048;
+/// Batches the decoder thread may decode ahead of the consumer (bounds its memory).
+const READ_AHEAD: usize = 8;
+
+/// A capture read by a decoder thread (gunzip + line split + JSON parse) ahead of its consumer,
+/// in batches over a bounded channel, so replay applies records on one core while another
+/// decodes. Emptied batches can be handed back ([`CaptureReader::recycle`]) to reuse their
+/// allocation. Memory stays bounded whatever the capture's size.
+#[derive(Debug)]
+pub struct CaptureReader {
+    batches: std::sync::mpsc::Receiver<std::io::Result<Vec<CaptureRecord>>>,
+    spare: std::sync::mpsc::SyncSender<Vec<CaptureRecord>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl CaptureReader {
+    /// Opens `path` (a missing or unreadable file is an error here, before any thread starts)
+    /// and starts decoding it.
+    pub fn open(path: &Path) -> std::io::Result<Self> {
+        use std::io::{Read, Seek};
+        let mut file = std::fs::File::open(path)?;
+        let name = path.display().to_string();
+        // Not gzip at all is a corrupt capture, not a truncated one (what flate2 would say
+        // of a file shorter than a gzip header).
+        let mut magic = [0u8; 2];
+        let is_gzip = file.read_exact(&mut magic).is_ok() && magic == [0x1f, 0x8b];
+        if !is_gzip {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{name}: not a gzip file"),
+            ));
+        }
+        file.rewind()?;
+        let (tx, batches) = std::sync::mpsc::sync_channel(READ_AHEAD);
+        let (spare, spares) = std::sync::mpsc::sync_channel::<Vec<CaptureRecord>>(READ_AHEAD + 2);
+        let thread = std::thread::Builder::new()
+            .name("tickgate-capture".into())
+            .spawn(move || {
+                let gzip =
+                    flate2::read::GzDecoder::new(std::io::BufReader::with_capacity(1 << 16, file));
+                let mut reader = std::io::BufReader::with_capacity(1 << 18, gzip);
+                decode_batches(&mut reader, &name, &tx, &spares);
+            })?;
+        Ok(Self {
+            batches,
+            spare,
+            thread: Some(thread),
+        })
+    }
+
+    /// The next batch of records in file order; `None` at the end of the capture. After an
+    /// error nothing more follows.
+    pub fn next_batch(&mut self) -> Option<std::io::Result<Vec<CaptureRecord>>> {
+        self.batches.recv().ok()
+    }
+
+    /// Hands an emptied batch back to the decoder thread for reuse (dropped if it has enough).
+    pub fn recycle(&self, mut batch: Vec<CaptureRecord>) {
+        batch.clear();
+        let _ = self.spare.try_send(batch);
+    }
+}
+
+impl Drop for CaptureReader {
+    fn drop(&mut self) {
+        // Unblocks the decoder if it is waiting to hand over a batch; it then stops.
+        let (_, closed) = std::sync::mpsc::sync_channel(0);
+        drop(std::mem::replace(&mut self.batches, closed));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The decoder thread's loop: lines into records, `READ_BATCH` at a time, until the end, an
+/// error (sent, then stop) or the consumer going away.
+fn decode_batches(
+    reader: &mut impl std::io::BufRead,
+    name: &str,
+    tx: &std::sync::mpsc::SyncSender<std::io::Result<Vec<CaptureRecord>>>,
+    spares: &std::sync::mpsc::Receiver<Vec<CaptureRecord>>,
+) {
+    let mut line = Vec::with_capacity(1 << 12);
+    let mut number = 0usize;
+    let mut batch = Vec::with_capacity(READ_BATCH);
+    loop {
+        line.clear();
+        let read = match reader.read_until(b'\n', &mut line) {
+            Ok(read) => read,
+            Err(error) => {
+                let _ = tx.send(Err(std::io::Error::new(
+                    error.kind(),
+                    format!("{name}: after line {number}: {error}"),
+                )));
+                return;
+            }
+        };
+        if read == 0 {
+            if !batch.is_empty() {
+                let _ = tx.send(Ok(batch));
+            }
+            return;
+        }
+        number += 1;
+        let text = line.strip_suffix(b"\n").unwrap_or(&line);
+        if text.is_empty() {
+            continue;
+        }
+        match serde_json::from_slice::<CaptureRecord>(text) {
+            Ok(record) => batch.push(record),
+            Err(error) => {
+                let _ = tx.send(Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{name}: line {number}: {error}"),
+                )));
+                return;
+            }
+        }
+        if batch.len() >= READ_BATCH {
+            let next = spares
+                .try_recv()
+                .unwrap_or_else(|_| Vec::with_capacity(READ_BATCH));
+            if tx.send(Ok(std::mem::replace(&mut batch, next))).is_err() {
+                return;
+            }
+        }
+    }
+}
+
 /// Parses the decompressed lines of a capture; `name` labels errors (the file's path).
 pub fn read_capture_lines(
     reader: impl std::io::BufRead,

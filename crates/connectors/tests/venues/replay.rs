@@ -91,6 +91,31 @@ async fn a_recorded_session_replays_to_the_same_events_every_time() {
     let first = replay::replay_all(&path).unwrap();
     let second = replay::replay_all(&path).unwrap();
     assert_eq!(first, second, "replay is deterministic");
+    // The streaming player (decoder thread, batches) yields exactly the same events.
+    let mut played: Vec<(String, FeedEvent)> = Vec::new();
+    let stats = replay::play(&path, None, |venue, batch| {
+        played.extend(
+            batch
+                .drain(..)
+                .map(|e| (venue.venue().as_str().to_string(), e)),
+        );
+        std::ops::ControlFlow::Continue(())
+    })
+    .unwrap();
+    assert_eq!(stats.records, lines);
+    assert_eq!(stats.venues, ["binance", "kraken"]);
+    for venue in ["binance", "kraken"] {
+        let of = |events: &[(String, FeedEvent)]| {
+            without_status(
+                events
+                    .iter()
+                    .filter(|(v, _)| v == venue)
+                    .map(|(_, e)| e.clone()),
+            )
+        };
+        assert_eq!(of(&played), of(&first), "{venue}: play = replay_all");
+    }
+    assert_capture_errors_have_codes(&path);
     let of = |venue: &str| {
         without_status(
             first
@@ -125,4 +150,53 @@ async fn a_recorded_session_replays_to_the_same_events_every_time() {
         h.stop().await;
     }
     let _ = std::fs::remove_file(&path);
+}
+
+/// Each way a capture can be unusable gets its own stable code; none panics or hangs.
+fn assert_capture_errors_have_codes(good: &std::path::Path) {
+    use std::io::Write;
+    let dir = std::env::temp_dir();
+    let id = std::process::id();
+    let bytes = std::fs::read(good).unwrap();
+    let truncated = dir.join(format!("tickgate-capture-cut-{id}.jsonl.gz"));
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let corrupt = dir.join(format!("tickgate-capture-bad-{id}.jsonl.gz"));
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(b"{\"t\":1,\"v\":\"binance\",\"k\":\"tick\"}\nnot json\n")
+        .unwrap();
+    std::fs::write(&corrupt, gz.finish().unwrap()).unwrap();
+    let not_gzip = dir.join(format!("tickgate-capture-plain-{id}.jsonl.gz"));
+    std::fs::write(&not_gzip, b"{\"t\":1}\n").unwrap();
+    let empty = dir.join(format!("tickgate-capture-empty-{id}.jsonl.gz"));
+    std::fs::write(
+        &empty,
+        flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast())
+            .finish()
+            .unwrap(),
+    )
+    .unwrap();
+    let missing = dir.join(format!("tickgate-capture-missing-{id}.jsonl.gz"));
+    let cases: [(&std::path::Path, Option<&str>, &str, &str); 6] = [
+        (&truncated, None, "capture_truncated", "truncated"),
+        (&corrupt, None, "capture_corrupt", "line 2"),
+        (&not_gzip, None, "capture_corrupt", "corrupt"),
+        (&empty, None, "capture_without_venue", "records no venue"),
+        (&missing, None, "capture_unreadable", "cannot open"),
+        (good, Some("nasdaq"), "unknown_venue", "nasdaq"),
+    ];
+    for (path, only, code, text) in cases {
+        let error =
+            replay::play(path, only, |_, _| std::ops::ControlFlow::Continue(())).expect_err(code);
+        assert_eq!(error.code(), code, "{error}");
+        assert!(error.to_string().contains(text), "{code}: {error}");
+    }
+    // A venue the build knows but the capture does not hold.
+    let error = replay::play(good, Some("coinbase"), |_, _| {
+        std::ops::ControlFlow::Continue(())
+    })
+    .expect_err("no coinbase");
+    assert_eq!(error.code(), "capture_without_venue", "{error}");
+    for path in [truncated, corrupt, not_gzip, empty] {
+        let _ = std::fs::remove_file(path);
+    }
 }

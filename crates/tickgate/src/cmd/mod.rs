@@ -10,5 +10,6 @@ pub mod keys;
 pub mod keys_backend;
 pub mod keys_scan;
 pub mod record;
+pub mod replay;
 pub mod serve;
 pub mod tail;

@@ -11,6 +11,13 @@
 //!
 //! `speed`: `Some(f)` plays `f` times faster than recorded (1.0 = real time); `None` plays as
 //! fast as ingest accepts.
+//!
+//! [`play`] (module `play`) runs a whole capture outside the gateway in one streaming pass, its
+//! lines decoded on another thread: `tickgate replay` and the replay benchmark.
+
+mod play;
+
+pub use play::{PlayStats, ReplayError, play};
 
 use crate::conn::input::apply;
 use crate::conn::record::{CaptureRecord, RecordKind, read_capture};
@@ -226,7 +233,8 @@ async fn send(ctx: &ConnectorContext, batch: &mut FeedBatch) -> Result<bool, Con
 }
 
 /// Replays a whole capture synchronously (no pacing), returning every venue's events in order:
-/// what the gateway's ingest stage receives. For tests and the replay benchmark.
+/// what the gateway's ingest stage receives. For tests, and the benchmark's baseline: it reads
+/// the whole capture into memory first on the calling thread; [`play`] streams it instead.
 pub fn replay_all(path: &Path) -> Result<Vec<(String, FeedEvent)>, ConnectorError> {
     let connectors = open(path, None)?;
     let mut out = Vec::new();
