@@ -275,3 +275,58 @@ fn replica_cache(mode: crate::CacheMode) -> Box<dyn super::ChannelState> {
         other => new_cache(other),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{ReplicaError, Replicated};
+    use crate::{CacheMode, Hub, HubConfig};
+    use protocol::{DataMessage, ResumeFrom};
+
+    #[test]
+    fn a_replica_serves_the_source_frames_with_their_seq_and_reports_gaps() {
+        let source = Hub::new(HubConfig::default());
+        let ch: model::Channel = "ticker:sim:BTC-USDT".parse().expect("channel");
+        let src = source.register(ch.clone(), CacheMode::Latest);
+        let mut rx = src.subscribe(false).rx;
+        for _ in 0..3 {
+            src.publish(DataMessage::default());
+        }
+        let edge = Hub::new(HubConfig::default());
+        let replica = edge
+            .register_replica(ch.clone(), CacheMode::Latest, src.epoch())
+            .expect("replica");
+        let first = rx.try_recv().expect("frame 1");
+        assert_eq!(
+            replica.replicate(1, first.text.clone()),
+            Err(ReplicaError::NotSynced)
+        );
+        let base = src.subscribe(false);
+        replica.replica_base(0, None).expect("base");
+        assert_eq!(
+            replica.replicate(1, first.text.clone()),
+            Ok(Replicated::Applied)
+        );
+        assert_eq!(replica.replicate(1, first.text), Ok(Replicated::Duplicate));
+        let _second = rx.try_recv().expect("frame 2");
+        let third = rx.try_recv().expect("frame 3");
+        assert!(matches!(
+            replica.replicate(3, third.text),
+            Err(ReplicaError::Gap {
+                expected: 2,
+                got: 3
+            })
+        ));
+        assert!(!replica.replica_synced());
+        let snapshot = base.initial.expect("latest value at 3");
+        replica
+            .replica_base(3, Some(&snapshot.text))
+            .expect("rebase");
+        let joined = replica.subscribe(false);
+        assert_eq!(joined.seq, 3);
+        let resumed = replica.resume(&ResumeFrom {
+            epoch: src.epoch().to_string(),
+            seq: 3,
+        });
+        assert_eq!(resumed.outcome, Ok(()));
+    }
+}
