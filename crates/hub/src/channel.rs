@@ -11,11 +11,13 @@ use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 mod history;
+mod replica;
 mod state;
 mod state_book;
 mod state_latest;
 
 pub use history::{HistoryLimits, Lost, Resumed};
+pub use replica::{ReplicaError, Replicated};
 use state::{ChannelState, Joiner, Meta, NoState};
 use state_book::BookState;
 use state_latest::LatestState;
@@ -94,6 +96,9 @@ struct State {
     cache: Box<dyn ChannelState>,
     /// The last snapshot frame built for joiners: `(seq, resync, frame)`.
     snapshot_cache: Option<(u64, bool, Frame)>,
+    /// A replica (see `replica.rs`): whether it holds a base state and follows its source's
+    /// frames without a gap. Always true for a channel that sequences its own frames.
+    synced: bool,
 }
 
 /// A channel. Publishers and subscribers share it through an `Arc`.
@@ -102,6 +107,9 @@ pub struct ChannelHandle {
     channel: Channel,
     name: Arc<str>,
     epoch: Arc<str>,
+    mode: CacheMode,
+    /// Frames come from another node with their seq (`replica.rs`); never sequenced here.
+    replica: bool,
     tx: broadcast::Sender<Frame>,
     history: HistoryLimits,
     state: Mutex<State>,
@@ -115,26 +123,28 @@ impl ChannelHandle {
         history: HistoryLimits,
         mode: CacheMode,
     ) -> Self {
-        let cache: Box<dyn ChannelState> = match mode {
-            CacheMode::None => Box::new(NoState),
-            CacheMode::Latest => Box::<LatestState>::default(),
-            CacheMode::Book(algo) => Box::new(BookState::new(algo, false)),
-            CacheMode::MergedBook => Box::new(BookState::new(ChecksumAlgo::None, true)),
-        };
         let (tx, _) = broadcast::channel(capacity.max(1));
         Self {
             name: channel.to_string().into(),
             channel,
             epoch,
+            mode,
+            replica: false,
             tx,
             history,
             state: Mutex::new(State {
                 seq: 0,
                 history: VecDeque::new(),
-                cache,
+                cache: new_cache(mode),
                 snapshot_cache: None,
+                synced: true,
             }),
         }
+    }
+
+    /// How the channel was declared (what its joiners get).
+    pub fn mode(&self) -> CacheMode {
+        self.mode
     }
 
     pub fn channel(&self) -> &Channel {
@@ -389,8 +399,15 @@ impl ChannelHandle {
 
     /// Assigns the next seq, sends, and invalidates the joiners' snapshot cache.
     fn send(&self, state: &mut State, kind: FrameKind, recv_ts: i64, text: String) -> Frame {
-        state.seq += 1;
-        let frame = Frame::new(state.seq, kind, recv_ts, text);
+        let frame = Frame::new(state.seq + 1, kind, recv_ts, text);
+        self.send_frame(state, frame.clone());
+        frame
+    }
+
+    /// Sends a frame whose seq is the next one (`state.seq + 1`): history, ring, and the
+    /// joiners' snapshot cache invalidated.
+    fn send_frame(&self, state: &mut State, frame: Frame) {
+        state.seq = frame.seq;
         state.snapshot_cache = None;
         if self.history.size > 0 {
             let now = Instant::now();
@@ -398,7 +415,16 @@ impl ChannelHandle {
             self.prune(state, now);
         }
         // An error only means nobody is subscribed right now.
-        let _ = self.tx.send(frame.clone());
-        frame
+        let _ = self.tx.send(frame);
+    }
+}
+
+/// The empty joiners' state of a channel declared with `mode`.
+fn new_cache(mode: CacheMode) -> Box<dyn ChannelState> {
+    match mode {
+        CacheMode::None => Box::new(NoState),
+        CacheMode::Latest => Box::<LatestState>::default(),
+        CacheMode::Book(algo) => Box::new(BookState::new(algo, false)),
+        CacheMode::MergedBook => Box::new(BookState::new(ChecksumAlgo::None, true)),
     }
 }

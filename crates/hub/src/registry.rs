@@ -135,6 +135,38 @@ impl Hub {
             .clone()
     }
 
+    /// The replica of a channel sequenced on another node in `epoch` (see
+    /// `channel/replica.rs`), created with `mode` if there is none. If the existing replica is
+    /// of another epoch (the source restarted or another node took the venue over), a new one
+    /// replaces it: the old one's subscribers keep a channel that gets no more frames. Returns
+    /// `None` when a local (non-replica) channel has that name.
+    pub fn register_replica(
+        &self,
+        channel: Channel,
+        mode: CacheMode,
+        epoch: &str,
+    ) -> Option<Arc<ChannelHandle>> {
+        let name = channel.to_string();
+        let mut channels = self.channels.write();
+        if let Some(existing) = channels.get(&name) {
+            if !existing.is_replica() {
+                return None;
+            }
+            if **existing.epoch() == *epoch {
+                return Some(existing.clone());
+            }
+        }
+        let handle = Arc::new(ChannelHandle::new_replica(
+            channel,
+            epoch.into(),
+            self.config.channel_capacity,
+            self.config.history_limits(),
+            mode,
+        ));
+        channels.insert(name, handle.clone());
+        Some(handle)
+    }
+
     pub fn get(&self, channel: &Channel) -> Option<Arc<ChannelHandle>> {
         self.get_by_name(&channel.to_string())
     }

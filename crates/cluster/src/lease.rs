@@ -1,0 +1,149 @@
+//! One active ingest per venue: a lease in a NATS KV bucket whose entries expire `lease_ttl`
+//! after their last write. The owner renews it every `ttl / 3` with a compare-and-set on the
+//! revision it holds; anyone else can create the key only once it has expired. The revision is
+//! the fencing token: a renewal with a stale revision fails, and the forwarder stops at once.
+
+use crate::{ClusterError, Names};
+use async_nats::jetstream::{self, kv};
+use bytes::Bytes;
+use std::time::Duration;
+
+/// The lease bucket of a cluster.
+pub async fn bucket(
+    js: &jetstream::Context,
+    names: &Names,
+    ttl: Duration,
+) -> Result<kv::Store, ClusterError> {
+    js.create_or_update_key_value(kv::Config {
+        bucket: names.lease_bucket(),
+        history: 1,
+        max_age: ttl,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| ClusterError::JetStream {
+        what: "lease bucket",
+        source: e.into(),
+    })
+}
+
+/// The KV key of a venue: `venue.` and the name with bytes outside `[A-Za-z0-9-]` as `=XX`.
+pub fn key(venue: &str) -> String {
+    let mut out = String::from("venue.");
+    for b in venue.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'-' {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("={b:02X}"));
+        }
+    }
+    out
+}
+
+/// A held lease on one venue.
+#[derive(Debug)]
+pub struct Lease {
+    store: kv::Store,
+    venue: String,
+    key: String,
+    node: Bytes,
+    revision: u64,
+}
+
+impl Lease {
+    /// Takes the venue's lease if nobody holds it (`Ok(None)` when somebody does).
+    pub async fn acquire(
+        store: &kv::Store,
+        venue: &str,
+        node: &str,
+    ) -> Result<Option<Self>, ClusterError> {
+        let key = key(venue);
+        let node = Bytes::copy_from_slice(node.as_bytes());
+        match store.create(&key, node.clone()).await {
+            Ok(revision) => Ok(Some(Self {
+                store: store.clone(),
+                venue: venue.to_string(),
+                key,
+                node,
+                revision,
+            })),
+            Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => Ok(None),
+            Err(error) => Err(ClusterError::JetStream {
+                what: "lease create",
+                source: error.into(),
+            }),
+        }
+    }
+
+    /// The revision this lease was last written with (the fencing token).
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    pub fn venue(&self) -> &str {
+        &self.venue
+    }
+
+    /// Extends the lease by one TTL. `Fenced` when someone else holds it now (it expired and
+    /// was taken): the caller must stop publishing for the venue at once.
+    pub async fn renew(&mut self) -> Result<(), ClusterError> {
+        match self
+            .store
+            .update(&self.key, self.node.clone(), self.revision)
+            .await
+        {
+            Ok(revision) => {
+                self.revision = revision;
+                Ok(())
+            }
+            Err(error) if error.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                Err(ClusterError::Fenced {
+                    venue: self.venue.clone(),
+                })
+            }
+            Err(error) => Err(ClusterError::JetStream {
+                what: "lease renew",
+                source: error.into(),
+            }),
+        }
+    }
+
+    /// Whether the bucket still holds this lease at its revision.
+    pub async fn held(&self) -> Result<bool, ClusterError> {
+        let entry = self
+            .store
+            .entry(&self.key)
+            .await
+            .map_err(|e| ClusterError::JetStream {
+                what: "lease read",
+                source: e.into(),
+            })?;
+        Ok(entry.is_some_and(|e| e.revision == self.revision && e.operation == kv::Operation::Put))
+    }
+
+    /// Gives the lease up so a standby can take it at once.
+    pub async fn release(self) {
+        if let Err(error) = self
+            .store
+            .delete_expect_revision(&self.key, Some(self.revision))
+            .await
+        {
+            tracing::debug!(venue = %self.venue, error = %error, "lease release failed; it expires");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn venue_keys_are_valid_kv_keys() {
+        let cases = [
+            ("binance", "venue.binance"),
+            ("a.b", "venue.a=2Eb"),
+            ("x_y", "venue.x=5Fy"),
+        ];
+        for (venue, key) in cases {
+            assert_eq!(super::key(venue), key);
+        }
+    }
+}

@@ -1,0 +1,332 @@
+//! Replica channels: a copy of a channel sequenced on another node (an edge of a cluster fed
+//! from NATS). Frames are inserted with the `seq` and `epoch` they carry, never renumbered, and
+//! go through the same ring, history and joiners' state as a local channel's, so subscribe,
+//! resume and book reads behave exactly as on the node that sequenced them.
+//!
+//! A replica starts unsynced. [`ChannelHandle::replica_base`] gives it a base at seq S (the
+//! source's snapshot at S, or just the position for a trades channel); from then on
+//! [`ChannelHandle::replicate`] accepts exactly S + 1, S + 2, … Anything else is reported, and a
+//! gap, a checksum divergence or another epoch leave it unsynced until the next base.
+
+use super::{BookState, ChannelHandle, HistoryLimits, State, new_cache};
+use crate::frame::{Frame, FrameKind};
+use book::ChecksumAlgo;
+use bytes::Bytes;
+use model::{BookDelta, BookSnapshot, Channel, Level, Timestamp};
+use protocol::{DataMessage, ServerMessage, WireLevel};
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+/// What [`ChannelHandle::replicate`] did with a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replicated {
+    /// Inserted at the next seq and offered to subscribers.
+    Applied,
+    /// At or before the replica's seq: already applied (a redelivery), dropped.
+    Duplicate,
+}
+
+/// Why a replica could not take a frame or a base. Every variant but `Invalid` leaves the
+/// replica unsynced: it needs a new base ([`ChannelHandle::replica_base`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplicaError {
+    #[error("replica has no base yet")]
+    NotSynced,
+    #[error("replica gap: expected seq {expected}, got {got}")]
+    Gap { expected: u64, got: u64 },
+    #[error("frame of epoch {got} on a replica of epoch {expected}")]
+    EpochChanged { expected: String, got: String },
+    #[error("replica book diverged at seq {seq}: checksum {got}, source says {expected}")]
+    Diverged { seq: u64, expected: u32, got: u32 },
+    #[error("invalid replicated frame: {0}")]
+    Invalid(String),
+}
+
+impl ReplicaError {
+    /// Stable code, for logs and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NotSynced => "replica_not_synced",
+            Self::Gap { .. } => "replica_gap",
+            Self::EpochChanged { .. } => "replica_epoch_changed",
+            Self::Diverged { .. } => "replica_diverged",
+            Self::Invalid(_) => "replica_invalid_frame",
+        }
+    }
+}
+
+/// A frame as the source published it, decoded: its kind, its message, its channel and epoch.
+struct Decoded {
+    kind: FrameKind,
+    seq: u64,
+    channel: String,
+    epoch: Option<String>,
+    recv_ts: i64,
+    data: Option<DataMessage>,
+}
+
+fn decode(text: &[u8]) -> Result<Decoded, ReplicaError> {
+    let msg: ServerMessage =
+        serde_json::from_slice(text).map_err(|e| ReplicaError::Invalid(e.to_string()))?;
+    let decoded = |kind, data: DataMessage| Decoded {
+        kind,
+        seq: data.seq,
+        channel: data.channel.clone(),
+        epoch: Some(data.epoch.clone()),
+        recv_ts: data.recv_ts,
+        data: Some(data),
+    };
+    match msg {
+        ServerMessage::Snapshot(data) => Ok(decoded(FrameKind::Snapshot, data)),
+        ServerMessage::Update(data) => Ok(decoded(FrameKind::Update, data)),
+        ServerMessage::Resync { channel, seq, .. } => Ok(Decoded {
+            kind: FrameKind::Resync,
+            seq,
+            channel,
+            epoch: None,
+            recv_ts: Timestamp::now().0,
+            data: None,
+        }),
+        _ => Err(ReplicaError::Invalid("not a channel message".into())),
+    }
+}
+
+fn levels(wire: &Option<Vec<WireLevel>>) -> Vec<Level> {
+    wire.iter().flatten().map(|l| Level::from(*l)).collect()
+}
+
+impl ChannelHandle {
+    /// A replica of `channel`, whose frames are sequenced elsewhere in `epoch`.
+    pub(crate) fn new_replica(
+        channel: Channel,
+        epoch: Arc<str>,
+        capacity: usize,
+        history: HistoryLimits,
+        mode: crate::CacheMode,
+    ) -> Self {
+        let mut handle = Self::new(channel, epoch, capacity, history, mode);
+        handle.replica = true;
+        handle.state.get_mut().cache = replica_cache(mode);
+        handle.state.get_mut().synced = false;
+        handle
+    }
+
+    /// Whether this channel is a replica of one sequenced elsewhere.
+    pub fn is_replica(&self) -> bool {
+        self.replica
+    }
+
+    /// Whether a replica holds a base and follows its source without a gap (always true for a
+    /// local channel).
+    pub fn replica_synced(&self) -> bool {
+        self.state.lock().synced
+    }
+
+    /// (Re)starts a replica at seq `seq`: its state becomes the source's `snapshot` at `seq`
+    /// (JSON text of a `snapshot` message; `None` for channels without state, or a book that
+    /// was not live), its history empties and the next frame it accepts is `seq + 1`.
+    /// Subscribers that were attached see the next frame after the new base.
+    pub fn replica_base(&self, seq: u64, snapshot: Option<&[u8]>) -> Result<(), ReplicaError> {
+        if !self.replica {
+            return Err(ReplicaError::Invalid("not a replica channel".into()));
+        }
+        let decoded = snapshot
+            .map(|text| decode(text).map(|d| (d, Bytes::copy_from_slice(text))))
+            .transpose()?;
+        if let Some((d, _)) = &decoded {
+            self.check(d, seq)?;
+        }
+        let mut state = self.state.lock();
+        state.cache = replica_cache(self.mode);
+        state.history = VecDeque::new();
+        state.snapshot_cache = None;
+        state.seq = seq;
+        state.synced = false;
+        if let Some((d, text)) = decoded {
+            let frame = Frame {
+                seq,
+                kind: d.kind,
+                recv_ts: d.recv_ts,
+                text,
+            };
+            Self::apply(&mut state, &d, &frame)?;
+        }
+        state.synced = true;
+        Ok(())
+    }
+
+    /// Inserts the source's frame `seq` (its JSON text, kept byte for byte) if it is the next
+    /// one. See the module docs.
+    pub fn replicate(&self, seq: u64, text: Bytes) -> Result<Replicated, ReplicaError> {
+        if !self.replica {
+            return Err(ReplicaError::Invalid("not a replica channel".into()));
+        }
+        let decoded = decode(&text)?;
+        // A frame of another channel or epoch (a stale writer) changes nothing.
+        self.check(&decoded, seq)?;
+        let mut state = self.state.lock();
+        if !state.synced {
+            return Err(ReplicaError::NotSynced);
+        }
+        if seq <= state.seq {
+            return Ok(Replicated::Duplicate);
+        }
+        if seq != state.seq + 1 {
+            state.synced = false;
+            let expected = state.seq + 1;
+            return Err(ReplicaError::Gap { expected, got: seq });
+        }
+        let frame = Frame {
+            seq,
+            kind: decoded.kind,
+            recv_ts: decoded.recv_ts,
+            text,
+        };
+        if let Err(error) = Self::apply(&mut state, &decoded, &frame) {
+            state.synced = false;
+            return Err(error);
+        }
+        self.send_frame(&mut state, frame);
+        Ok(Replicated::Applied)
+    }
+
+    /// The frame belongs to this channel, at `seq`, in this epoch.
+    fn check(&self, d: &Decoded, seq: u64) -> Result<(), ReplicaError> {
+        if d.channel != *self.name || d.seq != seq {
+            return Err(ReplicaError::Invalid(format!(
+                "frame of {} at seq {} where {} at seq {seq} was expected",
+                d.channel, d.seq, self.name
+            )));
+        }
+        match &d.epoch {
+            Some(epoch) if **epoch != *self.epoch => Err(ReplicaError::EpochChanged {
+                expected: self.epoch.to_string(),
+                got: epoch.clone(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Updates the joiners' state with a decoded frame (`frame`: the same, as published).
+    fn apply(state: &mut State, d: &Decoded, frame: &Frame) -> Result<(), ReplicaError> {
+        let seq = d.seq;
+        if let Some(b) = state.cache.book_mut() {
+            match (d.kind, &d.data) {
+                (FrameKind::Snapshot, Some(msg)) => {
+                    let snap = BookSnapshot {
+                        seq,
+                        bids: levels(&msg.bids),
+                        asks: levels(&msg.asks),
+                        exchange_ts: Timestamp(msg.ts),
+                        recv_ts: Timestamp(msg.recv_ts),
+                        checksum: None,
+                    };
+                    b.book
+                        .apply_snapshot(&snap)
+                        .map_err(|e| ReplicaError::Invalid(e.to_string()))?;
+                    b.was_live = true;
+                    b.stale_notice = None;
+                }
+                (FrameKind::Update, Some(msg)) => {
+                    let delta = BookDelta {
+                        first_seq: seq,
+                        last_seq: seq,
+                        bids: levels(&msg.bids),
+                        asks: levels(&msg.asks),
+                        exchange_ts: Timestamp(msg.ts),
+                        recv_ts: Timestamp(msg.recv_ts),
+                        checksum: None,
+                    };
+                    b.book
+                        .apply_delta(&delta)
+                        .map_err(|e| ReplicaError::Invalid(e.to_string()))?;
+                }
+                _ => {
+                    b.book.mark_stale(book::StaleReason::Requested);
+                    b.stale_notice = Some(frame.clone());
+                    return Ok(());
+                }
+            }
+            if let Some(msg) = &d.data {
+                b.ts = msg.ts;
+                b.recv_ts = msg.recv_ts;
+                let got = b.book.checksum();
+                if let Some(expected) = msg.checksum
+                    && expected != got
+                {
+                    b.book.mark_stale(book::StaleReason::Requested);
+                    return Err(ReplicaError::Diverged { seq, expected, got });
+                }
+            }
+            return Ok(());
+        }
+        if let Some(msg) = &d.data {
+            state.cache.on_update(msg);
+        }
+        Ok(())
+    }
+}
+
+/// A replica's joiners' state: like the source's, but its book is never checked against a
+/// venue checksum (the frames carry the source's tickgate checksum, compared in `apply`).
+fn replica_cache(mode: crate::CacheMode) -> Box<dyn super::ChannelState> {
+    match mode {
+        crate::CacheMode::Book(_) => Box::new(BookState::new(ChecksumAlgo::None, false)),
+        other => new_cache(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ReplicaError, Replicated};
+    use crate::{CacheMode, Hub, HubConfig};
+    use protocol::{DataMessage, ResumeFrom};
+
+    #[test]
+    fn a_replica_serves_the_source_frames_with_their_seq_and_reports_gaps() {
+        let source = Hub::new(HubConfig::default());
+        let ch: model::Channel = "ticker:sim:BTC-USDT".parse().expect("channel");
+        let src = source.register(ch.clone(), CacheMode::Latest);
+        let mut rx = src.subscribe(false).rx;
+        for _ in 0..3 {
+            src.publish(DataMessage::default());
+        }
+        let edge = Hub::new(HubConfig::default());
+        let replica = edge
+            .register_replica(ch.clone(), CacheMode::Latest, src.epoch())
+            .expect("replica");
+        let first = rx.try_recv().expect("frame 1");
+        assert_eq!(
+            replica.replicate(1, first.text.clone()),
+            Err(ReplicaError::NotSynced)
+        );
+        let base = src.subscribe(false);
+        replica.replica_base(0, None).expect("base");
+        assert_eq!(
+            replica.replicate(1, first.text.clone()),
+            Ok(Replicated::Applied)
+        );
+        assert_eq!(replica.replicate(1, first.text), Ok(Replicated::Duplicate));
+        let _second = rx.try_recv().expect("frame 2");
+        let third = rx.try_recv().expect("frame 3");
+        assert!(matches!(
+            replica.replicate(3, third.text),
+            Err(ReplicaError::Gap {
+                expected: 2,
+                got: 3
+            })
+        ));
+        assert!(!replica.replica_synced());
+        let snapshot = base.initial.expect("latest value at 3");
+        replica
+            .replica_base(3, Some(&snapshot.text))
+            .expect("rebase");
+        let joined = replica.subscribe(false);
+        assert_eq!(joined.seq, 3);
+        let resumed = replica.resume(&ResumeFrom {
+            epoch: src.epoch().to_string(),
+            seq: 3,
+        });
+        assert_eq!(resumed.outcome, Ok(()));
+    }
+}
