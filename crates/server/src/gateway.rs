@@ -255,6 +255,7 @@ impl Gateway {
         store: Option<Arc<dyn HistoryStore>>,
     ) -> Result<Self, ServerError> {
         config.validate()?;
+        config.cluster.ensure_supported()?;
         let mut config = config;
         if config.server.tls.is_some() {
             // Clients reach a TLS-terminating gateway with https:// and wss://, and sign that.
