@@ -49,7 +49,9 @@ log = logging.getLogger("tickgate")
 
 # Close codes after which reconnecting with the same credentials cannot help.
 _FATAL_CLOSES = {4002: "authentication failed", 4003: "key revoked", 4004: "key expired"}
-_SNAPSHOT_KINDS = ("book", "ticker", "status")  # and candles.*: a value is sent on join
+# A value is sent on join for these and candles.*; trades, liquidations, alerts and onchain.*
+# have no snapshot (a lost resume is a gap notice).
+_SNAPSHOT_KINDS = ("book", "ticker", "status", "funding", "mark", "oi")
 
 
 @dataclass(slots=True)

@@ -10,10 +10,11 @@ converted only when accessed, so a consumer that only counts messages does not p
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from .book import Level
+from .errors import TickgateError
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,6 +272,164 @@ class Alert(_Data):
         return dict(self.raw.get("alert") or {})
 
 
+def _malformed(channel: Any, what: str) -> TickgateError:
+    return TickgateError("protocol_error", f"{channel}: malformed {what}", channel=str(channel))
+
+
+def _decimal_field(body: dict[str, Any], name: str, channel: Any, *, required: bool) -> Any:
+    """A decimal-string field of a perpetual message: ``None`` when absent and optional; a
+    field that is missing when required, or is not decimal text, is ``protocol_error``."""
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise _malformed(channel, f"message: {name} is missing")
+        return None
+    if not isinstance(value, str):
+        raise _malformed(channel, f"message: {name} is not decimal text")
+    try:
+        parsed = Decimal(value)
+    except InvalidOperation:
+        raise _malformed(channel, f"message: {name} is not decimal text") from None
+    if not parsed.is_finite():
+        raise _malformed(channel, f"message: {name} is not a finite decimal")
+    return parsed
+
+
+def _time_field(body: dict[str, Any], name: str, channel: Any, *, required: bool) -> int | None:
+    value = body.get(name)
+    if value is None and not required:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _malformed(channel, f"message: {name} is not an integer timestamp (µs)")
+    return value
+
+
+class _Latest(_Data):
+    """A perpetual's latest value (``funding``/``mark``/``oi``), sent whole as a ``snapshot``
+    on join and as an ``update`` on each change. Fields are checked when read: a message that
+    lacks one or carries something other than decimal text raises ``TickgateError`` with code
+    ``protocol_error``."""
+
+    __slots__ = ()
+    _KEY = ""
+
+    def _body(self) -> dict[str, Any]:
+        body = self.raw.get(self._KEY)
+        if not isinstance(body, dict):
+            raise _malformed(self.raw.get("channel"), f"message: no {self._KEY} object")
+        return body
+
+    def _dec(self, name: str, *, required: bool = False) -> Any:
+        return _decimal_field(self._body(), name, self.raw.get("channel"), required=required)
+
+    @property
+    def value_ts(self) -> int:
+        """Exchange time of the figures, µs since the Unix epoch."""
+        ts = _time_field(self._body(), "ts", self.raw.get("channel"), required=True)
+        assert ts is not None
+        return ts
+
+
+class Funding(_Latest):
+    """A perpetual's funding (``funding:{venue}:{SYM}``)."""
+
+    __slots__ = ()
+    _KEY = "funding"
+
+    @property
+    def rate(self) -> Decimal:
+        """The rate paid at ``next_funding_ts``, a fraction (``0.0001`` = 0.01 %); longs pay
+        shorts when positive."""
+        value: Decimal = self._dec("rate", required=True)
+        return value
+
+    @property
+    def predicted_rate(self) -> Decimal | None:
+        """The venue's forecast of the following interval's rate, where it sends one."""
+        value: Decimal | None = self._dec("predicted_rate")
+        return value
+
+    @property
+    def next_funding_ts(self) -> int | None:
+        """When the current rate is paid, µs; ``None`` where the venue does not say."""
+        return _time_field(self._body(), "next_funding_ts", self.raw.get("channel"), required=False)
+
+
+class Mark(_Latest):
+    """A perpetual's mark and index price (``mark:{venue}:{SYM}``); either ``None`` until the
+    venue sent it."""
+
+    __slots__ = ()
+    _KEY = "mark"
+
+    @property
+    def mark(self) -> Decimal | None:
+        value: Decimal | None = self._dec("mark")
+        return value
+
+    @property
+    def index(self) -> Decimal | None:
+        value: Decimal | None = self._dec("index")
+        return value
+
+
+class OpenInterest(_Latest):
+    """A perpetual's open interest (``oi:{venue}:{SYM}``)."""
+
+    __slots__ = ()
+    _KEY = "oi"
+
+    @property
+    def oi(self) -> Decimal:
+        """In the base asset."""
+        value: Decimal = self._dec("oi", required=True)
+        return value
+
+    @property
+    def oi_value(self) -> Decimal | None:
+        """In the quote currency, where the venue publishes it."""
+        value: Decimal | None = self._dec("oi_value")
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class LiquidationItem:
+    side: str
+    """The liquidation order's side: ``sell`` when a long was liquidated, ``buy`` for a short."""
+    price: Decimal
+    size: Decimal
+    """In the base asset."""
+    ts: int
+
+
+class Liquidations(_Data):
+    """One venue batch of a perpetual's liquidations (``liquidations:{venue}:{SYM}``); like
+    trades there is no snapshot, and missed batches resume cannot recover are a :class:`Gap`.
+    A malformed item raises ``TickgateError`` with code ``protocol_error`` when read."""
+
+    __slots__ = ()
+
+    @property
+    def liquidations(self) -> list[LiquidationItem]:
+        channel = self.raw.get("channel")
+        items = self.raw.get("liquidations")
+        if not isinstance(items, list):
+            raise _malformed(channel, "message: no liquidations array")
+        out = []
+        for item in items:
+            if not isinstance(item, dict):
+                raise _malformed(channel, "liquidation: not an object")
+            side = item.get("side")
+            if side not in ("buy", "sell"):
+                raise _malformed(channel, "liquidation: side is not buy or sell")
+            price = _decimal_field(item, "price", channel, required=True)
+            size = _decimal_field(item, "size", channel, required=True)
+            ts = _time_field(item, "ts", channel, required=True)
+            assert ts is not None
+            out.append(LiquidationItem(side, price, size, ts))
+        return out
+
+
 @dataclass(frozen=True, slots=True)
 class Resync:
     """The book of ``channel`` is being replaced: a :class:`Snapshot` follows. ``reason``: the
@@ -342,11 +501,37 @@ class Closed:
     code: str | None = None
 
 
-DataEvent = Snapshot | Update | Trade | Ticker | Candle | Status | Chain | Alert
+DataEvent = (
+    Snapshot
+    | Update
+    | Trade
+    | Ticker
+    | Candle
+    | Status
+    | Chain
+    | Alert
+    | Funding
+    | Mark
+    | OpenInterest
+    | Liquidations
+)
 Notice = Resync | Gap | Reconnecting | Recovered | KeyExpiring | ServerError | Closed
 Event = DataEvent | Notice
 
-DATA_EVENTS = (Snapshot, Update, Trade, Ticker, Candle, Status, Chain, Alert)
+DATA_EVENTS = (
+    Snapshot,
+    Update,
+    Trade,
+    Ticker,
+    Candle,
+    Status,
+    Chain,
+    Alert,
+    Funding,
+    Mark,
+    OpenInterest,
+    Liquidations,
+)
 
 
 def is_data(event: Event) -> bool:
@@ -358,6 +543,10 @@ _BY_KIND: dict[str, type[_Data]] = {
     "ticker": Ticker,
     "status": Status,
     "alerts": Alert,
+    "funding": Funding,
+    "mark": Mark,
+    "oi": OpenInterest,
+    "liquidations": Liquidations,
 }
 
 

@@ -21,7 +21,7 @@ from .credentials import Credentials
 from .errors import TickgateError, invalid_argument
 
 _VENUE = re.compile(r"[a-z0-9_]{1,32}")
-_SYMBOL = re.compile(r"[A-Z0-9]{1,16}-[A-Z0-9]{1,16}")
+_SYMBOL = re.compile(r"[A-Z0-9]{1,16}-[A-Z0-9]{1,16}(-PERP)?")
 _INTERVALS = ("1s", "1m", "5m", "15m", "1h", "1d")
 
 TimeArg = datetime | int | str | None
@@ -44,7 +44,9 @@ def _check_instrument(venue: str, symbol: str) -> None:
     if not isinstance(venue, str) or not _VENUE.fullmatch(venue):
         raise invalid_argument("venue must be 1-32 lowercase letters, digits or '_'")
     if not isinstance(symbol, str) or not _SYMBOL.fullmatch(symbol):
-        raise invalid_argument("symbol must be BASE-QUOTE in uppercase letters or digits")
+        raise invalid_argument(
+            "symbol must be BASE-QUOTE or BASE-QUOTE-PERP (uppercase letters, digits)"
+        )
 
 
 class RestClient:
@@ -148,6 +150,31 @@ class RestClient:
         _check_instrument(venue, symbol)
         data = await self.get("/v1/ticker", venue=venue, symbol=symbol)
         return dict(data["ticker"])
+
+    async def funding(self, venue: str, symbol: str) -> dict[str, Any]:
+        """``GET /v1/funding``: the perpetual's latest funding message, ``channel``, ``seq``,
+        ``epoch`` and ``funding`` (``rate``, ``predicted_rate``?, ``next_funding_ts``?, ``ts``;
+        decimals as text), in the WebSocket channel's seq space."""
+        return await self._perp("funding", venue, symbol)
+
+    async def mark(self, venue: str, symbol: str) -> dict[str, Any]:
+        """``GET /v1/mark``: the latest ``mark`` (``mark``?, ``index``?, ``ts``) with
+        ``channel``, ``seq`` and ``epoch``."""
+        return await self._perp("mark", venue, symbol)
+
+    async def open_interest(self, venue: str, symbol: str) -> dict[str, Any]:
+        """``GET /v1/oi``: the latest ``oi`` (``oi``, ``oi_value``?, ``ts``) with ``channel``,
+        ``seq`` and ``epoch``."""
+        return await self._perp("oi", venue, symbol)
+
+    async def _perp(self, kind: str, venue: str, symbol: str) -> dict[str, Any]:
+        _check_instrument(venue, symbol)
+        if not symbol.endswith("-PERP"):
+            raise invalid_argument(f"{kind} exists only for perpetuals (symbol BASE-QUOTE-PERP)")
+        data = await self.get(f"/v1/{kind}", venue=venue, symbol=symbol)
+        if not isinstance(data, dict) or not isinstance(data.get(kind), dict):
+            raise TickgateError("protocol_error", f"GET /v1/{kind}: no {kind} object in the answer")
+        return dict(data)
 
     async def book(self, venue: str, symbol: str, depth: int = 50) -> dict[str, Any]:
         """``GET /v1/book``: ``channel``, ``seq``, ``epoch``, ``checksum``, ``bids``, ``asks``
