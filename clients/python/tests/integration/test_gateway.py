@@ -399,3 +399,19 @@ def test_sync_wrapper(gateway: Gateway) -> None:
             ]
             time.sleep(0.2)
         assert rows and all("price" in row and "id" in row for row in rows), rows
+
+
+async def test_perp_channels_and_rest_on_a_venue_without_perpetuals(gateway: Gateway) -> None:
+    # The sim venue serves spot symbols only: a well-formed perpetual channel is
+    # unknown_channel and the perpetual REST routes are 404 unknown_instrument, through the
+    # SDK's typed helpers (the shapes themselves are unit-tested in tests/test_perp.py).
+    async with Client(gateway.url) as client:
+        for channel in ("funding:sim:BTC-USDT-PERP", "liquidations:sim:BTC-USDT-PERP"):
+            with pytest.raises(TickgateError) as error:
+                await client.subscribe([channel])
+            assert (error.value.code, error.value.channel) == ("unknown_channel", channel)
+        for call in (client.rest.funding, client.rest.mark, client.rest.open_interest):
+            with pytest.raises(TickgateError) as error:
+                await call("sim", "BTC-USDT-PERP")
+            assert (error.value.code, error.value.status) == ("unknown_instrument", 404)
+        assert await client.subscribe([T]) == [T]
