@@ -167,3 +167,15 @@ async def test_rest_perp_helpers_refuse_spot_and_malformed_symbols_before_sendin
                 with pytest.raises(TickgateError) as caught:
                     await call("bybit", symbol)
                 assert caught.value.code == "invalid_argument"
+
+
+def test_tail_describes_perp_events_and_shows_malformed_ones_raw() -> None:
+    from tickgate.cli import describe
+
+    funding = data_event(message("funding", F, {"rate": "0.0001", "ts": 1}), "funding")
+    assert describe(funding) == f"{F} #4 rate 0.0001 predicted - next -"
+    item = {"side": "sell", "price": "64000", "size": "0.5", "ts": 1}
+    batch = data_event(message("liquidations", L, [item], snapshot=False), "liquidations")
+    assert describe(batch) == f"{L} #4 SELL 0.5 @ 64000"
+    bad = data_event(message("oi", "oi:bybit:BTC-USDT-PERP", {"ts": 1}), "oi")
+    assert "oi is missing" in describe(bad) and '"oi": {"ts": 1}' in describe(bad)

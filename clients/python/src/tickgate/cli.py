@@ -29,8 +29,12 @@ from .events import (
     Chain,
     Closed,
     Event,
+    Funding,
     Gap,
     KeyExpiring,
+    Liquidations,
+    Mark,
+    OpenInterest,
     Reconnecting,
     Recovered,
     Resync,
@@ -104,6 +108,22 @@ def _levels(levels: Sequence[Sequence[str]]) -> str:
     return " ".join(f"{p}x{s}" for p, s in list(levels)[:3])
 
 
+def _describe_perp(event: Funding | Mark | OpenInterest | Liquidations) -> str:
+    def show(value: Any) -> str:
+        return "-" if value is None else str(value)
+
+    if isinstance(event, Funding):
+        return (
+            f"rate {event.rate} predicted {show(event.predicted_rate)} "
+            f"next {show(event.next_funding_ts)}"
+        )
+    if isinstance(event, Mark):
+        return f"mark {show(event.mark)} index {show(event.index)}"
+    if isinstance(event, OpenInterest):
+        return f"oi {event.oi} value {show(event.oi_value)}"
+    return "; ".join(f"{q.side.upper()} {q.size} @ {q.price}" for q in event.liquidations)
+
+
 def describe(event: Event) -> str:
     """One readable line per event (the format of ``tickgate tail``)."""
     if isinstance(event, Snapshot | Update):
@@ -138,6 +158,11 @@ def describe(event: Event) -> str:
         )
     if isinstance(event, Status):
         return f"{event.channel} #{event.seq} {event.state} {event.detail}"
+    if isinstance(event, Funding | Mark | OpenInterest | Liquidations):
+        try:
+            return f"{event.channel} #{event.seq} {_describe_perp(event)}"
+        except TickgateError as error:  # malformed: show what was sent, and why
+            return f"{event.channel} #{event.seq} ({error.message}) {json.dumps(event.raw)}"
     if isinstance(event, Chain):
         items = [f"block {b.get('number')} {b.get('hash')} {b.get('status')}" for b in event.blocks]
         items += [
