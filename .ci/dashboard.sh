@@ -18,7 +18,11 @@ root=$PWD
 target_dir="${CARGO_TARGET_DIR:-target}"
 bin="${1:-$target_dir/debug/tickgate}"
 tests=crates/server/ui/test
-artifacts="$root/$target_dir/ci-artifacts/dashboard"
+# An absolute CARGO_TARGET_DIR is used as it is (prefixing the root made a work/ tree here).
+case "$target_dir" in
+    /*) artifacts="$target_dir/ci-artifacts/dashboard" ;;
+    *) artifacts="$root/$target_dir/ci-artifacts/dashboard" ;;
+esac
 
 apt_install() {
     command -v apt-get >/dev/null || return 1
