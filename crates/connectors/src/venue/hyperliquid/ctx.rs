@@ -54,6 +54,7 @@ pub(crate) struct CtxState {
 /// What one push changed.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct CtxUpdate {
+    #[allow(dead_code)] // read by tests; the session routes by the frame's coin
     pub coin: String,
     pub ticker: Option<VenueTicker>,
     pub funding: Option<Funding>,

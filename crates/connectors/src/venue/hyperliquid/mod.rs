@@ -11,8 +11,6 @@
 //! comes from the config: Hyperliquid serves it only by `POST /info` (`{"type":"meta"}`),
 //! which the shared REST client (GET) does not send.
 
-// Parsed and tested; the session does not subscribe it yet (the mock must serve it first).
-#[cfg_attr(not(test), allow(dead_code))]
 mod ctx;
 mod session;
 mod wire;
