@@ -204,7 +204,7 @@ async fn session(state: AppState, mut socket: WebSocket, conn: usize) {
                 let c = subscription["coin"].as_str().unwrap_or_default().to_string();
                 let known = lock(&state.market).books.contains_key(&c);
                 let mut replies = Vec::new();
-                if !known || !matches!(kind.as_str(), "l2Book" | "trades") {
+                if !known || !matches!(kind.as_str(), "l2Book" | "trades" | "activeAssetCtx") {
                     replies.push(serde_json::json!({"channel": "error", "data": format!("Invalid subscription {subscription}")}).to_string());
                 } else {
                     match (method.as_str(), kind.as_str()) {

@@ -1,6 +1,7 @@
 //! Hyperliquid WebSocket: `l2Book` (a full top-20 snapshot per coin on every change, diffed
 //! here into deltas) and `trades`, for perpetuals.
 //!
+//! - `ctx`: the `activeAssetCtx` parser (funding, mark, open interest, native ticker).
 //! - `wire`: the frame shape (`channel` + `data`) of every message.
 //! - `session`: one connection's [`Session`](crate::conn::Session): subscription acks, the
 //!   last book forwarded per coin (each new snapshot becomes the delta to it), trades, the
@@ -10,6 +11,7 @@
 //! comes from the config: Hyperliquid serves it only by `POST /info` (`{"type":"meta"}`),
 //! which the shared REST client (GET) does not send.
 
+mod ctx;
 mod session;
 mod wire;
 

@@ -1,6 +1,7 @@
 //! One Hyperliquid connection: subscriptions, each coin's last forwarded book (every `l2Book`
 //! snapshot becomes the delta from it), trades, the `ping` keep-alive.
 
+use super::ctx::{CtxState, apply_ctx};
 use super::wire::{Frame, L2Book, build_l2book, build_trades};
 use super::{HyperliquidProtocol, native_symbol};
 use crate::FeedEvent;
@@ -45,6 +46,7 @@ pub(crate) struct HyperliquidSession {
     by_coin: HashMap<String, usize>,
     books: Vec<CoinBook>,
     recent_tids: Vec<VecDeque<u64>>,
+    ctx: Vec<CtxState>,
     /// `(type, coin)` → when the subscription was sent.
     pending: BTreeMap<(String, String), Timestamp>,
     last_rx: Timestamp,
@@ -102,6 +104,7 @@ impl HyperliquidSession {
             coins,
             books: shard.iter().map(|_| CoinBook::default()).collect(),
             recent_tids: vec![VecDeque::new(); shard.len()],
+            ctx: vec![CtxState::default(); shard.len()],
             pending: BTreeMap::new(),
             last_rx: Timestamp(0),
             pinged: false,
@@ -196,6 +199,53 @@ impl HyperliquidSession {
         }
     }
 
+    fn on_ctx(&mut self, data: &str, io: &mut Io) {
+        let coin = serde_json::from_str::<serde_json::Value>(data)
+            .ok()
+            .and_then(|v| v["coin"].as_str().map(str::to_string));
+        let Some(index) = coin.and_then(|c| self.by_coin.get(&c).copied()) else {
+            return io.invalid(
+                None,
+                format!("activeAssetCtx: unknown coin: {}", excerpt(data)),
+            );
+        };
+        let symbol = self.symbols[index].clone();
+        let recv_ts = io.recv_ts;
+        match apply_ctx(&mut self.ctx[index], data, recv_ts) {
+            Ok(u) => {
+                io.touch(&symbol);
+                if let Some(ticker) = u.ticker {
+                    io.events.push(FeedEvent::Ticker {
+                        symbol: symbol.clone(),
+                        ticker,
+                    });
+                }
+                if let Some(funding) = u.funding {
+                    io.events.push(FeedEvent::Funding {
+                        symbol: symbol.clone(),
+                        funding,
+                        recv_ts,
+                    });
+                }
+                if let Some(mark) = u.mark {
+                    io.events.push(FeedEvent::Mark {
+                        symbol: symbol.clone(),
+                        mark,
+                        recv_ts,
+                    });
+                }
+                if let Some(oi) = u.oi {
+                    io.events.push(FeedEvent::OpenInterest {
+                        symbol,
+                        oi,
+                        recv_ts,
+                    });
+                }
+            }
+            Err(reason) => io.invalid(Some(symbol), reason),
+        }
+    }
+
     fn index_of(&self, symbol: &Symbol) -> Option<usize> {
         self.symbols.iter().position(|s| s == symbol)
     }
@@ -207,6 +257,7 @@ impl Session for HyperliquidSession {
         for index in 0..self.symbols.len() {
             self.subscription("subscribe", "l2Book", index, io);
             self.subscription("subscribe", "trades", index, io);
+            self.subscription("subscribe", "activeAssetCtx", index, io);
         }
     }
 
@@ -236,6 +287,7 @@ impl Session for HyperliquidSession {
                 }
             },
             "trades" => self.on_trades(data, io),
+            "activeAssetCtx" => self.on_ctx(data, io),
             "subscriptionResponse" => match serde_json::from_str::<Ack>(data) {
                 Ok(ack) => {
                     let key = (
@@ -413,7 +465,11 @@ mod tests {
             io.send[0],
             r#"{"method":"subscribe","subscription":{"coin":"BTC","type":"l2Book"}}"#
         );
-        assert_eq!(io.send.len(), 2);
+        assert_eq!(io.send.len(), 3);
+        assert_eq!(
+            io.send[2],
+            r#"{"method":"subscribe","subscription":{"coin":"BTC","type":"activeAssetCtx"}}"#
+        );
         let mut io = Io::new(Timestamp(0));
         s.on_tick(Timestamp(11 * Timestamp::MICROS_PER_SECOND), &mut io);
         assert!(io.reconnect.unwrap().contains("no acknowledgement"));
@@ -426,6 +482,28 @@ mod tests {
             &include_str!("../../../test_data/hyperliquid/ws_subscription_ack.json")
                 .replace("l2Book", "trades"),
         );
+        feed(
+            &mut s,
+            &include_str!("../../../test_data/hyperliquid/ws_subscription_ack.json")
+                .replace("l2Book", "activeAssetCtx"),
+        );
+        let ctx = include_str!("../../../test_data/hyperliquid/ws_active_asset_ctx.json");
+        let events = feed(&mut s, ctx).events;
+        assert!(
+            matches!(
+                events[..],
+                [
+                    FeedEvent::Ticker { .. },
+                    FeedEvent::Funding { .. },
+                    FeedEvent::Mark { .. },
+                    FeedEvent::OpenInterest { .. }
+                ]
+            ),
+            "{events:?}"
+        );
+        assert!(feed(&mut s, ctx).events.is_empty(), "unchanged: nothing");
+        let bad = feed(&mut s, &ctx.replace("\"688.11\"", "\"x\"")).events;
+        assert!(matches!(bad[..], [FeedEvent::Invalid { .. }]), "{bad:?}");
         let mut io = Io::new(Timestamp(0));
         s.on_tick(
             Timestamp(16 * Timestamp::MICROS_PER_SECOND + 1_000_000),
