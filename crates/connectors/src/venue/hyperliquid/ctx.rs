@@ -15,8 +15,12 @@ use crate::venue::parse::{Text, decimal};
 use model::{Decimal, Funding, MarkPrice, OpenInterest, Timestamp, VenueTicker};
 use serde::Deserialize;
 
+/// One `activeAssetCtx` `data` object, parsed once: the session routes it by [`coin`] and
+/// applies it with [`apply_ctx`].
+///
+/// [`coin`]: CtxFrame::coin
 #[derive(Debug, Deserialize)]
-struct RawData<'a> {
+pub(crate) struct CtxFrame<'a> {
     #[serde(borrow)]
     coin: Text<'a>,
     #[serde(borrow)]
@@ -51,11 +55,19 @@ pub(crate) struct CtxState {
     ticker: Option<(Decimal, Decimal, Decimal)>,
 }
 
+impl<'a> CtxFrame<'a> {
+    pub(crate) fn parse(data: &'a str) -> Result<Self, String> {
+        serde_json::from_str(data).map_err(|e| format!("activeAssetCtx: {e}"))
+    }
+
+    pub(crate) fn coin(&self) -> &str {
+        &self.coin
+    }
+}
+
 /// What one push changed.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct CtxUpdate {
-    #[allow(dead_code)] // read by tests; the session routes by the frame's coin
-    pub coin: String,
     pub ticker: Option<VenueTicker>,
     pub funding: Option<Funding>,
     pub mark: Option<MarkPrice>,
@@ -69,13 +81,12 @@ pub(crate) fn next_hour(ts: Timestamp) -> Timestamp {
     Timestamp((ts.as_micros().div_euclid(HOUR_MICROS) + 1) * HOUR_MICROS)
 }
 
-/// Applies an `activeAssetCtx` `data` object to `state`; on error `state` is untouched.
+/// Applies a parsed `activeAssetCtx` frame to `state`; on error `state` is untouched.
 pub(crate) fn apply_ctx(
     state: &mut CtxState,
-    data: &str,
+    raw: &CtxFrame<'_>,
     recv_ts: Timestamp,
 ) -> Result<CtxUpdate, String> {
-    let raw: RawData = serde_json::from_str(data).map_err(|e| format!("activeAssetCtx: {e}"))?;
     let c = &raw.ctx;
     let prev = decimal("activeAssetCtx prevDayPx", &c.prev_day_px)?;
     let mark = decimal("activeAssetCtx markPx", &c.mark_px)?;
@@ -102,7 +113,6 @@ pub(crate) fn apply_ctx(
     };
     let ts = recv_ts;
     let update = CtxUpdate {
-        coin: raw.coin.to_string(),
         ticker: (next.ticker != state.ticker).then_some(VenueTicker {
             last: Some(last),
             volume_24h: Some(volume),
@@ -144,6 +154,11 @@ mod tests {
         parse_decimal(s).unwrap()
     }
 
+    /// Parses and applies, as the session does.
+    fn apply(state: &mut CtxState, data: &str, ts: Timestamp) -> Result<CtxUpdate, String> {
+        apply_ctx(state, &CtxFrame::parse(data)?, ts)
+    }
+
     fn data(text: &str) -> String {
         let v: serde_json::Value = serde_json::from_str(text).unwrap();
         v["data"].to_string()
@@ -153,8 +168,8 @@ mod tests {
     fn documented_ctx_emits_every_figure_once() {
         let mut state = CtxState::default();
         let ts = Timestamp::from_millis(1_700_000_100_000);
-        let u = apply_ctx(&mut state, &data(DOC), ts).unwrap();
-        assert_eq!(u.coin, "BTC");
+        assert_eq!(CtxFrame::parse(&data(DOC)).unwrap().coin(), "BTC");
+        let u = apply(&mut state, &data(DOC), ts).unwrap();
         let t = u.ticker.unwrap();
         assert_eq!(
             (t.last, t.volume_24h, t.change_24h),
@@ -186,14 +201,14 @@ mod tests {
             })
         );
         // The same push again changes nothing.
-        let u = apply_ctx(&mut state, &data(DOC), ts).unwrap();
+        let u = apply(&mut state, &data(DOC), ts).unwrap();
         assert_eq!(
             (u.ticker, u.funding, u.mark, u.oi),
             (None, None, None, None)
         );
         // Only the funding moves.
         let moved = DOC.replace("\"0.0000125\"", "\"0.0000130\"");
-        let u = apply_ctx(&mut state, &data(&moved), ts).unwrap();
+        let u = apply(&mut state, &data(&moved), ts).unwrap();
         assert_eq!(u.funding.map(|f| f.rate), Some(d("0.0000130")));
         assert_eq!((u.ticker, u.mark, u.oi), (None, None, None));
     }
@@ -222,15 +237,15 @@ mod tests {
             .replace("\"14.314\"", "\"\\u0031\\u0034.314\"");
         let ts = Timestamp(5);
         assert_eq!(
-            apply_ctx(&mut CtxState::default(), &data(&escaped), ts),
-            apply_ctx(&mut CtxState::default(), &data(DOC), ts)
+            apply(&mut CtxState::default(), &data(&escaped), ts),
+            apply(&mut CtxState::default(), &data(DOC), ts)
         );
     }
 
     #[test]
     fn missing_mid_falls_back_to_mark() {
         let text = DOC.replace("\"midPx\":\"14.314\",", "");
-        let u = apply_ctx(&mut CtxState::default(), &data(&text), Timestamp(5)).unwrap();
+        let u = apply(&mut CtxState::default(), &data(&text), Timestamp(5)).unwrap();
         assert_eq!(u.ticker.unwrap().last, Some(d("14.3161")));
     }
 
@@ -249,7 +264,7 @@ mod tests {
         ] {
             let mut state = CtxState::default();
             assert!(
-                apply_ctx(&mut state, &data(&bad), Timestamp(5)).is_err(),
+                apply(&mut state, &data(&bad), Timestamp(5)).is_err(),
                 "{bad}"
             );
             assert_eq!(state, CtxState::default(), "state untouched: {bad}");

@@ -1,7 +1,7 @@
 //! One Hyperliquid connection: subscriptions, each coin's last forwarded book (every `l2Book`
 //! snapshot becomes the delta from it), trades, the `ping` keep-alive.
 
-use super::ctx::{CtxState, apply_ctx};
+use super::ctx::{CtxFrame, CtxState, apply_ctx};
 use super::wire::{Frame, L2Book, build_l2book, build_trades};
 use super::{HyperliquidProtocol, native_symbol};
 use crate::FeedEvent;
@@ -199,11 +199,13 @@ impl HyperliquidSession {
         }
     }
 
+    /// One parse per frame: the typed frame gives the coin to route by and the figures.
     fn on_ctx(&mut self, data: &str, io: &mut Io) {
-        let coin = serde_json::from_str::<serde_json::Value>(data)
-            .ok()
-            .and_then(|v| v["coin"].as_str().map(str::to_string));
-        let Some(index) = coin.and_then(|c| self.by_coin.get(&c).copied()) else {
+        let frame = match CtxFrame::parse(data) {
+            Ok(frame) => frame,
+            Err(reason) => return io.invalid(None, reason),
+        };
+        let Some(&index) = self.by_coin.get(frame.coin()) else {
             return io.invalid(
                 None,
                 format!("activeAssetCtx: unknown coin: {}", excerpt(data)),
@@ -211,7 +213,7 @@ impl HyperliquidSession {
         };
         let symbol = self.symbols[index].clone();
         let recv_ts = io.recv_ts;
-        match apply_ctx(&mut self.ctx[index], data, recv_ts) {
+        match apply_ctx(&mut self.ctx[index], &frame, recv_ts) {
             Ok(u) => {
                 io.touch(&symbol);
                 if let Some(ticker) = u.ticker {
