@@ -6,7 +6,9 @@
 //! Needs TICKGATE_TEST_REDIS_URL (e.g. redis://127.0.0.1:6379); each test uses its own key
 //! prefix.
 
-use crate::auth_support::{auth_config, code, connect_outcome, offline_service};
+use crate::auth_support::{
+    Http, auth_config, code, connect_outcome, offline_service, offline_signer,
+};
 use crate::cluster_nonces::{Cuttable, prefix, redis_url};
 use crate::support::{Ws, get_json, metric, recv, send, start};
 use auth::NewKey;
@@ -89,18 +91,73 @@ async fn a_keys_rate_limit_is_one_budget_across_nodes() {
     let token = key(&config, "shared-budget", Some(limit));
     let a = start(config.clone()).await;
     let b = start(config).await;
+    let started = std::time::Instant::now();
     for i in 0..6 {
         let node = if i % 2 == 0 { &a } else { &b };
         assert_eq!(ticker(node, &token).await.0, 200, "request {i}");
     }
-    // The 7th is refused on either node, with the same code and Retry-After as one node's.
-    for node in [&a, &b] {
-        let (status, code, retry) = ticker(node, &token).await;
-        assert_eq!((status, code.as_str()), (429, "rate_limited"));
-        assert_eq!(retry.as_deref(), Some("1"));
+    // Then each node refuses, with the same code and Retry-After as one node's. Only the
+    // refill (1/s) may admit more meanwhile; per-node budgets would admit 12 in all.
+    let mut admitted = 6;
+    let mut refused = [false, false];
+    while refused != [true, true] && admitted < 12 {
+        for (i, node) in [&a, &b].into_iter().enumerate() {
+            match ticker(node, &token).await {
+                (200, _, _) => admitted += 1,
+                (status, code, retry) => {
+                    assert_eq!((status, code.as_str()), (429, "rate_limited"));
+                    assert_eq!(retry.as_deref(), Some("1"));
+                    refused[i] = true;
+                }
+            }
+        }
     }
+    let refill = started.elapsed().as_secs() + 1;
+    assert!(admitted <= 6 + refill, "{admitted} admitted in {refill} s");
+    assert_eq!(refused, [true, true]);
     let (status, ready) = get_json(&a, "/readyz").await;
     assert_eq!(ready["shared_limits"], "ok", "{status} {ready}");
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_signed_keys_rate_limit_is_one_budget_across_nodes() {
+    let Some(url) = redis_url() else { return };
+    let mut config = cluster_config("cluster-rate-signed", url);
+    // The key has no limit of its own: the default applies, shared all the same.
+    config.auth.rate_limit = RateLimit {
+        per_sec: 1,
+        burst: 4,
+    };
+    let signer = offline_signer(&config.server.data_dir, "signed-budget", &["market:read"]);
+    let a = start(config.clone()).await;
+    let b = start(config).await;
+    let (http_a, http_b) = (Http::new(&a), Http::new(&b));
+    let started = std::time::Instant::now();
+    for i in 0..4 {
+        let http = if i % 2 == 0 { &http_a } else { &http_b };
+        let (status, body) = Http::json(http.get(TICKER, Some(&signer)).await).await;
+        assert_eq!(status, 200, "request {i}: {body}");
+    }
+    // As for bearer tokens: only the refill may admit more; per-node budgets would admit 8.
+    let mut admitted = 4;
+    let mut refused = [false, false];
+    while refused != [true, true] && admitted < 8 {
+        for (i, http) in [&http_a, &http_b].into_iter().enumerate() {
+            let (status, body) = Http::json(http.get(TICKER, Some(&signer)).await).await;
+            match status {
+                200 => admitted += 1,
+                _ => {
+                    assert_eq!((status, code(&body)), (429, "rate_limited"));
+                    refused[i] = true;
+                }
+            }
+        }
+    }
+    let refill = started.elapsed().as_secs() + 1;
+    assert!(admitted <= 4 + refill, "{admitted} admitted in {refill} s");
+    assert_eq!(refused, [true, true]);
     a.stop().await.unwrap();
     b.stop().await.unwrap();
 }
@@ -137,23 +194,33 @@ async fn websocket_connection_and_subscription_caps_hold_across_nodes() {
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
-    let mut second = reopened.expect("the slot of a closed session is given back");
-    // Subscriptions: two per key across both sessions (here on one node, counted in Redis).
+    let mut sub_a = reopened.expect("the slot of a closed session is given back");
+    drop(on_a);
+    // Subscriptions: two per key across both nodes' sessions (one session on each).
+    let mut sub_b = None;
+    for _ in 0..50 {
+        sub_b = open(&b, &token).await.ok();
+        if sub_b.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut sub_b = sub_b.expect("the slot of a closed session is given back");
     send(
-        &mut on_a,
+        &mut sub_a,
         r#"{"op":"subscribe","id":1,"channels":["ticker:sim:BTC-USDT","ticker:sim:ETH-USDT"]}"#,
     )
     .await;
     assert!(matches!(
-        recv(&mut on_a).await,
+        recv(&mut sub_a).await,
         ServerMessage::Subscribed { .. }
     ));
     send(
-        &mut second,
+        &mut sub_b,
         r#"{"op":"subscribe","id":2,"channels":["ticker:sim:SOL-USDT"]}"#,
     )
     .await;
-    match recv(&mut second).await {
+    match recv(&mut sub_b).await {
         ServerMessage::Error(e) => assert_eq!(e.code.as_str(), "too_many_channels"),
         other => panic!("expected too_many_channels, got {other:?}"),
     }
