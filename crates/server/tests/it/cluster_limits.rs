@@ -171,7 +171,7 @@ async fn websocket_connection_and_subscription_caps_hold_across_nodes() {
     let token = key(&config, "capped", None);
     let a = start(config.clone()).await;
     let b = start(config).await;
-    let mut on_a = open(&a, &token).await.unwrap();
+    let on_a = open(&a, &token).await.unwrap();
     let on_b = open(&b, &token).await.unwrap();
     // Each node holds one; the cluster holds two: the third is refused on both.
     assert_eq!(
