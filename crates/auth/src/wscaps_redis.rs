@@ -167,6 +167,26 @@ impl RedisWsCaps {
         })
     }
 
+    /// Over a connection of its own to `url` (a tool, a test, a node without a nonce store):
+    /// see [`Self::new`]. Fails when Redis cannot be reached now.
+    pub async fn connect(
+        url: &str,
+        prefix: &str,
+        node_id: &str,
+        lease: Duration,
+        timeout: Duration,
+    ) -> Result<Self, Unavailable> {
+        let client = redis::Client::open(url).map_err(|e| Unavailable(e.to_string()))?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(1);
+        let conn = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(|e| Unavailable(e.to_string()))?;
+        Self::new(conn, prefix, node_id, lease, timeout)
+    }
+
     /// This process's name in Redis.
     pub fn instance(&self) -> &str {
         &self.instance

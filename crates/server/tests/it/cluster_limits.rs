@@ -30,6 +30,11 @@ fn cluster_config(name: &str, redis: String) -> Config {
 
 /// A bearer key with `market:read` and `rate`, made offline; its token.
 fn key(config: &Config, name: &str, rate: Option<RateLimit>) -> String {
+    key_and_id(config, name, rate).1
+}
+
+/// [`key`], and its id.
+fn key_and_id(config: &Config, name: &str, rate: Option<RateLimit>) -> (String, String) {
     let issued = offline_service(&config.server.data_dir)
         .create(
             NewKey {
@@ -42,7 +47,8 @@ fn key(config: &Config, name: &str, rate: Option<RateLimit>) -> String {
             model::Timestamp::now().0,
         )
         .unwrap();
-    issued.secret.unwrap().expose().to_string()
+    let token = issued.secret.unwrap().expose().to_string();
+    (issued.record.id, token)
 }
 
 /// GET [`TICKER`] with `token`: (status, code, Retry-After).
@@ -226,6 +232,40 @@ async fn websocket_connection_and_subscription_caps_hold_across_nodes() {
     }
     a.stop().await.unwrap();
     b.stop().await.unwrap();
+}
+
+/// A node that dies without a word (kill -9: no give-back, no heartbeat) holds a key's
+/// connection slots only until its lease runs out. The dead node is a real instance on the
+/// same Redis and prefix, with a short lease, that takes slots and is then dropped.
+#[tokio::test]
+async fn a_dead_nodes_sessions_stop_counting_after_its_lease() {
+    use auth::wscaps_redis::{Cap, RedisWsCaps};
+    let Some(url) = redis_url() else { return };
+    let mut config = cluster_config("cluster-ws-dead-node", url.clone());
+    config.auth.ws_max_connections_per_key = 2;
+    let (key_id, token) = key_and_id(&config, "orphaned", None);
+    let gateway = start(config.clone()).await;
+    let lease = Duration::from_millis(1_500);
+    let dead = RedisWsCaps::connect(
+        &url,
+        &config.cluster.redis_prefix,
+        "doomed",
+        lease,
+        Duration::from_secs(2),
+    )
+    .await
+    .unwrap();
+    dead.heartbeat(&[]).await.unwrap();
+    assert!(dead.acquire(&key_id, Cap::Connections, 2, 2).await.unwrap());
+    drop(dead);
+    assert_eq!(
+        open(&gateway, &token).await.err(),
+        Some((429, "rate_limited".into()))
+    );
+    tokio::time::sleep(lease + Duration::from_millis(300)).await;
+    let ws = open(&gateway, &token).await;
+    assert!(ws.is_ok(), "{:?}", ws.err());
+    gateway.stop().await.unwrap();
 }
 
 #[tokio::test]
