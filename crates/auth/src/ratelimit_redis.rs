@@ -242,4 +242,42 @@ mod tests {
         assert_eq!(refused.key_id.as_deref(), Some("key_a"));
         assert!(late.shared_budget().unwrap().failures() >= 1);
     }
+
+    /// The cost of one shared check, sequential, on the Redis of TICKGATE_TEST_REDIS_URL:
+    /// `TICKGATE_TEST_REDIS_URL=redis://127.0.0.1:6379 cargo test -p auth --lib
+    /// bench_shared_check -- --ignored --nocapture`
+    #[tokio::test]
+    #[ignore = "timing, run by hand"]
+    async fn bench_shared_check() {
+        let Ok(url) = std::env::var("TICKGATE_TEST_REDIS_URL") else {
+            eprintln!("skipped: TICKGATE_TEST_REDIS_URL not set");
+            return;
+        };
+        let prefix = format!("tg_test_{}:", crate::httpsig::sign::random_nonce().unwrap());
+        let client = redis::Client::open(url.as_str()).unwrap();
+        let conn = ConnectionManager::new(client).await.unwrap();
+        let gcra = RedisGcra::new(conn, &prefix, Duration::from_secs(2));
+        let limit = RateLimit {
+            per_sec: 1_000_000,
+            burst: 1_000_000,
+        };
+        let n = 20_000u32;
+        let mut samples = Vec::with_capacity(n as usize);
+        for i in 0..n {
+            let start = std::time::Instant::now();
+            gcra.check(&format!("k{}", i % 100), limit)
+                .await
+                .unwrap()
+                .unwrap();
+            samples.push(start.elapsed());
+        }
+        samples.sort();
+        let p = |q: f64| samples[((f64::from(n) - 1.0) * q) as usize];
+        println!(
+            "shared GCRA check, sequential, {n} checks: p50 {:?}, p99 {:?}, max {:?}",
+            p(0.5),
+            p(0.99),
+            samples[samples.len() - 1]
+        );
+    }
 }
