@@ -13,6 +13,7 @@
 //! drained by the maintenance task, and WebSocket connection/subscription counts.
 
 use crate::ratelimit::Gcra;
+use crate::ratelimit_redis::RedisGcra;
 pub use crate::rejection::Rejection;
 use crate::scope::{Scope, ScopeSet};
 use crate::token;
@@ -21,8 +22,8 @@ use protocol::ErrorCode;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 use store::audit::NewAuditEvent;
 use store::keys::{Environment, KeyKind, KeyRecord, KeyStatus, RateLimit, UsageDelta};
@@ -228,6 +229,9 @@ pub struct KeyIndex {
     origin: Instant,
     /// Failures that name no known key (malformed, unknown, wrong environment).
     unattributed_failures: AtomicU64,
+    /// The cluster's rate budget (Redis), once set: every node spends one budget per key and
+    /// scope, and the local limiters are not used.
+    shared_budget: OnceLock<RedisGcra>,
 }
 
 impl KeyIndex {
@@ -239,7 +243,21 @@ impl KeyIndex {
             events: broadcast::channel(1024).0,
             origin: Instant::now(),
             unattributed_failures: AtomicU64::new(0),
+            shared_budget: OnceLock::new(),
         }
+    }
+
+    /// Keeps rate limits in `gcra` (Redis, one budget for every node) from now on. Set once,
+    /// at start, before requests are served; a second call is refused.
+    pub fn share_budget(&self, gcra: RedisGcra) -> Result<(), &'static str> {
+        self.shared_budget
+            .set(gcra)
+            .map_err(|_| "the rate budget is already shared")
+    }
+
+    /// The cluster's rate budget, if rate limits are shared.
+    pub fn shared_budget(&self) -> Option<&RedisGcra> {
+        self.shared_budget.get()
     }
 
     pub fn settings(&self) -> &AuthSettings {
@@ -399,6 +417,19 @@ impl KeyIndex {
         self.admit(entry, view, scope, addr, now)
     }
 
+    /// [`Self::authenticate_bearer`] for a node whose rate budget may be shared
+    /// ([`Self::share_budget`]): the cluster's budget is awaited after the synchronous checks.
+    pub async fn authenticate_bearer_async(
+        &self,
+        token: &str,
+        scope: Option<Scope>,
+        addr: Option<IpAddr>,
+        now: i64,
+    ) -> Result<KeyPrincipal, Rejection> {
+        let (entry, view) = self.bearer_entry(token, now)?;
+        self.admit_async(entry, view, scope, addr, now).await
+    }
+
     /// The refusal of a bearer token on a route whose `scope` accepts only signed requests,
     /// counted against the key: `insufficient_scope` when the key lacks the scope anyway (so
     /// a client is never told to sign a request that would still be refused),
@@ -481,14 +512,31 @@ impl KeyIndex {
         now: i64,
     ) -> Result<KeyPrincipal, Rejection> {
         // Every refusal here follows a verified credential: it may count against the key.
-        self.admit_checks(entry, view, scope, addr, now)
-            .map_err(|mut rejection| {
-                rejection.proven = true;
-                rejection
-            })
+        let slot = self
+            .admit_checks(&entry, &view, scope, addr)
+            .map_err(proven)?;
+        if let Some((_, scope)) = slot
+            && self.shared_budget.get().is_some()
+        {
+            // Guards the invariant "a shared budget is never replaced by a local one": every
+            // request path of the server admits through `admit_async`.
+            tracing::error!(key = %view.id, "synchronous admission with a shared rate budget: refused");
+            return Err(proven(budget_unavailable(&view, scope)));
+        }
+        if let Some((slot, scope)) = slot {
+            let now_ns = u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            if let Err(wait) = entry.limiters[slot].check(now_ns, view.rates[slot]) {
+                let rejection = rate_limited(&view, slot, scope, wait);
+                return Err(proven(self.fail(Some(&entry), rejection)));
+            }
+        }
+        Ok(Self::admitted(entry, view, addr, now))
     }
 
-    fn admit_checks(
+    /// [`Self::admit`] with the rate limit taken from the cluster's budget when it is shared,
+    /// awaited after the synchronous checks. A shared budget that does not answer refuses the
+    /// request `unavailable` (fail closed; not counted as the key's failure).
+    pub(crate) async fn admit_async(
         &self,
         entry: Arc<KeyEntry>,
         view: Arc<KeyView>,
@@ -496,6 +544,52 @@ impl KeyIndex {
         addr: Option<IpAddr>,
         now: i64,
     ) -> Result<KeyPrincipal, Rejection> {
+        let Some(gcra) = self.shared_budget.get() else {
+            return self.admit(entry, view, scope, addr, now);
+        };
+        let slot = self
+            .admit_checks(&entry, &view, scope, addr)
+            .map_err(proven)?;
+        if let Some((slot, scope)) = slot {
+            match gcra
+                .check(&format!("{}:{scope}", view.id), view.rates[slot])
+                .await
+            {
+                Ok(Ok(())) => {}
+                Ok(Err(wait)) => {
+                    let rejection = rate_limited(&view, slot, scope, wait);
+                    return Err(proven(self.fail(Some(&entry), rejection)));
+                }
+                Err(error) => {
+                    tracing::warn!(error = %error.0, key = %view.id, "request refused: the shared rate limiter is unavailable");
+                    return Err(proven(budget_unavailable(&view, scope)));
+                }
+            }
+        }
+        Ok(Self::admitted(entry, view, addr, now))
+    }
+
+    /// Counts an admitted request against its key.
+    fn admitted(
+        entry: Arc<KeyEntry>,
+        view: Arc<KeyView>,
+        addr: Option<IpAddr>,
+        now: i64,
+    ) -> KeyPrincipal {
+        entry.usage.requests.fetch_add(1, Ordering::Relaxed);
+        entry.usage.touch(now, addr);
+        KeyPrincipal { entry, view }
+    }
+
+    /// The synchronous checks (allow-list, scope); the rate-limit slot to charge, if a scope
+    /// is asked for.
+    fn admit_checks(
+        &self,
+        entry: &KeyEntry,
+        view: &KeyView,
+        scope: Option<Scope>,
+        addr: Option<IpAddr>,
+    ) -> Result<Option<(usize, Scope)>, Rejection> {
         if let Some(allowed) = &view.allowed_ips
             && !addr.is_some_and(|ip| allowed.iter().any(|block| block.contains(ip)))
         {
@@ -505,36 +599,22 @@ impl KeyIndex {
                 format!("key {} may not be used from {from}", view.id),
             );
             rejection.key_id = Some(view.id.clone());
-            return Err(self.fail(Some(&entry), rejection));
+            return Err(self.fail(Some(entry), rejection));
         }
-        if let Some(scope) = scope {
-            if !view.scopes.contains(scope) {
-                return Err(self.fail(
-                    Some(&entry),
-                    Rejection::new(
-                        ErrorCode::InsufficientScope,
-                        format!("key {} lacks the scope {scope}", view.id),
-                    ),
-                ));
-            }
-            let slot = Scope::ALL.iter().position(|s| *s == scope).unwrap_or(0);
-            let now_ns = u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX);
-            if let Err(wait) = entry.limiters[slot].check(now_ns, view.rates[slot]) {
-                let limit = view.rates[slot];
-                let mut rejection = Rejection::new(
-                    ErrorCode::RateLimited,
-                    format!(
-                        "key {} exceeds {} requests/s (burst {}) for {scope}",
-                        view.id, limit.per_sec, limit.burst
-                    ),
-                );
-                rejection.retry_after = Some(wait);
-                return Err(self.fail(Some(&entry), rejection));
-            }
+        let Some(scope) = scope else {
+            return Ok(None);
+        };
+        if !view.scopes.contains(scope) {
+            return Err(self.fail(
+                Some(entry),
+                Rejection::new(
+                    ErrorCode::InsufficientScope,
+                    format!("key {} lacks the scope {scope}", view.id),
+                ),
+            ));
         }
-        entry.usage.requests.fetch_add(1, Ordering::Relaxed);
-        entry.usage.touch(now, addr);
-        Ok(KeyPrincipal { entry, view })
+        let slot = Scope::ALL.iter().position(|s| *s == scope).unwrap_or(0);
+        Ok(Some((slot, scope)))
     }
 
     /// Keys whose expiry or grace end has passed but whose stored status does not say so yet.
@@ -630,6 +710,40 @@ impl KeyIndex {
         }
         (deltas, bursts, addresses)
     }
+}
+
+/// Marks a refusal that follows a verified credential (it may count against the key).
+fn proven(mut rejection: Rejection) -> Rejection {
+    rejection.proven = true;
+    rejection
+}
+
+/// The refusal when the cluster's rate budget cannot be consulted: `unavailable`, naming the
+/// key (so it is not counted against the client's address) without counting as its failure.
+fn budget_unavailable(view: &KeyView, scope: Scope) -> Rejection {
+    let mut rejection = Rejection::new(
+        ErrorCode::Unavailable,
+        format!(
+            "the cluster's rate limiter cannot be reached, so requests needing {scope} are \
+             refused; retry shortly"
+        ),
+    );
+    rejection.retry_after = Some(std::time::Duration::from_secs(1));
+    rejection.key_id = Some(view.id.clone());
+    rejection
+}
+
+fn rate_limited(view: &KeyView, slot: usize, scope: Scope, wait: std::time::Duration) -> Rejection {
+    let limit = view.rates[slot];
+    let mut rejection = Rejection::new(
+        ErrorCode::RateLimited,
+        format!(
+            "key {} exceeds {} requests/s (burst {}) for {scope}",
+            view.id, limit.per_sec, limit.burst
+        ),
+    );
+    rejection.retry_after = Some(wait);
+    rejection
 }
 
 #[cfg(test)]

@@ -20,7 +20,9 @@
 //! - `rotation`: the lifecycle steps that retire a credential (rotation with grace and its
 //!   cancellation, expiry, master-key rewrap), as methods of [`KeyService`].
 //! - [`ratelimit`]: per-key GCRA limiter; [`ratelimit_redis`]: the same in Redis, one budget
-//!   for every node (not wired into admission yet).
+//!   for every node ([`KeyIndex::share_budget`]), awaited by admission.
+//! - [`wscaps_redis`]: per-key WebSocket connection and subscription caps counted across the
+//!   nodes of a cluster (per-node counts under a heartbeat lease).
 //! - [`service`]: lifecycle operations on the store (create, rotate, cancel, revoke, update,
 //!   expire, rewrap), shared by the CLI and the admin API.
 //! - [`info`]: [`KeyInfo`], the public description of a key.
@@ -59,9 +61,12 @@ pub mod scope;
 pub mod secret;
 pub mod service;
 pub mod signed;
+#[cfg(test)]
+mod test_link;
 pub mod token;
 pub mod totp;
 pub mod ws_token;
+pub mod wscaps_redis;
 
 pub use envelope::{KeyRing, MasterKey, MasterKeySources};
 pub use index::{

@@ -132,7 +132,7 @@ impl KeyIndex {
             })?;
         // The view is shared (`Arc`): holding a second reference costs no copy of the id.
         let kept = view.clone();
-        let principal = self.admit(entry, view, scope, addr, now)?;
+        let principal = self.admit_async(entry, view, scope, addr, now).await?;
         guard
             .record(&kept.id, nonce, kept.nonce_mode, created, now_secs)
             .await

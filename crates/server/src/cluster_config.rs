@@ -28,11 +28,14 @@ pub struct ClusterConfig {
     pub role: ClusterRole,
     /// The NATS server of the market-data bus (`nats://` or `tls://`); empty: none.
     pub nats_url: String,
-    /// Redis shared by all nodes for nonces and rate limits (`redis://`); empty: none. When
-    /// set, signed-request nonces and key rate limits are kept there, not in this process.
+    /// Redis shared by all nodes (`redis://`); empty: none. When set, signed-request nonces,
+    /// key rate limits and per-key WebSocket caps are kept there, not in this process.
     pub redis_url: String,
     /// Prefix of every Redis key this cluster writes (several clusters may share a Redis).
     pub redis_prefix: String,
+    /// The longest one Redis call (nonce, rate limit, WebSocket cap) may take before the
+    /// request it serves is refused `unavailable`, in ms.
+    pub redis_timeout_ms: u64,
     /// PostgreSQL shared by all nodes for keys and the audit log (`postgres://` or
     /// `postgresql://`); empty: the embedded database under `server.data_dir`.
     pub postgres_url: String,
@@ -47,11 +50,20 @@ impl Default for ClusterConfig {
             nats_url: String::new(),
             redis_url: String::new(),
             redis_prefix: "tickgate:".into(),
+            redis_timeout_ms: DEFAULT_REDIS_TIMEOUT_MS,
             postgres_url: String::new(),
             node_id: String::new(),
         }
     }
 }
+
+/// `redis_timeout_ms` by default: a loopback or same-rack round trip is well under 1 ms, so
+/// this only trips on a Redis that is down, partitioned or stalled.
+pub const DEFAULT_REDIS_TIMEOUT_MS: u64 = 500;
+
+/// Accepted `redis_timeout_ms`: below 10 ms a busy but healthy Redis would refuse requests;
+/// above 10 s a request waits longer than any client would.
+pub const REDIS_TIMEOUT_MS_RANGE: std::ops::RangeInclusive<u64> = 10..=10_000;
 
 /// Longest accepted `node_id`.
 pub const MAX_NODE_ID_LEN: usize = 64;
@@ -60,6 +72,11 @@ impl ClusterConfig {
     /// The Redis URL, if one is set.
     pub fn redis(&self) -> Option<&str> {
         Some(self.redis_url.as_str()).filter(|u| !u.is_empty())
+    }
+
+    /// `redis_timeout_ms` as a duration.
+    pub fn redis_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.redis_timeout_ms)
     }
 
     /// The PostgreSQL URL, if one is set.
@@ -123,6 +140,16 @@ impl ClusterConfig {
             return Err(ConfigError::new(
                 "cluster.redis_prefix",
                 format!("must be 1 to {MAX_NODE_ID_LEN} printable ASCII characters, no spaces"),
+            ));
+        }
+        if !REDIS_TIMEOUT_MS_RANGE.contains(&self.redis_timeout_ms) {
+            return Err(ConfigError::new(
+                "cluster.redis_timeout_ms",
+                format!(
+                    "must be {} to {} (ms)",
+                    REDIS_TIMEOUT_MS_RANGE.start(),
+                    REDIS_TIMEOUT_MS_RANGE.end()
+                ),
             ));
         }
         if self.node_id.len() > MAX_NODE_ID_LEN
@@ -211,6 +238,11 @@ mod tests {
             ("redis_prefix = \"\"", Some("cluster.redis_prefix")),
             ("redis_prefix = \"a b\"", Some("cluster.redis_prefix")),
             ("redis_prefix = \"eu-1:\"", None),
+            ("redis_timeout_ms = 10", None),
+            ("redis_timeout_ms = 10000", None),
+            ("redis_timeout_ms = 9", Some("cluster.redis_timeout_ms")),
+            ("redis_timeout_ms = 10001", Some("cluster.redis_timeout_ms")),
+            ("redis_timeout_ms = -1", Some("cluster.redis_timeout_ms")),
             (
                 "role = \"edge\"\nnats_url = \"nats://n\"",
                 Some("cluster.redis_url"),

@@ -479,9 +479,9 @@ impl Gateway {
     }
 }
 
-/// The longest a signed request waits for the shared nonce store before it is refused
-/// `unavailable`.
-const NONCE_STORE_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long another node keeps counting this node's WebSocket sessions after its last
+/// heartbeat (renewed every fifth of it): a node killed outright stops counting within it.
+const WS_CAPS_LEASE: Duration = Duration::from_secs(5);
 
 /// Opens the key store, loads the master key(s) and every key, and starts the maintenance
 /// task and the audit writer.
@@ -541,16 +541,38 @@ async fn start_auth(
     let mut state = AuthState::new(index, service.clone(), settings, audit_tx);
     if let Some(url) = config.cluster.redis() {
         // More than one node can serve a key: nonces must be shared, or a request accepted by
-        // one node could be replayed to another.
-        let store = ::auth::replay::RedisNonceStore::connect(
-            url,
-            &config.cluster.redis_prefix,
-            NONCE_STORE_TIMEOUT,
-        )
-        .await
-        .map_err(|e| ServerError::Auth(format!("cluster.redis_url: {e}")))?;
+        // one node could be replayed to another; so must rate limits and WebSocket caps, or
+        // each node would grant a key its whole budget.
+        let timeout = config.cluster.redis_timeout();
+        let prefix = &config.cluster.redis_prefix;
+        let store = ::auth::replay::RedisNonceStore::connect(url, prefix, timeout)
+            .await
+            .map_err(|e| ServerError::Auth(format!("cluster.redis_url: {e}")))?;
+        let conn = store.connection();
+        state.redis_nonces = Some(store.clone());
         state.replay = ::auth::replay::ReplayGuard::shared(state.replay.window(), Arc::new(store));
-        tracing::info!(prefix = %config.cluster.redis_prefix, "signed-request nonces are shared in Redis");
+        let gcra = ::auth::ratelimit_redis::RedisGcra::new(conn.clone(), prefix, timeout);
+        state
+            .index
+            .share_budget(gcra)
+            .map_err(|e| ServerError::Auth(e.to_string()))?;
+        let node_id = config.cluster.resolved_node_id();
+        let caps =
+            ::auth::wscaps_redis::RedisWsCaps::new(conn, prefix, &node_id, WS_CAPS_LEASE, timeout)
+                .map_err(|e| ServerError::Auth(format!("cluster.redis_url: {}", e.0)))?;
+        // The lease exists before the first session counts under it.
+        caps.heartbeat(&[])
+            .await
+            .map_err(|e| ServerError::Auth(format!("cluster.redis_url: {}", e.0)))?;
+        let caps = Arc::new(caps);
+        tokio::spawn(caps.clone().run(state.index.clone(), shutdown.clone()));
+        tracing::info!(
+            prefix = %prefix,
+            instance = caps.instance(),
+            timeout_ms = config.cluster.redis_timeout_ms,
+            "nonces, key rate limits and WebSocket caps are shared in Redis"
+        );
+        state.ws_caps = Some(caps);
     }
     tokio::spawn(crate::auth::anomaly::run_block_refresh(
         service,

@@ -154,6 +154,11 @@ struct Readiness {
     /// `"unavailable"` (then signed requests are refused and the node is not ready).
     #[serde(skip_serializing_if = "Option::is_none")]
     nonce_store: Option<&'static str>,
+    /// The cluster's key rate limits and WebSocket caps (`[cluster] redis_url`), when shared:
+    /// `"ok"`, or `"unavailable"` when Redis does not answer or this node's cap lease has
+    /// lapsed (then keyed requests and sessions are refused and the node is not ready).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shared_limits: Option<&'static str>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -219,6 +224,22 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
             }
         }),
     };
+    let shared_limits = match (state.auth().index.shared_budget(), &state.auth().ws_caps) {
+        (Some(gcra), Some(caps)) => Some(match gcra.ping().await {
+            Ok(()) if caps.lease_current() => "ok",
+            Ok(()) => {
+                tracing::warn!("not ready: this node's WebSocket cap lease in Redis has lapsed");
+                ready = false;
+                "unavailable"
+            }
+            Err(error) => {
+                tracing::warn!(error = %error.0, "not ready: the shared rate limiter is unavailable");
+                ready = false;
+                "unavailable"
+            }
+        }),
+        _ => None,
+    };
     let status = if ready {
         StatusCode::OK
     } else {
@@ -228,6 +249,7 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
         ready,
         venues,
         nonce_store,
+        shared_limits,
     };
     (status, Json(body)).into_response()
 }
@@ -247,6 +269,7 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     crate::metrics::render_anomalies(&state.auth().anomaly.figures(), &mut body);
     state.anonymous().render(&mut body);
     state.pending_upgrades().render(&mut body);
+    state.auth().render_redis(&mut body);
     let mut response = body.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

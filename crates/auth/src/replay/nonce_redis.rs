@@ -18,6 +18,8 @@
 use super::nonce::Recorded;
 use super::shared::{SharedNonceStore, StoreFuture, Unavailable};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Check-and-set of one `(key, nonce)`: KEYS[1] the entry; ARGV expires_at, now, ttl.
@@ -47,6 +49,8 @@ pub struct RedisNonceStore {
     timeout: Duration,
     record: redis::Script,
     increasing: redis::Script,
+    /// Calls that got no answer (error or deadline), since start; shared by clones.
+    failures: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for RedisNonceStore {
@@ -84,7 +88,19 @@ impl RedisNonceStore {
             timeout,
             record: redis::Script::new(RECORD),
             increasing: redis::Script::new(INCREASING),
+            failures: Arc::default(),
         })
+    }
+
+    /// The connection, for the other shared state of a cluster on the same Redis (rate
+    /// limits, WebSocket caps): one reconnecting connection per node.
+    pub fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    /// Calls that got no answer since start (`/metrics`).
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
     }
 
     fn entry(&self, key: &str, nonce: &str) -> String {
@@ -100,13 +116,17 @@ impl RedisNonceStore {
         &self,
         call: impl Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, Unavailable> {
-        match tokio::time::timeout(self.timeout, call).await {
+        let result = match tokio::time::timeout(self.timeout, call).await {
             Ok(result) => result.map_err(unavailable),
             Err(_) => Err(Unavailable(format!(
                 "no answer within {} ms",
                 self.timeout.as_millis()
             ))),
+        };
+        if result.is_err() {
+            self.failures.fetch_add(1, Ordering::Relaxed);
         }
+        result
     }
 }
 

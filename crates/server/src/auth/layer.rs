@@ -54,6 +54,7 @@ pub async fn require(
         signed_request(request, auth, scope, addr).await
     } else {
         auth.authenticate(request.headers(), Some(scope), addr)
+            .await
             .map(|principal| (request, principal))
     };
     let (mut request, principal) = match result {

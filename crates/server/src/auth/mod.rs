@@ -59,6 +59,11 @@ pub struct AuthState {
     pub ws_tokens: auth::ws_token::WsTokens,
     /// Anomaly detectors, their responses and the IP block cache (`[auth.anomaly]`).
     pub anomaly: Arc<anomaly::Anomalies>,
+    /// Per-key WebSocket caps counted across the cluster (`[cluster] redis_url`); None: the
+    /// key index's counters of this process are the caps.
+    pub ws_caps: Option<Arc<auth::wscaps_redis::RedisWsCaps>>,
+    /// The shared nonce store, when it is Redis (its failure count, for `/metrics`).
+    pub redis_nonces: Option<auth::replay::RedisNonceStore>,
     audit: mpsc::Sender<NewAuditEvent>,
 }
 
@@ -103,7 +108,37 @@ impl AuthState {
                 .collect(),
             ws_tokens: auth::ws_token::WsTokens::new(Duration::from_secs(config.ws_token_ttl_secs)),
             anomaly: Arc::new(anomaly::Anomalies::new(config.anomaly.clone())),
+            ws_caps: None,
+            redis_nonces: None,
             audit,
+        }
+    }
+
+    /// Appends `tickgate_cluster_redis_failures_total{use}` to a Prometheus text body, when
+    /// this node shares its security state in Redis: calls that got no answer in time (each
+    /// refused a request or a session `unavailable`, or missed a heartbeat).
+    pub fn render_redis(&self, out: &mut String) {
+        use std::fmt::Write;
+        let Some(caps) = &self.ws_caps else { return };
+        let name = "tickgate_cluster_redis_failures_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Redis calls that failed or missed cluster.redis_timeout_ms, by use \
+             (fail closed: the request or session was refused unavailable).\n# TYPE {name} counter"
+        );
+        let uses = [
+            (
+                "nonces",
+                self.redis_nonces.as_ref().map_or(0, |s| s.failures()),
+            ),
+            (
+                "rate_limits",
+                self.index.shared_budget().map_or(0, |g| g.failures()),
+            ),
+            ("ws_caps", caps.failures()),
+        ];
+        for (what, n) in uses {
+            let _ = writeln!(out, "{name}{{use=\"{what}\"}} {n}");
         }
     }
 
@@ -114,7 +149,8 @@ impl AuthState {
 
     /// Authenticates a request needing `scope` (None: any valid key, e.g. a WS upgrade whose
     /// channels are checked one by one). A blocked address is refused first (`ip_blocked`).
-    pub fn authenticate(
+    /// Async: with a cluster's shared rate budget the key's limit is checked in Redis.
+    pub async fn authenticate(
         &self,
         headers: &HeaderMap,
         scope: Option<Scope>,
@@ -128,14 +164,15 @@ impl AuthState {
                 self.observe_failure(&rejection, addr, now);
                 Err(rejection)
             }
-            Some(token) => self
-                .observe(
-                    self.index.authenticate_bearer(token, scope, addr, now),
-                    addr,
-                    now,
-                )
-                .map(Principal::Key)
-                .inspect_err(|rejection| self.audit_security(rejection, addr)),
+            Some(token) => {
+                let result = self
+                    .index
+                    .authenticate_bearer_async(token, scope, addr, now)
+                    .await;
+                self.observe(result, addr, now)
+                    .map(Principal::Key)
+                    .inspect_err(|rejection| self.audit_security(rejection, addr))
+            }
             None if scope.is_none_or(|s| self.anonymous_allows(s)) && !self.required => {
                 Ok(Principal::Anonymous)
             }
@@ -147,18 +184,18 @@ impl AuthState {
     }
 
     /// Authenticates a bearer token sent in a WebSocket `auth` message (any valid key).
-    pub fn authenticate_token(
+    pub async fn authenticate_token(
         &self,
         token: &str,
         addr: Option<IpAddr>,
     ) -> Result<KeyPrincipal, Rejection> {
         let now = model::Timestamp::now().0;
         self.anomaly.check_blocked(addr, now)?;
-        self.observe(
-            self.index.authenticate_bearer(token, None, addr, now),
-            addr,
-            now,
-        )
+        let result = self
+            .index
+            .authenticate_bearer_async(token, None, addr, now)
+            .await;
+        self.observe(result, addr, now)
     }
 
     /// Authenticates a signed request (RFC 9421) needing `scope`.

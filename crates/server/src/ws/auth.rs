@@ -7,14 +7,22 @@
 //! revoked → `error key_revoked` and close 4003; expired (end of grace or expiry) → `error
 //! key_expired` and close 4004; rotation started → a `key_expiring` notice with the end time;
 //! `market:read` removed while subscribed → `error insufficient_scope` and close 4002.
+//!
+//! In a cluster (`[cluster] redis_url`) the key's slots are also taken in Redis
+//! (`auth::wscaps_redis`), so the caps hold across nodes: the local counter is taken first (a
+//! node never exceeds the cap alone), then the cluster's. A Redis that does not answer refuses
+//! the connection or subscription `unavailable` (fail closed); slots are given back in the
+//! background, and a give-back that fails is corrected by the node's next heartbeat.
 
 use crate::auth::Principal;
 use crate::auth::signed;
 use crate::state::AppState;
+use auth::wscaps_redis::{Cap, RedisWsCaps};
 use auth::{KeyEntry, KeyEvent, KeyPrincipal, Rejection};
 use axum::http::{HeaderMap, Method, Uri};
 use protocol::ErrorCode;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
@@ -36,6 +44,8 @@ pub(crate) struct SessionAuth {
     pub anonymous: Option<crate::per_ip::AnonymousSession>,
     /// Held while the session must still authenticate (`server.max_pending_upgrades`).
     pub pending: Option<super::limiter::PendingUpgrade>,
+    /// The cluster's caps this session's slots were taken in, if they are shared.
+    pub(super) caps: Option<Arc<RedisWsCaps>>,
 }
 
 /// What a signed `auth` op covers: the upgrade request (`GET`, its authority, path, query).
@@ -71,6 +81,7 @@ impl SessionAuth {
             head: None,
             anonymous: None,
             pending: None,
+            caps: None,
         };
         if signed::is_signed(headers) {
             if token.is_some() || crate::auth::bearer(headers)?.is_some() {
@@ -83,7 +94,7 @@ impl SessionAuth {
                 signed::verify_signed(auth, method, uri, headers, &[], None, Some(peer.ip()))
                     .await?;
             if let Principal::Key(key) = principal {
-                session.bind(state, key)?;
+                session.bind(state, key).await?;
                 session.announce = true;
             }
             return Ok(session);
@@ -98,7 +109,7 @@ impl SessionAuth {
                     model::Timestamp::now().0,
                 )
                 .inspect_err(|rejection| auth.audit_security(rejection, Some(peer.ip())))?;
-            session.bind(state, key)?;
+            session.bind(state, key).await?;
             session.announce = true;
             return Ok(session);
         }
@@ -110,21 +121,37 @@ impl SessionAuth {
             });
             return Ok(session);
         }
-        if let Principal::Key(key) = auth.authenticate(headers, None, Some(peer.ip()))? {
-            session.bind(state, key)?;
+        if let Principal::Key(key) = auth.authenticate(headers, None, Some(peer.ip())).await? {
+            session.bind(state, key).await?;
             session.announce = true;
         }
         Ok(session)
     }
 
-    pub(super) fn bind(&mut self, state: &AppState, key: KeyPrincipal) -> Result<(), Rejection> {
+    pub(super) async fn bind(
+        &mut self,
+        state: &AppState,
+        key: KeyPrincipal,
+    ) -> Result<(), Rejection> {
         let max = state.auth().ws_max_connections_per_key;
-        if !KeyEntry::try_acquire(&key.entry.ws_connections, 1, max) {
-            return Err(Rejection::new(
+        let full = || {
+            Rejection::new(
                 ErrorCode::RateLimited,
                 format!("key {} already has {max} open connections", key.view.id),
-            ));
+            )
+        };
+        if !KeyEntry::try_acquire(&key.entry.ws_connections, 1, max) {
+            return Err(full());
         }
+        let caps = state.auth().ws_caps.clone();
+        if let Err(refused) = take_shared(caps.as_ref(), &key.view.id, Cap::Connections, 1, max)
+            .await
+            .and_then(|taken| if taken { Ok(()) } else { Err(full()) })
+        {
+            KeyEntry::release(&key.entry.ws_connections, 1);
+            return Err(refused);
+        }
+        self.caps = caps;
         self.events = Some(state.auth().index.subscribe());
         self.deadline = None;
         // Limited per key from now on, not per address; no longer in progress.
@@ -141,6 +168,7 @@ impl SessionAuth {
         if let Some(key) = self.key.take() {
             KeyEntry::release(&key.entry.ws_connections, 1);
             KeyEntry::release(&key.entry.ws_subscriptions, self.subs_held);
+            give_back(self.caps.take(), &key.view.id, 1, self.subs_held);
             self.subs_held = 0;
         }
     }
@@ -152,4 +180,52 @@ impl SessionAuth {
             None => std::future::pending().await,
         }
     }
+}
+
+/// Takes `n` of `key_id`'s `cap` in the cluster's caps (`true`: taken, `false`: the cap is
+/// reached); `true` at once when the caps are this node's alone. Redis not answering is the
+/// refusal `unavailable`.
+pub(super) async fn take_shared(
+    caps: Option<&Arc<RedisWsCaps>>,
+    key_id: &str,
+    cap: Cap,
+    n: u32,
+    max: u32,
+) -> Result<bool, Rejection> {
+    let Some(caps) = caps else {
+        return Ok(true);
+    };
+    caps.acquire(key_id, cap, n, max).await.map_err(|error| {
+        tracing::warn!(error = %error.0, key = key_id, "WebSocket cap refused: Redis is unavailable");
+        let mut rejection = Rejection::new(
+            ErrorCode::Unavailable,
+            "the cluster's connection and subscription counts cannot be reached; retry shortly",
+        );
+        rejection.retry_after = Some(std::time::Duration::from_secs(1));
+        rejection.key_id = Some(key_id.to_string());
+        rejection
+    })
+}
+
+/// Gives `connections` and `subscriptions` of `key_id` back to the cluster's caps, in the
+/// background (the session is ending or unsubscribing and does not wait). A failure is
+/// corrected by this node's next heartbeat, which writes its own counts.
+pub(super) fn give_back(
+    caps: Option<Arc<RedisWsCaps>>,
+    key_id: &str,
+    connections: u32,
+    subscriptions: u32,
+) {
+    let Some(caps) = caps else { return };
+    let key_id = key_id.to_string();
+    tokio::spawn(async move {
+        for (cap, n) in [
+            (Cap::Connections, connections),
+            (Cap::Subscriptions, subscriptions),
+        ] {
+            if let Err(error) = caps.release(&key_id, cap, n).await {
+                tracing::debug!(error = %error.0, key = %key_id, "WebSocket cap give-back failed; the heartbeat corrects it");
+            }
+        }
+    });
 }

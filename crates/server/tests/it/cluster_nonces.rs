@@ -16,7 +16,7 @@ const TICKER: &str = "/v1/ticker?venue=sim&symbol=BTC-USDT";
 /// The name clients sign (`@authority`) and send as `Host`, whichever node they reach.
 const AUTHORITY: &str = "gw.example";
 
-fn redis_url() -> Option<String> {
+pub(crate) fn redis_url() -> Option<String> {
     let url = std::env::var("TICKGATE_TEST_REDIS_URL").ok();
     if url.is_none() {
         eprintln!("skipped: TICKGATE_TEST_REDIS_URL not set");
@@ -24,7 +24,7 @@ fn redis_url() -> Option<String> {
     url
 }
 
-fn prefix() -> String {
+pub(crate) fn prefix() -> String {
     format!("tg_test_{}:", random_nonce().unwrap())
 }
 
@@ -85,13 +85,13 @@ async fn a_request_accepted_by_one_node_is_a_replay_on_another() {
 }
 
 /// A TCP forwarder to Redis that the test can cut, as a network partition would.
-struct Cuttable {
-    addr: String,
+pub(crate) struct Cuttable {
+    pub(crate) addr: String,
     tasks: tokio::task::JoinSet<()>,
 }
 
 impl Cuttable {
-    async fn to(target: String) -> Self {
+    pub(crate) async fn to(target: String) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let mut tasks = tokio::task::JoinSet::new();
@@ -110,7 +110,7 @@ impl Cuttable {
     }
 
     /// Closes the listener and every forwarded connection.
-    fn cut(&mut self) {
+    pub(crate) fn cut(&mut self) {
         self.tasks.abort_all();
     }
 }

@@ -5,6 +5,7 @@
 use super::{End, Session};
 use crate::AppState;
 use crate::auth::Principal;
+use auth::wscaps_redis::Cap;
 use auth::{KeyEntry, KeyEvent, KeyEventKind, KeyPrincipal, Rejection, Scope};
 use protocol::{ErrorCode, Login, RequestId, ServerMessage};
 use std::net::IpAddr;
@@ -64,12 +65,13 @@ impl Session {
                 .await;
         }
         let peer = Some(self.peer.ip());
-        let result = Self::login(&self.state, self.auth.head.as_ref(), &login, peer)
-            .await
-            .and_then(|key| {
+        let result = match Self::login(&self.state, self.auth.head.as_ref(), &login, peer).await {
+            Ok(key) => {
                 let state = self.state.clone();
-                self.auth.bind(&state, key.clone()).map(|()| key)
-            });
+                self.auth.bind(&state, key.clone()).await.map(|()| key)
+            }
+            Err(rejection) => Err(rejection),
+        };
         drop(login);
         match result {
             Ok(key) => {
@@ -102,7 +104,7 @@ impl Session {
     ) -> Result<KeyPrincipal, Rejection> {
         let auth = state.auth();
         match login {
-            Login::Token { token } => auth.authenticate_token(token.expose(), peer),
+            Login::Token { token } => auth.authenticate_token(token.expose(), peer).await,
             Login::Signature {
                 signature_input,
                 signature,
@@ -158,8 +160,9 @@ impl Session {
 
     /// Checks that this session may subscribe to `new` more channels needing `scopes` (market
     /// data: `market:read`; the `alerts` channel: `alerts:write`) and takes the key's
-    /// subscription slots. Returns an error to send.
-    pub(super) fn admit_channels(
+    /// subscription slots (in the cluster's caps too, when they are shared). Returns an error
+    /// to send.
+    pub(super) async fn admit_channels(
         &mut self,
         new: u32,
         scopes: &[Scope],
@@ -194,14 +197,33 @@ impl Session {
             ));
         }
         let max = self.state.auth().ws_max_subscriptions_per_key;
-        if !KeyEntry::try_acquire(&key.entry.ws_subscriptions, new, max) {
-            return Err((
+        let full = || {
+            (
                 ErrorCode::TooManyChannels,
                 format!(
                     "key {} would exceed {max} subscriptions across its connections",
                     view.id
                 ),
-            ));
+            )
+        };
+        if !KeyEntry::try_acquire(&key.entry.ws_subscriptions, new, max) {
+            return Err(full());
+        }
+        // Owned, so no borrow of the session is held across the Redis round trip.
+        let (entry, caps) = (key.entry.clone(), self.auth.caps.clone());
+        let shared =
+            crate::ws::auth::take_shared(caps.as_ref(), &view.id, Cap::Subscriptions, new, max)
+                .await;
+        match shared {
+            Ok(true) => {}
+            Ok(false) => {
+                KeyEntry::release(&entry.ws_subscriptions, new);
+                return Err(full());
+            }
+            Err(rejection) => {
+                KeyEntry::release(&entry.ws_subscriptions, new);
+                return Err((rejection.code, rejection.message));
+            }
         }
         self.auth.subs_held += new;
         Ok(())
@@ -214,6 +236,7 @@ impl Session {
         if let Some(key) = &self.auth.key {
             let n = n.min(self.auth.subs_held);
             KeyEntry::release(&key.entry.ws_subscriptions, n);
+            crate::ws::auth::give_back(self.auth.caps.clone(), &key.view.id, 0, n);
             self.auth.subs_held -= n;
         }
     }

@@ -107,7 +107,10 @@ impl Session {
                 .await;
         }
         // The key's scope and per-key subscription limit (anonymous: the `[auth]` policy).
-        if let Err((code, message)) = self.admit_channels(new.len() as u32, &scopes_of(&new)) {
+        if let Err((code, message)) = self
+            .admit_channels(new.len() as u32, &scopes_of(&new))
+            .await
+        {
             let channel = names.first().filter(|_| names.len() == 1).cloned();
             return self.reply_error(code, &message, id, channel).await;
         }
