@@ -22,6 +22,9 @@ pub enum StoreError {
     #[cfg(feature = "postgres")]
     #[error("postgres error: {0}")]
     Postgres(#[from] postgres::Error),
+    /// The service behind the store is unreachable or dropped the connection.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
     /// The store cannot be opened with these settings (a bad URL, an unsupported `sslmode`,
     /// a bad schema name). The message names the setting, never its value.
     #[error("store settings: {0}")]
@@ -42,6 +45,7 @@ impl StoreError {
                     rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
                 )
             }
+            Self::Unavailable(_) => true,
             #[cfg(feature = "postgres")]
             Self::Postgres(e) => {
                 use postgres::error::SqlState;

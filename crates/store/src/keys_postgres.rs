@@ -118,13 +118,48 @@ impl PgKeyStore {
         format!("tickgate_keys_{}", self.pool.schema())
     }
 
-    /// A dedicated connection listening on [`Self::channel`]: wait on it with
-    /// `client.notifications().timeout_iter(…)`. A new connection each call (the caller
-    /// reconnects with it when the old one drops).
-    pub fn listen(&self) -> Result<postgres::Client, StoreError> {
+    /// A dedicated connection listening on [`Self::channel`]. A new connection each call
+    /// (the caller reconnects with it when the old one drops).
+    pub fn listen(&self) -> Result<KeyListener, StoreError> {
         let mut client = self.pool.connect()?;
         client.batch_execute(&format!("LISTEN \"{}\"", self.channel()))?;
-        Ok(client)
+        Ok(KeyListener { client })
+    }
+}
+
+/// A `LISTEN` connection on a key store's change channel.
+pub struct KeyListener {
+    client: postgres::Client,
+}
+
+impl std::fmt::Debug for KeyListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyListener").finish_non_exhaustive()
+    }
+}
+
+impl KeyListener {
+    /// Waits up to `timeout` for key changes: `Some(change number)` of the first one
+    /// announced (all already queued are consumed), `None` if none came. An error means the
+    /// connection is gone: open a new listener.
+    pub fn wait(&mut self, timeout: std::time::Duration) -> Result<Option<u64>, StoreError> {
+        use postgres::fallible_iterator::FallibleIterator;
+        let first = self.client.notifications().timeout_iter(timeout).next()?;
+        let Some(first) = first else {
+            if self.client.is_closed() {
+                return Err(StoreError::Unavailable(
+                    "the LISTEN connection closed".into(),
+                ));
+            }
+            return Ok(None);
+        };
+        let mut newest = first.payload().parse().unwrap_or(0);
+        let mut queued = self.client.notifications();
+        let mut pending = queued.iter();
+        while let Some(more) = pending.next()? {
+            newest = more.payload().parse().unwrap_or(newest).max(newest);
+        }
+        Ok(Some(newest))
     }
 }
 

@@ -178,6 +178,19 @@ impl PgPool {
     }
 }
 
+impl Drop for PgPool {
+    /// Closing a connection blocks on its own runtime, which panics on a runtime thread (a
+    /// store dropped at the end of an async function): close them on a helper thread then.
+    fn drop(&mut self) {
+        let idle = std::mem::take(&mut *self.idle.lock());
+        if !idle.is_empty() && tokio::runtime::Handle::try_current().is_ok() {
+            std::thread::scope(|s| {
+                let _ = s.spawn(move || drop(idle)).join();
+            });
+        }
+    }
+}
+
 /// Applies `module`'s migration steps not applied yet, in order, in one transaction that holds
 /// an advisory lock for this schema (nodes starting together apply each step once). Steps are
 /// append-only: never edit a released step, add a new one.
