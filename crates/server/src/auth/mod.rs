@@ -59,6 +59,8 @@ pub struct AuthState {
     pub ws_tokens: auth::ws_token::WsTokens,
     /// Anomaly detectors, their responses and the IP block cache (`[auth.anomaly]`).
     pub anomaly: Arc<anomaly::Anomalies>,
+    /// The key store's backend and how other nodes' key changes arrive (`crate::stores`).
+    pub key_store: Arc<crate::stores::KeyStoreStatus>,
     audit: mpsc::Sender<NewAuditEvent>,
 }
 
@@ -103,6 +105,9 @@ impl AuthState {
                 .collect(),
             ws_tokens: auth::ws_token::WsTokens::new(Duration::from_secs(config.ws_token_ttl_secs)),
             anomaly: Arc::new(anomaly::Anomalies::new(config.anomaly.clone())),
+            key_store: Arc::new(crate::stores::KeyStoreStatus::new(
+                crate::stores::Backend::Sqlite,
+            )),
             audit,
         }
     }

@@ -13,6 +13,7 @@ mod auth_signed;
 mod auth_ws_signed;
 mod auth_ws_token;
 mod book_stream;
+mod cluster_keys;
 mod cluster_nonces;
 mod errors;
 mod history;
