@@ -2,7 +2,8 @@
 //! process, each with its own data directory, on one schema. A key created through node A
 //! works on node B; revoking it through A closes B's live session within 1 s, woken by NOTIFY
 //! (B polls only every 900 ms, the slowest allowed); B's listener reconnects when its
-//! connection is killed.
+//! connection is killed. A store that cannot be reached (or asks for TLS) stops the start
+//! with an error naming `cluster.postgres_url`, never its password.
 //!
 //! Needs TICKGATE_TEST_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/test); each test
 //! works in its own schema, dropped afterwards.
@@ -236,4 +237,26 @@ async fn a_killed_listener_is_counted_and_reconnects() {
     assert!(took < Duration::from_secs(1), "{took:?}");
     a.stop().await.unwrap();
     b.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_unreachable_store_stops_the_start_naming_the_key_not_the_password() {
+    // Needs no database: nothing listens on port 1.
+    let mut config = auth_config("pg-unreachable");
+    config.cluster.postgres_url = "postgres://tickgate:hunter2@127.0.0.1:1/tickgate".into();
+    let Err(error) = server::Gateway::start(config.clone()).await else {
+        panic!("the gateway must not start without its key store");
+    };
+    let error = error.to_string();
+    assert!(error.contains("cluster.postgres_url"), "{error}");
+    assert!(!error.contains("hunter2"), "{error}");
+    // TLS is asked for but not built in: refused before connecting, clearly.
+    config.cluster.postgres_url =
+        "postgres://tickgate:hunter2@127.0.0.1:1/tickgate?sslmode=require".into();
+    let Err(error) = server::Gateway::start(config).await else {
+        panic!("sslmode=require is refused");
+    };
+    let error = error.to_string();
+    assert!(error.contains("sslmode"), "{error}");
+    assert!(!error.contains("hunter2"), "{error}");
 }
