@@ -13,6 +13,10 @@
 //! - **No TLS.** The client is built without TLS: `sslmode=require` (or stricter) is refused
 //!   at open with a clear error rather than silently sent in the clear; use a loopback or
 //!   private-network server (`sslmode=disable` or the default `prefer`).
+//! - **Stale connections.** A pooled connection idle for more than 5 s is checked with an
+//!   empty query before reuse, so a database restart costs a reconnect rather than a failed
+//!   call. A call already under way when the connection drops fails (it is not retried: a
+//!   write's commit may or may not have happened); callers retry (key maintenance does).
 //! - **No secret in errors.** The URL is parsed once and never echoed; errors name the setting.
 
 use crate::StoreError;
@@ -20,7 +24,7 @@ use parking_lot::Mutex;
 use postgres::config::SslMode;
 use postgres::{Client, NoTls};
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The default schema when none is configured.
 pub const DEFAULT_SCHEMA: &str = "public";
@@ -30,6 +34,13 @@ const MAX_IDLE: usize = 4;
 
 /// How long opening one connection may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A pooled connection idle longer than this is checked (an empty query) before reuse: a
+/// database restart or a dropped connection then costs a reconnect, not a failed call.
+const IDLE_CHECK_AFTER: Duration = Duration::from_secs(5);
+
+/// How long that check may take.
+const IDLE_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Whether `name` is a schema name this store accepts: 1 to 63 of `a-z 0-9 _`, not starting
 /// with a digit (so it never needs quoting rules beyond double quotes, and never collides with
@@ -47,7 +58,8 @@ pub fn valid_schema(name: &str) -> bool {
 pub struct PgPool {
     config: postgres::Config,
     schema: String,
-    idle: Mutex<Vec<Client>>,
+    /// Idle connections and when each was last returned.
+    idle: Mutex<Vec<(Client, Instant)>>,
 }
 
 impl fmt::Debug for PgPool {
@@ -152,26 +164,24 @@ impl PgPool {
         &self,
         f: impl FnOnce(&mut Client) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let pooled = {
-            let mut idle = self.idle.lock();
-            let mut found = None;
-            while let Some(client) = idle.pop() {
-                if !client.is_closed() {
-                    found = Some(client);
-                    break;
-                }
+        let mut client = loop {
+            // Most recently returned first: the likeliest to be alive.
+            let popped = self.idle.lock().pop();
+            let Some((mut client, since)) = popped else {
+                break self.connect()?;
+            };
+            if client.is_closed() {
+                continue;
             }
-            found
-        };
-        let mut client = match pooled {
-            Some(client) => client,
-            None => self.connect()?,
+            if since.elapsed() < IDLE_CHECK_AFTER || client.is_valid(IDLE_CHECK_TIMEOUT).is_ok() {
+                break client;
+            }
         };
         let result = f(&mut client);
         if !client.is_closed() {
             let mut idle = self.idle.lock();
             if idle.len() < MAX_IDLE {
-                idle.push(client);
+                idle.push((client, Instant::now()));
             }
         }
         result
@@ -257,6 +267,40 @@ pub(crate) fn hash32(bytes: &[u8]) -> [u8; 32] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::str::FromStr;
+
+    /// Guards the idle check: a pooled connection the server closed (restart, idle timeout,
+    /// a proxy) is replaced before use instead of failing the next call.
+    #[test]
+    fn a_connection_closed_while_idle_is_replaced_not_failed() {
+        let Ok(url) = std::env::var("TICKGATE_TEST_POSTGRES_URL") else {
+            eprintln!("skipped: TICKGATE_TEST_POSTGRES_URL not set");
+            return;
+        };
+        let schema = format!("tg_test_idle_{}", std::process::id());
+        let pool = PgPool::open(&url, &schema).unwrap();
+        let pid: i32 = pool
+            .with(|c| Ok(c.query_one("SELECT pg_backend_pid()", &[])?.get(0)))
+            .unwrap();
+        let mut admin = postgres::Config::from_str(&url)
+            .unwrap()
+            .connect(NoTls)
+            .unwrap();
+        admin
+            .execute("SELECT pg_terminate_backend($1)", &[&pid])
+            .unwrap();
+        // As if it had been idle for a while.
+        for (_, since) in pool.idle.lock().iter_mut() {
+            *since -= IDLE_CHECK_AFTER * 2;
+        }
+        let again: i32 = pool
+            .with(|c| Ok(c.query_one("SELECT pg_backend_pid()", &[])?.get(0)))
+            .unwrap();
+        assert_ne!(again, pid);
+        admin
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            .unwrap();
+    }
 
     #[test]
     fn schema_names_are_checked() {
