@@ -1,5 +1,6 @@
 //! Persistence: history, keys and audit behind narrow traits, with an embedded SQLite
-//! implementation (the default, no service needed) and room for Postgres (cluster mode).
+//! implementation (the default, no service needed) and, for keys and audit, PostgreSQL (cluster
+//! mode, feature `postgres`).
 //!
 //! # Layout
 //!
@@ -29,10 +30,10 @@
 //!   and a `NOTIFY` wake-up), [`security_postgres`] and [`audit_postgres`] (one chain across
 //!   nodes, appends serialized in the database). Alerts, the outbox and history stay SQLite.
 //!
-//! Each concept gets a trait file and one file per backend, named `<concept>.rs` and
-//! `<concept>_sqlite.rs` (later `<concept>_postgres.rs`), with one contract test suite that every
-//! backend must pass (`tests/history/contract.rs` for history, `tests/keys_contract.rs`,
-//! `tests/alerts_contract.rs`).
+//! Each concept gets a trait file and one file per backend, named `<concept>.rs`,
+//! `<concept>_sqlite.rs` and `<concept>_postgres.rs` (keys, security and audit so far), with one
+//! contract test suite that every backend must pass (`tests/history/contract.rs` for history,
+//! `tests/keys_contract.rs` and `tests/audit_tamper.rs`, `tests/alerts_contract.rs`).
 
 pub mod alerts;
 pub mod alerts_sqlite;
