@@ -74,7 +74,7 @@ impl fmt::Debug for PgPool {
 
 impl PgPool {
     /// Parses `url`, checks the settings and opens one connection to prove them; creates
-    /// `schema` if it does not exist. Does not migrate (each backend does, see [`migrate`]).
+    /// `schema` if it does not exist. Does not migrate (each backend applies its own steps).
     pub fn open(url: &str, schema: &str) -> Result<Self, StoreError> {
         if !valid_schema(schema) {
             return Err(StoreError::Config(
