@@ -73,8 +73,23 @@ pub fn flush_once(service: &KeyService, index: &KeyIndex, now: i64) -> Result<()
 pub async fn run(
     service: KeyService,
     index: Arc<KeyIndex>,
+    since: u64,
+    intervals: Intervals,
+    shutdown: CancellationToken,
+) {
+    let never = Arc::new(tokio::sync::Notify::new());
+    run_with_wake(service, index, since, intervals, never, shutdown).await;
+}
+
+/// [`run`], polling at once whenever `wake` is notified (a shared store announcing a key
+/// change, e.g. PostgreSQL `NOTIFY`), besides every `poll` interval: the interval stays the
+/// fallback when the announcement path is down.
+pub async fn run_with_wake(
+    service: KeyService,
+    index: Arc<KeyIndex>,
     mut since: u64,
     intervals: Intervals,
+    wake: Arc<tokio::sync::Notify>,
     shutdown: CancellationToken,
 ) {
     let mut poll = tokio::time::interval(intervals.poll);
@@ -86,6 +101,7 @@ pub async fn run(
         let flushing = tokio::select! {
             () = shutdown.cancelled() => break,
             _ = poll.tick() => false,
+            () = wake.notified() => false,
             _ = flush.tick() => true,
         };
         let (s, i) = (service.clone(), index.clone());

@@ -39,6 +39,9 @@ pub struct ClusterConfig {
     /// PostgreSQL shared by all nodes for keys and the audit log (`postgres://` or
     /// `postgresql://`); empty: the embedded database under `server.data_dir`.
     pub postgres_url: String,
+    /// The schema (in `postgres_url`'s database) holding this cluster's tables; created if
+    /// missing. Clusters sharing one database use different schemas.
+    pub postgres_schema: String,
     /// This node's name in logs, metrics and the bus; empty: a random one at start.
     pub node_id: String,
 }
@@ -52,6 +55,7 @@ impl Default for ClusterConfig {
             redis_prefix: "tickgate:".into(),
             redis_timeout_ms: DEFAULT_REDIS_TIMEOUT_MS,
             postgres_url: String::new(),
+            postgres_schema: store::postgres::DEFAULT_SCHEMA.into(),
             node_id: String::new(),
         }
     }
@@ -105,21 +109,14 @@ impl ClusterConfig {
     }
 
     /// What this build can serve of a valid configuration. Ingest and edge roles (the NATS
-    /// bus is not wired to the gateway yet) and PostgreSQL stores (not written yet) are
-    /// refused at start, naming the key, rather than silently run as one SQLite node.
+    /// bus is not wired to the gateway yet) are refused at start, naming the key, rather than
+    /// silently run as one node.
     pub fn ensure_supported(&self) -> Result<(), ConfigError> {
         if self.role != ClusterRole::All {
             return Err(ConfigError::new(
                 "cluster.role",
                 "ingest and edge nodes are not available in this build yet (the market-data \
                  bus is not wired to the gateway): use role = \"all\"",
-            ));
-        }
-        if self.postgres().is_some() {
-            return Err(ConfigError::new(
-                "cluster.postgres_url",
-                "keys and the audit log in PostgreSQL are not available in this build yet: \
-                 leave it empty (SQLite in data_dir)",
             ));
         }
         Ok(())
@@ -133,6 +130,12 @@ impl ClusterConfig {
             &self.postgres_url,
             &["postgres", "postgresql"],
         )?;
+        if !store::postgres::valid_schema(&self.postgres_schema) {
+            return Err(ConfigError::new(
+                "cluster.postgres_schema",
+                "must be 1 to 63 characters of a-z 0-9 _, not starting with a digit",
+            ));
+        }
         if self.redis_prefix.is_empty()
             || self.redis_prefix.len() > MAX_NODE_ID_LEN
             || !self.redis_prefix.bytes().all(|b| b.is_ascii_graphic())
@@ -243,6 +246,13 @@ mod tests {
             ("redis_timeout_ms = 9", Some("cluster.redis_timeout_ms")),
             ("redis_timeout_ms = 10001", Some("cluster.redis_timeout_ms")),
             ("redis_timeout_ms = -1", Some("cluster.redis_timeout_ms")),
+            ("postgres_schema = \"tickgate_eu\"", None),
+            (
+                "postgres_schema = \"Eu-1\"",
+                Some("cluster.postgres_schema"),
+            ),
+            ("postgres_schema = \"\"", Some("cluster.postgres_schema")),
+            ("postgres_schema = \"1x\"", Some("cluster.postgres_schema")),
             (
                 "role = \"edge\"\nnats_url = \"nats://n\"",
                 Some("cluster.redis_url"),
@@ -260,7 +270,7 @@ mod tests {
     }
 
     #[test]
-    fn roles_and_stores_this_build_cannot_serve_are_refused_by_key() {
+    fn roles_this_build_cannot_serve_are_refused_by_key() {
         let supported = |body: &str| {
             let config = Config::from_toml(&format!("[cluster]\n{body}\n")).unwrap();
             config.cluster.ensure_supported().map_err(|e| e.key)
@@ -275,10 +285,8 @@ mod tests {
             supported("role = \"ingest\"\nnats_url = \"nats://n\""),
             Err("cluster.role".into())
         );
-        assert_eq!(
-            supported("postgres_url = \"postgres://u:pw@h/db\""),
-            Err("cluster.postgres_url".into())
-        );
+        // PostgreSQL keys and audit log are served (crate::stores).
+        assert_eq!(supported("postgres_url = \"postgres://u:pw@h/db\""), Ok(()));
     }
 
     #[test]

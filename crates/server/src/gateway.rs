@@ -501,18 +501,8 @@ async fn start_auth(
                 .into(),
         ));
     }
-    let data_dir = config.server.data_dir.clone();
-    let store = tokio::task::spawn_blocking(move || {
-        store::keys_sqlite::SqliteKeyStore::open_dir(&data_dir)
-    })
-    .await
-    .map_err(|e| ServerError::Auth(e.to_string()))??;
-    let service = KeyService::new(
-        Arc::new(store.clone()),
-        Arc::new(store.audit_log()),
-        ring,
-        settings.environment,
-    );
+    let stores = crate::stores::open(config, shutdown).await?;
+    let service = KeyService::new(stores.keys, stores.audit, ring, settings.environment);
     let index = Arc::new(KeyIndex::new(settings.settings()));
     let (s, i) = (service.clone(), index.clone());
     let since = tokio::task::spawn_blocking(move || maintenance::load(&s, &i))
@@ -529,16 +519,18 @@ async fn start_auth(
         poll: Duration::from_millis(settings.poll_interval_ms),
         flush: Duration::from_secs(settings.usage_flush_secs),
     };
-    let task = tokio::spawn(maintenance::run(
+    let task = tokio::spawn(maintenance::run_with_wake(
         service.clone(),
         index.clone(),
         since,
         intervals,
+        stores.wake,
         shutdown.clone(),
     ));
     let (audit_tx, audit_rx) = tokio::sync::mpsc::channel(256);
     tokio::spawn(crate::auth::run_audit_writer(service.clone(), audit_rx));
     let mut state = AuthState::new(index, service.clone(), settings, audit_tx);
+    state.key_store = stores.status;
     if let Some(url) = config.cluster.redis() {
         // More than one node can serve a key: nonces must be shared, or a request accepted by
         // one node could be replayed to another; so must rate limits and WebSocket caps, or

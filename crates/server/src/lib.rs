@@ -32,6 +32,8 @@
 //! - [`tls`]: TLS termination (`[server.tls]`), reloaded on SIGHUP or when the files change.
 //! - [`metrics`]: counters and the latency histogram, rendered for Prometheus.
 //! - [`state`]: [`AppState`], what handlers share.
+//! - [`stores`]: which key store and audit log a node opens (SQLite, or PostgreSQL shared by a
+//!   cluster) and the `LISTEN` thread that wakes key maintenance when another node changes a key.
 //! - [`ui`]: the built-in dashboard at `/ui/` (embedded page, session cookie, its routes).
 //!
 //! Every route is listed once in [`gateway::routes`] with the scope it needs (a
@@ -63,6 +65,7 @@ pub mod rest_perp;
 pub mod route;
 pub mod server_error;
 pub mod state;
+pub mod stores;
 pub mod time_param;
 pub mod tls;
 pub mod ui;

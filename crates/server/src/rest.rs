@@ -159,6 +159,20 @@ struct Readiness {
     /// lapsed (then keyed requests and sessions are refused and the node is not ready).
     #[serde(skip_serializing_if = "Option::is_none")]
     shared_limits: Option<&'static str>,
+    key_store: KeyStoreReadiness,
+}
+
+/// The key store and audit log: where they are, whether they answer, and how key changes of
+/// other nodes arrive.
+#[derive(Serialize, ToSchema)]
+struct KeyStoreReadiness {
+    /// `sqlite` (embedded, `server.data_dir`) or `postgres` (`[cluster] postgres_url`).
+    backend: &'static str,
+    /// `ok`, or `unavailable` (then the node is not ready: keys cannot be checked or changed).
+    status: &'static str,
+    /// `notify` (PostgreSQL LISTEN is up: changes arrive at once) or `polling` (every
+    /// `auth.poll_interval_ms`; always so on SQLite). Polling alone does not make a node unready.
+    changes: &'static str,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -240,6 +254,8 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
         }),
         _ => None,
     };
+    let key_store = key_store_readiness(&state).await;
+    ready &= key_store.status == "ok";
     let status = if ready {
         StatusCode::OK
     } else {
@@ -250,8 +266,35 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
         venues,
         nonce_store,
         shared_limits,
+        key_store,
     };
     (status, Json(body)).into_response()
+}
+
+/// How long `/readyz` waits for the key store to answer.
+const KEY_STORE_READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Asks the key store for the audit head (one small read) to see that it answers.
+async fn key_store_readiness(state: &AppState) -> KeyStoreReadiness {
+    let status = &state.auth().key_store;
+    let audit = state.auth().service.audit().clone();
+    let probe = tokio::task::spawn_blocking(move || audit.head());
+    let answered = match tokio::time::timeout(KEY_STORE_READY_TIMEOUT, probe).await {
+        Ok(Ok(Ok(_))) => true,
+        Ok(Ok(Err(error))) => {
+            tracing::warn!(error = %error, "not ready: the key store is unavailable");
+            false
+        }
+        Ok(Err(_)) | Err(_) => {
+            tracing::warn!("not ready: the key store did not answer in time");
+            false
+        }
+    };
+    KeyStoreReadiness {
+        backend: status.backend.as_str(),
+        status: if answered { "ok" } else { "unavailable" },
+        changes: status.changes(),
+    }
 }
 
 /// Counters, gauges and histograms in the Prometheus text format.
@@ -270,6 +313,7 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     state.anonymous().render(&mut body);
     state.pending_upgrades().render(&mut body);
     state.auth().render_redis(&mut body);
+    state.auth().key_store.render(&mut body);
     let mut response = body.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -1,5 +1,6 @@
 //! Persistence: history, keys and audit behind narrow traits, with an embedded SQLite
-//! implementation (the default, no service needed) and room for Postgres (cluster mode).
+//! implementation (the default, no service needed) and, for keys and audit, PostgreSQL (cluster
+//! mode, feature `postgres`).
 //!
 //! # Layout
 //!
@@ -24,14 +25,21 @@
 //! - [`outbox`] / [`outbox_sqlite`]: the [`outbox::Outbox`] seam (firings, their webhook
 //!   deliveries with leases, attempts, dead letters and redelivery), on the same SQLite store.
 //!
-//! Each concept gets a trait file and one file per backend, named `<concept>.rs` and
-//! `<concept>_sqlite.rs` (later `<concept>_postgres.rs`), with one contract test suite that every
-//! backend must pass (`tests/history/contract.rs` for history, `tests/keys_contract.rs`,
-//! `tests/alerts_contract.rs`).
+//! - [`postgres`] (feature `postgres`): connection settings, a small pool and schema migrations
+//!   for the cluster backends: [`keys_postgres`] (keys, with a commit-ordered change counter
+//!   and a `NOTIFY` wake-up), [`security_postgres`] and [`audit_postgres`] (one chain across
+//!   nodes, appends serialized in the database). Alerts, the outbox and history stay SQLite.
+//!
+//! Each concept gets a trait file and one file per backend, named `<concept>.rs`,
+//! `<concept>_sqlite.rs` and `<concept>_postgres.rs` (keys, security and audit so far), with one
+//! contract test suite that every backend must pass (`tests/history/contract.rs` for history,
+//! `tests/keys_contract.rs` and `tests/audit_tamper.rs`, `tests/alerts_contract.rs`).
 
 pub mod alerts;
 pub mod alerts_sqlite;
 pub mod audit;
+#[cfg(feature = "postgres")]
+pub mod audit_postgres;
 pub mod audit_sqlite;
 pub mod error;
 pub mod history;
@@ -39,10 +47,16 @@ pub mod history_config;
 pub mod history_sqlite;
 pub mod history_writer;
 pub mod keys;
+#[cfg(feature = "postgres")]
+pub mod keys_postgres;
 pub mod keys_sqlite;
 pub mod outbox;
 pub mod outbox_sqlite;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod security;
+#[cfg(feature = "postgres")]
+pub mod security_postgres;
 pub mod security_sqlite;
 pub mod sqlite;
 

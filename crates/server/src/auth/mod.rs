@@ -64,6 +64,8 @@ pub struct AuthState {
     pub ws_caps: Option<Arc<auth::wscaps_redis::RedisWsCaps>>,
     /// The shared nonce store, when it is Redis (its failure count, for `/metrics`).
     pub redis_nonces: Option<auth::replay::RedisNonceStore>,
+    /// The key store's backend and how other nodes' key changes arrive (`crate::stores`).
+    pub key_store: Arc<crate::stores::KeyStoreStatus>,
     audit: mpsc::Sender<NewAuditEvent>,
 }
 
@@ -110,6 +112,9 @@ impl AuthState {
             anomaly: Arc::new(anomaly::Anomalies::new(config.anomaly.clone())),
             ws_caps: None,
             redis_nonces: None,
+            key_store: Arc::new(crate::stores::KeyStoreStatus::new(
+                crate::stores::Backend::Sqlite,
+            )),
             audit,
         }
     }

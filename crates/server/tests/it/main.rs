@@ -14,6 +14,7 @@ mod auth_ws_signed;
 mod auth_ws_token;
 mod book_stream;
 mod cluster_limits;
+mod cluster_keys;
 mod cluster_nonces;
 mod errors;
 mod history;

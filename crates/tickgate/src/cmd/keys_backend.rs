@@ -1,4 +1,5 @@
-//! Where `tickgate keys ...` and `tickgate audit verify` act: offline on a data directory (the
+//! Where `tickgate keys ...` and `tickgate audit verify` act: offline on the configured store
+//! (the data directory, or the cluster's PostgreSQL when `[cluster] postgres_url` is set; the
 //! same lifecycle code the server runs), or online against a running gateway's admin API.
 //! Both return the admin API's JSON shapes, so output is the same either way.
 
@@ -14,7 +15,6 @@ use std::path::PathBuf;
 use store::alerts_sqlite::SqliteAlertStore;
 use store::audit::hex32;
 use store::keys::{Granularity, KeyFilter, KeyKind, KeyStatus};
-use store::keys_sqlite::SqliteKeyStore;
 
 #[derive(Debug, Args, Clone)]
 pub struct TargetArgs {
@@ -114,14 +114,11 @@ impl Backend {
             config.server.data_dir = dir.clone();
         }
         let ring = KeyRing::load(&config.auth.master_key_sources())?;
-        let store = SqliteKeyStore::open_dir(&config.server.data_dir)
-            .with_context(|| format!("cannot open {}", config.server.data_dir.display()))?;
-        let service = KeyService::new(
-            std::sync::Arc::new(store.clone()),
-            std::sync::Arc::new(store.audit_log()),
-            ring,
-            config.auth.environment,
-        );
+        // SQLite in the data directory, or the cluster's PostgreSQL (`[cluster] postgres_url`).
+        let store = server::stores::open_blocking(&config).with_context(|| {
+            format!("cannot open {}", server::stores::Opened::describe(&config))
+        })?;
+        let service = KeyService::new(store.keys(), store.audit(), ring, config.auth.environment);
         let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
         Ok(Self::Offline {
             service,
