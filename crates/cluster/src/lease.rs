@@ -8,23 +8,43 @@ use async_nats::jetstream::{self, kv};
 use bytes::Bytes;
 use std::time::Duration;
 
-/// The lease bucket of a cluster.
+/// The lease bucket of a cluster: the existing one, or created. Its stream is created here
+/// with the KV layout (`KV_<bucket>` on `$KV.<bucket>.>`, one value per key, rollups, direct
+/// gets, new writes refused when full) because async-nats 0.51's `create_key_value` first
+/// reads the account info, which it cannot parse from the NATS 2.9 servers still in use.
 pub async fn bucket(
     js: &jetstream::Context,
     names: &Names,
     ttl: Duration,
 ) -> Result<kv::Store, ClusterError> {
-    js.create_or_update_key_value(kv::Config {
-        bucket: names.lease_bucket(),
-        history: 1,
+    let name = names.lease_bucket();
+    if let Ok(store) = js.get_key_value(&name).await {
+        return Ok(store);
+    }
+    let config = jetstream::stream::Config {
+        name: format!("KV_{name}"),
+        subjects: vec![format!("$KV.{name}.>")],
+        max_messages_per_subject: 1,
         max_age: ttl,
+        // Must not exceed max_age.
+        duplicate_window: ttl,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        num_replicas: 1,
+        discard: jetstream::stream::DiscardPolicy::New,
         ..Default::default()
-    })
-    .await
-    .map_err(|e| ClusterError::JetStream {
-        what: "lease bucket",
-        source: e.into(),
-    })
+    };
+    let created = js.get_or_create_stream(config).await;
+    js.get_key_value(&name)
+        .await
+        .map_err(|error| ClusterError::JetStream {
+            what: "lease bucket",
+            source: match created {
+                Err(create) => create.into(),
+                Ok(_) => error.into(),
+            },
+        })
 }
 
 /// The KV key of a venue: `venue.` and the name with bytes outside `[A-Za-z0-9-]` as `=XX`.

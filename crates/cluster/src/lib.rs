@@ -2,19 +2,25 @@
 //! forwards every frame, with the `seq` and `epoch` the hub gave it, to JetStream; an **edge**
 //! node runs no connector and serves clients from replica channels fed by JetStream, so every
 //! edge serves the same seq for the same frame and a resume on another edge is exact.
-//! ARCHITECTURE.md ("Cluster mode") describes subjects, streams, late join and failure cases.
+//! ARCHITECTURE.md ("Cluster mode") describes subjects, streams, late join and failure cases;
+//! docs/operations.md ("Cluster") the roles.
 //!
 //! # Layout
 //!
 //! - [`subject`]: subject, stream and header names (one prefix per cluster).
 //! - `streams`: creating the two streams and their retention.
 //! - [`lease`]: one active ingest per venue, by a lease in NATS KV with a TTL.
-//!
-//! Not written yet: the forwarder from a local [`hub::Hub`] to JetStream and the edge that
-//! feeds replica channels (`hub::Hub::register_replica`) from it.
+//! - [`forwarder`]: ingest side, every local hub frame and a snapshot record per channel to
+//!   JetStream, refused as a stale writer by `Nats-Expected-Last-Subject-Sequence`.
+//! - [`failover`]: the forwarder's gate from the lease: one active ingest per venue, the loser
+//!   stops publishing before the lease can pass to a standby.
+//! - [`feeder`]: edge side, replica channels in the local hub built from the snapshot records
+//!   and the frames after them; told when the bus goes down and comes back.
 
+pub mod failover;
+pub mod feeder;
+pub mod forwarder;
 pub mod lease;
-#[allow(dead_code)] // used by the forwarder and the edge, still to be written
 mod streams;
 pub mod subject;
 
@@ -104,6 +110,8 @@ pub enum ClusterError {
     NotOwner { venue: String },
     #[error("the lease of venue {venue} was lost (another writer is active)")]
     Fenced { venue: String },
+    #[error("unreadable bus message: {what}")]
+    BadMessage { what: &'static str },
 }
 
 impl ClusterError {
@@ -115,6 +123,7 @@ impl ClusterError {
             Self::JetStream { .. } => "cluster_jetstream",
             Self::NotOwner { .. } => "cluster_not_owner",
             Self::Fenced { .. } => "cluster_fenced",
+            Self::BadMessage { .. } => "cluster_bad_message",
         }
     }
 
@@ -125,6 +134,40 @@ impl ClusterError {
             Self::Connect(_) | Self::JetStream { .. } | Self::NotOwner { .. }
         )
     }
+}
+
+/// Connects like [`connect`] and follows the connection: the receiver holds `true` while the
+/// client is connected (what the edge marks its channels stale by, and `/readyz` reports).
+pub async fn connect_watched(
+    url: &str,
+) -> Result<(async_nats::Client, tokio::sync::watch::Receiver<bool>), ClusterError> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let tx = std::sync::Arc::new(tx);
+    let events = tx.clone();
+    let client = async_nats::ConnectOptions::new()
+        .retry_on_initial_connect()
+        .connection_timeout(Duration::from_secs(5))
+        .event_callback(move |event| {
+            let events = events.clone();
+            async move {
+                match event {
+                    async_nats::Event::Connected => {
+                        events.send_replace(true);
+                    }
+                    async_nats::Event::Disconnected | async_nats::Event::Closed => {
+                        events.send_replace(false);
+                    }
+                    _ => {}
+                }
+            }
+        })
+        .connect(url)
+        .await
+        .map_err(ClusterError::Connect)?;
+    if client.connection_state() == async_nats::connection::State::Connected {
+        tx.send_replace(true);
+    }
+    Ok((client, rx))
 }
 
 /// Connects to NATS (plain TCP; TLS is for a later issue), reconnecting forever.

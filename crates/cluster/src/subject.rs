@@ -17,6 +17,15 @@ pub const EPOCH: &str = "Tg-Epoch";
 pub const CHANNEL: &str = "Tg-Channel";
 /// Header: the channel's mode ([`mode_name`]), on snapshot records.
 pub const MODE: &str = "Tg-Mode";
+/// Header, on snapshot records at seq S: the frames stream's sequence after which the
+/// channel's frames S + 1, S + 2, … are stored (an edge starts its consumer right after it).
+pub const FROM: &str = "Tg-From";
+/// Header: a writer's claim on a channel's frames subject (no payload, no seq of its own):
+/// written when a forwarder starts, so a previous writer's next frame is refused.
+pub const CLAIM: &str = "Tg-Claim";
+/// JetStream's optimistic-concurrency header: the publish is refused unless the subject's
+/// last message in the stream has this sequence (0: none), so a stale writer cannot append.
+pub const EXPECTED_LAST_SUBJECT_SEQ: &str = "Nats-Expected-Last-Subject-Sequence";
 
 /// The names one cluster uses, all under one prefix (so tests and clusters never collide).
 #[derive(Debug, Clone, PartialEq, Eq)]

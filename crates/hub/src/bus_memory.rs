@@ -78,7 +78,7 @@ impl Topic for ChannelHandle {
         ChannelHandle::name(self)
     }
 
-    fn epoch(&self) -> &Arc<str> {
+    fn epoch(&self) -> Arc<str> {
         ChannelHandle::epoch(self)
     }
 

@@ -99,6 +99,12 @@ struct State {
     /// A replica (see `replica.rs`): whether it holds a base state and follows its source's
     /// frames without a gap. Always true for a channel that sequences its own frames.
     synced: bool,
+    /// The epoch of the seq space. Fixed for a local channel; a replica moves to its source's
+    /// new epoch in place (`replica.rs`), so live subscribers are told instead of orphaned.
+    epoch: Arc<str>,
+    /// A replica whose bus is down: its subscribers were sent a `resync` notice and get a
+    /// resync snapshot when frames flow again (`replica.rs`).
+    bus_stale: bool,
 }
 
 /// A channel. Publishers and subscribers share it through an `Arc`.
@@ -106,7 +112,6 @@ struct State {
 pub struct ChannelHandle {
     channel: Channel,
     name: Arc<str>,
-    epoch: Arc<str>,
     mode: CacheMode,
     /// Frames come from another node with their seq (`replica.rs`); never sequenced here.
     replica: bool,
@@ -127,7 +132,6 @@ impl ChannelHandle {
         Self {
             name: channel.to_string().into(),
             channel,
-            epoch,
             mode,
             replica: false,
             tx,
@@ -138,6 +142,8 @@ impl ChannelHandle {
                 cache: new_cache(mode),
                 snapshot_cache: None,
                 synced: true,
+                epoch,
+                bus_stale: false,
             }),
         }
     }
@@ -156,8 +162,9 @@ impl ChannelHandle {
         &self.name
     }
 
-    pub fn epoch(&self) -> &Arc<str> {
-        &self.epoch
+    /// The epoch of the channel's seq space (a replica's changes with its source's).
+    pub fn epoch(&self) -> Arc<str> {
+        self.state.lock().epoch.clone()
     }
 
     /// The seq of the last published frame (0 before the first).
@@ -213,7 +220,8 @@ impl ChannelHandle {
         {
             return PendingJoin::ready(seq, Some(frame.clone()), rx);
         }
-        match state.cache.joiner(self.meta(), seq, resync) {
+        let epoch = state.epoch.clone();
+        match state.cache.joiner(self.meta(&epoch), seq, resync) {
             Joiner::Nothing => PendingJoin::ready(seq, None, rx),
             Joiner::Published(notice) => PendingJoin::ready(seq, Some(notice), rx),
             Joiner::Snapshot(msg) => PendingJoin {
@@ -234,7 +242,7 @@ impl ChannelHandle {
         let mut state = self.state.lock();
         msg.channel = self.name.to_string();
         msg.seq = state.seq + 1;
-        msg.epoch = self.epoch.to_string();
+        msg.epoch = state.epoch.to_string();
         let recv_ts = msg.recv_ts;
         // A latest-value channel keeps the value so joiners get it as a `snapshot`.
         state.cache.on_update(&msg);
@@ -247,7 +255,8 @@ impl ChannelHandle {
     pub fn book_snapshot(&self, snap: &BookSnapshot) -> Result<u64, BookError> {
         let mut state = self.state.lock();
         let seq = state.seq;
-        let meta = self.meta();
+        let epoch = state.epoch.clone();
+        let meta = self.meta(&epoch);
         let Some(b) = state.cache.book_mut() else {
             return Err(BookError::NotLive);
         };
@@ -279,6 +288,7 @@ impl ChannelHandle {
     pub fn book_delta(&self, delta: &BookDelta) -> Result<Option<u64>, BookError> {
         let mut state = self.state.lock();
         let next = state.seq + 1;
+        let epoch = state.epoch.to_string();
         let Some(b) = state.cache.book_mut() else {
             return Err(BookError::NotLive);
         };
@@ -290,7 +300,7 @@ impl ChannelHandle {
                 let msg = DataMessage {
                     channel: self.name.to_string(),
                     seq: next,
-                    epoch: self.epoch.to_string(),
+                    epoch,
                     ts: delta.exchange_ts.0,
                     recv_ts: delta.recv_ts.0,
                     bids: Some(delta.bids.iter().map(|l| WireLevel::from(*l)).collect()),
@@ -336,7 +346,7 @@ impl ChannelHandle {
     pub fn book_view(&self, depth: usize) -> Option<ChannelBook> {
         let state = self.state.lock();
         let b = state.cache.book()?;
-        let live = b.book.is_live();
+        let live = b.book.is_live() && !state.bus_stale;
         let (bids, asks) = if live {
             b.book.top(depth)
         } else {
@@ -344,7 +354,7 @@ impl ChannelHandle {
         };
         Some(ChannelBook {
             seq: state.seq,
-            epoch: self.epoch.clone(),
+            epoch: state.epoch.clone(),
             live,
             bids,
             asks,
@@ -390,10 +400,10 @@ impl ChannelHandle {
         }
     }
 
-    fn meta(&self) -> Meta<'_> {
+    fn meta<'a>(&'a self, epoch: &'a str) -> Meta<'a> {
         Meta {
             name: &self.name,
-            epoch: &self.epoch,
+            epoch,
         }
     }
 

@@ -135,11 +135,11 @@ impl Hub {
             .clone()
     }
 
-    /// The replica of a channel sequenced on another node in `epoch` (see
-    /// `channel/replica.rs`), created with `mode` if there is none. If the existing replica is
-    /// of another epoch (the source restarted or another node took the venue over), a new one
-    /// replaces it: the old one's subscribers keep a channel that gets no more frames. Returns
-    /// `None` when a local (non-replica) channel has that name.
+    /// The replica of a channel sequenced on another node (see `channel/replica.rs`), created
+    /// with `mode` and `epoch` if there is none. An existing replica is returned whatever its
+    /// epoch: a new epoch of the source is taken in place by `replica_base`, so subscribers
+    /// are moved over (told with a resync) rather than left on a channel that gets no more
+    /// frames. Returns `None` when a local (non-replica) channel has that name.
     pub fn register_replica(
         &self,
         channel: Channel,
@@ -149,12 +149,7 @@ impl Hub {
         let name = channel.to_string();
         let mut channels = self.channels.write();
         if let Some(existing) = channels.get(&name) {
-            if !existing.is_replica() {
-                return None;
-            }
-            if **existing.epoch() == *epoch {
-                return Some(existing.clone());
-            }
+            return existing.is_replica().then(|| existing.clone());
         }
         let handle = Arc::new(ChannelHandle::new_replica(
             channel,
@@ -165,6 +160,11 @@ impl Hub {
         ));
         channels.insert(name, handle.clone());
         Some(handle)
+    }
+
+    /// Every channel, by name (what a forwarder scans for new channels).
+    pub fn handles(&self) -> Vec<Arc<ChannelHandle>> {
+        self.channels.read().values().cloned().collect()
     }
 
     pub fn get(&self, channel: &Channel) -> Option<Arc<ChannelHandle>> {

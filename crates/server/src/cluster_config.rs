@@ -28,6 +28,10 @@ pub struct ClusterConfig {
     pub role: ClusterRole,
     /// The NATS server of the market-data bus (`nats://` or `tls://`); empty: none.
     pub nats_url: String,
+    /// Prefix of every subject, stream and bucket this cluster uses on NATS
+    /// (`[A-Za-z0-9_-]{1,32}`): the ingest and edge nodes of one cluster share it; several
+    /// clusters may share one NATS with different prefixes.
+    pub nats_prefix: String,
     /// Redis shared by all nodes (`redis://`); empty: none. When set, signed-request nonces,
     /// key rate limits and per-key WebSocket caps are kept there, not in this process.
     pub redis_url: String,
@@ -51,6 +55,7 @@ impl Default for ClusterConfig {
         Self {
             role: ClusterRole::All,
             nats_url: String::new(),
+            nats_prefix: "tg".into(),
             redis_url: String::new(),
             redis_prefix: "tickgate:".into(),
             redis_timeout_ms: DEFAULT_REDIS_TIMEOUT_MS,
@@ -108,23 +113,15 @@ impl ClusterConfig {
         format!("node-{hex}")
     }
 
-    /// What this build can serve of a valid configuration. Ingest and edge roles (the NATS
-    /// bus is not wired to the gateway yet) are refused at start, naming the key, rather than
-    /// silently run as one node.
-    pub fn ensure_supported(&self) -> Result<(), ConfigError> {
-        if self.role != ClusterRole::All {
-            return Err(ConfigError::new(
-                "cluster.role",
-                "ingest and edge nodes are not available in this build yet (the market-data \
-                 bus is not wired to the gateway): use role = \"all\"",
-            ));
-        }
-        Ok(())
-    }
-
     pub fn validate(&self) -> Result<(), ConfigError> {
         check_scheme("cluster.nats_url", &self.nats_url, &["nats", "tls"])?;
         check_scheme("cluster.redis_url", &self.redis_url, &["redis"])?;
+        if cluster::Names::new(&self.nats_prefix).is_err() {
+            return Err(ConfigError::new(
+                "cluster.nats_prefix",
+                "must be 1 to 32 characters of A-Z a-z 0-9 _ -",
+            ));
+        }
         check_scheme(
             "cluster.postgres_url",
             &self.postgres_url,
@@ -259,6 +256,9 @@ mod tests {
             ),
             ("role = \"ingest\"", Some("cluster.nats_url")),
             ("role = \"primary\"", Some("cluster.role")),
+            ("nats_prefix = \"eu_1-a\"", None),
+            ("nats_prefix = \"\"", Some("cluster.nats_prefix")),
+            ("nats_prefix = \"a.b\"", Some("cluster.nats_prefix")),
         ];
         for (body, expected) in cases {
             let result = Config::from_toml(&format!("[cluster]\n{body}\n"));
@@ -267,26 +267,6 @@ mod tests {
                 Some(key) => assert_eq!(result.unwrap_err().key, *key, "{body}"),
             }
         }
-    }
-
-    #[test]
-    fn roles_this_build_cannot_serve_are_refused_by_key() {
-        let supported = |body: &str| {
-            let config = Config::from_toml(&format!("[cluster]\n{body}\n")).unwrap();
-            config.cluster.ensure_supported().map_err(|e| e.key)
-        };
-        assert_eq!(supported(""), Ok(()));
-        assert_eq!(supported("redis_url = \"redis://r\""), Ok(()));
-        assert_eq!(
-            supported("role = \"edge\"\nnats_url = \"nats://n\"\nredis_url = \"redis://r\""),
-            Err("cluster.role".into())
-        );
-        assert_eq!(
-            supported("role = \"ingest\"\nnats_url = \"nats://n\""),
-            Err("cluster.role".into())
-        );
-        // PostgreSQL keys and audit log are served (crate::stores).
-        assert_eq!(supported("postgres_url = \"postgres://u:pw@h/db\""), Ok(()));
     }
 
     #[test]

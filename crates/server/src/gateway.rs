@@ -255,7 +255,6 @@ impl Gateway {
         store: Option<Arc<dyn HistoryStore>>,
     ) -> Result<Self, ServerError> {
         config.validate()?;
-        config.cluster.ensure_supported()?;
         let mut config = config;
         if config.server.tls.is_some() {
             // Clients reach a TLS-terminating gateway with https:// and wss://, and sign that.
@@ -270,7 +269,10 @@ impl Gateway {
             }
         })?;
         let shutdown = CancellationToken::new();
-        let hub: Arc<dyn Bus> = Arc::new(hub::Hub::new(config.hub.clone()));
+        let local_hub = Arc::new(hub::Hub::new(config.hub.clone()));
+        let hub: Arc<dyn Bus> = local_hub.clone();
+        // An edge runs no venue connector: its channels come from the bus (cluster_node.rs).
+        let runs_venues = crate::cluster_node::runs_venues(&config);
         let market = Arc::new(Market::default());
         let metrics = Arc::new(Metrics::default());
         let (history, writer) = history::start(&config, store).await?.unzip();
@@ -289,7 +291,13 @@ impl Gateway {
 
         let mut venues = Vec::new();
         let mut venue_names = Vec::new();
-        for (connector, checksum) in build_connectors(&config, recorder)? {
+        let connectors = if runs_venues {
+            build_connectors(&config, recorder)?
+        } else {
+            venue_names.extend(config.venues.iter().map(|v| v.name.clone()));
+            Vec::new()
+        };
+        for (connector, checksum) in connectors {
             venue_names.push(connector.venue().as_str().to_string());
             let handle = spawn_venue(
                 connector,
@@ -306,7 +314,7 @@ impl Gateway {
             venues.push(handle);
         }
         for (index, venue) in config.venues.iter().enumerate() {
-            if venue.kind().map(VenueKind::transport) != Some(Transport::Chain) {
+            if !runs_venues || venue.kind().map(VenueKind::transport) != Some(Transport::Chain) {
                 continue;
             }
             let prefix = format!("venues[{index}].evm");
@@ -368,7 +376,8 @@ impl Gateway {
                 ));
             }
         }
-        if config.consolidated.enabled {
+        let bus = crate::cluster_node::start(&config, &local_hub, &shutdown).await?;
+        if config.consolidated.enabled && runs_venues {
             let groups = config.consolidated_groups()?;
             let consolidator = ingest::consolidate::Consolidator::new(
                 hub.clone(),
@@ -407,6 +416,7 @@ impl Gateway {
             alerts,
             shutdown.clone(),
             ui,
+            bus,
         );
         let app = router(state.clone());
         let server = tokio::spawn(crate::listener::serve(

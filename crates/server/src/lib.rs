@@ -5,6 +5,7 @@
 //! - [`config`]: the typed configuration tree (defaults, file, environment, validation);
 //!   [`config_error`] is [`ConfigError`], [`venue_config`] is `[[venues]]` and
 //!   [`consolidated_config`] is `[consolidated]` (the groups behind `book:all:…`).
+//! - [`cluster_node`]: the node's cluster role: the bus forwarder (ingest) or feeder (edge);
 //! - [`gateway`]: [`Gateway`]: starts venues and the listener; graceful shutdown;
 //!   [`server_error`] is [`ServerError`], why it could not start.
 //! - `ws`: the WebSocket API (`/v1/ws`): sessions, fan-out batching, slow-consumer policy.
@@ -45,6 +46,7 @@ pub mod api_error;
 pub mod auth;
 pub mod auth_config;
 pub mod cluster_config;
+pub mod cluster_node;
 pub mod config;
 pub mod config_error;
 pub mod consolidated_config;

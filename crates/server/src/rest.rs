@@ -160,6 +160,10 @@ struct Readiness {
     #[serde(skip_serializing_if = "Option::is_none")]
     shared_limits: Option<&'static str>,
     key_store: KeyStoreReadiness,
+    /// The market-data bus of an ingest or edge node (absent on a single node); the node is
+    /// not ready while it is disconnected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bus: Option<BusReadiness>,
 }
 
 /// The key store and audit log: where they are, whether they answer, and how key changes of
@@ -176,13 +180,27 @@ struct KeyStoreReadiness {
 }
 
 #[derive(Serialize, ToSchema)]
+struct BusReadiness {
+    /// `ingest` or `edge`.
+    role: &'static str,
+    /// `connected` or `disconnected` (NATS).
+    state: &'static str,
+    /// Channels forwarded (ingest) or replicated (edge).
+    channels: u64,
+    /// On an ingest: the venues whose lease it holds (it forwards only those; empty on a
+    /// standby).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    venues_owned: Option<Vec<String>>,
+}
+
+#[derive(Serialize, ToSchema)]
 struct VenueReadiness {
     books_live: usize,
     books_total: usize,
 }
 
-/// Readiness: not shutting down, every venue has at least one live book, and the shared nonce
-/// store (if any) answers.
+/// Readiness: not shutting down, every venue has at least one live book, the shared nonce
+/// store (if any) answers, and the market-data bus (ingest, edge) is connected.
 #[utoipa::path(
     get,
     path = "/readyz",
@@ -202,16 +220,25 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
         .filter(|v| v.kind().is_none_or(connectors::venue::VenueKind::has_books));
     for venue in book_venues.map(|v| v.name.as_str()) {
         let (mut live, mut total) = (0, 0);
-        for instrument in instruments.iter().filter(|i| i.venue.as_str() == venue) {
+        // An edge learns no instruments (it runs no connector): its books are the replicas.
+        let books: Vec<String> = match state.bus() {
+            Some(crate::cluster_node::BusStatus::Edge { .. }) => {
+                let prefix = format!("book:{venue}:");
+                (state.hub().names().into_iter())
+                    .filter(|n| n.starts_with(&prefix))
+                    .collect()
+            }
+            _ => (instruments.iter().filter(|i| i.venue.as_str() == venue))
+                .map(|i| {
+                    Channel::new(ChannelKind::Book, i.venue.clone(), i.symbol.clone()).to_string()
+                })
+                .collect(),
+        };
+        for name in books {
             total += 1;
-            let channel = Channel::new(
-                ChannelKind::Book,
-                instrument.venue.clone(),
-                instrument.symbol.clone(),
-            );
             if state
                 .hub()
-                .topic(&channel.to_string())
+                .topic(&name)
                 .and_then(|h| h.book_view(0))
                 .is_some_and(|v| v.live)
             {
@@ -256,6 +283,20 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
     };
     let key_store = key_store_readiness(&state).await;
     ready &= key_store.status == "ok";
+    let bus = state.bus().map(|bus| {
+        let connected = bus.connected();
+        ready &= connected;
+        BusReadiness {
+            role: bus.role(),
+            state: if connected {
+                "connected"
+            } else {
+                "disconnected"
+            },
+            channels: bus.channels(),
+            venues_owned: bus.owned(),
+        }
+    });
     let status = if ready {
         StatusCode::OK
     } else {
@@ -267,6 +308,7 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
         nonce_store,
         shared_limits,
         key_store,
+        bus,
     };
     (status, Json(body)).into_response()
 }
@@ -314,6 +356,7 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     state.pending_upgrades().render(&mut body);
     state.auth().render_redis(&mut body);
     state.auth().key_store.render(&mut body);
+    crate::cluster_node::render_metrics(state.bus(), &mut body);
     let mut response = body.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -44,4 +44,8 @@ pub enum ServerError {
     Alerts(String),
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    /// The market-data bus (NATS) of an ingest or edge node; the message carries the stable
+    /// `cluster_*` code and names no credential.
+    #[error("market-data bus: {0} ({code})", code = .0.code())]
+    Cluster(#[source] cluster::ClusterError),
 }

@@ -28,6 +28,8 @@ struct Inner {
     alerts: Arc<AlertsState>,
     shutdown: CancellationToken,
     ui: Arc<crate::ui::state::UiState>,
+    /// The market-data bus of an ingest or edge node (`None` on a single node).
+    bus: Option<crate::cluster_node::BusStatus>,
     /// Open sockets, counted by the accept loop (`server::listener`).
     sockets: Arc<crate::listener::Sockets>,
     /// `server.trusted_proxies`, read by the accept loop for each request.
@@ -53,6 +55,7 @@ impl AppState {
         alerts: Arc<AlertsState>,
         shutdown: CancellationToken,
         ui: Arc<crate::ui::state::UiState>,
+        bus: Option<crate::cluster_node::BusStatus>,
     ) -> Self {
         // `Config::validate` has checked both lists.
         let proxies = crate::forwarded::TrustedProxies::parse(&config.server.trusted_proxies)
@@ -76,6 +79,7 @@ impl AppState {
                 alerts,
                 shutdown,
                 ui,
+                bus,
                 sockets: Arc::default(),
             }),
         }
@@ -140,6 +144,11 @@ impl AppState {
     }
 
     /// The dashboard's session keys (`ui::state`).
+    /// The market-data bus of an ingest or edge node (`None` on a single node).
+    pub fn bus(&self) -> Option<&crate::cluster_node::BusStatus> {
+        self.inner.bus.as_ref()
+    }
+
     pub fn ui(&self) -> &Arc<crate::ui::state::UiState> {
         &self.inner.ui
     }

@@ -55,7 +55,7 @@ impl ChannelHandle {
         let rx = self.tx.subscribe();
         self.prune(&mut state, Instant::now());
         let seq = state.seq;
-        let outcome = if *from.epoch != *self.epoch {
+        let outcome = if *from.epoch != *state.epoch {
             Err(Lost::EpochChanged)
         } else if from.seq > seq {
             Err(Lost::Ahead)

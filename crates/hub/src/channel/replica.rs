@@ -8,7 +8,7 @@
 //! [`ChannelHandle::replicate`] accepts exactly S + 1, S + 2, … Anything else is reported, and a
 //! gap, a checksum divergence or another epoch leave it unsynced until the next base.
 
-use super::{BookState, ChannelHandle, HistoryLimits, State, new_cache};
+use super::{BookState, ChannelHandle, HistoryLimits, Joiner, State, new_cache};
 use crate::frame::{Frame, FrameKind};
 use book::ChecksumAlgo;
 use bytes::Bytes;
@@ -122,11 +122,22 @@ impl ChannelHandle {
         self.state.lock().synced
     }
 
-    /// (Re)starts a replica at seq `seq`: its state becomes the source's `snapshot` at `seq`
-    /// (JSON text of a `snapshot` message; `None` for channels without state, or a book that
+    /// (Re)starts a replica at seq `seq` of `epoch` (the source's, possibly a new one): its
+    /// state becomes the source's `snapshot` at `seq` (JSON text of a `snapshot` message, or of
+    /// an update on a latest-value channel; `None` for channels without state, or a book that
     /// was not live), its history empties and the next frame it accepts is `seq + 1`.
-    /// Subscribers that were attached see the next frame after the new base.
-    pub fn replica_base(&self, seq: u64, snapshot: Option<&[u8]>) -> Result<(), ReplicaError> {
+    ///
+    /// Subscribers already attached are told in place, never left on a mixed seq space: a book
+    /// or latest-value channel sends them a `snapshot` with `"resync": true` at `seq` (a book
+    /// without a base: a `resync` notice), a trades channel a `gap` notice up to `seq`
+    /// (`epoch_changed` from 1 when the epoch moved, else `history_expired` from the old seq).
+    /// That notice takes no seq of its own (like a join snapshot) and is not in the history.
+    pub fn replica_base(
+        &self,
+        epoch: &str,
+        seq: u64,
+        snapshot: Option<&[u8]>,
+    ) -> Result<(), ReplicaError> {
         if !self.replica {
             return Err(ReplicaError::Invalid("not a replica channel".into()));
         }
@@ -134,14 +145,18 @@ impl ChannelHandle {
             .map(|text| decode(text).map(|d| (d, Bytes::copy_from_slice(text))))
             .transpose()?;
         if let Some((d, _)) = &decoded {
-            self.check(d, seq)?;
+            self.check(d, seq, epoch)?;
         }
         let mut state = self.state.lock();
+        let epoch_changed = *state.epoch != *epoch;
+        let old_seq = state.seq;
+        state.epoch = epoch.into();
         state.cache = replica_cache(self.mode);
         state.history = VecDeque::new();
         state.snapshot_cache = None;
         state.seq = seq;
         state.synced = false;
+        state.bus_stale = false;
         if let Some((d, text)) = decoded {
             let frame = Frame {
                 seq,
@@ -152,7 +167,109 @@ impl ChannelHandle {
             Self::apply(&mut state, &d, &frame)?;
         }
         state.synced = true;
+        let notice = match self.rejoin_frame(&mut state) {
+            Some(frame) => Some(frame),
+            None if self.mode == crate::CacheMode::None => {
+                let (from_seq, reason) = if epoch_changed {
+                    (1, "epoch_changed")
+                } else {
+                    (old_seq + 1, "history_expired")
+                };
+                (epoch_changed || from_seq <= seq).then(|| {
+                    let gap = ServerMessage::Gap {
+                        channel: self.name.to_string(),
+                        from_seq,
+                        to_seq: seq,
+                        reason: reason.into(),
+                    };
+                    Frame::new(seq, FrameKind::Resync, Timestamp::now().0, gap.to_json())
+                })
+            }
+            None => self.book_notice(&mut state, "requested"),
+        };
+        if let Some(frame) = notice {
+            // An error only means nobody is subscribed right now.
+            let _ = self.tx.send(frame);
+        }
         Ok(())
+    }
+
+    /// What a live subscriber must be sent to start over at the replica's seq: the state as a
+    /// resync snapshot (book, latest value), or `None` when there is no state.
+    fn rejoin_frame(&self, state: &mut State) -> Option<Frame> {
+        let epoch = state.epoch.clone();
+        match state.cache.joiner(self.meta(&epoch), state.seq, true) {
+            Joiner::Snapshot(msg) => Some(Frame::new(
+                state.seq,
+                FrameKind::Snapshot,
+                msg.recv_ts,
+                ServerMessage::Snapshot(*msg).to_json(),
+            )),
+            Joiner::Published(frame) => Some(frame),
+            Joiner::Nothing => None,
+        }
+    }
+
+    /// A `resync` notice at the replica's seq on a book channel (kept for joiners until the
+    /// next snapshot); `None` on other channels.
+    fn book_notice(&self, state: &mut State, reason: &str) -> Option<Frame> {
+        let seq = state.seq;
+        let b = state.cache.book_mut()?;
+        let notice = ServerMessage::Resync {
+            channel: self.name.to_string(),
+            seq,
+            reason: reason.into(),
+        };
+        let frame = Frame::new(seq, FrameKind::Resync, Timestamp::now().0, notice.to_json());
+        b.stale_notice = Some(frame.clone());
+        state.snapshot_cache = None;
+        Some(frame)
+    }
+
+    /// The bus that feeds this replica is down: a live book's subscribers (and joiners) get a
+    /// `resync` notice with `reason` at the current seq; nothing is sent on other channels
+    /// (they just pause). Frames flowing again ([`ChannelHandle::replicate`]) or
+    /// [`ChannelHandle::replica_fresh`] end it.
+    pub fn replica_stale(&self, reason: &str) {
+        let mut state = self.state.lock();
+        if !self.replica || state.bus_stale {
+            return;
+        }
+        state.bus_stale = true;
+        if state.cache.book().is_some_and(|b| b.book.is_live())
+            && let Some(frame) = self.book_notice(&mut state, reason)
+        {
+            let _ = self.tx.send(frame);
+        }
+    }
+
+    /// The bus is back: a book that [`ChannelHandle::replica_stale`] marked sends its
+    /// subscribers a resync snapshot at the current seq.
+    pub fn replica_fresh(&self) {
+        let mut state = self.state.lock();
+        self.end_bus_stale(&mut state);
+    }
+
+    fn end_bus_stale(&self, state: &mut State) {
+        if !std::mem::replace(&mut state.bus_stale, false) {
+            return;
+        }
+        let Some(b) = state.cache.book_mut() else {
+            return;
+        };
+        if !b.book.is_live() {
+            return;
+        }
+        b.stale_notice = None;
+        state.snapshot_cache = None;
+        if let Some(frame) = self.rejoin_frame(state) {
+            let _ = self.tx.send(frame);
+        }
+    }
+
+    /// Whether the replica is marked as cut off from its bus.
+    pub fn replica_bus_stale(&self) -> bool {
+        self.state.lock().bus_stale
     }
 
     /// Inserts the source's frame `seq` (its JSON text, kept byte for byte) if it is the next
@@ -162,12 +279,13 @@ impl ChannelHandle {
             return Err(ReplicaError::Invalid("not a replica channel".into()));
         }
         let decoded = decode(&text)?;
-        // A frame of another channel or epoch (a stale writer) changes nothing.
-        self.check(&decoded, seq)?;
         let mut state = self.state.lock();
+        // A frame of another channel or epoch (a stale writer) changes nothing.
+        self.check(&decoded, seq, &state.epoch)?;
         if !state.synced {
             return Err(ReplicaError::NotSynced);
         }
+        self.end_bus_stale(&mut state);
         if seq <= state.seq {
             return Ok(Replicated::Duplicate);
         }
@@ -190,8 +308,8 @@ impl ChannelHandle {
         Ok(Replicated::Applied)
     }
 
-    /// The frame belongs to this channel, at `seq`, in this epoch.
-    fn check(&self, d: &Decoded, seq: u64) -> Result<(), ReplicaError> {
+    /// The frame belongs to this channel, at `seq`, in `epoch`.
+    fn check(&self, d: &Decoded, seq: u64, epoch: &str) -> Result<(), ReplicaError> {
         if d.channel != *self.name || d.seq != seq {
             return Err(ReplicaError::Invalid(format!(
                 "frame of {} at seq {} where {} at seq {seq} was expected",
@@ -199,9 +317,9 @@ impl ChannelHandle {
             )));
         }
         match &d.epoch {
-            Some(epoch) if **epoch != *self.epoch => Err(ReplicaError::EpochChanged {
-                expected: self.epoch.to_string(),
-                got: epoch.clone(),
+            Some(got) if *got != *epoch => Err(ReplicaError::EpochChanged {
+                expected: epoch.to_string(),
+                got: got.clone(),
             }),
             _ => Ok(()),
         }
@@ -293,7 +411,7 @@ mod tests {
         }
         let edge = Hub::new(HubConfig::default());
         let replica = edge
-            .register_replica(ch.clone(), CacheMode::Latest, src.epoch())
+            .register_replica(ch.clone(), CacheMode::Latest, &src.epoch())
             .expect("replica");
         let first = rx.try_recv().expect("frame 1");
         assert_eq!(
@@ -301,7 +419,7 @@ mod tests {
             Err(ReplicaError::NotSynced)
         );
         let base = src.subscribe(false);
-        replica.replica_base(0, None).expect("base");
+        replica.replica_base(&src.epoch(), 0, None).expect("base");
         assert_eq!(
             replica.replicate(1, first.text.clone()),
             Ok(Replicated::Applied)
@@ -319,7 +437,7 @@ mod tests {
         assert!(!replica.replica_synced());
         let snapshot = base.initial.expect("latest value at 3");
         replica
-            .replica_base(3, Some(&snapshot.text))
+            .replica_base(&src.epoch(), 3, Some(&snapshot.text))
             .expect("rebase");
         let joined = replica.subscribe(false);
         assert_eq!(joined.seq, 3);
@@ -328,5 +446,104 @@ mod tests {
             seq: 3,
         });
         assert_eq!(resumed.outcome, Ok(()));
+    }
+
+    /// Guards the replica gaps of the first cut: a new epoch (or a rebase after a gap) used to
+    /// leave live subscribers on a channel that got no more frames, or on a mixed seq space.
+    #[test]
+    fn live_subscribers_are_told_when_a_replica_rebases_or_its_bus_drops() {
+        use crate::FrameKind;
+        use book::ChecksumAlgo;
+        use model::{BookSnapshot, Level, Timestamp, parse_decimal};
+        let level =
+            |p: &str| Level::new(parse_decimal(p).expect("p"), parse_decimal("1").expect("q"));
+        let snapshot = BookSnapshot {
+            seq: 1,
+            bids: vec![level("99")],
+            asks: vec![level("101")],
+            exchange_ts: Timestamp(1),
+            recv_ts: Timestamp(1),
+            ..Default::default()
+        };
+        let edge = Hub::new(HubConfig::default());
+        let book: model::Channel = "book:sim:BTC-USDT".parse().expect("channel");
+        let trades: model::Channel = "trades:sim:BTC-USDT".parse().expect("channel");
+        let mut text = None;
+        let mut epochs = Vec::new();
+        for _ in 0..2 {
+            let source = Hub::new(HubConfig::default());
+            let src = source.register(book.clone(), CacheMode::Book(ChecksumAlgo::None));
+            src.book_snapshot(&snapshot).expect("snapshot");
+            text = src.subscribe(false).initial.map(|f| f.text);
+            epochs.push(src.epoch());
+        }
+        let (old, new) = (&epochs[0], &epochs[1]);
+        let replica = edge
+            .register_replica(book.clone(), CacheMode::Book(ChecksumAlgo::None), old)
+            .expect("replica");
+        let mut live = replica.subscribe(false).rx;
+        // The last source's snapshot, which names the new epoch.
+        let old_text = text.clone().expect("snapshot text");
+        // The epoch in the text must match the base's epoch.
+        let err = replica.replica_base(old, 1, Some(&old_text));
+        assert!(matches!(err, Err(ReplicaError::EpochChanged { .. })));
+        replica
+            .replica_base(new, 1, Some(&old_text))
+            .expect("base in the new epoch");
+        let frame = live.try_recv().expect("resync snapshot");
+        let msg: serde_json::Value = serde_json::from_str(frame.as_str()).expect("json");
+        assert_eq!((frame.seq, frame.kind), (1, FrameKind::Snapshot));
+        assert_eq!(
+            (msg["resync"].as_bool(), msg["epoch"].as_str()),
+            (Some(true), Some(&**new))
+        );
+        assert_eq!(
+            replica.epoch(),
+            *new,
+            "the same handle moved to the new epoch"
+        );
+
+        replica.replica_stale("bus_down");
+        let notice = live.try_recv().expect("resync notice");
+        assert_eq!((notice.seq, notice.kind), (1, FrameKind::Resync));
+        assert!(notice.as_str().contains("bus_down"));
+        assert!(!replica.book_view(0).expect("book").live);
+        replica.replica_fresh();
+        let again = live.try_recv().expect("snapshot after the bus returns");
+        assert_eq!((again.seq, again.kind), (1, FrameKind::Snapshot));
+        assert!(replica.book_view(0).expect("book").live);
+
+        let trades_replica = edge
+            .register_replica(trades.clone(), CacheMode::None, old)
+            .expect("replica");
+        trades_replica.replica_base(old, 5, None).expect("base");
+        let mut rx = trades_replica.subscribe(false).rx;
+        trades_replica
+            .replica_base(old, 9, None)
+            .expect("rebase after a gap");
+        let gap: serde_json::Value =
+            serde_json::from_str(rx.try_recv().expect("gap").as_str()).expect("json");
+        assert_eq!(
+            (
+                gap["type"].as_str(),
+                gap["from_seq"].as_u64(),
+                gap["to_seq"].as_u64(),
+                gap["reason"].as_str()
+            ),
+            (Some("gap"), Some(6), Some(9), Some("history_expired"))
+        );
+        trades_replica
+            .replica_base(new, 3, None)
+            .expect("new epoch");
+        let gap: serde_json::Value =
+            serde_json::from_str(rx.try_recv().expect("gap").as_str()).expect("json");
+        assert_eq!(
+            (
+                gap["from_seq"].as_u64(),
+                gap["to_seq"].as_u64(),
+                gap["reason"].as_str()
+            ),
+            (Some(1), Some(3), Some("epoch_changed"))
+        );
     }
 }
