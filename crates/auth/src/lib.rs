@@ -54,6 +54,7 @@ pub mod maintenance;
 mod material;
 pub mod ratelimit;
 pub mod ratelimit_redis;
+mod redis_deadline;
 pub mod rejection;
 pub mod replay;
 pub mod rotation;

@@ -87,17 +87,7 @@ impl RedisGcra {
         &self,
         call: impl Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, Unavailable> {
-        let result = match tokio::time::timeout(self.timeout, call).await {
-            Ok(result) => result.map_err(|e| Unavailable(e.to_string())),
-            Err(_) => Err(Unavailable(format!(
-                "no answer within {} ms",
-                self.timeout.as_millis()
-            ))),
-        };
-        if result.is_err() {
-            self.failures.fetch_add(1, Ordering::Relaxed);
-        }
-        result
+        crate::redis_deadline::bounded(self.timeout, &self.failures, call).await
     }
 
     /// Admits one request of `key` under `limit`, or says how long to wait.

@@ -116,17 +116,7 @@ impl RedisNonceStore {
         &self,
         call: impl Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, Unavailable> {
-        let result = match tokio::time::timeout(self.timeout, call).await {
-            Ok(result) => result.map_err(unavailable),
-            Err(_) => Err(Unavailable(format!(
-                "no answer within {} ms",
-                self.timeout.as_millis()
-            ))),
-        };
-        if result.is_err() {
-            self.failures.fetch_add(1, Ordering::Relaxed);
-        }
-        result
+        crate::redis_deadline::bounded(self.timeout, &self.failures, call).await
     }
 }
 
