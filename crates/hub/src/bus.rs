@@ -126,8 +126,8 @@ pub trait Topic: Send + Sync + Debug {
     /// Joins right after `from`: an exact replay, or a fresh resync join and why not.
     fn resume(&self, from: &ResumeFrom) -> Resumed;
 
-    /// A consistent copy of the top `depth` levels per side (0: all) at the channel's seq, or
-    /// `None` if this is not a book channel.
+    /// A consistent copy of the top `depth` levels per side (`usize::MAX`: all; 0: none, only
+    /// seq, liveness and checksum) at the channel's seq, or `None` if this is not a book channel.
     fn book_view(&self, depth: usize) -> Option<ChannelBook>;
 
     /// Local subscribers right now.

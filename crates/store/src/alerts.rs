@@ -11,12 +11,13 @@
 //!   firing) advances a store-wide change number; [`AlertStore::rule_changes_since`] returns
 //!   the rules of one partition written after a given number, deleted ones included (status
 //!   `deleted`), so an evaluator in another process converges by polling one small query.
-//! - **A firing is durable before it is sent**: [`Outbox::record_firings`] (in `outbox.rs`)
-//!   stores the firing, one pending delivery per endpoint, and the rule's firing counter in one
-//!   transaction.
+//! - **A firing is durable before it is sent**: [`Outbox::record_firings`] stores the firing,
+//!   one pending delivery per endpoint, and the rule's firing counter in one transaction.
 //! - Firing counters (`firings`, `last_fired_at`) and endpoint delivery statistics are not
 //!   user edits: they change neither `rev` nor what an update writes.
 //! - Nothing secret is stored in the clear: endpoint secrets are [`SealedSecret`]s.
+//!
+//! [`Outbox::record_firings`]: crate::outbox::Outbox::record_firings
 
 use crate::StoreError;
 use crate::keys::{SealedSecret, text_enum};
