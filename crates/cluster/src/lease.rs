@@ -8,26 +8,40 @@ use async_nats::jetstream::{self, kv};
 use bytes::Bytes;
 use std::time::Duration;
 
-/// The lease bucket of a cluster: the existing one, or created. Its stream is created here
-/// with the KV layout (`KV_<bucket>` on `$KV.<bucket>.>`, one value per key, rollups, direct
-/// gets, new writes refused when full) because async-nats 0.51's `create_key_value` first
-/// reads the account info, which it cannot parse from the NATS 2.9 servers still in use.
+/// The lease bucket of a cluster: the existing one, or created (entries expire after `ttl`).
 pub async fn bucket(
     js: &jetstream::Context,
     names: &Names,
     ttl: Duration,
 ) -> Result<kv::Store, ClusterError> {
-    let name = names.lease_bucket();
-    if let Ok(store) = js.get_key_value(&name).await {
+    kv_bucket(js, &names.lease_bucket(), "lease bucket", ttl).await
+}
+
+/// A KV bucket of the cluster, one value per key: the existing one, or created with entries
+/// expiring `max_age` after their last write (`Duration::ZERO`: never). Its stream is created
+/// here with the KV layout (`KV_<bucket>` on `$KV.<bucket>.>`, rollups, direct gets, new writes
+/// refused when full) because async-nats 0.51's `create_key_value` first reads the account
+/// info, which it cannot parse from the NATS 2.9 servers still in use.
+pub(crate) async fn kv_bucket(
+    js: &jetstream::Context,
+    name: &str,
+    what: &'static str,
+    max_age: Duration,
+) -> Result<kv::Store, ClusterError> {
+    if let Ok(store) = js.get_key_value(name).await {
         return Ok(store);
     }
     let config = jetstream::stream::Config {
         name: format!("KV_{name}"),
         subjects: vec![format!("$KV.{name}.>")],
         max_messages_per_subject: 1,
-        max_age: ttl,
-        // Must not exceed max_age.
-        duplicate_window: ttl,
+        max_age,
+        // Must not exceed max_age (when there is one).
+        duplicate_window: if max_age.is_zero() {
+            Duration::from_secs(120)
+        } else {
+            max_age
+        },
         allow_rollup: true,
         deny_delete: true,
         allow_direct: true,
@@ -36,10 +50,10 @@ pub async fn bucket(
         ..Default::default()
     };
     let created = js.get_or_create_stream(config).await;
-    js.get_key_value(&name)
+    js.get_key_value(name)
         .await
         .map_err(|error| ClusterError::JetStream {
-            what: "lease bucket",
+            what,
             source: match created {
                 Err(create) => create.into(),
                 Ok(_) => error.into(),

@@ -16,10 +16,13 @@
 //!   stops publishing before the lease can pass to a standby.
 //! - [`feeder`]: edge side, replica channels in the local hub built from the snapshot records
 //!   and the frames after them; told when the bus goes down and comes back.
+//! - [`instruments`]: instrument metadata in a KV bucket, written by the venue's owner, read
+//!   by the edges (which run no connector).
 
 pub mod failover;
 pub mod feeder;
 pub mod forwarder;
+pub mod instruments;
 pub mod lease;
 mod streams;
 pub mod subject;

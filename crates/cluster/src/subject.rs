@@ -68,6 +68,11 @@ impl Names {
         format!("{}_LEASE", self.prefix)
     }
 
+    /// The KV bucket of instrument metadata, one key per venue.
+    pub fn instruments_bucket(&self) -> String {
+        format!("{}_INSTR", self.prefix)
+    }
+
     /// Every frames subject (the frames stream's filter).
     pub fn all_frames(&self) -> String {
         format!("{}.f.>", self.prefix)

@@ -647,3 +647,126 @@ async fn a_position_from_one_edge_resumes_exactly_on_another() {
     }
     cleanup(&url, &options).await;
 }
+
+/// Instrument metadata: the owner writes each venue's list once (and again when it changes),
+/// a venue it does not own is not written, an edge gets every list at start and each change,
+/// and a bad value is counted and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_learns_the_instruments_of_the_venues_the_ingest_owns() {
+    use cluster::forwarder::Gate;
+    use cluster::instruments;
+    use model::{Instrument, Symbol, Venue};
+    use parking_lot::Mutex;
+
+    let Some(url) = nats_url() else { return };
+    let options = options("in");
+    let instrument = |venue: &str, symbol: &str, tick: &str| Instrument {
+        venue: Venue::new(venue).expect("venue"),
+        symbol: Symbol::new(symbol).expect("symbol"),
+        native_symbol: symbol.replace('-', ""),
+        tick_size: parse_decimal(tick).expect("decimal"),
+        lot_size: parse_decimal("0.001").expect("decimal"),
+    };
+    /// Owns every venue but `okx`.
+    #[derive(Debug)]
+    struct NotOkx;
+    impl Gate for NotOkx {
+        fn allowed(&self, venue: &str) -> bool {
+            venue != "okx"
+        }
+        fn fenced(&self, _venue: &str) {}
+    }
+    let served = Arc::new(Mutex::new(vec![
+        instrument("sim", "BTC-USDT", "0.01"),
+        instrument("sim", "ETH-USDT", "0.01"),
+        instrument("okx", "BTC-USDT", "0.1"),
+    ]));
+    let shutdown = CancellationToken::new();
+    let source: instruments::Source = {
+        let served = served.clone();
+        Arc::new(move || served.lock().clone())
+    };
+    let client = cluster::connect(&url).await.expect("nats");
+    let published = instruments::start_publisher(
+        client.clone(),
+        &options,
+        source,
+        Arc::new(NotOkx),
+        shutdown.clone(),
+    )
+    .await
+    .expect("publisher");
+
+    // The edge starts after the first write: it reads the last value of every key.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while published.published.load(Ordering::Relaxed) < 1 {
+        assert!(tokio::time::Instant::now() < deadline, "nothing published");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let learned: Arc<Mutex<Vec<Vec<Instrument>>>> = Arc::default();
+    let sink: instruments::Sink = {
+        let learned = learned.clone();
+        Arc::new(move |list| learned.lock().push(list))
+    };
+    let edge = instruments::start_watcher(client.clone(), options.clone(), sink, shutdown.clone());
+    let wait_for = |n: usize| {
+        let learned = learned.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            while learned.lock().len() < n {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "edge learned {:?}",
+                    learned.lock()
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    wait_for(1).await;
+    {
+        let lists = learned.lock();
+        assert_eq!(
+            lists[0].len(),
+            2,
+            "the sim list only: okx is not this node's"
+        );
+        assert!(lists[0].iter().all(|i| i.venue.as_str() == "sim"));
+    }
+
+    // A bad value written by someone else is counted and skipped; the next good one applies.
+    let js = async_nats::jetstream::new(client.clone());
+    let store = instruments::bucket(&js, &options).await.expect("bucket");
+    store
+        .put(
+            "venue.sim",
+            bytes::Bytes::from_static(b"[{\"venue\":\"sim\"}]"),
+        )
+        .await
+        .expect("put");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while edge.invalid.load(Ordering::Relaxed) < 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "bad value not counted"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(learned.lock().len(), 1, "a bad value changes nothing");
+
+    // A changed tick size reaches the edge (the publisher writes only changes: its last write
+    // was the good list, so the change is what it writes next).
+    served.lock()[0].tick_size = parse_decimal("0.5").expect("decimal");
+    wait_for(2).await;
+    let last = learned.lock().last().cloned().expect("list");
+    let btc = last
+        .iter()
+        .find(|i| i.symbol.as_str() == "BTC-USDT")
+        .expect("btc");
+    assert_eq!(btc.tick_size, parse_decimal("0.5").expect("decimal"));
+    shutdown.cancel();
+    let names = options.names().expect("names");
+    let _ = js
+        .delete_stream(format!("KV_{}", names.instruments_bucket()))
+        .await;
+}

@@ -10,6 +10,10 @@
 //!   from the bus, and WebSocket and REST serve them like local channels, with the ingest's
 //!   seq and epoch. No consolidator runs here: `book:all` comes from the ingest like any book.
 //!
+//! Instrument metadata travels too ([`cluster::instruments`]): the ingest writes the list of
+//! each venue it owns to the bus, an edge adds what it reads to its [`Market`], so
+//! `/v1/instruments` and the REST history checks answer on an edge as on the ingest.
+//!
 //! Both record the bus state for `/readyz` ([`BusStatus`]).
 
 use crate::cluster_config::ClusterRole;
@@ -19,6 +23,8 @@ use cluster::ClusterOptions;
 use cluster::failover::LeaseGate;
 use cluster::feeder::FeederStats;
 use cluster::forwarder::ForwarderStats;
+use cluster::instruments::InstrumentStats;
+use ingest::Market;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -33,9 +39,11 @@ pub enum BusStatus {
         connected: watch::Receiver<bool>,
         /// The venue leases: which venues this ingest forwards (a standby forwards none).
         leases: Arc<LeaseGate>,
+        instruments: Arc<InstrumentStats>,
     },
     Edge {
         stats: Arc<FeederStats>,
+        instruments: Arc<InstrumentStats>,
     },
 }
 
@@ -51,7 +59,7 @@ impl BusStatus {
     pub fn connected(&self) -> bool {
         match self {
             Self::Ingest { connected, .. } => *connected.borrow(),
-            Self::Edge { stats } => stats.connected.load(Ordering::Relaxed),
+            Self::Edge { stats, .. } => stats.connected.load(Ordering::Relaxed),
         }
     }
 
@@ -67,7 +75,7 @@ impl BusStatus {
     pub fn channels(&self) -> u64 {
         match self {
             Self::Ingest { stats, .. } => stats.channels.load(Ordering::Relaxed),
-            Self::Edge { stats } => stats.channels.load(Ordering::Relaxed),
+            Self::Edge { stats, .. } => stats.channels.load(Ordering::Relaxed),
         }
     }
 }
@@ -89,10 +97,12 @@ pub fn runs_venues(config: &Config) -> bool {
     config.cluster.role != ClusterRole::Edge
 }
 
-/// Starts the forwarder (ingest) or the feeder (edge) on `hub`; `None` for `role = "all"`.
+/// Starts the forwarder (ingest) or the feeder (edge) on `hub`, and the instrument board
+/// between `market` and the bus; `None` for `role = "all"`.
 pub async fn start(
     config: &Config,
     hub: &Arc<hub::Hub>,
+    market: &Arc<Market>,
     shutdown: &CancellationToken,
 ) -> Result<Option<BusStatus>, ServerError> {
     if config.cluster.role == ClusterRole::All {
@@ -108,9 +118,22 @@ pub async fn start(
                 .await
                 .map_err(ServerError::Cluster)?;
             let stats = cluster::forwarder::start(
-                client,
+                client.clone(),
                 hub.clone(),
                 options.clone(),
+                Arc::new(leases.clone()),
+                shutdown.clone(),
+            )
+            .await
+            .map_err(ServerError::Cluster)?;
+            let source: cluster::instruments::Source = {
+                let market = market.clone();
+                Arc::new(move || market.instruments())
+            };
+            let instruments = cluster::instruments::start_publisher(
+                client,
+                &options,
+                source,
                 Arc::new(leases.clone()),
                 shutdown.clone(),
             )
@@ -120,11 +143,12 @@ pub async fn start(
                 stats,
                 connected,
                 leases,
+                instruments,
             }
         }
         ClusterRole::Edge => {
             let stats = cluster::feeder::start(
-                client,
+                client.clone(),
                 connected,
                 hub.clone(),
                 options.clone(),
@@ -132,7 +156,21 @@ pub async fn start(
             )
             .await
             .map_err(ServerError::Cluster)?;
-            BusStatus::Edge { stats }
+            let sink: cluster::instruments::Sink = {
+                let market = market.clone();
+                Arc::new(move |list| {
+                    for instrument in list {
+                        market.upsert(instrument);
+                    }
+                })
+            };
+            let instruments = cluster::instruments::start_watcher(
+                client,
+                options.clone(),
+                sink,
+                shutdown.clone(),
+            );
+            BusStatus::Edge { stats, instruments }
         }
         ClusterRole::All => return Ok(None),
     };
@@ -167,7 +205,12 @@ pub fn render_metrics(bus: Option<&BusStatus>, out: &mut String) {
     );
     let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     match bus {
-        BusStatus::Ingest { stats, leases, .. } => {
+        BusStatus::Ingest {
+            stats,
+            leases,
+            instruments,
+            ..
+        } => {
             metric(
                 "tickgate_bus_frames_published_total",
                 "counter",
@@ -204,8 +247,20 @@ pub fn render_metrics(bus: Option<&BusStatus>, out: &mut String) {
                 "Venues whose lease this ingest holds (it forwards only those).",
                 leases.owned().len() as u64,
             );
+            metric(
+                "tickgate_bus_instrument_lists_published_total",
+                "counter",
+                "Venue instrument lists written to the bus (only when a list changed).",
+                load(&instruments.published),
+            );
+            metric(
+                "tickgate_bus_instrument_errors_total",
+                "counter",
+                "Instrument list writes NATS refused (retried every second).",
+                load(&instruments.errors),
+            );
         }
-        BusStatus::Edge { stats } => {
+        BusStatus::Edge { stats, instruments } => {
             metric(
                 "tickgate_bus_frames_replicated_total",
                 "counter",
@@ -229,6 +284,24 @@ pub fn render_metrics(bus: Option<&BusStatus>, out: &mut String) {
                 "counter",
                 "Bus messages that could not be read, skipped.",
                 load(&stats.invalid),
+            );
+            metric(
+                "tickgate_bus_instrument_lists_applied_total",
+                "counter",
+                "Venue instrument lists read from the bus and added to this edge's instruments.",
+                load(&instruments.applied),
+            );
+            metric(
+                "tickgate_bus_instrument_lists_invalid_total",
+                "counter",
+                "Instrument lists on the bus refused (unreadable, or naming another venue).",
+                load(&instruments.invalid),
+            );
+            metric(
+                "tickgate_bus_instrument_errors_total",
+                "counter",
+                "Instrument watches NATS refused or ended (watched again after 1 s).",
+                load(&instruments.errors),
             );
         }
     }

@@ -376,7 +376,7 @@ impl Gateway {
                 ));
             }
         }
-        let bus = crate::cluster_node::start(&config, &local_hub, &shutdown).await?;
+        let bus = crate::cluster_node::start(&config, &local_hub, &market, &shutdown).await?;
         if config.consolidated.enabled && runs_venues {
             let groups = config.consolidated_groups()?;
             let consolidator = ingest::consolidate::Consolidator::new(

@@ -64,6 +64,7 @@ pub(crate) async fn instruments(
         (status = 200, body = TickerResponse),
         (status = 400, description = "bad_param", body = ErrorBody),
         (status = 404, description = "unknown_instrument", body = ErrorBody),
+        (status = 503, description = "unavailable: on a cluster edge, no ticker replicated yet", body = ErrorBody),
     ),
 )]
 pub(crate) async fn ticker(
@@ -75,12 +76,46 @@ pub(crate) async fn ticker(
         .market()
         .get(&venue, &symbol)
         .ok_or_else(|| unknown_instrument(&venue, &symbol))?;
-    let ticker = entry.aggregates.lock().ticker.ticker().clone();
+    let ticker = match state.bus() {
+        // An edge computes no aggregates: its ticker is the replicated channel's latest value
+        // (what a WebSocket subscriber joins with).
+        Some(crate::cluster_node::BusStatus::Edge { .. }) => {
+            replicated_ticker(&state, &venue, &symbol)?
+        }
+        _ => entry.aggregates.lock().ticker.ticker().clone(),
+    };
     Ok(Json(TickerResponse {
         venue,
         symbol,
         ticker,
     }))
+}
+
+/// The latest message of a replicated `ticker:` channel (on an edge).
+fn replicated_ticker(
+    state: &AppState,
+    venue: &Venue,
+    symbol: &Symbol,
+) -> Result<model::Ticker, ApiError> {
+    let channel = Channel::new(ChannelKind::Ticker, venue.clone(), symbol.clone());
+    let not_yet = || {
+        ApiError::new(
+            ErrorCode::Unavailable,
+            format!("no ticker replicated on {channel} yet; retry shortly"),
+        )
+    };
+    let topic = state
+        .hub()
+        .topic(&channel.to_string())
+        .ok_or_else(not_yet)?;
+    let frame = topic.subscribe(false).initial.ok_or_else(not_yet)?;
+    match serde_json::from_str::<protocol::ServerMessage>(frame.as_str()) {
+        Ok(protocol::ServerMessage::Snapshot(d)) => d.ticker.ok_or_else(not_yet),
+        _ => {
+            tracing::warn!(channel = %channel, "latest frame of a replicated ticker did not parse");
+            Err(not_yet())
+        }
+    }
 }
 
 /// A snapshot of one order book, in the same `seq` space as the `book` WebSocket channel.

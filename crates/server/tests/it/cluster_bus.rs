@@ -1,7 +1,8 @@
 //! Ingest and edge roles over the real NATS bus (`[cluster] role`): two gateways in one
 //! process, the ingest running the simulator and forwarding its hub, the edge running no venue
 //! and serving the replicas. A WebSocket client on the edge gets the ingest's book with the
-//! ingest's seq and epoch, and `/readyz` reports the bus.
+//! ingest's seq and epoch, `/readyz` reports the bus, and the edge's REST instruments and
+//! ticker are the ingest's.
 //!
 //! Needs TICKGATE_TEST_NATS_URL (the bus) and TICKGATE_TEST_REDIS_URL (an edge shares nonces);
 //! each test uses its own NATS prefix and Redis key prefix.
@@ -72,6 +73,56 @@ async fn a_client_on_the_edge_gets_the_ingest_book_with_the_ingest_seq_and_epoch
         metric(&edge, "tickgate_bus_connected{role=\"edge\"}").await,
         1
     );
+    // The edge runs no connector: it learns the instruments from the bus.
+    let (_, on_ingest) = get_json(&ingest, "/v1/instruments").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, on_edge) = get_json(&edge, "/v1/instruments").await;
+        assert_eq!(status, 200, "{on_edge}");
+        if on_edge == on_ingest {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "edge instruments {on_edge} never became the ingest's {on_ingest}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        !on_ingest["instruments"]
+            .as_array()
+            .expect("list")
+            .is_empty(),
+        "{on_ingest}"
+    );
+    assert!(
+        metric(
+            &edge,
+            "tickgate_bus_instrument_lists_applied_total{role=\"edge\"}"
+        )
+        .await
+            >= 1
+    );
+    // Its ticker is the replicated channel's latest value (once one was replicated).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let ticker = loop {
+        let (status, body) = get_json(&edge, "/v1/ticker?venue=sim&symbol=BTC-USDT").await;
+        if status == 200 {
+            break body;
+        }
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(body["code"], "unavailable", "{body}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no ticker on the edge: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(ticker["symbol"], "BTC-USDT");
+    assert!(ticker["ticker"]["source"].is_string(), "{ticker}");
+    let (status, body) = get_json(&edge, "/v1/ticker?venue=sim&symbol=NOPE-USDT").await;
+    assert_eq!(status, 404, "{body}");
+
     let source = ingest.state().hub().topic(BOOK).expect("ingest book");
     let mut ws = connect(&edge).await;
     send(
