@@ -32,6 +32,10 @@ pub struct ClusterConfig {
     /// (`[A-Za-z0-9_-]{1,32}`): the ingest and edge nodes of one cluster share it; several
     /// clusters may share one NATS with different prefixes.
     pub nats_prefix: String,
+    /// Time-to-live of a venue's ingest lease on the bus, in ms: a dead ingest's venues are
+    /// taken over by a standby within this long (the owner stops publishing after half of it
+    /// without a renewal).
+    pub lease_ttl_ms: u64,
     /// Redis shared by all nodes (`redis://`); empty: none. When set, signed-request nonces,
     /// key rate limits and per-key WebSocket caps are kept there, not in this process.
     pub redis_url: String,
@@ -56,6 +60,7 @@ impl Default for ClusterConfig {
             role: ClusterRole::All,
             nats_url: String::new(),
             nats_prefix: "tg".into(),
+            lease_ttl_ms: DEFAULT_LEASE_TTL_MS,
             redis_url: String::new(),
             redis_prefix: "tickgate:".into(),
             redis_timeout_ms: DEFAULT_REDIS_TIMEOUT_MS,
@@ -74,6 +79,14 @@ pub const DEFAULT_REDIS_TIMEOUT_MS: u64 = 500;
 /// above 10 s a request waits longer than any client would.
 pub const REDIS_TIMEOUT_MS_RANGE: std::ops::RangeInclusive<u64> = 10..=10_000;
 
+/// `lease_ttl_ms` by default: a standby takes a dead ingest's venues over within 3 s.
+pub const DEFAULT_LEASE_TTL_MS: u64 = 3_000;
+
+/// Accepted `lease_ttl_ms`: below 1 s a NATS hiccup would move venues between ingests (each
+/// move is a new epoch for every client); above 60 s a dead ingest leaves its venues dark too
+/// long.
+pub const LEASE_TTL_MS_RANGE: std::ops::RangeInclusive<u64> = 1_000..=60_000;
+
 /// Longest accepted `node_id`.
 pub const MAX_NODE_ID_LEN: usize = 64;
 
@@ -86,6 +99,11 @@ impl ClusterConfig {
     /// `redis_timeout_ms` as a duration.
     pub fn redis_timeout(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.redis_timeout_ms)
+    }
+
+    /// `lease_ttl_ms` as a duration.
+    pub fn lease_ttl(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.lease_ttl_ms)
     }
 
     /// The PostgreSQL URL, if one is set.
@@ -149,6 +167,16 @@ impl ClusterConfig {
                     "must be {} to {} (ms)",
                     REDIS_TIMEOUT_MS_RANGE.start(),
                     REDIS_TIMEOUT_MS_RANGE.end()
+                ),
+            ));
+        }
+        if !LEASE_TTL_MS_RANGE.contains(&self.lease_ttl_ms) {
+            return Err(ConfigError::new(
+                "cluster.lease_ttl_ms",
+                format!(
+                    "must be {} to {} (ms)",
+                    LEASE_TTL_MS_RANGE.start(),
+                    LEASE_TTL_MS_RANGE.end()
                 ),
             ));
         }
@@ -243,6 +271,11 @@ mod tests {
             ("redis_timeout_ms = 9", Some("cluster.redis_timeout_ms")),
             ("redis_timeout_ms = 10001", Some("cluster.redis_timeout_ms")),
             ("redis_timeout_ms = -1", Some("cluster.redis_timeout_ms")),
+            ("lease_ttl_ms = 1000", None),
+            ("lease_ttl_ms = 60000", None),
+            ("lease_ttl_ms = 999", Some("cluster.lease_ttl_ms")),
+            ("lease_ttl_ms = 60001", Some("cluster.lease_ttl_ms")),
+            ("lease_ttl_ms = \"3s\"", Some("cluster.lease_ttl_ms")),
             ("postgres_schema = \"tickgate_eu\"", None),
             (
                 "postgres_schema = \"Eu-1\"",

@@ -88,6 +88,7 @@ pub fn options(config: &Config) -> ClusterOptions {
         node: config.cluster.resolved_node_id(),
         history_size: config.hub.history_size.max(1),
         history_ttl: Duration::from_secs(config.hub.history_ttl_secs),
+        lease_ttl: config.cluster.lease_ttl(),
         ..Default::default()
     }
 }
