@@ -160,26 +160,16 @@ impl ClusterConfig {
                 format!("must be 1 to {MAX_NODE_ID_LEN} printable ASCII characters, no spaces"),
             ));
         }
-        if !REDIS_TIMEOUT_MS_RANGE.contains(&self.redis_timeout_ms) {
-            return Err(ConfigError::new(
-                "cluster.redis_timeout_ms",
-                format!(
-                    "must be {} to {} (ms)",
-                    REDIS_TIMEOUT_MS_RANGE.start(),
-                    REDIS_TIMEOUT_MS_RANGE.end()
-                ),
-            ));
-        }
-        if !LEASE_TTL_MS_RANGE.contains(&self.lease_ttl_ms) {
-            return Err(ConfigError::new(
-                "cluster.lease_ttl_ms",
-                format!(
-                    "must be {} to {} (ms)",
-                    LEASE_TTL_MS_RANGE.start(),
-                    LEASE_TTL_MS_RANGE.end()
-                ),
-            ));
-        }
+        check_ms(
+            "cluster.redis_timeout_ms",
+            self.redis_timeout_ms,
+            &REDIS_TIMEOUT_MS_RANGE,
+        )?;
+        check_ms(
+            "cluster.lease_ttl_ms",
+            self.lease_ttl_ms,
+            &LEASE_TTL_MS_RANGE,
+        )?;
         if self.node_id.len() > MAX_NODE_ID_LEN
             || !self
                 .node_id
@@ -209,6 +199,21 @@ impl ClusterConfig {
         }
         Ok(())
     }
+}
+
+/// A duration in ms within `range`, or an error naming `key` and the range.
+fn check_ms(
+    key: &'static str,
+    value: u64,
+    range: &std::ops::RangeInclusive<u64>,
+) -> Result<(), ConfigError> {
+    if range.contains(&value) {
+        return Ok(());
+    }
+    Err(ConfigError::new(
+        key,
+        format!("must be {} to {} (ms)", range.start(), range.end()),
+    ))
 }
 
 /// An empty `url` passes; otherwise it must be `<scheme>://<something>` with a listed scheme.
