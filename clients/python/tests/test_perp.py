@@ -14,6 +14,7 @@ import pytest
 from tickgate import (
     Client,
     Funding,
+    FundingAll,
     Gap,
     LiquidationItem,
     Liquidations,
@@ -73,6 +74,29 @@ def test_funding_mark_and_oi_read_the_documented_shapes() -> None:
     )
     assert isinstance(oi, OpenInterest)
     assert oi.oi == Decimal("1234.5") and oi.oi_value == Decimal("80250000.25")
+
+
+def test_funding_all_compares_each_venue_and_refuses_malformed_entries() -> None:
+    channel = "funding:all:BTC-USDT-PERP"
+    entries = [
+        {"venue": "bybit", "symbol": "BTC-USDT-PERP", "funding": {"rate": "-0.0001", "ts": 7}},
+        {
+            "venue": "okx",
+            "symbol": "BTC-USDT-PERP",
+            "funding": {"rate": "0.0002", "next_funding_ts": 1000, "ts": 5},
+        },
+    ]
+    event = data_event(message("funding_all", channel, entries), "funding")
+    assert isinstance(event, FundingAll) and event.snapshot
+    assert [(v.venue, v.rate, v.next_funding_ts) for v in event.venues] == [
+        ("bybit", Decimal("-0.0001"), None),
+        ("okx", Decimal("0.0002"), 1000),
+    ]
+    for bad in ({"x": 1}, [{"venue": "okx", "symbol": "S"}], [{"venue": 1, "funding": {}}]):
+        malformed = data_event(message("funding_all", channel, bad), "funding")
+        with pytest.raises(TickgateError) as caught:
+            _ = malformed.venues  # type: ignore[union-attr]
+        assert caught.value.code == "protocol_error"
 
 
 def test_liquidations_are_a_batch_of_typed_items() -> None:

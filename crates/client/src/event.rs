@@ -1,6 +1,6 @@
 //! What the application receives, in order, from [`Client::next_event`](crate::Client::next_event).
 
-use model::{Funding, Level, Liquidation, MarkPrice, OpenInterest, Ticker};
+use model::{Funding, Level, Liquidation, MarkPrice, OpenInterest, Ticker, VenueFunding};
 use protocol::{CandleBody, ErrorBody, StatusBody, WireTrade};
 use std::sync::Arc;
 use std::time::Duration;
@@ -91,6 +91,8 @@ pub enum Event {
     Candle(Latest<CandleBody>),
     Status(Latest<StatusBody>),
     Funding(Latest<Funding>),
+    /// `funding:all:{SYM}`: every member venue's latest funding, by venue name.
+    FundingAll(Latest<Vec<VenueFunding>>),
     Mark(Latest<MarkPrice>),
     OpenInterest(Latest<OpenInterest>),
     Liquidations(LiquidationsMessage),
@@ -143,6 +145,7 @@ impl Event {
             Self::Candle(l) => Some(&l.meta.channel),
             Self::Status(l) => Some(&l.meta.channel),
             Self::Funding(l) => Some(&l.meta.channel),
+            Self::FundingAll(l) => Some(&l.meta.channel),
             Self::Mark(l) => Some(&l.meta.channel),
             Self::OpenInterest(l) => Some(&l.meta.channel),
             Self::Liquidations(l) => Some(&l.meta.channel),
@@ -160,6 +163,7 @@ impl Event {
             Self::Candle(l) => Some(&l.meta),
             Self::Status(l) => Some(&l.meta),
             Self::Funding(l) => Some(&l.meta),
+            Self::FundingAll(l) => Some(&l.meta),
             Self::Mark(l) => Some(&l.meta),
             Self::OpenInterest(l) => Some(&l.meta),
             Self::Liquidations(l) => Some(&l.meta),

@@ -91,6 +91,7 @@ pub use rest::RestClient;
 /// Re-exported wire and model types that appear in events and REST responses.
 pub use model::{
     Decimal, Funding, Interval, Level, Liquidation, MarkPrice, OpenInterest, Side, Ticker,
+    VenueFunding,
 };
 pub use protocol::rest::{BookResponse, InstrumentsResponse, TickerResponse};
 pub use protocol::{CandleBody, ErrorBody, ErrorCode, StatusBody, WireLevel, WireTrade};

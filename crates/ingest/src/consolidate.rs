@@ -1,4 +1,5 @@
-//! Consolidated cross-venue views: `book:all:{SYM}` and `ticker:all:{SYM}`.
+//! Consolidated cross-venue views: `book:all:{SYM}`, `ticker:all:{SYM}` and, for perpetuals,
+//! `funding:all:{SYM}` (each member venue's latest funding side by side).
 //!
 //! A [`Group`] names the venue instruments that count as one instrument. By default
 //! ([`default_groups`]) only identical normalized symbols are merged, so `BTC-USD` (Coinbase,
@@ -10,12 +11,16 @@
 //! lost, as a snapshot). A member whose book is not live is left out, never merged stale; when
 //! no member is live the consolidated book is marked stale (subscribers get a `resync` notice).
 //! Consolidated books may cross (venues disagree), so they are the one book kind allowed to.
+//!
+//! `funding:all` lists, by venue name, the latest funding of every member that has sent one
+//! (whatever its book's state: funding does not depend on it), and is published when that list
+//! changes. Rates are each venue's own, for its own interval (never rescaled).
 
 use crate::market::Market;
 use hub::{Bus, CacheMode, Publisher};
 use model::{
     BookDelta, BookSnapshot, Channel, ChannelKind, Decimal, Level, Symbol, Ticker, TickerSource,
-    Timestamp, Venue,
+    Timestamp, Venue, VenueFunding,
 };
 use protocol::DataMessage;
 use std::collections::BTreeMap;
@@ -55,10 +60,13 @@ struct GroupState {
     group: Group,
     book: Arc<dyn Publisher>,
     ticker: Arc<dyn Publisher>,
+    /// `funding:all:SYM`, for a perpetual group only.
+    funding: Option<Arc<dyn Publisher>>,
     /// What the consolidated book channel holds (None: nothing live was published).
     published: Option<Sides>,
     seq: u64,
     last_ticker: Option<Ticker>,
+    last_funding: Vec<VenueFunding>,
 }
 
 /// Maintains the consolidated channels.
@@ -70,7 +78,8 @@ pub struct Consolidator {
 }
 
 impl Consolidator {
-    /// Registers `book:all:SYM` and `ticker:all:SYM` for each group.
+    /// Registers `book:all:SYM` and `ticker:all:SYM` for each group, and `funding:all:SYM` for
+    /// each perpetual one.
     pub fn new(hub: Arc<dyn Bus>, market: Arc<Market>, groups: Vec<Group>, depth: usize) -> Self {
         let all = Venue::new(Venue::ALL).expect("\"all\" is a valid venue name");
         let groups = groups
@@ -80,10 +89,15 @@ impl Consolidator {
                 GroupState {
                     book: hub.publisher(channel(ChannelKind::Book), CacheMode::MergedBook),
                     ticker: hub.publisher(channel(ChannelKind::Ticker), CacheMode::Latest),
+                    funding: group
+                        .symbol
+                        .is_perpetual()
+                        .then(|| hub.publisher(channel(ChannelKind::Funding), CacheMode::Latest)),
                     group,
                     published: None,
                     seq: 0,
                     last_ticker: None,
+                    last_funding: Vec::new(),
                 }
             })
             .collect();
@@ -109,8 +123,48 @@ impl Consolidator {
     /// Recomputes every group and publishes what changed.
     pub fn refresh(&mut self) {
         for index in 0..self.groups.len() {
+            self.refresh_funding(index);
             self.refresh_group(index);
         }
+    }
+
+    /// Publishes the group's `funding:all` when a member's funding changed.
+    fn refresh_funding(&mut self, index: usize) {
+        let market = &self.market;
+        let g = &mut self.groups[index];
+        let Some(publisher) = &g.funding else {
+            return;
+        };
+        let (mut ts, mut recv_ts) = (0i64, 0i64);
+        let mut venues = Vec::new();
+        for (venue, symbol) in &g.group.members {
+            let Some(entry) = market.get(venue, symbol) else {
+                continue;
+            };
+            let Some((funding, received)) = entry.aggregates.lock().funding.clone() else {
+                continue;
+            };
+            ts = ts.max(funding.ts.0);
+            recv_ts = recv_ts.max(received.0);
+            venues.push(VenueFunding {
+                venue: venue.clone(),
+                symbol: symbol.clone(),
+                funding,
+            });
+        }
+        venues.sort_by(|a, b| {
+            (a.venue.as_str(), a.symbol.as_str()).cmp(&(b.venue.as_str(), b.symbol.as_str()))
+        });
+        if venues.is_empty() || venues == g.last_funding {
+            return;
+        }
+        publisher.publish(DataMessage {
+            ts,
+            recv_ts,
+            funding_all: Some(venues.clone()),
+            ..Default::default()
+        });
+        g.last_funding = venues;
     }
 
     fn refresh_group(&mut self, index: usize) {
@@ -273,6 +327,7 @@ fn max_opt(a: Option<Decimal>, b: Option<Decimal>) -> Option<Decimal> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use model::{Funding, Instrument, parse_decimal};
 
     fn sym(s: &str) -> Symbol {
         Symbol::new(s).unwrap()
@@ -309,5 +364,73 @@ mod tests {
             vec![lv("1", "0"), lv("2", "3"), lv("3", "1")]
         );
         assert!(diff(&new, &new).is_empty());
+    }
+
+    #[test]
+    fn funding_all_lists_each_member_venue_and_is_published_only_on_change() {
+        let hub = Arc::new(hub::Hub::new(hub::HubConfig::default()));
+        let market = Arc::new(Market::default());
+        let v = |n: &str| Venue::new(n).unwrap();
+        let perp = sym("BTC-USDT-PERP");
+        for venue in ["okx", "bybit"] {
+            market.upsert(Instrument {
+                venue: v(venue),
+                symbol: perp.clone(),
+                native_symbol: "BTCUSDT".into(),
+                tick_size: parse_decimal("0.1").unwrap(),
+                lot_size: parse_decimal("0.001").unwrap(),
+            });
+        }
+        let groups = default_groups(&[
+            (v("okx"), vec![perp.clone()]),
+            (v("bybit"), vec![perp.clone()]),
+            (v("binance"), vec![sym("BTC-USDT")]),
+        ]);
+        let mut c = Consolidator::new(hub.clone(), market.clone(), groups, 10);
+        // A spot group gets no funding channel; a perpetual one does, empty until a member
+        // sends its funding.
+        assert!(hub.topic("funding:all:BTC-USDT").is_none());
+        let topic = hub.topic("funding:all:BTC-USDT-PERP").expect("registered");
+        c.refresh();
+        assert_eq!(topic.seq(), 0, "nothing published before any funding");
+        let funding = |rate: &str, ts: i64| Funding {
+            rate: parse_decimal(rate).unwrap(),
+            predicted_rate: None,
+            next_funding_ts: Some(Timestamp(1_000)),
+            ts: Timestamp(ts),
+        };
+        let set = |venue: &str, f: Funding| {
+            let entry = market.get(&v(venue), &perp).unwrap();
+            entry.aggregates.lock().funding = Some((f, Timestamp(9)));
+        };
+        set("okx", funding("0.0002", 5));
+        set("bybit", funding("-0.0001", 7));
+        c.refresh();
+        assert_eq!(topic.seq(), 1);
+        c.refresh();
+        assert_eq!(topic.seq(), 1, "unchanged: not published again");
+        let joined = topic.subscribe(false);
+        let text = joined.initial.expect("latest value");
+        let protocol::ServerMessage::Snapshot(d) =
+            serde_json::from_str::<protocol::ServerMessage>(text.as_str()).unwrap()
+        else {
+            panic!("a snapshot")
+        };
+        let all = d.funding_all.expect("funding_all");
+        let venues: Vec<(&str, String)> = all
+            .iter()
+            .map(|f| (f.venue.as_str(), f.funding.rate.to_string()))
+            .collect();
+        assert_eq!(
+            venues,
+            [
+                ("bybit", "-0.0001".to_string()),
+                ("okx", "0.0002".to_string())
+            ]
+        );
+        assert_eq!((d.ts, d.recv_ts), (7, 9));
+        set("okx", funding("0.0003", 8));
+        c.refresh();
+        assert_eq!(topic.seq(), 2, "a member's change is published");
     }
 }

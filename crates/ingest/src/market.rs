@@ -3,7 +3,7 @@
 use crate::candles::CandleAgg;
 use crate::ticker::TickerAgg;
 use hub::Publisher;
-use model::{Instrument, Symbol, Venue};
+use model::{Funding, Instrument, Symbol, Timestamp, Venue};
 use parking_lot::{Mutex, RwLock};
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
@@ -13,6 +13,9 @@ use std::sync::{Arc, OnceLock};
 pub struct Aggregates {
     pub ticker: TickerAgg,
     pub candles: CandleAgg,
+    /// The latest funding of a perpetual and when it was received (what `funding:all`
+    /// compares); `None` for spot and before the venue's first funding message.
+    pub funding: Option<(Funding, Timestamp)>,
 }
 
 /// One served instrument.

@@ -269,9 +269,12 @@ impl VenueIngest {
                 perp.funding.publish(DataMessage {
                     ts: funding.ts.0,
                     recv_ts: recv_ts.0,
-                    funding: Some(funding),
+                    funding: Some(funding.clone()),
                     ..Default::default()
                 });
+                if let Some(inst) = self.instruments.get(&symbol) {
+                    inst.entry.aggregates.lock().funding = Some((funding, recv_ts));
+                }
             }
             FeedEvent::Mark {
                 symbol,

@@ -31,7 +31,7 @@ pub use candle::{Candle, Interval};
 pub use channel::{Channel, ChannelKind};
 pub use decimal::{Decimal, parse_decimal, write_decimal};
 pub use instrument::{Instrument, PERP_SUFFIX, Symbol, Venue};
-pub use perp::{Funding, Liquidation, MarkPrice, OpenInterest};
+pub use perp::{Funding, Liquidation, MarkPrice, OpenInterest, VenueFunding};
 pub use ticker::{Ticker, TickerSource, VenueTicker};
 pub use time::Timestamp;
 pub use trade::{Side, Trade};

@@ -2,7 +2,7 @@
 //! and liquidations. Each is whole (a venue that sends partial changes has them merged by its
 //! session) and carries the venue's exchange time.
 
-use crate::{Decimal, Side, Timestamp};
+use crate::{Decimal, Side, Symbol, Timestamp, Venue};
 use serde::{Deserialize, Serialize};
 
 /// The funding of a perpetual: the rate of the current interval and when it is paid.
@@ -23,6 +23,22 @@ pub struct Funding {
     /// Exchange time of the figures, µs since the epoch.
     #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub ts: Timestamp,
+}
+
+/// One venue's funding in a consolidated `funding:all:{SYM}` message.
+///
+/// Venues pay at different intervals (Hyperliquid every hour, Bybit and OKX usually every
+/// 8 hours): `funding.rate` is the venue's rate for its own interval, compared as published,
+/// never rescaled; `next_funding_ts` says when each is paid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct VenueFunding {
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "bybit"))]
+    pub venue: Venue,
+    /// The venue instrument's own normalized symbol (a group may merge several).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "BTC-USDT-PERP"))]
+    pub symbol: Symbol,
+    pub funding: Funding,
 }
 
 /// Mark price (what positions are valued and liquidated at) and index price (the spot

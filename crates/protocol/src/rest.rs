@@ -52,6 +52,9 @@ pub struct PerpLatestResponse {
     pub epoch: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub funding: Option<model::Funding>,
+    /// `venue=all`: each member venue's latest funding (see `funding:all` in protocol.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub funding_all: Option<Vec<model::VenueFunding>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mark: Option<model::MarkPrice>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -13,7 +13,10 @@
 
 use crate::{AlertBody, ErrorCode, RequestId, ResumeFrom};
 use model::onchain::{ChainBlock, ChainLog};
-use model::{Decimal, Funding, Level, Liquidation, MarkPrice, OpenInterest, Side, Ticker, Trade};
+use model::{
+    Decimal, Funding, Level, Liquidation, MarkPrice, OpenInterest, Side, Ticker, Trade,
+    VenueFunding,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -131,6 +134,9 @@ pub struct DataMessage {
     /// `funding:{venue}:{symbol}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub funding: Option<Funding>,
+    /// `funding:all:{symbol}`: each member venue's latest funding, by venue name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub funding_all: Option<Vec<VenueFunding>>,
     /// `mark:{venue}:{symbol}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mark: Option<MarkPrice>,

@@ -44,18 +44,19 @@ fn latest(
         seq: d.seq,
         epoch: d.epoch,
         funding: d.funding,
+        funding_all: d.funding_all,
         mark: d.mark,
         oi: d.oi,
     }))
 }
 
-/// The latest funding rate of a perpetual.
+/// The latest funding rate of a perpetual (of one venue, or of every venue with `venue=all`).
 #[utoipa::path(
     get,
     path = "/v1/funding",
     tag = "market",
     params(
-        ("venue" = String, Query, description = "Venue, e.g. bybit"),
+        ("venue" = String, Query, description = "Venue, e.g. bybit; `all`: every venue's latest funding side by side (`funding_all`)"),
         ("symbol" = String, Query, description = "Perpetual, e.g. BTC-USDT-PERP"),
     ),
     responses(

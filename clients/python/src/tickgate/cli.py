@@ -30,6 +30,7 @@ from .events import (
     Closed,
     Event,
     Funding,
+    FundingAll,
     Gap,
     KeyExpiring,
     Liquidations,
@@ -108,7 +109,7 @@ def _levels(levels: Sequence[Sequence[str]]) -> str:
     return " ".join(f"{p}x{s}" for p, s in list(levels)[:3])
 
 
-def _describe_perp(event: Funding | Mark | OpenInterest | Liquidations) -> str:
+def _describe_perp(event: Funding | FundingAll | Mark | OpenInterest | Liquidations) -> str:
     def show(value: Any) -> str:
         return "-" if value is None else str(value)
 
@@ -117,6 +118,8 @@ def _describe_perp(event: Funding | Mark | OpenInterest | Liquidations) -> str:
             f"rate {event.rate} predicted {show(event.predicted_rate)} "
             f"next {show(event.next_funding_ts)}"
         )
+    if isinstance(event, FundingAll):
+        return ", ".join(f"{v.venue} {v.rate}" for v in event.venues)
     if isinstance(event, Mark):
         return f"mark {show(event.mark)} index {show(event.index)}"
     if isinstance(event, OpenInterest):
@@ -158,7 +161,7 @@ def describe(event: Event) -> str:
         )
     if isinstance(event, Status):
         return f"{event.channel} #{event.seq} {event.state} {event.detail}"
-    if isinstance(event, Funding | Mark | OpenInterest | Liquidations):
+    if isinstance(event, Funding | FundingAll | Mark | OpenInterest | Liquidations):
         try:
             return f"{event.channel} #{event.seq} {_describe_perp(event)}"
         except TickgateError as error:  # malformed: show what was sent, and why

@@ -39,8 +39,8 @@ from .events import (
     Resync,
     ServerError,
     _Data,
+    channel_class,
     channel_kind,
-    data_class,
 )
 from .queue import EventQueue
 from .rest import RestClient
@@ -662,8 +662,8 @@ class Client:
                 entry = _Channel(
                     name,
                     kind,
-                    update_cls=data_class(kind, False),
-                    snapshot_cls=data_class(kind, True),
+                    update_cls=channel_class(name, False),
+                    snapshot_cls=channel_class(name, True),
                 )
                 if kind == "book" and self.options.mirror_books:
                     entry.mirror = BookMirror(name)

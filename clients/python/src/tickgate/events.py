@@ -355,6 +355,55 @@ class Funding(_Latest):
         return _time_field(self._body(), "next_funding_ts", self.raw.get("channel"), required=False)
 
 
+@dataclass(frozen=True, slots=True)
+class VenueFunding:
+    """One venue's funding in a :class:`FundingAll` comparison. ``rate`` is for the venue's
+    own interval (Hyperliquid hourly, Bybit and OKX usually 8-hourly), never rescaled."""
+
+    venue: str
+    symbol: str
+    rate: Decimal
+    predicted_rate: Decimal | None
+    next_funding_ts: int | None
+    ts: int
+
+
+class FundingAll(_Data):
+    """Every member venue's latest funding side by side (``funding:all:{SYM}``), by venue
+    name; a ``snapshot`` on join, an ``update`` when any venue's funding changes. A malformed
+    entry raises ``TickgateError`` with code ``protocol_error`` when read."""
+
+    __slots__ = ()
+
+    @property
+    def venues(self) -> list[VenueFunding]:
+        channel = self.raw.get("channel")
+        items = self.raw.get("funding_all")
+        if not isinstance(items, list):
+            raise _malformed(channel, "message: no funding_all array")
+        out = []
+        for item in items:
+            body = item.get("funding") if isinstance(item, dict) else None
+            if not isinstance(body, dict):
+                raise _malformed(channel, "funding_all entry: no funding object")
+            venue, symbol = item.get("venue"), item.get("symbol")
+            if not isinstance(venue, str) or not isinstance(symbol, str):
+                raise _malformed(channel, "funding_all entry: venue and symbol must be strings")
+            ts = _time_field(body, "ts", channel, required=True)
+            assert ts is not None
+            out.append(
+                VenueFunding(
+                    venue=venue,
+                    symbol=symbol,
+                    rate=_decimal_field(body, "rate", channel, required=True),
+                    predicted_rate=_decimal_field(body, "predicted_rate", channel, required=False),
+                    next_funding_ts=_time_field(body, "next_funding_ts", channel, required=False),
+                    ts=ts,
+                )
+            )
+        return out
+
+
 class Mark(_Latest):
     """A perpetual's mark and index price (``mark:{venue}:{SYM}``); either ``None`` until the
     venue sent it."""
@@ -511,6 +560,7 @@ DataEvent = (
     | Chain
     | Alert
     | Funding
+    | FundingAll
     | Mark
     | OpenInterest
     | Liquidations
@@ -528,6 +578,7 @@ DATA_EVENTS = (
     Chain,
     Alert,
     Funding,
+    FundingAll,
     Mark,
     OpenInterest,
     Liquidations,
@@ -564,8 +615,20 @@ def data_class(kind: str, snapshot: bool) -> type[_Data]:
     raise ValueError(f"unknown channel kind {kind!r}")
 
 
+def channel_class(channel: str, snapshot: bool) -> type[_Data]:
+    """The event class of a ``snapshot``/``update`` message on ``channel``: as its kind's,
+    except the consolidated ``funding:all:{SYM}`` (a comparison, :class:`FundingAll`)."""
+    kind = channel_kind(channel)
+    if kind == "funding" and channel.split(":")[1:2] == ["all"]:
+        return FundingAll
+    return data_class(kind, snapshot)
+
+
 def data_event(msg: dict[str, Any], kind: str) -> DataEvent:
     """The event for one ``snapshot``/``update`` message of a channel of ``kind``."""
+    channel = msg.get("channel")
+    if kind == "funding" and isinstance(channel, str):
+        return channel_class(channel, msg["type"] == "snapshot")(msg)  # type: ignore[return-value]
     return data_class(kind, msg["type"] == "snapshot")(msg)  # type: ignore[return-value]
 
 

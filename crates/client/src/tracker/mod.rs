@@ -461,8 +461,16 @@ fn levels(wire: Option<Vec<protocol::WireLevel>>) -> Vec<Level> {
         .collect()
 }
 
-/// The typed event of a ticker, candle, status, funding, mark or open-interest message.
+/// The typed event of a ticker, candle, status, funding (one venue or `all`), mark or
+/// open-interest message.
 fn latest(meta: Meta, snapshot: bool, d: DataMessage) -> Option<Event> {
+    if let Some(value) = d.funding_all {
+        return Some(Event::FundingAll(Latest {
+            meta,
+            snapshot,
+            value,
+        }));
+    }
     if let Some(value) = d.funding {
         return Some(Event::Funding(Latest {
             meta,

@@ -216,3 +216,31 @@ fn a_rate_limited_request_without_id_replaces_the_connection() {
     );
     assert!(matches!(out.events[0], Event::ServerError(_)));
 }
+
+#[test]
+fn a_funding_all_snapshot_is_a_typed_comparison_event() {
+    const ALL: &str = "funding:all:BTC-USDT-PERP";
+    let (mut t, _) = tracker_with(&[ALL]);
+    let text = r#"{"type":"snapshot","channel":"funding:all:BTC-USDT-PERP","seq":11,"epoch":"e1","ts":7,"recv_ts":9,
+        "funding_all":[{"venue":"bybit","symbol":"BTC-USDT-PERP","funding":{"rate":"-0.0001","ts":7}},
+                       {"venue":"okx","symbol":"BTC-USDT-PERP","funding":{"rate":"0.0002","next_funding_ts":1000,"ts":5}}]}"#;
+    let mut out = Out::default();
+    t.on_message(serde_json::from_str(text).unwrap(), &mut out);
+    let [Event::FundingAll(l)] = out.events.as_slice() else {
+        panic!("{:?}", out.events)
+    };
+    assert!(l.snapshot);
+    assert_eq!((&*l.meta.channel, l.meta.seq), (ALL, 11));
+    let rates: Vec<(&str, String)> = l
+        .value
+        .iter()
+        .map(|v| (v.venue.as_str(), v.funding.rate.to_string()))
+        .collect();
+    assert_eq!(
+        rates,
+        [
+            ("bybit", "-0.0001".to_string()),
+            ("okx", "0.0002".to_string())
+        ]
+    );
+}

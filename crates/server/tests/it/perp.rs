@@ -46,6 +46,26 @@ async fn bybit_funding_over_ws_and_rest_and_spot_has_none() {
     assert_eq!(body["channel"], "funding:bybit:BTC-USDT-PERP", "{body}");
     assert_eq!(body["funding"]["rate"], "0.0001", "{body}");
     assert_eq!(body["funding"]["next_funding_ts"], 1_673_280_000_000_000i64);
+    // The cross-venue comparison lists each venue's latest funding (here Bybit's alone).
+    let mut all = serde_json::Value::Null;
+    for _ in 0..300 {
+        let (status, b) = get_json(&gateway, "/v1/funding?venue=all&symbol=BTC-USDT-PERP").await;
+        if status == 200 {
+            all = b;
+            break;
+        }
+        assert_eq!((status, &b["code"]), (503, &"unavailable".into()), "{b}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(all["channel"], "funding:all:BTC-USDT-PERP", "{all}");
+    assert_eq!(all["funding_all"][0]["venue"], "bybit", "{all}");
+    assert_eq!(all["funding_all"][0]["funding"]["rate"], "0.0001", "{all}");
+    let (status, body) = get_json(&gateway, "/v1/funding?venue=all&symbol=BTC-USDT").await;
+    assert_eq!(
+        (status, &body["code"]),
+        (404, &"unknown_instrument".into()),
+        "{body}"
+    );
     let (status, oi) = get_json(&gateway, "/v1/oi?venue=bybit&symbol=BTC-USDT-PERP").await;
     assert_eq!((status, &oi["oi"]["oi"]), (200, &"1234.5".into()), "{oi}");
     let (status, mark) = get_json(&gateway, "/v1/mark?venue=bybit&symbol=BTC-USDT-PERP").await;

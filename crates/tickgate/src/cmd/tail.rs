@@ -219,6 +219,15 @@ pub fn describe(event: &Event) -> String {
                 l.meta.channel, l.meta.seq, f.rate
             )
         }
+        Event::FundingAll(l) => {
+            let venues = l
+                .value
+                .iter()
+                .map(|v| format!("{} {}", v.venue, v.funding.rate))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!("{} #{} {venues}", l.meta.channel, l.meta.seq)
+        }
         Event::Mark(l) => {
             let show = |d: &Option<model::Decimal>| d.map_or("-".to_string(), |d| d.to_string());
             format!(
