@@ -10,6 +10,10 @@
 //! - `security_state_is_shared_by_the_edges`: a signed request accepted by edge A is
 //!   `nonce_reused` on edge B; a key revoked through A's admin API closes its live session on
 //!   B (time printed, bound 1 s); a key's rate limit is one budget across both edges.
+//! - `an_edge_that_loses_nats_tells_the_sdk_and_recovers`: the edge's link to NATS is cut: an
+//!   SDK client on it gets the `bus_down` resync notice (sent at the current seq, which the
+//!   SDK used to drop) and a stale book, then, with the link back, a resync snapshot and a book
+//!   equal to the ingest's.
 //! - `the_cluster_example_configs_are_valid`: `tickgate config check` on examples/cluster/.
 //!
 //! Needs TICKGATE_TEST_NATS_URL and TICKGATE_TEST_REDIS_URL (and TICKGATE_TEST_POSTGRES_URL
@@ -508,6 +512,137 @@ async fn next_message(ws: &mut Ws, want: impl Fn(&ServerMessage) -> bool) -> Ser
             }
         }
     }
+}
+
+/// A TCP forwarder on a fixed loopback port to `target` that the test can cut (closing the
+/// listener and every forwarded connection, as a network partition would) and restore.
+struct Link {
+    port: u16,
+    target: String,
+    tasks: tokio::task::JoinSet<()>,
+}
+
+impl Link {
+    async fn to(target: String) -> Self {
+        let mut link = Self {
+            port: free_port(),
+            target,
+            tasks: tokio::task::JoinSet::new(),
+        };
+        link.restore().await;
+        link
+    }
+
+    fn cut(&mut self) {
+        self.tasks.abort_all();
+    }
+
+    async fn restore(&mut self) {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .unwrap();
+        let target = self.target.clone();
+        self.tasks.spawn(async move {
+            let mut links = tokio::task::JoinSet::new();
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let target = target.clone();
+                links.spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_that_loses_nats_tells_the_sdk_and_recovers() {
+    let Some(s) = services() else { return };
+    let prefix = unique("bus");
+    let root = temp_root(&prefix);
+    let _cleanup = Cleanup {
+        root: root.clone(),
+        nats: s.nats.clone(),
+        prefix: prefix.clone(),
+    };
+    let nats_addr = s.nats.trim_start_matches("nats://").to_string();
+    let mut link = Link::to(nats_addr).await;
+    let mut ingest = Node::spawn(
+        &root,
+        "ingest-1",
+        &cluster(&s, &prefix, "ingest", "ingest-1", ""),
+    );
+    let through_link = Services {
+        nats: format!("nats://127.0.0.1:{}", link.port),
+        redis: s.redis.clone(),
+    };
+    let mut edge = Node::spawn(
+        &root,
+        "edge-a",
+        &cluster(&through_link, &prefix, "edge", "edge-a", ""),
+    );
+    ingest.ready().await;
+    edge.ready().await;
+    let mut client = Client::connect(&edge.url(), options()).await.unwrap();
+    client.subscribe([BOOK]).await.unwrap();
+    events_until(&mut client, Duration::from_secs(10), "a snapshot", |e| {
+        matches!(e, Event::Snapshot(_))
+    })
+    .await;
+    let epoch = mirror_equals_rest(&client, &ingest).await;
+
+    link.cut();
+    let mut notice = None;
+    events_until(
+        &mut client,
+        Duration::from_secs(10),
+        "a bus_down notice",
+        |e| {
+            if let Event::Resync { reason, seq, .. } = e {
+                notice = Some((reason.clone(), *seq));
+            }
+            notice.is_some()
+        },
+    )
+    .await;
+    let (reason, seq) = notice.unwrap();
+    assert_eq!(reason, "bus_down");
+    let view = client.book(BOOK).unwrap().view(1);
+    assert!(!view.live, "a stale book is not served as live");
+    assert_eq!(view.seq, seq, "the notice is at the book's current seq");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while edge.readyz().await.is_some_and(|(status, _)| status == 200) {
+        assert!(
+            Instant::now() < deadline,
+            "the edge stays ready without NATS"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    link.restore().await;
+    let mut snapshot = None;
+    events_until(
+        &mut client,
+        Duration::from_secs(20),
+        "a resync snapshot after NATS is back",
+        |e| {
+            if let Event::Snapshot(b) = e {
+                snapshot = Some(b.clone());
+            }
+            snapshot.is_some()
+        },
+    )
+    .await;
+    let snapshot = snapshot.unwrap();
+    assert!(snapshot.resync);
+    assert_eq!(
+        *snapshot.meta.epoch, *epoch,
+        "the same ingest, the same epoch"
+    );
+    assert!(snapshot.meta.seq >= seq);
+    assert_eq!(mirror_equals_rest(&client, &ingest).await, epoch);
+    client.close().await;
 }
 
 /// A schema of its own in the test database, dropped on drop.
