@@ -52,14 +52,21 @@ impl ConnArgs {
         if let Some(credentials) = resolve(&self.sign, self.api_key.as_ref())? {
             options.credentials = credentials;
         }
-        Client::connect_any(&self.url, options)
-            .await
-            .with_context(|| {
+        match Client::connect_any(&self.url, options).await {
+            Ok(client) => Ok(client),
+            // A bad --url is said as such, not as an unreachable gateway.
+            Err(
+                error @ (ClientError::InvalidUrl(_)
+                | ClientError::NoUrl
+                | ClientError::InvalidArgument(_)),
+            ) => Err(anyhow::Error::new(error).context("--url")),
+            Err(error) => Err(error).with_context(|| {
                 format!(
                     "cannot connect to {} (is `tickgate serve` running?)",
                     self.url.join(", ")
                 )
-            })
+            }),
+        }
     }
 }
 
