@@ -35,6 +35,7 @@ async fn main() -> anyhow::Result<()> {
                 attempt,
                 delay,
                 reason,
+                ..
             } => {
                 println!("connection lost ({reason}); attempt {attempt} in {delay:?}")
             }

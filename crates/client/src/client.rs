@@ -3,7 +3,7 @@
 use crate::Credentials;
 use crate::backoff::Backoff;
 use crate::driver::{Command, Driver, open};
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, Endpoints};
 use crate::error::ClientError;
 use crate::event::Event;
 use crate::mirror::{BookHandle, Books};
@@ -26,6 +26,11 @@ use tokio::sync::{mpsc, oneshot};
 /// is told what it missed (`Resync`, `Gap`). Take events with [`next_event`](Self::next_event);
 /// use [`handle`](Self::handle) to subscribe or read books from other tasks. Dropping the
 /// client closes the connection.
+///
+/// [`Client::connect_any`] takes several gateway URLs (the edges of a cluster): it connects to
+/// the first that answers, and each reconnect attempt goes to the next URL in turn, so when an
+/// edge dies the client resumes on another (where the cluster's shared seq and epoch make the
+/// resume exact: `recovered`).
 #[derive(Debug)]
 pub struct Client {
     handle: ClientHandle,
@@ -38,24 +43,52 @@ pub struct ClientHandle {
     commands: mpsc::Sender<Command>,
     shared: Arc<Shared>,
     rest: RestClient,
-    endpoint: Endpoint,
+    endpoints: Arc<Endpoints>,
 }
 
 impl Client {
     /// Connects to the gateway at `url` (`http://host:port` or `ws://host:port/v1/ws`).
     pub async fn connect(url: &str, options: ClientOptions) -> Result<Self, ClientError> {
+        Self::connect_any([url], options).await
+    }
+
+    /// Connects to the first of `urls` that accepts the connection, trying them in order;
+    /// later reconnects go round robin through the list (each attempt to the next URL, with
+    /// the usual backoff). Every URL is checked first: an empty list or a bad URL is an
+    /// error (`invalid_url`), as is a URL given twice (`invalid_argument`). When none
+    /// accepts, the error is the last URL's.
+    pub async fn connect_any<I, S>(urls: I, options: ClientOptions) -> Result<Self, ClientError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
         options.validate()?;
-        let endpoint = Endpoint::parse(url)?;
+        let mut endpoints = Endpoints::parse(urls)?;
         let shared = Arc::new(Shared {
             credentials: RwLock::new(options.credentials.clone()),
             books: Books::default(),
+            endpoint: RwLock::new(endpoints.current().clone()),
         });
-        let rest = RestClient::new(&endpoint, shared.clone(), options.connect_timeout)?;
-        let first = open(&endpoint.ws, &shared, &options).await?;
+        let rest = RestClient::new(shared.clone(), options.connect_timeout)?;
+        let mut tried = 0;
+        let first = loop {
+            match open(&endpoints.current().ws, &shared, &options).await {
+                Ok(ws) => break ws,
+                Err(error) => {
+                    tried += 1;
+                    if tried == endpoints.len() {
+                        return Err(error);
+                    }
+                    tracing::info!(url = %endpoints.current().http, error = %error, "gateway refused; trying the next");
+                    endpoints.advance();
+                }
+            }
+        };
+        *shared.endpoint.write() = endpoints.current().clone();
         let (commands, command_rx) = mpsc::channel(64);
         let (event_tx, events) = mpsc::channel(options.event_buffer);
         let driver = Driver {
-            url: endpoint.ws.clone(),
+            endpoints: endpoints.clone(),
             sink: Sink::new(event_tx, options.overflow),
             tracker: Tracker::new(shared.books.clone(), options.mirror_books),
             backoff: Backoff::new(options.backoff.clone()),
@@ -70,7 +103,7 @@ impl Client {
                 commands,
                 shared,
                 rest,
-                endpoint,
+                endpoints: Arc::new(endpoints),
             },
             events,
         })
@@ -177,8 +210,14 @@ impl ClientHandle {
         &self.rest
     }
 
-    pub fn endpoint(&self) -> &Endpoint {
-        &self.endpoint
+    /// The gateway of the current (or last) connection.
+    pub fn endpoint(&self) -> Endpoint {
+        self.shared.endpoint.read().clone()
+    }
+
+    /// Every gateway the client may use, in the order given.
+    pub fn endpoints(&self) -> &[Endpoint] {
+        self.endpoints.all()
     }
 
     async fn command(&self, command: Command) -> Result<(), ClientError> {

@@ -3,6 +3,7 @@
 //! the tracker and the event buffer.
 
 use crate::backoff::Backoff;
+use crate::endpoint::Endpoints;
 use crate::error::ClientError;
 use crate::event::Event;
 use crate::options::ClientOptions;
@@ -105,7 +106,8 @@ pub(crate) async fn open(
 }
 
 pub(crate) struct Driver {
-    pub url: String,
+    /// The gateways; `current` is the one of the live connection (or the last attempt).
+    pub endpoints: Endpoints,
     pub options: ClientOptions,
     pub shared: Arc<Shared>,
     pub commands: mpsc::Receiver<Command>,
@@ -155,16 +157,23 @@ impl Driver {
                 return;
             }
             let delay = self.backoff.delay(attempt);
+            // Round robin: every attempt goes to the next gateway (the same one when there is
+            // only one), so a dead edge is left at the first attempt.
+            let endpoint = self.endpoints.advance().clone();
             let event = Event::Reconnecting {
                 attempt,
                 delay,
                 reason: reason.clone(),
+                url: endpoint.http.clone(),
             };
             if !self.sink.send(event).await || !self.wait(delay).await {
                 return;
             }
-            match open(&self.url, &self.shared, &self.options).await {
-                Ok(ws) => next = Some(ws),
+            match open(&endpoint.ws, &self.shared, &self.options).await {
+                Ok(ws) => {
+                    *self.shared.endpoint.write() = endpoint;
+                    next = Some(ws);
+                }
                 Err(error) => reason = error.to_string(),
             }
         }
@@ -284,7 +293,8 @@ impl Driver {
             Some(Command::Replace(reply)) => {
                 // Make before break: the old connection stays until the new one is up, and is
                 // not read meanwhile, so every position is exact when the new one resumes.
-                return match open(&self.url, &self.shared, &self.options).await {
+                let url = self.endpoints.current().ws.clone();
+                return match open(&url, &self.shared, &self.options).await {
                     Ok(new) => {
                         let _ = reply.send(Ok(()));
                         let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;

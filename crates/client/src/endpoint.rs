@@ -1,4 +1,5 @@
-//! [`Endpoint`]: the gateway's WebSocket and REST base URLs, derived from one URL.
+//! [`Endpoint`]: the gateway's WebSocket and REST base URLs, derived from one URL;
+//! [`Endpoints`]: several gateways of one cluster (its edges), tried in turn.
 
 use crate::error::ClientError;
 
@@ -61,6 +62,74 @@ impl Endpoint {
     }
 }
 
+/// Most gateway URLs one client accepts.
+pub const MAX_ENDPOINTS: usize = 64;
+
+/// The gateways a client may use, in order: the first connection goes to the first that
+/// answers, and every reconnect attempt goes to the next one (round robin), so a client of a
+/// cluster moves to another edge when its edge dies. One URL is the single-gateway case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoints {
+    list: Vec<Endpoint>,
+    current: usize,
+}
+
+impl Endpoints {
+    /// Parses every URL ([`Endpoint::parse`]); an empty list, more than [`MAX_ENDPOINTS`], a
+    /// URL given twice or any bad URL is an error naming it.
+    pub fn parse<I, S>(urls: I) -> Result<Self, ClientError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut list: Vec<Endpoint> = Vec::new();
+        for url in urls {
+            let endpoint = Endpoint::parse(url.as_ref().trim())?;
+            if list.contains(&endpoint) {
+                return Err(ClientError::InvalidArgument(format!(
+                    "gateway URL {} given twice",
+                    endpoint.http
+                )));
+            }
+            list.push(endpoint);
+            if list.len() > MAX_ENDPOINTS {
+                return Err(ClientError::InvalidArgument(format!(
+                    "more than {MAX_ENDPOINTS} gateway URLs"
+                )));
+            }
+        }
+        if list.is_empty() {
+            return Err(ClientError::NoUrl);
+        }
+        Ok(Self { list, current: 0 })
+    }
+
+    /// The endpoint in use (or last used).
+    pub fn current(&self) -> &Endpoint {
+        &self.list[self.current]
+    }
+
+    /// Moves to the next endpoint, wrapping around, and returns it.
+    pub fn advance(&mut self) -> &Endpoint {
+        self.current = (self.current + 1) % self.list.len();
+        self.current()
+    }
+
+    /// Every endpoint, in the order given.
+    pub fn all(&self) -> &[Endpoint] {
+        &self.list
+    }
+
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// Always false: a list is never empty ([`parse`](Self::parse) refuses one).
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,5 +175,46 @@ mod tests {
             let got = Endpoint::parse(url).unwrap().authority().unwrap();
             assert_eq!(got, want, "{url}");
         }
+    }
+
+    #[test]
+    fn a_list_is_checked_and_rotates_round_robin() {
+        let mut list = Endpoints::parse(["http://a:1", " ws://b:2/v1/ws", "https://c"]).unwrap();
+        assert_eq!(list.len(), 3);
+        assert_eq!(list.current().http, "http://a:1");
+        let order: Vec<String> = (0..4).map(|_| list.advance().http.clone()).collect();
+        assert_eq!(
+            order,
+            ["http://b:2", "https://c", "http://a:1", "http://b:2"]
+        );
+        assert_eq!(
+            Endpoints::parse(["http://a:1"]).unwrap().advance().http,
+            "http://a:1"
+        );
+
+        let none: [&str; 0] = [];
+        let cases: Vec<(Vec<&str>, &str)> = vec![
+            (none.to_vec(), "invalid_url"),
+            (vec!["http://a:1", "ftp://b:2"], "invalid_url"),
+            (vec!["http://a:1", ""], "invalid_url"),
+            (vec!["http://a:1", "ws://a:1/v1/ws"], "invalid_argument"),
+        ];
+        for (urls, code) in cases {
+            let error = Endpoints::parse(&urls).unwrap_err();
+            assert_eq!(error.code(), code, "{urls:?}: {error}");
+        }
+        let error = Endpoints::parse(["http://a:1", "ftp://b:2"]).unwrap_err();
+        assert!(error.to_string().contains("ftp://b:2"), "{error}");
+        let many: Vec<String> = (0..=MAX_ENDPOINTS)
+            .map(|i| format!("http://h:{}", i + 1))
+            .collect();
+        assert_eq!(
+            Endpoints::parse(&many).unwrap_err().code(),
+            "invalid_argument"
+        );
+        assert_eq!(
+            Endpoints::parse(&many[..MAX_ENDPOINTS]).unwrap().len(),
+            MAX_ENDPOINTS
+        );
     }
 }

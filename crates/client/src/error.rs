@@ -8,6 +8,8 @@ use protocol::{ErrorBody, ErrorCode};
 pub enum ClientError {
     #[error("invalid URL {0:?}: expected http://, https://, ws:// or wss:// followed by host:port")]
     InvalidUrl(String),
+    #[error("invalid URL list: no gateway URL given")]
+    NoUrl,
     #[error("invalid option {0}")]
     InvalidOption(String),
     #[error("invalid credentials: {0}")]
@@ -60,7 +62,7 @@ impl ClientError {
     /// Stable machine-readable code.
     pub fn code(&self) -> &str {
         match self {
-            Self::InvalidUrl(_) => "invalid_url",
+            Self::InvalidUrl(_) | Self::NoUrl => "invalid_url",
             Self::InvalidOption(_) => "invalid_option",
             Self::InvalidCredentials(_) => "invalid_credentials",
             Self::InvalidArgument(_) => "invalid_argument",

@@ -114,11 +114,13 @@ pub enum Event {
         reason: String,
     },
     /// The connection dropped; the client waits `delay` and reconnects (attempt `attempt` in a
-    /// row).
+    /// row) to `url` (the REST base URL of the gateway tried: with several URLs, the next one
+    /// in turn).
     Reconnecting {
         attempt: u32,
         delay: Duration,
         reason: String,
+        url: String,
     },
     /// After a reconnect (or a client-side recovery), which channels were resumed without loss
     /// and which started over (each of those also gets a `Resync`, `Gap` or fresh value).

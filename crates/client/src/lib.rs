@@ -51,7 +51,8 @@
 //!
 //! # Layout
 //!
-//! - `client`: [`Client`], [`ClientHandle`]; `endpoint`: [`Endpoint`], the base URLs;
+//! - `client`: [`Client`], [`ClientHandle`]; `endpoint`: [`Endpoint`], the base URLs, and
+//!   [`Endpoints`], several gateways tried round robin;
 //!   `shared`: the state the connection task, the handles and the REST client share.
 //! - `driver`: the connection task: heartbeat, reconnect, make-before-break replacement.
 //! - `tracker`: per-channel positions, duplicate and gap detection, repair requests.
@@ -77,7 +78,7 @@ mod tracker;
 pub use backoff::Backoff;
 pub use client::{Client, ClientHandle};
 pub use credentials::{Credentials, Secret, SignKey};
-pub use endpoint::Endpoint;
+pub use endpoint::{Endpoint, Endpoints, MAX_ENDPOINTS};
 pub use error::ClientError;
 pub use event::{
     BookMessage, ChainMessage, Event, KeyExpiring, Latest, LiquidationsMessage, Meta, TradesMessage,

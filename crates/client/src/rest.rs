@@ -12,13 +12,11 @@ use serde::de::DeserializeOwned;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Calls `GET /v1/...` with the client's current credentials.
+/// Calls `GET /v1/...` with the client's current credentials, on the gateway of the client's
+/// current connection (with several URLs, the one the stream last connected to).
 #[derive(Debug, Clone)]
 pub struct RestClient {
     http: reqwest::Client,
-    base: String,
-    /// The `Host` header reqwest sends to `base`: what signatures cover as `@authority`.
-    authority: String,
     shared: Arc<Shared>,
 }
 
@@ -30,21 +28,17 @@ fn instrument(venue: &str, symbol: &str) -> Result<String, ClientError> {
 }
 
 impl RestClient {
-    pub(crate) fn new(
-        endpoint: &Endpoint,
-        shared: Arc<Shared>,
-        timeout: Duration,
-    ) -> Result<Self, ClientError> {
+    pub(crate) fn new(shared: Arc<Shared>, timeout: Duration) -> Result<Self, ClientError> {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .build()
             .map_err(ClientError::Http)?;
-        Ok(Self {
-            http,
-            base: endpoint.http.clone(),
-            authority: endpoint.authority()?,
-            shared,
-        })
+        Ok(Self { http, shared })
+    }
+
+    /// The gateway the next call goes to.
+    pub fn endpoint(&self) -> Endpoint {
+        self.shared.endpoint.read().clone()
     }
 
     /// `GET /v1/instruments`.
@@ -89,16 +83,19 @@ impl RestClient {
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str, query: String) -> Result<T, ClientError> {
+        let endpoint = self.endpoint();
+        // The `Host` header reqwest sends: what the signature covers as `@authority`.
+        let authority = endpoint.authority()?;
         let url = if query.is_empty() {
-            format!("{}{path}", self.base)
+            format!("{}{path}", endpoint.http)
         } else {
-            format!("{}{path}?{query}", self.base)
+            format!("{}{path}?{query}", endpoint.http)
         };
         // Signed afresh on every call (a new `created` and nonce), with the credentials
         // current now: a key swap applies to the next call.
         let unsigned = Unsigned {
             method: "GET",
-            authority: &self.authority,
+            authority: &authority,
             path,
             query: (!query.is_empty()).then_some(query.as_str()),
             body: b"",

@@ -85,6 +85,15 @@ fn tail_fails_clearly_when_the_server_is_unreachable() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
+    // Several URLs: every one is checked before any is tried.
+    let out = tickgate()
+        .args(["tail", "--url", "http://127.0.0.1:1", "--url", "ftp://h:2"])
+        .arg("book:sim:BTC-USDT")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("invalid URL \"ftp://h:2\""), "{stderr}");
 }
 
 struct Server(Child);
@@ -178,6 +187,19 @@ fn serve_then_tail_then_sigterm() {
         let value: serde_json::Value = serde_json::from_str(line).expect("NDJSON");
         assert!(value["type"].is_string());
     }
+
+    // A comma list whose first gateway is down: the next one serves.
+    let both = format!("http://127.0.0.1:{},{url}", free_port());
+    let failover = tickgate()
+        .args(["tail", "--url", &both, "--count", "2", "book:sim:BTC-USDT"])
+        .output()
+        .unwrap();
+    assert!(
+        failover.status.success(),
+        "{}",
+        String::from_utf8_lossy(&failover.stderr)
+    );
+    assert!(String::from_utf8_lossy(&failover.stdout).starts_with("subscribed book:sim:BTC-USDT"));
 
     let unknown = tickgate()
         .args(["tail", "--url", &url, "book:sim:NOPE-USDT"])

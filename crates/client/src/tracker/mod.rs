@@ -218,22 +218,7 @@ impl Tracker {
                 channel,
                 seq,
                 reason,
-            } => {
-                let Some(name) = self.accept(&channel, None, seq, out) else {
-                    return;
-                };
-                if let Some(chan) = self.channels.get_mut(&name) {
-                    if let Some(mirror) = &chan.mirror {
-                        mirror.write().invalidate();
-                    }
-                    chan.resyncing = true;
-                }
-                out.events.push(Event::Resync {
-                    channel: name,
-                    seq,
-                    reason,
-                });
-            }
+            } => self.on_resync(&channel, seq, reason, out),
             ServerMessage::Gap {
                 channel,
                 from_seq,
@@ -309,6 +294,30 @@ impl Tracker {
         // position; the gateway replays it, or says it cannot.
         self.rejoin(&name, true, out);
         None
+    }
+
+    /// A `resync` notice is always delivered, whatever its seq: it announces that the book is
+    /// stale and a fresh snapshot follows. A single node gives it a seq of its own; a cluster
+    /// edge that lost the bus sends it at the seq the channel is already at, which the
+    /// duplicate check of data messages would drop, leaving the application a stale book it
+    /// believes live. Nothing between the position and the notice needs repairing (the book is
+    /// replaced anyway), so the position moves to the notice without a rejoin.
+    fn on_resync(&mut self, channel: &str, seq: u64, reason: String, out: &mut Out) {
+        let Some(chan) = self.live(channel) else {
+            return;
+        };
+        if let Some((_, last)) = &mut chan.pos {
+            *last = (*last).max(seq);
+        }
+        if let Some(mirror) = &chan.mirror {
+            mirror.write().invalidate();
+        }
+        chan.resyncing = true;
+        out.events.push(Event::Resync {
+            channel: chan.name.clone(),
+            seq,
+            reason,
+        });
     }
 
     fn on_snapshot(&mut self, d: DataMessage, out: &mut Out) {

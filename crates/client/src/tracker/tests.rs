@@ -244,3 +244,63 @@ fn a_funding_all_snapshot_is_a_typed_comparison_event() {
         ]
     );
 }
+
+/// A cluster edge that loses its bus sends `resync` at the seq the book is already at (it
+/// takes no seq of its own): the notice must reach the application and stop the mirror being
+/// served, and the resync snapshot that follows rebuilds it.
+#[test]
+fn a_resync_notice_is_delivered_whatever_its_seq() {
+    let (mut t, books) = tracker_with(&[BOOK]);
+    let (bids, asks) = (vec![lv("99", "1")], vec![lv("101", "1")]);
+    let levels = |w: &[WireLevel]| w.iter().map(|l| Level::from(*l)).collect::<Vec<_>>();
+    let sum = book::checksum::tickgate_checksum(&levels(&bids), &levels(&asks));
+    let mut out = Out::default();
+    t.on_message(
+        ServerMessage::Snapshot(book_msg(12, bids.clone(), asks.clone(), sum)),
+        &mut out,
+    );
+    assert!(books.get(BOOK).unwrap().is_live());
+    // At the current seq (an edge's `bus_down`), then below it: both delivered.
+    for (seq, reason) in [(12, "bus_down"), (7, "bus_down")] {
+        let mut out = Out::default();
+        t.on_message(
+            ServerMessage::Resync {
+                channel: BOOK.into(),
+                seq,
+                reason: reason.into(),
+            },
+            &mut out,
+        );
+        assert!(
+            matches!(&out.events[..], [Event::Resync { seq: s, reason: r, .. }] if *s == seq && r == reason),
+            "{:?}",
+            out.events
+        );
+        assert!(out.ops.is_empty(), "no rejoin: a snapshot is on its way");
+        assert!(
+            !books.get(BOOK).unwrap().is_live(),
+            "a stale book is not served"
+        );
+    }
+    // A single node's notice takes a seq of its own, possibly after a skipped update: still
+    // delivered, no rejoin.
+    let mut out = Out::default();
+    t.on_message(
+        ServerMessage::Resync {
+            channel: BOOK.into(),
+            seq: 14,
+            reason: "gap".into(),
+        },
+        &mut out,
+    );
+    assert!(matches!(&out.events[..], [Event::Resync { seq: 14, .. }]));
+    assert!(out.ops.is_empty());
+    // The resync snapshot rebuilds the mirror and is marked as one.
+    let mut out = Out::default();
+    t.on_message(
+        ServerMessage::Snapshot(book_msg(15, bids, asks, sum)),
+        &mut out,
+    );
+    assert!(matches!(&out.events[..], [Event::Snapshot(b)] if b.resync && b.meta.seq == 15));
+    assert!(books.get(BOOK).unwrap().is_live());
+}

@@ -5,6 +5,7 @@ mod proxy;
 mod support;
 
 mod credentials;
+mod failover;
 mod recovery;
 mod rest;
 mod restart;

@@ -45,6 +45,7 @@ async fn a_silent_connection_times_out_and_reconnects_follow_the_backoff() {
         attempt: 1,
         delay,
         reason,
+        ..
     }) = client.next_event().await
     else {
         panic!("the silent connection must be replaced")

@@ -28,8 +28,15 @@ pub struct TailArgs {
 #[derive(Debug, Args)]
 pub struct ConnArgs {
     /// Base URL of the gateway (`http://host:port`; the WebSocket URL is derived from it).
-    #[arg(long, default_value = "http://127.0.0.1:8080", env = "TICKGATE_URL")]
-    pub url: String,
+    /// Several (the edges of a cluster): repeat the flag or separate them with commas; the
+    /// first that answers is used and each reconnect tries the next.
+    #[arg(
+        long,
+        default_value = "http://127.0.0.1:8080",
+        env = "TICKGATE_URL",
+        value_delimiter = ','
+    )]
+    pub url: Vec<String>,
     /// API key sent as a bearer token (prefer the environment variable).
     #[arg(long, env = "TICKGATE_API_KEY", hide_env_values = true)]
     pub api_key: Option<SecretString>,
@@ -45,12 +52,21 @@ impl ConnArgs {
         if let Some(credentials) = resolve(&self.sign, self.api_key.as_ref())? {
             options.credentials = credentials;
         }
-        Client::connect(&self.url, options).await.with_context(|| {
-            format!(
-                "cannot connect to {} (is `tickgate serve` running?)",
-                self.url
-            )
-        })
+        match Client::connect_any(&self.url, options).await {
+            Ok(client) => Ok(client),
+            // A bad --url is said as such, not as an unreachable gateway.
+            Err(
+                error @ (ClientError::InvalidUrl(_)
+                | ClientError::NoUrl
+                | ClientError::InvalidArgument(_)),
+            ) => Err(anyhow::Error::new(error).context("--url")),
+            Err(error) => Err(error).with_context(|| {
+                format!(
+                    "cannot connect to {} (is `tickgate serve` running?)",
+                    self.url.join(", ")
+                )
+            }),
+        }
     }
 }
 
@@ -272,7 +288,8 @@ pub fn describe(event: &Event) -> String {
             attempt,
             delay,
             reason,
-        } => format!("RECONNECTING attempt {attempt} in {delay:?}: {reason}"),
+            url,
+        } => format!("RECONNECTING attempt {attempt} to {url} in {delay:?}: {reason}"),
         Event::Recovered { recovered, lost } => format!(
             "RECOVERED {} channel(s) without loss{}",
             recovered.len(),
