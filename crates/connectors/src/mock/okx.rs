@@ -16,6 +16,10 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{broadcast, mpsc};
 
+/// The contract size of every swap the mock lists (`ctVal`, in the base currency), as OKX's
+/// `BTC-USDT-SWAP`: book and trade sizes on the wire are contracts of this many base units.
+pub const SWAP_CT_VAL: &str = "0.01";
+
 /// What the mock broadcasts: `(instId, channel, frame, book version after it)`; instId `*`
 /// goes to every connection.
 type Outgoing = (String, &'static str, String, u64);
@@ -197,9 +201,17 @@ impl MockOkx {
         }
     }
 
-    /// The ground truth of a normalized symbol: bids and asks, best first.
+    /// The ground truth of a normalized symbol: bids and asks, best first, sizes in base
+    /// units (a swap's contracts × [`SWAP_CT_VAL`]), as the gateway must publish them.
     pub fn truth(&self, symbol: &str) -> (Vec<Level>, Vec<Level>) {
-        lock(&self.market).books[&inst(symbol)].top(usize::MAX)
+        let (mut bids, mut asks) = lock(&self.market).books[&inst(symbol)].top(usize::MAX);
+        if symbol.ends_with("-PERP") {
+            let ct_val = model::parse_decimal(SWAP_CT_VAL).expect("a decimal");
+            for level in bids.iter_mut().chain(asks.iter_mut()) {
+                level.size *= ct_val;
+            }
+        }
+        (bids, asks)
     }
 
     pub fn skip_next(&self, symbol: &str) {
@@ -388,7 +400,7 @@ async fn instruments(
         .keys()
         .filter(|i| i.ends_with("-SWAP") == (kind == "SWAP"))
         .map(|i| match kind {
-            "SWAP" => serde_json::json!({"instId": i, "instType": "SWAP", "ctVal": "0.01", "ctType": "linear", "settleCcy": "USDT", "tickSz": "0.1", "lotSz": "0.01", "minSz": "0.01", "state": "live"}),
+            "SWAP" => serde_json::json!({"instId": i, "instType": "SWAP", "ctVal": SWAP_CT_VAL, "ctValCcy": i.split('-').next().unwrap_or_default(), "ctType": "linear", "settleCcy": "USDT", "tickSz": "0.1", "lotSz": "0.01", "minSz": "0.01", "state": "live"}),
             _ => serde_json::json!({"instId": i, "instType": "SPOT", "tickSz": "0.1", "lotSz": "0.00000001", "minSz": "0.00001", "state": "live"}),
         })
         .collect();

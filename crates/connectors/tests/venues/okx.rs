@@ -74,11 +74,17 @@ async fn spot_and_swap_books_follow_the_ground_truth_with_metadata_and_trades() 
             lots,
             [
                 ("BTC-USDT".to_string(), "0.00000001".to_string()),
-                ("BTC-USDT-SWAP".to_string(), "0.01".to_string())
+                ("BTC-USDT-SWAP".to_string(), "0.0001".to_string())
             ],
-            "both instTypes fetched"
+            "both instTypes fetched; the swap's lot (0.01 contracts) in base units"
         );
         assert!(s.trades[&sym("BTC-USDT-PERP")].len() >= 200);
+        // The mock's trades are 0.12060306 contracts of ctVal 0.01 on the swap.
+        let sizes = |x: &str| s.trades[&sym(x)].last().unwrap().size.to_string();
+        assert_eq!(
+            (sizes("BTC-USDT"), sizes("BTC-USDT-PERP")),
+            ("0.12060306".into(), "0.0012060306".into())
+        );
     });
     let frames = mock.control.frames_in();
     assert!(frames[0].2.contains(r#""op":"subscribe""#));
@@ -254,5 +260,52 @@ async fn reconnect_silence_and_the_text_ping() {
     mock.control.set_silent(false);
     assert!(mock.control.attempts().len() > before);
     live_and_converged(&mock, &h).await;
+    h.stop().await;
+}
+
+/// Issue 15: a swap's book is verified against OKX's checksum over contract sizes in the
+/// session (the gateway's book holds base units, where OKX's checksum cannot hold); a wrong
+/// one is reported as `checksum_mismatch` and rebuilds the swap alone, which then equals the
+/// truth in base units again.
+#[tokio::test]
+async fn a_wrong_swap_checksum_is_caught_in_contracts_and_rebuilds_only_the_swap() {
+    let mock = MockOkx::start(&SYMBOLS).await.unwrap();
+    let h = start(&mock);
+    live_and_converged(&mock, &h).await;
+    let invalid = h.with(|s| s.invalid.len());
+    mock.wrong_checksum_next("BTC-USDT-PERP");
+    mock.step(3);
+    drive(&mock, &h, "swap rebuilt", |s| {
+        s.snapshots("BTC-USDT-PERP") == 2 && s.live("BTC-USDT-PERP")
+    })
+    .await;
+    mock.step(5);
+    for symbol in SYMBOLS {
+        converged(&mock, &h, symbol).await;
+    }
+    h.with(|s| {
+        let causes: Vec<(Option<String>, String)> = s.invalid[invalid..]
+            .iter()
+            .map(|(sym, r)| {
+                (
+                    sym.as_ref().map(|x| x.to_string()),
+                    r.split(':').next().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            causes,
+            [(
+                Some("BTC-USDT-PERP".to_string()),
+                "checksum_mismatch".to_string()
+            )]
+        );
+        assert!(
+            s.book_errors.is_empty(),
+            "the gateway's book never saw it: {:?}",
+            s.book_errors
+        );
+        assert_eq!(s.snapshots("BTC-USDT"), 1, "spot untouched");
+    });
     h.stop().await;
 }

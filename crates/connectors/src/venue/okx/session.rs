@@ -1,5 +1,7 @@
-//! One OKX connection: subscriptions, per-instrument `seqId` chains, trades, keep-alive.
+//! One OKX connection: subscriptions, per-instrument `seqId` chains, trades, keep-alive, and
+//! the swaps' contract sizes converted to base units.
 
+use super::contract::Units;
 use super::subscription::Acks;
 use super::ticker::parse_tickers;
 use super::wire::{BookUpdate, Frame, Item, build_trade};
@@ -7,6 +9,7 @@ use super::{OkxProtocol, native_symbol};
 use crate::conn::{Io, Protocol, Session};
 use crate::venue::parse::excerpt;
 use crate::{FeedEvent, InvalidCause};
+use book::{BookError, ChecksumAlgo, OrderBook};
 use model::{BookDelta, BookSnapshot, Symbol, Timestamp};
 use std::collections::HashMap;
 
@@ -29,6 +32,11 @@ pub(crate) struct OkxSession {
     natives: Vec<String>,
     by_native: HashMap<String, usize>,
     books: Vec<InstrumentBook>,
+    /// What each instrument's sizes are counted in (swaps: contracts of `ctVal`).
+    units: Vec<Units>,
+    /// Swaps: the book in contracts, as OKX sends it, so OKX's checksum (over its own strings)
+    /// can be verified before the sizes are converted; converted events carry no checksum.
+    mirrors: Vec<Option<OrderBook>>,
     last_trade: Vec<u64>,
     acks: Acks,
     /// When the last frame arrived, and whether a `ping` is out since.
@@ -39,6 +47,7 @@ pub(crate) struct OkxSession {
 impl OkxSession {
     pub(crate) fn new(protocol: &OkxProtocol, shard: &[Symbol]) -> Self {
         let natives: Vec<String> = shard.iter().map(native_symbol).collect();
+        let units: Vec<Units> = shard.iter().map(|s| protocol.units(s)).collect();
         Self {
             ack_timeout_us: protocol.spec().feed.ack_timeout_secs as i64
                 * Timestamp::MICROS_PER_SECOND,
@@ -51,6 +60,13 @@ impl OkxSession {
                 .collect(),
             natives,
             books: vec![InstrumentBook::default(); shard.len()],
+            mirrors: units
+                .iter()
+                .map(|u| {
+                    matches!(u, Units::Contracts(_)).then(|| OrderBook::new(ChecksumAlgo::Okx))
+                })
+                .collect(),
+            units,
             last_trade: vec![0; shard.len()],
             acks: Acks::default(),
             last_rx: Timestamp(0),
@@ -71,6 +87,9 @@ impl OkxSession {
     /// Unsubscribes and resubscribes `index`'s book: OKX answers with a fresh snapshot.
     fn resubscribe_book(&mut self, index: usize, io: &mut Io) {
         self.books[index].live = false;
+        if self.units[index] == Units::Unknown {
+            return; // never subscribed: its sizes cannot be converted
+        }
         self.subscribe("unsubscribe", &["books"], &[index], io);
         self.subscribe("subscribe", &["books"], &[index], io);
     }
@@ -91,19 +110,24 @@ impl OkxSession {
             if snapshot {
                 // The first message of a subscription, or OKX resetting the book mid-stream:
                 // either way it replaces the book.
+                let snapshot = BookSnapshot {
+                    seq: book.seq + 1,
+                    bids: update.bids,
+                    asks: update.asks,
+                    exchange_ts: update.ts,
+                    recv_ts: io.recv_ts,
+                    checksum: update.checksum,
+                };
+                let Some(snapshot) = self.convert_snapshot(index, snapshot, io) else {
+                    return;
+                };
+                let book = &mut self.books[index];
                 book.live = true;
                 book.last_seq_id = update.seq_id;
                 book.seq += 1;
                 io.events.push(FeedEvent::BookSnapshot {
                     symbol: symbol.clone(),
-                    snapshot: BookSnapshot {
-                        seq: book.seq,
-                        bids: update.bids,
-                        asks: update.asks,
-                        exchange_ts: update.ts,
-                        recv_ts: io.recv_ts,
-                        checksum: update.checksum,
-                    },
+                    snapshot,
                 });
                 continue;
             }
@@ -129,27 +153,104 @@ impl OkxSession {
             if update.bids.is_empty() && update.asks.is_empty() {
                 continue;
             }
-            book.seq += 1;
+            let delta = BookDelta {
+                first_seq: book.seq + 1,
+                last_seq: book.seq + 1,
+                bids: update.bids,
+                asks: update.asks,
+                exchange_ts: update.ts,
+                recv_ts: io.recv_ts,
+                checksum: update.checksum,
+            };
+            let Some(delta) = self.convert_delta(index, delta, io) else {
+                return;
+            };
+            self.books[index].seq += 1;
             io.events.push(FeedEvent::BookDelta {
                 symbol: symbol.clone(),
-                delta: BookDelta {
-                    first_seq: book.seq,
-                    last_seq: book.seq,
-                    bids: update.bids,
-                    asks: update.asks,
-                    exchange_ts: update.ts,
-                    recv_ts: io.recv_ts,
-                    checksum: update.checksum,
-                },
+                delta,
             });
         }
+    }
+
+    /// A swap's snapshot in base units, its checksum verified on the contract book first;
+    /// `None` (reported, book resubscribed) when it cannot be.
+    fn convert_snapshot(
+        &mut self,
+        index: usize,
+        mut snapshot: BookSnapshot,
+        io: &mut Io,
+    ) -> Option<BookSnapshot> {
+        let units = self.units[index];
+        if let Some(mirror) = &mut self.mirrors[index] {
+            if let Err(error) = mirror.apply_snapshot(&snapshot) {
+                self.book_fault(index, &error, io);
+                return None;
+            }
+            snapshot.checksum = None;
+        }
+        let converted = units
+            .levels_to_base("books bid", &mut snapshot.bids)
+            .and_then(|()| units.levels_to_base("books ask", &mut snapshot.asks));
+        if let Err(reason) = converted {
+            io.invalid(Some(self.symbols[index].clone()), reason);
+            self.resubscribe_book(index, io);
+            return None;
+        }
+        Some(snapshot)
+    }
+
+    /// [`Self::convert_snapshot`] for an update.
+    fn convert_delta(
+        &mut self,
+        index: usize,
+        mut delta: BookDelta,
+        io: &mut Io,
+    ) -> Option<BookDelta> {
+        let units = self.units[index];
+        if let Some(mirror) = &mut self.mirrors[index] {
+            if let Err(error) = mirror.apply_delta(&delta) {
+                self.book_fault(index, &error, io);
+                return None;
+            }
+            delta.checksum = None;
+        }
+        let converted = units
+            .levels_to_base("books bid", &mut delta.bids)
+            .and_then(|()| units.levels_to_base("books ask", &mut delta.asks));
+        if let Err(reason) = converted {
+            io.invalid(Some(self.symbols[index].clone()), reason);
+            self.resubscribe_book(index, io);
+            return None;
+        }
+        Some(delta)
+    }
+
+    /// The contract book refused a message: report it by its real cause and rebuild.
+    fn book_fault(&mut self, index: usize, error: &BookError, io: &mut Io) {
+        let cause = match error {
+            BookError::ChecksumMismatch { .. } => InvalidCause::ChecksumMismatch,
+            BookError::Gap { .. } => InvalidCause::Gap,
+            BookError::Crossed { .. } | BookError::InvalidLevel { .. } | BookError::NotLive => {
+                InvalidCause::InvalidLevel
+            }
+        };
+        let symbol = self.symbols[index].clone();
+        tracing::warn!(%symbol, %error, "OKX swap book refused; resubscribing this instrument");
+        io.fault(Some(symbol), cause, error.to_string());
+        self.resubscribe_book(index, io);
     }
 
     fn on_trades(&mut self, index: usize, items: &[Item], io: &mut Io) {
         let symbol = self.symbols[index].clone();
         io.touch(&symbol);
+        let units = self.units[index];
         for item in items {
-            match build_trade(item, io.recv_ts) {
+            let built = build_trade(item, io.recv_ts).and_then(|(id, mut trade)| {
+                trade.size = units.to_base("trade sz", trade.size)?;
+                Ok((id, trade))
+            });
+            match built {
                 Ok((id, trade)) => {
                     if id > self.last_trade[index] {
                         self.last_trade[index] = id;
@@ -210,8 +311,11 @@ impl OkxSession {
 impl Session for OkxSession {
     fn open(&mut self, io: &mut Io) {
         self.last_rx = io.recv_ts;
-        let all: Vec<usize> = (0..self.symbols.len()).collect();
-        self.subscribe("subscribe", &["books", "trades", "tickers"], &all, io);
+        let (sized, unsized_): (Vec<usize>, Vec<usize>) =
+            (0..self.symbols.len()).partition(|&i| self.units[i] != Units::Unknown);
+        self.subscribe("subscribe", &["books", "trades", "tickers"], &sized, io);
+        // A swap of unknown contract size: only what carries no contract sizes.
+        self.subscribe("subscribe", &["tickers"], &unsized_, io);
     }
 
     fn on_text(&mut self, text: &str, io: &mut Io) {
@@ -292,6 +396,21 @@ impl Session for OkxSession {
     fn syncing(&self) -> usize {
         self.books.iter().filter(|b| !b.live).count()
     }
+
+    fn sync_note(&self) -> Option<String> {
+        let unknown: Vec<&str> = (0..self.symbols.len())
+            .filter(|&i| self.units[i] == Units::Unknown)
+            .map(|i| self.symbols[i].as_str())
+            .collect();
+        (!unknown.is_empty()).then(|| {
+            format!(
+                "no contract size (ctVal) for {}: their books and trades are not served (set \
+                 venues.feed.instruments.<symbol>.contract_size when the metadata endpoint is \
+                 unreachable)",
+                unknown.join(", ")
+            )
+        })
+    }
 }
 
 #[cfg(test)]
@@ -299,13 +418,167 @@ mod tests {
     use super::*;
     use crate::settings::VenueSpec;
 
+    /// A spot pair and a swap of `ctVal` 0.01 (from the config).
     fn session() -> OkxSession {
-        let spec = VenueSpec::new(vec![
+        session_with(Some("0.01"))
+    }
+
+    fn session_with(contract_size: Option<&str>) -> OkxSession {
+        let mut spec = VenueSpec::new(vec![
             Symbol::new("BTC-USDT").unwrap(),
             Symbol::new("BTC-USDT-PERP").unwrap(),
         ]);
+        if let Some(size) = contract_size {
+            spec.feed.instruments.insert(
+                "BTC-USDT-PERP".into(),
+                crate::settings::InstrumentOverride {
+                    tick_size: model::Decimal::ONE,
+                    lot_size: model::Decimal::ONE,
+                    contract_size: Some(model::parse_decimal(size).unwrap()),
+                },
+            );
+        }
         let protocol = OkxProtocol::new(spec).unwrap();
         OkxSession::new(&protocol, &protocol.spec().symbols.clone())
+    }
+
+    fn level(p: &str, s: &str) -> model::Level {
+        model::Level::new(
+            model::parse_decimal(p).unwrap(),
+            model::parse_decimal(s).unwrap(),
+        )
+    }
+
+    /// A swap `books` message with OKX's checksum over its contract sizes (`+ skew`).
+    fn swap_book(
+        action: &str,
+        prev: i64,
+        seq: i64,
+        bids: &[(&str, &str)],
+        asks: &[(&str, &str)],
+        truth: (&[(&str, &str)], &[(&str, &str)]),
+        skew: i64,
+    ) -> String {
+        let side = |l: &[(&str, &str)]| -> Vec<serde_json::Value> {
+            l.iter()
+                .map(|(p, s)| serde_json::json!([p, s, "0", "1"]))
+                .collect()
+        };
+        let tb: Vec<model::Level> = truth.0.iter().map(|(p, s)| level(p, s)).collect();
+        let ta: Vec<model::Level> = truth.1.iter().map(|(p, s)| level(p, s)).collect();
+        let checksum = i64::from(book::checksum::okx_checksum(&tb, &ta) as i32) + skew;
+        serde_json::json!({"arg": {"channel": "books", "instId": "BTC-USDT-SWAP"}, "action": action, "data": [{"asks": side(asks), "bids": side(bids), "ts": "1597026383085", "checksum": checksum, "prevSeqId": prev, "seqId": seq}]}).to_string()
+    }
+
+    fn sizes(levels: &[model::Level]) -> Vec<String> {
+        levels.iter().map(|l| l.size.to_string()).collect()
+    }
+
+    /// Swap sizes leave in base units (`contracts × ctVal`, exact); OKX's checksum is
+    /// verified on the contract book first, and a mismatch is reported as one.
+    #[test]
+    fn swap_sizes_are_converted_after_the_checksum_is_verified() {
+        let mut s = session();
+        let bids = [("100.5", "415"), ("100.4", "7")];
+        let asks = [("100.6", "3")];
+        let io = feed(
+            &mut s,
+            &swap_book("snapshot", -1, 10, &bids, &asks, (&bids, &asks), 0),
+        );
+        let [FeedEvent::BookSnapshot { symbol, snapshot }] = io.events.as_slice() else {
+            panic!("{:?}", io.events)
+        };
+        assert_eq!(symbol.as_str(), "BTC-USDT-PERP");
+        assert_eq!(
+            (sizes(&snapshot.bids), sizes(&snapshot.asks)),
+            (vec!["4.15".into(), "0.07".into()], vec!["0.03".into()])
+        );
+        assert_eq!(snapshot.checksum, None, "verified here, in contracts");
+        let truth_bids = [("100.5", "415"), ("100.4", "7"), ("100.3", "12")];
+        let io = feed(
+            &mut s,
+            &swap_book(
+                "update",
+                10,
+                11,
+                &[("100.3", "12")],
+                &[],
+                (&truth_bids, &asks),
+                0,
+            ),
+        );
+        let [FeedEvent::BookDelta { delta, .. }] = io.events.as_slice() else {
+            panic!("{:?}", io.events)
+        };
+        assert_eq!(sizes(&delta.bids), ["0.12"]);
+        assert_eq!(delta.checksum, None);
+        let io = feed(
+            &mut s,
+            &swap_book("update", 11, 12, &[("100.3", "0")], &[], (&bids, &asks), 1),
+        );
+        assert_eq!(kinds(&io), ["checksum_mismatch"]);
+        assert_eq!(io.checksum_failures, 1);
+        assert!(
+            io.send
+                .iter()
+                .any(|f| f.contains("unsubscribe") && f.contains("BTC-USDT-SWAP"))
+        );
+        // The fresh snapshot resets the contract book too.
+        let io = feed(
+            &mut s,
+            &swap_book("snapshot", -1, 20, &bids, &asks, (&bids, &asks), 0),
+        );
+        assert_eq!(kinds(&io), ["snapshot"]);
+        // Trades: `sz` is contracts too.
+        let trade = include_str!("../../../test_data/okx/ws_trades_update.json")
+            .replace("BTC-USDT", "BTC-USDT-SWAP");
+        let io = feed(&mut s, &trade);
+        let [FeedEvent::Trade { trade, .. }] = io.events.as_slice() else {
+            panic!("{:?}", io.events)
+        };
+        assert_eq!(trade.size.to_string(), "0.0012060306");
+        // Spot sizes pass through untouched, scale kept.
+        let io = feed(&mut s, &book("BTC-USDT", "snapshot", -1, 10, "100"));
+        let [FeedEvent::BookSnapshot { snapshot, .. }] = io.events.as_slice() else {
+            panic!()
+        };
+        assert_eq!(snapshot.bids[0].size.to_string(), "1");
+    }
+
+    /// Without `ctVal` (metadata unreachable, nothing configured) a swap's sizes cannot be
+    /// converted: its books and trades are not subscribed, and the status says why.
+    #[test]
+    fn a_swap_of_unknown_contract_size_serves_no_sizes_and_says_why() {
+        let mut s = session_with(None);
+        let mut io = Io::new(Timestamp(0));
+        s.open(&mut io);
+        let frames = io.send.join(" ");
+        assert!(
+            frames.contains(r#"{"channel":"books","instId":"BTC-USDT"}"#),
+            "{frames}"
+        );
+        assert!(
+            !frames.contains(r#"{"channel":"books","instId":"BTC-USDT-SWAP"}"#),
+            "{frames}"
+        );
+        assert!(
+            !frames.contains(r#"{"channel":"trades","instId":"BTC-USDT-SWAP"}"#),
+            "{frames}"
+        );
+        assert!(
+            frames.contains(r#"{"channel":"tickers","instId":"BTC-USDT-SWAP"}"#),
+            "{frames}"
+        );
+        let note = s.sync_note().unwrap();
+        assert!(
+            note.contains("BTC-USDT-PERP") && note.contains("contract_size"),
+            "{note}"
+        );
+        let perp = Symbol::new("BTC-USDT-PERP").unwrap();
+        let mut io = Io::new(Timestamp(0));
+        s.resubscribe(&perp, &mut io);
+        assert!(io.send.is_empty(), "nothing to resubscribe");
+        assert!(session().sync_note().is_none());
     }
 
     fn book(inst: &str, action: &str, prev: i64, seq: i64, bid: &str) -> String {
