@@ -449,6 +449,9 @@ mod tests {
         )
     }
 
+    /// `(price, size)` pairs of one side, as OKX's strings.
+    type Pairs<'a> = &'a [(&'a str, &'a str)];
+
     /// A swap `books` message with OKX's checksum over its contract sizes (`+ skew`).
     fn swap_book(
         action: &str,
@@ -456,7 +459,7 @@ mod tests {
         seq: i64,
         bids: &[(&str, &str)],
         asks: &[(&str, &str)],
-        truth: (&[(&str, &str)], &[(&str, &str)]),
+        truth: (Pairs, Pairs),
         skew: i64,
     ) -> String {
         let side = |l: &[(&str, &str)]| -> Vec<serde_json::Value> {
