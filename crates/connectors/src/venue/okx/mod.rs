@@ -6,14 +6,18 @@
 //! - `subscription`: `subscribe`/`unsubscribe` frames and per-argument ack tracking.
 //! - `ticker`: the `tickers` channel's parser (base-currency volume for spot and swaps).
 //! - `contract`: swap contract sizes (`ctVal`) and the exact conversion to base units.
+//! - `perp`: the swaps' `funding-rate`, `mark-price`, `index-tickers`, `open-interest` and
+//!   `liquidation-orders` parsers.
 //! - `session`: one connection's [`Session`](crate::conn::Session): per-instrument sequence
-//!   chains, trades, the text `ping` keep-alive.
+//!   chains, trades, the swaps' perpetual channels (`session/perp`), the text `ping`
+//!   keep-alive.
 //!
 //! Symbols: `BTC-USDT` ↔ `BTC-USDT` (SPOT), `BTC-USDT-PERP` ↔ `BTC-USDT-SWAP` (SWAP). OKX
 //! sends swap sizes in contracts; the session publishes them in base units (`size × ctVal`,
 //! exact), with `ctVal` from the instruments endpoint or the config's `contract_size`.
 
 mod contract;
+mod perp;
 mod session;
 mod subscription;
 mod ticker;
@@ -37,8 +41,11 @@ pub const VENUE: &str = "okx";
 /// Base URL; the connector appends `/ws/v5/public`.
 pub const DEFAULT_WS_URL: &str = "wss://ws.okx.com:8443";
 pub const DEFAULT_REST_URL: &str = "https://www.okx.com";
-/// Channels per instrument: `books`, `trades` and `tickers`.
+/// Channels per spot instrument: `books`, `trades` and `tickers`.
 pub const CHANNELS_PER_SYMBOL: usize = 3;
+/// Channels per swap: those, `funding-rate`, `mark-price`, `index-tickers` and
+/// `open-interest` (plus one `liquidation-orders` per connection).
+pub const CHANNELS_PER_SWAP: usize = 7;
 /// OKX's swap suffix.
 const SWAP_SUFFIX: &str = "-SWAP";
 
@@ -137,13 +144,39 @@ impl Protocol for OkxProtocol {
         &self.spec
     }
 
+    /// Consecutive symbols while their channels (3 a spot pair, 7 a swap, 1 more for a
+    /// connection with swaps: `liquidation-orders`) fit `max_streams_per_connection`; at least
+    /// one symbol a connection.
     fn shards(&self) -> Vec<Vec<Symbol>> {
-        let per = (self.spec.feed.max_streams_per_connection / CHANNELS_PER_SYMBOL).max(1);
-        self.spec
-            .symbols
-            .chunks(per)
-            .map(<[Symbol]>::to_vec)
-            .collect()
+        let budget = self.spec.feed.max_streams_per_connection;
+        let mut shards: Vec<Vec<Symbol>> = Vec::new();
+        let mut used = 0;
+        let mut has_swap = false;
+        for symbol in &self.spec.symbols {
+            let perp = symbol.is_perpetual();
+            let cost = if perp {
+                CHANNELS_PER_SWAP
+            } else {
+                CHANNELS_PER_SYMBOL
+            } + usize::from(perp && !has_swap);
+            match shards.last_mut() {
+                Some(shard) if used + cost <= budget => {
+                    shard.push(symbol.clone());
+                    used += cost;
+                    has_swap |= perp;
+                }
+                _ => {
+                    shards.push(vec![symbol.clone()]);
+                    used = if perp {
+                        CHANNELS_PER_SWAP + 1
+                    } else {
+                        CHANNELS_PER_SYMBOL
+                    };
+                    has_swap = perp;
+                }
+            }
+        }
+        shards
     }
 
     fn ws_url(&self, _shard: &[Symbol]) -> String {
@@ -448,6 +481,36 @@ mod tests {
             assert_eq!(p.units(&perp), Units::Unknown, "{bad}");
             assert_eq!(list[1].lot_size, Decimal::ONE, "configured lot kept: {bad}");
         }
+    }
+
+    #[test]
+    fn shards_count_seven_channels_a_swap_and_one_liquidation_subscription() {
+        let mut spec = VenueSpec::new(
+            [
+                "BTC-USDT",
+                "ETH-USDT",
+                "BTC-USDT-PERP",
+                "ETH-USDT-PERP",
+                "SOL-USDT",
+            ]
+            .iter()
+            .map(|s| Symbol::new(s).unwrap())
+            .collect(),
+        );
+        spec.feed.max_streams_per_connection = 14;
+        let shards = OkxProtocol::new(spec).unwrap().shards();
+        let names: Vec<Vec<&str>> = shards
+            .iter()
+            .map(|s| s.iter().map(Symbol::as_str).collect())
+            .collect();
+        // 3 + 3 + (7 + 1) = 14; then 7 + 1 + 3 = 11.
+        assert_eq!(
+            names,
+            [
+                vec!["BTC-USDT", "ETH-USDT", "BTC-USDT-PERP"],
+                vec!["ETH-USDT-PERP", "SOL-USDT"]
+            ]
+        );
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! One OKX connection: subscriptions, per-instrument `seqId` chains, trades, keep-alive, and
 //! the swaps' contract sizes converted to base units.
 
+mod perp;
+
 use super::contract::Units;
-use super::subscription::Acks;
+use super::subscription::{Acks, LIQUIDATIONS};
 use super::ticker::parse_tickers;
 use super::wire::{BookUpdate, Frame, Item, build_trade};
 use super::{OkxProtocol, native_symbol};
@@ -11,6 +13,7 @@ use crate::venue::parse::excerpt;
 use crate::{FeedEvent, InvalidCause};
 use book::{BookError, ChecksumAlgo, OrderBook};
 use model::{BookDelta, BookSnapshot, Symbol, Timestamp};
+use perp::{MarkState, index_name};
 use std::collections::HashMap;
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -38,6 +41,8 @@ pub(crate) struct OkxSession {
     /// can be verified before the sizes are converted; converted events carry no checksum.
     mirrors: Vec<Option<OrderBook>>,
     last_trade: Vec<u64>,
+    /// Swaps: the last mark (`mark-price`) and index (`index-tickers`) price.
+    marks: Vec<MarkState>,
     acks: Acks,
     /// When the last frame arrived, and whether a `ping` is out since.
     last_rx: Timestamp,
@@ -68,6 +73,7 @@ impl OkxSession {
                 .collect(),
             units,
             last_trade: vec![0; shard.len()],
+            marks: vec![MarkState::default(); shard.len()],
             acks: Acks::default(),
             last_rx: Timestamp(0),
             pinged: false,
@@ -285,7 +291,11 @@ impl OkxSession {
         match event {
             "subscribe" | "unsubscribe" => {
                 if let Some(arg) = &frame.arg {
-                    let inst = arg.inst_id.as_deref().unwrap_or_default();
+                    let inst = arg
+                        .inst_id
+                        .as_deref()
+                        .or(arg.inst_type.as_deref())
+                        .unwrap_or_default();
                     if !self.acks.acknowledge(event, &arg.channel, inst) {
                         tracing::debug!(event, channel = %arg.channel, inst, "ack for an unknown request");
                     }
@@ -311,11 +321,30 @@ impl OkxSession {
 impl Session for OkxSession {
     fn open(&mut self, io: &mut Io) {
         self.last_rx = io.recv_ts;
-        let (sized, unsized_): (Vec<usize>, Vec<usize>) =
-            (0..self.symbols.len()).partition(|&i| self.units[i] != Units::Unknown);
-        self.subscribe("subscribe", &["books", "trades", "tickers"], &sized, io);
-        // A swap of unknown contract size: only what carries no contract sizes.
-        self.subscribe("subscribe", &["tickers"], &unsized_, io);
+        let mut args: Vec<(&str, &str)> = Vec::new();
+        for (i, native) in self.natives.iter().enumerate() {
+            // A swap of unknown contract size: only what carries no contract sizes.
+            if self.units[i] != Units::Unknown {
+                args.extend([("books", native.as_str()), ("trades", native.as_str())]);
+            }
+            args.push(("tickers", native.as_str()));
+            if self.symbols[i].is_perpetual() {
+                args.extend([
+                    ("funding-rate", native.as_str()),
+                    ("mark-price", native.as_str()),
+                    ("index-tickers", index_name(native)),
+                    ("open-interest", native.as_str()),
+                ]);
+            }
+        }
+        let liquidations = (0..self.symbols.len())
+            .any(|i| self.symbols[i].is_perpetual() && self.units[i] != Units::Unknown);
+        if liquidations {
+            // One subscription for every swap's liquidations; pushes are filtered here.
+            args.push((LIQUIDATIONS, "SWAP"));
+        }
+        let frames = self.acks.frames("subscribe", &args, io.recv_ts);
+        io.send.extend(frames);
     }
 
     fn on_text(&mut self, text: &str, io: &mut Io) {
@@ -340,6 +369,12 @@ impl Session for OkxSession {
             return io.invalid(None, format!("unexpected frame: {}", excerpt(text)));
         };
         let inst = arg.inst_id.as_deref().unwrap_or_default();
+        // Channels not keyed by the instrument: routed before the instId lookup.
+        match arg.channel.as_str() {
+            LIQUIDATIONS => return self.on_liquidations(text, io),
+            "index-tickers" => return self.on_index(inst, text, io),
+            _ => {}
+        }
         let Some(&index) = self.by_native.get(inst) else {
             tracing::debug!(channel = %arg.channel, inst, "push for an instrument not subscribed; ignored");
             io.ignored += 1;
@@ -359,6 +394,13 @@ impl Session for OkxSession {
             },
             "trades" => self.on_trades(index, data, io),
             "tickers" => self.on_tickers(index, text, io),
+            "funding-rate" if self.symbols[index].is_perpetual() => {
+                self.on_funding(index, text, io);
+            }
+            "mark-price" if self.symbols[index].is_perpetual() => self.on_mark(index, text, io),
+            "open-interest" if self.symbols[index].is_perpetual() => {
+                self.on_open_interest(index, text, io);
+            }
             other => {
                 tracing::debug!(channel = other, "channel not subscribed; ignored");
                 io.ignored += 1;
@@ -414,349 +456,4 @@ impl Session for OkxSession {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::settings::VenueSpec;
-
-    /// A spot pair and a swap of `ctVal` 0.01 (from the config).
-    fn session() -> OkxSession {
-        session_with(Some("0.01"))
-    }
-
-    fn session_with(contract_size: Option<&str>) -> OkxSession {
-        let mut spec = VenueSpec::new(vec![
-            Symbol::new("BTC-USDT").unwrap(),
-            Symbol::new("BTC-USDT-PERP").unwrap(),
-        ]);
-        if let Some(size) = contract_size {
-            spec.feed.instruments.insert(
-                "BTC-USDT-PERP".into(),
-                crate::settings::InstrumentOverride {
-                    tick_size: model::Decimal::ONE,
-                    lot_size: model::Decimal::ONE,
-                    contract_size: Some(model::parse_decimal(size).unwrap()),
-                },
-            );
-        }
-        let protocol = OkxProtocol::new(spec).unwrap();
-        OkxSession::new(&protocol, &protocol.spec().symbols.clone())
-    }
-
-    fn level(p: &str, s: &str) -> model::Level {
-        model::Level::new(
-            model::parse_decimal(p).unwrap(),
-            model::parse_decimal(s).unwrap(),
-        )
-    }
-
-    /// `(price, size)` pairs of one side, as OKX's strings.
-    type Pairs<'a> = &'a [(&'a str, &'a str)];
-
-    /// A swap `books` message with OKX's checksum over its contract sizes (`+ skew`).
-    fn swap_book(
-        action: &str,
-        prev: i64,
-        seq: i64,
-        bids: &[(&str, &str)],
-        asks: &[(&str, &str)],
-        truth: (Pairs, Pairs),
-        skew: i64,
-    ) -> String {
-        let side = |l: &[(&str, &str)]| -> Vec<serde_json::Value> {
-            l.iter()
-                .map(|(p, s)| serde_json::json!([p, s, "0", "1"]))
-                .collect()
-        };
-        let tb: Vec<model::Level> = truth.0.iter().map(|(p, s)| level(p, s)).collect();
-        let ta: Vec<model::Level> = truth.1.iter().map(|(p, s)| level(p, s)).collect();
-        let checksum = i64::from(book::checksum::okx_checksum(&tb, &ta) as i32) + skew;
-        serde_json::json!({"arg": {"channel": "books", "instId": "BTC-USDT-SWAP"}, "action": action, "data": [{"asks": side(asks), "bids": side(bids), "ts": "1597026383085", "checksum": checksum, "prevSeqId": prev, "seqId": seq}]}).to_string()
-    }
-
-    fn sizes(levels: &[model::Level]) -> Vec<String> {
-        levels.iter().map(|l| l.size.to_string()).collect()
-    }
-
-    /// Swap sizes leave in base units (`contracts × ctVal`, exact); OKX's checksum is
-    /// verified on the contract book first, and a mismatch is reported as one.
-    #[test]
-    fn swap_sizes_are_converted_after_the_checksum_is_verified() {
-        let mut s = session();
-        let bids = [("100.5", "415"), ("100.4", "7")];
-        let asks = [("100.6", "3")];
-        let io = feed(
-            &mut s,
-            &swap_book("snapshot", -1, 10, &bids, &asks, (&bids, &asks), 0),
-        );
-        let [FeedEvent::BookSnapshot { symbol, snapshot }] = io.events.as_slice() else {
-            panic!("{:?}", io.events)
-        };
-        assert_eq!(symbol.as_str(), "BTC-USDT-PERP");
-        assert_eq!(
-            (sizes(&snapshot.bids), sizes(&snapshot.asks)),
-            (vec!["4.15".into(), "0.07".into()], vec!["0.03".into()])
-        );
-        assert_eq!(snapshot.checksum, None, "verified here, in contracts");
-        let truth_bids = [("100.5", "415"), ("100.4", "7"), ("100.3", "12")];
-        let io = feed(
-            &mut s,
-            &swap_book(
-                "update",
-                10,
-                11,
-                &[("100.3", "12")],
-                &[],
-                (&truth_bids, &asks),
-                0,
-            ),
-        );
-        let [FeedEvent::BookDelta { delta, .. }] = io.events.as_slice() else {
-            panic!("{:?}", io.events)
-        };
-        assert_eq!(sizes(&delta.bids), ["0.12"]);
-        assert_eq!(delta.checksum, None);
-        let io = feed(
-            &mut s,
-            &swap_book("update", 11, 12, &[("100.3", "0")], &[], (&bids, &asks), 1),
-        );
-        assert_eq!(kinds(&io), ["checksum_mismatch"]);
-        assert_eq!(io.checksum_failures, 1);
-        assert!(
-            io.send
-                .iter()
-                .any(|f| f.contains("unsubscribe") && f.contains("BTC-USDT-SWAP"))
-        );
-        // The fresh snapshot resets the contract book too.
-        let io = feed(
-            &mut s,
-            &swap_book("snapshot", -1, 20, &bids, &asks, (&bids, &asks), 0),
-        );
-        assert_eq!(kinds(&io), ["snapshot"]);
-        // Trades: `sz` is contracts too.
-        let trade = include_str!("../../../test_data/okx/ws_trades_update.json")
-            .replace("BTC-USDT", "BTC-USDT-SWAP");
-        let io = feed(&mut s, &trade);
-        let [FeedEvent::Trade { trade, .. }] = io.events.as_slice() else {
-            panic!("{:?}", io.events)
-        };
-        assert_eq!(trade.size.to_string(), "0.0012060306");
-        // Spot sizes pass through untouched, scale kept.
-        let io = feed(&mut s, &book("BTC-USDT", "snapshot", -1, 10, "100"));
-        let [FeedEvent::BookSnapshot { snapshot, .. }] = io.events.as_slice() else {
-            panic!()
-        };
-        assert_eq!(snapshot.bids[0].size.to_string(), "1");
-    }
-
-    /// Without `ctVal` (metadata unreachable, nothing configured) a swap's sizes cannot be
-    /// converted: its books and trades are not subscribed, and the status says why.
-    #[test]
-    fn a_swap_of_unknown_contract_size_serves_no_sizes_and_says_why() {
-        let mut s = session_with(None);
-        let mut io = Io::new(Timestamp(0));
-        s.open(&mut io);
-        let frames = io.send.join(" ");
-        assert!(
-            frames.contains(r#"{"channel":"books","instId":"BTC-USDT"}"#),
-            "{frames}"
-        );
-        assert!(
-            !frames.contains(r#"{"channel":"books","instId":"BTC-USDT-SWAP"}"#),
-            "{frames}"
-        );
-        assert!(
-            !frames.contains(r#"{"channel":"trades","instId":"BTC-USDT-SWAP"}"#),
-            "{frames}"
-        );
-        assert!(
-            frames.contains(r#"{"channel":"tickers","instId":"BTC-USDT-SWAP"}"#),
-            "{frames}"
-        );
-        let note = s.sync_note().unwrap();
-        assert!(
-            note.contains("BTC-USDT-PERP") && note.contains("contract_size"),
-            "{note}"
-        );
-        let perp = Symbol::new("BTC-USDT-PERP").unwrap();
-        let mut io = Io::new(Timestamp(0));
-        s.resubscribe(&perp, &mut io);
-        assert!(io.send.is_empty(), "nothing to resubscribe");
-        assert!(session().sync_note().is_none());
-    }
-
-    fn book(inst: &str, action: &str, prev: i64, seq: i64, bid: &str) -> String {
-        format!(
-            r#"{{"arg":{{"channel":"books","instId":"{inst}"}},"action":"{action}","data":[{{"asks":[["101","1","0","1"]],"bids":[["{bid}","1","0","1"]],"ts":"1597026383085","checksum":0,"prevSeqId":{prev},"seqId":{seq}}}]}}"#
-        )
-    }
-
-    fn feed(s: &mut OkxSession, text: &str) -> Io {
-        let mut io = Io::new(Timestamp(1_000_000));
-        s.on_text(text, &mut io);
-        io
-    }
-
-    fn kinds(io: &Io) -> Vec<&'static str> {
-        io.events
-            .iter()
-            .map(|e| match e {
-                FeedEvent::BookSnapshot { .. } => "snapshot",
-                FeedEvent::BookDelta { .. } => "delta",
-                FeedEvent::Invalid { cause, .. } => cause.as_str(),
-                _ => "other",
-            })
-            .collect()
-    }
-
-    /// One line per case: the chain rule on `prevSeqId`/`seqId`, after a snapshot at 10.
-    #[test]
-    fn updates_chain_on_prev_seq_id() {
-        let cases: &[(&str, i64, i64, &[&str], bool)] = &[
-            ("next in chain", 10, 15, &["delta"], false),
-            ("sequence reset, still chained", 10, 3, &["delta"], false),
-            ("the same message again", 5, 10, &[], false),
-            ("gap", 12, 20, &["gap"], true),
-            ("late message", 4, 8, &["gap"], true),
-        ];
-        for (name, prev, seq, expected, resubscribed) in cases {
-            let mut s = session();
-            feed(&mut s, &book("BTC-USDT", "snapshot", -1, 10, "100"));
-            let io = feed(&mut s, &book("BTC-USDT", "update", *prev, *seq, "99"));
-            assert_eq!(kinds(&io), *expected, "{name}");
-            assert_eq!(
-                io.send.iter().any(|f| f.contains("unsubscribe")),
-                *resubscribed,
-                "{name}"
-            );
-            assert_eq!(io.gaps, u64::from(*resubscribed), "{name}");
-        }
-    }
-
-    #[test]
-    fn a_snapshot_mid_stream_resets_and_updates_before_it_are_dropped() {
-        let mut s = session();
-        assert!(kinds(&feed(&mut s, &book("BTC-USDT", "update", 1, 2, "99"))).is_empty());
-        assert_eq!(s.syncing(), 2);
-        assert_eq!(
-            kinds(&feed(&mut s, &book("BTC-USDT", "snapshot", -1, 10, "100"))),
-            ["snapshot"]
-        );
-        assert_eq!(
-            kinds(&feed(&mut s, &book("BTC-USDT", "snapshot", -1, 50, "100"))),
-            ["snapshot"]
-        );
-        let io = feed(&mut s, &book("BTC-USDT", "update", 50, 51, "98"));
-        let FeedEvent::BookDelta { delta, .. } = &io.events[0] else {
-            panic!()
-        };
-        assert_eq!(
-            (delta.first_seq, delta.last_seq),
-            (3, 3),
-            "gap-free synthetic sequence"
-        );
-        assert_eq!(s.syncing(), 1, "the swap is still waiting");
-        let io = feed(&mut s, &book("BTC-USDT-SWAP", "snapshot", -1, 7, "100"));
-        let FeedEvent::BookSnapshot { symbol, .. } = &io.events[0] else {
-            panic!()
-        };
-        assert_eq!(symbol.as_str(), "BTC-USDT-PERP");
-        assert_eq!(s.syncing(), 0);
-    }
-
-    #[test]
-    fn acks_errors_notices_pings_and_unsubscribed_pushes() {
-        let mut s = session();
-        let mut io = Io::new(Timestamp(0));
-        s.open(&mut io);
-        assert_eq!(io.send.len(), 1);
-        assert!(io.send[0].contains(r#"{"channel":"books","instId":"BTC-USDT-SWAP"}"#));
-        let mut io = Io::new(Timestamp(0));
-        s.on_tick(Timestamp(3 * Timestamp::MICROS_PER_SECOND), &mut io);
-        assert!(io.reconnect.is_none() && io.send.is_empty());
-        s.on_tick(Timestamp(11 * Timestamp::MICROS_PER_SECOND), &mut io);
-        assert!(io.reconnect.unwrap().contains("no acknowledgement"));
-        for (channel, inst) in [
-            ("books", "BTC-USDT"),
-            ("trades", "BTC-USDT"),
-            ("tickers", "BTC-USDT"),
-            ("books", "BTC-USDT-SWAP"),
-            ("trades", "BTC-USDT-SWAP"),
-            ("tickers", "BTC-USDT-SWAP"),
-        ] {
-            feed(
-                &mut s,
-                &format!(
-                    r#"{{"event":"subscribe","arg":{{"channel":"{channel}","instId":"{inst}"}},"connId":"a4d3ae55"}}"#
-                ),
-            );
-        }
-        let mut io = Io::new(Timestamp(0));
-        s.on_tick(Timestamp(12 * Timestamp::MICROS_PER_SECOND), &mut io);
-        assert!(io.reconnect.is_none(), "every argument acknowledged");
-        // Idle for `ping_after` (15 s): one text ping; the pong resets the timer.
-        let mut io = Io::new(Timestamp(0));
-        s.on_tick(
-            Timestamp(16 * Timestamp::MICROS_PER_SECOND + 1_000_000),
-            &mut io,
-        );
-        s.on_tick(
-            Timestamp(17 * Timestamp::MICROS_PER_SECOND + 1_000_000),
-            &mut io,
-        );
-        assert_eq!(io.send, ["ping"]);
-        assert!(kinds(&feed(&mut s, "pong")).is_empty());
-        let io = feed(
-            &mut s,
-            include_str!("../../../test_data/okx/ws_subscribe_error.json"),
-        );
-        assert_eq!(kinds(&io), ["invalid_message"]);
-        assert!(io.reconnect.unwrap().contains("60012"));
-        let io = feed(
-            &mut s,
-            include_str!("../../../test_data/okx/ws_notice_event.json"),
-        );
-        assert!(io.reconnect.unwrap().contains("service upgrade"));
-        let io = feed(&mut s, &book("ETH-USDT", "snapshot", -1, 1, "100"));
-        assert!(
-            io.events.is_empty() && io.ignored == 1,
-            "not subscribed: ignored"
-        );
-        let io = feed(
-            &mut s,
-            r#"{"arg":{"channel":"books","instId":"BTC-USDT"},"action":"update","data":[{"bids":[["1x","1","0","1"]],"ts":"1","prevSeqId":1,"seqId":2}]}"#,
-        );
-        assert_eq!(kinds(&io), ["invalid_message"]);
-        let io = feed(&mut s, "{oops");
-        assert_eq!(kinds(&io), ["invalid_message"]);
-    }
-
-    #[test]
-    fn tickers_become_venue_tickers_and_bad_ones_are_counted_not_fatal() {
-        let mut s = session();
-        let text = include_str!("../../../test_data/okx/ws_tickers_swap_update.json");
-        let io = feed(&mut s, text);
-        let [FeedEvent::Ticker { symbol, ticker }] = io.events.as_slice() else {
-            panic!("{:?}", io.events)
-        };
-        assert_eq!(symbol.as_str(), "BTC-USDT-PERP");
-        assert_eq!(ticker.recv_ts, Timestamp(1_000_000));
-        let io = feed(
-            &mut s,
-            &text.replace("\"103700\",\"lastSz\"", "\"x\",\"lastSz\""),
-        );
-        assert_eq!(kinds(&io), ["invalid_message"]);
-        let FeedEvent::Invalid { symbol, .. } = &io.events[0] else {
-            panic!()
-        };
-        assert!(symbol.is_none(), "a bad ticker never rebuilds a book");
-        assert!(io.send.is_empty() && io.reconnect.is_none());
-    }
-
-    #[test]
-    fn trades_are_deduplicated_by_id() {
-        let mut s = session();
-        let text = include_str!("../../../test_data/okx/ws_trades_update.json");
-        assert_eq!(feed(&mut s, text).events.len(), 1);
-        assert!(feed(&mut s, text).events.is_empty(), "duplicate dropped");
-    }
-}
+mod tests;
