@@ -16,6 +16,8 @@
 //! - `okx-mix`: the `mix` shape in OKX v5 frames (`books` updates chained by
 //!   `prevSeqId`/`seqId`, 4-field levels, checksum 0 as OKX sends it today; `trades`)
 //!   through `OkxSession::on_text`;
+//! - `okxswap`, `swap-1+1`: the same for `-SWAP` instruments (`ctVal` 0.01): sizes converted
+//!   from contracts and each book also kept in contracts for OKX's checksum;
 //! - `bybit-mix`: the same in Bybit v5 frames (`orderbook.50` deltas with consecutive `u`,
 //!   `publicTrade`) through `BybitSession::on_text`;
 //! - `hl-book`: Hyperliquid `l2Book` messages (the whole top 20 a side, one or two levels
@@ -147,16 +149,57 @@ fn spec() -> VenueSpec {
     VenueSpec::new(SYMBOLS.iter().map(|s| Symbol::new(s).unwrap()).collect())
 }
 
+/// The OKX instrument of a bench symbol: the spot pair, or (`swap`) its `-SWAP`.
+fn okx_inst(symbol: &str, swap: bool) -> String {
+    if swap {
+        format!("{symbol}-SWAP")
+    } else {
+        symbol.to_string()
+    }
+}
+
+/// The OKX spec: the spot pairs, or (`swap`) their perpetuals with `ctVal` 0.01 configured,
+/// so sizes go through the contract conversion (and the contract book kept for the checksum).
+fn okx_spec(swap: bool) -> VenueSpec {
+    if !swap {
+        return spec();
+    }
+    let mut spec = VenueSpec::new(
+        SYMBOLS
+            .iter()
+            .map(|s| Symbol::new(&format!("{s}-PERP")).unwrap())
+            .collect(),
+    );
+    for s in SYMBOLS {
+        spec.feed.instruments.insert(
+            format!("{s}-PERP"),
+            connectors::settings::InstrumentOverride {
+                tick_size: model::Decimal::new(1, 2),
+                lot_size: model::Decimal::new(1, 8),
+                contract_size: Some(model::Decimal::new(1, 2)),
+            },
+        );
+    }
+    spec
+}
+
 /// `count` OKX v5 frames: `trades`% `trades` pushes, the rest `books` updates of `per_side`
-/// levels a side, each chained on its instrument's previous `seqId`.
-fn generate_okx(count: usize, trades: u64, per_side: std::ops::RangeInclusive<u64>) -> Vec<String> {
+/// levels a side, each chained on its instrument's previous `seqId`; `swap`: of the
+/// `-SWAP` instruments (sizes in contracts).
+fn generate_okx(
+    count: usize,
+    trades: u64,
+    per_side: std::ops::RangeInclusive<u64>,
+    swap: bool,
+) -> Vec<String> {
     let mut rng = Rng::new(7);
     let mut seq_ids = vec![10i64; SYMBOLS.len()];
     let mut trade_id = 0u64;
     (0..count)
         .map(|i| {
             let index = i % SYMBOLS.len();
-            let inst = SYMBOLS[index];
+            let inst = okx_inst(SYMBOLS[index], swap);
+            let inst = inst.as_str();
             if rng.below(100) < trades {
                 trade_id += 1;
                 return format!(
@@ -345,10 +388,19 @@ fn primed_hl() -> Primed {
     }
 }
 
-/// A live OKX session: one snapshot per instrument (`seqId` 10).
+/// A live OKX spot session: one snapshot per instrument (`seqId` 10).
 fn primed_okx() -> Primed {
-    let protocol = venue::protocol("okx", spec()).unwrap();
-    let symbols = spec().symbols;
+    primed_okx_for(false)
+}
+
+/// A live OKX swap session (`ctVal` 0.01): one snapshot per swap.
+fn primed_okx_swap() -> Primed {
+    primed_okx_for(true)
+}
+
+fn primed_okx_for(swap: bool) -> Primed {
+    let protocol = venue::protocol("okx", okx_spec(swap)).unwrap();
+    let symbols = okx_spec(swap).symbols;
     let mut session = protocol.session(&symbols);
     let mut io = Io::new(Timestamp(1));
     session.open(&mut io);
@@ -371,6 +423,7 @@ fn primed_okx() -> Primed {
         })
         .collect();
     for s in SYMBOLS {
+        let s = okx_inst(s, swap);
         let text = format!(
             "{{\"arg\":{{\"channel\":\"books\",\"instId\":\"{s}\"}},\"action\":\"snapshot\",\"data\":[{{\"asks\":[{}],\"bids\":[{}],\"ts\":\"1597026383085\",\"checksum\":0,\"prevSeqId\":-1,\"seqId\":10}}]}}",
             asks.join(","),
@@ -642,12 +695,18 @@ fn main() {
     run("depth10", &deep, primed);
     run_parse("d10/pars", &deep, primed);
     run_replay(&mix[..count.min(300_000)]);
-    let okx = generate_okx(count, 50, 1..=5);
+    let okx = generate_okx(count, 50, 1..=5, false);
     run("okx-mix", &okx, primed_okx);
     run_parse("okx/pars", &okx, primed_okx);
-    let okx_small = generate_okx(count, 0, 1..=1);
+    let okx_small = generate_okx(count, 0, 1..=1, false);
     run("okx-1+1", &okx_small, primed_okx);
     run_parse("okx1/par", &okx_small, primed_okx);
+    let swap = generate_okx(count, 50, 1..=5, true);
+    run("okxswap", &swap, primed_okx_swap);
+    run_parse("swap/par", &swap, primed_okx_swap);
+    let swap_small = generate_okx(count, 0, 1..=1, true);
+    run("swap-1+1", &swap_small, primed_okx_swap);
+    run_parse("swap1/pa", &swap_small, primed_okx_swap);
     let bybit = generate_bybit(count, 50, 1..=5);
     run("bybit-mix", &bybit, primed_bybit);
     run_parse("bybit/par", &bybit, primed_bybit);

@@ -49,6 +49,10 @@ pub struct FeedSettings {
 pub struct InstrumentOverride {
     pub tick_size: Decimal,
     pub lot_size: Decimal,
+    /// OKX swaps: base units per contract (OKX's `ctVal`, 0.01 for `BTC-USDT-PERP`), used to
+    /// convert contract sizes when the metadata endpoint is unreachable. Positive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contract_size: Option<Decimal>,
 }
 
 impl Default for FeedSettings {
@@ -126,6 +130,12 @@ impl FeedSettings {
                 return Err(ConnectorError::setting(
                     format!("{prefix}.instruments.{symbol}"),
                     "must have a positive tick_size and lot_size",
+                ));
+            }
+            if o.contract_size.is_some_and(|c| c <= Decimal::ZERO) {
+                return Err(ConnectorError::setting(
+                    format!("{prefix}.instruments.{symbol}.contract_size"),
+                    "must be positive",
                 ));
             }
         }
@@ -248,7 +258,7 @@ mod tests {
     fn defaults_are_valid_and_bad_values_name_their_key() {
         FeedSettings::default().validate("feed").unwrap();
         type Change = fn(&mut FeedSettings);
-        let cases: [(Change, &str); 5] = [
+        let cases: [(Change, &str); 6] = [
             (|f| f.backoff_base_ms = 0, "feed.backoff_base_ms"),
             (|f| f.backoff_cap_ms = 10, "feed.backoff_cap_ms"),
             (|f| f.max_streams_per_connection = 2000, "feed.max_streams"),
@@ -260,10 +270,24 @@ mod tests {
                         InstrumentOverride {
                             tick_size: Decimal::ONE,
                             lot_size: Decimal::ONE,
+                            contract_size: None,
                         },
                     );
                 },
                 "feed.instruments",
+            ),
+            (
+                |f| {
+                    f.instruments.insert(
+                        "BTC-USDT-PERP".into(),
+                        InstrumentOverride {
+                            tick_size: Decimal::ONE,
+                            lot_size: Decimal::ONE,
+                            contract_size: Some(Decimal::ZERO),
+                        },
+                    );
+                },
+                "feed.instruments.BTC-USDT-PERP.contract_size",
             ),
         ];
         for (change, key) in cases {

@@ -16,6 +16,11 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{broadcast, mpsc};
 
+/// The depth the mock publishes (`orderbook.50`): its books are deeper (60 levels), so, as on
+/// Bybit, a level entering the top 50 pushes the 50th out without a removal, and a level
+/// leaving it lets the 51st in (sent as an insert).
+pub const DEPTH: usize = 50;
+
 /// What the mock broadcasts: `(normalized symbol, topic kind, frame, book version)`; symbol
 /// `*` goes to every connection.
 type Outgoing = (String, &'static str, String, u64);
@@ -35,6 +40,8 @@ struct Market {
     update_ids: BTreeMap<String, u64>,
     versions: BTreeMap<String, u64>,
     held: HashMap<String, (String, u64)>,
+    /// Levels that left the published depth without a removal being sent.
+    pushed_out: u64,
     trade_seq: u64,
     rng: Rng,
     faults: MessageFaults,
@@ -85,17 +92,19 @@ fn now_ms() -> i64 {
 }
 
 impl MockBybit {
-    /// Starts a mock serving `symbols` (normalized, spot or `-PERP`), 40-level books.
+    /// Starts a mock serving `symbols` (normalized, spot or `-PERP`), 60-level books
+    /// published [`DEPTH`] deep.
     pub async fn start(symbols: &[&str]) -> std::io::Result<Self> {
         let mut rng = rng(41);
         let mut books = BTreeMap::new();
         for (i, s) in symbols.iter().enumerate() {
             books.insert(
                 s.to_string(),
-                MockBook::new(1_657_850 + i as i64 * 1000, 1, 3, 40, &mut rng),
+                MockBook::new(1_657_850 + i as i64 * 1000, 1, 3, 60, &mut rng),
             );
         }
         let market = Market {
+            pushed_out: 0,
             update_ids: books.keys().map(|k| (k.clone(), 18_521_288)).collect(),
             versions: books.keys().map(|k| (k.clone(), 0)).collect(),
             books,
@@ -133,6 +142,7 @@ impl MockBybit {
                 let changes = 1 + m.rng.below(3) as usize;
                 let Market { books, rng, .. } = &mut *m;
                 let book = books.get_mut(s).expect("known symbol");
+                let before = book.top(DEPTH);
                 let (mut bids, mut asks) = (Vec::new(), Vec::new());
                 for _ in 0..changes {
                     let (is_bid, level) = book.change(rng);
@@ -142,6 +152,10 @@ impl MockBybit {
                         asks.push(level)
                     }
                 }
+                let after = book.top(DEPTH);
+                let (bids, out_b) = published(&before.0, &after.0, &bids);
+                let (asks, out_a) = published(&before.1, &after.1, &asks);
+                m.pushed_out += out_b + out_a;
                 let u = m.update_ids.get_mut(s).map_or(0, |u| {
                     *u += 1;
                     *u
@@ -192,9 +206,14 @@ impl MockBybit {
         let _ = self.tx.send((symbol.to_string(), "tickers", frame, 0));
     }
 
-    /// The ground truth of a normalized symbol.
+    /// The ground truth of a normalized symbol: Bybit's view, the top [`DEPTH`] levels.
     pub fn truth(&self, symbol: &str) -> (Vec<Level>, Vec<Level>) {
-        lock(&self.market).books[symbol].top(usize::MAX)
+        lock(&self.market).books[symbol].top(DEPTH)
+    }
+
+    /// Levels pushed out of the published depth so far (no removal sent for them).
+    pub fn pushed_out(&self) -> u64 {
+        lock(&self.market).pushed_out
     }
 
     pub fn skip_next(&self, symbol: &str) {
@@ -230,9 +249,39 @@ impl MockBybit {
     }
 }
 
+/// One side of a delta as Bybit publishes it, from that side's top [`DEPTH`] before and after
+/// the `changes` (applied in order): each change inside the new view, each removal of a level
+/// that was in view, and each level that entered the view from below; nothing for a level
+/// that only fell out of the view. Also returns how many did.
+fn published(before: &[Level], after: &[Level], changes: &[Level]) -> (Vec<Level>, u64) {
+    let in_view = |levels: &[Level], l: &Level| levels.iter().any(|x| x.price == l.price);
+    let mut out: Vec<Level> = Vec::new();
+    for change in changes {
+        let sent = if change.size.is_zero() {
+            in_view(before, change)
+        } else {
+            in_view(after, change)
+        };
+        if sent {
+            out.retain(|l| l.price != change.price);
+            out.push(*change);
+        }
+    }
+    for level in after {
+        if !in_view(before, level) && !in_view(&out, level) {
+            out.push(*level);
+        }
+    }
+    let gone = before
+        .iter()
+        .filter(|l| !in_view(after, l) && !changes.iter().any(|c| c.price == l.price))
+        .count();
+    (out, gone as u64)
+}
+
 fn snapshot_frame(market: &Mutex<Market>, symbol: &str) -> Option<(String, u64)> {
     let m = lock(market);
-    let (bids, asks) = m.books.get(symbol)?.top(50);
+    let (bids, asks) = m.books.get(symbol)?.top(DEPTH);
     Some((
         book_frame("snapshot", symbol, &bids, &asks, m.update_ids[symbol]),
         m.versions[symbol],

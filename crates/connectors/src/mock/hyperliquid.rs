@@ -1,6 +1,7 @@
-//! Mock Hyperliquid: `/ws` (`subscribe`/`unsubscribe` of `l2Book` and `trades` per coin,
-//! answered by `subscriptionResponse`; an `l2Book` with the whole top-20 book on every change
-//! and right after subscribing; `ping` → `pong`).
+//! Mock Hyperliquid: `/ws` (`subscribe`/`unsubscribe` of `l2Book`, `trades` and
+//! `activeAssetCtx` per coin, answered by `subscriptionResponse`; an `l2Book` with the whole
+//! top-20 book on every change and right after subscribing; an `activeAssetCtx` with the
+//! coin's whole context on every step and right after subscribing; `ping` → `pong`).
 
 use super::{Control, MockBook, OpenGuard, Shared, lock, rng};
 use crate::conn::backoff::Rng;
@@ -36,6 +37,8 @@ struct Market {
     time: i64,
     held: HashMap<String, String>,
     tid: u64,
+    /// Steps taken (drives the `activeAssetCtx` figures).
+    steps: u64,
     rng: Rng,
     faults: MessageFaults,
 }
@@ -87,6 +90,7 @@ impl MockHyperliquid {
             time: 1_710_131_872_708,
             held: HashMap::new(),
             tid: 981_894_269_203_000,
+            steps: 0,
             rng,
             faults: MessageFaults::default(),
         };
@@ -140,8 +144,21 @@ impl MockHyperliquid {
                 let side = if m.rng.below(2) == 0 { "B" } else { "A" };
                 let trade = serde_json::json!({"channel": "trades", "data": [{"coin": c, "side": side, "px": "68517.0", "sz": "0.005", "time": m.time, "hash": "0x00", "tid": m.tid, "users": ["0x01", "0x02"]}]}).to_string();
                 let _ = self.tx.send((c.clone(), "trades", trade));
+                let _ = self
+                    .tx
+                    .send((c.clone(), "activeAssetCtx", ctx_frame(c, m.steps)));
             }
+            m.steps += 1;
         }
+    }
+
+    /// An `activeAssetCtx` push for `symbol` with an unparseable `openInterest`, to its
+    /// subscribers.
+    pub fn bad_ctx(&self, symbol: &str) {
+        let c = coin(symbol);
+        let frame = ctx_frame(&c, lock(&self.market).steps);
+        let bad = frame.replacen("\"openInterest\":\"", "\"openInterest\":\"x", 1);
+        let _ = self.tx.send((c, "activeAssetCtx", bad));
     }
 
     /// The published (top 20) book of a symbol.
@@ -172,6 +189,35 @@ impl MockHyperliquid {
     }
 }
 
+/// The price 24 h ago every coin's context reports.
+pub const PREV_DAY_PX: &str = "68000.0";
+
+/// A coin's `activeAssetCtx` at step `n`, shaped as Hyperliquid documents it: mark
+/// `68674.{n % 10}`, mid `68675.{n % 10}`, oracle `68673.{n % 10}`, funding `0.0000125`
+/// (`0.0000130` every other 5 steps), open interest `{1000 + n}.5` coins, base volume
+/// `{5000 + n}.25`, prevDayPx [`PREV_DAY_PX`].
+fn ctx_frame(coin: &str, n: u64) -> String {
+    let d = n % 10;
+    let funding = if (n / 5).is_multiple_of(2) {
+        "0.0000125"
+    } else {
+        "0.0000130"
+    };
+    serde_json::json!({"channel": "activeAssetCtx", "data": {"coin": coin, "ctx": {
+        "dayNtlVlm": "1169046.29406",
+        "prevDayPx": PREV_DAY_PX,
+        "markPx": format!("68674.{d}"),
+        "midPx": format!("68675.{d}"),
+        "funding": funding,
+        "openInterest": format!("{}.5", 1000 + n),
+        "oraclePx": format!("68673.{d}"),
+        "premium": "0.00031774",
+        "impactPxs": ["68674.0", "68676.0"],
+        "dayBaseVlm": format!("{}.25", 5000 + n),
+    }}})
+    .to_string()
+}
+
 async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
     match state.control.admit() {
         Some(conn) => ws.on_upgrade(move |socket| session(state, socket, conn)),
@@ -186,6 +232,7 @@ async fn session(state: AppState, mut socket: WebSocket, conn: usize) {
     let (reply_tx, mut reply_rx) = mpsc::channel::<String>(1024);
     let mut books: HashSet<String> = HashSet::new();
     let mut trades: HashSet<String> = HashSet::new();
+    let mut ctxs: HashSet<String> = HashSet::new();
     loop {
         tokio::select! {
             _ = kicked.recv() => return,
@@ -211,11 +258,16 @@ async fn session(state: AppState, mut socket: WebSocket, conn: usize) {
                         ("subscribe", "trades") => { trades.insert(c.clone()); }
                         ("unsubscribe", "trades") => { trades.remove(&c); }
                         ("unsubscribe", "l2Book") => { books.remove(&c); }
+                        ("unsubscribe", "activeAssetCtx") => { ctxs.remove(&c); }
                         _ => {}
                     }
                     replies.push(serde_json::json!({"channel": "subscriptionResponse", "data": {"method": method, "subscription": subscription}}).to_string());
                     if method == "subscribe" && kind == "l2Book" {
                         replies.push(format!("book:{c}"));
+                    }
+                    if method == "subscribe" && kind == "activeAssetCtx" {
+                        // The current context follows the subscription (taken when sent).
+                        replies.push(format!("ctx:{c}"));
                     }
                 }
                 let tx = reply_tx.clone();
@@ -229,13 +281,15 @@ async fn session(state: AppState, mut socket: WebSocket, conn: usize) {
                 });
             }
             Some(reply) = reply_rx.recv() => {
-                let reply = match reply.strip_prefix("book:") {
-                    Some(c) => {
-                        let m = lock(&state.market);
-                        books.insert(c.to_string());
-                        book_frame(c, &m.books[c], m.time)
-                    }
-                    None => reply,
+                let reply = if let Some(c) = reply.strip_prefix("book:") {
+                    let m = lock(&state.market);
+                    books.insert(c.to_string());
+                    book_frame(c, &m.books[c], m.time)
+                } else if let Some(c) = reply.strip_prefix("ctx:") {
+                    ctxs.insert(c.to_string());
+                    ctx_frame(c, lock(&state.market).steps)
+                } else {
+                    reply
                 };
                 if !state.control.silent() && socket.send(Message::Text(reply.into())).await.is_err() { return }
             }
@@ -247,6 +301,7 @@ async fn session(state: AppState, mut socket: WebSocket, conn: usize) {
                 let wanted = match channel {
                     "l2Book" => books.contains(&c),
                     "trades" => trades.contains(&c),
+                    "activeAssetCtx" => ctxs.contains(&c),
                     _ => c == "*",
                 };
                 if wanted && socket.send(Message::Text(frame.into())).await.is_err() { return }

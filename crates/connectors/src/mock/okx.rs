@@ -1,6 +1,8 @@
 //! Mock OKX v5 public: `/ws/v5/public` (`subscribe`/`unsubscribe` with one ack per argument,
 //! `books` snapshots and `prevSeqId`/`seqId`-chained updates with the CRC32 checksum of the top
-//! 25 levels, `trades`, `tickers`, text `ping` → `pong`) and `GET /api/v5/public/instruments`.
+//! 25 levels, `trades`, `tickers`, for swaps `funding-rate`, `mark-price`, `index-tickers`,
+//! `open-interest` and `liquidation-orders` (by `instType` SWAP), text `ping` → `pong`) and
+//! `GET /api/v5/public/instruments`.
 
 use super::{Control, MockBook, OpenGuard, Shared, lock, rng};
 use crate::conn::backoff::Rng;
@@ -15,6 +17,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{broadcast, mpsc};
+
+/// The contract size of every swap the mock lists (`ctVal`, in the base currency), as OKX's
+/// `BTC-USDT-SWAP`: book and trade sizes on the wire are contracts of this many base units.
+pub const SWAP_CT_VAL: &str = "0.01";
 
 /// What the mock broadcasts: `(instId, channel, frame, book version after it)`; instId `*`
 /// goes to every connection.
@@ -33,9 +39,19 @@ struct MessageFaults {
     wrong_checksum: HashSet<String>,
 }
 
+/// Channels only swaps have (`index-tickers` is keyed by the swap's index name).
+const PERP_STREAMS: [&str; 4] = [
+    "funding-rate",
+    "mark-price",
+    "index-tickers",
+    "open-interest",
+];
+
 #[derive(Debug)]
 struct Market {
     books: BTreeMap<String, MockBook>,
+    /// Steps taken (drives the perpetual figures).
+    steps: u64,
     seq_ids: BTreeMap<String, i64>,
     versions: BTreeMap<String, u64>,
     held: HashMap<String, (String, u64)>,
@@ -110,6 +126,7 @@ impl MockOkx {
         let versions = books.keys().map(|k| (k.clone(), 0)).collect();
         let market = Market {
             books,
+            steps: 0,
             seq_ids,
             versions,
             held: HashMap::new(),
@@ -193,13 +210,49 @@ impl MockOkx {
                 let _ = self
                     .tx
                     .send((i.clone(), "tickers", ticker_frame(i, m.trade_id), 0));
+                if i.ends_with("-SWAP") {
+                    for (key, channel, frame) in perp_frames(i, m.steps) {
+                        let _ = self.tx.send((key, channel, frame, 0));
+                    }
+                }
+            }
+            m.steps += 1;
+        }
+    }
+
+    /// A push of `channel` (`funding-rate`, `mark-price`, `index-tickers`, `open-interest` or
+    /// `liquidation-orders`) for the swap `symbol` with one field OKX would never send, to
+    /// its subscribers.
+    pub fn bad_perp(&self, symbol: &str, channel: &str) {
+        let i = inst(symbol);
+        let step = lock(&self.market).steps;
+        for (key, c, frame) in perp_frames(&i, step.next_multiple_of(LIQUIDATION_EVERY)) {
+            if c == channel {
+                let bad = match c {
+                    "funding-rate" => {
+                        frame.replacen("\"fundingRate\":\"", "\"fundingRate\":\"x", 1)
+                    }
+                    "mark-price" => frame.replacen("\"markPx\":\"", "\"markPx\":\"-", 1),
+                    "index-tickers" => frame.replacen("\"idxPx\":\"", "\"idxPx\":\"-", 1),
+                    "open-interest" => frame.replacen("\"oiCcy\":\"", "\"oiCcy\":\"-", 1),
+                    _ => frame.replacen("\"side\":\"", "\"side\":\"up", 1),
+                };
+                let _ = self.tx.send((key, c, bad, 0));
             }
         }
     }
 
-    /// The ground truth of a normalized symbol: bids and asks, best first.
+    /// The ground truth of a normalized symbol: bids and asks, best first, sizes in base
+    /// units (a swap's contracts × [`SWAP_CT_VAL`]), as the gateway must publish them.
     pub fn truth(&self, symbol: &str) -> (Vec<Level>, Vec<Level>) {
-        lock(&self.market).books[&inst(symbol)].top(usize::MAX)
+        let (mut bids, mut asks) = lock(&self.market).books[&inst(symbol)].top(usize::MAX);
+        if symbol.ends_with("-PERP") {
+            let ct_val = model::parse_decimal(SWAP_CT_VAL).expect("a decimal");
+            for level in bids.iter_mut().chain(asks.iter_mut()) {
+                level.size *= ct_val;
+            }
+        }
+        (bids, asks)
     }
 
     pub fn skip_next(&self, symbol: &str) {
@@ -261,6 +314,64 @@ fn ticker_frame(i: &str, n: u64) -> String {
     serde_json::json!({"arg": {"channel": "tickers", "instId": i}, "data": [{"instType": kind, "instId": i, "last": "42219.9", "lastSz": "0.1", "askPx": "42220", "askSz": "1", "bidPx": "42219.8", "bidSz": "2", "open24h": "42000", "high24h": "43000", "low24h": "41000", "volCcy24h": vol_ccy, "vol24h": vol, "sodUtc0": "42100", "sodUtc8": "42150", "ts": now_ms().to_string()}]}).to_string()
 }
 
+/// A liquidation is pushed every this many steps.
+pub const LIQUIDATION_EVERY: u64 = 3;
+
+/// The swap `i`'s perpetual pushes at step `n`, as OKX documents them: `(key, channel,
+/// frame)` where the key is the `instId` (the index name for `index-tickers`, `SWAP` for
+/// `liquidation-orders`). Funding `0.0001` paid at 1700726400000 with a predicted `0.00015`;
+/// mark `42219.{n % 10}` and index `42218.{n % 10}`; open interest `100000 + n` contracts
+/// (`oiCcy` = contracts × [`SWAP_CT_VAL`]); every [`LIQUIDATION_EVERY`] steps a liquidation
+/// of 13 contracts at bankruptcy price 42000.1 (a short closed by a `buy` on even rounds, a
+/// long by a `sell` on odd ones), with one of an unserved swap in the same push.
+fn perp_frames(i: &str, n: u64) -> Vec<(String, &'static str, String)> {
+    let ts = now_ms().to_string();
+    let index = i.strip_suffix("-SWAP").unwrap_or(i).to_string();
+    let contracts = 100_000 + n;
+    let ct_val = model::parse_decimal(SWAP_CT_VAL).expect("a decimal");
+    let coins = (model::Decimal::from(contracts) * ct_val).normalize();
+    let mut frames = vec![
+        (
+            i.to_string(),
+            "funding-rate",
+            serde_json::json!({"arg": {"channel": "funding-rate", "instId": i}, "data": [{"formulaType": "noRate", "fundingRate": "0.0001", "fundingTime": "1700726400000", "impactValue": "", "instId": i, "instType": "SWAP", "interestRate": "", "maxFundingRate": "0.00375", "method": "next_period", "minFundingRate": "-0.00375", "nextFundingRate": "0.00015", "nextFundingTime": "1700755200000", "premium": "0.0001", "settFundingRate": "0.0001", "settState": "settled", "sign": "", "ts": ts}]}).to_string(),
+        ),
+        (
+            i.to_string(),
+            "mark-price",
+            serde_json::json!({"arg": {"channel": "mark-price", "instId": i}, "data": [{"instType": "SWAP", "instId": i, "markPx": format!("42219.{}", n % 10), "ts": ts}]}).to_string(),
+        ),
+        (
+            index.clone(),
+            "index-tickers",
+            serde_json::json!({"arg": {"channel": "index-tickers", "instId": index}, "data": [{"instId": index, "idxPx": format!("42218.{}", n % 10), "high24h": "43000", "low24h": "41000", "open24h": "42000", "sodUtc0": "42100", "sodUtc8": "42150", "ts": ts}]}).to_string(),
+        ),
+        (
+            i.to_string(),
+            "open-interest",
+            serde_json::json!({"arg": {"channel": "open-interest", "instId": i}, "data": [{"instType": "SWAP", "instId": i, "oi": contracts.to_string(), "oiCcy": coins.to_string(), "oiUsd": "4221990000", "ts": ts}]}).to_string(),
+        ),
+    ];
+    if n.is_multiple_of(LIQUIDATION_EVERY) {
+        let (side, pos) = if (n / LIQUIDATION_EVERY).is_multiple_of(2) {
+            ("buy", "short")
+        } else {
+            ("sell", "long")
+        };
+        let detail = serde_json::json!({"bkLoss": "0", "bkPx": "42000.1", "ccy": "", "posSide": pos, "side": side, "sz": "13", "ts": ts});
+        let family = index.clone();
+        frames.push((
+            "SWAP".into(),
+            "liquidation-orders",
+            serde_json::json!({"arg": {"channel": "liquidation-orders", "instType": "SWAP"}, "data": [
+                {"details": [detail.clone()], "instFamily": family, "instId": i, "instType": "SWAP", "uly": family},
+                {"details": [detail], "instFamily": "IOST-USDT", "instId": "IOST-USDT-SWAP", "instType": "SWAP", "uly": "IOST-USDT"},
+            ]}).to_string(),
+        ));
+    }
+    frames
+}
+
 /// A snapshot of `i` (the whole book, 40 levels here, 400 on OKX) and its version.
 fn snapshot_frame(market: &Mutex<Market>, i: &str) -> Option<(String, u64)> {
     let m = lock(market);
@@ -285,8 +396,8 @@ async fn session(state: AppState, mut socket: WebSocket, conn: usize) {
     let (reply_tx, mut reply_rx) = mpsc::channel::<String>(1024);
     // Instruments whose book is streamed, with the version of the snapshot sent.
     let mut books: HashMap<String, u64> = HashMap::new();
-    let mut trades: HashSet<String> = HashSet::new();
-    let mut tickers: HashSet<String> = HashSet::new();
+    // (channel, instId / index name / instType) of every other subscription.
+    let mut streams: HashSet<(String, String)> = HashSet::new();
     loop {
         tokio::select! {
             _ = kicked.recv() => return,
@@ -307,21 +418,32 @@ async fn session(state: AppState, mut socket: WebSocket, conn: usize) {
                 let mut replies = Vec::new();
                 for arg in request["args"].as_array().into_iter().flatten() {
                     let channel = arg["channel"].as_str().unwrap_or_default().to_string();
-                    let i = arg["instId"].as_str().unwrap_or_default().to_string();
-                    let known = lock(&state.market).books.contains_key(&i);
-                    if !known || !matches!(channel.as_str(), "books" | "trades" | "tickers") || !matches!(op.as_str(), "subscribe" | "unsubscribe") {
-                        replies.push(serde_json::json!({"event": "error", "code": "60018", "msg": format!("Wrong URL or channel:{channel},instId:{i} doesn't exist."), "connId": "mock"}).to_string());
+                    let by_type = channel == "liquidation-orders";
+                    let key_name = if by_type { "instType" } else { "instId" };
+                    let i = arg[key_name].as_str().unwrap_or_default().to_string();
+                    let known = {
+                        let m = lock(&state.market);
+                        let swap = |k: &String| k.ends_with("-SWAP");
+                        match channel.as_str() {
+                            "books" | "trades" | "tickers" => m.books.contains_key(&i),
+                            "index-tickers" => m.books.keys().any(|k| swap(k) && k.strip_suffix("-SWAP") == Some(i.as_str())),
+                            "liquidation-orders" => i == "SWAP",
+                            c if PERP_STREAMS.contains(&c) => m.books.contains_key(&i) && i.ends_with("-SWAP"),
+                            _ => false,
+                        }
+                    };
+                    if !known || !matches!(op.as_str(), "subscribe" | "unsubscribe") {
+                        replies.push(serde_json::json!({"event": "error", "code": "60018", "msg": format!("Wrong URL or channel:{channel},{key_name}:{i} doesn't exist."), "connId": "mock"}).to_string());
                         continue;
                     }
                     match (op.as_str(), channel.as_str()) {
-                        ("subscribe", "trades") => { trades.insert(i.clone()); }
-                        ("unsubscribe", "trades") => { trades.remove(&i); }
-                        ("subscribe", "tickers") => { tickers.insert(i.clone()); }
-                        ("unsubscribe", "tickers") => { tickers.remove(&i); }
                         ("unsubscribe", "books") => { books.remove(&i); }
+                        ("subscribe", "books") => {}
+                        ("subscribe", _) => { streams.insert((channel.clone(), i.clone())); }
+                        ("unsubscribe", _) => { streams.remove(&(channel.clone(), i.clone())); }
                         _ => {}
                     }
-                    replies.push(serde_json::json!({"event": op, "arg": {"channel": channel, "instId": i}, "connId": "mock"}).to_string());
+                    replies.push(serde_json::json!({"event": op, "arg": {"channel": channel, key_name: i}, "connId": "mock"}).to_string());
                     if op == "subscribe" && channel == "books" {
                         // The snapshot is taken when it is sent (see `reply_rx`).
                         replies.push(format!("snapshot:{i}"));
@@ -362,9 +484,8 @@ async fn session(state: AppState, mut socket: WebSocket, conn: usize) {
                         Some(from) => version > *from,
                         None => false,
                     },
-                    "trades" => trades.contains(&i),
-                    "tickers" => tickers.contains(&i),
-                    _ => i == "*",
+                    "*" => i == "*",
+                    c => streams.contains(&(c.to_string(), i.clone())),
                 };
                 if wanted && socket.send(Message::Text(frame.into())).await.is_err() { return }
             }
@@ -388,7 +509,7 @@ async fn instruments(
         .keys()
         .filter(|i| i.ends_with("-SWAP") == (kind == "SWAP"))
         .map(|i| match kind {
-            "SWAP" => serde_json::json!({"instId": i, "instType": "SWAP", "ctVal": "0.01", "ctType": "linear", "settleCcy": "USDT", "tickSz": "0.1", "lotSz": "0.01", "minSz": "0.01", "state": "live"}),
+            "SWAP" => serde_json::json!({"instId": i, "instType": "SWAP", "ctVal": SWAP_CT_VAL, "ctValCcy": i.split('-').next().unwrap_or_default(), "ctType": "linear", "settleCcy": "USDT", "tickSz": "0.1", "lotSz": "0.01", "minSz": "0.01", "state": "live"}),
             _ => serde_json::json!({"instId": i, "instType": "SPOT", "tickSz": "0.1", "lotSz": "0.00000001", "minSz": "0.00001", "state": "live"}),
         })
         .collect();

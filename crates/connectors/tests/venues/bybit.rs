@@ -313,3 +313,45 @@ async fn reconnect_silence_and_the_ping() {
     live_and_converged(&mock, &h).await;
     h.stop().await;
 }
+
+/// Issue 15 regression: the mock publishes the top 50 of deeper books as Bybit does, so a
+/// level entering the window pushes the 50th out with no removal sent. The session drops it
+/// locally: the consumer's book (no depth limit of its own, like the gateway's) keeps exactly
+/// Bybit's 50 levels and equals the venue's view after every push-out.
+#[tokio::test]
+async fn levels_pushed_beyond_the_depth_leave_the_book() {
+    let mock = MockBybit::start(&SYMBOLS).await.unwrap();
+    let h = start(&mock);
+    live_and_converged(&mock, &h).await;
+    let before = mock.pushed_out();
+    for round in 0..10 {
+        mock.step(10);
+        for symbol in SYMBOLS {
+            converged(&mock, &h, symbol).await;
+            h.with(|s| {
+                let (bids, asks) = s.top(symbol, usize::MAX).unwrap();
+                assert!(
+                    bids.len() <= connectors::mock::bybit::DEPTH
+                        && asks.len() <= connectors::mock::bybit::DEPTH,
+                    "round {round} {symbol}: {} bids, {} asks",
+                    bids.len(),
+                    asks.len()
+                );
+            });
+        }
+    }
+    assert!(
+        mock.pushed_out() > before + 5,
+        "the mock pushed levels out silently: {}",
+        mock.pushed_out() - before
+    );
+    h.with(|s| {
+        assert!(
+            s.book_errors.is_empty() && s.invalid.is_empty(),
+            "{:?} {:?}",
+            s.book_errors,
+            s.invalid
+        )
+    });
+    h.stop().await;
+}

@@ -4,6 +4,7 @@
 
 use crate::support::*;
 use book::ChecksumAlgo;
+use connectors::FeedEvent;
 use connectors::conn::WsConnector;
 use connectors::mock::hyperliquid::MockHyperliquid;
 use connectors::settings::VenueSpec;
@@ -160,5 +161,105 @@ async fn reconnect_silence_and_the_ping() {
     mock.control.set_silent(false);
     assert!(mock.control.attempts().len() > before);
     live_and_converged(&mock, &h).await;
+    h.stop().await;
+}
+
+/// Issue 15: the mock serves `activeAssetCtx`: funding, mark (index = oracle), open interest
+/// and the venue ticker reach the connector's output; a bad context is counted without a
+/// symbol (the book is not rebuilt) and the figures keep coming.
+#[tokio::test]
+async fn active_asset_ctx_end_to_end_with_a_bad_frame_counted() {
+    let mock = MockHyperliquid::start(&SYMBOLS).await.unwrap();
+    let h = start(&mock);
+    live_and_converged(&mock, &h).await;
+    let figures = |s: &Seen, symbol: &str| {
+        let mut out = (Vec::new(), Vec::new(), Vec::new());
+        for event in &s.log {
+            match event {
+                FeedEvent::Funding {
+                    symbol: x, funding, ..
+                } if x.as_str() == symbol => {
+                    out.0.push(funding.clone());
+                }
+                FeedEvent::Mark {
+                    symbol: x, mark, ..
+                } if x.as_str() == symbol => {
+                    out.1.push(mark.clone());
+                }
+                FeedEvent::OpenInterest { symbol: x, oi, .. } if x.as_str() == symbol => {
+                    out.2.push(oi.clone());
+                }
+                _ => {}
+            }
+        }
+        out
+    };
+    drive(&mock, &h, "every context figure", |s| {
+        let (f, m, o) = figures(s, "ETH-USDC-PERP");
+        f.len() >= 2
+            && m.len() >= 2
+            && o.len() >= 2
+            && s.tickers
+                .get(&sym("ETH-USDC-PERP"))
+                .is_some_and(|t| t.len() >= 2)
+    })
+    .await;
+    h.with(|s| {
+        let (f, m, o) = figures(s, "ETH-USDC-PERP");
+        let rates: Vec<String> = f.iter().map(|f| f.rate.to_string()).collect();
+        assert!(
+            rates.iter().all(|r| r == "0.0000125" || r == "0.0000130"),
+            "{rates:?}"
+        );
+        assert!(
+            f.iter()
+                .all(|f| f.next_funding_ts.is_some() && f.predicted_rate.is_none())
+        );
+        let mark = m.last().unwrap();
+        assert!(
+            mark.mark.unwrap().to_string().starts_with("68674."),
+            "{mark:?}"
+        );
+        assert!(
+            mark.index.unwrap().to_string().starts_with("68673."),
+            "oracle: {mark:?}"
+        );
+        assert!(o.last().unwrap().oi.to_string().ends_with(".5"), "{o:?}");
+        let t = s.tickers[&sym("ETH-USDC-PERP")].last().unwrap();
+        let last = t.last.unwrap();
+        assert!(last.to_string().starts_with("68675."), "mid: {t:?}");
+        assert!(t.volume_24h.unwrap().to_string().ends_with(".25"), "{t:?}");
+        assert_eq!(
+            t.change_24h,
+            Some(last - model::parse_decimal(connectors::mock::hyperliquid::PREV_DAY_PX).unwrap())
+        );
+        assert!(s.invalid.is_empty(), "{:?}", s.invalid);
+    });
+    let (snapshots, oi_count) = h.with(|s| {
+        (
+            s.snapshots("ETH-USDC-PERP"),
+            figures(s, "ETH-USDC-PERP").2.len(),
+        )
+    });
+    mock.bad_ctx("ETH-USDC-PERP");
+    h.wait(5, "bad context counted", |s| !s.invalid.is_empty())
+        .await;
+    drive(&mock, &h, "contexts go on", |s| {
+        figures(s, "ETH-USDC-PERP").2.len() > oi_count + 2
+    })
+    .await;
+    h.with(|s| {
+        assert_eq!(s.invalid.len(), 1, "{:?}", s.invalid);
+        let (symbol, reason) = &s.invalid[0];
+        assert!(symbol.is_none(), "{reason}");
+        assert!(reason.contains("activeAssetCtx openInterest"), "{reason}");
+        assert_eq!(
+            s.snapshots("ETH-USDC-PERP"),
+            snapshots,
+            "the book is not rebuilt"
+        );
+        assert!(s.book_errors.is_empty(), "{:?}", s.book_errors);
+    });
+    converged(&mock, &h, "ETH-USDC-PERP").await;
     h.stop().await;
 }

@@ -1,8 +1,10 @@
-//! Perpetual channels through the whole gateway (issue 15): Bybit linear (the mock) feeds
-//! `funding:`, `mark:`, `oi:` and `liquidations:`; `/v1/funding|mark|oi` serve the latest.
+//! Perpetual channels through the whole gateway (issue 15): Bybit linear and OKX swaps (the
+//! mocks) feed `funding:`, `mark:`, `oi:` and `liquidations:`; `/v1/funding|mark|oi` serve the
+//! latest.
 
 use crate::support::*;
 use connectors::mock::bybit::MockBybit;
+use connectors::mock::okx::MockOkx;
 use connectors::settings::FeedSettings;
 use protocol::ServerMessage;
 use server::config::VenueConfig;
@@ -131,5 +133,101 @@ async fn bybit_funding_over_ws_and_rest_and_spot_has_none() {
         unreachable!()
     };
     assert_eq!(e.code, protocol::ErrorCode::UnknownChannel, "{e:?}");
+    gateway.stop().await.unwrap();
+}
+
+/// OKX swaps through the whole gateway: funding (with OKX's predicted rate), the mark merged
+/// from `mark-price` and `index-tickers`, open interest in BTC (`oiCcy`) over REST, and a
+/// liquidation in base units (13 contracts × ctVal 0.01) over WS.
+#[tokio::test]
+async fn okx_perpetuals_reach_rest_and_ws_in_base_units() {
+    let _heavy = HEAVY.lock().await;
+    let mock = MockOkx::start(&SYMBOLS).await.unwrap();
+    let mut config = config(1.0);
+    config.venues = vec![VenueConfig {
+        name: "okx".into(),
+        symbols: SYMBOLS.iter().map(|s| s.to_string()).collect(),
+        ws_url: Some(mock.ws_url()),
+        rest_url: Some(mock.rest_url()),
+        feed: FeedSettings {
+            backoff_base_ms: 50,
+            backoff_cap_ms: 400,
+            ack_timeout_secs: 5,
+            silence_secs: 10,
+            ..FeedSettings::default()
+        },
+        ..VenueConfig::default()
+    }];
+    let gateway = start(config).await;
+    let mut mark = serde_json::Value::Null;
+    for _ in 0..300 {
+        mock.step(1);
+        let (status, b) = get_json(&gateway, "/v1/mark?venue=okx&symbol=BTC-USDT-PERP").await;
+        if status == 200 && !b["mark"]["index"].is_null() && !b["mark"]["mark"].is_null() {
+            mark = b;
+            break;
+        }
+        assert!(status == 200 || status == 503, "{status}: {b}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(mark["channel"], "mark:okx:BTC-USDT-PERP", "{mark}");
+    assert!(
+        mark["mark"]["mark"].as_str().unwrap().starts_with("42219."),
+        "{mark}"
+    );
+    assert!(
+        mark["mark"]["index"]
+            .as_str()
+            .unwrap()
+            .starts_with("42218."),
+        "{mark}"
+    );
+    let (status, funding) = get_json(&gateway, "/v1/funding?venue=okx&symbol=BTC-USDT-PERP").await;
+    assert_eq!(status, 200, "{funding}");
+    assert_eq!(funding["funding"]["rate"], "0.0001", "{funding}");
+    assert_eq!(funding["funding"]["predicted_rate"], "0.00015", "{funding}");
+    assert_eq!(
+        funding["funding"]["next_funding_ts"],
+        1_700_726_400_000_000i64
+    );
+    let (status, oi) = get_json(&gateway, "/v1/oi?venue=okx&symbol=BTC-USDT-PERP").await;
+    assert_eq!(status, 200, "{oi}");
+    let coins: f64 = oi["oi"]["oi"].as_str().unwrap().parse().unwrap();
+    assert!(
+        (1000.0..1100.0).contains(&coins),
+        "BTC, not contracts: {oi}"
+    );
+    let (status, body) = get_json(&gateway, "/v1/funding?venue=okx&symbol=BTC-USDT").await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("unknown_instrument")),
+        "{body}"
+    );
+
+    let mut ws = connect(&gateway).await;
+    send(
+        &mut ws,
+        r#"{"op":"subscribe","id":1,"channels":["liquidations:okx:BTC-USDT-PERP"]}"#,
+    )
+    .await;
+    let mut liquidation = None;
+    for _ in 0..300 {
+        mock.step(1);
+        if let Some(m) = recv_within(&mut ws, Duration::from_millis(20)).await
+            && let Some(d) = data(&m)
+            && d.channel == "liquidations:okx:BTC-USDT-PERP"
+        {
+            liquidation = d.liquidations.clone();
+            break;
+        }
+    }
+    let liquidation = liquidation.expect("a liquidation update");
+    assert_eq!(
+        liquidation.len(),
+        1,
+        "the other swap's is not ours: {liquidation:?}"
+    );
+    assert_eq!(liquidation[0].size.to_string(), "0.13");
+    assert_eq!(liquidation[0].price.to_string(), "42000.1");
     gateway.stop().await.unwrap();
 }

@@ -8,12 +8,15 @@
 //! - `ticker`: the `tickers` parser, merging linear deltas into whole tickers and the
 //!   perpetual's funding, mark and open interest.
 //! - `liquidation`: the `allLiquidation` parser.
+//! - `depth`: the prices of each book as Bybit publishes it (its top `depth`), so levels a
+//!   delta pushes beyond the depth are removed locally.
 //! - `session`: one connection's [`Session`](crate::conn::Session): subscriptions acked by
 //!   `req_id`, per-symbol `u` continuity, trades, the `ping` every 20 s.
 //!
 //! Symbols: `BTC-USDT` ↔ `BTCUSDT` on the spot endpoint, `BTC-USDT-PERP` ↔ `BTCUSDT` on the
 //! linear endpoint (Bybit uses one name for both; each connection serves one category).
 
+mod depth;
 mod liquidation;
 mod session;
 mod ticker;

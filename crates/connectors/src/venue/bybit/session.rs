@@ -1,6 +1,7 @@
 //! One Bybit connection (one category): subscriptions acked by `req_id`, per-symbol update id
 //! continuity, trades, the `ping` heartbeat.
 
+use super::depth::DepthView;
 use super::liquidation::parse_liquidations;
 use super::ticker::{TickerState, TickerUpdate, apply_ticker};
 use super::wire::{Frame, build_orderbook, build_trades};
@@ -32,6 +33,8 @@ pub(crate) struct BybitSession {
     natives: Vec<String>,
     by_native: HashMap<String, usize>,
     books: Vec<SymbolBook>,
+    /// The prices of each book as Bybit publishes it, to drop levels pushed beyond the depth.
+    views: Vec<DepthView>,
     /// Trades: the cross sequence last forwarded and the ids forwarded at it.
     last_trade: Vec<(u64, Vec<String>)>,
     /// The venue tickers' last known figures (linear deltas merge into them).
@@ -60,6 +63,7 @@ impl BybitSession {
                 .collect(),
             natives,
             books: vec![SymbolBook::default(); shard.len()],
+            views: vec![DepthView::default(); shard.len()],
             last_trade: vec![(0, Vec::new()); shard.len()],
             tickers: vec![TickerState::default(); shard.len()],
             pending: BTreeMap::new(),
@@ -96,7 +100,7 @@ impl BybitSession {
         let symbol = self.symbols[index].clone();
         io.touch(&symbol);
         let data = frame.data.map(|d| d.get()).unwrap_or_default();
-        let update = match build_orderbook(frame.kind.as_deref(), frame.ts, data) {
+        let mut update = match build_orderbook(frame.kind.as_deref(), frame.ts, data) {
             Ok(update) => update,
             Err(reason) => {
                 io.invalid(Some(symbol), reason);
@@ -108,6 +112,7 @@ impl BybitSession {
         if update.snapshot {
             // The subscription's first message, or Bybit resetting the book (after a service
             // restart `u` is 1): it replaces the book either way.
+            self.views[index].load(self.depth, &mut update.bids, &mut update.asks);
             book.live = true;
             book.last_u = update.u;
             book.seq += 1;
@@ -136,6 +141,9 @@ impl BybitSession {
         }
         book.last_u = update.u;
         book.seq += 1;
+        // Levels the delta pushed out of Bybit's top `depth` leave our book too.
+        self.views[index].apply(self.depth, &mut update.bids, &mut update.asks);
+        let book = &self.books[index];
         io.events.push(FeedEvent::BookDelta {
             symbol,
             delta: BookDelta {
@@ -431,6 +439,51 @@ mod tests {
             kinds(&feed(&mut s, &book("delta", 2))),
             ["delta"],
             "continues from the restart"
+        );
+    }
+
+    /// Regression: a delta that pushes a level out of the subscribed depth forwards its
+    /// removal, so the gateway's book keeps Bybit's `depth` levels, not more.
+    #[test]
+    fn a_delta_pushing_levels_beyond_the_depth_removes_them() {
+        let mut spec = VenueSpec::new(vec![Symbol::new("BTC-USDT").unwrap()]);
+        spec.feed.depth = 1;
+        let protocol = BybitProtocol::new(spec).unwrap();
+        let mut s = BybitSession::new(&protocol, &protocol.spec().symbols.clone());
+        let frame = |kind: &str, u: u64, bids: &str, asks: &str| {
+            format!(
+                r#"{{"topic":"orderbook.1.BTCUSDT","type":"{kind}","ts":1,"data":{{"s":"BTCUSDT","b":{bids},"a":{asks},"u":{u}}}}}"#
+            )
+        };
+        feed(
+            &mut s,
+            &frame("snapshot", 10, r#"[["100.0","1"]]"#, r#"[["101.0","1"]]"#),
+        );
+        let io = feed(
+            &mut s,
+            &frame("delta", 11, r#"[["100.5","2"]]"#, r#"[["100.9","3"]]"#),
+        );
+        let [FeedEvent::BookDelta { delta, .. }] = io.events.as_slice() else {
+            panic!("{:?}", io.events)
+        };
+        let show = |l: &[model::Level]| -> Vec<String> {
+            l.iter()
+                .map(|l| format!("{}:{}", l.price, l.size))
+                .collect()
+        };
+        assert_eq!(show(&delta.bids), ["100.5:2", "100.0:0"]);
+        assert_eq!(show(&delta.asks), ["100.9:3", "101.0:0"]);
+        let io = feed(
+            &mut s,
+            &frame("delta", 12, r#"[["100.5","0"],["99.0","1"]]"#, "[]"),
+        );
+        let [FeedEvent::BookDelta { delta, .. }] = io.events.as_slice() else {
+            panic!("{:?}", io.events)
+        };
+        assert_eq!(
+            show(&delta.bids),
+            ["100.5:0", "99.0:1"],
+            "room for 99 again"
         );
     }
 

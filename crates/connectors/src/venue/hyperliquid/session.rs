@@ -244,7 +244,8 @@ impl HyperliquidSession {
                     });
                 }
             }
-            Err(reason) => io.invalid(Some(symbol), reason),
+            // Not book data: counted, never a reason to rebuild the coin's book.
+            Err(reason) => io.invalid(None, reason),
         }
     }
 
@@ -505,7 +506,10 @@ mod tests {
         );
         assert!(feed(&mut s, ctx).events.is_empty(), "unchanged: nothing");
         let bad = feed(&mut s, &ctx.replace("\"688.11\"", "\"x\"")).events;
-        assert!(matches!(bad[..], [FeedEvent::Invalid { .. }]), "{bad:?}");
+        assert!(
+            matches!(bad[..], [FeedEvent::Invalid { symbol: None, .. }]),
+            "a bad context never rebuilds the book: {bad:?}"
+        );
         let mut io = Io::new(Timestamp(0));
         s.on_tick(
             Timestamp(16 * Timestamp::MICROS_PER_SECOND + 1_000_000),

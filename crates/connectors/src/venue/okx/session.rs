@@ -1,13 +1,19 @@
-//! One OKX connection: subscriptions, per-instrument `seqId` chains, trades, keep-alive.
+//! One OKX connection: subscriptions, per-instrument `seqId` chains, trades, keep-alive, and
+//! the swaps' contract sizes converted to base units.
 
-use super::subscription::Acks;
+mod perp;
+
+use super::contract::Units;
+use super::subscription::{Acks, LIQUIDATIONS};
 use super::ticker::parse_tickers;
 use super::wire::{BookUpdate, Frame, Item, build_trade};
 use super::{OkxProtocol, native_symbol};
 use crate::conn::{Io, Protocol, Session};
 use crate::venue::parse::excerpt;
 use crate::{FeedEvent, InvalidCause};
+use book::{BookError, ChecksumAlgo, OrderBook};
 use model::{BookDelta, BookSnapshot, Symbol, Timestamp};
+use perp::{MarkState, index_name};
 use std::collections::HashMap;
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -29,7 +35,14 @@ pub(crate) struct OkxSession {
     natives: Vec<String>,
     by_native: HashMap<String, usize>,
     books: Vec<InstrumentBook>,
+    /// What each instrument's sizes are counted in (swaps: contracts of `ctVal`).
+    units: Vec<Units>,
+    /// Swaps: the book in contracts, as OKX sends it, so OKX's checksum (over its own strings)
+    /// can be verified before the sizes are converted; converted events carry no checksum.
+    mirrors: Vec<Option<OrderBook>>,
     last_trade: Vec<u64>,
+    /// Swaps: the last mark (`mark-price`) and index (`index-tickers`) price.
+    marks: Vec<MarkState>,
     acks: Acks,
     /// When the last frame arrived, and whether a `ping` is out since.
     last_rx: Timestamp,
@@ -39,6 +52,7 @@ pub(crate) struct OkxSession {
 impl OkxSession {
     pub(crate) fn new(protocol: &OkxProtocol, shard: &[Symbol]) -> Self {
         let natives: Vec<String> = shard.iter().map(native_symbol).collect();
+        let units: Vec<Units> = shard.iter().map(|s| protocol.units(s)).collect();
         Self {
             ack_timeout_us: protocol.spec().feed.ack_timeout_secs as i64
                 * Timestamp::MICROS_PER_SECOND,
@@ -51,7 +65,15 @@ impl OkxSession {
                 .collect(),
             natives,
             books: vec![InstrumentBook::default(); shard.len()],
+            mirrors: units
+                .iter()
+                .map(|u| {
+                    matches!(u, Units::Contracts(_)).then(|| OrderBook::new(ChecksumAlgo::Okx))
+                })
+                .collect(),
+            units,
             last_trade: vec![0; shard.len()],
+            marks: vec![MarkState::default(); shard.len()],
             acks: Acks::default(),
             last_rx: Timestamp(0),
             pinged: false,
@@ -71,6 +93,9 @@ impl OkxSession {
     /// Unsubscribes and resubscribes `index`'s book: OKX answers with a fresh snapshot.
     fn resubscribe_book(&mut self, index: usize, io: &mut Io) {
         self.books[index].live = false;
+        if self.units[index] == Units::Unknown {
+            return; // never subscribed: its sizes cannot be converted
+        }
         self.subscribe("unsubscribe", &["books"], &[index], io);
         self.subscribe("subscribe", &["books"], &[index], io);
     }
@@ -91,19 +116,24 @@ impl OkxSession {
             if snapshot {
                 // The first message of a subscription, or OKX resetting the book mid-stream:
                 // either way it replaces the book.
+                let snapshot = BookSnapshot {
+                    seq: book.seq + 1,
+                    bids: update.bids,
+                    asks: update.asks,
+                    exchange_ts: update.ts,
+                    recv_ts: io.recv_ts,
+                    checksum: update.checksum,
+                };
+                let Some(snapshot) = self.convert_snapshot(index, snapshot, io) else {
+                    return;
+                };
+                let book = &mut self.books[index];
                 book.live = true;
                 book.last_seq_id = update.seq_id;
                 book.seq += 1;
                 io.events.push(FeedEvent::BookSnapshot {
                     symbol: symbol.clone(),
-                    snapshot: BookSnapshot {
-                        seq: book.seq,
-                        bids: update.bids,
-                        asks: update.asks,
-                        exchange_ts: update.ts,
-                        recv_ts: io.recv_ts,
-                        checksum: update.checksum,
-                    },
+                    snapshot,
                 });
                 continue;
             }
@@ -129,27 +159,104 @@ impl OkxSession {
             if update.bids.is_empty() && update.asks.is_empty() {
                 continue;
             }
-            book.seq += 1;
+            let delta = BookDelta {
+                first_seq: book.seq + 1,
+                last_seq: book.seq + 1,
+                bids: update.bids,
+                asks: update.asks,
+                exchange_ts: update.ts,
+                recv_ts: io.recv_ts,
+                checksum: update.checksum,
+            };
+            let Some(delta) = self.convert_delta(index, delta, io) else {
+                return;
+            };
+            self.books[index].seq += 1;
             io.events.push(FeedEvent::BookDelta {
                 symbol: symbol.clone(),
-                delta: BookDelta {
-                    first_seq: book.seq,
-                    last_seq: book.seq,
-                    bids: update.bids,
-                    asks: update.asks,
-                    exchange_ts: update.ts,
-                    recv_ts: io.recv_ts,
-                    checksum: update.checksum,
-                },
+                delta,
             });
         }
+    }
+
+    /// A swap's snapshot in base units, its checksum verified on the contract book first;
+    /// `None` (reported, book resubscribed) when it cannot be.
+    fn convert_snapshot(
+        &mut self,
+        index: usize,
+        mut snapshot: BookSnapshot,
+        io: &mut Io,
+    ) -> Option<BookSnapshot> {
+        let units = self.units[index];
+        if let Some(mirror) = &mut self.mirrors[index] {
+            if let Err(error) = mirror.apply_snapshot(&snapshot) {
+                self.book_fault(index, &error, io);
+                return None;
+            }
+            snapshot.checksum = None;
+        }
+        let converted = units
+            .levels_to_base("books bid", &mut snapshot.bids)
+            .and_then(|()| units.levels_to_base("books ask", &mut snapshot.asks));
+        if let Err(reason) = converted {
+            io.invalid(Some(self.symbols[index].clone()), reason);
+            self.resubscribe_book(index, io);
+            return None;
+        }
+        Some(snapshot)
+    }
+
+    /// [`Self::convert_snapshot`] for an update.
+    fn convert_delta(
+        &mut self,
+        index: usize,
+        mut delta: BookDelta,
+        io: &mut Io,
+    ) -> Option<BookDelta> {
+        let units = self.units[index];
+        if let Some(mirror) = &mut self.mirrors[index] {
+            if let Err(error) = mirror.apply_delta(&delta) {
+                self.book_fault(index, &error, io);
+                return None;
+            }
+            delta.checksum = None;
+        }
+        let converted = units
+            .levels_to_base("books bid", &mut delta.bids)
+            .and_then(|()| units.levels_to_base("books ask", &mut delta.asks));
+        if let Err(reason) = converted {
+            io.invalid(Some(self.symbols[index].clone()), reason);
+            self.resubscribe_book(index, io);
+            return None;
+        }
+        Some(delta)
+    }
+
+    /// The contract book refused a message: report it by its real cause and rebuild.
+    fn book_fault(&mut self, index: usize, error: &BookError, io: &mut Io) {
+        let cause = match error {
+            BookError::ChecksumMismatch { .. } => InvalidCause::ChecksumMismatch,
+            BookError::Gap { .. } => InvalidCause::Gap,
+            BookError::Crossed { .. } | BookError::InvalidLevel { .. } | BookError::NotLive => {
+                InvalidCause::InvalidLevel
+            }
+        };
+        let symbol = self.symbols[index].clone();
+        tracing::warn!(%symbol, %error, "OKX swap book refused; resubscribing this instrument");
+        io.fault(Some(symbol), cause, error.to_string());
+        self.resubscribe_book(index, io);
     }
 
     fn on_trades(&mut self, index: usize, items: &[Item], io: &mut Io) {
         let symbol = self.symbols[index].clone();
         io.touch(&symbol);
+        let units = self.units[index];
         for item in items {
-            match build_trade(item, io.recv_ts) {
+            let built = build_trade(item, io.recv_ts).and_then(|(id, mut trade)| {
+                trade.size = units.to_base("trade sz", trade.size)?;
+                Ok((id, trade))
+            });
+            match built {
                 Ok((id, trade)) => {
                     if id > self.last_trade[index] {
                         self.last_trade[index] = id;
@@ -184,7 +291,11 @@ impl OkxSession {
         match event {
             "subscribe" | "unsubscribe" => {
                 if let Some(arg) = &frame.arg {
-                    let inst = arg.inst_id.as_deref().unwrap_or_default();
+                    let inst = arg
+                        .inst_id
+                        .as_deref()
+                        .or(arg.inst_type.as_deref())
+                        .unwrap_or_default();
                     if !self.acks.acknowledge(event, &arg.channel, inst) {
                         tracing::debug!(event, channel = %arg.channel, inst, "ack for an unknown request");
                     }
@@ -210,8 +321,30 @@ impl OkxSession {
 impl Session for OkxSession {
     fn open(&mut self, io: &mut Io) {
         self.last_rx = io.recv_ts;
-        let all: Vec<usize> = (0..self.symbols.len()).collect();
-        self.subscribe("subscribe", &["books", "trades", "tickers"], &all, io);
+        let mut args: Vec<(&str, &str)> = Vec::new();
+        for (i, native) in self.natives.iter().enumerate() {
+            // A swap of unknown contract size: only what carries no contract sizes.
+            if self.units[i] != Units::Unknown {
+                args.extend([("books", native.as_str()), ("trades", native.as_str())]);
+            }
+            args.push(("tickers", native.as_str()));
+            if self.symbols[i].is_perpetual() {
+                args.extend([
+                    ("funding-rate", native.as_str()),
+                    ("mark-price", native.as_str()),
+                    ("index-tickers", index_name(native)),
+                    ("open-interest", native.as_str()),
+                ]);
+            }
+        }
+        let liquidations = (0..self.symbols.len())
+            .any(|i| self.symbols[i].is_perpetual() && self.units[i] != Units::Unknown);
+        if liquidations {
+            // One subscription for every swap's liquidations; pushes are filtered here.
+            args.push((LIQUIDATIONS, "SWAP"));
+        }
+        let frames = self.acks.frames("subscribe", &args, io.recv_ts);
+        io.send.extend(frames);
     }
 
     fn on_text(&mut self, text: &str, io: &mut Io) {
@@ -236,6 +369,12 @@ impl Session for OkxSession {
             return io.invalid(None, format!("unexpected frame: {}", excerpt(text)));
         };
         let inst = arg.inst_id.as_deref().unwrap_or_default();
+        // Channels not keyed by the instrument: routed before the instId lookup.
+        match arg.channel.as_str() {
+            LIQUIDATIONS => return self.on_liquidations(text, io),
+            "index-tickers" => return self.on_index(inst, text, io),
+            _ => {}
+        }
         let Some(&index) = self.by_native.get(inst) else {
             tracing::debug!(channel = %arg.channel, inst, "push for an instrument not subscribed; ignored");
             io.ignored += 1;
@@ -255,6 +394,13 @@ impl Session for OkxSession {
             },
             "trades" => self.on_trades(index, data, io),
             "tickers" => self.on_tickers(index, text, io),
+            "funding-rate" if self.symbols[index].is_perpetual() => {
+                self.on_funding(index, text, io);
+            }
+            "mark-price" if self.symbols[index].is_perpetual() => self.on_mark(index, text, io),
+            "open-interest" if self.symbols[index].is_perpetual() => {
+                self.on_open_interest(index, text, io);
+            }
             other => {
                 tracing::debug!(channel = other, "channel not subscribed; ignored");
                 io.ignored += 1;
@@ -292,195 +438,22 @@ impl Session for OkxSession {
     fn syncing(&self) -> usize {
         self.books.iter().filter(|b| !b.live).count()
     }
+
+    fn sync_note(&self) -> Option<String> {
+        let unknown: Vec<&str> = (0..self.symbols.len())
+            .filter(|&i| self.units[i] == Units::Unknown)
+            .map(|i| self.symbols[i].as_str())
+            .collect();
+        (!unknown.is_empty()).then(|| {
+            format!(
+                "no contract size (ctVal) for {}: their books and trades are not served (set \
+                 venues.feed.instruments.<symbol>.contract_size when the metadata endpoint is \
+                 unreachable)",
+                unknown.join(", ")
+            )
+        })
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::settings::VenueSpec;
-
-    fn session() -> OkxSession {
-        let spec = VenueSpec::new(vec![
-            Symbol::new("BTC-USDT").unwrap(),
-            Symbol::new("BTC-USDT-PERP").unwrap(),
-        ]);
-        let protocol = OkxProtocol::new(spec).unwrap();
-        OkxSession::new(&protocol, &protocol.spec().symbols.clone())
-    }
-
-    fn book(inst: &str, action: &str, prev: i64, seq: i64, bid: &str) -> String {
-        format!(
-            r#"{{"arg":{{"channel":"books","instId":"{inst}"}},"action":"{action}","data":[{{"asks":[["101","1","0","1"]],"bids":[["{bid}","1","0","1"]],"ts":"1597026383085","checksum":0,"prevSeqId":{prev},"seqId":{seq}}}]}}"#
-        )
-    }
-
-    fn feed(s: &mut OkxSession, text: &str) -> Io {
-        let mut io = Io::new(Timestamp(1_000_000));
-        s.on_text(text, &mut io);
-        io
-    }
-
-    fn kinds(io: &Io) -> Vec<&'static str> {
-        io.events
-            .iter()
-            .map(|e| match e {
-                FeedEvent::BookSnapshot { .. } => "snapshot",
-                FeedEvent::BookDelta { .. } => "delta",
-                FeedEvent::Invalid { cause, .. } => cause.as_str(),
-                _ => "other",
-            })
-            .collect()
-    }
-
-    /// One line per case: the chain rule on `prevSeqId`/`seqId`, after a snapshot at 10.
-    #[test]
-    fn updates_chain_on_prev_seq_id() {
-        let cases: &[(&str, i64, i64, &[&str], bool)] = &[
-            ("next in chain", 10, 15, &["delta"], false),
-            ("sequence reset, still chained", 10, 3, &["delta"], false),
-            ("the same message again", 5, 10, &[], false),
-            ("gap", 12, 20, &["gap"], true),
-            ("late message", 4, 8, &["gap"], true),
-        ];
-        for (name, prev, seq, expected, resubscribed) in cases {
-            let mut s = session();
-            feed(&mut s, &book("BTC-USDT", "snapshot", -1, 10, "100"));
-            let io = feed(&mut s, &book("BTC-USDT", "update", *prev, *seq, "99"));
-            assert_eq!(kinds(&io), *expected, "{name}");
-            assert_eq!(
-                io.send.iter().any(|f| f.contains("unsubscribe")),
-                *resubscribed,
-                "{name}"
-            );
-            assert_eq!(io.gaps, u64::from(*resubscribed), "{name}");
-        }
-    }
-
-    #[test]
-    fn a_snapshot_mid_stream_resets_and_updates_before_it_are_dropped() {
-        let mut s = session();
-        assert!(kinds(&feed(&mut s, &book("BTC-USDT", "update", 1, 2, "99"))).is_empty());
-        assert_eq!(s.syncing(), 2);
-        assert_eq!(
-            kinds(&feed(&mut s, &book("BTC-USDT", "snapshot", -1, 10, "100"))),
-            ["snapshot"]
-        );
-        assert_eq!(
-            kinds(&feed(&mut s, &book("BTC-USDT", "snapshot", -1, 50, "100"))),
-            ["snapshot"]
-        );
-        let io = feed(&mut s, &book("BTC-USDT", "update", 50, 51, "98"));
-        let FeedEvent::BookDelta { delta, .. } = &io.events[0] else {
-            panic!()
-        };
-        assert_eq!(
-            (delta.first_seq, delta.last_seq),
-            (3, 3),
-            "gap-free synthetic sequence"
-        );
-        assert_eq!(s.syncing(), 1, "the swap is still waiting");
-        let io = feed(&mut s, &book("BTC-USDT-SWAP", "snapshot", -1, 7, "100"));
-        let FeedEvent::BookSnapshot { symbol, .. } = &io.events[0] else {
-            panic!()
-        };
-        assert_eq!(symbol.as_str(), "BTC-USDT-PERP");
-        assert_eq!(s.syncing(), 0);
-    }
-
-    #[test]
-    fn acks_errors_notices_pings_and_unsubscribed_pushes() {
-        let mut s = session();
-        let mut io = Io::new(Timestamp(0));
-        s.open(&mut io);
-        assert_eq!(io.send.len(), 1);
-        assert!(io.send[0].contains(r#"{"channel":"books","instId":"BTC-USDT-SWAP"}"#));
-        let mut io = Io::new(Timestamp(0));
-        s.on_tick(Timestamp(3 * Timestamp::MICROS_PER_SECOND), &mut io);
-        assert!(io.reconnect.is_none() && io.send.is_empty());
-        s.on_tick(Timestamp(11 * Timestamp::MICROS_PER_SECOND), &mut io);
-        assert!(io.reconnect.unwrap().contains("no acknowledgement"));
-        for (channel, inst) in [
-            ("books", "BTC-USDT"),
-            ("trades", "BTC-USDT"),
-            ("tickers", "BTC-USDT"),
-            ("books", "BTC-USDT-SWAP"),
-            ("trades", "BTC-USDT-SWAP"),
-            ("tickers", "BTC-USDT-SWAP"),
-        ] {
-            feed(
-                &mut s,
-                &format!(
-                    r#"{{"event":"subscribe","arg":{{"channel":"{channel}","instId":"{inst}"}},"connId":"a4d3ae55"}}"#
-                ),
-            );
-        }
-        let mut io = Io::new(Timestamp(0));
-        s.on_tick(Timestamp(12 * Timestamp::MICROS_PER_SECOND), &mut io);
-        assert!(io.reconnect.is_none(), "every argument acknowledged");
-        // Idle for `ping_after` (15 s): one text ping; the pong resets the timer.
-        let mut io = Io::new(Timestamp(0));
-        s.on_tick(
-            Timestamp(16 * Timestamp::MICROS_PER_SECOND + 1_000_000),
-            &mut io,
-        );
-        s.on_tick(
-            Timestamp(17 * Timestamp::MICROS_PER_SECOND + 1_000_000),
-            &mut io,
-        );
-        assert_eq!(io.send, ["ping"]);
-        assert!(kinds(&feed(&mut s, "pong")).is_empty());
-        let io = feed(
-            &mut s,
-            include_str!("../../../test_data/okx/ws_subscribe_error.json"),
-        );
-        assert_eq!(kinds(&io), ["invalid_message"]);
-        assert!(io.reconnect.unwrap().contains("60012"));
-        let io = feed(
-            &mut s,
-            include_str!("../../../test_data/okx/ws_notice_event.json"),
-        );
-        assert!(io.reconnect.unwrap().contains("service upgrade"));
-        let io = feed(&mut s, &book("ETH-USDT", "snapshot", -1, 1, "100"));
-        assert!(
-            io.events.is_empty() && io.ignored == 1,
-            "not subscribed: ignored"
-        );
-        let io = feed(
-            &mut s,
-            r#"{"arg":{"channel":"books","instId":"BTC-USDT"},"action":"update","data":[{"bids":[["1x","1","0","1"]],"ts":"1","prevSeqId":1,"seqId":2}]}"#,
-        );
-        assert_eq!(kinds(&io), ["invalid_message"]);
-        let io = feed(&mut s, "{oops");
-        assert_eq!(kinds(&io), ["invalid_message"]);
-    }
-
-    #[test]
-    fn tickers_become_venue_tickers_and_bad_ones_are_counted_not_fatal() {
-        let mut s = session();
-        let text = include_str!("../../../test_data/okx/ws_tickers_swap_update.json");
-        let io = feed(&mut s, text);
-        let [FeedEvent::Ticker { symbol, ticker }] = io.events.as_slice() else {
-            panic!("{:?}", io.events)
-        };
-        assert_eq!(symbol.as_str(), "BTC-USDT-PERP");
-        assert_eq!(ticker.recv_ts, Timestamp(1_000_000));
-        let io = feed(
-            &mut s,
-            &text.replace("\"103700\",\"lastSz\"", "\"x\",\"lastSz\""),
-        );
-        assert_eq!(kinds(&io), ["invalid_message"]);
-        let FeedEvent::Invalid { symbol, .. } = &io.events[0] else {
-            panic!()
-        };
-        assert!(symbol.is_none(), "a bad ticker never rebuilds a book");
-        assert!(io.send.is_empty() && io.reconnect.is_none());
-    }
-
-    #[test]
-    fn trades_are_deduplicated_by_id() {
-        let mut s = session();
-        let text = include_str!("../../../test_data/okx/ws_trades_update.json");
-        assert_eq!(feed(&mut s, text).events.len(), 1);
-        assert!(feed(&mut s, text).events.is_empty(), "duplicate dropped");
-    }
-}
+mod tests;

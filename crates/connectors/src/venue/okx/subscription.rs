@@ -1,8 +1,12 @@
 //! `subscribe`/`unsubscribe` frames (`{"op":…,"args":[{"channel":…,"instId":…}]}`) and their
-//! acknowledgements, one per argument.
+//! acknowledgements, one per argument. `liquidation-orders` is subscribed by instrument type
+//! (`{"channel":"liquidation-orders","instType":"SWAP"}`), every other channel by `instId`.
 
 use model::Timestamp;
 use std::collections::BTreeMap;
+
+/// The channel subscribed by `instType` rather than `instId`.
+pub(crate) const LIQUIDATIONS: &str = "liquidation-orders";
 
 /// Arguments per frame (OKX limits a request to 64 KiB; this stays far below it).
 pub(crate) const ARGS_PER_FRAME: usize = 100;
@@ -14,7 +18,8 @@ pub(crate) struct Acks {
 }
 
 impl Acks {
-    /// Frames for `op` (`subscribe` or `unsubscribe`) of `(channel, instId)` arguments.
+    /// Frames for `op` (`subscribe` or `unsubscribe`) of `(channel, instId)` arguments
+    /// (`(liquidation-orders, instType)` for [`LIQUIDATIONS`]).
     pub(crate) fn frames(
         &mut self,
         op: &str,
@@ -28,7 +33,11 @@ impl Acks {
                     .map(|(channel, inst)| {
                         self.pending
                             .insert((op.into(), (*channel).into(), (*inst).into()), now);
-                        serde_json::json!({ "channel": channel, "instId": inst })
+                        if *channel == LIQUIDATIONS {
+                            serde_json::json!({ "channel": channel, "instType": inst })
+                        } else {
+                            serde_json::json!({ "channel": channel, "instId": inst })
+                        }
                     })
                     .collect();
                 serde_json::json!({ "op": op, "args": list }).to_string()
@@ -77,6 +86,12 @@ mod tests {
             Some("subscribe trades BTC-USDT")
         );
         assert!(acks.overdue(Timestamp(10), 1_000).is_none());
+        let frames = acks.frames("subscribe", &[(LIQUIDATIONS, "SWAP")], Timestamp(0));
+        assert_eq!(
+            frames,
+            [r#"{"args":[{"channel":"liquidation-orders","instType":"SWAP"}],"op":"subscribe"}"#]
+        );
+        assert!(acks.acknowledge("subscribe", LIQUIDATIONS, "SWAP"));
         let many: Vec<(&str, &str)> = (0..250).map(|_| ("books", "X-Y")).collect();
         assert_eq!(acks.frames("subscribe", &many, Timestamp(0)).len(), 3);
     }

@@ -15,6 +15,9 @@ pub(crate) struct Arg<'a> {
     pub channel: Text<'a>,
     #[serde(borrow, default)]
     pub inst_id: Option<Text<'a>>,
+    /// `liquidation-orders` only: `SWAP`.
+    #[serde(borrow, default)]
+    pub inst_type: Option<Text<'a>>,
 }
 
 /// Any frame OKX sends on the public endpoint (except the text `pong`).
