@@ -261,3 +261,93 @@ fn bad_settings_are_not_unavailable() {
     assert!(matches!(err, StoreError::Config(_)), "{err:?}");
     assert!(!err.is_unavailable());
 }
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+fn recent_trades(from: i64, n: i64) -> Vec<model::Trade> {
+    (0..n)
+        .map(|i| trade(&format!("t{}", from + i), "1.5", "2", Side::Buy, from + i))
+        .collect()
+}
+
+/// PostgreSQL goes away under a running writer: it holds the batch and retries (nothing is
+/// dropped while the window lasts), says so in its stats, and writes everything once the
+/// database is back. With a short window, the held batch is dropped and counted.
+#[test]
+fn the_writer_rides_out_an_outage_within_its_window() {
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+    use store::{HistoryConfig, HistoryWriter, WriterSettings};
+    let Some(schema) = Schema::new("hist_outage") else {
+        return;
+    };
+    let cut = crate::support::cut::Cut::new(&crate::support::pg::target(&schema.url));
+    let url = crate::support::pg::through(&schema.url, cut.addr());
+    let direct = PgHistory::open(&schema.url, &schema.name).unwrap();
+    let count = || {
+        direct
+            .count(
+                HistoryKind::Trades,
+                &v("sim"),
+                &s("BTC-USDT"),
+                Timestamp(i64::MIN),
+                Timestamp(i64::MAX),
+            )
+            .unwrap()
+    };
+    let start = |retry: Duration| {
+        let store = std::sync::Arc::new(PgHistory::open(&url, &schema.name).unwrap());
+        let settings = WriterSettings {
+            flush_interval: Duration::from_millis(10),
+            unavailable_retry: retry,
+            ..WriterSettings::from(&HistoryConfig::default())
+        };
+        let filter = HistoryConfig::default().validate().unwrap();
+        HistoryWriter::start(store, filter, settings).unwrap()
+    };
+    let now = Timestamp::now().0;
+
+    let writer = start(Duration::from_secs(60));
+    let (sink, stats) = (writer.sink(), writer.stats().clone());
+    assert!(sink.record_trades(&v("sim"), &s("BTC-USDT"), recent_trades(now, 100)));
+    wait_for("the first rows", || count() == 100);
+    cut.cut();
+    assert!(sink.record_trades(&v("sim"), &s("BTC-USDT"), recent_trades(now + 100, 100)));
+    wait_for("the writer to notice", || {
+        stats.unavailable.load(Ordering::Relaxed)
+    });
+    assert!(sink.record_trades(&v("sim"), &s("BTC-USDT"), recent_trades(now + 200, 100)));
+    assert_eq!(
+        stats.dropped_total(),
+        0,
+        "held, not dropped, within the window"
+    );
+    cut.restore();
+    wait_for("every row after the outage", || count() == 300);
+    wait_for("the flag to clear", || {
+        !stats.unavailable.load(Ordering::Relaxed)
+    });
+    assert_eq!(stats.dropped_total(), 0);
+    writer.close();
+
+    let writer = start(Duration::from_millis(300));
+    let (sink, stats) = (writer.sink(), writer.stats().clone());
+    cut.cut();
+    assert!(sink.record_trades(&v("sim"), &s("BTC-USDT"), recent_trades(now + 300, 50)));
+    wait_for("the batch to be given up", || stats.dropped_total() == 50);
+    assert_eq!(
+        stats.dropped[HistoryKind::Trades.index()].load(Ordering::Relaxed),
+        50
+    );
+    assert!(stats.write_errors.load(Ordering::Relaxed) >= 1);
+    cut.restore();
+    assert!(sink.record_trades(&v("sim"), &s("BTC-USDT"), recent_trades(now + 400, 10)));
+    wait_for("writes after the outage", || count() == 310);
+    writer.close();
+}
