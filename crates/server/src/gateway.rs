@@ -276,6 +276,7 @@ impl Gateway {
         let market = Arc::new(Market::default());
         let metrics = Arc::new(Metrics::default());
         let (history, writer) = history::start(&config, store).await?.unzip();
+        let writer = writer.flatten();
         let sink = writer.as_ref().map(HistoryWriter::sink);
 
         let listener = TcpListener::bind(config.server.listen)

@@ -1,11 +1,19 @@
 //! The history store as the server uses it: opening it and its writer at start, the
 //! concurrency bound on queries, and its `/metrics` section.
+//!
+//! - `[cluster] postgres_url` empty: `history.db` in the data directory (one node).
+//! - set: PostgreSQL, in `cluster.postgres_schema` ([`store::history_postgres`]): every node
+//!   reads the same history. Nodes that run venues (`all`, `ingest`) write it; an `edge` runs
+//!   no writer (it has no venue) and serves what the ingest wrote. Two ingests of the same
+//!   venues may both write: the store keeps one copy of each trade.
 
 use crate::config::Config;
 use crate::server_error::ServerError;
+use crate::stores::Backend;
 use std::fmt::Write;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
+use store::history_postgres::PgHistory;
 use store::{
     HistoryFilter, HistoryKind, HistoryStats, HistoryStore, HistoryWriter, SqliteHistory,
     WriterSettings,
@@ -20,26 +28,65 @@ const MAX_CONCURRENT_QUERIES: usize = 8;
 #[derive(Debug)]
 pub struct History {
     pub store: Arc<dyn HistoryStore>,
+    /// The writer's counters (all zero on an edge, which writes nothing).
     pub stats: Arc<HistoryStats>,
     pub filter: HistoryFilter,
     pub queries: Semaphore,
+    pub backend: Backend,
+    /// The PostgreSQL store, for the `/readyz` probe.
+    pub postgres: Option<Arc<PgHistory>>,
+    /// The last query failed because the store could not be reached.
+    pub query_unavailable: AtomicBool,
 }
 
-/// Opens the store (`history.db` in the data directory unless `store` is given) and starts its
-/// writer. `None` when `history.enabled` is false.
+impl History {
+    /// Whether the store answers a trivial query (PostgreSQL only: an embedded SQLite store
+    /// is always there). Blocks.
+    pub fn probe(&self) -> Result<(), store::StoreError> {
+        match &self.postgres {
+            Some(pg) => pg.ping(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Opens the store (`history.db` in the data directory, or PostgreSQL with
+/// `cluster.postgres_url`, unless `store` is given) and, on a node that runs venues, starts
+/// its writer. `None` when `history.enabled` is false.
 pub(crate) async fn start(
     config: &Config,
     store: Option<Arc<dyn HistoryStore>>,
-) -> Result<Option<(Arc<History>, HistoryWriter)>, ServerError> {
+) -> Result<Option<(Arc<History>, Option<HistoryWriter>)>, ServerError> {
     if !config.history.enabled {
         return Ok(None);
     }
     let filter = config.history.validate().map_err(|(key, message)| {
         ServerError::Config(crate::config::ConfigError { key, message })
     })?;
-    let store = match store {
-        Some(store) => store,
-        None => {
+    let mut postgres = None;
+    let mut backend = Backend::Sqlite;
+    let store = match (store, config.cluster.postgres()) {
+        (Some(store), _) => store,
+        (None, Some(url)) => {
+            let (url, schema) = (url.to_string(), config.cluster.postgres_schema.clone());
+            let opened = tokio::task::spawn_blocking(move || PgHistory::open(&url, &schema))
+                .await
+                .map_err(|e| ServerError::Spawn {
+                    what: "the history store",
+                    source: std::io::Error::other(e),
+                })?;
+            // The store's errors never contain the URL.
+            let pg = Arc::new(opened.map_err(|e| {
+                ServerError::History(store::StoreError::Config(format!(
+                    "cluster.postgres_url: {e}"
+                )))
+            })?);
+            tracing::info!(schema = %pg.schema(), "history is in PostgreSQL");
+            backend = Backend::Postgres;
+            postgres = Some(pg.clone());
+            pg
+        }
+        (None, None) => {
             let dir = config.server.data_dir.clone();
             let opened = tokio::task::spawn_blocking(move || SqliteHistory::open_in(&dir))
                 .await
@@ -50,20 +97,33 @@ pub(crate) async fn start(
             Arc::new(opened.map_err(ServerError::History)?)
         }
     };
-    let writer = HistoryWriter::start(
-        store.clone(),
-        filter.clone(),
-        WriterSettings::from(&config.history),
-    )
-    .map_err(|source| ServerError::Spawn {
-        what: "the history writer thread",
-        source,
-    })?;
+    // An edge has no venue, so nothing to write (and retention is the writers' job).
+    let writer = if crate::cluster_node::runs_venues(config) {
+        Some(
+            HistoryWriter::start(
+                store.clone(),
+                filter.clone(),
+                WriterSettings::from(&config.history),
+            )
+            .map_err(|source| ServerError::Spawn {
+                what: "the history writer thread",
+                source,
+            })?,
+        )
+    } else {
+        None
+    };
+    let stats = writer
+        .as_ref()
+        .map_or_else(Default::default, |w| w.stats().clone());
     let history = History {
         store,
-        stats: writer.stats().clone(),
+        stats,
         filter,
         queries: Semaphore::new(MAX_CONCURRENT_QUERIES),
+        backend,
+        postgres,
+        query_unavailable: AtomicBool::new(false),
     };
     Ok(Some((Arc::new(history), writer)))
 }
@@ -111,6 +171,22 @@ pub(crate) fn render_metrics(history: Option<&History>, out: &mut String) {
             "counter",
             "Write transactions.",
             int(&stats.batches),
+        ),
+        (
+            "tickgate_history_duplicate_rows_total",
+            "counter",
+            "Rows the store already had (the same trade or candle written twice, e.g. by two ingest nodes), stored once.",
+            int(&stats.duplicates),
+        ),
+        (
+            "tickgate_history_store_unavailable",
+            "gauge",
+            "1 while the history store cannot be reached (the writer holds its batch and retries; queries answer 503 unavailable).",
+            u64::from(
+                stats.unavailable.load(Ordering::Relaxed)
+                    || history.query_unavailable.load(Ordering::Relaxed),
+            )
+            .to_string(),
         ),
         (
             "tickgate_history_write_errors_total",

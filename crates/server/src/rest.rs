@@ -195,6 +195,11 @@ struct Readiness {
     #[serde(skip_serializing_if = "Option::is_none")]
     shared_limits: Option<&'static str>,
     key_store: KeyStoreReadiness,
+    /// The shared history store (`[cluster] postgres_url`), when history is kept there: `"ok"`
+    /// or `"unavailable"` (then `/v1/trades` and `/v1/candles` answer 503 `unavailable`, the
+    /// writer holds its batch, and the node is not ready).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    history_store: Option<&'static str>,
     /// The market-data bus of an ingest or edge node (absent on a single node); the node is
     /// not ready while it is disconnected.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -318,6 +323,8 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
     };
     let key_store = key_store_readiness(&state).await;
     ready &= key_store.status == "ok";
+    let history_store = history_store_readiness(&state).await;
+    ready &= history_store.is_none_or(|s| s == "ok");
     let bus = state.bus().map(|bus| {
         let connected = bus.connected();
         ready &= connected;
@@ -343,12 +350,33 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
         nonce_store,
         shared_limits,
         key_store,
+        history_store,
         bus,
     };
     (status, Json(body)).into_response()
 }
 
-/// How long `/readyz` waits for the key store to answer.
+/// Probes the PostgreSQL history store (one trivial query); `None` when history is not there.
+async fn history_store_readiness(state: &AppState) -> Option<&'static str> {
+    let history = state.history()?.clone();
+    history.postgres.as_ref()?;
+    let probe = tokio::task::spawn_blocking(move || history.probe());
+    Some(
+        match tokio::time::timeout(KEY_STORE_READY_TIMEOUT, probe).await {
+            Ok(Ok(Ok(()))) => "ok",
+            Ok(Ok(Err(error))) => {
+                tracing::warn!(error = %error, "not ready: the history store is unavailable");
+                "unavailable"
+            }
+            Ok(Err(_)) | Err(_) => {
+                tracing::warn!("not ready: the history store did not answer in time");
+                "unavailable"
+            }
+        },
+    )
+}
+
+/// How long `/readyz` waits for the key store (or the history store) to answer.
 const KEY_STORE_READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Asks the key store for the audit head (one small read) to see that it answers.

@@ -15,6 +15,7 @@ use model::{Candle, Interval, Timestamp};
 use protocol::{CandlesPage, ErrorBody, ErrorCode, HistoryCandle, TradesPage, WireTrade};
 use serde::Deserialize;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use store::{CandleQuery, HistoryKind, Order, StoreError, TradeKey, TradeQuery};
 use utoipa::IntoParams;
 
@@ -90,6 +91,20 @@ fn unknown_symbol(r: &Resolved) -> ApiError {
     )
 }
 
+/// A failed store query: `unavailable` (503) when the store cannot be reached, so clients
+/// retry; `internal` otherwise. Details go to the log, never to the client.
+fn store_error(history: &History, error: StoreError) -> ApiError {
+    if error.is_unavailable() {
+        history.query_unavailable.store(true, Ordering::Relaxed);
+        tracing::warn!(error = %error, "history query failed: the store is unavailable");
+        return ApiError::new(
+            ErrorCode::Unavailable,
+            "the history store is unavailable; retry shortly",
+        );
+    }
+    internal(error)
+}
+
 fn internal(error: impl std::fmt::Display) -> ApiError {
     tracing::error!(error = %error, "history query failed");
     ApiError::new(
@@ -116,7 +131,8 @@ async fn query<T: Send + 'static>(
     })
     .await
     .map_err(internal)?
-    .map_err(internal)?;
+    .map_err(|e| store_error(history, e))?;
+    history.query_unavailable.store(false, Ordering::Relaxed);
     result.ok_or_else(|| unknown_symbol(resolved))
 }
 
@@ -130,6 +146,7 @@ async fn query<T: Send + 'static>(
         (status = 200, description = "A page of trades, in the order asked", body = TradesPage),
         (status = 400, description = "bad_param, invalid_time, invalid_range, limit_out_of_range, invalid_cursor or unknown_symbol", body = ErrorBody),
         (status = 404, description = "not_stored: history is disabled", body = ErrorBody),
+        (status = 503, description = "unavailable: the history store (PostgreSQL) cannot be reached; retry", body = ErrorBody),
     ),
 )]
 pub(crate) async fn trades(
@@ -193,6 +210,7 @@ pub(crate) async fn trades(
     responses(
         (status = 200, description = "A page of closed candles by start time", body = CandlesPage),
         (status = 400, description = "bad_param, unknown_interval, invalid_time, invalid_range, limit_out_of_range, invalid_cursor or unknown_symbol", body = ErrorBody),
+        (status = 503, description = "unavailable: the history store (PostgreSQL) cannot be reached; retry", body = ErrorBody),
     ),
 )]
 pub(crate) async fn candles(

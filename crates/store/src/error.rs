@@ -32,6 +32,32 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// True when the service behind the store cannot be reached or dropped the connection
+    /// (PostgreSQL down, restarting or out of connections), as opposed to a bad query or bad
+    /// data: the API answers `unavailable` (503) and the history writer keeps its batch and
+    /// retries. An embedded SQLite store is never unavailable.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Unavailable(_) => true,
+            #[cfg(feature = "postgres")]
+            Self::Postgres(e) => {
+                use postgres::error::SqlState;
+                let io = std::error::Error::source(e)
+                    .is_some_and(|s| s.downcast_ref::<std::io::Error>().is_some());
+                e.is_closed()
+                    || io
+                    || e.code().is_some_and(|c| {
+                        c.code().starts_with("08")
+                            || *c == SqlState::ADMIN_SHUTDOWN
+                            || *c == SqlState::CRASH_SHUTDOWN
+                            || *c == SqlState::CANNOT_CONNECT_NOW
+                            || *c == SqlState::TOO_MANY_CONNECTIONS
+                    })
+            }
+            _ => false,
+        }
+    }
+
     /// True for transient failures (the database is busy or locked) worth retrying.
     pub fn is_retryable(&self) -> bool {
         match self {
@@ -49,7 +75,7 @@ impl StoreError {
             #[cfg(feature = "postgres")]
             Self::Postgres(e) => {
                 use postgres::error::SqlState;
-                e.is_closed()
+                self.is_unavailable()
                     || matches!(
                         e.code(),
                         Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE

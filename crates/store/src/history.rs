@@ -11,10 +11,15 @@
 //!   rows after it returns every row that existed when the first page was read exactly once,
 //!   whatever is inserted meanwhile (rows inserted behind the position are simply not seen).
 //! - **Half-open ranges**: `from` is inclusive, `to` exclusive, both in µs since the epoch.
+//! - **Idempotent trades**: a trade is identified by `(venue, symbol, exchange ts, id)`.
+//!   Appending one that is already stored (a second ingest node wrote it, or a restart
+//!   re-received it) stores nothing and is not counted in what `append` returns.
 //! - **Candle merge**: a candle appended for a `(venue, symbol, interval, start)` that is
 //!   already stored is a later observation of the same bucket (the gateway restarted inside the
 //!   interval): the stored row keeps its `open`, takes the new `close`, the extreme `high` and
-//!   `low`, the summed `volume` and `trades`, and becomes `complete = false`.
+//!   `low`, the summed `volume` and `trades`, and becomes `complete = false`. A candle
+//!   identical to the stored one (every field equal) is the same observation written twice
+//!   and changes nothing ([`merge_candle`]).
 //! - **Retention**: [`HistoryStore::purge`] deletes exactly the rows whose time (`ts` for
 //!   trades, `start` for candles) is strictly before the cutoff, at most `max_rows` per call.
 //!
@@ -215,9 +220,39 @@ pub struct DiskUsage {
     pub free_bytes: u64,
 }
 
+/// The candle merge rule of the module documentation: what the stored candle of a bucket
+/// becomes when `new` arrives for the same bucket, or `None` when `new` is identical to it (the
+/// same observation written twice: nothing changes). Both backends follow it.
+pub fn merge_candle(stored: &Candle, new: &Candle) -> Option<Candle> {
+    let identical = stored.open == new.open
+        && stored.high == new.high
+        && stored.low == new.low
+        && stored.close == new.close
+        && stored.volume == new.volume
+        && stored.trades == new.trades
+        && stored.complete == new.complete;
+    if identical {
+        return None;
+    }
+    Some(Candle {
+        interval: stored.interval,
+        start: stored.start,
+        open: stored.open,
+        // On a tie the stored value (with its scale) stays.
+        high: stored.high.max(new.high),
+        low: stored.low.min(new.low),
+        close: new.close,
+        volume: stored.volume + new.volume,
+        trades: stored.trades.saturating_add(new.trades),
+        closed: true,
+        complete: false,
+    })
+}
+
 /// Persistence of trades and candles. See the module documentation for the guarantees.
 pub trait HistoryStore: Send + Sync + fmt::Debug {
-    /// Writes every record of `batch` in one transaction. Returns the rows written.
+    /// Writes every record of `batch` in one transaction. Returns the rows stored or changed:
+    /// trades already stored and candles identical to the stored ones are not counted.
     fn append(&self, batch: &HistoryBatch) -> Result<usize, StoreError>;
 
     /// A page of trades, at most `query.limit` rows.

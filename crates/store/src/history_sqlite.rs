@@ -5,13 +5,14 @@
 //! or deleted on its own.
 //!
 //! Schema: `trades` is a rowid table (`seq` is the rowid: appended rows always go to the end of
-//! the table, so pages stay full) with one index `(inst, ts)` that serves every range query in
-//! `(ts, seq)` order. `candles` is clustered by `(inst, interval, start)`. Prices and sizes are
+//! the table, so pages stay full) with one unique index `(inst, ts, id)`, the natural key that
+//! makes a repeated trade a no-op, which also serves every range query in `(ts, seq)` order
+//! (only rows sharing a timestamp are sorted by `seq`). `candles` is clustered by `(inst, interval, start)`. Prices and sizes are
 //! stored as the decimal text the venue sent, so they come back with the same scale.
 
 use crate::history::{
     CandleQuery, DiskUsage, HistoryBatch, HistoryKind, HistoryStore, Order, Page, Record,
-    StoredTrade, TradeKey, TradeQuery,
+    StoredTrade, TradeKey, TradeQuery, merge_candle,
 };
 use crate::{StoreError, sqlite};
 use model::{Candle, Decimal, Interval, Side, Symbol, Timestamp, Venue};
@@ -29,7 +30,8 @@ pub const HISTORY_DB_FILE: &str = "history.db";
 const IDLE_READERS: usize = 4;
 
 /// Schema steps of the `history` module (append-only, see [`sqlite::migrate`]).
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE history_instruments (
         id INTEGER PRIMARY KEY,
         venue TEXT NOT NULL,
@@ -59,10 +61,19 @@ const MIGRATIONS: &[&str] = &["
         complete INTEGER NOT NULL,
         PRIMARY KEY (inst, interval_secs, start)
     ) WITHOUT ROWID;
-"];
+",
+    // Idempotent trades: `(inst, ts, id)` is the natural key. Duplicates an older version
+    // stored are removed (the first one written stays); the unique index replaces the time
+    // index, and serves the same range queries (only rows sharing a `ts` are sorted by seq).
+    "
+    DELETE FROM trades WHERE seq NOT IN (SELECT min(seq) FROM trades GROUP BY inst, ts, id);
+    DROP INDEX trades_by_time;
+    CREATE UNIQUE INDEX trades_natural ON trades (inst, ts, id);
+",
+];
 
-const INSERT_TRADE: &str =
-    "INSERT INTO trades (inst, ts, id, price, size, side) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+/// A trade already stored (same instrument, `ts` and id) is skipped.
+const INSERT_TRADE: &str = "INSERT OR IGNORE INTO trades (inst, ts, id, price, size, side) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 
 /// The history store on one SQLite file. Writes go through one connection (SQLite has one
 /// writer at a time); reads use a small pool of other connections, which WAL mode lets run
@@ -192,11 +203,12 @@ fn interval_secs(interval: Interval) -> i64 {
 }
 
 /// Inserts a candle, or merges it into the stored one of the same bucket (see the trait docs).
-fn upsert_candle(tx: &Transaction<'_>, inst: i64, c: &Candle) -> Result<(), StoreError> {
+/// Returns whether anything changed.
+fn upsert_candle(tx: &Transaction<'_>, inst: i64, c: &Candle) -> Result<bool, StoreError> {
     let key = (inst, interval_secs(c.interval), c.start.0);
     let stored = tx
         .prepare_cached(
-            "SELECT open, high, low, close, volume, trades FROM candles
+            "SELECT open, high, low, close, volume, trades, complete FROM candles
              WHERE inst = ?1 AND interval_secs = ?2 AND start = ?3",
         )?
         .query_row(key, |r| {
@@ -204,21 +216,33 @@ fn upsert_candle(tx: &Transaction<'_>, inst: i64, c: &Candle) -> Result<(), Stor
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
                 r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
                 r.get::<_, String>(4)?,
                 r.get::<_, i64>(5)?,
+                r.get::<_, bool>(6)?,
             ))
         })
         .optional()?;
-    let (open, high, low, volume, trades, complete) = match stored {
-        None => (c.open, c.high, c.low, c.volume, c.trades as i64, c.complete),
-        Some((open, high, low, volume, trades)) => (
-            decimal(&open)?,
-            decimal(&high)?.max(c.high),
-            decimal(&low)?.min(c.low),
-            decimal(&volume)? + c.volume,
-            trades + c.trades as i64,
-            false,
-        ),
+    let row = match stored {
+        None => c.clone(),
+        Some((open, high, low, close, volume, trades, complete)) => {
+            let stored = Candle {
+                interval: c.interval,
+                start: c.start,
+                open: decimal(&open)?,
+                high: decimal(&high)?,
+                low: decimal(&low)?,
+                close: decimal(&close)?,
+                volume: decimal(&volume)?,
+                trades: trades.max(0) as u64,
+                closed: true,
+                complete,
+            };
+            match merge_candle(&stored, c) {
+                Some(merged) => merged,
+                None => return Ok(false),
+            }
+        }
     };
     tx.prepare_cached(
         "INSERT OR REPLACE INTO candles
@@ -229,15 +253,15 @@ fn upsert_candle(tx: &Transaction<'_>, inst: i64, c: &Candle) -> Result<(), Stor
         key.0,
         key.1,
         key.2,
-        open.to_string(),
-        high.to_string(),
-        low.to_string(),
-        c.close.to_string(),
-        volume.to_string(),
-        trades,
-        complete,
+        row.open.to_string(),
+        row.high.to_string(),
+        row.low.to_string(),
+        row.close.to_string(),
+        row.volume.to_string(),
+        i64::try_from(row.trades).unwrap_or(i64::MAX),
+        row.complete,
     ])?;
-    Ok(())
+    Ok(true)
 }
 
 impl Writer {
@@ -269,7 +293,7 @@ impl Writer {
                             let _ = write!(price, "{}", t.price);
                             let _ = write!(size, "{}", t.size);
                             let side = matches!(t.side, Side::Sell);
-                            insert.execute(params![
+                            rows += insert.execute(params![
                                 inst,
                                 t.exchange_ts.0,
                                 t.id,
@@ -277,12 +301,10 @@ impl Writer {
                                 size,
                                 side
                             ])?;
-                            rows += 1;
                         }
                     }
                     Record::Candle { candle, .. } => {
-                        upsert_candle(&tx, inst, candle)?;
-                        rows += 1;
+                        rows += usize::from(upsert_candle(&tx, inst, candle)?);
                     }
                 }
             }

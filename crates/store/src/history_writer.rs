@@ -11,7 +11,16 @@
 //! The producers never block: when the queue is full, the rows are dropped, counted per kind
 //! in [`HistoryStats::dropped`] (rendered in `/metrics`) and logged at most every 10 s. Memory
 //! is bounded by `queue_rows` rows whatever the store's speed.
+//!
+//! **Store unavailable** (PostgreSQL down or unreachable, [`StoreError::is_unavailable`]): the
+//! writer keeps the batch in hand and retries it with a backoff (50 ms doubling to 2 s) for
+//! at most [`WriterSettings::unavailable_retry`] (30 s by default), while new rows wait in the
+//! queue up to its bound and beyond it are dropped and counted (`queue_full`). Past the
+//! window the batch is dropped and counted (`unavailable`), and the next one gets a window of
+//! its own. [`HistoryStats::unavailable`] is set meanwhile (`/metrics`). Other retryable
+//! errors (SQLite busy, a deadlock) are retried three times.
 
+use crate::StoreError;
 use crate::history::{HistoryBatch, HistoryKind, HistoryStore, Record};
 use crate::history_config::{HistoryConfig, HistoryFilter, RetentionConfig};
 use model::{Candle, Symbol, Timestamp, Trade, Venue};
@@ -40,8 +49,13 @@ pub struct HistoryStats {
     pub dropped: [AtomicU64; 7],
     /// Rows deleted by retention.
     pub purged: [AtomicU64; 7],
+    /// Rows the store already had (the same trade or candle written twice), not counted in
+    /// `written`.
+    pub duplicates: AtomicU64,
     /// Transactions written.
     pub batches: AtomicU64,
+    /// True while the store is unavailable and the writer is holding a batch to retry.
+    pub unavailable: AtomicBool,
     /// Failed writes or retention passes (details in the log).
     pub write_errors: AtomicU64,
     /// Total time spent writing batches, µs.
@@ -94,7 +108,12 @@ pub struct WriterSettings {
     pub flush_interval: Duration,
     pub retention: RetentionConfig,
     pub retention_interval: Duration,
+    /// How long one batch is retried while the store is unavailable before it is dropped.
+    pub unavailable_retry: Duration,
 }
+
+/// Default of [`WriterSettings::unavailable_retry`].
+pub const UNAVAILABLE_RETRY: Duration = Duration::from_secs(30);
 
 impl From<&HistoryConfig> for WriterSettings {
     fn from(c: &HistoryConfig) -> Self {
@@ -104,6 +123,7 @@ impl From<&HistoryConfig> for WriterSettings {
             flush_interval: Duration::from_millis(c.flush_interval_ms),
             retention: c.retention.clone(),
             retention_interval: Duration::from_secs(c.retention_interval_secs),
+            unavailable_retry: UNAVAILABLE_RETRY,
         }
     }
 }
@@ -357,23 +377,17 @@ impl Worker {
     fn write(&self, batch: HistoryBatch) {
         let rows = batch.rows() as u64;
         let started = Instant::now();
-        let mut result = self.store.append(&batch);
-        for _ in 0..3 {
-            match &result {
-                Err(error) if error.is_retryable() => {
-                    std::thread::sleep(Duration::from_millis(50));
-                    result = self.store.append(&batch);
-                }
-                _ => break,
-            }
-        }
+        let result = self.append_retrying(&batch);
         let stats = &self.stats;
         match result {
-            Ok(_) => {
+            Ok(stored) => {
                 for record in &batch.records {
                     stats.written[record.kind().index()]
                         .fetch_add(record.rows() as u64, Ordering::Relaxed);
                 }
+                stats
+                    .duplicates
+                    .fetch_add(rows.saturating_sub(stored as u64), Ordering::Relaxed);
                 stats.batches.fetch_add(1, Ordering::Relaxed);
                 stats
                     .write_micros
@@ -382,12 +396,52 @@ impl Worker {
             Err(error) => {
                 stats.write_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(error = %error, rows, "history batch could not be written");
+                let reason = if error.is_unavailable() {
+                    "unavailable"
+                } else {
+                    "write_error"
+                };
                 for record in &batch.records {
-                    stats.count_drop(record.kind(), record.rows() as u64, "write_error");
+                    stats.count_drop(record.kind(), record.rows() as u64, reason);
                 }
             }
         }
         stats.queued_rows.fetch_sub(rows, Ordering::Relaxed);
+    }
+
+    /// Appends, retrying as the module documentation says.
+    fn append_retrying(&self, batch: &HistoryBatch) -> Result<usize, StoreError> {
+        let first = Instant::now();
+        let mut backoff = Duration::from_millis(50);
+        let mut retries = 0;
+        loop {
+            let result = self.store.append(batch);
+            let error = match result {
+                Ok(n) => {
+                    if self.stats.unavailable.swap(false, Ordering::Relaxed) {
+                        tracing::info!("the history store is available again");
+                    }
+                    return Ok(n);
+                }
+                Err(error) => error,
+            };
+            let closing = self.sink.closing.load(Ordering::Relaxed);
+            if error.is_unavailable() {
+                if !self.stats.unavailable.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(error = %error, "the history store is unavailable: holding the batch and retrying");
+                }
+                if closing || first.elapsed() + backoff > self.settings.unavailable_retry {
+                    return Err(error);
+                }
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            } else if error.is_retryable() && retries < 3 {
+                retries += 1;
+                std::thread::sleep(Duration::from_millis(50));
+            } else {
+                return Err(error);
+            }
+        }
     }
 
     /// Deletes expired rows of every kind, a chunk at a time, writing queued batches between

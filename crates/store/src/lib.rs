@@ -1,6 +1,6 @@
 //! Persistence: history, keys and audit behind narrow traits, with an embedded SQLite
-//! implementation (the default, no service needed) and, for keys and audit, PostgreSQL (cluster
-//! mode, feature `postgres`).
+//! implementation (the default, no service needed) and, for keys, audit and history,
+//! PostgreSQL (cluster mode, feature `postgres`).
 //!
 //! # Layout
 //!
@@ -10,6 +10,8 @@
 //! - [`history`]: the [`HistoryStore`] seam (trades and candles), its query and page types and
 //!   its documented guarantees.
 //! - [`history_sqlite`]: [`SqliteHistory`], the embedded implementation (`history.db`).
+//! - [`history_postgres`] (feature `postgres`): `PgHistory`, the cluster implementation: one
+//!   store every node reads, idempotent batched writes.
 //! - [`history_writer`]: [`HistoryWriter`], the bounded queue and writer thread that persist
 //!   off the hot path and enforce retention; [`HistorySink`] is the producers' end.
 //! - [`history_config`]: `[history]` settings: what is stored, retention per kind, batching.
@@ -28,10 +30,11 @@
 //! - [`postgres`] (feature `postgres`): connection settings, a small pool and schema migrations
 //!   for the cluster backends: [`keys_postgres`] (keys, with a commit-ordered change counter
 //!   and a `NOTIFY` wake-up), [`security_postgres`] and [`audit_postgres`] (one chain across
-//!   nodes, appends serialized in the database). Alerts, the outbox and history stay SQLite.
+//!   nodes, appends serialized in the database) and [`history_postgres`]. Alerts and the
+//!   outbox stay SQLite.
 //!
 //! Each concept gets a trait file and one file per backend, named `<concept>.rs`,
-//! `<concept>_sqlite.rs` and `<concept>_postgres.rs` (keys, security and audit so far), with one
+//! `<concept>_sqlite.rs` and `<concept>_postgres.rs` (keys, security, audit and history so far), with one
 //! contract test suite that every backend must pass (`tests/history/contract.rs` for history,
 //! `tests/keys_contract.rs` and `tests/audit_tamper.rs`, `tests/alerts_contract.rs`).
 
@@ -44,6 +47,8 @@ pub mod audit_sqlite;
 pub mod error;
 pub mod history;
 pub mod history_config;
+#[cfg(feature = "postgres")]
+pub mod history_postgres;
 pub mod history_sqlite;
 pub mod history_writer;
 pub mod keys;
@@ -63,7 +68,7 @@ pub mod sqlite;
 pub use error::StoreError;
 pub use history::{
     CandleQuery, DiskUsage, HistoryBatch, HistoryKind, HistoryStore, Order, Page, Record,
-    StoredTrade, TradeKey, TradeQuery,
+    StoredTrade, TradeKey, TradeQuery, merge_candle,
 };
 pub use history_config::{HistoryConfig, HistoryFilter, Retention, RetentionConfig};
 pub use history_sqlite::{HISTORY_DB_FILE, SqliteHistory};

@@ -92,7 +92,24 @@ pub(crate) struct Cuttable {
 
 impl Cuttable {
     pub(crate) async fn to(target: String) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::to_at(target, "127.0.0.1:0").await
+    }
+
+    /// Like [`Self::to`], listening on `addr` (that of a cut link: the service comes back on
+    /// the address its clients know). Waits for the port to be free again.
+    pub(crate) async fn to_at(target: String, addr: &str) -> Self {
+        let mut tries = 0;
+        let listener = loop {
+            match TcpListener::bind(addr).await {
+                Ok(listener) => break listener,
+                Err(e) if tries < 100 => {
+                    tries += 1;
+                    let _ = e;
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("cannot listen on {addr} again: {e}"),
+            }
+        };
         let addr = listener.local_addr().unwrap().to_string();
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(async move {

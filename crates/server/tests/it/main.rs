@@ -14,6 +14,7 @@ mod auth_ws_signed;
 mod auth_ws_token;
 mod book_stream;
 mod cluster_bus;
+mod cluster_history;
 mod cluster_keys;
 mod cluster_limits;
 mod cluster_nonces;

@@ -9,7 +9,7 @@ use store::{
 };
 
 /// Generates one test per contract function for a backend. `$make` is an expression giving
-/// `Option<Arc<dyn HistoryStore>>` (None skips: the backend's service is not configured).
+/// `Option<S>` where `&*S` is a store (None skips: the backend's service is not configured).
 #[macro_export]
 macro_rules! contract_tests {
     ($backend:ident, $make:expr) => {
@@ -24,6 +24,7 @@ macro_rules! contract_tests {
                 retention_deletes_exactly_what_is_older,
                 unknown_instruments_are_empty_and_instruments_are_listed,
                 counts_match_queries,
+                the_same_rows_written_twice_are_stored_once,
             );
         }
     };
@@ -224,16 +225,17 @@ pub fn pagination_returns_every_row_once_while_inserts_continue(store: &dyn Hist
                 *seen.entry(t.seq).or_default() += 1;
             }
             let Some(next) = page.next else { break };
-            // Inserts between pages: before, at and after the cursor's time.
+            // Inserts between pages: before, at and after the cursor's time (new trade ids:
+            // a repeated one would be the same trade, stored once).
             extra += 3;
             append_trades(
                 store,
                 "sim",
                 "BTC-USDT",
                 vec![
-                    trade("late", "1", "1", Side::Sell, next.ts - 10),
-                    trade("same", "1", "1", Side::Sell, next.ts),
-                    trade("new", "1", "1", Side::Sell, next.ts + 10),
+                    trade(&format!("late{extra}"), "1", "1", Side::Sell, next.ts - 10),
+                    trade(&format!("same{extra}"), "1", "1", Side::Sell, next.ts),
+                    trade(&format!("new{extra}"), "1", "1", Side::Sell, next.ts + 10),
                 ],
             );
             query.after = Some(next);
@@ -525,4 +527,122 @@ pub fn counts_match_queries(store: &dyn HistoryStore) {
         )
         .unwrap();
     assert_eq!(candles, 1);
+}
+
+pub fn the_same_rows_written_twice_are_stored_once(store: &dyn HistoryStore) {
+    let min = Interval::M1.micros();
+    let batch = HistoryBatch {
+        records: vec![
+            Record::Trades {
+                venue: v("sim"),
+                symbol: s("BTC-USDT"),
+                trades: vec![
+                    trade("1", "100.50", "0.10", Side::Buy, 1_000),
+                    trade("2", "100.25", "0.20", Side::Sell, 1_000),
+                    trade("3", "100.00", "0.30", Side::Buy, 2_000),
+                ],
+            },
+            Record::Candle {
+                venue: v("sim"),
+                symbol: s("BTC-USDT"),
+                candle: Box::new(candle(
+                    Interval::M1,
+                    0,
+                    ["100.50", "100.50", "100.00", "100.00"],
+                    "0.60",
+                    3,
+                    true,
+                )),
+            },
+        ],
+    };
+    assert_eq!(store.append(&batch).unwrap(), 4);
+    // A second ingest node, or a restart that re-received the same frames.
+    assert_eq!(store.append(&batch).unwrap(), 0, "nothing new is counted");
+    let all = |symbol: &str| {
+        all_trades(
+            store,
+            trades_query("sim", symbol, i64::MIN, i64::MAX, Order::Asc, 2),
+        )
+    };
+    let first = all("BTC-USDT");
+    assert_eq!(
+        first.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+        ["1", "2", "3"]
+    );
+    // Overlapping batches and a duplicate inside one batch: only the new trade is stored.
+    let overlap = vec![
+        trade("3", "100.00", "0.30", Side::Buy, 2_000),
+        trade("4", "99.75", "1", Side::Sell, 3_000),
+        trade("4", "99.75", "1", Side::Sell, 3_000),
+    ];
+    let written = store
+        .append(&HistoryBatch {
+            records: vec![Record::Trades {
+                venue: v("sim"),
+                symbol: s("BTC-USDT"),
+                trades: overlap,
+            }],
+        })
+        .unwrap();
+    assert_eq!(written, 1);
+    let after = all("BTC-USDT");
+    assert_eq!(after.len(), 4);
+    assert_eq!(&after[..3], &first[..], "stored rows keep their seq");
+    // The id alone is not the key: a venue (or the simulator after a restart) may reuse an id
+    // at another time, which is another trade.
+    append_trades(
+        store,
+        "sim",
+        "BTC-USDT",
+        vec![trade("1", "101", "1", Side::Buy, 9_000)],
+    );
+    assert_eq!(all("BTC-USDT").len(), 5);
+    // The same trade on another instrument is another trade.
+    append_trades(
+        store,
+        "sim",
+        "ETH-USDT",
+        vec![trade("1", "100.50", "0.10", Side::Buy, 1_000)],
+    );
+    assert_eq!(all("ETH-USDT").len(), 1);
+    let candles = store
+        .candles(&candles_query(Interval::M1, 0, min, Order::Asc, 10))
+        .unwrap()
+        .rows;
+    assert_eq!(candles.len(), 1);
+    let c = &candles[0];
+    assert_eq!(
+        (
+            c.open.to_string(),
+            c.high.to_string(),
+            c.low.to_string(),
+            c.close.to_string(),
+            c.volume.to_string(),
+            c.trades,
+            c.complete
+        ),
+        (
+            "100.50".into(),
+            "100.50".into(),
+            "100.00".into(),
+            "100.00".into(),
+            "0.60".into(),
+            3,
+            true
+        ),
+        "an identical candle written twice is not merged with itself"
+    );
+    assert_eq!(
+        store
+            .count(
+                HistoryKind::Trades,
+                &v("sim"),
+                &s("BTC-USDT"),
+                Timestamp(i64::MIN),
+                Timestamp(i64::MAX)
+            )
+            .unwrap(),
+        5
+    );
 }

@@ -96,8 +96,10 @@ fn history_survives_reopening_and_reports_disk_usage() {
     assert_eq!(all(&store), 1010);
 }
 
+/// The natural-key index serves range queries in `ts` order: at most the rows sharing one
+/// timestamp are sorted by `seq` ("last term"), never the whole range.
 #[test]
-fn range_queries_use_the_time_index_without_sorting() {
+fn range_queries_use_the_natural_key_index_without_sorting_the_range() {
     let store = SqliteHistory::open_in(&temp_dir("plan")).unwrap();
     let conn = rusqlite::Connection::open(store.path()).unwrap();
     for sql in [
@@ -114,9 +116,77 @@ fn range_queries_use_the_time_index_without_sorting() {
             .collect::<Result<_, _>>()
             .unwrap();
         let plan = plan.join(" | ");
-        assert!(plan.contains("trades_by_time"), "{plan}");
-        assert!(!plan.contains("TEMP B-TREE"), "no sort step: {plan}");
+        assert!(plan.contains("trades_natural"), "{plan}");
+        assert!(
+            !plan.contains("TEMP B-TREE FOR ORDER BY"),
+            "no sort of the whole range: {plan}"
+        );
     }
+}
+
+/// A database written before trades had a natural key is migrated: its duplicates go (the
+/// first copy stays) and the unique index is in place.
+#[test]
+fn an_old_database_with_duplicate_trades_is_migrated() {
+    let dir = temp_dir("migrate");
+    let path = dir.join(store::HISTORY_DB_FILE);
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        // The schema of migration step 0, as the previous release left it, with duplicates.
+        conn.execute_batch(
+            "CREATE TABLE schema_migrations (module TEXT NOT NULL, step INTEGER NOT NULL,
+                 applied_at_us INTEGER NOT NULL, PRIMARY KEY (module, step));
+             INSERT INTO schema_migrations VALUES ('history', 0, 0);
+             CREATE TABLE history_instruments (id INTEGER PRIMARY KEY, venue TEXT NOT NULL,
+                 symbol TEXT NOT NULL, UNIQUE (venue, symbol));
+             CREATE TABLE trades (seq INTEGER PRIMARY KEY, inst INTEGER NOT NULL,
+                 ts INTEGER NOT NULL, id TEXT NOT NULL, price TEXT NOT NULL,
+                 size TEXT NOT NULL, side INTEGER NOT NULL);
+             CREATE INDEX trades_by_time ON trades (inst, ts);
+             CREATE TABLE candles (inst INTEGER NOT NULL, interval_secs INTEGER NOT NULL,
+                 start INTEGER NOT NULL, open TEXT NOT NULL, high TEXT NOT NULL,
+                 low TEXT NOT NULL, close TEXT NOT NULL, volume TEXT NOT NULL,
+                 trades INTEGER NOT NULL, complete INTEGER NOT NULL,
+                 PRIMARY KEY (inst, interval_secs, start)) WITHOUT ROWID;
+             INSERT INTO history_instruments VALUES (1, 'sim', 'BTC-USDT');
+             INSERT INTO trades VALUES (1, 1, 100, 'a', '1.0', '1', 0);
+             INSERT INTO trades VALUES (2, 1, 100, 'a', '1.0', '1', 0);
+             INSERT INTO trades VALUES (3, 1, 100, 'b', '2.0', '1', 1);
+             INSERT INTO trades VALUES (4, 1, 200, 'a', '3.0', '1', 0);",
+        )
+        .unwrap();
+    }
+    let store = SqliteHistory::open(&path).unwrap();
+    let rows = store
+        .trades(&TradeQuery {
+            venue: v("sim"),
+            symbol: s("BTC-USDT"),
+            from: Timestamp(i64::MIN),
+            to: Timestamp(i64::MAX),
+            order: Order::Asc,
+            after: None,
+            limit: 100,
+        })
+        .unwrap()
+        .rows;
+    assert_eq!(
+        rows.iter()
+            .map(|t| (t.seq, t.id.as_str()))
+            .collect::<Vec<_>>(),
+        [(1, "a"), (3, "b"), (4, "a")]
+    );
+    let again = HistoryBatch {
+        records: vec![Record::Trades {
+            venue: v("sim"),
+            symbol: s("BTC-USDT"),
+            trades: vec![trade("a", "1.0", "1", Side::Buy, 100)],
+        }],
+    };
+    assert_eq!(
+        store.append(&again).unwrap(),
+        0,
+        "the unique index is in place"
+    );
 }
 
 #[test]

@@ -63,3 +63,27 @@ impl Drop for Schema {
         }
     }
 }
+
+/// `url` with its `host:port` replaced by `addr`, and the `host:port` it named: to reach the
+/// same database through a [`super::cut::Cut`].
+pub fn through(url: &str, addr: std::net::SocketAddr) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let (user, rest) = match rest.split_once('@') {
+        Some((user, rest)) => (format!("{user}@"), rest),
+        None => (String::new(), rest),
+    };
+    let path = rest.find(['/', '?']).map_or("", |i| &rest[i..]);
+    format!("{scheme}://{user}{addr}{path}")
+}
+
+/// The `host:port` of `url` (port 5432 when it names none).
+pub fn target(url: &str) -> String {
+    let rest = url.split_once("://").unwrap().1;
+    let rest = rest.split_once('@').map_or(rest, |(_, r)| r);
+    let host = rest.split(['/', '?']).next().unwrap();
+    if host.contains(':') {
+        host.to_string()
+    } else {
+        format!("{host}:5432")
+    }
+}
