@@ -13,6 +13,7 @@
 //!   their sessions with a `resync` notice, reason `bus_down`); when it comes back the ordered
 //!   consumers continue where they were and books send a fresh resync snapshot.
 
+use crate::batch;
 use crate::subject::{self, Names};
 use crate::{ClusterError, ClusterOptions};
 use async_nats::HeaderMap;
@@ -275,32 +276,50 @@ async fn run_channel(
                         // A new writer's claim: the frames of its epoch follow.
                         continue;
                     }
-                    let Some(seq) = message.headers.as_ref().and_then(|h| number(h, subject::SEQ)) else {
-                        ctx.stats.invalid.fetch_add(1, Ordering::Relaxed);
-                        continue;
-                    };
-                    match handle.replicate(seq, message.payload.clone()) {
-                        Ok(_) => {
-                            ctx.stats.frames.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Err(ReplicaError::NotSynced) => {}
-                        Err(ReplicaError::Invalid(why)) => {
-                            ctx.stats.invalid.fetch_add(1, Ordering::Relaxed);
-                            tracing::warn!(channel = %name, seq, error = %why, "replicated frame skipped");
-                        }
+                    let frames = match batch::decode(message.headers.as_ref(), message.payload.clone()) {
+                        Ok(frames) => frames,
                         Err(error) => {
-                            ctx.stats.breaks.fetch_add(1, Ordering::Relaxed);
-                            tracing::info!(channel = %name, code = error.code(), error = %error, "replica break; rebasing from the newest snapshot record");
+                            // Counted and skipped: the next frame is then a gap, and rebases.
+                            ctx.stats.invalid.fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!(channel = %name, code = error.code(), error = %error, "frames message skipped");
+                            continue;
+                        }
+                    };
+                    for (seq, text) in frames {
+                        if !apply(&ctx, &handle, seq, text) {
                             if let Some(at) = rebase_from_newest(&ctx, &handle, &snapshot_subject).await {
                                 position = at;
                                 reopen = true;
                             }
+                            break;
                         }
                     }
                 }
                 Some(Err(error)) => tracing::debug!(channel = %name, error = %error, "frames consumer"),
                 None => reopen = true,
             }
+        }
+    }
+}
+
+/// Applies one frame to the replica; `false` on a break (gap, another epoch, divergence),
+/// after which the caller rebases from the newest snapshot record.
+fn apply(ctx: &Ctx, handle: &ChannelHandle, seq: u64, text: Bytes) -> bool {
+    match handle.replicate(seq, text) {
+        Ok(_) => {
+            ctx.stats.frames.fetch_add(1, Ordering::Relaxed);
+            true
+        }
+        Err(ReplicaError::NotSynced) => true,
+        Err(ReplicaError::Invalid(why)) => {
+            ctx.stats.invalid.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(channel = %handle.name(), seq, error = %why, "replicated frame skipped");
+            true
+        }
+        Err(error) => {
+            ctx.stats.breaks.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(channel = %handle.name(), code = error.code(), error = %error, "replica break; rebasing from the newest snapshot record");
+            false
         }
     }
 }

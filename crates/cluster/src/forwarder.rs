@@ -3,7 +3,8 @@
 //!
 //! One task per channel (found by scanning the hub every `scan_interval`). It joins the
 //! channel like a subscriber (state at S, receiver from S + 1), writes the snapshot record at S,
-//! then publishes each frame to `<p>.f.<channel>`. Every publish names the subject's last
+//! then publishes the frames to `<p>.f.<channel>`: one publish in flight, the frames that
+//! arrived meanwhile together in the next one (`batch`). Every publish names the subject's last
 //! stream sequence it knows (`Nats-Expected-Last-Subject-Sequence`), so a second writer on the
 //! same channel (a node that lost its venue's lease) is refused by JetStream, never merged. A
 //! starting forwarder first appends a claim (`Tg-Claim`, no payload) to the frames subject, so
@@ -16,6 +17,7 @@
 //! - every `snapshot_interval` when the channel moved: a join's state at S, published once
 //!   frame S itself is in the stream (so `Tg-From` is frame S's stream sequence).
 
+use crate::batch::{self, Batch};
 use crate::subject::{self, Names};
 use crate::{ClusterError, ClusterOptions};
 use async_nats::HeaderMap;
@@ -26,7 +28,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// Counters of a forwarder (for `/metrics` and `/readyz`).
@@ -34,6 +37,8 @@ use tokio_util::sync::CancellationToken;
 pub struct ForwarderStats {
     pub channels: AtomicU64,
     pub frames: AtomicU64,
+    /// JetStream messages the frames went in (several frames each when the channel is busy).
+    pub batches: AtomicU64,
     pub snapshots: AtomicU64,
     /// Publishes that failed (NATS unreachable, timeout); the channel restarts from a snapshot.
     pub errors: AtomicU64,
@@ -79,6 +84,20 @@ struct Ctx {
     snapshots: stream::Stream,
     stats: Arc<ForwarderStats>,
     gate: Arc<dyn Gate>,
+    /// The connection, for the server's `max_payload` (known once connected).
+    client: async_nats::Client,
+}
+
+impl Ctx {
+    /// Most payload bytes of one batched publish: within half the server's `max_payload`
+    /// (headers and a frame over the limit still fit), or a small default until the server's
+    /// limit is known.
+    fn batch_bytes(&self) -> usize {
+        match self.client.server_info().max_payload {
+            0 => 64 * 1024,
+            max => batch::MAX_BYTES.min(max / 2),
+        }
+    }
 }
 
 /// Starts forwarding `hub` (creating the streams first). Runs until `shutdown`.
@@ -90,7 +109,7 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> Result<Arc<ForwarderStats>, ClusterError> {
     let names = options.names()?;
-    let js = jetstream::new(client);
+    let js = jetstream::new(client.clone());
     let streams = crate::streams::ensure(&js, &names, &options).await?;
     let stats = Arc::new(ForwarderStats::default());
     let ctx = Arc::new(Ctx {
@@ -101,6 +120,7 @@ pub async fn start(
         snapshots: streams.snapshots,
         stats: stats.clone(),
         gate,
+        client,
     });
     tokio::spawn(scan(ctx, hub, shutdown));
     Ok(stats)
@@ -166,6 +186,11 @@ struct Cursor {
 }
 
 /// Forwards until an error (it never returns `Ok`: the channel lives as long as the hub).
+///
+/// One publish is in flight at a time; the frames that arrive meanwhile go together in the
+/// next one ([`Batch`]), so the rate a channel can forward grows with its load instead of being
+/// one frame per JetStream round trip, and every publish still names the subject's last
+/// stream sequence (known exactly: it is the previous publish's acknowledgement).
 async fn forward(
     ctx: &Ctx,
     handle: &ChannelHandle,
@@ -185,52 +210,90 @@ async fn forward(
     let mut sub = handle.subscribe(false);
     claim(ctx, handle, &venue, &mut cursor, sub.seq).await?;
     publish_snapshot(ctx, handle, &mut cursor, sub.seq, sub.initial.as_ref()).await?;
-    // A periodic snapshot at a seq the stream has not reached yet: (seq, state).
+    // A periodic snapshot at a seq the stream has not reached yet: (seq, state). Batches end
+    // at that seq, so its record's `Tg-From` is the stream sequence of the batch ending there.
     let mut pending: Option<(u64, Option<Frame>)> = None;
-    let mut tick = tokio::time::interval(ctx.options.snapshot_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let period = ctx.options.snapshot_interval;
+    let mut next_snapshot = Instant::now() + period;
     let mut snapshot_seq = cursor.seq;
+    // A frame taken from the receiver that did not fit in the previous batch.
+    let mut carry: Option<Frame> = None;
     loop {
-        tokio::select! {
-            _ = tick.tick() => {
-                if pending.is_none() && handle.seq() != snapshot_seq {
-                    let join = handle.subscribe(false);
-                    if join.seq == cursor.seq {
-                        publish_snapshot(ctx, handle, &mut cursor, join.seq, join.initial.as_ref()).await?;
-                        snapshot_seq = join.seq;
-                    } else {
-                        pending = Some((join.seq, join.initial));
-                    }
+        if Instant::now() >= next_snapshot {
+            next_snapshot = Instant::now() + period;
+            if pending.is_none() && handle.seq() != snapshot_seq {
+                let join = handle.subscribe(false);
+                if join.seq == cursor.seq {
+                    publish_snapshot(ctx, handle, &mut cursor, join.seq, join.initial.as_ref())
+                        .await?;
+                    snapshot_seq = join.seq;
+                } else {
+                    pending = Some((join.seq, join.initial));
                 }
             }
-            frame = sub.rx.recv() => match frame {
+        }
+        let received = match carry.take() {
+            Some(frame) => Ok(frame),
+            None => tokio::select! {
+                () = tokio::time::sleep_until(next_snapshot) => continue,
+                frame = sub.rx.recv() => frame,
+            },
+        };
+        let first = match received {
+            Ok(frame) => Some(frame),
+            Err(RecvError::Lagged(_)) => None,
+            Err(RecvError::Closed) => {
+                // The hub never drops a channel's sender while the handle lives.
+                std::future::pending::<()>().await;
+                continue;
+            }
+        };
+        let mut lagged = first.is_none();
+        let mut batch = first.map(|frame| Batch::new(frame, ctx.batch_bytes()));
+        let stop_at = pending.as_ref().map(|(seq, _)| *seq);
+        while let Some(batch) = batch.as_mut().filter(|b| Some(b.last_seq()) != stop_at) {
+            match sub.rx.try_recv() {
                 Ok(frame) => {
-                    if !ctx.gate.allowed(&venue) {
-                        return Err(ClusterError::NotOwner { venue });
-                    }
-                    let mut headers = channel_headers(handle, frame.seq);
-                    headers.insert(subject::EXPECTED_LAST_SUBJECT_SEQ, cursor.frames_last.to_string().as_str());
-                    cursor.frames_last = publish(ctx, &venue, cursor.frames.clone(), headers, frame.text.clone()).await?;
-                    cursor.seq = frame.seq;
-                    ctx.stats.frames.fetch_add(1, Ordering::Relaxed);
-                    if let Some((seq, initial)) = pending.take_if(|(seq, _)| *seq == frame.seq) {
-                        publish_snapshot(ctx, handle, &mut cursor, seq, initial.as_ref()).await?;
-                        snapshot_seq = seq;
+                    if let Err(frame) = batch.push(frame) {
+                        carry = Some(frame);
+                        break;
                     }
                 }
-                Err(RecvError::Lagged(_)) => {
-                    // Frames are gone from the ring: restart from a fresh state, announced.
-                    ctx.stats.lags.fetch_add(1, Ordering::Relaxed);
-                    pending = None;
-                    sub = handle.subscribe(false);
-                    publish_snapshot(ctx, handle, &mut cursor, sub.seq, sub.initial.as_ref()).await?;
-                    snapshot_seq = cursor.seq;
+                Err(TryRecvError::Lagged(_)) => {
+                    lagged = true;
+                    break;
                 }
-                Err(RecvError::Closed) => {
-                    // The hub never drops a channel's sender while the handle lives.
-                    std::future::pending::<()>().await;
-                }
+                Err(TryRecvError::Empty | TryRecvError::Closed) => break,
             }
+        }
+        let Some(batch) = batch.filter(|_| !lagged) else {
+            // Frames are gone from the ring: restart from a fresh state, announced. The frames
+            // collected but not sent are older than it, so the snapshot covers them.
+            ctx.stats.lags.fetch_add(1, Ordering::Relaxed);
+            (pending, carry) = (None, None);
+            sub = handle.subscribe(false);
+            publish_snapshot(ctx, handle, &mut cursor, sub.seq, sub.initial.as_ref()).await?;
+            snapshot_seq = cursor.seq;
+            continue;
+        };
+        if !ctx.gate.allowed(&venue) {
+            return Err(ClusterError::NotOwner { venue });
+        }
+        let mut headers = channel_headers(handle, batch.first_seq());
+        headers.insert(
+            subject::EXPECTED_LAST_SUBJECT_SEQ,
+            cursor.frames_last.to_string().as_str(),
+        );
+        let payload = batch.encode(&mut headers);
+        cursor.frames_last = publish(ctx, &venue, cursor.frames.clone(), headers, payload).await?;
+        cursor.seq = batch.last_seq();
+        ctx.stats
+            .frames
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        ctx.stats.batches.fetch_add(1, Ordering::Relaxed);
+        if let Some((seq, initial)) = pending.take_if(|(seq, _)| *seq == cursor.seq) {
+            publish_snapshot(ctx, handle, &mut cursor, seq, initial.as_ref()).await?;
+            snapshot_seq = seq;
         }
     }
 }

@@ -10,6 +10,8 @@
 //! - [`subject`]: subject, stream and header names (one prefix per cluster).
 //! - `streams`: creating the two streams and their retention.
 //! - [`lease`]: one active ingest per venue, by a lease in NATS KV with a TTL.
+//! - `batch`: several frames of one channel in one JetStream message (one acknowledged
+//!   publish per batch).
 //! - [`forwarder`]: ingest side, every local hub frame and a snapshot record per channel to
 //!   JetStream, refused as a stale writer by `Nats-Expected-Last-Subject-Sequence`.
 //! - [`failover`]: the forwarder's gate from the lease: one active ingest per venue, the loser
@@ -19,6 +21,7 @@
 //! - [`instruments`]: instrument metadata in a KV bucket, written by the venue's owner, read
 //!   by the edges (which run no connector).
 
+mod batch;
 pub mod failover;
 pub mod feeder;
 pub mod forwarder;
@@ -171,6 +174,37 @@ pub async fn connect_watched(
         tx.send_replace(true);
     }
     Ok((client, rx))
+}
+
+/// Removes a cluster's streams and lease bucket from NATS (what a benchmark or test run
+/// created under its own prefix). Missing ones are fine.
+pub async fn remove(url: &str, prefix: &str) -> Result<(), ClusterError> {
+    let names = Names::new(prefix).map_err(|_| ClusterError::Config {
+        key: "cluster.prefix",
+        message: "must be 1 to 32 characters of [A-Za-z0-9_-]",
+    })?;
+    let client = async_nats::ConnectOptions::new()
+        .connection_timeout(Duration::from_secs(5))
+        .connect(url)
+        .await
+        .map_err(ClusterError::Connect)?;
+    let js = async_nats::jetstream::new(client);
+    for stream in [
+        names.frames_stream(),
+        names.snapshots_stream(),
+        format!("KV_{}", names.lease_bucket()),
+    ] {
+        use async_nats::jetstream::{ErrorCode, context::DeleteStreamErrorKind};
+        if let Err(error) = js.delete_stream(&stream).await
+            && !matches!(error.kind(), DeleteStreamErrorKind::JetStream(e) if e.error_code() == ErrorCode::STREAM_NOT_FOUND)
+        {
+            return Err(ClusterError::JetStream {
+                what: "stream delete",
+                source: error.into(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Connects to NATS (plain TCP; TLS is for a later issue), reconnecting forever.

@@ -23,6 +23,9 @@ pub const FROM: &str = "Tg-From";
 /// Header: a writer's claim on a channel's frames subject (no payload, no seq of its own):
 /// written when a forwarder starts, so a previous writer's next frame is refused.
 pub const CLAIM: &str = "Tg-Claim";
+/// Header: the number of frames in a batched frames message (absent: one frame). See
+/// `batch` for the payload layout.
+pub const BATCH: &str = "Tg-Batch";
 /// JetStream's optimistic-concurrency header: the publish is refused unless the subject's
 /// last message in the stream has this sequence (0: none), so a stale writer cannot append.
 pub const EXPECTED_LAST_SUBJECT_SEQ: &str = "Nats-Expected-Last-Subject-Sequence";

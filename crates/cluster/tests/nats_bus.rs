@@ -770,3 +770,80 @@ async fn an_edge_learns_the_instruments_of_the_venues_the_ingest_owns() {
         .delete_stream(format!("KV_{}", names.instruments_bucket()))
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_travels_in_batches_byte_for_byte_and_a_stale_writers_batch_is_refused_whole() {
+    let Some(url) = nats_url() else { return };
+    let options = options("h");
+    let big_ring = HubConfig {
+        channel_capacity: 8192,
+        ..Default::default()
+    };
+    let mut old = Source::with(big_ring.clone());
+    let (old_stats, stop_old) = forward(&url, &old, &options).await;
+    let (edge_hub, stop_edge) = edge(&url, &options).await;
+    caught_up(&edge_hub, BOOK, &old.book).await;
+    caught_up(&edge_hub, TRADES, &old.trades).await;
+    let mut at_source = old.book.subscribe(false).rx;
+    let mut at_edge = edge_hub
+        .get_by_name(BOOK)
+        .expect("book")
+        .subscribe(false)
+        .rx;
+    // Far faster than one JetStream round trip per frame (and within the edge's ring of
+    // 1024, so its subscriber can compare every frame).
+    for _ in 0..800 {
+        old.step();
+    }
+    caught_up(&edge_hub, BOOK, &old.book).await;
+    caught_up(&edge_hub, TRADES, &old.trades).await;
+    let (frames, batches) = (
+        old_stats.frames.load(Ordering::Relaxed),
+        old_stats.batches.load(Ordering::Relaxed),
+    );
+    assert!(frames >= 2400, "{frames}");
+    assert!(
+        batches < frames / 4,
+        "batched: {batches} messages for {frames} frames"
+    );
+    assert_eq!(old_stats.lags.load(Ordering::Relaxed), 0);
+    for _ in 0..800 {
+        let (a, b) = (
+            at_source.try_recv().expect("source frame"),
+            at_edge.try_recv().expect("edge frame"),
+        );
+        assert_eq!((b.seq, b.kind, &b.text), (a.seq, a.kind, &a.text));
+    }
+    assert!(at_edge.try_recv().is_err(), "nothing more");
+    assert_same_book(&edge_hub.get_by_name(BOOK).expect("book"), &old.book);
+
+    // A new owner claims the subjects; the old one then sends a burst: its first batch is
+    // refused whole, nothing of it reaches the edge.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut new = Source::with(big_ring);
+    let (new_stats, stop_new) = forward(&url, &new, &options).await;
+    new.step();
+    caught_up(&edge_hub, BOOK, &new.book).await;
+    for _ in 0..500 {
+        old.step();
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while old_stats.fenced.load(Ordering::Relaxed) == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "stale writer not refused"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for _ in 0..500 {
+        new.step();
+    }
+    caught_up(&edge_hub, BOOK, &new.book).await;
+    caught_up(&edge_hub, TRADES, &new.trades).await;
+    assert_same_book(&edge_hub.get_by_name(BOOK).expect("book"), &new.book);
+    assert_eq!(new_stats.fenced.load(Ordering::Relaxed), 0);
+    for stop in [stop_old, stop_new, stop_edge] {
+        stop.cancel();
+    }
+    cleanup(&url, &options).await;
+}

@@ -164,6 +164,15 @@ impl Target {
         Ok(target)
     }
 
+    /// Kills the child at once (SIGKILL, as a crash would: no clean shutdown) and reaps it.
+    /// Its data directory stays until the target drops.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// The WebSocket URL.
     pub fn ws_url(&self) -> String {
         format!("ws://{}/v1/ws", self.addr)

@@ -57,6 +57,25 @@ pub struct FanoutArgs {
     /// The peer's script (default: `bench/peers/node-relay/relay.js` of this source tree).
     #[arg(long, requires = "peer")]
     pub(super) peer_script: Option<PathBuf>,
+    /// Measure a cluster against a single node in the same run: 1 ingest + 2 edges (child
+    /// gateways of this binary) on NATS and Redis, the clients split over the edges; then the
+    /// NATS hop's latency, edge and ingest failover times, and (with `--postgres-url`)
+    /// cross-node revocation time. See docs/benchmarks.md ("Cluster").
+    #[arg(long, conflicts_with_all = ["url", "peer"])]
+    pub(super) cluster: bool,
+    /// With `--cluster`: the NATS server (JetStream enabled) of the market-data bus.
+    #[arg(long, env = "TICKGATE_TEST_NATS_URL", hide_env_values = true)]
+    pub(super) nats_url: Option<String>,
+    /// With `--cluster`: the Redis the edges share (nonces, rate limits, WebSocket caps).
+    #[arg(long, env = "TICKGATE_TEST_REDIS_URL", hide_env_values = true)]
+    pub(super) redis_url: Option<String>,
+    /// With `--cluster`: the PostgreSQL key store the nodes share (needed to measure
+    /// revocation across nodes; without it that part is skipped and says so).
+    #[arg(long, env = "TICKGATE_TEST_POSTGRES_URL", hide_env_values = true)]
+    pub(super) postgres_url: Option<String>,
+    /// With `--cluster`: how long each latency probe (NATS hop) listens.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub(super) probe: Duration,
 }
 
 /// A relay measured side by side with the gateway.

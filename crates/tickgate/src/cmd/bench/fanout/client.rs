@@ -25,8 +25,8 @@ const CLIENT_READ_BUFFER: usize = 64 * 1024;
 /// What every load-generator thread shares.
 #[derive(Debug, Clone)]
 pub(super) struct Plan {
-    pub(super) addr: SocketAddr,
-    pub(super) url: String,
+    /// The gateways' addresses and WebSocket URLs: client i connects to entry i % len.
+    pub(super) servers: Arc<[(SocketAddr, String)]>,
     pub(super) channels: Arc<[String]>,
     pub(super) client: ClientKind,
     pub(super) origin: Instant,
@@ -76,7 +76,8 @@ pub(super) fn generator(
             tokio::task::spawn_local(async move {
                 let opened = {
                     let _permit = gate.acquire().await;
-                    match tokio::time::timeout(CONNECT_TIMEOUT, connect(&plan)).await {
+                    let (addr, url) = &plan.servers[index % plan.servers.len()];
+                    match tokio::time::timeout(CONNECT_TIMEOUT, connect(*addr, url)).await {
                         Ok(result) => result,
                         Err(_) => Err(anyhow::anyhow!("handshake timed out")),
                     }
@@ -148,12 +149,11 @@ pub(super) fn generator(
 type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 
 /// Opens the TCP connection and does the WebSocket handshake (tungstenite's, in both modes).
-async fn connect(plan: &Plan) -> anyhow::Result<Socket> {
-    let tcp = tokio::net::TcpStream::connect(plan.addr).await?;
+async fn connect(addr: SocketAddr, url: &str) -> anyhow::Result<Socket> {
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
     tcp.set_nodelay(true)?;
     let config = WebSocketConfig::default().read_buffer_size(CLIENT_READ_BUFFER);
-    let (socket, _) =
-        tokio_tungstenite::client_async_with_config(plan.url.as_str(), tcp, Some(config)).await?;
+    let (socket, _) = tokio_tungstenite::client_async_with_config(url, tcp, Some(config)).await?;
     Ok(socket)
 }
 

@@ -1,7 +1,8 @@
 //! What the load-generator threads count (per interval, merged by the main thread) and the
 //! CPU samples of the progress line.
 
-use crate::cmd::bench::child::{Target, cpu_secs, machine_busy_secs};
+use super::Servers;
+use crate::cmd::bench::child::{cpu_secs, machine_busy_secs};
 use crate::cmd::bench::histogram::Histogram;
 use crate::cmd::bench::scan::{Kind, scan};
 use std::time::Instant;
@@ -130,10 +131,10 @@ pub(super) struct CpuSample {
 }
 
 impl CpuSample {
-    pub(super) fn take(target: &Target, self_pid: u32) -> Self {
+    pub(super) fn take(servers: &Servers<'_>, self_pid: u32) -> Self {
         Self {
             at: Instant::now(),
-            server: target.cpu_secs(),
+            server: servers.cpu_secs(),
             generator: cpu_secs(self_pid),
             machine: machine_busy_secs(),
         }

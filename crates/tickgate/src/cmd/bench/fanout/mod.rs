@@ -14,11 +14,15 @@
 //! - `client`: the load-generator threads and their clients.
 //! - `interval`: what the threads count per second, and CPU samples.
 //! - `report`: the final report and the gateway's own counters.
+//! - `cluster`: `--cluster`, a single node and 1 ingest + 2 edges side by side.
+//! - `probe`: the cluster's timed probes (NATS hop, failover, revocation).
 //! - here: [`run`] and the main thread's loop (`drive`) that merges the threads' seconds.
 
 mod args;
 mod client;
+mod cluster;
 mod interval;
+mod probe;
 mod report;
 
 pub use args::FanoutArgs;
@@ -44,6 +48,9 @@ pub fn run(args: FanoutArgs) -> anyhow::Result<ExitCode> {
         bail!("--rate must be a positive number");
     }
     check_open_files(args.clients as u64)?;
+    if args.cluster {
+        return cluster::run(&args);
+    }
     let target = match &args.url {
         Some(url) => Target::external(url, args.server_pid)?,
         None => Target::spawn(&ServeOptions {
@@ -115,16 +122,60 @@ fn start_peer(peer: Peer, args: &FanoutArgs, gateway: &Target) -> anyhow::Result
     Target::peer(peer.program(), &script, &gateway.ws_url(), &args.channels)
 }
 
+/// The gateway processes of one measurement: the clients are spread over `serving` (client i
+/// on `serving[i % len]`); CPU time and memory are summed over `serving` and `also` (in a
+/// cluster, the ingest node, which no client uses).
+#[derive(Debug, Clone)]
+pub(super) struct Servers<'a> {
+    pub(super) serving: Vec<&'a Target>,
+    pub(super) also: Vec<&'a Target>,
+}
+
+impl<'a> Servers<'a> {
+    pub(super) fn one(target: &'a Target) -> Self {
+        Self {
+            serving: vec![target],
+            also: Vec::new(),
+        }
+    }
+
+    fn all(&self) -> impl Iterator<Item = &'a Target> + '_ {
+        self.serving.iter().chain(&self.also).copied()
+    }
+
+    /// CPU time used by all of them, seconds (`None` if one is unknown).
+    pub(super) fn cpu_secs(&self) -> Option<f64> {
+        self.all().map(Target::cpu_secs).sum()
+    }
+
+    /// Resident memory of all of them, bytes.
+    fn rss(&self) -> Option<u64> {
+        self.all().map(Target::rss).sum()
+    }
+
+    fn addrs(&self) -> String {
+        let addrs: Vec<String> = self.serving.iter().map(|t| t.addr.to_string()).collect();
+        addrs.join(", ")
+    }
+}
+
 async fn drive(args: &FanoutArgs, target: &Target) -> anyhow::Result<Report> {
-    let rss_idle = target.rss();
+    drive_on(args, &Servers::one(target)).await
+}
+
+async fn drive_on(args: &FanoutArgs, servers: &Servers<'_>) -> anyhow::Result<Report> {
+    let rss_idle = servers.rss();
     let origin = Instant::now();
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = watch::channel(false);
     let (go_tx, go_rx) = watch::channel(false);
     let channels: Arc<[String]> = args.channels.clone().into();
     let plan = Plan {
-        addr: target.addr,
-        url: target.ws_url(),
+        servers: servers
+            .serving
+            .iter()
+            .map(|t| (t.addr, t.ws_url()))
+            .collect(),
         channels: channels.clone(),
         client: args.client,
         origin,
@@ -161,7 +212,7 @@ async fn drive(args: &FanoutArgs, target: &Target) -> anyhow::Result<Report> {
     let mut at_start = None;
     let mut max_seq_start = vec![0u64; channels.len()];
     let connect_deadline = Instant::now() + Duration::from_secs(120);
-    let mut cpu_last = CpuSample::take(target, self_pid);
+    let mut cpu_last = CpuSample::take(servers, self_pid);
     let interrupted = super::interrupted();
     tokio::pin!(interrupted);
     let result = loop {
@@ -184,7 +235,7 @@ async fn drive(args: &FanoutArgs, target: &Target) -> anyhow::Result<Report> {
                         "{} of {} clients could not connect to {}: {error}",
                         args.clients - connected,
                         args.clients,
-                        target.addr
+                        servers.addrs()
                     ));
                 }
                 if threads_connected == args.threads {
@@ -226,10 +277,10 @@ async fn drive(args: &FanoutArgs, target: &Target) -> anyhow::Result<Report> {
                     Some((start, _)) if tick == start => {
                         at_start = Some((
                             at,
-                            target.cpu_secs(),
+                            servers.cpu_secs(),
                             cpu_secs(self_pid),
                             machine_busy_secs(),
-                            target.rss(),
+                            servers.rss(),
                         ));
                         max_seq_start.clone_from(&cumulative.max_seq);
                         "warmup"
@@ -239,8 +290,8 @@ async fn drive(args: &FanoutArgs, target: &Target) -> anyhow::Result<Report> {
                         "measuring"
                     }
                 };
-                let rss = target.rss();
-                let cpu_now = CpuSample::take(target, self_pid);
+                let rss = servers.rss();
+                let cpu_now = CpuSample::take(servers, self_pid);
                 let cpu = cpu_now.cores_since(&cpu_last);
                 cpu_last = cpu_now;
                 eprintln!(
@@ -278,13 +329,13 @@ async fn drive(args: &FanoutArgs, target: &Target) -> anyhow::Result<Report> {
                         .map(|(end, start)| end.saturating_sub(*start))
                         .sum();
                     break Ok(Report {
-                        server_pid: target.pid,
+                        server_pid: servers.serving.first().and_then(|t| t.pid),
                         total: total.clone(),
                         window: elapsed,
                         rss_idle,
                         rss_start,
                         rss_end: rss,
-                        server_cpu: per_sec(cpu0, target.cpu_secs()),
+                        server_cpu: per_sec(cpu0, servers.cpu_secs()),
                         generator_cpu: per_sec(self0, cpu_secs(self_pid)),
                         machine_cpu: per_sec(machine0, machine_busy_secs()),
                         offered_per_client,

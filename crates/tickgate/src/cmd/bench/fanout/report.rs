@@ -34,6 +34,18 @@ pub(super) struct ServerCounters {
 }
 
 impl ServerCounters {
+    /// Adds another server's counters (a cluster's edges).
+    pub(super) fn add(&mut self, other: &Self) {
+        let sum = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        };
+        self.frames_dropped = sum(self.frames_dropped, other.frames_dropped);
+        self.conflations = sum(self.conflations, other.conflations);
+        self.gaps = sum(self.gaps, other.gaps);
+        self.slow_disconnects = sum(self.slow_disconnects, other.slow_disconnects);
+    }
+
     pub(super) fn read(target: &Target) -> Self {
         Self {
             frames_dropped: target.metric("tickgate_frames_dropped_total"),
