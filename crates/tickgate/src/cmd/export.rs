@@ -1,5 +1,7 @@
 //! `tickgate export`: writes a range of stored trades or candles as CSV or NDJSON, reading the
-//! history database directly (safe while the gateway runs: SQLite WAL readers never block it).
+//! history store directly: `history.db` in the data directory (safe while the gateway runs:
+//! SQLite WAL readers never block it), or the cluster's PostgreSQL when the configuration sets
+//! `[cluster] postgres_url` (and `--data-dir` is not given).
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
@@ -11,6 +13,7 @@ use server::time_param::parse_time;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use store::history_postgres::PgHistory;
 use store::{
     CandleQuery, HISTORY_DB_FILE, HistoryKind, HistoryStore, Order, SqliteHistory, TradeKey,
     TradeQuery,
@@ -50,9 +53,11 @@ pub struct ExportArgs {
     #[arg(long, short)]
     output: Option<PathBuf>,
     /// Data directory holding history.db (default: `server.data_dir` of the configuration).
+    /// Given, it is read even when the configuration names a PostgreSQL store.
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Configuration file, for its data directory.
+    /// Configuration file, for its data directory or its `[cluster] postgres_url` (the
+    /// cluster's shared history).
     #[arg(long, short, env = "TICKGATE_CONFIG")]
     config: Option<PathBuf>,
 }
@@ -88,19 +93,34 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
         (Ok(_), Ok(_)) => return usage("--from must be before --to"),
         (Err(e), _) | (_, Err(e)) => return usage(e),
     };
-    let data_dir = match args.data_dir {
-        Some(dir) => dir,
-        None => match Config::load(args.config.as_deref()) {
-            Ok(config) => config.server.data_dir,
-            Err(e) => return usage(e),
+    let store: Box<dyn HistoryStore> = match args.data_dir.clone() {
+        Some(dir) => match open_sqlite(&dir)? {
+            Ok(store) => store,
+            Err(message) => return usage(message),
         },
+        None => {
+            let config = match Config::load(args.config.as_deref()) {
+                Ok(config) => config,
+                Err(e) => return usage(e),
+            };
+            match config.cluster.postgres() {
+                // The store's errors never contain the URL (it may carry a password).
+                Some(url) => Box::new(
+                    PgHistory::open(url, &config.cluster.postgres_schema).with_context(|| {
+                        format!(
+                            "opening the PostgreSQL history store (cluster.postgres_url, schema {})",
+                            config.cluster.postgres_schema
+                        )
+                    })?,
+                ),
+                None => match open_sqlite(&config.server.data_dir)? {
+                    Ok(store) => store,
+                    Err(message) => return usage(message),
+                },
+            }
+        }
     };
-    let path = data_dir.join(HISTORY_DB_FILE);
-    if !path.is_file() {
-        return usage(format!("no history database at {}", path.display()));
-    }
-    let store =
-        SqliteHistory::open(&path).with_context(|| format!("opening {}", path.display()))?;
+    let store = store.as_ref();
     let total = store.count(kind, &venue, &symbol, from, to)?;
     let progress = if total >= PROGRESS_FROM_ROWS {
         let bar = ProgressBar::new(total);
@@ -121,7 +141,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     let mut out = BufWriter::with_capacity(1 << 16, out);
     let written = match kind {
         HistoryKind::Trades => export_trades(
-            &store,
+            store,
             &mut out,
             args.format,
             &progress,
@@ -136,7 +156,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
             },
         )?,
         HistoryKind::Candles(interval) => export_candles(
-            &store,
+            store,
             &mut out,
             args.format,
             &progress,
@@ -162,6 +182,19 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `history.db` in `data_dir`; the inner error is a usage error (no such database).
+fn open_sqlite(
+    data_dir: &std::path::Path,
+) -> anyhow::Result<Result<Box<dyn HistoryStore>, String>> {
+    let path = data_dir.join(HISTORY_DB_FILE);
+    if !path.is_file() {
+        return Ok(Err(format!("no history database at {}", path.display())));
+    }
+    let store =
+        SqliteHistory::open(&path).with_context(|| format!("opening {}", path.display()))?;
+    Ok(Ok(Box::new(store)))
+}
+
 /// A CSV field: quoted when it holds a comma, quote or line break.
 fn csv_field(text: &str) -> std::borrow::Cow<'_, str> {
     if text.contains([',', '"', '\n', '\r']) {
@@ -172,7 +205,7 @@ fn csv_field(text: &str) -> std::borrow::Cow<'_, str> {
 }
 
 fn export_trades(
-    store: &SqliteHistory,
+    store: &dyn HistoryStore,
     out: &mut impl Write,
     format: Format,
     progress: &ProgressBar,
@@ -218,7 +251,7 @@ fn export_trades(
 }
 
 fn export_candles(
-    store: &SqliteHistory,
+    store: &dyn HistoryStore,
     out: &mut impl Write,
     format: Format,
     progress: &ProgressBar,

@@ -1,9 +1,12 @@
-//! `tickgate keys ...` and `tickgate audit verify` on a cluster's PostgreSQL store (a config
-//! with `[cluster] postgres_url`): keys are created, listed and revoked there (not in the data
-//! directory), the audit chain verifies, tampering is named, and neither output nor errors
-//! ever show the URL's password.
+//! The CLI on a cluster's PostgreSQL store (a config with `[cluster] postgres_url`):
 //!
-//! Needs TICKGATE_TEST_POSTGRES_URL; works in its own schema, dropped afterwards.
+//! - `tickgate keys ...` and `tickgate audit verify`: keys are created, listed and revoked
+//!   there (not in the data directory), the audit chain verifies, tampering is named;
+//! - `tickgate export` reads the cluster's shared history;
+//!
+//! and neither output nor errors ever show the URL's password.
+//!
+//! Needs TICKGATE_TEST_POSTGRES_URL; each test works in its own schema, dropped afterwards.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -75,21 +78,24 @@ fn write_config(root: &std::path::Path, name: &str, url: &str, schema: &str) -> 
     config
 }
 
-#[test]
-fn keys_and_audit_verify_work_on_the_cluster_store() {
+/// A schema and a scratch directory of the test's own (`tag` tells tests apart), or `None`
+/// (test skipped) without a server.
+fn setup(tag: &str) -> Option<Setup> {
     let Ok(url) = std::env::var("TICKGATE_TEST_POSTGRES_URL") else {
         eprintln!("skipped: TICKGATE_TEST_POSTGRES_URL not set");
-        return;
+        return None;
     };
-    let schema = format!("tg_test_cli_{}", std::process::id());
-    let root = std::env::temp_dir().join(format!("tickgate-pgcli-{}", std::process::id()));
+    let schema = format!("tg_test_cli_{tag}_{}", std::process::id());
+    let root = std::env::temp_dir().join(format!("tickgate-pgcli-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).unwrap();
-    let setup = Setup {
-        root: root.clone(),
-        url: url.clone(),
-        schema: schema.clone(),
-    };
+    Some(Setup { root, url, schema })
+}
+
+#[test]
+fn keys_and_audit_verify_work_on_the_cluster_store() {
+    let Some(setup) = setup("keys") else { return };
+    let (root, url, schema) = (setup.root.clone(), setup.url.clone(), setup.schema.clone());
     let config = write_config(&root, "tickgate.toml", &with_password(&url), &schema);
     let cfg = config.to_str().unwrap();
     let mut printed = Vec::new();
@@ -176,4 +182,89 @@ fn keys_and_audit_verify_work_on_the_cluster_store() {
         "the password was printed:\n{printed}"
     );
     drop(setup);
+}
+
+#[test]
+fn export_reads_the_cluster_history_store() {
+    use model::{Side, Symbol, Timestamp, Trade, Venue, parse_decimal};
+    use store::history_postgres::PgHistory;
+    use store::{HistoryBatch, HistoryStore, Record};
+
+    let Some(setup) = setup("export") else { return };
+    let trade = |id: &str, price: &str, ts| Trade {
+        id: id.into(),
+        price: parse_decimal(price).unwrap(),
+        size: parse_decimal("0.250").unwrap(),
+        side: Side::Buy,
+        exchange_ts: Timestamp(ts),
+        recv_ts: Timestamp(ts),
+    };
+    // What an ingest node wrote.
+    let store = PgHistory::open(&setup.url, &setup.schema).unwrap();
+    store
+        .append(&HistoryBatch {
+            records: vec![Record::Trades {
+                venue: Venue::new("sim").unwrap(),
+                symbol: Symbol::new("BTC-USDT").unwrap(),
+                trades: vec![
+                    trade("7", "100.10", 1_000_000),
+                    trade("8", "100.20", 2_000_000),
+                ],
+            }],
+        })
+        .unwrap();
+    drop(store);
+    let config = write_config(
+        &setup.root,
+        "tickgate.toml",
+        &with_password(&setup.url),
+        &setup.schema,
+    );
+    let export = |extra: &[&str]| {
+        tickgate()
+            .args([
+                "export", "--venue", "sim", "--symbol", "BTC-USDT", "--kind", "trades",
+            ])
+            .arg("--config")
+            .arg(&config)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = export(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "id,price,size,side,ts\n7,100.10,0.250,buy,1000000\n8,100.20,0.250,buy,2000000\n"
+    );
+    assert!(stderr.contains("exported 2 trades rows"), "{stderr}");
+    assert!(!setup.root.join("data").join("history.db").exists());
+
+    // `--data-dir` still means the SQLite file there (none here: a usage error).
+    let empty = setup.root.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = export(&["--data-dir", empty.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no history database"));
+
+    // An unreachable server: named by its setting, the password never shown.
+    let dead = write_config(
+        &setup.root,
+        "dead.toml",
+        &format!("postgres://postgres:{PASSWORD}@127.0.0.1:1/test"),
+        &setup.schema,
+    );
+    let out = tickgate()
+        .args([
+            "export", "--venue", "sim", "--symbol", "BTC-USDT", "--kind", "trades",
+        ])
+        .arg("--config")
+        .arg(&dead)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cluster.postgres_url"), "{stderr}");
+    assert!(!stderr.contains(PASSWORD), "{stderr}");
 }
