@@ -1,6 +1,8 @@
 //! `tickgate bench history`: sustained trade ingest into the history store, by batch size and
 //! through the production writer, and the latency of a 1-day query of 1-minute candles, from
-//! the store and end to end over REST. See docs/benchmarks.md (History store).
+//! the store and end to end over REST. With `--postgres-url` the same workload runs on the
+//! PostgreSQL store too, in the same run (fresh schemas, dropped afterwards). See
+//! docs/benchmarks.md (History store).
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -11,6 +13,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+use store::history_postgres::PgHistory;
 use store::{
     CandleQuery, HISTORY_DB_FILE, HistoryBatch, HistoryConfig, HistoryStore, HistoryWriter, Order,
     Record, SqliteHistory, WriterSettings,
@@ -37,6 +40,92 @@ pub struct HistoryBenchArgs {
     /// Scratch directory (default: under the system temp dir); removed afterwards.
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Also run every step on PostgreSQL (`postgres://user@host:port/db`), beside SQLite.
+    /// Each step works in a fresh schema `tg_bench_<pid>_<step>`, dropped afterwards.
+    #[arg(long)]
+    postgres_url: Option<String>,
+}
+
+/// Where a step's store lives.
+#[derive(Debug, Clone)]
+enum Backend {
+    Sqlite,
+    Postgres(String),
+}
+
+/// A store opened for one step, and what it needs to be measured and cleaned up.
+struct Opened {
+    store: Arc<dyn HistoryStore>,
+    dir: PathBuf,
+    schema: Option<String>,
+}
+
+impl Backend {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Sqlite => "SQLite",
+            Self::Postgres(_) => "PostgreSQL",
+        }
+    }
+
+    fn open(&self, root: &Path, step: &str) -> anyhow::Result<Opened> {
+        let dir = fresh_dir(root, &format!("{step}-{}", self.name()))?;
+        match self {
+            Self::Sqlite => Ok(Opened {
+                store: Arc::new(SqliteHistory::open_in(&dir)?),
+                dir,
+                schema: None,
+            }),
+            Self::Postgres(url) => {
+                let schema = format!("tg_bench_{}_{step}", std::process::id());
+                drop_schema(url, &schema)?;
+                let store = PgHistory::open(url, &schema)
+                    .context("--postgres-url: cannot open the history store")?;
+                Ok(Opened {
+                    store: Arc::new(store),
+                    dir,
+                    schema: Some(schema),
+                })
+            }
+        }
+    }
+
+    /// Bytes the step's data takes: the SQLite file once its WAL is checkpointed (the store
+    /// must be dropped first), or the tables and indexes of the Postgres schema.
+    fn bytes(&self, opened: Opened) -> anyhow::Result<u64> {
+        match self {
+            Self::Sqlite => {
+                let Opened { store, dir, .. } = opened;
+                drop(store); // checkpoints the WAL into the database file
+                Ok(std::fs::metadata(dir.join(HISTORY_DB_FILE))?.len())
+            }
+            Self::Postgres(url) => {
+                let bytes = opened.store.disk_usage()?.total_bytes;
+                drop(opened.store);
+                if let Some(schema) = &opened.schema {
+                    drop_schema(url, schema)?;
+                }
+                Ok(bytes)
+            }
+        }
+    }
+}
+
+fn drop_schema(url: &str, schema: &str) -> anyhow::Result<()> {
+    let mut client = postgres::Client::connect(url, postgres::NoTls)
+        .map_err(|e| anyhow::anyhow!("--postgres-url: {e}"))?;
+    client
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+        .map_err(|e| anyhow::anyhow!("dropping schema {schema}: {e}"))?;
+    Ok(())
+}
+
+fn backends(args: &HistoryBenchArgs) -> Vec<Backend> {
+    let mut out = vec![Backend::Sqlite];
+    if let Some(url) = &args.postgres_url {
+        out.push(Backend::Postgres(url.clone()));
+    }
+    out
 }
 
 const SYMBOLS: [&str; 3] = ["BTC-USDT", "ETH-USDT", "SOL-USDT"];
@@ -119,49 +208,76 @@ fn bench(args: &HistoryBenchArgs, root: &Path) -> anyhow::Result<()> {
         args.trades
     );
     println!();
-    println!("## Trades written, one store.append per batch (SQLite WAL, synchronous=NORMAL)");
+    println!(
+        "## Trades written, one store.append per batch (SQLite WAL, synchronous=NORMAL; \
+         PostgreSQL one multi-row INSERT per 10,000 rows)"
+    );
     println!();
-    println!("| rows per transaction | trades | seconds | trades/s | DB bytes per 1M trades |");
-    println!("|---:|---:|---:|---:|---:|");
-    for (i, &batch) in args.batch_sizes.iter().enumerate() {
-        let total = if i == 0 {
-            args.baseline_trades
-        } else {
-            args.trades
-        };
-        let dir = fresh_dir(root, &format!("ingest-{batch}"))?;
-        let store = SqliteHistory::open_in(&dir)?;
-        let mut trades_gen = TradeGen::new();
-        let mut spent = Duration::ZERO;
-        let mut written = 0;
-        while written < total {
-            let rows = batch.min(total - written);
-            let b = trades_gen.batch(rows);
-            let t = Instant::now();
-            store.append(&b)?;
-            spent += t.elapsed();
-            written += rows;
+    println!(
+        "| store | rows per transaction | trades | seconds | trades/s | bytes per 1M trades |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
+    for backend in backends(args) {
+        for (i, &batch) in args.batch_sizes.iter().enumerate() {
+            let total = if i == 0 {
+                args.baseline_trades
+            } else {
+                args.trades
+            };
+            let opened = backend.open(root, &format!("ingest_{batch}"))?;
+            let mut trades_gen = TradeGen::new();
+            let mut spent = Duration::ZERO;
+            let mut written = 0;
+            while written < total {
+                let rows = batch.min(total - written);
+                let b = trades_gen.batch(rows);
+                let t = Instant::now();
+                opened.store.append(&b)?;
+                spent += t.elapsed();
+                written += rows;
+            }
+            let bytes = backend.bytes(opened)?;
+            println!(
+                "| {} | {batch} | {total} | {:.2} | {:.0} | {:.1} MB |",
+                backend.name(),
+                spent.as_secs_f64(),
+                total as f64 / spent.as_secs_f64(),
+                bytes as f64 * 1e6 / total as f64 / 1e6
+            );
         }
-        drop(store); // checkpoints the WAL into the database file
-        let bytes = std::fs::metadata(dir.join(HISTORY_DB_FILE))?.len();
-        println!(
-            "| {batch} | {total} | {:.2} | {:.0} | {:.1} MB |",
-            spent.as_secs_f64(),
-            total as f64 / spent.as_secs_f64(),
-            bytes as f64 * 1e6 / total as f64 / 1e6
-        );
     }
     println!();
-    writer_throughput(args, root)?;
-    candle_queries(args, root)
+    println!("## Through the writer (bounded queue + writer thread, default [history] settings)");
+    println!();
+    println!("| store | trades | seconds | trades/s | batches | dropped |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for backend in backends(args) {
+        writer_throughput(args, root, &backend)?;
+    }
+    println!();
+    println!(
+        "## 1-day range of 1-minute candles (1,440 rows), {} days × 3 symbols stored",
+        args.days
+    );
+    println!();
+    println!("| store | path | queries | p50 ms | p99 ms | max ms | bytes per candle |");
+    println!("|---|---|---:|---:|---:|---:|---:|");
+    for backend in backends(args) {
+        candle_queries(args, root, &backend)?;
+    }
+    Ok(())
 }
 
 /// The production path: ingest-sized records (100 trades) through the bounded queue and the
 /// writer thread at the default settings; the producer waits for room, so nothing is dropped
 /// and the figure is the writer's sustained rate.
-fn writer_throughput(args: &HistoryBenchArgs, root: &Path) -> anyhow::Result<()> {
-    let dir = fresh_dir(root, "writer")?;
-    let store: Arc<dyn HistoryStore> = Arc::new(SqliteHistory::open_in(&dir)?);
+fn writer_throughput(
+    args: &HistoryBenchArgs,
+    root: &Path,
+    backend: &Backend,
+) -> anyhow::Result<()> {
+    let opened = backend.open(root, "writer")?;
+    let store = opened.store.clone();
     let config = HistoryConfig::default();
     let filter = config
         .validate()
@@ -190,17 +306,14 @@ fn writer_throughput(args: &HistoryBenchArgs, root: &Path) -> anyhow::Result<()>
     }
     writer.close();
     let spent = started.elapsed().as_secs_f64();
-    println!("## Through the writer (bounded queue + writer thread, default [history] settings)");
-    println!();
-    println!("| trades | seconds | trades/s | batches | dropped |");
-    println!("|---:|---:|---:|---:|---:|");
     println!(
-        "| {offered} | {spent:.2} | {:.0} | {} | {} |",
+        "| {} | {offered} | {spent:.2} | {:.0} | {} | {} |",
+        backend.name(),
         stats.written_total() as f64 / spent,
         stats.batches.load(Ordering::Relaxed),
         stats.dropped_total()
     );
-    println!();
+    backend.bytes(opened)?;
     Ok(())
 }
 
@@ -210,9 +323,9 @@ fn percentiles(mut samples: Vec<Duration>) -> String {
     format!("{:.2} | {:.2} | {:.2}", at(0.5), at(0.99), at(1.0))
 }
 
-fn candle_queries(args: &HistoryBenchArgs, root: &Path) -> anyhow::Result<()> {
-    let dir = fresh_dir(root, "candles")?;
-    let store = SqliteHistory::open_in(&dir)?;
+fn candle_queries(args: &HistoryBenchArgs, root: &Path, backend: &Backend) -> anyhow::Result<()> {
+    let opened = backend.open(root, "candles")?;
+    let store = opened.store.clone();
     let venue = Venue::new("sim")?;
     let first_day = Interval::D1.bucket_start(Timestamp::now()).0 - args.days * DAY;
     let minute = Interval::M1.micros();
@@ -274,27 +387,18 @@ fn candle_queries(args: &HistoryBenchArgs, root: &Path) -> anyhow::Result<()> {
     }
     drop(store);
     let stored = (args.days * 3 * 1440) as f64;
-    let bytes = std::fs::metadata(dir.join(HISTORY_DB_FILE))?.len() as f64;
+    let rest = rest_queries(args, &opened, backend, first_day, &mut day)?;
+    let bytes = backend.bytes(opened)? as f64;
     println!(
-        "## 1-day range of 1-minute candles (1,440 rows), {} days × 3 symbols stored",
-        args.days
-    );
-    println!();
-    println!(
-        "{stored} candles stored: {:.0} DB bytes per candle",
+        "| {} | HistoryStore::candles | {} | {} | {:.0} |",
+        backend.name(),
+        args.queries,
+        percentiles(samples),
         bytes / stored
     );
-    println!();
-    println!("| path | queries | p50 ms | p99 ms | max ms |");
-    println!("|---|---:|---:|---:|---:|");
     println!(
-        "| HistoryStore::candles | {} | {} |",
-        args.queries,
-        percentiles(samples)
-    );
-    let rest = rest_queries(args, &dir, first_day, &mut day)?;
-    println!(
-        "| GET /v1/candles (HTTP keep-alive, JSON) | {} | {} |",
+        "| {} | GET /v1/candles (HTTP keep-alive, JSON) | {} | {} | |",
+        backend.name(),
         args.queries,
         percentiles(rest)
     );
@@ -305,13 +409,18 @@ fn candle_queries(args: &HistoryBenchArgs, root: &Path) -> anyhow::Result<()> {
 /// HTTP/1.1 connection.
 fn rest_queries(
     args: &HistoryBenchArgs,
-    dir: &Path,
+    opened: &Opened,
+    backend: &Backend,
     first_day: i64,
     day: &mut impl FnMut() -> i64,
 ) -> anyhow::Result<Vec<Duration>> {
     let mut config = Config::default();
     config.server.listen = "127.0.0.1:0".parse()?;
-    config.server.data_dir = dir.to_path_buf();
+    config.server.data_dir = opened.dir.clone();
+    if let (Backend::Postgres(url), Some(schema)) = (backend, &opened.schema) {
+        config.cluster.postgres_url = url.clone();
+        config.cluster.postgres_schema = schema.clone();
+    }
     config.venues[0].sim.rate = 1.0;
     config.log.level = "error".into();
     let runtime = tokio::runtime::Builder::new_multi_thread()
