@@ -112,7 +112,11 @@ impl Node {
     }
 
     pub(crate) async fn readyz(&self) -> Option<(u16, serde_json::Value)> {
-        let response = reqwest::get(format!("{}/readyz", self.url())).await.ok()?;
+        let response = http()
+            .get(format!("{}/readyz", self.url()))
+            .send()
+            .await
+            .ok()?;
         let status = response.status().as_u16();
         Some((status, response.json().await.ok()?))
     }
@@ -241,12 +245,23 @@ pub(crate) fn options() -> ClientOptions {
     }
 }
 
+/// One HTTP client for every request: `reqwest::get` builds a client (and its TLS roots) per
+/// call, about 20 ms in a debug build, long enough for a frame to arrive during every call to
+/// `GET /v1/book` so that the mirror and the REST book never meet at one seq. One per thread:
+/// a pooled connection belongs to the runtime that opened it, and each test has its own.
+pub(crate) fn http() -> reqwest::Client {
+    thread_local! {
+        static CLIENT: reqwest::Client = reqwest::Client::new();
+    }
+    CLIENT.with(Clone::clone)
+}
+
 pub(crate) async fn rest_book(node: &Node) -> protocol::rest::BookResponse {
     let url = format!(
         "{}/v1/book?venue=sim&symbol=BTC-USDT&depth=5000",
         node.url()
     );
-    let response = reqwest::get(url).await.unwrap();
+    let response = http().get(url).send().await.unwrap();
     assert_eq!(response.status(), 200, "GET /v1/book on {}", node.name);
     response.json().await.unwrap()
 }
@@ -263,6 +278,7 @@ pub(crate) async fn mirror_equals_rest(client: &Client, node: &Node) -> String {
         let before = book.view(5000);
         let rest = rest_book(node).await;
         let after = book.view(5000);
+        let last_seen = (after.seq, rest.seq, after.live);
         if before.seq == rest.seq && after.seq == rest.seq && after.live {
             assert_eq!(after.epoch.as_deref(), Some(rest.epoch.as_str()));
             assert_eq!(after.bids, levels(&rest.bids), "bids at seq {}", rest.seq);
@@ -275,8 +291,12 @@ pub(crate) async fn mirror_equals_rest(client: &Client, node: &Node) -> String {
         }
         assert!(
             Instant::now() < deadline,
-            "the client's book and {}'s never met at one seq ({matched} matches)",
-            node.name
+            "the client's book and {}'s never met at one seq ({matched} matches; last: \
+             client seq {}, REST seq {}, client live {})",
+            node.name,
+            last_seen.0,
+            last_seen.1,
+            last_seen.2
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }

@@ -239,32 +239,32 @@ pub(super) async fn edge_failover(
     for _ in 0..clients {
         let mut probe = Probe::open(dying.addr, None).await?;
         probe.subscribe(&channels, BTreeMap::new()).await?;
-        probe.first_data().await?;
-        probes.push(probe);
+        let (_, epoch, seq) = probe.first_data().await?;
+        probes.push((probe, (epoch, seq)));
     }
     let other_addr = other.addr;
     let killed = Instant::now();
     dying.kill();
     let tasks: Vec<_> = probes
         .into_iter()
-        .map(|mut probe| {
+        .map(|(mut probe, first)| {
             let channels = channels.clone();
             tokio::spawn(async move {
-                // Read what is left up to the end of the connection: the last position.
-                let mut last = None;
+                // Read what is left up to the end of the connection: the last position (the
+                // first frame's when nothing came after it before the kill).
+                let mut last = first;
                 loop {
                     match probe.next(PATIENCE).await {
-                        Some(Read::Data { epoch, seq, .. }) => last = Some((epoch, seq)),
+                        Some(Read::Data { epoch, seq, .. }) => last = (epoch, seq),
                         Some(Read::Closed) => break,
                         Some(_) => {}
                         None => bail!("the killed edge's session did not end"),
                     }
                 }
                 let mut next = Probe::open(other_addr, None).await?;
-                let resume: BTreeMap<String, ResumeFrom> = last
-                    .map(|(epoch, seq)| (channels[0].clone(), ResumeFrom { epoch, seq }))
-                    .into_iter()
-                    .collect();
+                let (epoch, seq) = last;
+                let resume: BTreeMap<String, ResumeFrom> =
+                    BTreeMap::from([(channels[0].clone(), ResumeFrom { epoch, seq })]);
                 next.subscribe(&channels, resume).await?;
                 let mut recovered = false;
                 loop {
