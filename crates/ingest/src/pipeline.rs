@@ -272,7 +272,8 @@ impl VenueIngest {
                     funding: Some(funding.clone()),
                     ..Default::default()
                 });
-                if let Some(inst) = self.instruments.get(&symbol) {
+                if let Some(inst) = self.instruments.get_mut(&symbol) {
+                    inst.history.on_funding(&funding);
                     inst.entry.aggregates.lock().funding = Some((funding, recv_ts));
                 }
             }
@@ -302,9 +303,12 @@ impl VenueIngest {
                 perp.oi.publish(DataMessage {
                     ts: oi.ts.0,
                     recv_ts: recv_ts.0,
-                    oi: Some(oi),
+                    oi: Some(oi.clone()),
                     ..Default::default()
                 });
+                if let Some(inst) = self.instruments.get_mut(&symbol) {
+                    inst.history.on_open_interest(&oi);
+                }
             }
             FeedEvent::Liquidation {
                 symbol,

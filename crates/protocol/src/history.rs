@@ -1,11 +1,12 @@
-//! REST history responses: `GET /v1/trades` and `GET /v1/candles`.
+//! REST history responses: `GET /v1/trades`, `GET /v1/candles`, and a perpetual's stored
+//! funding and open interest (`GET /v1/funding/history`, `GET /v1/oi/history`).
 //!
 //! Both are pages: the rows, then `next_cursor`, an opaque string to pass back as `cursor` for
 //! the next page, or `null` when the range has no more rows. Trades look exactly as they do in
 //! a WebSocket `trades` update.
 
 use crate::WireTrade;
-use model::{Candle, Decimal};
+use model::{Candle, Decimal, Funding, OpenInterest};
 use serde::{Deserialize, Serialize};
 
 /// `GET /v1/trades`: trades in `(ts, arrival)` order, ascending or descending.
@@ -99,4 +100,25 @@ mod tests {
             r#"{"candles":[{"start":60000000,"open":"1","high":"2","low":"0.5","close":"1.5","volume":"10","trades":3,"complete":false}],"next_cursor":"abc"}"#
         );
     }
+}
+
+/// `GET /v1/funding/history` (or `/v1/funding` with a range): a perpetual's stored funding
+/// by `ts`. A row holds from its `ts` until the next one (rows are stored when the venue's
+/// figures change, sampled, and at once when a new funding interval starts).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FundingPage {
+    pub funding: Vec<Funding>,
+    /// Pass as `cursor` to get the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /v1/oi/history` (or `/v1/oi` with a range): a perpetual's stored open interest by
+/// `ts`, sampled like funding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OpenInterestPage {
+    pub oi: Vec<OpenInterest>,
+    /// Pass as `cursor` to get the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
 }

@@ -70,6 +70,16 @@ pub fn routes() -> Vec<Route> {
         ),
         route("/v1/oi", Some(Scope::MarketRead), get(crate::rest_perp::oi)),
         route(
+            "/v1/funding/history",
+            Some(Scope::MarketRead),
+            get(crate::rest_history::funding_history),
+        ),
+        route(
+            "/v1/oi/history",
+            Some(Scope::MarketRead),
+            get(crate::rest_history::oi_history),
+        ),
+        route(
             "/v1/ws-token",
             Some(Scope::MarketRead),
             post(crate::auth::ws_token_route::issue),

@@ -136,7 +136,10 @@ pub(crate) fn render_metrics(history: Option<&History>, out: &mut String) {
     let stats = &history.stats;
     let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     let per_kind =
-        |out: &mut String, name: &str, help: &str, values: &[std::sync::atomic::AtomicU64; 7]| {
+        |out: &mut String,
+         name: &str,
+         help: &str,
+         values: &[std::sync::atomic::AtomicU64; HistoryKind::COUNT]| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
             for kind in HistoryKind::ALL {
                 let _ = writeln!(

@@ -25,6 +25,8 @@ use utoipa::OpenApi;
         crate::rest::book,
         crate::rest_history::trades,
         crate::rest_history::candles,
+        crate::rest_history::funding_history,
+        crate::rest_history::oi_history,
         crate::rest::healthz,
         crate::rest::readyz,
         crate::rest::metrics,

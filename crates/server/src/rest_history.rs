@@ -1,4 +1,6 @@
-//! The history endpoints: `GET /v1/trades` and `GET /v1/candles`, paged with opaque cursors.
+//! The history endpoints: `GET /v1/trades`, `GET /v1/candles`, and a perpetual's stored
+//! funding and open interest (`GET /v1/funding/history`, `GET /v1/oi/history`, also answered
+//! by `/v1/funding` and `/v1/oi` when they get a range), paged with opaque cursors.
 //!
 //! Both read the history store on a blocking thread (at most a few at once). `/v1/candles`
 //! answers from the in-memory ring of recent candles, with the same shape and cursors, when the
@@ -12,11 +14,14 @@ use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use model::{Candle, Interval, Timestamp};
-use protocol::{CandlesPage, ErrorBody, ErrorCode, HistoryCandle, TradesPage, WireTrade};
+use protocol::{
+    CandlesPage, ErrorBody, ErrorCode, FundingPage, HistoryCandle, OpenInterestPage, TradesPage,
+    WireTrade,
+};
 use serde::Deserialize;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use store::{CandleQuery, HistoryKind, Order, StoreError, TradeKey, TradeQuery};
+use store::{CandleQuery, HistoryKind, Order, PerpQuery, StoreError, TradeKey, TradeQuery};
 use utoipa::IntoParams;
 
 /// Query parameters of `GET /v1/trades`.
@@ -69,6 +74,36 @@ pub(crate) struct CandlesParams {
     /// `asc` (default) or `desc`.
     #[param(value_type = Option<String>, pattern = "^(asc|desc)$")]
     order: Option<String>,
+}
+
+/// Query parameters of `GET /v1/funding/history` and `GET /v1/oi/history`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct PerpParams {
+    /// Venue, e.g. `bybit`.
+    pub(crate) venue: String,
+    /// Perpetual, e.g. `BTC-USDT-PERP`.
+    pub(crate) symbol: String,
+    /// Rows whose `ts` is at or after this: RFC 3339 or epoch milliseconds. Default: the
+    /// oldest stored row.
+    pub(crate) from: Option<String>,
+    /// Rows whose `ts` is before this: RFC 3339 or epoch milliseconds. Default: the time of
+    /// the first request (kept by the cursor).
+    pub(crate) to: Option<String>,
+    /// Rows per page, 1 to 5000 (default 500).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 5000)]
+    pub(crate) limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub(crate) cursor: Option<String>,
+    /// `asc` (default) or `desc`.
+    #[param(value_type = Option<String>, pattern = "^(asc|desc)$")]
+    pub(crate) order: Option<String>,
+}
+
+impl PerpParams {
+    /// The range parameters `/v1/funding` and `/v1/oi` take to answer from history.
+    pub(crate) const RANGE: [&'static str; 5] = ["from", "to", "limit", "cursor", "order"];
 }
 
 fn bad_query(error: QueryRejection) -> ApiError {
@@ -287,4 +322,159 @@ fn page_in_memory(recent: Vec<Candle>, r: &Resolved) -> (Vec<Candle>, Option<i64
     let next = (rows.len() > r.limit).then(|| rows[r.limit - 1].start.0);
     rows.truncate(r.limit.min(MAX_LIMIT));
     (rows, next)
+}
+
+/// Resolves a perpetual history query: the parameters, that history keeps `kind` for the
+/// instrument, and whether it is served now.
+fn perp_query(
+    state: &AppState,
+    p: &PerpParams,
+    kind: HistoryKind,
+) -> Result<(Arc<History>, Resolved, bool, PerpQuery), ApiError> {
+    let raw = Raw {
+        venue: &p.venue,
+        symbol: &p.symbol,
+        from: p.from.as_deref(),
+        to: p.to.as_deref(),
+        limit: p.limit.as_deref(),
+        cursor: p.cursor.as_deref(),
+        order: p.order.as_deref(),
+    };
+    let r = history_params::resolve(&raw, kind, Timestamp::now())?;
+    let what = if kind == HistoryKind::Funding {
+        "funding"
+    } else {
+        "open interest"
+    };
+    let Some(history) = state.history() else {
+        return Err(ApiError::new(
+            ErrorCode::NotStored,
+            format!("{what} history is not stored on this gateway (history.enabled = false)"),
+        ));
+    };
+    let served = state.market().get(&r.venue, &r.symbol).is_some();
+    if served {
+        let channel = model::Channel::new(
+            if kind == HistoryKind::Funding {
+                model::ChannelKind::Funding
+            } else {
+                model::ChannelKind::OpenInterest
+            },
+            r.venue.clone(),
+            r.symbol.clone(),
+        );
+        if state.hub().topic(&channel.to_string()).is_none() {
+            return Err(ApiError::new(
+                ErrorCode::UnknownInstrument,
+                format!(
+                    "{} {} is not a perpetual: it has no {what}; see GET /v1/instruments",
+                    r.venue, r.symbol
+                ),
+            ));
+        }
+        if !history.filter.wants(kind, &r.venue, &r.symbol) {
+            return Err(ApiError::new(
+                ErrorCode::NotStored,
+                format!(
+                    "{what} of {} {} is not stored (history.include / history.exclude)",
+                    r.venue, r.symbol
+                ),
+            ));
+        }
+    }
+    let q = PerpQuery {
+        venue: r.venue.clone(),
+        symbol: r.symbol.clone(),
+        from: r.from,
+        to: r.to,
+        order: r.order,
+        after: r.after.map(|(ts, _)| ts),
+        limit: r.limit,
+    };
+    Ok((history.clone(), r, served, q))
+}
+
+/// A perpetual's stored funding in a time range, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/v1/funding/history",
+    tag = "history",
+    params(PerpParams),
+    responses(
+        (status = 200, description = "A page of funding rows by ts (each holds until the next)", body = FundingPage),
+        (status = 400, description = "bad_param, invalid_time, invalid_range, limit_out_of_range, invalid_cursor or unknown_symbol", body = ErrorBody),
+        (status = 404, description = "not_stored (history off, or funding excluded) or unknown_instrument (not a perpetual)", body = ErrorBody),
+        (status = 503, description = "unavailable: the history store (PostgreSQL) cannot be reached; retry", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn funding_history(
+    State(state): State<AppState>,
+    params: Result<Query<PerpParams>, QueryRejection>,
+) -> Result<Json<FundingPage>, ApiError> {
+    let Query(p) = params.map_err(bad_query)?;
+    funding_page(&state, &p).await
+}
+
+pub(crate) async fn funding_page(
+    state: &AppState,
+    p: &PerpParams,
+) -> Result<Json<FundingPage>, ApiError> {
+    let (funding, next_cursor) =
+        perp_page(state, p, HistoryKind::Funding, |store, q| store.funding(q)).await?;
+    Ok(Json(FundingPage {
+        funding,
+        next_cursor,
+    }))
+}
+
+/// Reads one page of a perpetual's stored figures from the store.
+type PerpFetch<T> =
+    fn(&dyn store::HistoryStore, &PerpQuery) -> Result<store::Page<T, i64>, StoreError>;
+
+/// One page of a perpetual's stored `kind` (`fetch` reads it) and the next page's cursor.
+async fn perp_page<T: Send + 'static>(
+    state: &AppState,
+    p: &PerpParams,
+    kind: HistoryKind,
+    fetch: PerpFetch<T>,
+) -> Result<(Vec<T>, Option<String>), ApiError> {
+    let (history, r, served, q) = perp_query(state, p, kind)?;
+    let page = query(&history, &r, served, move |store| {
+        let page = fetch(store, &q)?;
+        Ok((page.rows.is_empty(), page))
+    })
+    .await?;
+    Ok((page.rows, page.next.map(|ts| r.next_cursor((ts, 0)))))
+}
+
+/// A perpetual's stored open interest in a time range, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/v1/oi/history",
+    tag = "history",
+    params(PerpParams),
+    responses(
+        (status = 200, description = "A page of open-interest rows by ts (each holds until the next)", body = OpenInterestPage),
+        (status = 400, description = "bad_param, invalid_time, invalid_range, limit_out_of_range, invalid_cursor or unknown_symbol", body = ErrorBody),
+        (status = 404, description = "not_stored (history off, or open interest excluded) or unknown_instrument (not a perpetual)", body = ErrorBody),
+        (status = 503, description = "unavailable: the history store (PostgreSQL) cannot be reached; retry", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn oi_history(
+    State(state): State<AppState>,
+    params: Result<Query<PerpParams>, QueryRejection>,
+) -> Result<Json<OpenInterestPage>, ApiError> {
+    let Query(p) = params.map_err(bad_query)?;
+    oi_page(&state, &p).await
+}
+
+pub(crate) async fn oi_page(
+    state: &AppState,
+    p: &PerpParams,
+) -> Result<Json<OpenInterestPage>, ApiError> {
+    let (oi, next_cursor) = perp_page(state, p, HistoryKind::OpenInterest, |store, q| {
+        store.open_interest(q)
+    })
+    .await?;
+    Ok(Json(OpenInterestPage { oi, next_cursor }))
 }

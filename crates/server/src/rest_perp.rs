@@ -1,11 +1,15 @@
 //! REST for perpetuals: the latest funding, mark and open interest of one instrument, read
-//! from its hub channel (the value a WebSocket subscriber gets as its join snapshot).
+//! from its hub channel (the value a WebSocket subscriber gets as its join snapshot). Given a
+//! range (`from`, `to`, `limit`, `cursor` or `order`), `/v1/funding` and `/v1/oi` answer from
+//! history instead, exactly as `/v1/funding/history` and `/v1/oi/history` do.
 
 use crate::api_error::ApiError;
 use crate::query_params::{Params, QueryParams};
+use crate::rest_history::{PerpParams, funding_page, oi_page};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
+use axum::response::{IntoResponse, Response};
 use model::{Channel, ChannelKind};
 use protocol::rest::PerpLatestResponse;
 use protocol::{ErrorBody, ErrorCode, ServerMessage};
@@ -13,10 +17,10 @@ use protocol::{ErrorBody, ErrorCode, ServerMessage};
 /// The latest message of `kind` for the `venue`/`symbol` of `params`.
 fn latest(
     state: &AppState,
-    params: Params,
+    params: QueryParams,
     kind: ChannelKind,
 ) -> Result<Json<PerpLatestResponse>, ApiError> {
-    let (venue, symbol) = QueryParams::new(params, &["venue", "symbol"])?.instrument()?;
+    let (venue, symbol) = params.instrument()?;
     let channel = Channel::new(kind, venue.clone(), symbol.clone());
     let topic = state.hub().topic(&channel.to_string()).ok_or_else(|| {
         ApiError::new(
@@ -60,7 +64,7 @@ fn latest(
         ("symbol" = String, Query, description = "Perpetual, e.g. BTC-USDT-PERP"),
     ),
     responses(
-        (status = 200, body = PerpLatestResponse),
+        (status = 200, description = "The latest funding. With any of from, to, limit, cursor or order: a FundingPage from history, as GET /v1/funding/history answers", body = PerpLatestResponse),
         (status = 400, description = "bad_param", body = ErrorBody),
         (status = 404, description = "unknown_instrument (or not a perpetual)", body = ErrorBody),
         (status = 503, description = "unavailable: nothing published yet", body = ErrorBody),
@@ -69,8 +73,45 @@ fn latest(
 pub(crate) async fn funding(
     State(state): State<AppState>,
     params: Params,
-) -> Result<Json<PerpLatestResponse>, ApiError> {
-    latest(&state, params, ChannelKind::Funding)
+) -> Result<Response, ApiError> {
+    match ranged(params)? {
+        Ranged::Latest(params) => Ok(latest(&state, params, ChannelKind::Funding)?.into_response()),
+        Ranged::History(p) => Ok(funding_page(&state, &p).await?.into_response()),
+    }
+}
+
+/// A latest-value request, or (with any range parameter) a history query.
+enum Ranged {
+    Latest(QueryParams),
+    History(PerpParams),
+}
+
+fn ranged(params: Params) -> Result<Ranged, ApiError> {
+    let mut allowed = vec!["venue", "symbol"];
+    allowed.extend(PerpParams::RANGE);
+    let mut params = QueryParams::new(params, &allowed)?;
+    if !PerpParams::RANGE
+        .iter()
+        .any(|k| params.params.contains_key(*k))
+    {
+        return Ok(Ranged::Latest(params));
+    }
+    let mut take = |k: &str| params.params.remove(k);
+    let missing = |k: &str| {
+        ApiError::new(
+            ErrorCode::BadParam,
+            format!("missing parameter {k:?}; see GET /openapi.json"),
+        )
+    };
+    Ok(Ranged::History(PerpParams {
+        venue: take("venue").ok_or_else(|| missing("venue"))?,
+        symbol: take("symbol").ok_or_else(|| missing("symbol"))?,
+        from: take("from"),
+        to: take("to"),
+        limit: take("limit"),
+        cursor: take("cursor"),
+        order: take("order"),
+    }))
 }
 
 /// The latest mark and index price of a perpetual.
@@ -93,7 +134,11 @@ pub(crate) async fn mark(
     State(state): State<AppState>,
     params: Params,
 ) -> Result<Json<PerpLatestResponse>, ApiError> {
-    latest(&state, params, ChannelKind::Mark)
+    latest(
+        &state,
+        QueryParams::new(params, &["venue", "symbol"])?,
+        ChannelKind::Mark,
+    )
 }
 
 /// The latest open interest of a perpetual.
@@ -106,7 +151,7 @@ pub(crate) async fn mark(
         ("symbol" = String, Query, description = "Perpetual, e.g. BTC-USDT-PERP"),
     ),
     responses(
-        (status = 200, body = PerpLatestResponse),
+        (status = 200, description = "The latest open interest. With any of from, to, limit, cursor or order: an OpenInterestPage from history, as GET /v1/oi/history answers", body = PerpLatestResponse),
         (status = 400, description = "bad_param", body = ErrorBody),
         (status = 404, description = "unknown_instrument (or not a perpetual)", body = ErrorBody),
         (status = 503, description = "unavailable: nothing published yet", body = ErrorBody),
@@ -115,6 +160,11 @@ pub(crate) async fn mark(
 pub(crate) async fn oi(
     State(state): State<AppState>,
     params: Params,
-) -> Result<Json<PerpLatestResponse>, ApiError> {
-    latest(&state, params, ChannelKind::OpenInterest)
+) -> Result<Response, ApiError> {
+    match ranged(params)? {
+        Ranged::Latest(params) => {
+            Ok(latest(&state, params, ChannelKind::OpenInterest)?.into_response())
+        }
+        Ranged::History(p) => Ok(oi_page(&state, &p).await?.into_response()),
+    }
 }

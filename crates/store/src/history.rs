@@ -1,4 +1,5 @@
-//! The history seam: what a store of past trades and candles must do, whatever the backend.
+//! The history seam: what a store of past trades, candles, funding rates and open interest
+//! must do, whatever the backend.
 //!
 //! # Guarantees every implementation gives (checked by `tests/history/contract.rs`)
 //!
@@ -20,27 +21,41 @@
 //!   `low`, the summed `volume` and `trades`, and becomes `complete = false`. A candle
 //!   identical to the stored one (every field equal) is the same observation written twice
 //!   and changes nothing ([`merge_candle`]).
+//! - **Idempotent perpetual figures**: a funding or open-interest row is identified by
+//!   `(venue, symbol, kind, exchange ts)`; a second one for the same key (the standby ingest
+//!   stored it too) stores nothing.
 //! - **Retention**: [`HistoryStore::purge`] deletes exactly the rows whose time (`ts` for
-//!   trades, `start` for candles) is strictly before the cutoff, at most `max_rows` per call.
+//!   trades, funding and open interest, `start` for candles) is strictly before the cutoff, at
+//!   most `max_rows` per call.
 //!
 //! Methods block the calling thread. Call them from a dedicated thread (the writer) or
 //! `tokio::task::spawn_blocking`, never directly on an async worker.
 
 use crate::StoreError;
-use model::{Candle, Decimal, Interval, Side, Symbol, Timestamp, Trade, Venue};
+use model::{
+    Candle, Decimal, Funding, Interval, OpenInterest, Side, Symbol, Timestamp, Trade, Venue,
+};
 use std::fmt;
 use std::str::FromStr;
 
-/// What a history row is: trades, or candles of one interval. Closed set.
+/// What a history row is: trades, candles of one interval, or a perpetual's funding or open
+/// interest. Closed set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum HistoryKind {
     Trades,
     Candles(Interval),
+    /// A perpetual's funding rate (and predicted rate, next funding time) as published.
+    Funding,
+    /// A perpetual's open interest as published.
+    OpenInterest,
 }
 
 impl HistoryKind {
-    /// Every kind, trades first then candles by interval.
-    pub const ALL: [HistoryKind; 7] = [
+    /// How many kinds there are (the length of per-kind counter arrays).
+    pub const COUNT: usize = 9;
+
+    /// Every kind: trades, candles by interval, funding, open interest.
+    pub const ALL: [HistoryKind; Self::COUNT] = [
         Self::Trades,
         Self::Candles(Interval::S1),
         Self::Candles(Interval::M1),
@@ -48,6 +63,8 @@ impl HistoryKind {
         Self::Candles(Interval::M15),
         Self::Candles(Interval::H1),
         Self::Candles(Interval::D1),
+        Self::Funding,
+        Self::OpenInterest,
     ];
 
     /// Position in [`HistoryKind::ALL`] (for per-kind counters).
@@ -55,7 +72,14 @@ impl HistoryKind {
         match self {
             Self::Trades => 0,
             Self::Candles(i) => 1 + Interval::ALL.iter().position(|x| *x == i).unwrap_or(0),
+            Self::Funding => 7,
+            Self::OpenInterest => 8,
         }
+    }
+
+    /// Whether this is a perpetual's figure (funding or open interest).
+    pub fn is_perp(self) -> bool {
+        matches!(self, Self::Funding | Self::OpenInterest)
     }
 }
 
@@ -64,6 +88,8 @@ impl fmt::Display for HistoryKind {
         match self {
             Self::Trades => f.write_str("trades"),
             Self::Candles(i) => write!(f, "candles.{i}"),
+            Self::Funding => f.write_str("funding"),
+            Self::OpenInterest => f.write_str("oi"),
         }
     }
 }
@@ -76,7 +102,7 @@ impl FromStr for HistoryKind {
             .find(|k| k.to_string() == s)
             .ok_or_else(|| {
                 format!(
-                    "unknown kind {:?}: expected trades or candles.<1s|1m|5m|15m|1h|1d>",
+                    "unknown kind {:?}: expected trades, candles.<1s|1m|5m|15m|1h|1d>, funding or oi",
                     s.chars().take(32).collect::<String>()
                 )
             })
@@ -139,13 +165,25 @@ pub enum Record {
         symbol: Symbol,
         candle: Box<Candle>,
     },
+    /// A perpetual's funding, as the venue published it at `funding.ts`.
+    Funding {
+        venue: Venue,
+        symbol: Symbol,
+        funding: Funding,
+    },
+    /// A perpetual's open interest, as the venue published it at `oi.ts`.
+    OpenInterest {
+        venue: Venue,
+        symbol: Symbol,
+        oi: OpenInterest,
+    },
 }
 
 impl Record {
     pub fn rows(&self) -> usize {
         match self {
             Self::Trades { trades, .. } => trades.len(),
-            Self::Candle { .. } => 1,
+            Self::Candle { .. } | Self::Funding { .. } | Self::OpenInterest { .. } => 1,
         }
     }
 
@@ -153,6 +191,18 @@ impl Record {
         match self {
             Self::Trades { .. } => HistoryKind::Trades,
             Self::Candle { candle, .. } => HistoryKind::Candles(candle.interval),
+            Self::Funding { .. } => HistoryKind::Funding,
+            Self::OpenInterest { .. } => HistoryKind::OpenInterest,
+        }
+    }
+
+    /// The instrument the rows belong to.
+    pub fn instrument(&self) -> (&Venue, &Symbol) {
+        match self {
+            Self::Trades { venue, symbol, .. }
+            | Self::Candle { venue, symbol, .. }
+            | Self::Funding { venue, symbol, .. }
+            | Self::OpenInterest { venue, symbol, .. } => (venue, symbol),
         }
     }
 }
@@ -202,6 +252,56 @@ pub struct CandleQuery {
     /// Candles after this `start` (in `order`).
     pub after: Option<i64>,
     pub limit: usize,
+}
+
+/// Funding or open-interest rows of one instrument whose `ts` is in `[from, to)`.
+#[derive(Debug, Clone)]
+pub struct PerpQuery {
+    pub venue: Venue,
+    pub symbol: Symbol,
+    pub from: Timestamp,
+    pub to: Timestamp,
+    pub order: Order,
+    /// Rows after this `ts` (in `order`).
+    pub after: Option<i64>,
+    pub limit: usize,
+}
+
+/// A stored funding or open-interest row as both backends read it: `ts`, the figure (`rate`
+/// or `oi`), the second figure (`predicted_rate` or `oi_value`), and `next_funding_ts`.
+pub(crate) type PerpRow = (i64, Decimal, Option<Decimal>, Option<i64>);
+
+/// Stored rows of kind `funding` as [`Funding`].
+pub(crate) fn funding_page(page: Page<PerpRow, i64>) -> Page<Funding, i64> {
+    Page {
+        rows: page
+            .rows
+            .into_iter()
+            .map(|(ts, rate, predicted_rate, next)| Funding {
+                rate,
+                predicted_rate,
+                next_funding_ts: next.map(Timestamp),
+                ts: Timestamp(ts),
+            })
+            .collect(),
+        next: page.next,
+    }
+}
+
+/// Stored rows of kind `oi` as [`OpenInterest`].
+pub(crate) fn open_interest_page(page: Page<PerpRow, i64>) -> Page<OpenInterest, i64> {
+    Page {
+        rows: page
+            .rows
+            .into_iter()
+            .map(|(ts, oi, oi_value, _)| OpenInterest {
+                oi,
+                oi_value,
+                ts: Timestamp(ts),
+            })
+            .collect(),
+        next: page.next,
+    }
 }
 
 /// One page of a query. `next` is set when more rows may follow.
@@ -261,6 +361,12 @@ pub trait HistoryStore: Send + Sync + fmt::Debug {
     /// A page of candles, at most `query.limit` rows. `closed` is true on every stored candle.
     fn candles(&self, query: &CandleQuery) -> Result<Page<Candle, i64>, StoreError>;
 
+    /// A page of a perpetual's stored funding, ordered by `ts`; `next` is the last row's `ts`.
+    fn funding(&self, query: &PerpQuery) -> Result<Page<Funding, i64>, StoreError>;
+
+    /// A page of a perpetual's stored open interest, ordered by `ts`.
+    fn open_interest(&self, query: &PerpQuery) -> Result<Page<OpenInterest, i64>, StoreError>;
+
     /// Rows of `kind` for one instrument in `[from, to)` (for progress reporting).
     fn count(
         &self,
@@ -296,7 +402,20 @@ mod tests {
             assert_eq!(kind.to_string().parse::<HistoryKind>().unwrap(), kind);
             assert_eq!(kind.index(), i);
         }
-        for bad in ["", "trade", "candles", "candles.2m", "book"] {
+        assert_eq!(
+            "oi".parse::<HistoryKind>().unwrap(),
+            HistoryKind::OpenInterest
+        );
+        assert!(HistoryKind::Funding.is_perp() && !HistoryKind::Trades.is_perp());
+        for bad in [
+            "",
+            "trade",
+            "candles",
+            "candles.2m",
+            "book",
+            "mark",
+            "liquidations",
+        ] {
             assert!(bad.parse::<HistoryKind>().is_err(), "{bad:?}");
         }
         assert_eq!("desc".parse::<Order>().unwrap(), Order::Desc);

@@ -26,6 +26,11 @@ pub struct HistoryConfig {
     pub flush_interval_ms: u64,
     /// Seconds between retention passes.
     pub retention_interval_secs: u64,
+    /// Funding and open interest: the least time between two stored rows of one instrument
+    /// (venues push them up to 10 times a second). A change inside the interval is stored with
+    /// the first push after it; a new funding interval (`next_funding_ts` moved) is stored at
+    /// once. 1 to 86,400.
+    pub perp_sample_secs: u64,
     pub retention: RetentionConfig,
 }
 
@@ -33,12 +38,18 @@ impl Default for HistoryConfig {
     fn default() -> Self {
         Self {
             enabled: true,
-            include: vec!["trades:*:*".into(), "candles.*:*:*".into()],
+            include: vec![
+                "trades:*:*".into(),
+                "candles.*:*:*".into(),
+                "funding:*:*".into(),
+                "oi:*:*".into(),
+            ],
             exclude: Vec::new(),
             queue_rows: 200_000,
             batch_rows: 10_000,
             flush_interval_ms: 200,
             retention_interval_secs: 60,
+            perp_sample_secs: 60,
             retention: RetentionConfig::default(),
         }
     }
@@ -55,6 +66,11 @@ pub struct RetentionConfig {
     pub candles_15m: Retention,
     pub candles_1h: Retention,
     pub candles_1d: Retention,
+    /// Perpetuals' funding rates (a row when the venue's figures change, at most one per
+    /// instrument per `perp_sample_secs`).
+    pub funding: Retention,
+    /// Perpetuals' open interest (sampled like funding).
+    pub oi: Retention,
 }
 
 impl Default for RetentionConfig {
@@ -68,6 +84,8 @@ impl Default for RetentionConfig {
             candles_15m: days(365),
             candles_1h: Retention::Forever,
             candles_1d: Retention::Forever,
+            funding: Retention::Forever,
+            oi: days(90),
         }
     }
 }
@@ -82,6 +100,8 @@ impl RetentionConfig {
             HistoryKind::Candles(Interval::M15) => self.candles_15m,
             HistoryKind::Candles(Interval::H1) => self.candles_1h,
             HistoryKind::Candles(Interval::D1) => self.candles_1d,
+            HistoryKind::Funding => self.funding,
+            HistoryKind::OpenInterest => self.oi,
         }
     }
 }
@@ -228,9 +248,16 @@ pub struct HistoryFilter {
     enabled: bool,
     include: Vec<Pattern>,
     exclude: Vec<Pattern>,
+    /// `perp_sample_secs` in µs.
+    perp_sample_micros: i64,
 }
 
 impl HistoryFilter {
+    /// The least time between two stored funding or open-interest rows of one instrument, µs.
+    pub fn perp_sample_micros(&self) -> i64 {
+        self.perp_sample_micros
+    }
+
     /// Whether rows of `kind` for this instrument are stored.
     pub fn wants(&self, kind: HistoryKind, venue: &Venue, symbol: &Symbol) -> bool {
         self.enabled
@@ -242,7 +269,7 @@ impl HistoryFilter {
 impl HistoryConfig {
     /// Checks every value; the error is `(dotted key, message)`.
     pub fn validate(&self) -> Result<HistoryFilter, (String, String)> {
-        let ranges: [(&str, u64, u64, u64); 4] = [
+        let ranges: [(&str, u64, u64, u64); 5] = [
             (
                 "history.queue_rows",
                 self.queue_rows as u64,
@@ -262,6 +289,7 @@ impl HistoryConfig {
                 1,
                 86_400,
             ),
+            ("history.perp_sample_secs", self.perp_sample_secs, 1, 86_400),
         ];
         for (key, value, min, max) in ranges {
             if !(min..=max).contains(&value) {
@@ -281,6 +309,7 @@ impl HistoryConfig {
             enabled: self.enabled,
             include: compile("include", &self.include)?,
             exclude: compile("exclude", &self.exclude)?,
+            perp_sample_micros: self.perp_sample_secs as i64 * Timestamp::MICROS_PER_SECOND,
         })
     }
 }

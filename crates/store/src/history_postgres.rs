@@ -11,6 +11,9 @@
 //!   `ts` order and sorts only the rows sharing a timestamp by `seq` (an incremental sort), so
 //!   the write path maintains one index, as on SQLite.
 //! - `history_candles`, keyed by `(inst, interval_secs, start)`.
+//! - `history_perp`: perpetuals' funding (`kind` 1: rate, predicted rate, next funding time)
+//!   and open interest (`kind` 2: base size, quote value), keyed by `(inst, kind, ts)`; a row
+//!   written twice (both ingests of a venue) is skipped.
 //!
 //! **Idempotent writes.** A trade is identified by `(instrument, exchange ts, venue trade id)`:
 //! the same trade written again (by a second ingest node, or after a restart that re-received
@@ -33,18 +36,20 @@
 
 use crate::StoreError;
 use crate::history::{
-    CandleQuery, DiskUsage, HistoryBatch, HistoryKind, HistoryStore, Order, Page, Record,
-    StoredTrade, TradeKey, TradeQuery, merge_candle,
+    CandleQuery, DiskUsage, HistoryBatch, HistoryKind, HistoryStore, Order, Page, PerpQuery,
+    PerpRow, Record, StoredTrade, TradeKey, TradeQuery, funding_page, merge_candle,
+    open_interest_page,
 };
 use crate::postgres::{PgPool, migrate};
-use model::{Candle, Decimal, Interval, Side, Symbol, Timestamp, Venue};
+use model::{Candle, Decimal, Funding, Interval, OpenInterest, Side, Symbol, Timestamp, Venue};
 use parking_lot::Mutex;
 use postgres::{GenericClient, Row};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 /// Schema steps of the `history` module (append-only, see [`migrate`]).
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE history_instruments (
         id INTEGER GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
         venue TEXT NOT NULL,
@@ -74,7 +79,35 @@ const MIGRATIONS: &[&str] = &["
         complete BOOLEAN NOT NULL,
         PRIMARY KEY (inst, interval_secs, start)
     );
-"];
+",
+    "
+    CREATE TABLE history_perp (
+        inst INTEGER NOT NULL,
+        kind SMALLINT NOT NULL,
+        ts BIGINT NOT NULL,
+        value NUMERIC NOT NULL,
+        extra NUMERIC,
+        next_ts BIGINT,
+        PRIMARY KEY (inst, kind, ts)
+    );
+",
+];
+
+const INSERT_PERP: &str = "
+    INSERT INTO history_perp (inst, kind, ts, value, extra, next_ts)
+    VALUES ($1, $2, $3, $4::text::numeric, $5::text::numeric, $6)
+    ON CONFLICT (inst, kind, ts) DO NOTHING";
+
+/// One `history_perp` row to insert: inst, kind, ts, value, extra, next_ts (decimals as text).
+type PerpInsert = (i32, i16, i64, String, Option<String>, Option<i64>);
+
+/// `history_perp.kind` of a perpetual's figure.
+fn perp_kind(kind: HistoryKind) -> i16 {
+    match kind {
+        HistoryKind::OpenInterest => 2,
+        _ => 1,
+    }
+}
 
 /// Rows per `INSERT` statement (one round trip each).
 const ROWS_PER_STATEMENT: usize = 10_000;
@@ -254,6 +287,37 @@ impl PgHistory {
             cols.push(*inst, *iv, candle);
         }
         rows += cols.upsert(&mut tx)?;
+
+        // Funding and open interest: few rows, one statement each, in key order.
+        let mut perp: Vec<PerpInsert> = Vec::new();
+        for record in &batch.records {
+            match record {
+                Record::Funding { funding: f, .. } => perp.push((
+                    id_of(record),
+                    perp_kind(HistoryKind::Funding),
+                    f.ts.0,
+                    f.rate.to_string(),
+                    f.predicted_rate.map(|d| d.to_string()),
+                    f.next_funding_ts.map(|t| t.0),
+                )),
+                Record::OpenInterest { oi, .. } => perp.push((
+                    id_of(record),
+                    perp_kind(HistoryKind::OpenInterest),
+                    oi.ts.0,
+                    oi.oi.to_string(),
+                    oi.oi_value.map(|d| d.to_string()),
+                    None,
+                )),
+                Record::Trades { .. } | Record::Candle { .. } => {}
+            }
+        }
+        if !perp.is_empty() {
+            perp.sort_by_key(|row| (row.0, row.1, row.2));
+            let insert = tx.prepare(INSERT_PERP)?;
+            for (inst, kind, ts, value, extra, next) in &perp {
+                rows += tx.execute(&insert, &[inst, kind, ts, value, extra, next])? as usize;
+            }
+        }
         tx.commit()?;
         Ok((rows, created))
     }
@@ -263,11 +327,7 @@ impl PgHistory {
 type Created = ((Venue, Symbol), i32);
 
 fn record_instrument(record: &Record) -> (&Venue, &Symbol) {
-    match record {
-        Record::Trades { venue, symbol, .. } | Record::Candle { venue, symbol, .. } => {
-            (venue, symbol)
-        }
-    }
+    record.instrument()
 }
 
 fn interval_secs(interval: Interval) -> i32 {
@@ -389,6 +449,60 @@ fn empty<T, K>() -> Page<T, K> {
 
 fn limit_param(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX - 1) + 1
+}
+
+impl PgHistory {
+    /// A page of `history_perp` rows of one kind.
+    fn perp_rows(
+        &self,
+        kind: HistoryKind,
+        q: &PerpQuery,
+    ) -> Result<Page<PerpRow, i64>, StoreError> {
+        self.pool.with(|client| {
+            let Some(inst) = self.lookup(client, &q.venue, &q.symbol)? else {
+                return Ok(empty());
+            };
+            let (mut lo, mut hi) = (q.from.0, q.to.0);
+            let sql = match q.order {
+                Order::Asc => {
+                    if let Some(after) = q.after {
+                        lo = lo.max(after.saturating_add(1));
+                    }
+                    "SELECT ts, value::text, extra::text, next_ts FROM history_perp
+                     WHERE inst = $1 AND kind = $2 AND ts >= $3 AND ts < $4 ORDER BY ts LIMIT $5"
+                }
+                Order::Desc => {
+                    if let Some(after) = q.after {
+                        hi = hi.min(after);
+                    }
+                    "SELECT ts, value::text, extra::text, next_ts FROM history_perp
+                     WHERE inst = $1 AND kind = $2 AND ts >= $3 AND ts < $4
+                     ORDER BY ts DESC LIMIT $5"
+                }
+            };
+            let found = client.query(
+                sql,
+                &[&inst, &perp_kind(kind), &lo, &hi, &limit_param(q.limit)],
+            )?;
+            let mut out = Vec::with_capacity(found.len());
+            for r in &found {
+                let extra = match r.try_get::<_, Option<&str>>(2)? {
+                    Some(text) => Some(Decimal::from_str_exact(text).map_err(|_| {
+                        StoreError::Corrupt(format!("stored decimal {text:?} does not parse"))
+                    })?),
+                    None => None,
+                };
+                out.push((r.try_get(0)?, decimal(r, 1)?, extra, r.try_get(3)?));
+            }
+            let next = if out.len() > q.limit {
+                out.truncate(q.limit);
+                out.last().map(|row| row.0)
+            } else {
+                None
+            };
+            Ok(Page { rows: out, next })
+        })
+    }
 }
 
 impl HistoryStore for PgHistory {
@@ -527,6 +641,16 @@ impl HistoryStore for PgHistory {
         })
     }
 
+    fn funding(&self, q: &PerpQuery) -> Result<Page<Funding, i64>, StoreError> {
+        Ok(funding_page(self.perp_rows(HistoryKind::Funding, q)?))
+    }
+
+    fn open_interest(&self, q: &PerpQuery) -> Result<Page<OpenInterest, i64>, StoreError> {
+        Ok(open_interest_page(
+            self.perp_rows(HistoryKind::OpenInterest, q)?,
+        ))
+    }
+
     fn count(
         &self,
         kind: HistoryKind,
@@ -552,6 +676,13 @@ impl HistoryStore for PgHistory {
                         "SELECT count(*) FROM history_candles
                          WHERE inst = $1 AND interval_secs = $2 AND start >= $3 AND start < $4",
                         &[&inst, &interval_secs(interval), &from.0, &to.0],
+                    )?
+                    .try_get(0)?,
+                HistoryKind::Funding | HistoryKind::OpenInterest => client
+                    .query_one(
+                        "SELECT count(*) FROM history_perp
+                         WHERE inst = $1 AND kind = $2 AND ts >= $3 AND ts < $4",
+                        &[&inst, &perp_kind(kind), &from.0, &to.0],
                     )?
                     .try_get(0)?,
             };
@@ -611,6 +742,12 @@ impl HistoryStore for PgHistory {
                             WHERE inst = $1 AND interval_secs = $2 AND start < $3 LIMIT $4))",
                         &[&inst, &interval_secs(interval), &cutoff.0, &budget],
                     )?,
+                    HistoryKind::Funding | HistoryKind::OpenInterest => tx.execute(
+                        "DELETE FROM history_perp WHERE ctid = ANY (ARRAY(
+                            SELECT ctid FROM history_perp
+                            WHERE inst = $1 AND kind = $2 AND ts < $3 LIMIT $4))",
+                        &[&inst, &perp_kind(kind), &cutoff.0, &budget],
+                    )?,
                 };
                 deleted += n;
             }
@@ -627,7 +764,8 @@ impl HistoryStore for PgHistory {
                      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                      WHERE n.nspname = current_schema() AND c.relkind = 'r'
                        AND c.relname IN
-                           ('history_instruments', 'history_trades', 'history_candles')",
+                           ('history_instruments', 'history_trades', 'history_candles',
+                            'history_perp')",
                     &[],
                 )?
                 .try_get(0)?;

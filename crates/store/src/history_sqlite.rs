@@ -9,13 +9,17 @@
 //! makes a repeated trade a no-op, which also serves every range query in `(ts, seq)` order
 //! (only rows sharing a timestamp are sorted by `seq`). `candles` is clustered by `(inst, interval, start)`. Prices and sizes are
 //! stored as the decimal text the venue sent, so they come back with the same scale.
+//! `perp_history` holds funding (`kind` 1: rate, predicted rate, next funding time) and open
+//! interest (`kind` 2: base size, quote value), clustered by `(inst, kind, ts)`, the key that
+//! makes a repeated row a no-op.
 
 use crate::history::{
-    CandleQuery, DiskUsage, HistoryBatch, HistoryKind, HistoryStore, Order, Page, Record,
-    StoredTrade, TradeKey, TradeQuery, merge_candle,
+    CandleQuery, DiskUsage, HistoryBatch, HistoryKind, HistoryStore, Order, Page, PerpQuery,
+    PerpRow, Record, StoredTrade, TradeKey, TradeQuery, funding_page, merge_candle,
+    open_interest_page,
 };
 use crate::{StoreError, sqlite};
-use model::{Candle, Decimal, Interval, Side, Symbol, Timestamp, Venue};
+use model::{Candle, Decimal, Funding, Interval, OpenInterest, Side, Symbol, Timestamp, Venue};
 use parking_lot::Mutex;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 use std::collections::HashMap;
@@ -70,7 +74,30 @@ const MIGRATIONS: &[&str] = &[
     DROP INDEX trades_by_time;
     CREATE UNIQUE INDEX trades_natural ON trades (inst, ts, id);
 ",
+    // Perpetuals' funding (kind 1) and open interest (kind 2).
+    "
+    CREATE TABLE perp_history (
+        inst INTEGER NOT NULL,
+        kind INTEGER NOT NULL,
+        ts INTEGER NOT NULL,
+        value TEXT NOT NULL,
+        extra TEXT,
+        next_ts INTEGER,
+        PRIMARY KEY (inst, kind, ts)
+    ) WITHOUT ROWID;
+",
 ];
+
+/// `perp_history.kind` of a perpetual's figure.
+fn perp_kind(kind: HistoryKind) -> i64 {
+    match kind {
+        HistoryKind::OpenInterest => 2,
+        _ => 1,
+    }
+}
+
+/// A funding or open-interest row is skipped when one with the same key is stored.
+const INSERT_PERP: &str = "INSERT OR IGNORE INTO perp_history (inst, kind, ts, value, extra, next_ts) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 
 /// A trade already stored (same instrument, `ts` and id) is skipped.
 const INSERT_TRADE: &str = "INSERT OR IGNORE INTO trades (inst, ts, id, price, size, side) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
@@ -272,11 +299,7 @@ impl Writer {
         {
             let mut insert = tx.prepare_cached(INSERT_TRADE)?;
             for record in &batch.records {
-                let (venue, symbol) = match record {
-                    Record::Trades { venue, symbol, .. } | Record::Candle { venue, symbol, .. } => {
-                        (venue, symbol)
-                    }
-                };
+                let (venue, symbol) = record.instrument();
                 let inst = match self.ids.get(&(venue.clone(), symbol.clone())) {
                     Some(id) => *id,
                     None => {
@@ -306,11 +329,86 @@ impl Writer {
                     Record::Candle { candle, .. } => {
                         rows += usize::from(upsert_candle(&tx, inst, candle)?);
                     }
+                    Record::Funding { funding: f, .. } => {
+                        rows += tx.prepare_cached(INSERT_PERP)?.execute(params![
+                            inst,
+                            perp_kind(HistoryKind::Funding),
+                            f.ts.0,
+                            f.rate.to_string(),
+                            f.predicted_rate.map(|d| d.to_string()),
+                            f.next_funding_ts.map(|t| t.0),
+                        ])?;
+                    }
+                    Record::OpenInterest { oi, .. } => {
+                        rows += tx.prepare_cached(INSERT_PERP)?.execute(params![
+                            inst,
+                            perp_kind(HistoryKind::OpenInterest),
+                            oi.ts.0,
+                            oi.oi.to_string(),
+                            oi.oi_value.map(|d| d.to_string()),
+                            None::<i64>,
+                        ])?;
+                    }
                 }
             }
         }
         tx.commit()?;
         Ok(rows)
+    }
+}
+
+impl SqliteHistory {
+    /// A page of `perp_history` rows of one kind.
+    fn perp_rows(
+        &self,
+        kind: HistoryKind,
+        q: &PerpQuery,
+    ) -> Result<Page<PerpRow, i64>, StoreError> {
+        self.read(|conn| {
+            let Some(inst) = instrument_id(conn, &q.venue, &q.symbol)? else {
+                return Ok(Page {
+                    rows: Vec::new(),
+                    next: None,
+                });
+            };
+            let (mut lo, mut hi) = (q.from.0, q.to.0);
+            let sql = match q.order {
+                Order::Asc => {
+                    if let Some(after) = q.after {
+                        lo = lo.max(after.saturating_add(1));
+                    }
+                    "SELECT ts, value, extra, next_ts FROM perp_history
+                     WHERE inst = ?1 AND kind = ?2 AND ts >= ?3 AND ts < ?4 ORDER BY ts LIMIT ?5"
+                }
+                Order::Desc => {
+                    if let Some(after) = q.after {
+                        hi = hi.min(after);
+                    }
+                    "SELECT ts, value, extra, next_ts FROM perp_history
+                     WHERE inst = ?1 AND kind = ?2 AND ts >= ?3 AND ts < ?4
+                     ORDER BY ts DESC LIMIT ?5"
+                }
+            };
+            let mut stmt = conn.prepare_cached(sql)?;
+            let mut rows =
+                stmt.query(params![inst, perp_kind(kind), lo, hi, q.limit as i64 + 1])?;
+            let mut out = Vec::with_capacity(q.limit.min(4096) + 1);
+            while let Some(r) = rows.next()? {
+                let extra = match r.get_ref(2)?.as_str_or_null() {
+                    Ok(Some(text)) => Some(decimal(text)?),
+                    Ok(None) => None,
+                    Err(e) => return Err(StoreError::Corrupt(format!("column 2: {e}"))),
+                };
+                out.push((r.get(0)?, dec_col(r, 1)?, extra, r.get(3)?));
+            }
+            let next = if out.len() > q.limit {
+                out.truncate(q.limit);
+                out.last().map(|row| row.0)
+            } else {
+                None
+            };
+            Ok(Page { rows: out, next })
+        })
     }
 }
 
@@ -450,6 +548,16 @@ impl HistoryStore for SqliteHistory {
         })
     }
 
+    fn funding(&self, q: &PerpQuery) -> Result<Page<Funding, i64>, StoreError> {
+        Ok(funding_page(self.perp_rows(HistoryKind::Funding, q)?))
+    }
+
+    fn open_interest(&self, q: &PerpQuery) -> Result<Page<OpenInterest, i64>, StoreError> {
+        Ok(open_interest_page(
+            self.perp_rows(HistoryKind::OpenInterest, q)?,
+        ))
+    }
+
     fn count(
         &self,
         kind: HistoryKind,
@@ -474,6 +582,12 @@ impl HistoryStore for SqliteHistory {
                          WHERE inst = ?1 AND interval_secs = ?2 AND start >= ?3 AND start < ?4",
                     )?
                     .query_row((inst, interval_secs(interval), from.0, to.0), |r| r.get(0))?,
+                HistoryKind::Funding | HistoryKind::OpenInterest => conn
+                    .prepare_cached(
+                        "SELECT count(*) FROM perp_history
+                         WHERE inst = ?1 AND kind = ?2 AND ts >= ?3 AND ts < ?4",
+                    )?
+                    .query_row((inst, perp_kind(kind), from.0, to.0), |r| r.get(0))?,
             };
             Ok(n.max(0) as u64)
         })
@@ -535,6 +649,13 @@ impl HistoryStore for SqliteHistory {
                         cutoff.0,
                         budget as i64
                     ])?,
+                HistoryKind::Funding | HistoryKind::OpenInterest => tx
+                    .prepare_cached(
+                        "DELETE FROM perp_history WHERE inst = ?1 AND kind = ?2 AND ts IN
+                         (SELECT ts FROM perp_history
+                          WHERE inst = ?1 AND kind = ?2 AND ts < ?3 LIMIT ?4)",
+                    )?
+                    .execute(params![inst, perp_kind(kind), cutoff.0, budget as i64])?,
             };
             deleted += n as u64;
         }

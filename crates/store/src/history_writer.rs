@@ -23,7 +23,7 @@
 use crate::StoreError;
 use crate::history::{HistoryBatch, HistoryKind, HistoryStore, Record};
 use crate::history_config::{HistoryConfig, HistoryFilter, RetentionConfig};
-use model::{Candle, Symbol, Timestamp, Trade, Venue};
+use model::{Candle, Funding, OpenInterest, Symbol, Timestamp, Trade, Venue};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
@@ -44,11 +44,11 @@ const DISK_USAGE_EVERY: Duration = Duration::from_secs(5);
 #[derive(Debug, Default)]
 pub struct HistoryStats {
     /// Rows written to the store.
-    pub written: [AtomicU64; 7],
+    pub written: [AtomicU64; HistoryKind::COUNT],
     /// Rows not stored: the queue was full, the writer was closed, or the write failed.
-    pub dropped: [AtomicU64; 7],
+    pub dropped: [AtomicU64; HistoryKind::COUNT],
     /// Rows deleted by retention.
-    pub purged: [AtomicU64; 7],
+    pub purged: [AtomicU64; HistoryKind::COUNT],
     /// Rows the store already had (the same trade or candle written twice), not counted in
     /// `written`.
     pub duplicates: AtomicU64,
@@ -168,6 +168,30 @@ impl HistorySink {
             symbol: symbol.clone(),
             candle: Box::new(candle.clone()),
         })
+    }
+
+    /// Queues a perpetual's funding. Returns false if it was dropped (counted).
+    pub fn record_funding(&self, venue: &Venue, symbol: &Symbol, funding: &Funding) -> bool {
+        self.offer(Record::Funding {
+            venue: venue.clone(),
+            symbol: symbol.clone(),
+            funding: funding.clone(),
+        })
+    }
+
+    /// Queues a perpetual's open interest. Returns false if it was dropped (counted).
+    pub fn record_open_interest(&self, venue: &Venue, symbol: &Symbol, oi: &OpenInterest) -> bool {
+        self.offer(Record::OpenInterest {
+            venue: venue.clone(),
+            symbol: symbol.clone(),
+            oi: oi.clone(),
+        })
+    }
+
+    /// The least time between two stored funding or open-interest rows of one instrument, µs
+    /// (`[history] perp_sample_secs`).
+    pub fn perp_sample_micros(&self) -> i64 {
+        self.inner.filter.perp_sample_micros()
     }
 
     pub fn stats(&self) -> &Arc<HistoryStats> {

@@ -67,8 +67,8 @@ pub mod sqlite;
 
 pub use error::StoreError;
 pub use history::{
-    CandleQuery, DiskUsage, HistoryBatch, HistoryKind, HistoryStore, Order, Page, Record,
-    StoredTrade, TradeKey, TradeQuery, merge_candle,
+    CandleQuery, DiskUsage, HistoryBatch, HistoryKind, HistoryStore, Order, Page, PerpQuery,
+    Record, StoredTrade, TradeKey, TradeQuery, merge_candle,
 };
 pub use history_config::{HistoryConfig, HistoryFilter, Retention, RetentionConfig};
 pub use history_sqlite::{HISTORY_DB_FILE, SqliteHistory};

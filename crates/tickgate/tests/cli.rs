@@ -296,7 +296,70 @@ fn history_dir() -> std::path::PathBuf {
         },
     ];
     store.append(&HistoryBatch { records }).unwrap();
+    let (venue, perp) = (
+        Venue::new("bybit").unwrap(),
+        Symbol::new("BTC-USDT-PERP").unwrap(),
+    );
+    let funding = |rate, predicted: Option<&'static str>, ts| model::Funding {
+        rate: d(rate),
+        predicted_rate: predicted.map(d),
+        next_funding_ts: Some(Timestamp(28_800_000_000)),
+        ts: Timestamp(ts),
+    };
+    let records = vec![
+        Record::Funding {
+            venue: venue.clone(),
+            symbol: perp.clone(),
+            funding: funding("0.00010", Some("0.00012"), 1_000_000),
+        },
+        Record::Funding {
+            venue: venue.clone(),
+            symbol: perp.clone(),
+            funding: funding("-0.00002", None, 61_000_000),
+        },
+        Record::OpenInterest {
+            venue,
+            symbol: perp,
+            oi: model::OpenInterest {
+                oi: d("1234.5"),
+                oi_value: None,
+                ts: Timestamp(1_000_000),
+            },
+        },
+    ];
+    store.append(&HistoryBatch { records }).unwrap();
     dir
+}
+
+#[test]
+fn export_writes_funding_and_open_interest() {
+    let dir = history_dir();
+    let export = |kind: &str, format: &str| {
+        let out = tickgate()
+            .args(["export", "--venue", "bybit", "--symbol", "BTC-USDT-PERP"])
+            .args(["--kind", kind, "--format", format])
+            .arg("--data-dir")
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(
+        export("funding", "csv"),
+        "rate,predicted_rate,next_funding_ts,ts\n0.00010,0.00012,28800000000,1000000\n-0.00002,,28800000000,61000000\n"
+    );
+    assert_eq!(export("oi", "csv"), "oi,oi_value,ts\n1234.5,,1000000\n");
+    let line: serde_json::Value =
+        serde_json::from_str(export("funding", "ndjson").lines().nth(1).unwrap()).unwrap();
+    assert_eq!(
+        line,
+        serde_json::json!({"rate": "-0.00002", "next_funding_ts": 28_800_000_000i64, "ts": 61_000_000})
+    );
 }
 
 #[test]

@@ -290,6 +290,15 @@ impl HistoryStore for SlowStore {
     fn candles(&self, q: &CandleQuery) -> Result<Page<Candle, i64>, StoreError> {
         self.0.candles(q)
     }
+    fn funding(&self, q: &store::PerpQuery) -> Result<Page<model::Funding, i64>, StoreError> {
+        self.0.funding(q)
+    }
+    fn open_interest(
+        &self,
+        q: &store::PerpQuery,
+    ) -> Result<Page<model::OpenInterest, i64>, StoreError> {
+        self.0.open_interest(q)
+    }
     fn count(
         &self,
         k: HistoryKind,

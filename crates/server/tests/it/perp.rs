@@ -1,6 +1,6 @@
 //! Perpetual channels through the whole gateway (issue 15): Bybit linear and OKX swaps (the
 //! mocks) feed `funding:`, `mark:`, `oi:` and `liquidations:`; `/v1/funding|mark|oi` serve the
-//! latest.
+//! latest, and funding and open interest are stored in history (`/v1/funding/history`).
 
 use crate::support::*;
 use connectors::mock::bybit::MockBybit;
@@ -88,6 +88,85 @@ async fn bybit_funding_over_ws_and_rest_and_spot_has_none() {
             400,
             "bad_param",
         ),
+    ] {
+        let (got, body) = get_json(&gateway, path).await;
+        assert_eq!(
+            (got, body["code"].as_str()),
+            (status, Some(code)),
+            "{path}: {body}"
+        );
+    }
+
+    // History: the first funding and open interest were stored (the writer flushes every
+    // 200 ms); `/v1/funding` with a range answers the same page as `/v1/funding/history`.
+    let mut page = serde_json::Value::Null;
+    for _ in 0..200 {
+        let (status, b) = get_json(
+            &gateway,
+            "/v1/funding/history?venue=bybit&symbol=BTC-USDT-PERP&from=0",
+        )
+        .await;
+        assert_eq!(status, 200, "{b}");
+        if b["funding"].as_array().is_some_and(|r| !r.is_empty()) {
+            page = b;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(page["funding"][0]["rate"], "0.0001", "{page}");
+    assert_eq!(
+        page["funding"][0]["next_funding_ts"],
+        1_673_280_000_000_000i64
+    );
+    let (status, same) = get_json(
+        &gateway,
+        "/v1/funding?venue=bybit&symbol=BTC-USDT-PERP&from=0",
+    )
+    .await;
+    assert_eq!(status, 200, "{same}");
+    assert_eq!(same["funding"][0], page["funding"][0], "{same}");
+    let mut oi_page = serde_json::Value::Null;
+    for _ in 0..200 {
+        let (status, b) = get_json(
+            &gateway,
+            "/v1/oi?venue=bybit&symbol=BTC-USDT-PERP&limit=10&order=desc",
+        )
+        .await;
+        assert_eq!(status, 200, "{b}");
+        if b["oi"].as_array().is_some_and(|r| !r.is_empty()) {
+            oi_page = b;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(oi_page["oi"][0]["oi"], "1234.5", "{oi_page}");
+    for (path, status, code) in [
+        (
+            "/v1/funding/history?venue=bybit&symbol=BTC-USDT",
+            404,
+            "unknown_instrument",
+        ),
+        (
+            "/v1/oi/history?venue=bybit&symbol=BTC-USDT-PERP&limit=0",
+            400,
+            "limit_out_of_range",
+        ),
+        (
+            "/v1/oi?venue=bybit&symbol=BTC-USDT-PERP&from=yesterday",
+            400,
+            "invalid_time",
+        ),
+        (
+            "/v1/funding?venue=bybit&symbol=BTC-USDT-PERP&cursor=nope",
+            400,
+            "invalid_cursor",
+        ),
+        (
+            "/v1/funding/history?venue=bybit&symbol=BTC-USDT-PERP&depth=5",
+            400,
+            "bad_param",
+        ),
+        ("/v1/funding?symbol=BTC-USDT-PERP&from=0", 400, "bad_param"),
     ] {
         let (got, body) = get_json(&gateway, path).await;
         assert_eq!(

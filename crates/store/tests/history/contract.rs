@@ -5,7 +5,8 @@ use crate::fixtures::*;
 use model::{Interval, Side, Timestamp};
 use std::collections::{BTreeSet, HashMap};
 use store::{
-    CandleQuery, HistoryBatch, HistoryKind, HistoryStore, Order, Record, StoredTrade, TradeQuery,
+    CandleQuery, HistoryBatch, HistoryKind, HistoryStore, Order, PerpQuery, Record, StoredTrade,
+    TradeQuery,
 };
 
 /// Generates one test per contract function for a backend. `$make` is an expression giving
@@ -25,6 +26,7 @@ macro_rules! contract_tests {
                 unknown_instruments_are_empty_and_instruments_are_listed,
                 counts_match_queries,
                 the_same_rows_written_twice_are_stored_once,
+                perp_figures_round_trip_page_dedupe_and_purge,
             );
         }
     };
@@ -645,4 +647,166 @@ pub fn the_same_rows_written_twice_are_stored_once(store: &dyn HistoryStore) {
             .unwrap(),
         5
     );
+}
+
+fn perp_query(symbol: &str, from: i64, to: i64, order: Order, limit: usize) -> PerpQuery {
+    PerpQuery {
+        venue: v("bybit"),
+        symbol: s(symbol),
+        from: Timestamp(from),
+        to: Timestamp(to),
+        order,
+        after: None,
+        limit,
+    }
+}
+
+fn funding(rate: &str, predicted: Option<&str>, next: Option<i64>, ts: i64) -> model::Funding {
+    model::Funding {
+        rate: d(rate),
+        predicted_rate: predicted.map(d),
+        next_funding_ts: next.map(Timestamp),
+        ts: Timestamp(ts),
+    }
+}
+
+fn oi(size: &str, value: Option<&str>, ts: i64) -> model::OpenInterest {
+    model::OpenInterest {
+        oi: d(size),
+        oi_value: value.map(d),
+        ts: Timestamp(ts),
+    }
+}
+
+/// Funding and open interest: exact round trip (scale and absent figures kept), half-open
+/// ranges in both orders, pages that meet exactly, a row written twice stored once, the two
+/// kinds apart, counts, and retention by `ts`.
+pub fn perp_figures_round_trip_page_dedupe_and_purge(store: &dyn HistoryStore) {
+    let (venue, sym) = (v("bybit"), s("BTC-USDT-PERP"));
+    let fundings: Vec<model::Funding> = (0..10)
+        .map(|i| {
+            let predicted = (i % 2 == 0).then_some("0.00012000");
+            let next = (i % 3 != 0).then_some(28_800_000_000 + i);
+            funding(
+                &format!("0.000{}0000", i + 1),
+                predicted,
+                next,
+                1_000 + i * 100,
+            )
+        })
+        .collect();
+    let ois: Vec<model::OpenInterest> = (0..10)
+        .map(|i| {
+            oi(
+                &format!("{}.500", 100 + i),
+                (i % 2 == 1).then_some("65000.10"),
+                1_000 + i * 100,
+            )
+        })
+        .collect();
+    let mut records: Vec<Record> = fundings
+        .iter()
+        .map(|f| Record::Funding {
+            venue: venue.clone(),
+            symbol: sym.clone(),
+            funding: f.clone(),
+        })
+        .collect();
+    records.extend(ois.iter().map(|o| Record::OpenInterest {
+        venue: venue.clone(),
+        symbol: sym.clone(),
+        oi: o.clone(),
+    }));
+    let batch = HistoryBatch { records };
+    assert_eq!(store.append(&batch).unwrap(), 20, "every row is new");
+    assert_eq!(
+        store.append(&batch).unwrap(),
+        0,
+        "the same rows again store nothing"
+    );
+
+    let all = store
+        .funding(&perp_query("BTC-USDT-PERP", 0, i64::MAX, Order::Asc, 100))
+        .unwrap();
+    assert_eq!(
+        all.rows, fundings,
+        "funding round-trips exactly, in ts order"
+    );
+    assert_eq!(all.next, None);
+    assert_eq!(
+        all.rows[0].rate.to_string(),
+        "0.00010000",
+        "the scale is kept"
+    );
+    let all_oi = store
+        .open_interest(&perp_query("BTC-USDT-PERP", 0, i64::MAX, Order::Asc, 100))
+        .unwrap();
+    assert_eq!(
+        all_oi.rows, ois,
+        "open interest round-trips exactly, apart from funding"
+    );
+
+    // [1200, 1500): rows at 1200, 1300, 1400.
+    let range = store
+        .funding(&perp_query("BTC-USDT-PERP", 1_200, 1_500, Order::Desc, 100))
+        .unwrap();
+    let ts: Vec<i64> = range.rows.iter().map(|f| f.ts.0).collect();
+    assert_eq!(ts, vec![1_400, 1_300, 1_200], "half-open, descending");
+
+    for order in [Order::Asc, Order::Desc] {
+        let mut q = perp_query("BTC-USDT-PERP", 0, i64::MAX, order, 3);
+        let mut seen = Vec::new();
+        loop {
+            let page = store.open_interest(&q).unwrap();
+            assert!(page.rows.len() <= 3);
+            seen.extend(page.rows.iter().map(|o| o.ts.0));
+            match page.next {
+                Some(after) => q.after = Some(after),
+                None => break,
+            }
+        }
+        let mut expected: Vec<i64> = ois.iter().map(|o| o.ts.0).collect();
+        if order == Order::Desc {
+            expected.reverse();
+        }
+        assert_eq!(seen, expected, "pages meet exactly ({order:?})");
+    }
+
+    let count = |kind| {
+        store
+            .count(kind, &venue, &sym, Timestamp(0), Timestamp(i64::MAX))
+            .unwrap()
+    };
+    assert_eq!(count(HistoryKind::Funding), 10);
+    assert_eq!(count(HistoryKind::OpenInterest), 10);
+    assert_eq!(count(HistoryKind::Trades), 0);
+    assert!(
+        store
+            .instruments()
+            .unwrap()
+            .contains(&(venue.clone(), sym.clone()))
+    );
+
+    // Retention: funding before 1500 goes (5 rows), open interest stays.
+    let mut purged = 0;
+    loop {
+        let n = store
+            .purge(HistoryKind::Funding, Timestamp(1_500), 2)
+            .unwrap();
+        purged += n;
+        if n < 2 {
+            break;
+        }
+    }
+    assert_eq!(purged, 5);
+    assert_eq!(count(HistoryKind::Funding), 5);
+    assert_eq!(count(HistoryKind::OpenInterest), 10);
+    let left = store
+        .funding(&perp_query("BTC-USDT-PERP", 0, i64::MAX, Order::Asc, 100))
+        .unwrap();
+    assert_eq!(left.rows, fundings[5..].to_vec());
+    let unknown = store
+        .funding(&perp_query("ETH-USDT-PERP", 0, i64::MAX, Order::Asc, 100))
+        .unwrap();
+    assert!(unknown.rows.is_empty() && unknown.next.is_none());
 }

@@ -29,6 +29,15 @@ impl HistoryStore for SlowStore {
     fn candles(&self, q: &CandleQuery) -> Result<Page<model::Candle, i64>, StoreError> {
         self.inner.candles(q)
     }
+    fn funding(&self, q: &store::PerpQuery) -> Result<Page<model::Funding, i64>, StoreError> {
+        self.inner.funding(q)
+    }
+    fn open_interest(
+        &self,
+        q: &store::PerpQuery,
+    ) -> Result<Page<model::OpenInterest, i64>, StoreError> {
+        self.inner.open_interest(q)
+    }
     fn count(
         &self,
         k: HistoryKind,

@@ -15,8 +15,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use store::history_postgres::PgHistory;
 use store::{
-    CandleQuery, HISTORY_DB_FILE, HistoryKind, HistoryStore, Order, SqliteHistory, TradeKey,
-    TradeQuery,
+    CandleQuery, HISTORY_DB_FILE, HistoryKind, HistoryStore, Order, PerpQuery, SqliteHistory,
+    TradeKey, TradeQuery,
 };
 
 /// Rows read per query.
@@ -38,7 +38,7 @@ pub struct ExportArgs {
     /// Normalized symbol, e.g. BTC-USDT.
     #[arg(long)]
     symbol: String,
-    /// `trades` or `candles.<1s|1m|5m|15m|1h|1d>`.
+    /// `trades`, `candles.<1s|1m|5m|15m|1h|1d>`, `funding` or `oi` (perpetuals' open interest).
     #[arg(long)]
     kind: String,
     /// Range start, inclusive: RFC 3339 or epoch milliseconds (default: the oldest row).
@@ -171,6 +171,22 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
                 limit: PAGE,
             },
         )?,
+        HistoryKind::Funding | HistoryKind::OpenInterest => export_perp(
+            store,
+            &mut out,
+            args.format,
+            &progress,
+            kind,
+            PerpQuery {
+                venue,
+                symbol,
+                from,
+                to,
+                order: Order::Asc,
+                after: None,
+                limit: PAGE,
+            },
+        )?,
     };
     out.flush().context("writing the export")?;
     progress.finish_and_clear();
@@ -280,6 +296,72 @@ fn export_candles(
         progress.inc(page.rows.len() as u64);
         match page.next {
             Some(start) => query.after = Some(start),
+            None => return Ok(written),
+        }
+    }
+}
+
+/// A perpetual's funding (`rate,predicted_rate,next_funding_ts,ts`) or open interest
+/// (`oi,oi_value,ts`); an absent figure is an empty CSV field, an absent JSON key.
+fn export_perp(
+    store: &dyn HistoryStore,
+    out: &mut impl Write,
+    format: Format,
+    progress: &ProgressBar,
+    kind: HistoryKind,
+    mut query: PerpQuery,
+) -> anyhow::Result<u64> {
+    let opt = |d: Option<String>| d.unwrap_or_default();
+    if format == Format::Csv {
+        match kind {
+            HistoryKind::Funding => writeln!(out, "rate,predicted_rate,next_funding_ts,ts")?,
+            _ => writeln!(out, "oi,oi_value,ts")?,
+        }
+    }
+    let mut written = 0;
+    loop {
+        let (rows, next) = if kind == HistoryKind::Funding {
+            let page = store.funding(&query)?;
+            for f in &page.rows {
+                match format {
+                    Format::Csv => writeln!(
+                        out,
+                        "{},{},{},{}",
+                        f.rate,
+                        opt(f.predicted_rate.map(|d| d.to_string())),
+                        opt(f.next_funding_ts.map(|t| t.0.to_string())),
+                        f.ts.0
+                    )?,
+                    Format::Ndjson => {
+                        serde_json::to_writer(&mut *out, f)?;
+                        writeln!(out)?;
+                    }
+                }
+            }
+            (page.rows.len(), page.next)
+        } else {
+            let page = store.open_interest(&query)?;
+            for o in &page.rows {
+                match format {
+                    Format::Csv => writeln!(
+                        out,
+                        "{},{},{}",
+                        o.oi,
+                        opt(o.oi_value.map(|d| d.to_string())),
+                        o.ts.0
+                    )?,
+                    Format::Ndjson => {
+                        serde_json::to_writer(&mut *out, o)?;
+                        writeln!(out)?;
+                    }
+                }
+            }
+            (page.rows.len(), page.next)
+        };
+        written += rows as u64;
+        progress.inc(rows as u64);
+        match next {
+            Some(ts) => query.after = Some(ts),
             None => return Ok(written),
         }
     }
