@@ -196,6 +196,13 @@ pub(crate) async fn start(
 
 /// The error response of an alert operation.
 pub(crate) fn api_error(error: AlertError) -> ApiError {
+    if error.is_unavailable() {
+        tracing::warn!(error = %error, "alert store unavailable");
+        return ApiError::new(
+            ErrorCode::Unavailable,
+            "the alert store is unavailable; retry shortly",
+        );
+    }
     if error.is_internal() {
         tracing::error!(error = %error, "alert operation failed");
         return ApiError::new(ErrorCode::Internal, "internal error; see the gateway log");
@@ -260,4 +267,7 @@ pub(crate) enum AlertErrors {
     /// `too_many_rules`, `too_many_endpoints`, `rate_limited`.
     #[response(status = 429)]
     TooMany(protocol::ErrorBody),
+    /// `unavailable`: the cluster's alert store (PostgreSQL) cannot be reached; retry.
+    #[response(status = 503)]
+    Unavailable(protocol::ErrorBody),
 }

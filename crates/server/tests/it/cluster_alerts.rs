@@ -370,3 +370,56 @@ async fn rules_are_shared_each_firing_is_delivered_once_and_a_standby_edge_takes
     survivor.stop().await.unwrap();
     ingest.stop().await.unwrap();
 }
+
+/// A node whose PostgreSQL goes away answers the alert routes `503 unavailable` (keys keep
+/// verifying from memory), never naming the database, and serves them again once it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_loses_postgres_answers_unavailable_on_alert_routes_and_recovers() {
+    let Some(env) = Env::new("alerts_lost") else {
+        return;
+    };
+    let rest = env.postgres.split_once("://").unwrap().1;
+    let (user, rest) = rest.split_once('@').map_or(("", rest), |(u, r)| (u, r));
+    let target = rest.split(['/', '?']).next().unwrap().to_string();
+    let path = &rest[target.len()..];
+    let mut link = crate::cluster_nonces::Cuttable::to(target.clone()).await;
+    let user = if user.is_empty() {
+        String::new()
+    } else {
+        format!("{user}@")
+    };
+    let (acme, _) = keys(&env).await;
+    let mut config = sealing_config(&format!("lost-{}", env.prefix));
+    config.cluster.postgres_url = format!("postgres://{user}{}{path}", link.addr);
+    config.cluster.postgres_schema = env.schema.clone();
+    let gateway = start(config).await;
+    let http = Http::new(&gateway);
+    let (status, body) = call(&http, Method::GET, "/v1/alerts", &acme, json!(null)).await;
+    assert_eq!(status, 200, "{body}");
+
+    link.cut();
+    for path in ["/v1/alerts", "/v1/webhooks", "/v1/alerts/firings"] {
+        let (status, body) = call(&http, Method::GET, path, &acme, json!(null)).await;
+        assert_eq!(
+            (status, &body["code"]),
+            (503, &"unavailable".into()),
+            "{path}: {body}"
+        );
+        assert!(!body.to_string().contains(&target), "{body}");
+    }
+
+    let addr = link.addr.clone();
+    drop(link);
+    let _back = crate::cluster_nonces::Cuttable::to_at(target, &addr).await;
+    within(Duration::from_secs(20), "alert routes served again", || {
+        let (http, acme) = (&http, &acme);
+        async move {
+            call(http, Method::GET, "/v1/alerts", acme, json!(null))
+                .await
+                .0
+                == 200
+        }
+    })
+    .await;
+    gateway.stop().await.unwrap();
+}
