@@ -1,7 +1,7 @@
 //! Alerts in the gateway: the REST routes (`rules`: `/v1/alerts`, `webhooks`:
 //! `/v1/webhooks`, both scope `alerts:write`), and the tasks behind them: one evaluator per
 //! venue plus one for cross-venue rules (in a cluster, one per partition across the cluster:
-//! see [`start`]), and the webhook delivery worker.
+//! see `start`), and the webhook delivery worker.
 //!
 //! The caller's principal owns what it creates (a rotated key keeps its principal, so it keeps
 //! its rules). Errors map to stable codes; an internal one is logged, never sent.
