@@ -72,12 +72,40 @@ impl AlertError {
             Self::Conflict(_) => ErrorCode::Conflict,
             // Like an hmac key: a webhook secret cannot be stored without a master key.
             Self::Envelope(EnvelopeError::NoMasterKey) => ErrorCode::BadRequest,
+            // A shared store (PostgreSQL) that cannot be reached: retry later, like history.
+            Self::Store(e) if e.is_unavailable() => ErrorCode::Unavailable,
             Self::Envelope(_) | Self::Store(_) => ErrorCode::Internal,
         }
+    }
+
+    /// Whether the store behind the operation is unreachable (`unavailable`, 503): logged,
+    /// answered without its details.
+    pub fn is_unavailable(&self) -> bool {
+        self.code() == ErrorCode::Unavailable
     }
 
     /// Whether the caller can fix it (a 4xx) rather than the gateway (logged, `internal`).
     pub fn is_internal(&self) -> bool {
         self.code() == ErrorCode::Internal
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_that_cannot_be_reached_is_unavailable_not_internal() {
+        let cases = [
+            (
+                StoreError::Unavailable("connection refused".into()),
+                ErrorCode::Unavailable,
+            ),
+            (StoreError::Corrupt("bad row".into()), ErrorCode::Internal),
+            (StoreError::Conflict("rev".into()), ErrorCode::Conflict),
+        ];
+        for (error, code) in cases {
+            assert_eq!(AlertError::from(error).code(), code);
+        }
     }
 }

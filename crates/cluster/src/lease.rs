@@ -1,5 +1,5 @@
-//! One active ingest per venue: a lease in a NATS KV bucket whose entries expire `lease_ttl`
-//! after their last write. The owner renews it every `ttl / 3` with a compare-and-set on the
+//! One active ingest per venue (and one node per exclusive task, [`crate::exclusive`]): a
+//! lease in a NATS KV bucket whose entries expire `lease_ttl` after their last write. The owner renews it every `ttl / 3` with a compare-and-set on the
 //! revision it holds; anyone else can create the key only once it has expired. The revision is
 //! the fencing token: a renewal with a stale revision fails, and the forwarder stops at once.
 
@@ -63,8 +63,18 @@ pub(crate) async fn kv_bucket(
 
 /// The KV key of a venue: `venue.` and the name with bytes outside `[A-Za-z0-9-]` as `=XX`.
 pub fn key(venue: &str) -> String {
-    let mut out = String::from("venue.");
-    for b in venue.bytes() {
+    escaped("venue.", venue)
+}
+
+/// The KV key of an exclusive task ([`crate::exclusive`]): `task.` and the name escaped like a
+/// venue's, so a task never shares a key with a venue.
+pub fn task_key(name: &str) -> String {
+    escaped("task.", name)
+}
+
+fn escaped(prefix: &str, name: &str) -> String {
+    let mut out = String::from(prefix);
+    for b in name.bytes() {
         if b.is_ascii_alphanumeric() || b == b'-' {
             out.push(char::from(b));
         } else {
@@ -91,7 +101,17 @@ impl Lease {
         venue: &str,
         node: &str,
     ) -> Result<Option<Self>, ClusterError> {
-        let key = key(venue);
+        Self::acquire_key(store, key(venue), venue, node).await
+    }
+
+    /// Takes the lease under `key` (named `label` in errors and logs) if nobody holds it.
+    pub async fn acquire_key(
+        store: &kv::Store,
+        key: String,
+        label: &str,
+        node: &str,
+    ) -> Result<Option<Self>, ClusterError> {
+        let venue = label;
         let node = Bytes::copy_from_slice(node.as_bytes());
         match store.create(&key, node.clone()).await {
             Ok(revision) => Ok(Some(Self {
@@ -179,5 +199,7 @@ mod tests {
         for (venue, key) in cases {
             assert_eq!(super::key(venue), key);
         }
+        assert_eq!(super::task_key("alerts-cross"), "task.alerts-cross");
+        assert_eq!(super::task_key("alerts-a.b"), "task.alerts-a=2Eb");
     }
 }

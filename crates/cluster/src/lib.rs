@@ -10,6 +10,8 @@
 //! - [`subject`]: subject, stream and header names (one prefix per cluster).
 //! - `streams`: creating the two streams and their retention.
 //! - [`lease`]: one active ingest per venue, by a lease in NATS KV with a TTL.
+//! - [`exclusive`]: tasks that run on exactly one node of the cluster (each alert
+//!   partition's evaluator), gated by a lease of their own in the same bucket.
 //! - `batch`: several frames of one channel in one JetStream message (one acknowledged
 //!   publish per batch).
 //! - [`forwarder`]: ingest side, every local hub frame and a snapshot record per channel to
@@ -22,6 +24,7 @@
 //!   by the edges (which run no connector).
 
 mod batch;
+pub mod exclusive;
 pub mod failover;
 pub mod feeder;
 pub mod forwarder;

@@ -44,8 +44,9 @@ pub struct ClusterConfig {
     /// The longest one Redis call (nonce, rate limit, WebSocket cap) may take before the
     /// request it serves is refused `unavailable`, in ms.
     pub redis_timeout_ms: u64,
-    /// PostgreSQL shared by all nodes for keys and the audit log (`postgres://` or
-    /// `postgresql://`); empty: the embedded database under `server.data_dir`.
+    /// PostgreSQL shared by all nodes for keys, the audit log, the history and alerts
+    /// (`postgres://` or `postgresql://`); empty: the embedded databases under
+    /// `server.data_dir`.
     pub postgres_url: String,
     /// The schema (in `postgres_url`'s database) holding this cluster's tables; created if
     /// missing. Clusters sharing one database use different schemas.

@@ -14,12 +14,16 @@
 //! each venue it owns to the bus, an edge adds what it reads to its [`Market`], so
 //! `/v1/instruments` and the REST history checks answer on an edge as on the ingest.
 //!
+//! An edge also competes for the leases of exclusive tasks ([`cluster::exclusive`]): each
+//! alert partition is evaluated by one edge of the cluster at a time (`crate::alerts::start`).
+//!
 //! Both record the bus state for `/readyz` ([`BusStatus`]).
 
 use crate::cluster_config::ClusterRole;
 use crate::config::Config;
 use crate::server_error::ServerError;
 use cluster::ClusterOptions;
+use cluster::exclusive::Exclusive;
 use cluster::failover::LeaseGate;
 use cluster::feeder::FeederStats;
 use cluster::forwarder::ForwarderStats;
@@ -44,6 +48,8 @@ pub enum BusStatus {
     Edge {
         stats: Arc<FeederStats>,
         instruments: Arc<InstrumentStats>,
+        /// Tasks that run on one edge of the cluster at a time (alert evaluators).
+        exclusive: Arc<Exclusive>,
     },
 }
 
@@ -68,6 +74,14 @@ impl BusStatus {
         match self {
             Self::Ingest { leases, .. } => Some(leases.owned()),
             Self::Edge { .. } => None,
+        }
+    }
+
+    /// The exclusive tasks this edge runs now (`None` on an ingest).
+    pub fn tasks(&self) -> Option<Vec<String>> {
+        match self {
+            Self::Ingest { .. } => None,
+            Self::Edge { exclusive, .. } => Some(exclusive.running()),
         }
     }
 
@@ -166,12 +180,19 @@ pub async fn start(
                 })
             };
             let instruments = cluster::instruments::start_watcher(
-                client,
+                client.clone(),
                 options.clone(),
                 sink,
                 shutdown.clone(),
             );
-            BusStatus::Edge { stats, instruments }
+            let exclusive = Exclusive::start(client, &options)
+                .await
+                .map_err(ServerError::Cluster)?;
+            BusStatus::Edge {
+                stats,
+                instruments,
+                exclusive,
+            }
         }
         ClusterRole::All => return Ok(None),
     };
@@ -261,7 +282,17 @@ pub fn render_metrics(bus: Option<&BusStatus>, out: &mut String) {
                 load(&instruments.errors),
             );
         }
-        BusStatus::Edge { stats, instruments } => {
+        BusStatus::Edge {
+            stats,
+            instruments,
+            exclusive,
+        } => {
+            metric(
+                "tickgate_bus_exclusive_tasks",
+                "gauge",
+                "Exclusive tasks (alert partitions' evaluators) this edge runs because it holds their lease.",
+                exclusive.running().len() as u64,
+            );
             metric(
                 "tickgate_bus_frames_replicated_total",
                 "counter",

@@ -351,11 +351,14 @@ impl Gateway {
         }
 
         let (auth, maintenance) = start_auth(&config, &shutdown).await?;
+        // The bus before alerts: in a cluster the evaluators are gated by leases on it.
+        let bus = crate::cluster_node::start(&config, &local_hub, &market, &shutdown).await?;
         let (alerts, alert_tasks) = crate::alerts::start(
             &config,
             hub.clone(),
             auth.service.ring().clone(),
             venue_names,
+            crate::alerts::placement(&config, bus.as_ref()),
             &shutdown,
         )
         .await?;
@@ -387,7 +390,6 @@ impl Gateway {
                 ));
             }
         }
-        let bus = crate::cluster_node::start(&config, &local_hub, &market, &shutdown).await?;
         if config.consolidated.enabled && runs_venues {
             let groups = config.consolidated_groups()?;
             let consolidator = ingest::consolidate::Consolidator::new(

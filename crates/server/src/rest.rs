@@ -231,6 +231,10 @@ struct BusReadiness {
     /// standby).
     #[serde(skip_serializing_if = "Option::is_none")]
     venues_owned: Option<Vec<String>>,
+    /// On an edge: the exclusive tasks it runs because it holds their lease
+    /// (`alerts-<partition>`: the alert partitions it evaluates; empty on a standby).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tasks: Option<Vec<String>>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -337,6 +341,7 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
             },
             channels: bus.channels(),
             venues_owned: bus.owned(),
+            tasks: bus.tasks(),
         }
     });
     let status = if ready {

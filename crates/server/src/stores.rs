@@ -1,5 +1,5 @@
-//! Which key store and audit log a node uses, and how it learns of key changes made by other
-//! nodes.
+//! Which key store and audit log (and alert store) a node uses, and how it learns of key
+//! changes made by other nodes.
 //!
 //! - `[cluster] postgres_url` empty: the embedded SQLite database in `server.data_dir`; other
 //!   processes' changes (the CLI) arrive by the maintenance poll (`auth.poll_interval_ms`).
@@ -9,6 +9,12 @@
 //!   round trip, not a poll interval. When that connection is down the node says so
 //!   (`/readyz` `key_store.changes = "polling"`, metric `tickgate_key_changes_listening 0`),
 //!   keeps polling, and reconnects with a backoff.
+//!
+//! The alert store (rules, webhook endpoints and the outbox, [`open_alerts_blocking`]) follows
+//! the same setting: `tickgate.db` on a single node, the cluster's PostgreSQL schema when
+//! `postgres_url` is set, so every node lists the same rules and shares one outbox. Other
+//! nodes' rule changes reach the evaluators by their poll of the rule change feed
+//! (`alerts.poll_interval_ms`).
 
 use crate::ServerError;
 use crate::config::Config;
@@ -158,6 +164,23 @@ pub fn open_blocking(config: &Config) -> Result<Opened, store::StoreError> {
         None => Ok(Opened::Sqlite(
             store::keys_sqlite::SqliteKeyStore::open_dir(&config.server.data_dir)?,
         )),
+    }
+}
+
+/// Opens (creating and migrating) the alert store this configuration names: PostgreSQL in
+/// `cluster.postgres_schema` when `cluster.postgres_url` is set, else `tickgate.db` in the
+/// data directory. Blocks, like [`open_blocking`].
+pub fn open_alerts_blocking(
+    config: &Config,
+) -> Result<Arc<dyn ::alerts::Store>, store::StoreError> {
+    match config.cluster.postgres() {
+        Some(url) => Ok(Arc::new(store::alerts_postgres::PgAlertStore::open(
+            url,
+            &config.cluster.postgres_schema,
+        )?)),
+        None => Ok(Arc::new(store::alerts_sqlite::SqliteAlertStore::open_dir(
+            &config.server.data_dir,
+        )?)),
     }
 }
 

@@ -1,6 +1,6 @@
-//! Persistence: history, keys and audit behind narrow traits, with an embedded SQLite
-//! implementation (the default, no service needed) and, for keys, audit and history,
-//! PostgreSQL (cluster mode, feature `postgres`).
+//! Persistence: history, keys, audit and alerts behind narrow traits, with an embedded SQLite
+//! implementation (the default, no service needed) and PostgreSQL for each of them (cluster
+//! mode, feature `postgres`).
 //!
 //! # Layout
 //!
@@ -30,15 +30,18 @@
 //! - [`postgres`] (feature `postgres`): connection settings, a small pool and schema migrations
 //!   for the cluster backends: [`keys_postgres`] (keys, with a commit-ordered change counter
 //!   and a `NOTIFY` wake-up), [`security_postgres`] and [`audit_postgres`] (one chain across
-//!   nodes, appends serialized in the database) and [`history_postgres`]. Alerts and the
-//!   outbox stay SQLite.
+//!   nodes, appends serialized in the database), [`history_postgres`], and [`alerts_postgres`]
+//!   / [`outbox_postgres`] (rules with a commit-ordered change number, an outbox whose claims
+//!   are exclusive across nodes by `FOR UPDATE SKIP LOCKED`).
 //!
 //! Each concept gets a trait file and one file per backend, named `<concept>.rs`,
-//! `<concept>_sqlite.rs` and `<concept>_postgres.rs` (keys, security, audit and history so far), with one
+//! `<concept>_sqlite.rs` and `<concept>_postgres.rs` (keys, security, audit, history, alerts and the outbox), with one
 //! contract test suite that every backend must pass (`tests/history/contract.rs` for history,
 //! `tests/keys_contract.rs` and `tests/audit_tamper.rs`, `tests/alerts_contract.rs`).
 
 pub mod alerts;
+#[cfg(feature = "postgres")]
+pub mod alerts_postgres;
 pub mod alerts_sqlite;
 pub mod audit;
 #[cfg(feature = "postgres")]
@@ -56,6 +59,8 @@ pub mod keys;
 pub mod keys_postgres;
 pub mod keys_sqlite;
 pub mod outbox;
+#[cfg(feature = "postgres")]
+pub mod outbox_postgres;
 pub mod outbox_sqlite;
 #[cfg(feature = "postgres")]
 pub mod postgres;

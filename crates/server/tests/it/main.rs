@@ -13,6 +13,7 @@ mod auth_signed;
 mod auth_ws_signed;
 mod auth_ws_token;
 mod book_stream;
+mod cluster_alerts;
 mod cluster_bus;
 mod cluster_history;
 mod cluster_keys;

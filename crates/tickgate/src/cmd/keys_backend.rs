@@ -12,7 +12,6 @@ use client::Credentials;
 use serde_json::{Value, json};
 use server::Config;
 use std::path::PathBuf;
-use store::alerts_sqlite::SqliteAlertStore;
 use store::audit::hex32;
 use store::keys::{Granularity, KeyFilter, KeyKind, KeyStatus};
 
@@ -50,7 +49,7 @@ pub enum Backend {
         service: KeyService,
         actor: String,
         /// Where the offline stores live (the alert store is opened only by `rewrap`).
-        data_dir: PathBuf,
+        config: Box<Config>,
     },
     Online {
         client: reqwest::Client,
@@ -123,7 +122,7 @@ impl Backend {
         Ok(Self::Offline {
             service,
             actor: format!("cli:{user}"),
-            data_dir: config.server.data_dir.clone(),
+            config: Box::new(config),
         })
     }
 
@@ -481,14 +480,16 @@ impl Backend {
             Self::Offline {
                 service,
                 actor,
-                data_dir,
+                config,
             } => {
                 let count = service.rewrap(actor, now())?;
                 // Webhook signing secrets (docs/alerts.md) are sealed under the same master keys.
-                let alerts = SqliteAlertStore::open_dir(data_dir)
-                    .with_context(|| format!("cannot open {}", data_dir.display()))?;
+                // In the data directory, or the cluster's PostgreSQL (`[cluster] postgres_url`).
+                let alerts = server::stores::open_alerts_blocking(config).with_context(|| {
+                    format!("cannot open {}", server::stores::Opened::describe(config))
+                })?;
                 let webhooks = alerts::webhook::rewrap::rewrap_endpoint_secrets(
-                    &alerts,
+                    &*alerts,
                     service.ring(),
                     service.audit().as_ref(),
                     actor,
