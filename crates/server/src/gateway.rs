@@ -71,12 +71,12 @@ pub fn routes() -> Vec<Route> {
         route("/v1/oi", Some(Scope::MarketRead), get(crate::rest_perp::oi)),
         route(
             "/v1/funding/history",
-            Some(Scope::MarketRead),
+            Some(Scope::HistoryRead),
             get(crate::rest_history::funding_history),
         ),
         route(
             "/v1/oi/history",
-            Some(Scope::MarketRead),
+            Some(Scope::HistoryRead),
             get(crate::rest_history::oi_history),
         ),
         route(

@@ -4,10 +4,12 @@
 //! history instead, exactly as `/v1/funding/history` and `/v1/oi/history` do.
 
 use crate::api_error::ApiError;
+use crate::auth::Principal;
 use crate::query_params::{Params, QueryParams};
 use crate::rest_history::{PerpParams, funding_page, oi_page};
 use crate::state::AppState;
 use axum::Json;
+use axum::extract::Extension;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use model::{Channel, ChannelKind};
@@ -72,9 +74,10 @@ fn latest(
 )]
 pub(crate) async fn funding(
     State(state): State<AppState>,
+    principal: Option<Extension<Principal>>,
     params: Params,
 ) -> Result<Response, ApiError> {
-    match ranged(params)? {
+    match ranged(params, principal)? {
         Ranged::Latest(params) => Ok(latest(&state, params, ChannelKind::Funding)?.into_response()),
         Ranged::History(p) => Ok(funding_page(&state, &p).await?.into_response()),
     }
@@ -86,7 +89,9 @@ enum Ranged {
     History(PerpParams),
 }
 
-fn ranged(params: Params) -> Result<Ranged, ApiError> {
+/// With a range the request reads history, so a key needs `history:read` as on
+/// `/v1/funding/history` (the route itself only required `market:read`).
+fn ranged(params: Params, principal: Option<Extension<Principal>>) -> Result<Ranged, ApiError> {
     let mut allowed = vec!["venue", "symbol"];
     allowed.extend(PerpParams::RANGE);
     let mut params = QueryParams::new(params, &allowed)?;
@@ -95,6 +100,14 @@ fn ranged(params: Params) -> Result<Ranged, ApiError> {
         .any(|k| params.params.contains_key(*k))
     {
         return Ok(Ranged::Latest(params));
+    }
+    if let Some(Extension(Principal::Key(key))) = &principal
+        && !key.view.scopes.contains(auth::Scope::HistoryRead)
+    {
+        return Err(ApiError::new(
+            ErrorCode::InsufficientScope,
+            "from, to, limit, order and cursor read stored history: the key needs the history:read scope",
+        ));
     }
     let mut take = |k: &str| params.params.remove(k);
     let missing = |k: &str| {
@@ -159,9 +172,10 @@ pub(crate) async fn mark(
 )]
 pub(crate) async fn oi(
     State(state): State<AppState>,
+    principal: Option<Extension<Principal>>,
     params: Params,
 ) -> Result<Response, ApiError> {
-    match ranged(params)? {
+    match ranged(params, principal)? {
         Ranged::Latest(params) => {
             Ok(latest(&state, params, ChannelKind::OpenInterest)?.into_response())
         }

@@ -21,6 +21,7 @@ async fn every_rejection_has_its_code_over_http() {
     let admin = offline_signer(&dir, "admin", &["keys:admin"]);
     let (_, market) = offline_key(&dir, "market", &["market:read"]);
     let (_, history) = offline_key(&dir, "history", &["history:read"]);
+    let (_, both) = offline_key(&dir, "both", &["market:read", "history:read"]);
     let (revoked_id, revoked) = offline_key(&dir, "gone", &["market:read"]);
     offline_service(&dir)
         .revoke(&revoked_id, "test", "test", model::Timestamp::now().0)
@@ -59,6 +60,32 @@ async fn every_rejection_has_its_code_over_http() {
         ("/admin/v1/keys", Some(&market), 403, "insufficient_scope"),
         ("/admin/v1/audit", None, 401, "missing_credentials"),
         (TICKER, Some(&market), 200, ""),
+        // A range on /v1/funding reads history: market:read alone is not enough; with both
+        // scopes the request reaches the instrument check (sim's BTC-USDT is spot).
+        (
+            "/v1/funding?venue=sim&symbol=BTC-USDT&from=0",
+            Some(&market),
+            403,
+            "insufficient_scope",
+        ),
+        (
+            "/v1/oi/history?venue=sim&symbol=BTC-USDT",
+            Some(&market),
+            403,
+            "insufficient_scope",
+        ),
+        (
+            "/v1/funding?venue=sim&symbol=BTC-USDT&limit=5",
+            Some(&both),
+            404,
+            "unknown_instrument",
+        ),
+        (
+            "/v1/funding?venue=sim&symbol=BTC-USDT",
+            Some(&market),
+            404,
+            "unknown_instrument",
+        ),
         ("/healthz", None, 200, ""),
         ("/metrics", None, 200, ""),
     ];
