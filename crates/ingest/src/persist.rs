@@ -2,7 +2,7 @@
 //! candles, and a perpetual's funding and open interest, sampled. Everything goes through
 //! [`HistorySink`], which never waits.
 
-use model::{Candle, Funding, Interval, OpenInterest, Symbol, Trade, Venue};
+use model::{Candle, Funding, Interval, Liquidation, OpenInterest, Symbol, Trade, Venue};
 use store::{HistoryKind, HistorySink};
 
 /// The history side of one instrument. Without a sink (history disabled) it does nothing and
@@ -19,6 +19,7 @@ pub(crate) struct InstrumentHistory {
     pending: Vec<Trade>,
     funding: Sampled<Funding>,
     oi: Sampled<OpenInterest>,
+    liquidations: bool,
 }
 
 /// A perpetual's figure as last stored, for sampling: a new value is stored when it differs
@@ -88,6 +89,7 @@ impl InstrumentHistory {
             candles: Interval::ALL.map(|i| wants(HistoryKind::Candles(i))),
             funding: Sampled::new(wants(HistoryKind::Funding), every),
             oi: Sampled::new(wants(HistoryKind::OpenInterest), every),
+            liquidations: wants(HistoryKind::Liquidations),
             sink: Some(sink.clone()),
             venue: Some(venue.clone()),
             symbol: Some(symbol.clone()),
@@ -112,6 +114,16 @@ impl InstrumentHistory {
             (store, &self.sink, &self.venue, &self.symbol)
         {
             sink.record_funding(venue, symbol, funding);
+        }
+    }
+
+    /// A perpetual's liquidations of one batch: every one is stored.
+    pub(crate) fn on_liquidations(&self, liquidations: &[Liquidation]) {
+        if !self.liquidations || liquidations.is_empty() {
+            return;
+        }
+        if let (Some(sink), Some(venue), Some(symbol)) = (&self.sink, &self.venue, &self.symbol) {
+            sink.record_liquidations(venue, symbol, liquidations.to_vec());
         }
     }
 

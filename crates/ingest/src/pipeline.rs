@@ -525,6 +525,7 @@ fn flush_instrument(inst: &mut InstrumentChannels, produced_at: Option<Timestamp
     if let Some(perp) = &mut inst.perp
         && !perp.pending_liquidations.is_empty()
     {
+        inst.history.on_liquidations(&perp.pending_liquidations);
         perp.liquidations.publish(DataMessage {
             ts,
             recv_ts,

@@ -6,7 +6,7 @@
 //! a WebSocket `trades` update.
 
 use crate::WireTrade;
-use model::{Candle, Decimal, Funding, OpenInterest};
+use model::{Candle, Decimal, Funding, Liquidation, OpenInterest};
 use serde::{Deserialize, Serialize};
 
 /// `GET /v1/trades`: trades in `(ts, arrival)` order, ascending or descending.
@@ -119,6 +119,16 @@ pub struct FundingPage {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OpenInterestPage {
     pub oi: Vec<OpenInterest>,
+    /// Pass as `cursor` to get the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /v1/liquidations`: a perpetual's stored liquidations in `(ts, arrival)` order,
+/// ascending or descending; each exactly as in a `liquidations` channel update.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LiquidationsPage {
+    pub liquidations: Vec<Liquidation>,
     /// Pass as `cursor` to get the next page; `null` on the last page.
     pub next_cursor: Option<String>,
 }

@@ -25,7 +25,9 @@ pub mod strict_json;
 pub use alerts::AlertBody;
 pub use client::{ClientOp, Credential, Login, OpError, RequestId, ResumeFrom, parse_client_op};
 pub use error::{CloseCode, ErrorCode};
-pub use history::{CandlesPage, FundingPage, HistoryCandle, OpenInterestPage, TradesPage};
+pub use history::{
+    CandlesPage, FundingPage, HistoryCandle, LiquidationsPage, OpenInterestPage, TradesPage,
+};
 pub use server::{
     CandleBody, DataMessage, ErrorBody, ServerMessage, StatusBody, WireLevel, WireTrade,
 };

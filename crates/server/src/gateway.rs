@@ -75,6 +75,11 @@ pub fn routes() -> Vec<Route> {
             get(crate::rest_history::funding_history),
         ),
         route(
+            "/v1/liquidations",
+            Some(Scope::HistoryRead),
+            get(crate::rest_history::liquidations),
+        ),
+        route(
             "/v1/oi/history",
             Some(Scope::HistoryRead),
             get(crate::rest_history::oi_history),

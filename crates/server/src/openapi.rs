@@ -27,6 +27,7 @@ use utoipa::OpenApi;
         crate::rest_history::candles,
         crate::rest_history::funding_history,
         crate::rest_history::oi_history,
+        crate::rest_history::liquidations,
         crate::rest::healthz,
         crate::rest::readyz,
         crate::rest::metrics,

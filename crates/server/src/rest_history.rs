@@ -15,8 +15,8 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use model::{Candle, Interval, Timestamp};
 use protocol::{
-    CandlesPage, ErrorBody, ErrorCode, FundingPage, HistoryCandle, OpenInterestPage, TradesPage,
-    WireTrade,
+    CandlesPage, ErrorBody, ErrorCode, FundingPage, HistoryCandle, LiquidationsPage,
+    OpenInterestPage, TradesPage, WireTrade,
 };
 use serde::Deserialize;
 use std::sync::Arc;
@@ -341,10 +341,10 @@ fn perp_query(
         order: p.order.as_deref(),
     };
     let r = history_params::resolve(&raw, kind, Timestamp::now())?;
-    let what = if kind == HistoryKind::Funding {
-        "funding"
-    } else {
-        "open interest"
+    let (what, channel_kind) = match kind {
+        HistoryKind::Funding => ("funding", model::ChannelKind::Funding),
+        HistoryKind::Liquidations => ("liquidations", model::ChannelKind::Liquidations),
+        _ => ("open interest", model::ChannelKind::OpenInterest),
     };
     let Some(history) = state.history() else {
         return Err(ApiError::new(
@@ -354,15 +354,7 @@ fn perp_query(
     };
     let served = state.market().get(&r.venue, &r.symbol).is_some();
     if served {
-        let channel = model::Channel::new(
-            if kind == HistoryKind::Funding {
-                model::ChannelKind::Funding
-            } else {
-                model::ChannelKind::OpenInterest
-            },
-            r.venue.clone(),
-            r.symbol.clone(),
-        );
+        let channel = model::Channel::new(channel_kind, r.venue.clone(), r.symbol.clone());
         if state.hub().topic(&channel.to_string()).is_none() {
             return Err(ApiError::new(
                 ErrorCode::UnknownInstrument,
@@ -477,4 +469,43 @@ pub(crate) async fn oi_page(
     })
     .await?;
     Ok(Json(OpenInterestPage { oi, next_cursor }))
+}
+
+/// A perpetual's stored liquidations in a time range, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/v1/liquidations",
+    tag = "history",
+    params(PerpParams),
+    responses(
+        (status = 200, description = "A page of liquidations in (ts, arrival) order, ascending or descending", body = LiquidationsPage),
+        (status = 400, description = "bad_param, invalid_time, invalid_range, limit_out_of_range, invalid_cursor or unknown_symbol", body = ErrorBody),
+        (status = 404, description = "not_stored (history off, or liquidations excluded) or unknown_instrument (not a perpetual)", body = ErrorBody),
+        (status = 503, description = "unavailable: the history store (PostgreSQL) cannot be reached; retry", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn liquidations(
+    State(state): State<AppState>,
+    params: Result<Query<PerpParams>, QueryRejection>,
+) -> Result<Json<LiquidationsPage>, ApiError> {
+    let Query(p) = params.map_err(bad_query)?;
+    let (history, r, served, q) = perp_query(&state, &p, HistoryKind::Liquidations)?;
+    let q = TradeQuery {
+        venue: q.venue,
+        symbol: q.symbol,
+        from: q.from,
+        to: q.to,
+        order: q.order,
+        after: r.after.map(|(ts, seq)| TradeKey { ts, seq }),
+        limit: q.limit,
+    };
+    let page = query(&history, &r, served, move |store| {
+        let page = store.liquidations(&q)?;
+        Ok((page.rows.is_empty(), page))
+    })
+    .await?;
+    Ok(Json(LiquidationsPage {
+        liquidations: page.rows.into_iter().map(|l| l.liquidation).collect(),
+        next_cursor: page.next.map(|k| r.next_cursor((k.ts, k.seq))),
+    }))
 }

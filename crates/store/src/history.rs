@@ -23,7 +23,9 @@
 //!   and changes nothing ([`merge_candle`]).
 //! - **Idempotent perpetual figures**: a funding or open-interest row is identified by
 //!   `(venue, symbol, kind, exchange ts)`; a second one for the same key (the standby ingest
-//!   stored it too) stores nothing.
+//!   stored it too) stores nothing. A liquidation is identified by `(venue, symbol, exchange
+//!   ts, side, price, size)` (venues give liquidations no id): two identical in all of these are
+//!   one row.
 //! - **Retention**: [`HistoryStore::purge`] deletes exactly the rows whose time (`ts` for
 //!   trades, funding and open interest, `start` for candles) is strictly before the cutoff, at
 //!   most `max_rows` per call.
@@ -33,7 +35,8 @@
 
 use crate::StoreError;
 use model::{
-    Candle, Decimal, Funding, Interval, OpenInterest, Side, Symbol, Timestamp, Trade, Venue,
+    Candle, Decimal, Funding, Interval, Liquidation, OpenInterest, Side, Symbol, Timestamp, Trade,
+    Venue,
 };
 use std::fmt;
 use std::str::FromStr;
@@ -48,11 +51,13 @@ pub enum HistoryKind {
     Funding,
     /// A perpetual's open interest as published.
     OpenInterest,
+    /// A perpetual's liquidations, every one.
+    Liquidations,
 }
 
 impl HistoryKind {
     /// How many kinds there are (the length of per-kind counter arrays).
-    pub const COUNT: usize = 9;
+    pub const COUNT: usize = 10;
 
     /// Every kind: trades, candles by interval, funding, open interest.
     pub const ALL: [HistoryKind; Self::COUNT] = [
@@ -65,6 +70,7 @@ impl HistoryKind {
         Self::Candles(Interval::D1),
         Self::Funding,
         Self::OpenInterest,
+        Self::Liquidations,
     ];
 
     /// Position in [`HistoryKind::ALL`] (for per-kind counters).
@@ -74,12 +80,16 @@ impl HistoryKind {
             Self::Candles(i) => 1 + Interval::ALL.iter().position(|x| *x == i).unwrap_or(0),
             Self::Funding => 7,
             Self::OpenInterest => 8,
+            Self::Liquidations => 9,
         }
     }
 
-    /// Whether this is a perpetual's figure (funding or open interest).
+    /// Whether this is a perpetual's (funding, open interest, liquidations).
     pub fn is_perp(self) -> bool {
-        matches!(self, Self::Funding | Self::OpenInterest)
+        matches!(
+            self,
+            Self::Funding | Self::OpenInterest | Self::Liquidations
+        )
     }
 }
 
@@ -90,6 +100,7 @@ impl fmt::Display for HistoryKind {
             Self::Candles(i) => write!(f, "candles.{i}"),
             Self::Funding => f.write_str("funding"),
             Self::OpenInterest => f.write_str("oi"),
+            Self::Liquidations => f.write_str("liquidations"),
         }
     }
 }
@@ -102,7 +113,7 @@ impl FromStr for HistoryKind {
             .find(|k| k.to_string() == s)
             .ok_or_else(|| {
                 format!(
-                    "unknown kind {:?}: expected trades, candles.<1s|1m|5m|15m|1h|1d>, funding or oi",
+                    "unknown kind {:?}: expected trades, candles.<1s|1m|5m|15m|1h|1d>, funding, oi or liquidations",
                     s.chars().take(32).collect::<String>()
                 )
             })
@@ -177,12 +188,19 @@ pub enum Record {
         symbol: Symbol,
         oi: OpenInterest,
     },
+    /// A perpetual's liquidations of one ingest batch, in the order received.
+    Liquidations {
+        venue: Venue,
+        symbol: Symbol,
+        liquidations: Vec<Liquidation>,
+    },
 }
 
 impl Record {
     pub fn rows(&self) -> usize {
         match self {
             Self::Trades { trades, .. } => trades.len(),
+            Self::Liquidations { liquidations, .. } => liquidations.len(),
             Self::Candle { .. } | Self::Funding { .. } | Self::OpenInterest { .. } => 1,
         }
     }
@@ -193,6 +211,7 @@ impl Record {
             Self::Candle { candle, .. } => HistoryKind::Candles(candle.interval),
             Self::Funding { .. } => HistoryKind::Funding,
             Self::OpenInterest { .. } => HistoryKind::OpenInterest,
+            Self::Liquidations { .. } => HistoryKind::Liquidations,
         }
     }
 
@@ -202,7 +221,8 @@ impl Record {
             Self::Trades { venue, symbol, .. }
             | Self::Candle { venue, symbol, .. }
             | Self::Funding { venue, symbol, .. }
-            | Self::OpenInterest { venue, symbol, .. } => (venue, symbol),
+            | Self::OpenInterest { venue, symbol, .. }
+            | Self::Liquidations { venue, symbol, .. } => (venue, symbol),
         }
     }
 }
@@ -220,7 +240,15 @@ pub struct StoredTrade {
     pub ts: Timestamp,
 }
 
-/// A position in a trades query: the last row returned.
+/// A stored liquidation: the wire fields plus the store's sequence number (the pagination
+/// tie-breaker, as for trades).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredLiquidation {
+    pub seq: i64,
+    pub liquidation: Liquidation,
+}
+
+/// A position in a trades (or liquidations) query: the last row returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TradeKey {
     pub ts: i64,
@@ -367,6 +395,13 @@ pub trait HistoryStore: Send + Sync + fmt::Debug {
     /// A page of a perpetual's stored open interest, ordered by `ts`.
     fn open_interest(&self, query: &PerpQuery) -> Result<Page<OpenInterest, i64>, StoreError>;
 
+    /// A page of a perpetual's stored liquidations: the same range, order and cursor rules as
+    /// trades (`(ts, seq)`).
+    fn liquidations(
+        &self,
+        query: &TradeQuery,
+    ) -> Result<Page<StoredLiquidation, TradeKey>, StoreError>;
+
     /// Rows of `kind` for one instrument in `[from, to)` (for progress reporting).
     fn count(
         &self,
@@ -414,7 +449,7 @@ mod tests {
             "candles.2m",
             "book",
             "mark",
-            "liquidations",
+            "liquidation",
         ] {
             assert!(bad.parse::<HistoryKind>().is_err(), "{bad:?}");
         }

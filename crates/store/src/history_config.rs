@@ -43,6 +43,7 @@ impl Default for HistoryConfig {
                 "candles.*:*:*".into(),
                 "funding:*:*".into(),
                 "oi:*:*".into(),
+                "liquidations:*:*".into(),
             ],
             exclude: Vec::new(),
             queue_rows: 200_000,
@@ -71,6 +72,8 @@ pub struct RetentionConfig {
     pub funding: Retention,
     /// Perpetuals' open interest (sampled like funding).
     pub oi: Retention,
+    /// Perpetuals' liquidations (every one).
+    pub liquidations: Retention,
 }
 
 impl Default for RetentionConfig {
@@ -86,6 +89,7 @@ impl Default for RetentionConfig {
             candles_1d: Retention::Forever,
             funding: Retention::Forever,
             oi: days(90),
+            liquidations: days(90),
         }
     }
 }
@@ -102,6 +106,7 @@ impl RetentionConfig {
             HistoryKind::Candles(Interval::D1) => self.candles_1d,
             HistoryKind::Funding => self.funding,
             HistoryKind::OpenInterest => self.oi,
+            HistoryKind::Liquidations => self.liquidations,
         }
     }
 }

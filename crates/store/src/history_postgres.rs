@@ -14,6 +14,8 @@
 //! - `history_perp`: perpetuals' funding (`kind` 1: rate, predicted rate, next funding time)
 //!   and open interest (`kind` 2: base size, quote value), keyed by `(inst, kind, ts)`; a row
 //!   written twice (both ingests of a venue) is skipped.
+//! - `history_liquidations`: like trades (an identity `seq`), unique over `(inst, ts, sell,
+//!   price, size)` since venues give liquidations no id.
 //!
 //! **Idempotent writes.** A trade is identified by `(instrument, exchange ts, venue trade id)`:
 //! the same trade written again (by a second ingest node, or after a restart that re-received
@@ -37,11 +39,13 @@
 use crate::StoreError;
 use crate::history::{
     CandleQuery, DiskUsage, HistoryBatch, HistoryKind, HistoryStore, Order, Page, PerpQuery,
-    PerpRow, Record, StoredTrade, TradeKey, TradeQuery, funding_page, merge_candle,
-    open_interest_page,
+    PerpRow, Record, StoredLiquidation, StoredTrade, TradeKey, TradeQuery, funding_page,
+    merge_candle, open_interest_page,
 };
 use crate::postgres::{PgPool, migrate};
-use model::{Candle, Decimal, Funding, Interval, OpenInterest, Side, Symbol, Timestamp, Venue};
+use model::{
+    Candle, Decimal, Funding, Interval, Liquidation, OpenInterest, Side, Symbol, Timestamp, Venue,
+};
 use parking_lot::Mutex;
 use postgres::{GenericClient, Row};
 use std::collections::{BTreeMap, HashMap};
@@ -91,7 +95,23 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (inst, kind, ts)
     );
 ",
+    "
+    CREATE TABLE history_liquidations (
+        seq BIGINT GENERATED ALWAYS AS IDENTITY,
+        inst INTEGER NOT NULL,
+        ts BIGINT NOT NULL,
+        sell BOOLEAN NOT NULL,
+        price NUMERIC NOT NULL,
+        size NUMERIC NOT NULL,
+        CONSTRAINT history_liquidations_natural UNIQUE (inst, ts, sell, price, size)
+    );
+",
 ];
+
+const INSERT_LIQUIDATION: &str = "
+    INSERT INTO history_liquidations (inst, ts, sell, price, size)
+    VALUES ($1, $2, $3, $4::text::numeric, $5::text::numeric)
+    ON CONFLICT ON CONSTRAINT history_liquidations_natural DO NOTHING";
 
 const INSERT_PERP: &str = "
     INSERT INTO history_perp (inst, kind, ts, value, extra, next_ts)
@@ -308,7 +328,7 @@ impl PgHistory {
                     oi.oi_value.map(|d| d.to_string()),
                     None,
                 )),
-                Record::Trades { .. } | Record::Candle { .. } => {}
+                Record::Trades { .. } | Record::Candle { .. } | Record::Liquidations { .. } => {}
             }
         }
         if !perp.is_empty() {
@@ -316,6 +336,27 @@ impl PgHistory {
             let insert = tx.prepare(INSERT_PERP)?;
             for (inst, kind, ts, value, extra, next) in &perp {
                 rows += tx.execute(&insert, &[inst, kind, ts, value, extra, next])? as usize;
+            }
+        }
+        // Liquidations: few, one statement each, instruments in id order.
+        let mut liquidation_records: Vec<(i32, &Record)> = batch
+            .records
+            .iter()
+            .filter(|r| matches!(r, Record::Liquidations { .. }))
+            .map(|r| (id_of(r), r))
+            .collect();
+        if !liquidation_records.is_empty() {
+            liquidation_records.sort_by_key(|(inst, _)| *inst);
+            let insert = tx.prepare(INSERT_LIQUIDATION)?;
+            for (inst, record) in liquidation_records {
+                let Record::Liquidations { liquidations, .. } = record else {
+                    continue;
+                };
+                for l in liquidations {
+                    let sell = matches!(l.side, Side::Sell);
+                    let (price, size) = (l.price.to_string(), l.size.to_string());
+                    rows += tx.execute(&insert, &[&inst, &l.ts.0, &sell, &price, &size])? as usize;
+                }
             }
         }
         tx.commit()?;
@@ -651,6 +692,73 @@ impl HistoryStore for PgHistory {
         ))
     }
 
+    fn liquidations(
+        &self,
+        q: &TradeQuery,
+    ) -> Result<Page<StoredLiquidation, TradeKey>, StoreError> {
+        self.pool.with(|client| {
+            let Some(inst) = self.lookup(client, &q.venue, &q.symbol)? else {
+                return Ok(empty());
+            };
+            // The same keyset paging as trades.
+            let (mut lo, mut hi) = (q.from.0, q.to.0);
+            let (cursor_ts, cursor_seq) = q.after.map_or((i64::MIN, 0), |k| (k.ts, k.seq));
+            let sql = match q.order {
+                Order::Asc => {
+                    lo = lo.max(cursor_ts);
+                    "SELECT seq, ts, sell, price::text, size::text FROM history_liquidations
+                     WHERE inst = $1 AND ts >= $2 AND ts < $3 AND NOT (ts = $4 AND seq <= $5)
+                     ORDER BY ts, seq LIMIT $6"
+                }
+                Order::Desc => {
+                    if q.after.is_some() {
+                        hi = hi.min(cursor_ts.saturating_add(1));
+                    }
+                    "SELECT seq, ts, sell, price::text, size::text FROM history_liquidations
+                     WHERE inst = $1 AND ts >= $2 AND ts < $3 AND NOT (ts = $4 AND seq >= $5)
+                     ORDER BY ts DESC, seq DESC LIMIT $6"
+                }
+            };
+            let found = client.query(
+                sql,
+                &[
+                    &inst,
+                    &lo,
+                    &hi,
+                    &cursor_ts,
+                    &cursor_seq,
+                    &limit_param(q.limit),
+                ],
+            )?;
+            let mut out = Vec::with_capacity(found.len());
+            for r in &found {
+                out.push(StoredLiquidation {
+                    seq: r.try_get(0)?,
+                    liquidation: Liquidation {
+                        side: if r.try_get::<_, bool>(2)? {
+                            Side::Sell
+                        } else {
+                            Side::Buy
+                        },
+                        price: decimal(r, 3)?,
+                        size: decimal(r, 4)?,
+                        ts: Timestamp(r.try_get(1)?),
+                    },
+                });
+            }
+            let next = if out.len() > q.limit {
+                out.truncate(q.limit);
+                out.last().map(|l| TradeKey {
+                    ts: l.liquidation.ts.0,
+                    seq: l.seq,
+                })
+            } else {
+                None
+            };
+            Ok(Page { rows: out, next })
+        })
+    }
+
     fn count(
         &self,
         kind: HistoryKind,
@@ -676,6 +784,13 @@ impl HistoryStore for PgHistory {
                         "SELECT count(*) FROM history_candles
                          WHERE inst = $1 AND interval_secs = $2 AND start >= $3 AND start < $4",
                         &[&inst, &interval_secs(interval), &from.0, &to.0],
+                    )?
+                    .try_get(0)?,
+                HistoryKind::Liquidations => client
+                    .query_one(
+                        "SELECT count(*) FROM history_liquidations
+                         WHERE inst = $1 AND ts >= $2 AND ts < $3",
+                        &[&inst, &from.0, &to.0],
                     )?
                     .try_get(0)?,
                 HistoryKind::Funding | HistoryKind::OpenInterest => client
@@ -742,6 +857,12 @@ impl HistoryStore for PgHistory {
                             WHERE inst = $1 AND interval_secs = $2 AND start < $3 LIMIT $4))",
                         &[&inst, &interval_secs(interval), &cutoff.0, &budget],
                     )?,
+                    HistoryKind::Liquidations => tx.execute(
+                        "DELETE FROM history_liquidations WHERE ctid = ANY (ARRAY(
+                            SELECT ctid FROM history_liquidations
+                            WHERE inst = $1 AND ts < $2 LIMIT $3))",
+                        &[&inst, &cutoff.0, &budget],
+                    )?,
                     HistoryKind::Funding | HistoryKind::OpenInterest => tx.execute(
                         "DELETE FROM history_perp WHERE ctid = ANY (ARRAY(
                             SELECT ctid FROM history_perp
@@ -765,7 +886,7 @@ impl HistoryStore for PgHistory {
                      WHERE n.nspname = current_schema() AND c.relkind = 'r'
                        AND c.relname IN
                            ('history_instruments', 'history_trades', 'history_candles',
-                            'history_perp')",
+                            'history_perp', 'history_liquidations')",
                     &[],
                 )?
                 .try_get(0)?;

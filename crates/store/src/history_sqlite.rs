@@ -15,11 +15,13 @@
 
 use crate::history::{
     CandleQuery, DiskUsage, HistoryBatch, HistoryKind, HistoryStore, Order, Page, PerpQuery,
-    PerpRow, Record, StoredTrade, TradeKey, TradeQuery, funding_page, merge_candle,
-    open_interest_page,
+    PerpRow, Record, StoredLiquidation, StoredTrade, TradeKey, TradeQuery, funding_page,
+    merge_candle, open_interest_page,
 };
 use crate::{StoreError, sqlite};
-use model::{Candle, Decimal, Funding, Interval, OpenInterest, Side, Symbol, Timestamp, Venue};
+use model::{
+    Candle, Decimal, Funding, Interval, Liquidation, OpenInterest, Side, Symbol, Timestamp, Venue,
+};
 use parking_lot::Mutex;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 use std::collections::HashMap;
@@ -86,7 +88,24 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (inst, kind, ts)
     ) WITHOUT ROWID;
 ",
+    // Perpetuals' liquidations: a rowid table like trades; venues give them no id, so the
+    // natural key is everything a liquidation is.
+    "
+    CREATE TABLE liquidations (
+        seq INTEGER PRIMARY KEY,
+        inst INTEGER NOT NULL,
+        ts INTEGER NOT NULL,
+        side INTEGER NOT NULL,
+        price TEXT NOT NULL,
+        size TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX liquidations_natural ON liquidations (inst, ts, side, price, size);
+",
 ];
+
+/// A liquidation already stored (same instrument, `ts`, side, price and size) is skipped.
+const INSERT_LIQUIDATION: &str =
+    "INSERT OR IGNORE INTO liquidations (inst, ts, side, price, size) VALUES (?1, ?2, ?3, ?4, ?5)";
 
 /// `perp_history.kind` of a perpetual's figure.
 fn perp_kind(kind: HistoryKind) -> i64 {
@@ -339,6 +358,18 @@ impl Writer {
                             f.next_funding_ts.map(|t| t.0),
                         ])?;
                     }
+                    Record::Liquidations { liquidations, .. } => {
+                        let mut insert = tx.prepare_cached(INSERT_LIQUIDATION)?;
+                        for l in liquidations {
+                            rows += insert.execute(params![
+                                inst,
+                                l.ts.0,
+                                matches!(l.side, Side::Sell),
+                                l.price.to_string(),
+                                l.size.to_string(),
+                            ])?;
+                        }
+                    }
                     Record::OpenInterest { oi, .. } => {
                         rows += tx.prepare_cached(INSERT_PERP)?.execute(params![
                             inst,
@@ -558,6 +589,74 @@ impl HistoryStore for SqliteHistory {
         ))
     }
 
+    fn liquidations(
+        &self,
+        q: &TradeQuery,
+    ) -> Result<Page<StoredLiquidation, TradeKey>, StoreError> {
+        self.read(|conn| {
+            let Some(inst) = instrument_id(conn, &q.venue, &q.symbol)? else {
+                return Ok(Page {
+                    rows: Vec::new(),
+                    next: None,
+                });
+            };
+            // The same keyset paging as trades.
+            let (mut lo, mut hi) = (q.from.0, q.to.0);
+            let (cursor_ts, cursor_seq) = q.after.map_or((i64::MIN, 0), |k| (k.ts, k.seq));
+            let sql = match q.order {
+                Order::Asc => {
+                    lo = lo.max(cursor_ts);
+                    "SELECT seq, ts, side, price, size FROM liquidations
+                     WHERE inst = ?1 AND ts >= ?2 AND ts < ?3 AND NOT (ts = ?4 AND seq <= ?5)
+                     ORDER BY ts, seq LIMIT ?6"
+                }
+                Order::Desc => {
+                    if q.after.is_some() {
+                        hi = hi.min(cursor_ts.saturating_add(1));
+                    }
+                    "SELECT seq, ts, side, price, size FROM liquidations
+                     WHERE inst = ?1 AND ts >= ?2 AND ts < ?3 AND NOT (ts = ?4 AND seq >= ?5)
+                     ORDER BY ts DESC, seq DESC LIMIT ?6"
+                }
+            };
+            let mut stmt = conn.prepare_cached(sql)?;
+            let mut rows = stmt.query(params![
+                inst,
+                lo,
+                hi,
+                cursor_ts,
+                cursor_seq,
+                q.limit as i64 + 1
+            ])?;
+            let mut out = Vec::with_capacity(q.limit.min(4096) + 1);
+            while let Some(r) = rows.next()? {
+                out.push(StoredLiquidation {
+                    seq: r.get(0)?,
+                    liquidation: Liquidation {
+                        side: if r.get::<_, bool>(2)? {
+                            Side::Sell
+                        } else {
+                            Side::Buy
+                        },
+                        price: dec_col(r, 3)?,
+                        size: dec_col(r, 4)?,
+                        ts: Timestamp(r.get(1)?),
+                    },
+                });
+            }
+            let next = if out.len() > q.limit {
+                out.truncate(q.limit);
+                out.last().map(|l| TradeKey {
+                    ts: l.liquidation.ts.0,
+                    seq: l.seq,
+                })
+            } else {
+                None
+            };
+            Ok(Page { rows: out, next })
+        })
+    }
+
     fn count(
         &self,
         kind: HistoryKind,
@@ -582,6 +681,11 @@ impl HistoryStore for SqliteHistory {
                          WHERE inst = ?1 AND interval_secs = ?2 AND start >= ?3 AND start < ?4",
                     )?
                     .query_row((inst, interval_secs(interval), from.0, to.0), |r| r.get(0))?,
+                HistoryKind::Liquidations => conn
+                    .prepare_cached(
+                        "SELECT count(*) FROM liquidations WHERE inst = ?1 AND ts >= ?2 AND ts < ?3",
+                    )?
+                    .query_row((inst, from.0, to.0), |r| r.get(0))?,
                 HistoryKind::Funding | HistoryKind::OpenInterest => conn
                     .prepare_cached(
                         "SELECT count(*) FROM perp_history
@@ -649,6 +753,12 @@ impl HistoryStore for SqliteHistory {
                         cutoff.0,
                         budget as i64
                     ])?,
+                HistoryKind::Liquidations => tx
+                    .prepare_cached(
+                        "DELETE FROM liquidations WHERE seq IN
+                         (SELECT seq FROM liquidations WHERE inst = ?1 AND ts < ?2 LIMIT ?3)",
+                    )?
+                    .execute(params![inst, cutoff.0, budget as i64])?,
                 HistoryKind::Funding | HistoryKind::OpenInterest => tx
                     .prepare_cached(
                         "DELETE FROM perp_history WHERE inst = ?1 AND kind = ?2 AND ts IN

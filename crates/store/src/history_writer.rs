@@ -23,7 +23,7 @@
 use crate::StoreError;
 use crate::history::{HistoryBatch, HistoryKind, HistoryStore, Record};
 use crate::history_config::{HistoryConfig, HistoryFilter, RetentionConfig};
-use model::{Candle, Funding, OpenInterest, Symbol, Timestamp, Trade, Venue};
+use model::{Candle, Funding, Liquidation, OpenInterest, Symbol, Timestamp, Trade, Venue};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
@@ -185,6 +185,24 @@ impl HistorySink {
             venue: venue.clone(),
             symbol: symbol.clone(),
             oi: oi.clone(),
+        })
+    }
+
+    /// Queues a perpetual's liquidations, in the order received. Returns false if they were
+    /// dropped (counted).
+    pub fn record_liquidations(
+        &self,
+        venue: &Venue,
+        symbol: &Symbol,
+        liquidations: Vec<Liquidation>,
+    ) -> bool {
+        if liquidations.is_empty() {
+            return true;
+        }
+        self.offer(Record::Liquidations {
+            venue: venue.clone(),
+            symbol: symbol.clone(),
+            liquidations,
         })
     }
 

@@ -73,7 +73,7 @@ pub mod sqlite;
 pub use error::StoreError;
 pub use history::{
     CandleQuery, DiskUsage, HistoryBatch, HistoryKind, HistoryStore, Order, Page, PerpQuery,
-    Record, StoredTrade, TradeKey, TradeQuery, merge_candle,
+    Record, StoredLiquidation, StoredTrade, TradeKey, TradeQuery, merge_candle,
 };
 pub use history_config::{HistoryConfig, HistoryFilter, Retention, RetentionConfig};
 pub use history_sqlite::{HISTORY_DB_FILE, SqliteHistory};

@@ -317,6 +317,16 @@ fn history_dir() -> std::path::PathBuf {
             symbol: perp.clone(),
             funding: funding("-0.00002", None, 61_000_000),
         },
+        Record::Liquidations {
+            venue: venue.clone(),
+            symbol: perp.clone(),
+            liquidations: vec![model::Liquidation {
+                side: Side::Sell,
+                price: d("65000.5"),
+                size: d("0.010"),
+                ts: Timestamp(2_000_000),
+            }],
+        },
         Record::OpenInterest {
             venue,
             symbol: perp,
@@ -332,7 +342,7 @@ fn history_dir() -> std::path::PathBuf {
 }
 
 #[test]
-fn export_writes_funding_and_open_interest() {
+fn export_writes_funding_open_interest_and_liquidations() {
     let dir = history_dir();
     let export = |kind: &str, format: &str| {
         let out = tickgate()
@@ -354,6 +364,10 @@ fn export_writes_funding_and_open_interest() {
         "rate,predicted_rate,next_funding_ts,ts\n0.00010,0.00012,28800000000,1000000\n-0.00002,,28800000000,61000000\n"
     );
     assert_eq!(export("oi", "csv"), "oi,oi_value,ts\n1234.5,,1000000\n");
+    assert_eq!(
+        export("liquidations", "csv"),
+        "side,price,size,ts\nsell,65000.5,0.010,2000000\n"
+    );
     let line: serde_json::Value =
         serde_json::from_str(export("funding", "ndjson").lines().nth(1).unwrap()).unwrap();
     assert_eq!(

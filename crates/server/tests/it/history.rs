@@ -299,6 +299,12 @@ impl HistoryStore for SlowStore {
     ) -> Result<Page<model::OpenInterest, i64>, StoreError> {
         self.0.open_interest(q)
     }
+    fn liquidations(
+        &self,
+        q: &TradeQuery,
+    ) -> Result<Page<store::StoredLiquidation, TradeKey>, StoreError> {
+        self.0.liquidations(q)
+    }
     fn count(
         &self,
         k: HistoryKind,

@@ -201,6 +201,29 @@ async fn bybit_funding_over_ws_and_rest_and_spot_has_none() {
     let liquidation = liquidation.expect("a liquidation update");
     assert_eq!(liquidation[0].side, model::Side::Sell);
     assert_eq!(liquidation[0].size.to_string(), "0.010");
+    // ... and is stored: /v1/liquidations pages it from history.
+    let mut stored = serde_json::Value::Null;
+    for _ in 0..200 {
+        let (status, b) = get_json(
+            &gateway,
+            "/v1/liquidations?venue=bybit&symbol=BTC-USDT-PERP&order=desc&limit=1",
+        )
+        .await;
+        assert_eq!(status, 200, "{b}");
+        if b["liquidations"].as_array().is_some_and(|r| !r.is_empty()) {
+            stored = b;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(stored["liquidations"][0]["side"], "sell", "{stored}");
+    assert_eq!(stored["liquidations"][0]["size"], "0.010", "{stored}");
+    let (status, body) = get_json(&gateway, "/v1/liquidations?venue=bybit&symbol=BTC-USDT").await;
+    assert_eq!(
+        (status, &body["code"]),
+        (404, &"unknown_instrument".into()),
+        "{body}"
+    );
     // A spot symbol has no perpetual channel to subscribe to.
     send(
         &mut ws,

@@ -27,6 +27,7 @@ macro_rules! contract_tests {
                 counts_match_queries,
                 the_same_rows_written_twice_are_stored_once,
                 perp_figures_round_trip_page_dedupe_and_purge,
+                liquidations_round_trip_page_dedupe_and_purge,
             );
         }
     };
@@ -809,4 +810,103 @@ pub fn perp_figures_round_trip_page_dedupe_and_purge(store: &dyn HistoryStore) {
         .funding(&perp_query("ETH-USDT-PERP", 0, i64::MAX, Order::Asc, 100))
         .unwrap();
     assert!(unknown.rows.is_empty() && unknown.next.is_none());
+}
+
+/// Liquidations: exact round trip, arrival order among equal timestamps, keyset pages in both
+/// orders, the same liquidation written twice stored once, counts and retention.
+pub fn liquidations_round_trip_page_dedupe_and_purge(store: &dyn HistoryStore) {
+    let (venue, sym) = (v("bybit"), s("BTC-USDT-PERP"));
+    let liquidation = |side, price: &str, size: &str, ts| model::Liquidation {
+        side,
+        price: d(price),
+        size: d(size),
+        ts: Timestamp(ts),
+    };
+    // Two at ts 2000 that differ only in size: both are kept, in arrival order.
+    let all: Vec<model::Liquidation> = vec![
+        liquidation(Side::Sell, "65000.10", "0.010", 1_000),
+        liquidation(Side::Buy, "65001.00", "0.500", 2_000),
+        liquidation(Side::Buy, "65001.00", "0.250", 2_000),
+        liquidation(Side::Sell, "64990.5", "1.2", 3_000),
+        liquidation(Side::Sell, "64980", "3", 4_000),
+    ];
+    let record = |rows: &[model::Liquidation]| Record::Liquidations {
+        venue: venue.clone(),
+        symbol: sym.clone(),
+        liquidations: rows.to_vec(),
+    };
+    let batch = HistoryBatch {
+        records: vec![record(&all[..3]), record(&all[3..])],
+    };
+    assert_eq!(store.append(&batch).unwrap(), 5);
+    assert_eq!(
+        store
+            .append(&HistoryBatch {
+                records: vec![record(&all[1..2])]
+            })
+            .unwrap(),
+        0,
+        "a liquidation already stored (the standby's copy) stores nothing"
+    );
+    let query = |order, limit| TradeQuery {
+        venue: venue.clone(),
+        symbol: sym.clone(),
+        from: Timestamp(0),
+        to: Timestamp(i64::MAX),
+        order,
+        after: None,
+        limit,
+    };
+    let page = store.liquidations(&query(Order::Asc, 100)).unwrap();
+    let got: Vec<model::Liquidation> = page.rows.iter().map(|l| l.liquidation.clone()).collect();
+    assert_eq!(got, all, "exact, in (ts, arrival) order");
+    assert_eq!(got[0].size.to_string(), "0.010", "the scale is kept");
+    for order in [Order::Asc, Order::Desc] {
+        let mut q = query(order, 2);
+        let mut seen = Vec::new();
+        loop {
+            let page = store.liquidations(&q).unwrap();
+            seen.extend(page.rows.iter().map(|l| l.liquidation.clone()));
+            match page.next {
+                Some(key) => q.after = Some(key),
+                None => break,
+            }
+        }
+        let mut expected = all.clone();
+        if order == Order::Desc {
+            expected.reverse();
+        }
+        assert_eq!(seen, expected, "pages of 2 meet exactly ({order:?})");
+    }
+    let count = || {
+        store
+            .count(
+                HistoryKind::Liquidations,
+                &venue,
+                &sym,
+                Timestamp(0),
+                Timestamp(i64::MAX),
+            )
+            .unwrap()
+    };
+    assert_eq!(count(), 5);
+    assert_eq!(
+        store
+            .purge(HistoryKind::Liquidations, Timestamp(3_000), 10)
+            .unwrap(),
+        3
+    );
+    assert_eq!(count(), 2);
+    assert_eq!(
+        store
+            .count(
+                HistoryKind::Trades,
+                &venue,
+                &sym,
+                Timestamp(0),
+                Timestamp(i64::MAX)
+            )
+            .unwrap(),
+        0
+    );
 }

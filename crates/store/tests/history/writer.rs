@@ -38,6 +38,12 @@ impl HistoryStore for SlowStore {
     ) -> Result<Page<model::OpenInterest, i64>, StoreError> {
         self.inner.open_interest(q)
     }
+    fn liquidations(
+        &self,
+        q: &TradeQuery,
+    ) -> Result<Page<store::StoredLiquidation, TradeKey>, StoreError> {
+        self.inner.liquidations(q)
+    }
     fn count(
         &self,
         k: HistoryKind,

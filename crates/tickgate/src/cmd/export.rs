@@ -38,7 +38,8 @@ pub struct ExportArgs {
     /// Normalized symbol, e.g. BTC-USDT.
     #[arg(long)]
     symbol: String,
-    /// `trades`, `candles.<1s|1m|5m|15m|1h|1d>`, `funding` or `oi` (perpetuals' open interest).
+    /// `trades`, `candles.<1s|1m|5m|15m|1h|1d>`, or a perpetual's `funding`, `oi` (open
+    /// interest) or `liquidations`.
     #[arg(long)]
     kind: String,
     /// Range start, inclusive: RFC 3339 or epoch milliseconds (default: the oldest row).
@@ -164,6 +165,21 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
                 venue,
                 symbol,
                 interval,
+                from,
+                to,
+                order: Order::Asc,
+                after: None,
+                limit: PAGE,
+            },
+        )?,
+        HistoryKind::Liquidations => export_liquidations(
+            store,
+            &mut out,
+            args.format,
+            &progress,
+            TradeQuery {
+                venue,
+                symbol,
                 from,
                 to,
                 order: Order::Asc,
@@ -362,6 +378,41 @@ fn export_perp(
         progress.inc(rows as u64);
         match next {
             Some(ts) => query.after = Some(ts),
+            None => return Ok(written),
+        }
+    }
+}
+
+/// A perpetual's liquidations: CSV `side,price,size,ts`, NDJSON the REST row objects.
+fn export_liquidations(
+    store: &dyn HistoryStore,
+    out: &mut impl Write,
+    format: Format,
+    progress: &ProgressBar,
+    mut query: TradeQuery,
+) -> anyhow::Result<u64> {
+    if format == Format::Csv {
+        writeln!(out, "side,price,size,ts")?;
+    }
+    let mut written = 0;
+    loop {
+        let page = store.liquidations(&query)?;
+        for stored in &page.rows {
+            let l = &stored.liquidation;
+            match format {
+                Format::Csv => {
+                    writeln!(out, "{},{},{},{}", l.side.as_str(), l.price, l.size, l.ts.0)?
+                }
+                Format::Ndjson => {
+                    serde_json::to_writer(&mut *out, l)?;
+                    writeln!(out)?;
+                }
+            }
+        }
+        written += page.rows.len() as u64;
+        progress.inc(page.rows.len() as u64);
+        match page.next {
+            Some(key) => query.after = Some(key),
             None => return Ok(written),
         }
     }
