@@ -481,6 +481,15 @@ fn decimal(row: &Row, index: usize) -> Result<Decimal, StoreError> {
         .map_err(|_| StoreError::Corrupt(format!("stored decimal {text:?} does not parse")))
 }
 
+/// A `sell` column as the side.
+fn side(row: &Row, index: usize) -> Result<Side, StoreError> {
+    Ok(if row.try_get::<_, bool>(index)? {
+        Side::Sell
+    } else {
+        Side::Buy
+    })
+}
+
 fn empty<T, K>() -> Page<T, K> {
     Page {
         rows: Vec::new(),
@@ -493,6 +502,57 @@ fn limit_param(limit: usize) -> i64 {
 }
 
 impl PgHistory {
+    /// A page of a table paged by `(ts, seq)` (trades, liquidations). `sql` is the ascending
+    /// and the descending query, each taking (inst, from, to, cursor ts, cursor seq,
+    /// limit + 1). The cursor narrows the range (the index scan starts at it); only rows
+    /// sharing its `ts` need the `seq` comparison.
+    fn ts_seq_page<T: Send>(
+        &self,
+        q: &TradeQuery,
+        sql: [&str; 2],
+        read: impl Fn(&Row) -> Result<T, StoreError> + Sync,
+        key: impl Fn(&T) -> TradeKey + Send,
+    ) -> Result<Page<T, TradeKey>, StoreError> {
+        self.pool.with(|client| {
+            let Some(inst) = self.lookup(client, &q.venue, &q.symbol)? else {
+                return Ok(empty());
+            };
+            let (mut lo, mut hi) = (q.from.0, q.to.0);
+            let (cursor_ts, cursor_seq) = q.after.map_or((i64::MIN, 0), |k| (k.ts, k.seq));
+            let sql = match q.order {
+                Order::Asc => {
+                    lo = lo.max(cursor_ts);
+                    sql[0]
+                }
+                Order::Desc => {
+                    if q.after.is_some() {
+                        hi = hi.min(cursor_ts.saturating_add(1));
+                    }
+                    sql[1]
+                }
+            };
+            let found = client.query(
+                sql,
+                &[
+                    &inst,
+                    &lo,
+                    &hi,
+                    &cursor_ts,
+                    &cursor_seq,
+                    &limit_param(q.limit),
+                ],
+            )?;
+            let mut out = found.iter().map(&read).collect::<Result<Vec<T>, _>>()?;
+            let next = if out.len() > q.limit {
+                out.truncate(q.limit);
+                out.last().map(key)
+            } else {
+                None
+            };
+            Ok(Page { rows: out, next })
+        })
+    }
+
     /// A page of `history_perp` rows of one kind.
     fn perp_rows(
         &self,
@@ -558,67 +618,31 @@ impl HistoryStore for PgHistory {
     }
 
     fn trades(&self, q: &TradeQuery) -> Result<Page<StoredTrade, TradeKey>, StoreError> {
-        self.pool.with(|client| {
-            let Some(inst) = self.lookup(client, &q.venue, &q.symbol)? else {
-                return Ok(empty());
-            };
-            // The cursor narrows the range (the index scan starts at it); only rows sharing
-            // its `ts` need the `seq` comparison.
-            let (mut lo, mut hi) = (q.from.0, q.to.0);
-            let (cursor_ts, cursor_seq) = q.after.map_or((i64::MIN, 0), |k| (k.ts, k.seq));
-            let sql = match q.order {
-                Order::Asc => {
-                    lo = lo.max(cursor_ts);
-                    "SELECT seq, ts, id, price::text, size::text, sell FROM history_trades
-                     WHERE inst = $1 AND ts >= $2 AND ts < $3 AND NOT (ts = $4 AND seq <= $5)
-                     ORDER BY ts, seq LIMIT $6"
-                }
-                Order::Desc => {
-                    if q.after.is_some() {
-                        hi = hi.min(cursor_ts.saturating_add(1));
-                    }
-                    "SELECT seq, ts, id, price::text, size::text, sell FROM history_trades
-                     WHERE inst = $1 AND ts >= $2 AND ts < $3 AND NOT (ts = $4 AND seq >= $5)
-                     ORDER BY ts DESC, seq DESC LIMIT $6"
-                }
-            };
-            let found = client.query(
-                sql,
-                &[
-                    &inst,
-                    &lo,
-                    &hi,
-                    &cursor_ts,
-                    &cursor_seq,
-                    &limit_param(q.limit),
-                ],
-            )?;
-            let mut out = Vec::with_capacity(found.len());
-            for r in &found {
-                out.push(StoredTrade {
+        self.ts_seq_page(
+            q,
+            [
+                "SELECT seq, ts, id, price::text, size::text, sell FROM history_trades
+                 WHERE inst = $1 AND ts >= $2 AND ts < $3 AND NOT (ts = $4 AND seq <= $5)
+                 ORDER BY ts, seq LIMIT $6",
+                "SELECT seq, ts, id, price::text, size::text, sell FROM history_trades
+                 WHERE inst = $1 AND ts >= $2 AND ts < $3 AND NOT (ts = $4 AND seq >= $5)
+                 ORDER BY ts DESC, seq DESC LIMIT $6",
+            ],
+            |r| {
+                Ok(StoredTrade {
                     seq: r.try_get(0)?,
                     ts: Timestamp(r.try_get(1)?),
                     id: r.try_get(2)?,
                     price: decimal(r, 3)?,
                     size: decimal(r, 4)?,
-                    side: if r.try_get::<_, bool>(5)? {
-                        Side::Sell
-                    } else {
-                        Side::Buy
-                    },
-                });
-            }
-            let next = if out.len() > q.limit {
-                out.truncate(q.limit);
-                out.last().map(|t| TradeKey {
-                    ts: t.ts.0,
-                    seq: t.seq,
+                    side: side(r, 5)?,
                 })
-            } else {
-                None
-            };
-            Ok(Page { rows: out, next })
-        })
+            },
+            |t| TradeKey {
+                ts: t.ts.0,
+                seq: t.seq,
+            },
+        )
     }
 
     fn candles(&self, q: &CandleQuery) -> Result<Page<Candle, i64>, StoreError> {
@@ -696,67 +720,32 @@ impl HistoryStore for PgHistory {
         &self,
         q: &TradeQuery,
     ) -> Result<Page<StoredLiquidation, TradeKey>, StoreError> {
-        self.pool.with(|client| {
-            let Some(inst) = self.lookup(client, &q.venue, &q.symbol)? else {
-                return Ok(empty());
-            };
-            // The same keyset paging as trades.
-            let (mut lo, mut hi) = (q.from.0, q.to.0);
-            let (cursor_ts, cursor_seq) = q.after.map_or((i64::MIN, 0), |k| (k.ts, k.seq));
-            let sql = match q.order {
-                Order::Asc => {
-                    lo = lo.max(cursor_ts);
-                    "SELECT seq, ts, sell, price::text, size::text FROM history_liquidations
-                     WHERE inst = $1 AND ts >= $2 AND ts < $3 AND NOT (ts = $4 AND seq <= $5)
-                     ORDER BY ts, seq LIMIT $6"
-                }
-                Order::Desc => {
-                    if q.after.is_some() {
-                        hi = hi.min(cursor_ts.saturating_add(1));
-                    }
-                    "SELECT seq, ts, sell, price::text, size::text FROM history_liquidations
-                     WHERE inst = $1 AND ts >= $2 AND ts < $3 AND NOT (ts = $4 AND seq >= $5)
-                     ORDER BY ts DESC, seq DESC LIMIT $6"
-                }
-            };
-            let found = client.query(
-                sql,
-                &[
-                    &inst,
-                    &lo,
-                    &hi,
-                    &cursor_ts,
-                    &cursor_seq,
-                    &limit_param(q.limit),
-                ],
-            )?;
-            let mut out = Vec::with_capacity(found.len());
-            for r in &found {
-                out.push(StoredLiquidation {
+        self.ts_seq_page(
+            q,
+            [
+                "SELECT seq, ts, sell, price::text, size::text FROM history_liquidations
+                 WHERE inst = $1 AND ts >= $2 AND ts < $3 AND NOT (ts = $4 AND seq <= $5)
+                 ORDER BY ts, seq LIMIT $6",
+                "SELECT seq, ts, sell, price::text, size::text FROM history_liquidations
+                 WHERE inst = $1 AND ts >= $2 AND ts < $3 AND NOT (ts = $4 AND seq >= $5)
+                 ORDER BY ts DESC, seq DESC LIMIT $6",
+            ],
+            |r| {
+                Ok(StoredLiquidation {
                     seq: r.try_get(0)?,
                     liquidation: Liquidation {
-                        side: if r.try_get::<_, bool>(2)? {
-                            Side::Sell
-                        } else {
-                            Side::Buy
-                        },
+                        side: side(r, 2)?,
                         price: decimal(r, 3)?,
                         size: decimal(r, 4)?,
                         ts: Timestamp(r.try_get(1)?),
                     },
-                });
-            }
-            let next = if out.len() > q.limit {
-                out.truncate(q.limit);
-                out.last().map(|l| TradeKey {
-                    ts: l.liquidation.ts.0,
-                    seq: l.seq,
                 })
-            } else {
-                None
-            };
-            Ok(Page { rows: out, next })
-        })
+            },
+            |l| TradeKey {
+                ts: l.liquidation.ts.0,
+                seq: l.seq,
+            },
+        )
     }
 
     fn count(

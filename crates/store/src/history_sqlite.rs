@@ -244,6 +244,68 @@ fn dec_col(row: &rusqlite::Row<'_>, index: usize) -> Result<Decimal, StoreError>
     decimal(str_col(row, index)?)
 }
 
+/// A `side` column: true is a sell.
+fn side_col(row: &rusqlite::Row<'_>, index: usize) -> Result<Side, StoreError> {
+    Ok(if row.get::<_, bool>(index)? {
+        Side::Sell
+    } else {
+        Side::Buy
+    })
+}
+
+/// A page of a rowid table paged by `(ts, seq)` (trades, liquidations). `sql` is the ascending
+/// and the descending query, each taking (inst, from, to, cursor ts, cursor seq, limit + 1).
+/// The cursor narrows the range, so the index scan starts at it, and only rows sharing its
+/// `ts` need the `seq` comparison.
+fn ts_seq_page<T>(
+    conn: &Connection,
+    q: &TradeQuery,
+    sql: [&str; 2],
+    read: impl Fn(&rusqlite::Row<'_>) -> Result<T, StoreError>,
+    key: impl Fn(&T) -> TradeKey,
+) -> Result<Page<T, TradeKey>, StoreError> {
+    let Some(inst) = instrument_id(conn, &q.venue, &q.symbol)? else {
+        return Ok(Page {
+            rows: Vec::new(),
+            next: None,
+        });
+    };
+    let (mut lo, mut hi) = (q.from.0, q.to.0);
+    let (cursor_ts, cursor_seq) = q.after.map_or((i64::MIN, 0), |k| (k.ts, k.seq));
+    let sql = match q.order {
+        Order::Asc => {
+            lo = lo.max(cursor_ts);
+            sql[0]
+        }
+        Order::Desc => {
+            if q.after.is_some() {
+                hi = hi.min(cursor_ts.saturating_add(1));
+            }
+            sql[1]
+        }
+    };
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query(params![
+        inst,
+        lo,
+        hi,
+        cursor_ts,
+        cursor_seq,
+        q.limit as i64 + 1
+    ])?;
+    let mut out = Vec::with_capacity(q.limit.min(4096) + 1);
+    while let Some(r) = rows.next()? {
+        out.push(read(r)?);
+    }
+    let next = if out.len() > q.limit {
+        out.truncate(q.limit);
+        out.last().map(key)
+    } else {
+        None
+    };
+    Ok(Page { rows: out, next })
+}
+
 fn interval_secs(interval: Interval) -> i64 {
     interval.micros() / Timestamp::MICROS_PER_SECOND
 }
@@ -456,66 +518,32 @@ impl HistoryStore for SqliteHistory {
 
     fn trades(&self, q: &TradeQuery) -> Result<Page<StoredTrade, TradeKey>, StoreError> {
         self.read(|conn| {
-            let Some(inst) = instrument_id(conn, &q.venue, &q.symbol)? else {
-                return Ok(Page {
-                    rows: Vec::new(),
-                    next: None,
-                });
-            };
-            // The cursor narrows the range, so the index scan starts at the cursor, and only
-            // rows sharing its `ts` need the `seq` comparison.
-            let (mut lo, mut hi) = (q.from.0, q.to.0);
-            let (cursor_ts, cursor_seq) = q.after.map_or((i64::MIN, 0), |k| (k.ts, k.seq));
-            let sql = match q.order {
-                Order::Asc => {
-                    lo = lo.max(cursor_ts);
+            ts_seq_page(
+                conn,
+                q,
+                [
                     "SELECT seq, ts, id, price, size, side FROM trades
                      WHERE inst = ?1 AND ts >= ?2 AND ts < ?3 AND NOT (ts = ?4 AND seq <= ?5)
-                     ORDER BY ts, seq LIMIT ?6"
-                }
-                Order::Desc => {
-                    if q.after.is_some() {
-                        hi = hi.min(cursor_ts.saturating_add(1));
-                    }
+                     ORDER BY ts, seq LIMIT ?6",
                     "SELECT seq, ts, id, price, size, side FROM trades
                      WHERE inst = ?1 AND ts >= ?2 AND ts < ?3 AND NOT (ts = ?4 AND seq >= ?5)
-                     ORDER BY ts DESC, seq DESC LIMIT ?6"
-                }
-            };
-            let mut stmt = conn.prepare_cached(sql)?;
-            let mut rows = stmt.query(params![
-                inst,
-                lo,
-                hi,
-                cursor_ts,
-                cursor_seq,
-                q.limit as i64 + 1
-            ])?;
-            let mut out = Vec::with_capacity(q.limit.min(4096) + 1);
-            while let Some(r) = rows.next()? {
-                out.push(StoredTrade {
-                    seq: r.get(0)?,
-                    ts: Timestamp(r.get(1)?),
-                    id: r.get(2)?,
-                    price: dec_col(r, 3)?,
-                    size: dec_col(r, 4)?,
-                    side: if r.get::<_, bool>(5)? {
-                        Side::Sell
-                    } else {
-                        Side::Buy
-                    },
-                });
-            }
-            let next = if out.len() > q.limit {
-                out.truncate(q.limit);
-                out.last().map(|t| TradeKey {
+                     ORDER BY ts DESC, seq DESC LIMIT ?6",
+                ],
+                |r| {
+                    Ok(StoredTrade {
+                        seq: r.get(0)?,
+                        ts: Timestamp(r.get(1)?),
+                        id: r.get(2)?,
+                        price: dec_col(r, 3)?,
+                        size: dec_col(r, 4)?,
+                        side: side_col(r, 5)?,
+                    })
+                },
+                |t| TradeKey {
                     ts: t.ts.0,
                     seq: t.seq,
-                })
-            } else {
-                None
-            };
-            Ok(Page { rows: out, next })
+                },
+            )
         })
     }
 
@@ -594,66 +622,33 @@ impl HistoryStore for SqliteHistory {
         q: &TradeQuery,
     ) -> Result<Page<StoredLiquidation, TradeKey>, StoreError> {
         self.read(|conn| {
-            let Some(inst) = instrument_id(conn, &q.venue, &q.symbol)? else {
-                return Ok(Page {
-                    rows: Vec::new(),
-                    next: None,
-                });
-            };
-            // The same keyset paging as trades.
-            let (mut lo, mut hi) = (q.from.0, q.to.0);
-            let (cursor_ts, cursor_seq) = q.after.map_or((i64::MIN, 0), |k| (k.ts, k.seq));
-            let sql = match q.order {
-                Order::Asc => {
-                    lo = lo.max(cursor_ts);
+            ts_seq_page(
+                conn,
+                q,
+                [
                     "SELECT seq, ts, side, price, size FROM liquidations
                      WHERE inst = ?1 AND ts >= ?2 AND ts < ?3 AND NOT (ts = ?4 AND seq <= ?5)
-                     ORDER BY ts, seq LIMIT ?6"
-                }
-                Order::Desc => {
-                    if q.after.is_some() {
-                        hi = hi.min(cursor_ts.saturating_add(1));
-                    }
+                     ORDER BY ts, seq LIMIT ?6",
                     "SELECT seq, ts, side, price, size FROM liquidations
                      WHERE inst = ?1 AND ts >= ?2 AND ts < ?3 AND NOT (ts = ?4 AND seq >= ?5)
-                     ORDER BY ts DESC, seq DESC LIMIT ?6"
-                }
-            };
-            let mut stmt = conn.prepare_cached(sql)?;
-            let mut rows = stmt.query(params![
-                inst,
-                lo,
-                hi,
-                cursor_ts,
-                cursor_seq,
-                q.limit as i64 + 1
-            ])?;
-            let mut out = Vec::with_capacity(q.limit.min(4096) + 1);
-            while let Some(r) = rows.next()? {
-                out.push(StoredLiquidation {
-                    seq: r.get(0)?,
-                    liquidation: Liquidation {
-                        side: if r.get::<_, bool>(2)? {
-                            Side::Sell
-                        } else {
-                            Side::Buy
+                     ORDER BY ts DESC, seq DESC LIMIT ?6",
+                ],
+                |r| {
+                    Ok(StoredLiquidation {
+                        seq: r.get(0)?,
+                        liquidation: Liquidation {
+                            side: side_col(r, 2)?,
+                            price: dec_col(r, 3)?,
+                            size: dec_col(r, 4)?,
+                            ts: Timestamp(r.get(1)?),
                         },
-                        price: dec_col(r, 3)?,
-                        size: dec_col(r, 4)?,
-                        ts: Timestamp(r.get(1)?),
-                    },
-                });
-            }
-            let next = if out.len() > q.limit {
-                out.truncate(q.limit);
-                out.last().map(|l| TradeKey {
+                    })
+                },
+                |l| TradeKey {
                     ts: l.liquidation.ts.0,
                     seq: l.seq,
-                })
-            } else {
-                None
-            };
-            Ok(Page { rows: out, next })
+                },
+            )
         })
     }
 

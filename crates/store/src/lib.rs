@@ -10,7 +10,7 @@
 //! - [`history`]: the [`HistoryStore`] seam (trades and candles), its query and page types and
 //!   its documented guarantees.
 //! - [`history_sqlite`]: [`SqliteHistory`], the embedded implementation (`history.db`).
-//! - [`history_postgres`] (feature `postgres`): `PgHistory`, the cluster implementation: one
+//! - `history_postgres` (feature `postgres`): `PgHistory`, the cluster implementation: one
 //!   store every node reads, idempotent batched writes.
 //! - [`history_writer`]: [`HistoryWriter`], the bounded queue and writer thread that persist
 //!   off the hot path and enforce retention; [`HistorySink`] is the producers' end.
@@ -27,11 +27,11 @@
 //! - [`outbox`] / [`outbox_sqlite`]: the [`outbox::Outbox`] seam (firings, their webhook
 //!   deliveries with leases, attempts, dead letters and redelivery), on the same SQLite store.
 //!
-//! - [`postgres`] (feature `postgres`): connection settings, a small pool and schema migrations
-//!   for the cluster backends: [`keys_postgres`] (keys, with a commit-ordered change counter
-//!   and a `NOTIFY` wake-up), [`security_postgres`] and [`audit_postgres`] (one chain across
-//!   nodes, appends serialized in the database), [`history_postgres`], and [`alerts_postgres`]
-//!   / [`outbox_postgres`] (rules with a commit-ordered change number, an outbox whose claims
+//! - `postgres` (feature `postgres`): connection settings, a small pool and schema migrations
+//!   for the cluster backends: `keys_postgres` (keys, with a commit-ordered change counter
+//!   and a `NOTIFY` wake-up), `security_postgres` and `audit_postgres` (one chain across
+//!   nodes, appends serialized in the database), `history_postgres`, and `alerts_postgres`
+//!   / `outbox_postgres` (rules with a commit-ordered change number, an outbox whose claims
 //!   are exclusive across nodes by `FOR UPDATE SKIP LOCKED`).
 //!
 //! Each concept gets a trait file and one file per backend, named `<concept>.rs`,
