@@ -432,13 +432,9 @@ impl AlertStore for PgAlertStore {
                 RULE_WRITTEN + 2
             );
             if tx.execute(&sql, &refs(&values))? == 0 {
-                return Err(match get_rule_in(tx, &rule.id, false)? {
-                    Some(r) if r.status != RuleStatus::Deleted => StoreError::Conflict(format!(
-                        "rule {} was changed by someone else; reload and retry",
-                        rule.id
-                    )),
-                    _ => StoreError::NotFound(format!("rule {}", rule.id)),
-                });
+                let live = get_rule_in(tx, &rule.id, false)?
+                    .is_some_and(|r| r.status != RuleStatus::Deleted);
+                return Err(StoreError::lost_update("rule", &rule.id, live));
             }
             let change = next_change(tx)?;
             tx.execute(
@@ -590,14 +586,8 @@ impl AlertStore for PgAlertStore {
                 ENDPOINT_WRITTEN + 2
             );
             if tx.execute(&sql, &refs(&values))? == 0 {
-                return Err(if exists(tx, "webhook_endpoints", &endpoint.id)? {
-                    StoreError::Conflict(format!(
-                        "endpoint {} was changed by someone else; reload and retry",
-                        endpoint.id
-                    ))
-                } else {
-                    StoreError::NotFound(format!("endpoint {}", endpoint.id))
-                });
+                let found = exists(tx, "webhook_endpoints", &endpoint.id)?;
+                return Err(StoreError::lost_update("endpoint", &endpoint.id, found));
             }
             get_endpoint_in(tx, &endpoint.id)?
                 .ok_or_else(|| StoreError::NotFound(format!("endpoint {}", endpoint.id)))

@@ -404,13 +404,9 @@ impl AlertStore for SqliteAlertStore {
                 n + 3
             );
             if tx.execute(&sql, rusqlite::params_from_iter(values))? == 0 {
-                return Err(match get_rule_tx(tx, &rule.id)? {
-                    Some(r) if r.status != RuleStatus::Deleted => StoreError::Conflict(format!(
-                        "rule {} was changed by someone else; reload and retry",
-                        rule.id
-                    )),
-                    _ => StoreError::NotFound(format!("rule {}", rule.id)),
-                });
+                let live =
+                    get_rule_tx(tx, &rule.id)?.is_some_and(|r| r.status != RuleStatus::Deleted);
+                return Err(StoreError::lost_update("rule", &rule.id, live));
             }
             get_rule_tx(tx, &rule.id)?
                 .ok_or_else(|| StoreError::NotFound(format!("rule {}", rule.id)))
@@ -550,14 +546,8 @@ impl AlertStore for SqliteAlertStore {
                 n + 2
             );
             if tx.execute(&sql, rusqlite::params_from_iter(values))? == 0 {
-                return Err(if exists(tx, "webhook_endpoints", &endpoint.id)? {
-                    StoreError::Conflict(format!(
-                        "endpoint {} was changed by someone else; reload and retry",
-                        endpoint.id
-                    ))
-                } else {
-                    StoreError::NotFound(format!("endpoint {}", endpoint.id))
-                });
+                let found = exists(tx, "webhook_endpoints", &endpoint.id)?;
+                return Err(StoreError::lost_update("endpoint", &endpoint.id, found));
             }
             get_endpoint_tx(tx, &endpoint.id)?
                 .ok_or_else(|| StoreError::NotFound(format!("endpoint {}", endpoint.id)))

@@ -32,6 +32,18 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// An optimistic update that changed no row: `Conflict` when the record (`what` `id`)
+    /// still exists (someone else wrote it first), `NotFound` when it does not.
+    pub(crate) fn lost_update(what: &str, id: &str, exists: bool) -> Self {
+        if exists {
+            Self::Conflict(format!(
+                "{what} {id} was changed by someone else; reload and retry"
+            ))
+        } else {
+            Self::NotFound(format!("{what} {id}"))
+        }
+    }
+
     /// True when the service behind the store cannot be reached or dropped the connection
     /// (PostgreSQL down, restarting or out of connections), as opposed to a bad query or bad
     /// data: the API answers `unavailable` (503) and the history writer keeps its batch and

@@ -325,14 +325,8 @@ fn apply_write(tx: &mut Transaction<'_>, write: &KeyWrite) -> Result<(), StoreEr
                 WRITTEN + 2
             );
             if tx.execute(&sql, &refs(&values))? == 0 {
-                return Err(if key_exists(tx, &record.id)? {
-                    StoreError::Conflict(format!(
-                        "key {} was changed by someone else; reload and retry",
-                        record.id
-                    ))
-                } else {
-                    StoreError::NotFound(format!("key {}", record.id))
-                });
+                let found = key_exists(tx, &record.id)?;
+                return Err(StoreError::lost_update("key", &record.id, found));
             }
         }
     }

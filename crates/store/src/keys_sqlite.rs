@@ -270,14 +270,7 @@ fn apply_write(tx: &Transaction<'_>, write: &KeyWrite) -> Result<(), StoreError>
                     [&record.id],
                     |r| r.get(0),
                 )?;
-                return Err(if exists {
-                    StoreError::Conflict(format!(
-                        "key {} was changed by someone else; reload and retry",
-                        record.id
-                    ))
-                } else {
-                    StoreError::NotFound(format!("key {}", record.id))
-                });
+                return Err(StoreError::lost_update("key", &record.id, exists));
             }
         }
     }
