@@ -8,7 +8,9 @@
 //!   stream sequence Q + 1, inserting each with `replicate`. A gap, another epoch or a checksum
 //!   divergence makes it look up the channel's newest record and rebase from it (live
 //!   sessions get a resync snapshot or `gap` notice, from the hub); a record of another epoch
-//!   (a new owner of the venue) always rebases.
+//!   (a new owner of the venue) always rebases. A record ahead of the replica whose `Tg-From`
+//!   the frames consumer has not reached yet waits: it applies once those frames are read
+//!   (the forwarder fell behind and restarted from it), even if no frame follows.
 //! - Connection events: when NATS goes away every replica is marked bus-stale (books tell
 //!   their sessions with a `resync` notice, reason `bus_down`); when it comes back the ordered
 //!   consumers continue where they were and books send a fresh resync snapshot.
@@ -294,6 +296,19 @@ async fn run_channel(
                             break;
                         }
                     }
+                    // A restart record that arrived before the frames it follows (the
+                    // forwarder fell behind its hub): they are read now, so it applies. Without
+                    // this the replica would wait for the channel's next frame, which an idle
+                    // channel may never send.
+                    let latest = records.borrow().clone();
+                    if !reopen
+                        && let Some(record) = latest
+                        && overtaken(&handle, &record, position)
+                        && let Some(at) = base(&ctx, &handle, &record)
+                    {
+                        position = at;
+                        reopen = true;
+                    }
                 }
                 Some(Err(error)) => tracing::debug!(channel = %name, error = %error, "frames consumer"),
                 None => reopen = true,
@@ -331,7 +346,16 @@ fn apply(ctx: &Ctx, handle: &ChannelHandle, seq: u64, text: Bytes) -> bool {
 fn needs_base(handle: &ChannelHandle, record: &Record, position: u64) -> bool {
     !handle.replica_synced()
         || *record.epoch != *handle.epoch()
-        || (record.seq > handle.seq() && record.from <= position)
+        || overtaken(handle, record, position)
+}
+
+/// Whether a record of the replica's epoch is ahead of it with every frame stored before it
+/// read: the frames in between were never stored (the forwarder restarted from the record).
+fn overtaken(handle: &ChannelHandle, record: &Record, position: u64) -> bool {
+    handle.replica_synced()
+        && *record.epoch == *handle.epoch()
+        && record.seq > handle.seq()
+        && record.from <= position
 }
 
 /// The next frame, or never when there is no consumer yet.

@@ -795,8 +795,16 @@ async fn a_burst_travels_in_batches_byte_for_byte_and_a_stale_writers_batch_is_r
     for _ in 0..800 {
         old.step();
     }
+    // Every channel the burst moved (3 frames a step), so the forwarder's counts are final.
     caught_up(&edge_hub, BOOK, &old.book).await;
     caught_up(&edge_hub, TRADES, &old.trades).await;
+    caught_up(&edge_hub, TICKER, &old.ticker).await;
+    // The edge can read a batch before its forwarder has counted the acknowledgement.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while old_stats.frames.load(Ordering::Relaxed) < 2400 && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let (frames, batches) = (
         old_stats.frames.load(Ordering::Relaxed),
         old_stats.batches.load(Ordering::Relaxed),
