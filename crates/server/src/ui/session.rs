@@ -32,6 +32,8 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 pub const LABEL: &str = "tickgate-ui-session-v1";
 const VERSION: &str = "v1";
 const NONCE_BYTES: usize = 16;
+/// HMAC-SHA256 output: the only MAC length a cookie of ours carries.
+const MAC_BYTES: usize = 32;
 
 /// A verified session: the key it was issued to and when it ends.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,7 +125,9 @@ impl SessionKeys {
         else {
             return Err(malformed);
         };
-        let Ok(mac) = B64.decode(mac) else {
+        // A MAC of any other length is not one of ours (a truncated cookie can still decode:
+        // 42 base64 characters are 31 bytes when the dropped bits were zero).
+        let Some(mac) = B64.decode(mac).ok().filter(|m| m.len() == MAC_BYTES) else {
             return Err(malformed);
         };
         if !verify_hmac_sha256(self.key.expose(), body.as_bytes(), &mac) {
@@ -176,6 +180,14 @@ mod tests {
         assert_ne!(value, other);
     }
 
+    /// `value` with the MAC's first character replaced (same length, another MAC).
+    fn flip_mac_char(value: &str) -> String {
+        let at = value.rfind('.').unwrap() + 1;
+        let mut bytes = value.as_bytes().to_vec();
+        bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+        String::from_utf8(bytes).unwrap()
+    }
+
     #[test]
     fn tampered_or_foreign_cookies_are_refused() {
         let k = keys(1);
@@ -193,7 +205,10 @@ mod tests {
             (value.replace(".1000.", ".+1000."), malformed),
             (value.replace("key_abc", "key.abc"), malformed),
             (value.replace("key_abc", "key abc"), malformed),
-            (format!("{value}x"), bad_sig),
+            // A MAC one byte too long or too short is not a MAC of ours: malformed, whatever
+            // its bits; one of the right length that is wrong does not verify.
+            (format!("{value}x"), malformed),
+            (flip_mac_char(&value), bad_sig),
             (value[..value.len() - 1].to_string(), malformed),
             (format!("{value}."), malformed),
             (String::new(), malformed),
