@@ -139,12 +139,21 @@ async fn market_data_survives_the_loss_of_an_ingest_and_of_an_edge() {
     assert_eq!(snapshot.epoch, epoch2);
     drop(ws);
 
-    // 3. kill -9 edge A mid-stream: the SDK moves to B and resumes exactly.
+    // 3. kill -9 edge A mid-stream: the SDK moves to B and resumes exactly. First an update
+    // from A, so the seq run across the failover can be checked (the steps above may have
+    // taken less time than one update).
+    let mut events = events_until(
+        &mut client,
+        Duration::from_secs(10),
+        "an update from edge A",
+        |e| matches!(e, Event::Update(_)),
+    )
+    .await;
     let killed = Instant::now();
     edge_a.kill9();
     let mut recovered = None;
     let mut resumed_after = Duration::ZERO;
-    let events = events_until(
+    let after_kill = events_until(
         &mut client,
         Duration::from_secs(10),
         "a recovery on edge B",
@@ -158,6 +167,7 @@ async fn market_data_survives_the_loss_of_an_ingest_and_of_an_edge() {
         },
     )
     .await;
+    events.extend(after_kill);
     eprintln!(
         "edge failover after kill -9 of edge A: the SDK resumed on edge B after {resumed_after:?}"
     );
