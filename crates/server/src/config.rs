@@ -598,6 +598,14 @@ mod tests {
             ),
             ("venues = []", "venues"),
             ("[history]\nqueue_rows = 10", "history.queue_rows"),
+            (
+                "[history]\nperp_sample_secs = 0",
+                "history.perp_sample_secs",
+            ),
+            (
+                "[history.retention]\nliquidations = \"3y\"",
+                "history.retention.liquidations",
+            ),
             ("[history]\ninclude = [\"trades:*\"]", "history.include[0]"),
             (
                 "[history.retention]\ntrades = \"7w\"",

@@ -330,7 +330,7 @@ fn perp_query(
     state: &AppState,
     p: &PerpParams,
     kind: HistoryKind,
-) -> Result<(Arc<History>, Resolved, bool, PerpQuery), ApiError> {
+) -> Result<(Arc<History>, Resolved, bool), ApiError> {
     let raw = Raw {
         venue: &p.venue,
         symbol: &p.symbol,
@@ -374,16 +374,7 @@ fn perp_query(
             ));
         }
     }
-    let q = PerpQuery {
-        venue: r.venue.clone(),
-        symbol: r.symbol.clone(),
-        from: r.from,
-        to: r.to,
-        order: r.order,
-        after: r.after.map(|(ts, _)| ts),
-        limit: r.limit,
-    };
-    Ok((history.clone(), r, served, q))
+    Ok((history.clone(), r, served))
 }
 
 /// A perpetual's stored funding in a time range, a page at a time.
@@ -430,7 +421,16 @@ async fn perp_page<T: Send + 'static>(
     kind: HistoryKind,
     fetch: PerpFetch<T>,
 ) -> Result<(Vec<T>, Option<String>), ApiError> {
-    let (history, r, served, q) = perp_query(state, p, kind)?;
+    let (history, r, served) = perp_query(state, p, kind)?;
+    let q = PerpQuery {
+        venue: r.venue.clone(),
+        symbol: r.symbol.clone(),
+        from: r.from,
+        to: r.to,
+        order: r.order,
+        after: r.after.map(|(ts, _)| ts),
+        limit: r.limit,
+    };
     let page = query(&history, &r, served, move |store| {
         let page = fetch(store, &q)?;
         Ok((page.rows.is_empty(), page))
@@ -489,15 +489,15 @@ pub(crate) async fn liquidations(
     params: Result<Query<PerpParams>, QueryRejection>,
 ) -> Result<Json<LiquidationsPage>, ApiError> {
     let Query(p) = params.map_err(bad_query)?;
-    let (history, r, served, q) = perp_query(&state, &p, HistoryKind::Liquidations)?;
+    let (history, r, served) = perp_query(&state, &p, HistoryKind::Liquidations)?;
     let q = TradeQuery {
-        venue: q.venue,
-        symbol: q.symbol,
-        from: q.from,
-        to: q.to,
-        order: q.order,
+        venue: r.venue.clone(),
+        symbol: r.symbol.clone(),
+        from: r.from,
+        to: r.to,
+        order: r.order,
         after: r.after.map(|(ts, seq)| TradeKey { ts, seq }),
-        limit: q.limit,
+        limit: r.limit,
     };
     let page = query(&history, &r, served, move |store| {
         let page = store.liquidations(&q)?;

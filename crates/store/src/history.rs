@@ -84,12 +84,14 @@ impl HistoryKind {
         }
     }
 
-    /// Whether this is a perpetual's (funding, open interest, liquidations).
-    pub fn is_perp(self) -> bool {
-        matches!(
-            self,
-            Self::Funding | Self::OpenInterest | Self::Liquidations
-        )
+    /// The `kind` column of the funding/open-interest table, the same on both backends; 0
+    /// (matching no row) for any other kind.
+    pub(crate) fn perp_code(self) -> i16 {
+        match self {
+            Self::Funding => 1,
+            Self::OpenInterest => 2,
+            _ => 0,
+        }
     }
 }
 
@@ -441,7 +443,6 @@ mod tests {
             "oi".parse::<HistoryKind>().unwrap(),
             HistoryKind::OpenInterest
         );
-        assert!(HistoryKind::Funding.is_perp() && !HistoryKind::Trades.is_perp());
         for bad in [
             "",
             "trade",

@@ -123,10 +123,7 @@ type PerpInsert = (i32, i16, i64, String, Option<String>, Option<i64>);
 
 /// `history_perp.kind` of a perpetual's figure.
 fn perp_kind(kind: HistoryKind) -> i16 {
-    match kind {
-        HistoryKind::OpenInterest => 2,
-        _ => 1,
-    }
+    kind.perp_code()
 }
 
 /// Rows per `INSERT` statement (one round trip each).

@@ -109,10 +109,7 @@ const INSERT_LIQUIDATION: &str =
 
 /// `perp_history.kind` of a perpetual's figure.
 fn perp_kind(kind: HistoryKind) -> i64 {
-    match kind {
-        HistoryKind::OpenInterest => 2,
-        _ => 1,
-    }
+    i64::from(kind.perp_code())
 }
 
 /// A funding or open-interest row is skipped when one with the same key is stored.

@@ -245,10 +245,12 @@ fn serve_then_tail_then_sigterm() {
 }
 
 /// A data dir with a known history: 3 BTC trades and two 1m candles.
-fn history_dir() -> std::path::PathBuf {
+/// A fresh history database for one test (`tag` keeps tests running in parallel apart).
+fn history_dir(tag: &str) -> std::path::PathBuf {
     use model::{Candle, Interval, Side, Symbol, Timestamp, Trade, Venue, parse_decimal};
     use store::{HistoryBatch, HistoryStore, Record, SqliteHistory};
-    let dir = std::env::temp_dir().join(format!("tickgate-cli-export-{}", std::process::id()));
+    let dir =
+        std::env::temp_dir().join(format!("tickgate-cli-export-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let store = SqliteHistory::open_in(&dir).unwrap();
@@ -343,7 +345,7 @@ fn history_dir() -> std::path::PathBuf {
 
 #[test]
 fn export_writes_funding_open_interest_and_liquidations() {
-    let dir = history_dir();
+    let dir = history_dir("perp");
     let export = |kind: &str, format: &str| {
         let out = tickgate()
             .args(["export", "--venue", "bybit", "--symbol", "BTC-USDT-PERP"])
@@ -378,7 +380,7 @@ fn export_writes_funding_open_interest_and_liquidations() {
 
 #[test]
 fn export_writes_ranges_as_csv_or_ndjson() {
-    let dir = history_dir();
+    let dir = history_dir("ranges");
     let export = |extra: &[&str]| {
         tickgate()
             .args(["export", "--venue", "sim", "--symbol", "BTC-USDT"])

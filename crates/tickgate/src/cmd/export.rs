@@ -236,20 +236,54 @@ fn csv_field(text: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// Pages through a query to its end: `fetch` reads the page after a position (`None`: the
+/// first), `write` writes one row. Returns the rows written.
+fn drain<T, K>(
+    progress: &ProgressBar,
+    mut fetch: impl FnMut(Option<K>) -> Result<store::Page<T, K>, store::StoreError>,
+    mut write: impl FnMut(&T) -> anyhow::Result<()>,
+) -> anyhow::Result<u64> {
+    let (mut after, mut written) = (None, 0);
+    loop {
+        let page = fetch(after.take())?;
+        for row in &page.rows {
+            write(row)?;
+        }
+        written += page.rows.len() as u64;
+        progress.inc(page.rows.len() as u64);
+        match page.next {
+            Some(key) => after = Some(key),
+            None => return Ok(written),
+        }
+    }
+}
+
+/// One NDJSON line.
+fn json_line(out: &mut impl Write, row: &impl serde::Serialize) -> anyhow::Result<()> {
+    serde_json::to_writer(&mut *out, row)?;
+    writeln!(out)?;
+    Ok(())
+}
+
 fn export_trades(
     store: &dyn HistoryStore,
     out: &mut impl Write,
     format: Format,
     progress: &ProgressBar,
-    mut query: TradeQuery,
+    query: TradeQuery,
 ) -> anyhow::Result<u64> {
     if format == Format::Csv {
         writeln!(out, "id,price,size,side,ts")?;
     }
-    let mut written = 0;
-    loop {
-        let page = store.trades(&query)?;
-        for t in &page.rows {
+    drain(
+        progress,
+        |after: Option<TradeKey>| {
+            store.trades(&TradeQuery {
+                after,
+                ..query.clone()
+            })
+        },
+        |t| {
             match format {
                 Format::Csv => writeln!(
                     out,
@@ -260,26 +294,20 @@ fn export_trades(
                     t.side.as_str(),
                     t.ts.0
                 )?,
-                Format::Ndjson => {
-                    let wire = WireTrade {
+                Format::Ndjson => json_line(
+                    out,
+                    &WireTrade {
                         id: t.id.clone(),
                         price: t.price,
                         size: t.size,
                         side: t.side,
                         ts: t.ts.0,
-                    };
-                    serde_json::to_writer(&mut *out, &wire)?;
-                    writeln!(out)?;
-                }
+                    },
+                )?,
             }
-        }
-        written += page.rows.len() as u64;
-        progress.inc(page.rows.len() as u64);
-        match page.next {
-            Some(TradeKey { ts, seq }) => query.after = Some(TradeKey { ts, seq }),
-            None => return Ok(written),
-        }
-    }
+            Ok(())
+        },
+    )
 }
 
 fn export_candles(
@@ -287,34 +315,31 @@ fn export_candles(
     out: &mut impl Write,
     format: Format,
     progress: &ProgressBar,
-    mut query: CandleQuery,
+    query: CandleQuery,
 ) -> anyhow::Result<u64> {
     if format == Format::Csv {
         writeln!(out, "start,open,high,low,close,volume,trades,complete")?;
     }
-    let mut written = 0;
-    loop {
-        let page = store.candles(&query)?;
-        for c in &page.rows {
+    drain(
+        progress,
+        |after| {
+            store.candles(&CandleQuery {
+                after,
+                ..query.clone()
+            })
+        },
+        |c| {
             match format {
                 Format::Csv => writeln!(
                     out,
                     "{},{},{},{},{},{},{},{}",
                     c.start.0, c.open, c.high, c.low, c.close, c.volume, c.trades, c.complete
                 )?,
-                Format::Ndjson => {
-                    serde_json::to_writer(&mut *out, &HistoryCandle::from(c))?;
-                    writeln!(out)?;
-                }
+                Format::Ndjson => json_line(out, &HistoryCandle::from(c))?,
             }
-        }
-        written += page.rows.len() as u64;
-        progress.inc(page.rows.len() as u64);
-        match page.next {
-            Some(start) => query.after = Some(start),
-            None => return Ok(written),
-        }
-    }
+            Ok(())
+        },
+    )
 }
 
 /// A perpetual's funding (`rate,predicted_rate,next_funding_ts,ts`) or open interest
@@ -325,20 +350,21 @@ fn export_perp(
     format: Format,
     progress: &ProgressBar,
     kind: HistoryKind,
-    mut query: PerpQuery,
+    query: PerpQuery,
 ) -> anyhow::Result<u64> {
     let opt = |d: Option<String>| d.unwrap_or_default();
-    if format == Format::Csv {
-        match kind {
-            HistoryKind::Funding => writeln!(out, "rate,predicted_rate,next_funding_ts,ts")?,
-            _ => writeln!(out, "oi,oi_value,ts")?,
+    let page_query = |after| PerpQuery {
+        after,
+        ..query.clone()
+    };
+    if kind == HistoryKind::Funding {
+        if format == Format::Csv {
+            writeln!(out, "rate,predicted_rate,next_funding_ts,ts")?;
         }
-    }
-    let mut written = 0;
-    loop {
-        let (rows, next) = if kind == HistoryKind::Funding {
-            let page = store.funding(&query)?;
-            for f in &page.rows {
+        return drain(
+            progress,
+            |after| store.funding(&page_query(after)),
+            |f| {
                 match format {
                     Format::Csv => writeln!(
                         out,
@@ -348,39 +374,32 @@ fn export_perp(
                         opt(f.next_funding_ts.map(|t| t.0.to_string())),
                         f.ts.0
                     )?,
-                    Format::Ndjson => {
-                        serde_json::to_writer(&mut *out, f)?;
-                        writeln!(out)?;
-                    }
+                    Format::Ndjson => json_line(out, f)?,
                 }
-            }
-            (page.rows.len(), page.next)
-        } else {
-            let page = store.open_interest(&query)?;
-            for o in &page.rows {
-                match format {
-                    Format::Csv => writeln!(
-                        out,
-                        "{},{},{}",
-                        o.oi,
-                        opt(o.oi_value.map(|d| d.to_string())),
-                        o.ts.0
-                    )?,
-                    Format::Ndjson => {
-                        serde_json::to_writer(&mut *out, o)?;
-                        writeln!(out)?;
-                    }
-                }
-            }
-            (page.rows.len(), page.next)
-        };
-        written += rows as u64;
-        progress.inc(rows as u64);
-        match next {
-            Some(ts) => query.after = Some(ts),
-            None => return Ok(written),
-        }
+                Ok(())
+            },
+        );
     }
+    if format == Format::Csv {
+        writeln!(out, "oi,oi_value,ts")?;
+    }
+    drain(
+        progress,
+        |after| store.open_interest(&page_query(after)),
+        |o| {
+            match format {
+                Format::Csv => writeln!(
+                    out,
+                    "{},{},{}",
+                    o.oi,
+                    opt(o.oi_value.map(|d| d.to_string())),
+                    o.ts.0
+                )?,
+                Format::Ndjson => json_line(out, o)?,
+            }
+            Ok(())
+        },
+    )
 }
 
 /// A perpetual's liquidations: CSV `side,price,size,ts`, NDJSON the REST row objects.
@@ -389,31 +408,28 @@ fn export_liquidations(
     out: &mut impl Write,
     format: Format,
     progress: &ProgressBar,
-    mut query: TradeQuery,
+    query: TradeQuery,
 ) -> anyhow::Result<u64> {
     if format == Format::Csv {
         writeln!(out, "side,price,size,ts")?;
     }
-    let mut written = 0;
-    loop {
-        let page = store.liquidations(&query)?;
-        for stored in &page.rows {
+    drain(
+        progress,
+        |after: Option<TradeKey>| {
+            store.liquidations(&TradeQuery {
+                after,
+                ..query.clone()
+            })
+        },
+        |stored| {
             let l = &stored.liquidation;
             match format {
                 Format::Csv => {
                     writeln!(out, "{},{},{},{}", l.side.as_str(), l.price, l.size, l.ts.0)?
                 }
-                Format::Ndjson => {
-                    serde_json::to_writer(&mut *out, l)?;
-                    writeln!(out)?;
-                }
+                Format::Ndjson => json_line(out, l)?,
             }
-        }
-        written += page.rows.len() as u64;
-        progress.inc(page.rows.len() as u64);
-        match page.next {
-            Some(key) => query.after = Some(key),
-            None => return Ok(written),
-        }
-    }
+            Ok(())
+        },
+    )
 }
