@@ -2,7 +2,7 @@
 //! books on one core, plus the replay speed of a capture at `speed = "max"`.
 //!
 //! ```text
-//! cargo run --release -p connectors --example ingest_bench -- [MESSAGES] [replay]
+//! cargo run --release -p connectors --example ingest_bench -- [MESSAGES] [SCENARIO-PREFIX]
 //! ```
 //!
 //! Scenarios (8 symbols, messages generated up front with a fixed seed):
@@ -684,37 +684,51 @@ fn main() {
         "ingest_bench: {count} messages per scenario, {} symbols, 1 thread",
         SYMBOLS.len()
     );
+    // A second argument keeps only the scenarios whose name starts with it (`replay`,
+    // `bybit`, `okx`, …), so one venue can be profiled alone.
+    let only = std::env::args().nth(2).unwrap_or_default();
+    let wanted = |name: &str| name.starts_with(only.as_str());
     let mix = generate(count, 50, 1..=5);
-    if std::env::args().nth(2).as_deref() == Some("replay") {
-        run_replay(&mix[..count.min(300_000)]);
-        return;
+    if wanted("mix") {
+        run("mix", &mix, primed);
+        run_parse("mix/pars", &mix, primed);
     }
-    run("mix", &mix, primed);
-    run_parse("mix/pars", &mix, primed);
-    let deep = generate(count / 2, 0, 10..=10);
-    run("depth10", &deep, primed);
-    run_parse("d10/pars", &deep, primed);
-    run_replay(&mix[..count.min(300_000)]);
-    let okx = generate_okx(count, 50, 1..=5, false);
-    run("okx-mix", &okx, primed_okx);
-    run_parse("okx/pars", &okx, primed_okx);
-    let okx_small = generate_okx(count, 0, 1..=1, false);
-    run("okx-1+1", &okx_small, primed_okx);
-    run_parse("okx1/par", &okx_small, primed_okx);
-    let swap = generate_okx(count, 50, 1..=5, true);
-    run("okxswap", &swap, primed_okx_swap);
-    run_parse("swap/par", &swap, primed_okx_swap);
-    let swap_small = generate_okx(count, 0, 1..=1, true);
-    run("swap-1+1", &swap_small, primed_okx_swap);
-    run_parse("swap1/pa", &swap_small, primed_okx_swap);
-    let bybit = generate_bybit(count, 50, 1..=5);
-    run("bybit-mix", &bybit, primed_bybit);
-    run_parse("bybit/par", &bybit, primed_bybit);
-    let bybit_small = generate_bybit(count, 0, 1..=1);
-    run("bybit-1+1", &bybit_small, primed_bybit);
-    run_parse("bybit1/pa", &bybit_small, primed_bybit);
-    // After the priming messages, so the first measured one already diffs.
-    let hl: Vec<String> = generate_hl(count / 2 + HL_COINS.len()).split_off(HL_COINS.len());
-    run("hl-book", &hl, primed_hl);
-    run_parse("hl/pars", &hl, primed_hl);
+    if wanted("depth10") {
+        let deep = generate(count / 2, 0, 10..=10);
+        run("depth10", &deep, primed);
+        run_parse("d10/pars", &deep, primed);
+    }
+    if wanted("replay") {
+        run_replay(&mix[..count.min(300_000)]);
+    }
+    if wanted("okx") {
+        let okx = generate_okx(count, 50, 1..=5, false);
+        run("okx-mix", &okx, primed_okx);
+        run_parse("okx/pars", &okx, primed_okx);
+        let okx_small = generate_okx(count, 0, 1..=1, false);
+        run("okx-1+1", &okx_small, primed_okx);
+        run_parse("okx1/par", &okx_small, primed_okx);
+    }
+    if wanted("swap") {
+        let swap = generate_okx(count, 50, 1..=5, true);
+        run("okxswap", &swap, primed_okx_swap);
+        run_parse("swap/par", &swap, primed_okx_swap);
+        let swap_small = generate_okx(count, 0, 1..=1, true);
+        run("swap-1+1", &swap_small, primed_okx_swap);
+        run_parse("swap1/pa", &swap_small, primed_okx_swap);
+    }
+    if wanted("bybit") {
+        let bybit = generate_bybit(count, 50, 1..=5);
+        run("bybit-mix", &bybit, primed_bybit);
+        run_parse("bybit/par", &bybit, primed_bybit);
+        let bybit_small = generate_bybit(count, 0, 1..=1);
+        run("bybit-1+1", &bybit_small, primed_bybit);
+        run_parse("bybit1/pa", &bybit_small, primed_bybit);
+    }
+    if wanted("hl") {
+        // After the priming messages, so the first measured one already diffs.
+        let hl: Vec<String> = generate_hl(count / 2 + HL_COINS.len()).split_off(HL_COINS.len());
+        run("hl-book", &hl, primed_hl);
+        run_parse("hl/pars", &hl, primed_hl);
+    }
 }

@@ -62,12 +62,59 @@ pub(crate) fn decimal(field: &str, text: &str) -> Result<Decimal, String> {
     parse_decimal(text).map_err(|e| format!("{field}: {e}"))
 }
 
-/// Parses `[price, size]` string pairs into levels.
-pub(crate) fn levels(field: &str, pairs: &[[Text<'_>; 2]]) -> Result<Vec<Level>, String> {
-    pairs
-        .iter()
-        .map(|[p, s]| Ok(Level::new(decimal(field, p)?, decimal(field, s)?)))
-        .collect()
+/// A JSON list of book levels, `[["price","size", …], …]`, parsed straight into [`Level`]s in
+/// the frame's single pass: no intermediate list of strings, and the price and size strings
+/// are borrowed from the frame unless escaped. Elements after the size (OKX's deprecated
+/// field and order count) are skipped. A bad decimal fails the whole frame, naming the level.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Levels(pub Vec<Level>);
+
+impl<'de> Deserialize<'de> for Levels {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ListVisitor;
+        impl<'de> Visitor<'de> for ListVisitor {
+            type Value = Levels;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of [price, size] levels")
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Levels, A::Error> {
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(4).min(1024));
+                while let Some(OneLevel(level)) = seq.next_element()? {
+                    out.push(level);
+                }
+                Ok(Levels(out))
+            }
+        }
+        deserializer.deserialize_seq(ListVisitor)
+    }
+}
+
+/// One `["price","size", …]` element of [`Levels`].
+struct OneLevel(Level);
+
+impl<'de> Deserialize<'de> for OneLevel {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct LevelVisitor;
+        impl<'de> Visitor<'de> for LevelVisitor {
+            type Value = OneLevel;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a level [price, size, …]")
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<OneLevel, A::Error> {
+                let mut next = |what: &str, at: usize| -> Result<Decimal, A::Error> {
+                    let text: Text = seq
+                        .next_element()?
+                        .ok_or_else(|| de::Error::invalid_length(at, &self))?;
+                    parse_decimal(&text).map_err(|e| de::Error::custom(format_args!("{what}: {e}")))
+                };
+                let price = next("level price", 0)?;
+                let size = next("level size", 1)?;
+                while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+                Ok(OneLevel(Level::new(price, size)))
+            }
+        }
+        deserializer.deserialize_seq(LevelVisitor)
+    }
 }
 
 /// Text for a log line: at most 200 characters of a venue message.
@@ -110,6 +157,40 @@ mod tests {
         pairs: Vec<[Text<'a>; 2]>,
     }
 
+    #[derive(serde::Deserialize)]
+    struct Book {
+        b: Levels,
+    }
+
+    /// Levels parse in one pass like pairs of strings do: escapes, extra elements skipped,
+    /// and every malformed shape refused with the reason.
+    #[test]
+    fn levels_parse_in_one_pass_and_refuse_bad_shapes() {
+        let book: Book =
+            serde_json::from_str(r#"{"b":[["1.50","2"],["1\u002e4","3","0","7"]]}"#).unwrap();
+        assert_eq!(
+            book.b.0,
+            [
+                Level::new(parse_decimal("1.50").unwrap(), Decimal::from(2)),
+                Level::new(parse_decimal("1.4").unwrap(), Decimal::from(3)),
+            ]
+        );
+        assert_eq!(book.b.0[0].price.scale(), 2, "scale kept");
+        let empty: Book = serde_json::from_str(r#"{"b":[]}"#).unwrap();
+        assert!(empty.b.0.is_empty());
+        for (bad, why) in [
+            (r#"{"b":[["1x","2"]]}"#, "level price"),
+            (r#"{"b":[["1","-"]]}"#, "level size"),
+            (r#"{"b":[["1"]]}"#, "invalid length 1"),
+            (r#"{"b":[[1,"2"]]}"#, "invalid type"),
+            (r#"{"b":["1","2"]}"#, "invalid type"),
+            (r#"{"b":{"1":"2"}}"#, "invalid type"),
+        ] {
+            let error = serde_json::from_str::<Book>(bad).err().unwrap().to_string();
+            assert!(error.contains(why), "{bad}: {error}");
+        }
+    }
+
     /// Regression (issue 15): Kraken's `"AAVE\/AUD"` failed as a borrowed `&str`.
     #[test]
     fn text_borrows_plain_strings_and_owns_escaped_ones() {
@@ -119,8 +200,8 @@ mod tests {
             serde_json::from_str(r#"{"name":"AAVE\/AUD","pairs":[["1\u002e5","2"]]}"#).unwrap();
         assert!(matches!(slash.name.0, Cow::Owned(_)));
         assert_eq!(slash.name.as_str(), "AAVE/AUD");
-        let levels = levels("bid", &slash.pairs).unwrap();
-        assert_eq!(levels[0].price.to_string(), "1.5");
+        let price = decimal("bid", &slash.pairs[0][0]).unwrap();
+        assert_eq!(price.to_string(), "1.5");
         assert!(serde_json::from_str::<Field>(r#"{"name":5,"pairs":[]}"#).is_err());
         let all = escaped(r#"{"name":"A\/B","pairs":[["1","2"]]}"#);
         assert_eq!(

@@ -1,8 +1,7 @@
 //! Diff-depth events, REST snapshots and the per-symbol sync state machine (the documented
 //! "how to manage a local order book correctly" algorithm).
 
-use crate::venue::parse::Text;
-use crate::venue::parse::levels;
+use crate::venue::parse::Levels;
 use model::{BookDelta, BookSnapshot, Level, Timestamp};
 use serde::Deserialize;
 use std::collections::VecDeque;
@@ -14,7 +13,6 @@ pub(crate) const MAX_BUFFERED: usize = 10_000;
 /// A `depthUpdate` event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DepthUpdate {
-    pub symbol: String,
     pub first: u64,
     pub last: u64,
     pub bids: Vec<Level>,
@@ -22,53 +20,43 @@ pub struct DepthUpdate {
     pub event_ts: Timestamp,
 }
 
+/// A `depthUpdate`'s fields; `s` (the symbol) is not read: the stream names it.
 #[derive(Deserialize)]
-struct RawDepth<'a> {
+struct RawDepth {
     #[serde(rename = "E")]
     event_time: i64,
-    #[serde(borrow, rename = "s")]
-    symbol: Text<'a>,
     #[serde(rename = "U")]
     first: u64,
     #[serde(rename = "u")]
     last: u64,
-    #[serde(rename = "b", borrow)]
-    bids: Vec<[Text<'a>; 2]>,
-    #[serde(rename = "a", borrow)]
-    asks: Vec<[Text<'a>; 2]>,
+    #[serde(rename = "b")]
+    bids: Levels,
+    #[serde(rename = "a")]
+    asks: Levels,
 }
 
 impl DepthUpdate {
     pub fn parse(data: &str) -> Result<Self, String> {
         let raw: RawDepth = serde_json::from_str(data).map_err(|e| format!("depthUpdate: {e}"))?;
-        Self::build(
-            &raw.symbol,
-            raw.first,
-            raw.last,
-            &raw.bids,
-            &raw.asks,
-            raw.event_time,
-        )
+        Self::build(raw.first, raw.last, raw.bids.0, raw.asks.0, raw.event_time)
     }
 
     /// Validates and converts the fields of a `depthUpdate`.
     pub(crate) fn build(
-        symbol: &str,
         first: u64,
         last: u64,
-        bids: &[[Text<'_>; 2]],
-        asks: &[[Text<'_>; 2]],
+        bids: Vec<Level>,
+        asks: Vec<Level>,
         event_time: i64,
     ) -> Result<Self, String> {
         if first > last {
             return Err(format!("depthUpdate: U {first} > u {last}"));
         }
         Ok(Self {
-            symbol: symbol.to_string(),
             first,
             last,
-            bids: levels("depthUpdate bid", bids)?,
-            asks: levels("depthUpdate ask", asks)?,
+            bids,
+            asks,
             event_ts: Timestamp::from_millis(event_time),
         })
     }
@@ -95,13 +83,11 @@ pub struct DepthSnapshot {
 }
 
 #[derive(Deserialize)]
-struct RawSnapshot<'a> {
+struct RawSnapshot {
     #[serde(rename = "lastUpdateId")]
     last_update_id: u64,
-    #[serde(borrow)]
-    bids: Vec<[Text<'a>; 2]>,
-    #[serde(borrow)]
-    asks: Vec<[Text<'a>; 2]>,
+    bids: Levels,
+    asks: Levels,
 }
 
 impl DepthSnapshot {
@@ -110,8 +96,8 @@ impl DepthSnapshot {
             serde_json::from_str(body).map_err(|e| format!("depth snapshot: {e}"))?;
         Ok(Self {
             last_update_id: raw.last_update_id,
-            bids: levels("snapshot bid", &raw.bids)?,
-            asks: levels("snapshot ask", &raw.asks)?,
+            bids: raw.bids.0,
+            asks: raw.asks.0,
         })
     }
 }
@@ -218,7 +204,6 @@ mod tests {
 
     fn diff(first: u64, last: u64) -> DepthUpdate {
         DepthUpdate {
-            symbol: "BTCUSDT".into(),
             first,
             last,
             bids: vec![],
@@ -232,7 +217,7 @@ mod tests {
         let text = include_str!("../../../test_data/binance/ws_depth_update.json");
         let v: serde_json::Value = serde_json::from_str(text).unwrap();
         let d = DepthUpdate::parse(&v["data"].to_string()).unwrap();
-        assert_eq!((d.first, d.last, d.symbol.as_str()), (157, 160, "BNBBTC"));
+        assert_eq!((d.first, d.last), (157, 160));
         assert_eq!(d.bids[0].price.to_string(), "0.0024");
         assert_eq!(d.asks[0].size.to_string(), "100");
         let s = DepthSnapshot::parse(include_str!(

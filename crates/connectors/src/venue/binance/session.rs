@@ -7,8 +7,8 @@ use super::trade::{build_trade, parse_trade};
 use super::{BinanceProtocol, DEFAULT_REST_URL, native_symbol};
 use crate::FeedEvent;
 use crate::conn::{Io, Protocol, RestRequest, Session};
-use crate::venue::parse::Text;
 use crate::venue::parse::excerpt;
+use crate::venue::parse::{Levels, Text};
 use model::{Symbol, Timestamp, Trade};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -51,10 +51,10 @@ struct MarketData<'a> {
     first: Option<u64>,
     #[serde(rename = "u")]
     last: Option<u64>,
-    #[serde(borrow, default)]
-    b: Vec<[Text<'a>; 2]>,
-    #[serde(borrow, default)]
-    a: Vec<[Text<'a>; 2]>,
+    #[serde(default)]
+    b: Levels,
+    #[serde(default)]
+    a: Levels,
     t: Option<u64>,
     #[serde(borrow)]
     p: Option<Text<'a>>,
@@ -291,7 +291,7 @@ impl BinanceSession {
                 let (Some(first), Some(last)) = (d.first, d.last) else {
                     return false;
                 };
-                let parsed = DepthUpdate::build(&d.s, first, last, &d.b, &d.a, d.event_time);
+                let parsed = DepthUpdate::build(first, last, d.b.0, d.a.0, d.event_time);
                 self.on_depth(index, parsed, io);
             }
             ("trade", "trade") => {

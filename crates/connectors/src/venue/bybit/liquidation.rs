@@ -60,8 +60,8 @@ mod tests {
     use model::parse_decimal;
 
     fn data(text: &str) -> String {
-        let frame: super::super::wire::Frame = serde_json::from_str(text).unwrap();
-        frame.data.unwrap().get().to_string()
+        let frame = super::super::wire::Frame::parse(text).unwrap();
+        frame.data.unwrap().raw().unwrap().to_string()
     }
 
     #[test]

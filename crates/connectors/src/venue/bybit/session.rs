@@ -31,6 +31,8 @@ pub(crate) struct BybitSession {
     ping_every_us: i64,
     symbols: Vec<Symbol>,
     natives: Vec<String>,
+    /// `orderbook.{depth}.{native}` of each symbol.
+    book_topics: Vec<String>,
     by_native: HashMap<String, usize>,
     books: Vec<SymbolBook>,
     /// The prices of each book as Bybit publishes it, to drop levels pushed beyond the depth.
@@ -61,6 +63,10 @@ impl BybitSession {
                 .enumerate()
                 .map(|(i, n)| (n.clone(), i))
                 .collect(),
+            book_topics: natives
+                .iter()
+                .map(|n| format!("orderbook.{}.{n}", protocol.depth()))
+                .collect(),
             natives,
             books: vec![SymbolBook::default(); shard.len()],
             views: vec![DepthView::default(); shard.len()],
@@ -73,7 +79,7 @@ impl BybitSession {
     }
 
     fn book_topic(&self, index: usize) -> String {
-        format!("orderbook.{}.{}", self.depth, self.natives[index])
+        self.book_topics[index].clone()
     }
 
     fn request(&mut self, op: &str, topics: &[String], io: &mut Io) {
@@ -96,11 +102,10 @@ impl BybitSession {
         self.request("subscribe", &topic, io);
     }
 
-    fn on_orderbook(&mut self, index: usize, frame: &Frame, io: &mut Io) {
+    fn on_orderbook(&mut self, index: usize, frame: Frame, io: &mut Io) {
         let symbol = self.symbols[index].clone();
         io.touch(&symbol);
-        let data = frame.data.map(|d| d.get()).unwrap_or_default();
-        let mut update = match build_orderbook(frame.kind.as_deref(), frame.ts, data) {
+        let mut update = match build_orderbook(frame) {
             Ok(update) => update,
             Err(reason) => {
                 io.invalid(Some(symbol), reason);
@@ -158,13 +163,12 @@ impl BybitSession {
         });
     }
 
-    fn on_trades(&mut self, index: usize, frame: &Frame, io: &mut Io) {
+    fn on_trades(&mut self, index: usize, frame: Frame, io: &mut Io) {
         let symbol = self.symbols[index].clone();
         io.touch(&symbol);
-        let data = frame.data.map(|d| d.get()).unwrap_or("[]");
-        match build_trades(data, io.recv_ts) {
+        match build_trades(frame.data, io.recv_ts) {
             Ok(trades) => {
-                for (_, seq, trade) in trades {
+                for (seq, trade) in trades {
                     let (last_seq, ids) = &mut self.last_trade[index];
                     if seq < *last_seq || (seq == *last_seq && ids.contains(&trade.id)) {
                         continue; // already forwarded
@@ -186,7 +190,7 @@ impl BybitSession {
 
     /// A ticker is not book data: a bad one is counted, never a reason to rebuild the book.
     fn on_ticker(&mut self, index: usize, frame: &Frame, io: &mut Io) {
-        let data = frame.data.map(|d| d.get()).unwrap_or("{}");
+        let data = frame.data.as_ref().and_then(|d| d.raw()).unwrap_or("{}");
         let state = &mut self.tickers[index];
         match apply_ticker(state, frame.kind.as_deref(), frame.ts, data, io.recv_ts) {
             Ok(Some(update)) if update.symbol != self.natives[index] => io.invalid(
@@ -238,7 +242,7 @@ impl BybitSession {
 
     /// Liquidations are not book data either: a bad push is counted, the book untouched.
     fn on_liquidations(&mut self, index: usize, frame: &Frame, io: &mut Io) {
-        let data = frame.data.map(|d| d.get()).unwrap_or("[]");
+        let data = frame.data.as_ref().and_then(|d| d.raw()).unwrap_or("[]");
         match parse_liquidations(data) {
             Ok(list) => {
                 let recv_ts = io.recv_ts;
@@ -294,7 +298,7 @@ impl Session for BybitSession {
     }
 
     fn on_text(&mut self, text: &str, io: &mut Io) {
-        let frame: Frame = match serde_json::from_str(text) {
+        let frame = match Frame::parse(text) {
             Ok(frame) => frame,
             Err(error) => {
                 return io.invalid(
@@ -313,22 +317,22 @@ impl Session for BybitSession {
             Some(("allLiquidation", s)) => ("allLiquidation", s),
             _ => ("", ""),
         };
-        let Some(&index) = self.by_native.get(native) else {
-            tracing::debug!(topic = %excerpt(topic), "topic not subscribed; ignored");
-            io.ignored += 1;
-            return;
-        };
-        match kind {
-            "orderbook" if topic == self.book_topic(index) => self.on_orderbook(index, &frame, io),
-            "publicTrade" => self.on_trades(index, &frame, io),
-            "tickers" => self.on_ticker(index, &frame, io),
-            "allLiquidation" if self.symbols[index].is_perpetual() => {
-                self.on_liquidations(index, &frame, io);
-            }
+        let index = self.by_native.get(native).copied();
+        let (index, kind) = match (index, kind) {
+            (Some(index), "orderbook") if topic == self.book_topics[index] => (index, kind),
+            (Some(index), "publicTrade" | "tickers") => (index, kind),
+            (Some(index), "allLiquidation") if self.symbols[index].is_perpetual() => (index, kind),
             _ => {
                 tracing::debug!(topic = %excerpt(topic), "topic not subscribed; ignored");
                 io.ignored += 1;
+                return;
             }
+        };
+        match kind {
+            "orderbook" => self.on_orderbook(index, frame, io),
+            "publicTrade" => self.on_trades(index, frame, io),
+            "tickers" => self.on_ticker(index, &frame, io),
+            _ => self.on_liquidations(index, &frame, io),
         }
     }
 

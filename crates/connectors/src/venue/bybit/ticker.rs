@@ -197,12 +197,12 @@ mod tests {
     }
 
     fn update(state: &mut TickerState, text: &str) -> Result<Option<TickerUpdate>, String> {
-        let frame: super::super::wire::Frame = serde_json::from_str(text).unwrap();
+        let frame = super::super::wire::Frame::parse(text).unwrap();
         apply_ticker(
             state,
             frame.kind.as_deref(),
             frame.ts,
-            frame.data.map(|d| d.get()).unwrap_or("{}"),
+            frame.data.as_ref().and_then(|d| d.raw()).unwrap_or("{}"),
             Timestamp(9),
         )
     }

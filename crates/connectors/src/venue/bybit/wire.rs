@@ -1,41 +1,141 @@
 //! The shape of every Bybit v5 public frame, read in one pass: request answers (`op`,
 //! `success`, `req_id`) and pushes (`topic`, `type`, `data`) of `orderbook` and `publicTrade`.
+//!
+//! Bybit writes `topic` before `data`, so the `data` of a book or trade push is parsed into its
+//! own shape in the frame's single pass ([`Data::Book`], [`Data::Trades`]). Any other `data`
+//! (tickers, liquidations, or a frame whose `topic` comes after `data`) is kept raw and parsed
+//! once the topic is known. A frame whose typed `data` does not parse is read again with raw
+//! `data` ([`Frame::parse`]), so a malformed book still names its symbol and rebuilds only
+//! that book.
 
-use crate::venue::parse::{Text, decimal, levels};
+use crate::venue::parse::{Levels, Text, decimal};
 use model::{Level, Side, Timestamp, Trade};
 use serde::Deserialize;
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
+use std::fmt;
+
+/// The `data` of a push.
+#[derive(Debug)]
+pub(crate) enum Data<'a> {
+    /// An `orderbook` push's, parsed in the frame's pass.
+    Book(RawBook),
+    /// A `publicTrade` push's, parsed in the frame's pass.
+    Trades(Vec<RawTrade<'a>>),
+    /// Anything else, parsed once the topic is known.
+    Raw(&'a RawValue),
+}
+
+impl Data<'_> {
+    /// The JSON text of a raw `data`.
+    pub(crate) fn raw(&self) -> Option<&str> {
+        match self {
+            Self::Raw(raw) => Some(raw.get()),
+            _ => None,
+        }
+    }
+}
 
 /// Any frame Bybit sends on a public endpoint.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default)]
 pub(crate) struct Frame<'a> {
-    #[serde(borrow, default)]
     pub topic: Option<Text<'a>>,
-    #[serde(rename = "type", borrow, default)]
     pub kind: Option<Text<'a>>,
-    #[serde(default)]
     pub ts: Option<i64>,
-    /// An object for `orderbook`, an array for `publicTrade`: parsed once the topic is known.
-    #[serde(borrow, default)]
-    pub data: Option<&'a RawValue>,
-    #[serde(borrow, default)]
+    pub data: Option<Data<'a>>,
     pub op: Option<Text<'a>>,
-    #[serde(default)]
     pub success: Option<bool>,
-    #[serde(borrow, default)]
     pub ret_msg: Option<Text<'a>>,
-    #[serde(borrow, default)]
     pub req_id: Option<Text<'a>>,
 }
 
+impl<'a> Frame<'a> {
+    /// Parses a frame in one pass; if its typed `data` is malformed, again with raw `data`
+    /// (the caller then reports the bad book or trade against its topic). Fails only on text
+    /// that is not a JSON object of this shape.
+    pub(crate) fn parse(text: &'a str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str::<Frame>(text).or_else(|_| {
+            serde_json::from_str::<LooseFrame>(text).map(|f| Frame {
+                topic: f.topic,
+                kind: f.kind,
+                ts: f.ts,
+                data: f.data.map(Data::Raw),
+                op: f.op,
+                success: f.success,
+                ret_msg: f.ret_msg,
+                req_id: f.req_id,
+            })
+        })
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Frame<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FrameVisitor;
+        impl<'de> Visitor<'de> for FrameVisitor {
+            type Value = Frame<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a Bybit frame object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Frame<'de>, A::Error> {
+                let mut frame = Frame::default();
+                while let Some(key) = map.next_key::<Text<'de>>()? {
+                    match key.as_str() {
+                        "topic" => frame.topic = map.next_value()?,
+                        "type" => frame.kind = map.next_value()?,
+                        "ts" => frame.ts = map.next_value()?,
+                        "data" => {
+                            let kind = frame.topic.as_deref().and_then(|t| t.split_once('.'));
+                            frame.data = Some(match kind.map(|(kind, _)| kind) {
+                                Some("orderbook") => Data::Book(map.next_value()?),
+                                Some("publicTrade") => Data::Trades(map.next_value()?),
+                                _ => Data::Raw(map.next_value()?),
+                            });
+                        }
+                        "op" => frame.op = map.next_value()?,
+                        "success" => frame.success = map.next_value()?,
+                        "ret_msg" => frame.ret_msg = map.next_value()?,
+                        "req_id" => frame.req_id = map.next_value()?,
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(frame)
+            }
+        }
+        deserializer.deserialize_map(FrameVisitor)
+    }
+}
+
+/// [`Frame`] with `data` always raw: the second reading of a frame whose typed `data` failed.
 #[derive(Debug, Deserialize)]
-struct RawBook<'a> {
-    #[serde(borrow)]
-    s: Text<'a>,
+struct LooseFrame<'a> {
     #[serde(borrow, default)]
-    b: Vec<[Text<'a>; 2]>,
+    topic: Option<Text<'a>>,
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<Text<'a>>,
+    #[serde(default)]
+    ts: Option<i64>,
     #[serde(borrow, default)]
-    a: Vec<[Text<'a>; 2]>,
+    data: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    op: Option<Text<'a>>,
+    #[serde(default)]
+    success: Option<bool>,
+    #[serde(borrow, default)]
+    ret_msg: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    req_id: Option<Text<'a>>,
+}
+
+/// The `data` of an `orderbook` push. `s` (the symbol) is not read: the topic names it.
+#[derive(Debug, Deserialize)]
+pub(crate) struct RawBook {
+    #[serde(default)]
+    b: Levels,
+    #[serde(default)]
+    a: Levels,
     u: u64,
     #[serde(default)]
     seq: Option<u64>,
@@ -44,7 +144,6 @@ struct RawBook<'a> {
 /// A parsed `orderbook` push.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OrderbookUpdate {
-    pub symbol: String,
     pub snapshot: bool,
     pub bids: Vec<Level>,
     pub asks: Vec<Level>,
@@ -56,41 +155,39 @@ pub struct OrderbookUpdate {
     pub ts: Timestamp,
 }
 
-pub(crate) fn build_orderbook(
-    kind: Option<&str>,
-    ts: Option<i64>,
-    data: &str,
-) -> Result<OrderbookUpdate, String> {
-    let snapshot = match kind {
+/// The book push of `frame`: its typed `data`, or its raw `data` parsed now.
+pub(crate) fn build_orderbook(frame: Frame) -> Result<OrderbookUpdate, String> {
+    let snapshot = match frame.kind.as_deref() {
         Some("snapshot") => true,
         Some("delta") => false,
         other => return Err(format!("orderbook: unknown type {other:?}")),
     };
-    let raw: RawBook = serde_json::from_str(data).map_err(|e| format!("orderbook: {e}"))?;
+    let raw = match frame.data {
+        Some(Data::Book(raw)) => raw,
+        Some(Data::Raw(raw)) => {
+            serde_json::from_str(raw.get()).map_err(|e| format!("orderbook: {e}"))?
+        }
+        Some(Data::Trades(_)) | None => return Err("orderbook: data missing".into()),
+    };
     Ok(OrderbookUpdate {
-        symbol: raw.s.to_string(),
         snapshot,
-        bids: levels("orderbook bid", &raw.b)?,
-        asks: levels("orderbook ask", &raw.a)?,
+        bids: raw.b.0,
+        asks: raw.a.0,
         u: raw.u,
         seq: raw.seq,
-        ts: Timestamp::from_millis(ts.unwrap_or_default().max(0)),
+        ts: Timestamp::from_millis(frame.ts.unwrap_or_default().max(0)),
     })
 }
 
 /// Parses a whole `orderbook` push.
 pub fn parse_orderbook(text: &str) -> Result<OrderbookUpdate, String> {
-    let frame: Frame = serde_json::from_str(text).map_err(|e| format!("orderbook: {e}"))?;
-    let data = frame.data.ok_or("orderbook: data missing")?;
-    build_orderbook(frame.kind.as_deref(), frame.ts, data.get())
+    build_orderbook(Frame::parse(text).map_err(|e| format!("orderbook: {e}"))?)
 }
 
 #[derive(Debug, Deserialize)]
-struct RawTrade<'a> {
+pub(crate) struct RawTrade<'a> {
     #[serde(rename = "T")]
     time: i64,
-    #[serde(borrow)]
-    s: Text<'a>,
     #[serde(rename = "S", borrow)]
     side: Text<'a>,
     #[serde(borrow)]
@@ -103,12 +200,20 @@ struct RawTrade<'a> {
     seq: u64,
 }
 
-/// One trade: `(symbol, cross sequence, trade)`. `S` is the taker's side; `i` the trade id.
+/// One trade: `(cross sequence, trade)`. `S` is the taker's side; `i` the trade id; the
+/// symbol (`s`) is not read: the topic names it.
+/// The frame's typed `data`, or its raw `data` parsed now.
 pub(crate) fn build_trades(
-    data: &str,
+    data: Option<Data>,
     recv_ts: Timestamp,
-) -> Result<Vec<(String, u64, Trade)>, String> {
-    let raw: Vec<RawTrade> = serde_json::from_str(data).map_err(|e| format!("publicTrade: {e}"))?;
+) -> Result<Vec<(u64, Trade)>, String> {
+    let raw: Vec<RawTrade> = match data {
+        Some(Data::Trades(raw)) => raw,
+        Some(Data::Raw(raw)) => {
+            serde_json::from_str(raw.get()).map_err(|e| format!("publicTrade: {e}"))?
+        }
+        Some(Data::Book(_)) | None => return Err("publicTrade: data missing".into()),
+    };
     raw.into_iter()
         .map(|t| {
             let side = match t.side.as_str() {
@@ -122,7 +227,6 @@ pub(crate) fn build_trades(
                 return Err(format!("trade {}: p and v must be positive", t.i));
             }
             Ok((
-                t.s.to_string(),
                 t.seq,
                 Trade {
                     id: t.i.to_string(),
@@ -138,12 +242,9 @@ pub(crate) fn build_trades(
 }
 
 /// Parses a whole `publicTrade` push.
-pub fn parse_trades(text: &str, recv_ts: Timestamp) -> Result<Vec<(String, u64, Trade)>, String> {
-    let frame: Frame = serde_json::from_str(text).map_err(|e| format!("publicTrade: {e}"))?;
-    build_trades(
-        frame.data.ok_or("publicTrade: data missing")?.get(),
-        recv_ts,
-    )
+pub fn parse_trades(text: &str, recv_ts: Timestamp) -> Result<Vec<(u64, Trade)>, String> {
+    let frame = Frame::parse(text).map_err(|e| format!("publicTrade: {e}"))?;
+    build_trades(frame.data, recv_ts)
 }
 
 #[cfg(test)]
@@ -158,10 +259,7 @@ mod tests {
         ))
         .unwrap();
         assert!(s.snapshot);
-        assert_eq!(
-            (s.symbol.as_str(), s.u, s.seq),
-            ("BTCUSDT", 18_521_288, Some(7_961_638_724))
-        );
+        assert_eq!((s.u, s.seq), (18_521_288, Some(7_961_638_724)));
         assert_eq!(s.bids[0].price.to_string(), "16493.50", "scale kept");
         assert_eq!(s.asks[1].size.to_string(), "0.213");
         assert_eq!(s.ts, Timestamp::from_millis(1_672_304_484_978));
@@ -186,8 +284,8 @@ mod tests {
     fn documented_trades_parse_with_the_taker_side() {
         let text = include_str!("../../../test_data/bybit/ws_publictrade_update.json");
         let trades = parse_trades(text, Timestamp(3)).unwrap();
-        let (symbol, seq, t) = &trades[0];
-        assert_eq!((symbol.as_str(), *seq), ("BTCUSDT", 1_783_284_617));
+        let (seq, t) = &trades[0];
+        assert_eq!(*seq, 1_783_284_617);
         assert_eq!(t.id, "20f43950-d8dd-5b31-9112-a178eb6023af");
         assert_eq!(
             (t.price.to_string(), t.size.to_string(), t.side),
@@ -196,7 +294,7 @@ mod tests {
         assert_eq!(t.exchange_ts, Timestamp::from_millis(1_672_304_486_865));
         assert_eq!(
             parse_trades(&text.replace("\"Buy\"", "\"Sell\""), Timestamp(3)).unwrap()[0]
-                .2
+                .1
                 .side,
             Side::Sell
         );
