@@ -21,7 +21,8 @@
 //! - `bybit-mix`: the same in Bybit v5 frames (`orderbook.50` deltas with consecutive `u`,
 //!   `publicTrade`) through `BybitSession::on_text`;
 //! - `hl-book`: Hyperliquid `l2Book` messages (the whole top 20 a side, one or two levels
-//!   changed each time) diffed into deltas by `HyperliquidSession::on_text`.
+//!   changed each time) diffed into deltas by `HyperliquidSession::on_text`; `hl-trades`:
+//!   its `trades` messages (one trade each, with the hash and both users).
 //!
 //! Each scenario goes through `BinanceSession::on_text` (envelope parse, event parse, exact
 //! decimals, sequencing) and `OrderBook::apply_delta` (gap/crossed checks), like the gateway's
@@ -366,6 +367,35 @@ fn generate_hl(count: usize) -> Vec<String> {
                 s.push_str(if side == 0 { "],[" } else { "]]}}" });
             }
             s
+        })
+        .collect()
+}
+
+/// `count` Hyperliquid `trades` messages of one trade each (the documented shape, with the
+/// hash and both users), unique `tid`s, round-robin over the coins.
+fn generate_hl_trades(count: usize) -> Vec<String> {
+    let mut rng = Rng::new(11);
+    (0..count)
+        .map(|i| {
+            let t = MID - 50 + rng.below(100) as i64;
+            let lots = 1 + rng.below(900_000);
+            format!(
+                concat!(
+                    r#"{{"channel":"trades","data":[{{"coin":"{}","side":"{}","px":"{}.{:02}","#,
+                    r#""sz":"{}.{:05}","time":{},"hash":"0x{:064x}","tid":{},"#,
+                    r#""users":["0x0d3b14d4f3b9b8a9c7bd13f9ca1a3b5f3c8d0a01","#,
+                    r#""0x13558be785661958932ceac35ba20de187275e42"]}}]}}"#
+                ),
+                HL_COINS[i % HL_COINS.len()],
+                if rng.below(2) == 0 { "B" } else { "A" },
+                t / 100,
+                t % 100,
+                lots / 100_000,
+                lots % 100_000,
+                1_710_125_266_669u64 + i as u64,
+                rng.below(u64::MAX),
+                981_894_269_203_506u64 + i as u64,
+            )
         })
         .collect()
 }
@@ -730,5 +760,8 @@ fn main() {
         let hl: Vec<String> = generate_hl(count / 2 + HL_COINS.len()).split_off(HL_COINS.len());
         run("hl-book", &hl, primed_hl);
         run_parse("hl/pars", &hl, primed_hl);
+        let trades = generate_hl_trades(count);
+        run("hl-trades", &trades, primed_hl);
+        run_parse("hlt/pars", &trades, primed_hl);
     }
 }

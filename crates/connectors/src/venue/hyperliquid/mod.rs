@@ -12,6 +12,7 @@
 //! which the shared REST client (GET) does not send.
 
 mod ctx;
+mod fast;
 mod session;
 mod wire;
 

@@ -2,7 +2,8 @@
 //! snapshot becomes the delta from it), trades, the `ping` keep-alive.
 
 use super::ctx::{CtxFrame, CtxState, apply_ctx};
-use super::wire::{Frame, L2Book, build_l2book, build_trades};
+use super::fast::{self, LastLevels};
+use super::wire::{Frame, build_l2book, build_trades};
 use super::{HyperliquidProtocol, native_symbol};
 use crate::FeedEvent;
 use crate::conn::{Io, Protocol, Session};
@@ -23,6 +24,8 @@ struct CoinBook {
     bids: Vec<Level>,
     asks: Vec<Level>,
     seq: u64,
+    /// The last canonical `levels` text of the coin, for the fast path.
+    raw: LastLevels,
 }
 
 #[derive(Deserialize)]
@@ -122,16 +125,18 @@ impl HyperliquidSession {
         );
     }
 
-    fn on_book(&mut self, book: L2Book, io: &mut Io) {
-        let Some(&index) = self.by_coin.get(&book.coin) else {
-            tracing::debug!(coin = %excerpt(&book.coin), "l2Book for a coin not subscribed; ignored");
-            io.ignored += 1;
-            return;
-        };
+    fn on_book(
+        &mut self,
+        index: usize,
+        time: i64,
+        bids: Vec<Level>,
+        asks: Vec<Level>,
+        io: &mut Io,
+    ) {
         let symbol = self.symbols[index].clone();
         io.touch(&symbol);
         let state = &mut self.books[index];
-        if state.live && book.time < state.time {
+        if state.live && time < state.time {
             return; // an older book than the one forwarded: out of order, superseded
         }
         state.seq += 1;
@@ -141,19 +146,19 @@ impl HyperliquidSession {
                 symbol,
                 snapshot: BookSnapshot {
                     seq: state.seq,
-                    bids: book.bids.clone(),
-                    asks: book.asks.clone(),
-                    exchange_ts: Timestamp::from_millis(book.time.max(0)),
+                    bids: bids.clone(),
+                    asks: asks.clone(),
+                    exchange_ts: Timestamp::from_millis(time.max(0)),
                     recv_ts: io.recv_ts,
                     checksum: None,
                 },
             });
         } else {
-            let bids = side_diff(&state.bids, &book.bids, |a, b| a > b);
-            let asks = side_diff(&state.asks, &book.asks, |a, b| a < b);
-            if bids.is_empty() && asks.is_empty() {
+            let bid_changes = side_diff(&state.bids, &bids, |a, b| a > b);
+            let ask_changes = side_diff(&state.asks, &asks, |a, b| a < b);
+            if bid_changes.is_empty() && ask_changes.is_empty() {
                 state.seq -= 1; // the same book again: nothing to forward
-                state.time = book.time;
+                state.time = time;
                 return;
             }
             io.events.push(FeedEvent::BookDelta {
@@ -161,17 +166,17 @@ impl HyperliquidSession {
                 delta: BookDelta {
                     first_seq: state.seq,
                     last_seq: state.seq,
-                    bids,
-                    asks,
-                    exchange_ts: Timestamp::from_millis(book.time.max(0)),
+                    bids: bid_changes,
+                    asks: ask_changes,
+                    exchange_ts: Timestamp::from_millis(time.max(0)),
                     recv_ts: io.recv_ts,
                     checksum: None,
                 },
             });
         }
-        state.time = book.time;
-        state.bids = book.bids;
-        state.asks = book.asks;
+        state.time = time;
+        state.bids = bids;
+        state.asks = asks;
     }
 
     fn on_trades(&mut self, data: &str, io: &mut Io) {
@@ -267,6 +272,15 @@ impl Session for HyperliquidSession {
     fn on_text(&mut self, text: &str, io: &mut Io) {
         self.last_rx = io.recv_ts;
         self.pinged = false;
+        // Most frames are books of subscribed coins in the venue's own form: parse only the
+        // levels that changed since the coin's last book (`fast`). Anything else, including
+        // every bad book, takes the general path below, which names the error.
+        if let Some((coin, time, levels)) = fast::split(text)
+            && let Some(&index) = self.by_coin.get(coin)
+            && let Some((bids, asks)) = fast::parse(levels, &mut self.books[index].raw)
+        {
+            return self.on_book(index, time, bids, asks, io);
+        }
         let frame: Frame = match serde_json::from_str(text) {
             Ok(frame) => frame,
             Err(error) => {
@@ -279,7 +293,13 @@ impl Session for HyperliquidSession {
         let data = frame.data.map_or("null", |d| d.get());
         match frame.channel.as_str() {
             "l2Book" => match build_l2book(data) {
-                Ok(book) => self.on_book(book, io),
+                Ok(book) => match self.by_coin.get(&book.coin) {
+                    Some(&index) => self.on_book(index, book.time, book.bids, book.asks, io),
+                    None => {
+                        tracing::debug!(coin = %excerpt(&book.coin), "l2Book for a coin not subscribed; ignored");
+                        io.ignored += 1;
+                    }
+                },
                 Err((coin, reason)) => {
                     let index = coin.and_then(|c| self.by_coin.get(&c).copied());
                     if let Some(index) = index {
