@@ -59,16 +59,24 @@ fn coin(symbol: &str) -> String {
     symbol.split('-').next().unwrap_or_default().to_string()
 }
 
+/// An `l2Book` frame written as Hyperliquid writes it: keys in its order (`coin`, `time`,
+/// `levels`; `px`, `sz`, `n`), no whitespace, so the session's fast path sees what it sees on
+/// the real feed (a JSON map would sort the keys).
 fn book_frame(coin: &str, book: &MockBook, time: i64) -> String {
     let (bids, asks) = book.top(DEPTH);
-    let side = |levels: &[Level]| -> Vec<serde_json::Value> {
+    let side = |levels: &[Level]| -> String {
         levels
             .iter()
-            .map(|l| serde_json::json!({"px": l.price.to_string(), "sz": l.size.to_string(), "n": 1}))
-            .collect()
+            .map(|l| format!(r#"{{"px":"{}","sz":"{}","n":1}}"#, l.price, l.size))
+            .collect::<Vec<_>>()
+            .join(",")
     };
-    serde_json::json!({"channel": "l2Book", "data": {"coin": coin, "time": time, "levels": [side(&bids), side(&asks)]}})
-        .to_string()
+    let coin = serde_json::Value::from(coin);
+    format!(
+        r#"{{"channel":"l2Book","data":{{"coin":{coin},"time":{time},"levels":[[{}],[{}]]}}}}"#,
+        side(&bids),
+        side(&asks)
+    )
 }
 
 impl MockHyperliquid {
