@@ -87,6 +87,23 @@ async fn subscribe(ws: &mut support::Ws, channels: &[String]) {
     recv_until(ws, |m| matches!(m, ServerMessage::Subscribed { .. })).await;
 }
 
+/// Waits for the source to follow the chain: a new block reaches the client. The head it reads
+/// when it connects may be published before the client's subscription (a race CI lost: no
+/// block was mined after it, so nothing arrived in 30 s), so this mines until one arrives.
+async fn following(c: &Chain, ws: &mut support::Ws) {
+    for _ in 0..30 {
+        c.anvil.mine(1).await;
+        let block = recv_until(ws, |m| data(m).is_some_and(|d| d.blocks.is_some()));
+        if tokio::time::timeout(Duration::from_secs(1), block)
+            .await
+            .is_ok()
+        {
+            return;
+        }
+    }
+    panic!("no onchain.blocks message after 30 blocks were mined");
+}
+
 #[tokio::test]
 async fn onchain_channels_carry_logs_blocks_and_dex_trades_with_history() {
     let Some(bin) = anvil::binary("onchain_channels_carry_logs_blocks_and_dex_trades") else {
@@ -106,8 +123,7 @@ async fn onchain_channels_carry_logs_blocks_and_dex_trades_with_history() {
         ],
     )
     .await;
-    // Wait for the source to follow the chain (its first block).
-    recv_until(&mut ws, |m| data(m).is_some_and(|d| d.blocks.is_some())).await;
+    following(&c, &mut ws).await;
 
     let to = addr(&Address([9; 20]));
     c.anvil
@@ -199,7 +215,7 @@ async fn onchain_block_latency() {
     let gateway = support::start(config(&c, weth, 2)).await;
     let mut ws = connect(&gateway).await;
     subscribe(&mut ws, &["onchain.blocks:anvil".into()]).await;
-    recv_until(&mut ws, |m| data(m).is_some_and(|d| d.blocks.is_some())).await;
+    following(&c, &mut ws).await;
     let (mut to_client, mut rpc) = (Vec::new(), Vec::new());
     let head = c.anvil.rpc("eth_blockNumber", serde_json::json!([])).await;
     let head = u64::from_str_radix(head.as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
