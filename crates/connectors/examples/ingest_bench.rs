@@ -22,7 +22,9 @@
 //!   `publicTrade`) through `BybitSession::on_text`;
 //! - `hl-book`: Hyperliquid `l2Book` messages (the whole top 20 a side, one or two levels
 //!   changed each time) diffed into deltas by `HyperliquidSession::on_text`; `hl-trades`:
-//!   its `trades` messages (one trade each, with the hash and both users).
+//!   its `trades` messages (one trade each, with the hash and both users); `hlmove/p`: books
+//!   whose prices all move by a tick every message (nothing reusable from the last one);
+//!   `hlgen/p`: the `hl-book` messages with one space added, so the general parser takes them.
 //!
 //! Each scenario goes through `BinanceSession::on_text` (envelope parse, event parse, exact
 //! decimals, sequencing) and `OrderBook::apply_delta` (gap/crossed checks), like the gateway's
@@ -328,6 +330,12 @@ fn hl_spec() -> VenueSpec {
 /// `count` Hyperliquid `l2Book` messages: each coin's top 20 a side, one or two levels
 /// resized from the previous message of that coin.
 fn generate_hl(count: usize) -> Vec<String> {
+    generate_hl_moving(count, false)
+}
+
+/// Like [`generate_hl`]; with `moving`, every message of a coin also moves its whole book by
+/// one tick (every price changes: the fast path's worst case, nothing reusable).
+fn generate_hl_moving(count: usize, moving: bool) -> Vec<String> {
     let mut rng = Rng::new(7);
     let mut books: Vec<[Vec<u64>; 2]> = (0..HL_COINS.len())
         .map(|_| [vec![100_000; 20], vec![100_000; 20]])
@@ -345,16 +353,22 @@ fn generate_hl(count: usize) -> Vec<String> {
                 HL_COINS[index],
                 1_710_131_872_708u64 + i as u64
             );
+            let shift = if moving {
+                (i / HL_COINS.len()) as i64
+            } else {
+                0
+            };
             for (side, levels) in books[index].iter().enumerate() {
                 for (k, lots) in levels.iter().enumerate() {
                     if k > 0 {
                         s.push(',');
                     }
-                    let t = if side == 0 {
-                        MID - 1 - k as i64
-                    } else {
-                        MID + 1 + k as i64
-                    };
+                    let t = shift
+                        + if side == 0 {
+                            MID - 1 - k as i64
+                        } else {
+                            MID + 1 + k as i64
+                        };
                     let _ = write!(
                         s,
                         "{{\"px\":\"{}.{:02}\",\"sz\":\"{}.{:05}\",\"n\":3}}",
@@ -760,6 +774,16 @@ fn main() {
         let hl: Vec<String> = generate_hl(count / 2 + HL_COINS.len()).split_off(HL_COINS.len());
         run("hl-book", &hl, primed_hl);
         run_parse("hl/pars", &hl, primed_hl);
+        let moving: Vec<String> =
+            generate_hl_moving(count / 2 + HL_COINS.len(), true).split_off(HL_COINS.len());
+        run_parse("hlmove/p", &moving, primed_hl);
+        // The same books with one space after `"levels":`: not the venue's form, so every
+        // message takes the general parser (the floor, in the same run).
+        let general: Vec<String> = hl
+            .iter()
+            .map(|m| m.replace("\"levels\":", "\"levels\": "))
+            .collect();
+        run_parse("hlgen/p", &general, primed_hl);
         let trades = generate_hl_trades(count);
         run("hl-trades", &trades, primed_hl);
         run_parse("hlt/pars", &trades, primed_hl);
