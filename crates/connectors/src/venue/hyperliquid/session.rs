@@ -10,10 +10,34 @@ use crate::conn::{Io, Protocol, Session};
 use crate::venue::parse::excerpt;
 use model::{BookDelta, BookSnapshot, Decimal, Level, Symbol, Timestamp};
 use serde::Deserialize;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 /// Trade ids remembered per coin to drop duplicates (Hyperliquid's `tid`s are not ordered).
 const RECENT_TIDS: usize = 1024;
+
+/// The last [`RECENT_TIDS`] trade ids of a coin: a set to look them up, a queue to forget the
+/// oldest.
+#[derive(Debug, Clone, Default)]
+struct RecentIds {
+    order: VecDeque<u64>,
+    seen: HashSet<u64>,
+}
+
+impl RecentIds {
+    /// Remembers `id`; `false` when it was already remembered (a duplicate).
+    fn insert(&mut self, id: u64) -> bool {
+        if !self.seen.insert(id) {
+            return false;
+        }
+        if self.order.len() == RECENT_TIDS
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.seen.remove(&oldest);
+        }
+        self.order.push_back(id);
+        true
+    }
+}
 
 #[derive(Debug, Default)]
 struct CoinBook {
@@ -48,7 +72,7 @@ pub(crate) struct HyperliquidSession {
     coins: Vec<String>,
     by_coin: HashMap<String, usize>,
     books: Vec<CoinBook>,
-    recent_tids: Vec<VecDeque<u64>>,
+    recent_tids: Vec<RecentIds>,
     ctx: Vec<CtxState>,
     /// `(type, coin)` → when the subscription was sent.
     pending: BTreeMap<(String, String), Timestamp>,
@@ -106,7 +130,7 @@ impl HyperliquidSession {
                 .collect(),
             coins,
             books: shard.iter().map(|_| CoinBook::default()).collect(),
-            recent_tids: vec![VecDeque::new(); shard.len()],
+            recent_tids: vec![RecentIds::default(); shard.len()],
             ctx: vec![CtxState::default(); shard.len()],
             pending: BTreeMap::new(),
             last_rx: Timestamp(0),
@@ -189,14 +213,9 @@ impl HyperliquidSession {
                     };
                     let symbol = self.symbols[index].clone();
                     io.touch(&symbol);
-                    let recent = &mut self.recent_tids[index];
-                    if recent.contains(&tid) {
+                    if !self.recent_tids[index].insert(tid) {
                         continue;
                     }
-                    if recent.len() == RECENT_TIDS {
-                        recent.pop_front();
-                    }
-                    recent.push_back(tid);
                     io.events.push(FeedEvent::Trade { symbol, trade });
                 }
             }
@@ -477,6 +496,25 @@ mod tests {
             feed(&mut s, &book(16, &[("100", "3")], &[])).events[0],
             FeedEvent::BookSnapshot { .. }
         ));
+    }
+
+    #[test]
+    fn recent_trade_ids_forget_the_oldest_past_the_window() {
+        let mut recent = RecentIds::default();
+        for id in 0..RECENT_TIDS as u64 {
+            assert!(recent.insert(id));
+        }
+        assert!(!recent.insert(0) && !recent.insert(RECENT_TIDS as u64 - 1));
+        assert!(
+            recent.insert(RECENT_TIDS as u64),
+            "a new id pushes out id 0"
+        );
+        assert!(recent.insert(0), "0 was forgotten");
+        assert!(!recent.insert(2), "2 is still remembered");
+        assert_eq!(
+            (recent.order.len(), recent.seen.len()),
+            (RECENT_TIDS, RECENT_TIDS)
+        );
     }
 
     #[test]
