@@ -383,6 +383,56 @@ mod tests {
         );
     }
 
+    /// Frames with a few bytes changed at random (structure, digits, quotes, escapes): whatever
+    /// the fast path accepts, the general parser accepts with the same book, whatever state
+    /// the earlier (mutated or not) frames left the cache in.
+    #[test]
+    fn mutated_frames_are_refused_or_parsed_exactly() {
+        const BYTES: &[u8] = b"0123456789.-\",:{}[] enpxsz";
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        let mut last = LastLevels::default();
+        let mut bids: Side = (0..20).map(|k| (100_000 - k, 100_000 + k, 1)).collect();
+        let asks: Side = (0..20).map(|k| (100_001 + k, 200_000 + k, 2)).collect();
+        let (mut clean, mut accepted, mut mutated_accepted) = (0, 0, 0);
+        for step in 0..30_000u64 {
+            let at = rng.below(20) as usize;
+            bids[at].1 = 1 + rng.below(2_000_000);
+            let mut text = frame("BTC", step, &bids, &asks).into_bytes();
+            let mutate = rng.below(2) == 0;
+            clean += usize::from(!mutate);
+            if mutate {
+                for _ in 0..1 + rng.below(3) {
+                    let i = rng.below(text.len() as u64) as usize;
+                    text[i] = BYTES[rng.below(BYTES.len() as u64) as usize];
+                }
+            }
+            let Ok(text) = String::from_utf8(text) else {
+                continue;
+            };
+            if let Some(got) = fast(&text, &mut last) {
+                let general = parse_l2book(&text).unwrap_or_else(|e| {
+                    panic!("fast path took what the parser refuses: {e:?}: {text}")
+                });
+                assert_eq!(
+                    got,
+                    (general.coin, general.time, general.bids, general.asks),
+                    "{text}"
+                );
+                accepted += 1;
+                mutated_accepted += usize::from(mutate);
+            }
+        }
+        assert_eq!(
+            accepted - mutated_accepted,
+            clean,
+            "every clean frame took the fast path"
+        );
+        assert!(
+            mutated_accepted > 100,
+            "some mutations keep the frame valid"
+        );
+    }
+
     /// Bad or unusual frames leave the fast path (the general one names the error) and do not
     /// disturb what it remembers.
     #[test]
