@@ -787,6 +787,81 @@ fn bench_fanout_refuses_a_peer_with_an_external_gateway() {
     );
 }
 
+/// The Rust direct-write relay (`bench relay`) beside the gateway, end to end: both deliver
+/// to the same clients and the ratios are printed. Needs nothing outside this binary.
+#[test]
+fn bench_fanout_measures_the_rust_relay_beside_the_gateway() {
+    let out = tickgate()
+        .args([
+            "bench",
+            "fanout",
+            "--peer",
+            "rust",
+            "--clients",
+            "20",
+            "--rate",
+            "50",
+            "--warmup",
+            "1s",
+            "--duration",
+            "2s",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let delivered = |name: &str| -> f64 {
+        let line = stdout
+            .lines()
+            .skip_while(|l| !l.starts_with("side by side"))
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} row in\n{stdout}"));
+        line[name.len()..]
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no delivered figure in {line:?}"))
+    };
+    assert!(delivered("rust writev relay") > 0.0, "{stdout}");
+    assert!(delivered("tickgate ") > 0.0, "{stdout}");
+    // Every client got every message through the relay: no seq breaks, nothing closed.
+    let relay_losses = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("tickgate bench fanout: rust writev relay"))
+        .find(|l| l.starts_with("losses (clients)"))
+        .unwrap_or_else(|| panic!("no relay losses line in\n{stdout}"));
+    assert!(
+        relay_losses.contains("seq breaks 0") && relay_losses.contains("closed 0"),
+        "{relay_losses}"
+    );
+}
+
+/// The relay refuses what it cannot serve: no upstream to subscribe to.
+#[test]
+fn bench_relay_fails_clearly_without_an_upstream() {
+    let out = tickgate()
+        .args([
+            "bench",
+            "relay",
+            "--upstream",
+            "ws://127.0.0.1:1/v1/ws",
+            "--channels",
+            "book:sim:BTC-USDT",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot connect to the upstream"),
+        "{stderr}"
+    );
+}
+
 /// The peer comparison end to end: the node relay and the gateway each deliver to the same
 /// clients, and the side-by-side table is printed. Needs Node.js and the relay's packages
 /// (`npm ci --prefix bench/peers/node-relay`, which `.ci/run` does); skipped without them.

@@ -31,7 +31,7 @@ pub(crate) struct SessionAuth {
     pub key: Option<KeyPrincipal>,
     /// Set while the session must still authenticate.
     pub deadline: Option<Instant>,
-    pub(super) events: Option<broadcast::Receiver<KeyEvent>>,
+    pub(super) events: Option<super::recv::OwnedRecv<KeyEvent>>,
     /// Subscription slots held on the key.
     pub subs_held: u32,
     /// Whether the upgrade request carried the key (an `authenticated` message is sent first).
@@ -152,7 +152,7 @@ impl SessionAuth {
             return Err(refused);
         }
         self.caps = caps;
-        self.events = Some(state.auth().index.subscribe());
+        self.events = Some(super::recv::OwnedRecv::new(state.auth().index.subscribe()));
         self.deadline = None;
         // Limited per key from now on, not per address; no longer in progress.
         self.anonymous = None;

@@ -5,11 +5,13 @@
 //!   `subscribe`/`unsubscribe` (with resume), `session::login` the `auth` op, the first
 //!   messages of a key and closing the session when its key is revoked or expires.
 //! - `limiter`: the per-connection request rate limiter.
+//! - `recv`: broadcast receivers whose pending `recv` survives the session's `select!` loop.
 //! - `auth`: the session's key ([`auth::SessionAuth`]): credentials on the upgrade request,
 //!   scope checks per channel and per-key limits.
 
 mod auth;
 pub(crate) mod limiter;
+mod recv;
 mod session;
 
 use crate::state::AppState;

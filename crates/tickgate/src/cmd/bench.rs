@@ -13,6 +13,7 @@
 //! - `history`: the history store's write throughput and candle query latency.
 //! - `auth`: the cost of authenticating a request, and REST throughput with and without auth.
 //! - `alerts`: the alert rule engine's throughput and firing-to-webhook latency.
+//! - `relay`: the direct-write relay `fanout --peer rust` measures the gateway against.
 //! - `child`: the server under test (child process or external), `/readyz`, `/proc` readings.
 //! - `scan`: reads `type`, `channel`, `seq` and `recv_ts` from a message without parsing it.
 //! - `histogram`: the log-linear latency histogram.
@@ -25,6 +26,7 @@ mod fanout;
 mod histogram;
 mod history;
 mod idle;
+mod relay;
 mod scan;
 mod wire;
 
@@ -46,6 +48,10 @@ pub enum BenchCommand {
     /// Alert rule engine events/s with 0, 1,000 and 100,000 rules on one symbol, and
     /// firing-to-webhook latency on loopback.
     Alerts(alerts::AlertsBenchArgs),
+    /// A minimal relay of one gateway subscription, for `fanout --peer rust`: one writer
+    /// thread per core writes each message to every client with one `writev` (a floor for
+    /// fan-out cost, with none of the gateway's guarantees).
+    Relay(relay::RelayArgs),
 }
 
 pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
@@ -55,6 +61,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::History(args) => history::run(args),
         BenchCommand::Auth(args) => auth::run(args),
         BenchCommand::Alerts(args) => alerts::run(args),
+        BenchCommand::Relay(args) => relay::run(args),
     }
 }
 

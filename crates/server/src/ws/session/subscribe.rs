@@ -10,7 +10,6 @@ use protocol::{ErrorCode, RequestId, ResumeFrom, ServerMessage};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use tokio_stream::wrappers::BroadcastStream;
 
 /// Why a `subscribe` is refused: the code, the message and the offending channel, if one.
 type Refused = (ErrorCode, String, Option<String>);
@@ -191,7 +190,7 @@ impl Session {
                 handle,
             },
         );
-        self.subs.insert(slot, BroadcastStream::new(joined.rx));
+        self.subs.insert(slot, joined.rx);
         for frame in &joined.replay {
             self.feed_frame(frame, kind_index).await?;
         }
@@ -231,7 +230,7 @@ impl Session {
         let mut removed = 0;
         for name in &channels {
             if let Some(slot) = self.by_name.remove(name.as_str()) {
-                self.subs.remove(&slot);
+                self.subs.remove(slot);
                 self.info.remove(&slot);
                 removed += 1;
             }

@@ -7,7 +7,7 @@
 use anyhow::{Context, bail};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -116,17 +116,12 @@ impl Target {
         Ok(target)
     }
 
-    /// Starts a peer relay (`bench/peers/`): `program script --upstream URL --channels A,B`,
-    /// which prints `listening <port>` once its own upstream subscription is acknowledged.
-    pub fn peer(
-        program: &str,
-        script: &Path,
-        upstream: &str,
-        channels: &[String],
-    ) -> anyhow::Result<Self> {
+    /// Starts a peer relay (`bench/peers/`, `bench relay`): `command --upstream URL --channels
+    /// A,B`, which prints `listening <port>` once its own upstream subscription is acknowledged.
+    pub fn peer(mut command: Command, upstream: &str, channels: &[String]) -> anyhow::Result<Self> {
         use std::io::BufRead;
-        let mut child = Command::new(program)
-            .arg(script)
+        let shown = format!("{command:?}");
+        let mut child = command
             .arg("--upstream")
             .arg(upstream)
             .arg("--channels")
@@ -134,7 +129,7 @@ impl Target {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .spawn()
-            .with_context(|| format!("cannot start `{program} {}`", script.display()))?;
+            .with_context(|| format!("cannot start {shown}"))?;
         let stdout = child.stdout.take().context("the peer has no stdout")?;
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {

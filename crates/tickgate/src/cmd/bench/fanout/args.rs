@@ -49,12 +49,12 @@ pub struct FanoutArgs {
     /// `tungstenite` (tokio-tungstenite's `Message` stream, for comparison).
     #[arg(long, value_enum, default_value_t = ClientKind::Raw)]
     pub(super) client: ClientKind,
-    /// Also measure a hand-written relay (`bench/peers/`) in the same run: the relay takes one
+    /// Also measure hand-written relays in the same run, comma-separated: each relay takes one
     /// subscription from the child gateway and rebroadcasts it to the same clients, then the
-    /// clients load the gateway directly; both rows and their ratios are printed.
-    #[arg(long, value_enum, conflicts_with = "url")]
-    pub(super) peer: Option<Peer>,
-    /// The peer's script (default: `bench/peers/node-relay/relay.js` of this source tree).
+    /// clients load the gateway directly; all rows and the gateway's ratios to each are printed.
+    #[arg(long, value_enum, value_delimiter = ',', conflicts_with = "url")]
+    pub(super) peer: Vec<Peer>,
+    /// The Node relay's script (default: `bench/peers/node-relay/relay.js` of this source tree).
     #[arg(long, requires = "peer")]
     pub(super) peer_script: Option<PathBuf>,
     /// Measure a cluster against a single node in the same run: 1 ingest + 2 edges (child
@@ -83,27 +83,22 @@ pub struct FanoutArgs {
 pub(super) enum Peer {
     /// Node.js with the `ws` package: `send` of each upstream message to every client.
     Node,
+    /// `tickgate bench relay`: one writer thread per core, each upstream message framed once
+    /// and written to every client socket with one `writev`, no task per client (the floor).
+    Rust,
 }
 
 impl Peer {
     pub(super) fn name(self) -> &'static str {
         match self {
             Peer::Node => "node ws relay",
+            Peer::Rust => "rust writev relay",
         }
     }
 
-    pub(super) fn program(self) -> &'static str {
-        match self {
-            Peer::Node => "node",
-        }
-    }
-
-    /// The script in this source tree (the binary is built from it).
-    pub(super) fn default_script(self) -> PathBuf {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../bench/peers");
-        match self {
-            Peer::Node => root.join("node-relay/relay.js"),
-        }
+    /// The Node relay's script in this source tree.
+    pub(super) fn node_script() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../bench/peers/node-relay/relay.js")
     }
 }
 

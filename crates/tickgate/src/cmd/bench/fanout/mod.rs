@@ -65,61 +65,72 @@ pub fn run(args: FanoutArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    // The peer first, fed by the child gateway: then the same clients on the gateway itself.
-    let peer = match args.peer {
-        Some(peer) => {
-            let relay = start_peer(peer, &args, &target)?;
-            eprintln!("--- {}: pid {:?} on {}", peer.name(), relay.pid, relay.addr);
-            let report = runtime.block_on(drive(&args, &relay))?;
-            drop(relay);
-            eprintln!("--- tickgate");
-            Some((peer, report))
-        }
-        None => None,
-    };
+    // The peers first, fed by the child gateway: then the same clients on the gateway itself.
+    let mut peers = Vec::new();
+    for &peer in &args.peer {
+        let relay = start_peer(peer, &args, &target)?;
+        eprintln!("--- {}: pid {:?} on {}", peer.name(), relay.pid, relay.addr);
+        let report = runtime.block_on(drive(&args, &relay))?;
+        drop(relay);
+        peers.push((peer, report));
+    }
+    if !peers.is_empty() {
+        eprintln!("--- tickgate");
+    }
     let report = runtime.block_on(drive(&args, &target))?;
     // Read the server's own counters before the child is killed (when `target` drops).
     let counters = ServerCounters::read(&target);
     drop(target);
-    if let Some((peer, peer_report)) = &peer {
+    for (peer, peer_report) in &peers {
         print_report(&args, Some(*peer), peer_report, &ServerCounters::default());
         println!();
     }
     print_report(&args, None, &report, &counters);
-    if let Some((peer, peer_report)) = &peer {
+    if !peers.is_empty() {
         println!();
-        print_comparison(*peer, peer_report, &report);
+        print_comparison(&peers, &report);
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Starts the peer relay on the child gateway's feed, installing its packages on first use.
+/// Starts a peer relay on the child gateway's feed (the Node one installs its packages on
+/// first use).
 fn start_peer(peer: Peer, args: &FanoutArgs, gateway: &Target) -> anyhow::Result<Target> {
-    let script = args
-        .peer_script
-        .clone()
-        .unwrap_or_else(|| peer.default_script());
-    let dir = script
-        .parent()
-        .filter(|d| d.is_dir())
-        .with_context(|| format!("the peer script {} does not exist", script.display()))?;
-    if peer == Peer::Node && !dir.join("node_modules").is_dir() {
-        eprintln!(
-            "installing the relay's packages: npm ci --prefix {}",
-            dir.display()
-        );
-        let status = std::process::Command::new("npm")
-            .arg("ci")
-            .arg("--silent")
-            .arg("--prefix")
-            .arg(dir)
-            .status()
-            .context("cannot run npm (the node relay needs Node.js and npm)")?;
-        if !status.success() {
-            bail!("npm ci in {} failed ({status})", dir.display());
+    let command = match peer {
+        Peer::Node => {
+            let script = args.peer_script.clone().unwrap_or_else(Peer::node_script);
+            let dir = script
+                .parent()
+                .filter(|d| d.is_dir())
+                .with_context(|| format!("the peer script {} does not exist", script.display()))?;
+            if !dir.join("node_modules").is_dir() {
+                eprintln!(
+                    "installing the relay's packages: npm ci --prefix {}",
+                    dir.display()
+                );
+                let status = std::process::Command::new("npm")
+                    .arg("ci")
+                    .arg("--silent")
+                    .arg("--prefix")
+                    .arg(dir)
+                    .status()
+                    .context("cannot run npm (the node relay needs Node.js and npm)")?;
+                if !status.success() {
+                    bail!("npm ci in {} failed ({status})", dir.display());
+                }
+            }
+            let mut command = std::process::Command::new("node");
+            command.arg(script);
+            command
         }
-    }
-    Target::peer(peer.program(), &script, &gateway.ws_url(), &args.channels)
+        Peer::Rust => {
+            let exe = std::env::current_exe().context("cannot find the tickgate binary")?;
+            let mut command = std::process::Command::new(exe);
+            command.args(["bench", "relay"]);
+            command
+        }
+    };
+    Target::peer(command, &gateway.ws_url(), &args.channels)
 }
 
 /// The gateway processes of one measurement: the clients are spread over `serving` (client i

@@ -165,7 +165,7 @@ pub(super) fn print_report(
 }
 
 /// The peer and the gateway side by side, and the gateway's ratios to the peer.
-pub(super) fn print_comparison(peer: Peer, peer_report: &Report, report: &Report) {
+pub(super) fn print_comparison(peers: &[(Peer, Report)], report: &Report) {
     struct Row {
         delivered: f64,
         p50: f64,
@@ -186,7 +186,11 @@ pub(super) fn print_comparison(peer: Peer, peer_report: &Report, report: &Report
             generator: r.generator_cpu,
         }
     };
-    let (p, t) = (row(peer_report), row(report));
+    let t = row(report);
+    let rows: Vec<(&str, Row)> = peers
+        .iter()
+        .map(|(peer, r)| (peer.name(), row(r)))
+        .collect();
     let opt =
         |v: Option<f64>, digits: usize| v.map_or("n/a".to_string(), |v| format!("{v:.digits$}"));
     println!("side by side (same clients, same channels, same feed)");
@@ -194,7 +198,7 @@ pub(super) fn print_comparison(peer: Peer, peer_report: &Report, report: &Report
         "{:<18} {:>14} {:>9} {:>9} {:>18} {:>15}",
         "", "delivered msg/s", "p50 ms", "p99 ms", "server CPU µs/msg", "generator cores"
     );
-    for (name, r) in [(peer.name(), &p), ("tickgate", &t)] {
+    for (name, r) in rows.iter().map(|(n, r)| (*n, r)).chain([("tickgate", &t)]) {
         println!(
             "{:<18} {:>14.0} {:>9.2} {:>9.2} {:>18} {:>15}",
             name,
@@ -212,15 +216,21 @@ pub(super) fn print_comparison(peer: Peer, peer_report: &Report, report: &Report
             "n/a".into()
         }
     };
-    println!(
-        "{:<18} {:>14} {:>9} {:>9} {:>18}",
-        "tickgate / peer",
-        ratio(t.delivered, p.delivered),
-        ratio(t.p50, p.p50),
-        ratio(t.p99, p.p99),
-        match (t.cpu_us, p.cpu_us) {
-            (Some(a), Some(b)) => ratio(a, b),
-            _ => "n/a".into(),
-        }
-    );
+    for (name, p) in &rows {
+        println!(
+            "{:<18} {:>14} {:>9} {:>9} {:>18}",
+            if rows.len() == 1 {
+                "tickgate / peer".to_string()
+            } else {
+                format!("tickgate / {}", name.split(' ').next().unwrap_or(name))
+            },
+            ratio(t.delivered, p.delivered),
+            ratio(t.p50, p.p50),
+            ratio(t.p99, p.p99),
+            match (t.cpu_us, p.cpu_us) {
+                (Some(a), Some(b)) => ratio(a, b),
+                _ => "n/a".into(),
+            }
+        );
+    }
 }
