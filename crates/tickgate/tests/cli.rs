@@ -787,16 +787,15 @@ fn bench_fanout_refuses_a_peer_with_an_external_gateway() {
     );
 }
 
-/// The Rust direct-write relay (`bench relay`) beside the gateway, end to end: both deliver
-/// to the same clients and the ratios are printed. Needs nothing outside this binary.
-#[test]
-fn bench_fanout_measures_the_rust_relay_beside_the_gateway() {
+/// Runs `bench fanout --peer PEER` with 20 clients for 2 s and returns its report; fails the
+/// test when the run fails.
+fn fanout_beside(peer: &str) -> String {
     let out = tickgate()
         .args([
             "bench",
             "fanout",
             "--peer",
-            "rust",
+            peer,
             "--clients",
             "20",
             "--rate",
@@ -808,24 +807,35 @@ fn bench_fanout_measures_the_rust_relay_beside_the_gateway() {
         ])
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let delivered = |name: &str| -> f64 {
-        let line = stdout
-            .lines()
-            .skip_while(|l| !l.starts_with("side by side"))
-            .find(|l| l.starts_with(name))
-            .unwrap_or_else(|| panic!("no {name} row in\n{stdout}"));
-        line[name.len()..]
-            .split_whitespace()
-            .next()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no delivered figure in {line:?}"))
-    };
+    stdout
+}
+
+/// The delivered msg/s of the side-by-side row starting with `name`.
+fn side_by_side_delivered(stdout: &str, name: &str) -> f64 {
+    let line = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("side by side"))
+        .find(|l| l.starts_with(name))
+        .unwrap_or_else(|| panic!("no {name} row in\n{stdout}"));
+    line[name.len()..]
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no delivered figure in {line:?}"))
+}
+
+/// The Rust direct-write relay (`bench relay`) beside the gateway, end to end: both deliver
+/// to the same clients and the ratios are printed. Needs nothing outside this binary.
+#[test]
+fn bench_fanout_measures_the_rust_relay_beside_the_gateway() {
+    let stdout = fanout_beside("rust");
+    let delivered = |name: &str| side_by_side_delivered(&stdout, name);
     assert!(delivered("rust writev relay") > 0.0, "{stdout}");
     assert!(delivered("tickgate ") > 0.0, "{stdout}");
     // Every client got every message through the relay: no seq breaks, nothing closed.
@@ -877,45 +887,12 @@ fn bench_fanout_measures_the_node_relay_beside_the_gateway() {
         );
         return;
     }
-    let out = tickgate()
-        .args([
-            "bench",
-            "fanout",
-            "--peer",
-            "node",
-            "--clients",
-            "20",
-            "--rate",
-            "50",
-            "--warmup",
-            "1s",
-            "--duration",
-            "2s",
-        ])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = fanout_beside("node");
     assert!(
         stdout.contains("tickgate bench fanout: node ws relay"),
         "{stdout}"
     );
-    let row = |name: &str| -> f64 {
-        let line = stdout
-            .lines()
-            .skip_while(|l| !l.starts_with("side by side"))
-            .find(|l| l.starts_with(name))
-            .unwrap_or_else(|| panic!("no {name} row in\n{stdout}"));
-        line[name.len()..]
-            .split_whitespace()
-            .next()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no delivered figure in {line:?}"))
-    };
+    let row = |name: &str| side_by_side_delivered(&stdout, name);
     assert!(row("node ws relay") > 0.0, "{stdout}");
     assert!(row("tickgate ") > 0.0, "{stdout}");
     assert!(stdout.contains("tickgate / peer"), "{stdout}");
