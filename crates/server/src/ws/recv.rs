@@ -127,22 +127,27 @@ impl<F: Clone + Send + 'static> Feeds<F> {
         self.entries.retain(|(s, _)| *s != slot);
     }
 
-    /// A frame already waiting on any channel, without registering waiters; `None` when
-    /// there is none. A closed channel is dropped from the set.
+    /// A frame already waiting on any channel, without registering waiters, taken round robin
+    /// from the channels; `None` when there is none. A closed channel is dropped from the set.
     pub(super) fn try_next(&mut self) -> Option<(u32, FeedItem<F>)> {
         let n = self.entries.len();
         for i in 0..n {
             let index = (self.start + i) % n;
             let (slot, recv) = &mut self.entries[index];
-            match recv.try_recv() {
-                Ok(frame) => return Some((*slot, Ok(frame))),
-                Err(TryRecvError::Lagged(missed)) => return Some((*slot, Err(missed))),
-                Err(TryRecvError::Empty) => {}
+            let item = match recv.try_recv() {
+                Ok(frame) => Ok(frame),
+                Err(TryRecvError::Lagged(missed)) => Err(missed),
+                Err(TryRecvError::Empty) => continue,
                 Err(TryRecvError::Closed) => {
                     self.entries.remove(index);
+                    self.start = 0;
                     return self.try_next();
                 }
-            }
+            };
+            // Round robin within a batch too: the next frame comes from the next channel.
+            let slot = *slot;
+            self.start = (index + 1) % n;
+            return Some((slot, item));
         }
         None
     }
@@ -265,6 +270,25 @@ mod tests {
         assert_eq!(feeds.entries.len(), 1, "the closed channel is dropped");
         feeds.remove(1);
         assert!(feeds.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_batch_alternates_between_busy_channels() {
+        let (tx_a, rx_a) = broadcast::channel::<u32>(16);
+        let (tx_b, rx_b) = broadcast::channel::<u32>(16);
+        let mut feeds = Feeds::default();
+        feeds.insert(1, rx_a);
+        feeds.insert(2, rx_b);
+        for i in 0..3 {
+            tx_a.send(i).unwrap();
+            tx_b.send(10 + i).unwrap();
+        }
+        // Both receivers become idle once each has given its first frame.
+        let mut slots = vec![feeds.next().await.0, feeds.next().await.0];
+        while let Some((slot, _)) = feeds.try_next() {
+            slots.push(slot);
+        }
+        assert_eq!(slots, vec![1, 2, 1, 2, 1, 2]);
     }
 
     #[tokio::test]

@@ -251,14 +251,16 @@ impl Client {
     /// Writes as much of the backlog as the socket takes. `Err` drops the client.
     fn flush(&mut self) -> std::io::Result<()> {
         while !self.backlog.is_empty() {
-            let mut slices = [IoSlice::new(&[]); MAX_IOV];
-            let mut count = 0;
-            for (i, frame) in self.backlog.iter().take(MAX_IOV).enumerate() {
-                let start = if i == 0 { self.offset } else { 0 };
-                slices[i] = IoSlice::new(&frame[start..]);
-                count += 1;
-            }
-            let mut written = match self.socket.try_write_vectored(&slices[..count]) {
+            // Sized to what is queued (usually 1–15 frames), not to `MAX_IOV`: this runs
+            // for every client every round.
+            let slices: Vec<IoSlice<'_>> = self
+                .backlog
+                .iter()
+                .take(MAX_IOV)
+                .enumerate()
+                .map(|(i, frame)| IoSlice::new(&frame[if i == 0 { self.offset } else { 0 }..]))
+                .collect();
+            let mut written = match self.socket.try_write_vectored(&slices) {
                 Ok(0) => return Err(ErrorKind::WriteZero.into()),
                 Ok(n) => n,
                 Err(error) if error.kind() == ErrorKind::WouldBlock => return Ok(()),
