@@ -239,9 +239,9 @@ impl CaptureReader {
         self.batches.recv().ok()
     }
 
-    /// Hands an emptied batch back to the decoder thread for reuse (dropped if it has enough).
-    pub fn recycle(&self, mut batch: Vec<CaptureRecord>) {
-        batch.clear();
+    /// Hands a consumed batch back to the decoder thread, which decodes over its records and
+    /// so reuses their buffers (dropped if the decoder has enough spares).
+    pub fn recycle(&self, batch: Vec<CaptureRecord>) {
         let _ = self.spare.try_send(batch);
     }
 }
@@ -258,7 +258,9 @@ impl Drop for CaptureReader {
 }
 
 /// The decoder thread's loop: lines into records, `READ_BATCH` at a time, until the end, an
-/// error (sent, then stop) or the consumer going away.
+/// error (sent, then stop) or the consumer going away. A recycled batch still holds its
+/// records: they are decoded over in place, so their strings' buffers are reused and the
+/// steady state allocates nothing per record.
 fn decode_batches(
     reader: &mut impl std::io::BufRead,
     name: &str,
@@ -268,6 +270,7 @@ fn decode_batches(
     let mut line = Vec::with_capacity(1 << 12);
     let mut number = 0usize;
     let mut batch = Vec::with_capacity(READ_BATCH);
+    let mut filled = 0usize;
     loop {
         line.clear();
         let read = match reader.read_until(b'\n', &mut line) {
@@ -281,7 +284,8 @@ fn decode_batches(
             }
         };
         if read == 0 {
-            if !batch.is_empty() {
+            if filled > 0 {
+                batch.truncate(filled);
                 let _ = tx.send(Ok(batch));
             }
             return;
@@ -291,25 +295,174 @@ fn decode_batches(
         if text.is_empty() {
             continue;
         }
-        match serde_json::from_slice::<CaptureRecord>(text) {
-            Ok(record) => batch.push(record),
-            Err(error) => {
-                let _ = tx.send(Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("{name}: line {number}: {error}"),
-                )));
-                return;
-            }
+        if filled == batch.len() {
+            batch.push(CaptureRecord::empty());
         }
-        if batch.len() >= READ_BATCH {
+        if let Err(error) = decode_line(text, &mut batch[filled]) {
+            let _ = tx.send(Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{name}: line {number}: {error}"),
+            )));
+            return;
+        }
+        filled += 1;
+        if filled >= READ_BATCH {
             let next = spares
                 .try_recv()
                 .unwrap_or_else(|_| Vec::with_capacity(READ_BATCH));
+            batch.truncate(filled);
             if tx.send(Ok(std::mem::replace(&mut batch, next))).is_err() {
                 return;
             }
+            filled = 0;
         }
     }
+}
+
+impl CaptureRecord {
+    /// A placeholder a line is decoded into.
+    fn empty() -> Self {
+        Self {
+            t: 0,
+            v: String::new(),
+            c: 0,
+            kind: RecordKind::Tick,
+        }
+    }
+}
+
+/// Decodes one capture line into `slot`, reusing `slot`'s buffers for the common text-frame
+/// line. Any line the fast path does not recognise goes through serde, which decides (and
+/// words the error) exactly as before.
+fn decode_line(line: &[u8], slot: &mut CaptureRecord) -> Result<(), serde_json::Error> {
+    if decode_ws_line(line, slot).is_some() {
+        return Ok(());
+    }
+    *slot = serde_json::from_slice(line)?;
+    Ok(())
+}
+
+/// The recorder's own rendering of a text frame, `{"t":T,"v":"V","c":C,"k":"ws","text":"…"}`
+/// (serde's field order, no whitespace), decoded by hand: one pass over the escaped text, no
+/// intermediate values. `None` for any other shape or anything unusual (a `\u` escape, a raw
+/// control character, a number serde would refuse): the caller falls back to serde.
+fn decode_ws_line(line: &[u8], slot: &mut CaptureRecord) -> Option<()> {
+    let rest = line.strip_prefix(b"{\"t\":")?;
+    let (t, rest) = json_int(rest)?;
+    let rest = rest.strip_prefix(b",\"v\":\"")?;
+    let end = rest
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+    if rest[end] != b'"' {
+        return None;
+    }
+    let venue = std::str::from_utf8(&rest[..end]).ok()?;
+    let rest = rest[end + 1..].strip_prefix(b",\"c\":")?;
+    let (c, rest) = json_int(rest)?;
+    let c = u64::try_from(c).ok()?;
+    let rest = rest.strip_prefix(b",\"k\":\"ws\",\"text\":\"")?;
+    let mut text = match &mut slot.kind {
+        RecordKind::Ws { text } => std::mem::take(text).into_bytes(),
+        _ => Vec::with_capacity(rest.len()),
+    };
+    text.clear();
+    let tail = unescape_into(rest, &mut text)?;
+    if tail != b"}" {
+        return None;
+    }
+    let text = String::from_utf8(text).ok()?;
+    slot.t = t;
+    slot.v.clear();
+    slot.v.push_str(venue);
+    slot.c = c;
+    slot.kind = RecordKind::Ws { text };
+    Some(())
+}
+
+/// A JSON integer at the start of `bytes` (optional `-`, no leading zero, no fraction or
+/// exponent: the next byte must be `,` or `}`), and what follows it.
+fn json_int(bytes: &[u8]) -> Option<(i64, &[u8])> {
+    let (negative, digits) = match bytes.strip_prefix(b"-") {
+        Some(rest) => (true, rest),
+        None => (false, bytes),
+    };
+    let len = digits.iter().take_while(|b| b.is_ascii_digit()).count();
+    if len == 0 || len > 18 || (len > 1 && digits[0] == b'0') {
+        return None;
+    }
+    if !matches!(digits.get(len), Some(b',' | b'}')) {
+        return None;
+    }
+    let value = digits[..len]
+        .iter()
+        .fold(0i64, |n, &d| n * 10 + i64::from(d - b'0'));
+    Some((if negative { -value } else { value }, &digits[len..]))
+}
+
+/// Unescapes a JSON string body (after its opening quote) into `out` up to its closing quote;
+/// returns what follows the quote. `None` on a `\u` escape, a raw control character or a
+/// missing closing quote. Scans eight bytes at a time for the bytes that need a look (`"`,
+/// `\\`, controls) and copies the runs between them whole.
+fn unescape_into<'a>(bytes: &'a [u8], out: &mut Vec<u8>) -> Option<&'a [u8]> {
+    let mut start = 0;
+    let mut i = 0;
+    loop {
+        i = next_special(bytes, i)?;
+        match bytes[i] {
+            b'"' => {
+                out.extend_from_slice(&bytes[start..i]);
+                return Some(&bytes[i + 1..]);
+            }
+            b'\\' => {
+                out.extend_from_slice(&bytes[start..i]);
+                let unescaped = match bytes.get(i + 1)? {
+                    b'"' => b'"',
+                    b'\\' => b'\\',
+                    b'/' => b'/',
+                    b'b' => 0x08,
+                    b'f' => 0x0c,
+                    b'n' => b'\n',
+                    b'r' => b'\r',
+                    b't' => b'\t',
+                    _ => return None,
+                };
+                out.push(unescaped);
+                i += 2;
+                start = i;
+            }
+            _ => return None, // a raw control character
+        }
+    }
+}
+
+/// The index of the first `"`, `\\` or control byte at or after `from`, if any.
+fn next_special(bytes: &[u8], mut from: usize) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // The classic "has a zero byte" test, three times: its lowest flagged byte is exact
+    // (higher flags may be borrow artefacts, and are never used).
+    let flagged = |word: u64| {
+        let quote = word ^ (ONES * u64::from(b'"'));
+        let backslash = word ^ (ONES * u64::from(b'\\'));
+        (quote.wrapping_sub(ONES) & !quote
+            | backslash.wrapping_sub(ONES) & !backslash
+            | word.wrapping_sub(ONES * 0x20) & !word)
+            & HIGH
+    };
+    while let Some(chunk) = bytes.get(from..from + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let flags = flagged(u64::from_le_bytes(word));
+        if flags != 0 {
+            return Some(from + flags.trailing_zeros() as usize / 8);
+        }
+        from += 8;
+    }
+    bytes
+        .get(from..)?
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        .map(|at| from + at)
 }
 
 /// Parses the decompressed lines of a capture; `name` labels errors (the file's path).
@@ -332,4 +485,170 @@ pub fn read_capture_lines(
         records.push(record);
     }
     Ok(records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ws(t: i64, c: u64, text: &str) -> CaptureRecord {
+        CaptureRecord {
+            t,
+            v: "binance".into(),
+            c,
+            kind: RecordKind::Ws { text: text.into() },
+        }
+    }
+
+    /// Decodes `line` into a slot already holding `previous` (as a recycled batch does).
+    fn decode_over(previous: CaptureRecord, line: &[u8]) -> Result<CaptureRecord, String> {
+        let mut slot = previous;
+        decode_line(line, &mut slot).map_err(|e| e.to_string())?;
+        Ok(slot)
+    }
+
+    #[test]
+    fn the_fast_path_decodes_what_the_recorder_writes_exactly_as_serde_does() {
+        let texts = [
+            r#"{"e":"depthUpdate","E":1,"s":"BTCUSDT","b":[["1.0","2"]]}"#,
+            "",
+            "quote \" backslash \\ slash / tab \t newline \n cr \r bs \u{8} ff \u{c}",
+            "control \u{1} and \u{1f} (written as \\u escapes)",
+            "unicode: é ✓ 𝄞, and a literal \\u0041 text",
+            "ends with a backslash \\",
+        ];
+        let previous = [
+            CaptureRecord::empty(),
+            ws(9, 9, &"x".repeat(500)),
+            CaptureRecord {
+                kind: RecordKind::Close {
+                    reason: "gone".into(),
+                },
+                ..ws(1, 1, "")
+            },
+        ];
+        for (i, text) in texts.iter().enumerate() {
+            for t in [0, 1_733_000_000_123_456, -5] {
+                let record = ws(t, i as u64, text);
+                let line = serde_json::to_vec(&record).unwrap();
+                for slot in &previous {
+                    assert_eq!(decode_over(slot.clone(), &line), Ok(record.clone()));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_word_scan_finds_the_first_special_byte_wherever_it_is() {
+        let naive = |bytes: &[u8], from: usize| {
+            (from..bytes.len()).find(|&i| matches!(bytes[i], b'"' | b'\\' | 0..0x20))
+        };
+        // Every byte value at every offset of a 19-byte run, with specials before and after
+        // (borrow artefacts of the word test sit above a true match, never below).
+        for value in 0..=255u8 {
+            for at in 0..19 {
+                let mut bytes = vec![b'a'; 19];
+                bytes[at] = value;
+                if at + 3 < 19 {
+                    bytes[at + 3] = b'"';
+                }
+                for from in 0..19 {
+                    assert_eq!(
+                        next_special(&bytes, from),
+                        naive(&bytes, from),
+                        "{value} at {at}"
+                    );
+                }
+            }
+        }
+        assert_eq!(next_special(b"", 0), None);
+        assert_eq!(next_special(b"abc", 5), None);
+    }
+
+    #[test]
+    fn other_records_and_other_renderings_go_through_serde() {
+        let records = [
+            CaptureRecord {
+                kind: RecordKind::Rest {
+                    key: "snapshot:BTC-USDT".into(),
+                    body: Some("{\"lastUpdateId\":1}".into()),
+                    error: None,
+                },
+                ..ws(3, 1, "")
+            },
+            CaptureRecord {
+                kind: RecordKind::Tick,
+                ..ws(4, 2, "")
+            },
+        ];
+        for record in records {
+            let line = serde_json::to_vec(&record).unwrap();
+            assert_eq!(decode_over(ws(1, 1, "old"), &line), Ok(record));
+        }
+        // Valid JSON in another layout than the recorder's: same record.
+        let spaced = br#"{ "t": 7, "v": "kraken", "c": 2, "k": "ws", "text": "hi" }"#;
+        let mut expected = ws(7, 2, "hi");
+        expected.v = "kraken".into();
+        assert_eq!(
+            decode_over(CaptureRecord::empty(), spaced),
+            Ok(expected.clone())
+        );
+        let reordered = br#"{"k":"ws","text":"hi","t":7,"v":"kraken","c":2}"#;
+        assert_eq!(decode_over(CaptureRecord::empty(), reordered), Ok(expected));
+    }
+
+    #[test]
+    fn malformed_lines_are_refused_as_serde_refuses_them() {
+        let bad: [&[u8]; 9] = [
+            br#"{"t":01,"v":"binance","c":1,"k":"ws","text":"x"}"#,
+            br#"{"t":1.5,"v":"binance","c":1,"k":"ws","text":"x"}"#,
+            br#"{"t":1,"v":"binance","c":-1,"k":"ws","text":"x"}"#,
+            br#"{"t":1,"v":"binance","c":1,"k":"ws","text":"x"} trailing"#,
+            br#"{"t":1,"v":"binance","c":1,"k":"ws","text":"x"#,
+            br#"{"t":1,"v":"binance","c":1,"k":"ws","text":"bad \q escape"}"#,
+            b"{\"t\":1,\"v\":\"binance\",\"c\":1,\"k\":\"ws\",\"text\":\"raw \x01 control\"}",
+            b"{\"t\":1,\"v\":\"binance\",\"c\":1,\"k\":\"ws\",\"text\":\"bad utf8 \xff\"}",
+            br#"{"t":1,"v":"binance","c":1,"k":"nope"}"#,
+        ];
+        for line in bad {
+            let fast = decode_over(ws(1, 1, "old"), line);
+            let serde = serde_json::from_slice::<CaptureRecord>(line).map_err(|e| e.to_string());
+            assert!(fast.is_err(), "{}", String::from_utf8_lossy(line));
+            assert_eq!(fast, serde, "{}", String::from_utf8_lossy(line));
+        }
+    }
+
+    #[test]
+    fn a_capture_reads_back_in_order_across_recycled_batches() {
+        let dir = std::env::temp_dir().join(format!("tickgate-record-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("batches.jsonl.gz");
+        let count = READ_BATCH * 3 + 17;
+        let records: Vec<CaptureRecord> = (0..count)
+            .map(|i| match i % 5 {
+                // Lengths vary so reused buffers shrink and grow.
+                0 => CaptureRecord {
+                    kind: RecordKind::Tick,
+                    ..ws(i as i64, 1, "")
+                },
+                n => ws(i as i64, n as u64, &"\"é\\".repeat(i % 97)),
+            })
+            .collect();
+        let mut gzip = GzEncoder::new(std::fs::File::create(&path).unwrap(), Compression::fast());
+        for record in &records {
+            serde_json::to_writer(&mut gzip, record).unwrap();
+            gzip.write_all(b"\n").unwrap();
+        }
+        gzip.finish().unwrap();
+        let mut reader = CaptureReader::open(&path).unwrap();
+        let mut read = Vec::new();
+        while let Some(batch) = reader.next_batch() {
+            let batch = batch.unwrap();
+            assert!(batch.len() <= READ_BATCH);
+            read.extend(batch.iter().cloned());
+            reader.recycle(batch);
+        }
+        assert_eq!(read, records);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -56,6 +56,35 @@ impl Io {
         }
     }
 
+    /// Empties everything for the next input, received at `recv_ts`, keeping the buffers'
+    /// capacity (replay reuses one `Io` for every record).
+    pub fn reset(&mut self, recv_ts: Timestamp) {
+        let Self {
+            recv_ts: ts,
+            events,
+            send,
+            rest,
+            seen,
+            gaps,
+            checksum_failures,
+            ignored,
+            refused_snapshots,
+            reconnect,
+            rotate,
+        } = self;
+        *ts = recv_ts;
+        events.clear();
+        send.clear();
+        rest.clear();
+        seen.clear();
+        *gaps = 0;
+        *checksum_failures = 0;
+        *ignored = 0;
+        *refused_snapshots = 0;
+        *reconnect = None;
+        *rotate = None;
+    }
+
     /// Notes that `symbol` received data.
     pub fn touch(&mut self, symbol: &Symbol) {
         if self.seen.last() != Some(symbol) && !self.seen.contains(symbol) {

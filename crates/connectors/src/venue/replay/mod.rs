@@ -124,6 +124,7 @@ async fn run(replay: ReplayConnector, mut ctx: ConnectorContext) -> Result<(), C
         detail: format!("replaying {} ({count} records)", replay.label),
     }];
     let mut sessions: HashMap<u64, Replayed> = HashMap::new();
+    let mut io = Io::default();
     let start = Instant::now();
     for record in mine() {
         if let Some(speed) = replay.speed {
@@ -141,7 +142,13 @@ async fn run(replay: ReplayConnector, mut ctx: ConnectorContext) -> Result<(), C
         }
         // Ingest's resync requests are answered by the recorded resyncs instead.
         while ctx.commands.try_recv().is_ok() {}
-        step(replay.protocol.as_ref(), &mut sessions, record, &mut batch);
+        step(
+            replay.protocol.as_ref(),
+            &mut sessions,
+            record,
+            &mut io,
+            &mut batch,
+        );
         if batch.len() >= BATCH && !send(&ctx, &mut batch).await? {
             return Ok(());
         }
@@ -162,14 +169,16 @@ async fn run(replay: ReplayConnector, mut ctx: ConnectorContext) -> Result<(), C
     }
 }
 
-/// Applies one record; what a live connection would have emitted goes into `out`.
+/// Applies one record; what a live connection would have emitted goes into `out`. `io` is
+/// scratch space, reset here, kept by the caller so its buffers are reused.
 fn step(
     protocol: &dyn Protocol,
     sessions: &mut HashMap<u64, Replayed>,
     record: &CaptureRecord,
+    io: &mut Io,
     out: &mut FeedBatch,
 ) {
-    let mut io = Io::new(Timestamp(record.t));
+    io.reset(Timestamp(record.t));
     match &record.kind {
         RecordKind::Venue { .. } => {}
         RecordKind::Instruments { body } => {
@@ -186,7 +195,7 @@ fn step(
             } else {
                 protocol.session(symbols)
             };
-            apply(session.as_mut(), &record.kind, symbols, &mut io);
+            apply(session.as_mut(), &record.kind, symbols, io);
             sessions.insert(
                 record.c,
                 Replayed {
@@ -199,7 +208,7 @@ fn step(
         RecordKind::Takeover { old } => {
             let old = sessions.remove(old);
             if let (Some(old), Some(new)) = (old, sessions.get_mut(&record.c)) {
-                new.session.take_over(old.session.as_ref(), &mut io);
+                new.session.take_over(old.session.as_ref(), io);
                 new.standby = false;
             }
         }
@@ -207,7 +216,7 @@ fn step(
             let Some(replayed) = sessions.get_mut(&record.c) else {
                 return;
             };
-            apply(replayed.session.as_mut(), kind, &replayed.symbols, &mut io);
+            apply(replayed.session.as_mut(), kind, &replayed.symbols, io);
             if replayed.standby {
                 return; // a standby connection's output is never forwarded (see the driver)
             }
@@ -242,8 +251,15 @@ pub fn replay_all(path: &Path) -> Result<Vec<(String, FeedEvent)>, ConnectorErro
         let venue = c.protocol.venue().as_str().to_string();
         let mut sessions = HashMap::new();
         let mut batch = Vec::new();
+        let mut io = Io::default();
         for record in c.records.iter().filter(|r| r.v == venue) {
-            step(c.protocol.as_ref(), &mut sessions, record, &mut batch);
+            step(
+                c.protocol.as_ref(),
+                &mut sessions,
+                record,
+                &mut io,
+                &mut batch,
+            );
         }
         out.extend(batch.into_iter().map(|e| (venue.clone(), e)));
     }

@@ -9,6 +9,7 @@
 use super::{BATCH, Replayed, step};
 use crate::conn::Protocol;
 use crate::conn::record::{CaptureReader, RecordKind};
+use crate::conn::venue_protocol::Io;
 use crate::settings::VenueSpec;
 use crate::venue::VenueKind;
 use crate::{ConnectionState, FeedBatch, FeedEvent};
@@ -110,6 +111,7 @@ pub fn play(
     })?;
     let mut played: Vec<Played> = Vec::new();
     let mut stats = PlayStats::default();
+    let mut io = Io::default();
     while let Some(batch) = reader.next_batch() {
         let batch = batch.map_err(|e| ReplayError::reading(path, e))?;
         stats.records += batch.len() as u64;
@@ -161,6 +163,7 @@ pub fn play(
                 venue.protocol.as_ref(),
                 &mut venue.sessions,
                 record,
+                &mut io,
                 &mut venue.batch,
             );
             stats.applied += 1;
