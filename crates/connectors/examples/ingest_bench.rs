@@ -625,7 +625,12 @@ fn run(name: &str, messages: &[String], primed: fn() -> Primed) {
 
 fn run_replay(messages: &[String]) {
     use std::io::Write as _;
-    let path = std::env::temp_dir().join(format!("tickgate-bench-{}.jsonl.gz", std::process::id()));
+    // `INGEST_BENCH_CAPTURE=FILE` keeps the capture there (e.g. to time `tickgate replay FILE`
+    // on the same input); by default it is a temporary file, removed at the end.
+    let kept = std::env::var_os("INGEST_BENCH_CAPTURE").map(std::path::PathBuf::from);
+    let path = kept.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("tickgate-bench-{}.jsonl.gz", std::process::id()))
+    });
     // Written directly (the live recorder drops records rather than block a connection).
     let file = std::fs::File::create(&path).unwrap();
     let gzip =
@@ -716,7 +721,9 @@ fn run_replay(messages: &[String]) {
         "         capture: {lines} records ({dropped} dropped by the recorder), {:.1} MB gzip",
         size as f64 / 1e6
     );
-    let _ = std::fs::remove_file(&path);
+    if kept.is_none() {
+        let _ = std::fs::remove_file(&path);
+    }
 }
 
 fn main() {

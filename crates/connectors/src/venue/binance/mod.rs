@@ -5,6 +5,7 @@
 //! - `trade`: `trade` events (aggressor side from `m`).
 //! - `ticker`: `ticker` events (Binance's own rolling 24 h ticker).
 //! - `book`: depth diffs, REST snapshots and the per-symbol sync state machine.
+//! - `fast`: the byte scanner for canonical market data frames (serde reads the rest).
 //! - `session`: one connection's [`Session`](crate::conn::Session).
 //!
 //! Limits respected: at most 5 incoming messages per second per connection (frames are sent
@@ -13,6 +14,7 @@
 //! make-before-break before the 24 h limit and on `serverShutdown`.
 
 mod book;
+mod fast;
 mod session;
 mod subscription;
 mod ticker;

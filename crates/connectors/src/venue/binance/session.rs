@@ -1,6 +1,7 @@
 //! One Binance connection: subscriptions, per-symbol book sync, trades, rotation handover.
 
 use super::book::{self, Alignment, BookSync, DepthSnapshot, DepthUpdate, MAX_BUFFERED};
+use super::fast::{self, Frame};
 use super::subscription::{Acks, STREAMS_PER_FRAME, streams};
 use super::ticker::parse_ticker;
 use super::trade::{build_trade, parse_trade};
@@ -45,8 +46,9 @@ struct MarketData<'a> {
     e: Text<'a>,
     #[serde(rename = "E")]
     event_time: i64,
-    #[serde(borrow)]
-    s: Text<'a>,
+    /// Required, as the scanner requires it; the stream names the symbol.
+    #[serde(borrow, rename = "s")]
+    _symbol: Text<'a>,
     #[serde(rename = "U")]
     first: Option<u64>,
     #[serde(rename = "u")]
@@ -182,22 +184,17 @@ impl BinanceSession {
         }
     }
 
-    fn on_trade(
-        &mut self,
-        index: usize,
-        parsed: Result<(String, u64, Trade), String>,
-        io: &mut Io,
-    ) {
+    fn on_trade(&mut self, index: usize, parsed: Result<(u64, Trade), String>, io: &mut Io) {
         let symbol = self.symbols[index].clone();
         io.touch(&symbol);
         match parsed {
-            Ok((_, id, trade)) if self.standby => {
+            Ok((id, trade)) if self.standby => {
                 let held = &mut self.held_trades[index];
                 if held.len() < MAX_BUFFERED {
                     held.push_back((id, trade));
                 }
             }
-            Ok((_, id, trade)) => {
+            Ok((id, trade)) => {
                 // Duplicates (a rotation overlap) are dropped; ids only grow.
                 if id > self.last_trade[index] {
                     self.last_trade[index] = id;
@@ -276,33 +273,64 @@ impl BinanceSession {
         }
     }
 
-    /// Market data in one JSON pass (the hot path). Anything else — acks, errors, shutdown
-    /// notices, malformed data — falls through to the general path, which reports precisely.
+    /// Market data (the hot path): a canonical frame through the byte scanner, else one serde
+    /// pass. Anything else — acks, errors, shutdown notices, malformed data — falls through to
+    /// the general path, which reports precisely.
     fn fast_path(&mut self, text: &str, io: &mut Io) -> bool {
+        match fast::parse(text) {
+            Some(Frame::Depth(d)) => {
+                let Some(index) = self.stream_index(d.stream, "depthUpdate") else {
+                    return false;
+                };
+                let parsed = DepthUpdate::build(d.first, d.last, d.bids, d.asks, d.event_time);
+                self.on_depth(index, parsed, io);
+                true
+            }
+            Some(Frame::Trade(t)) => {
+                let Some(index) = self.stream_index(t.stream, "trade") else {
+                    return false;
+                };
+                let parsed =
+                    build_trade(t.id, t.price, t.qty, t.time, t.buyer_is_maker, io.recv_ts);
+                self.on_trade(index, parsed, io);
+                true
+            }
+            None => self.serde_path(text, io),
+        }
+    }
+
+    /// The subscribed symbol of a stream carrying event `e` (`depthUpdate` on `…@depth` or
+    /// `…@depth@100ms`, `trade` on `…@trade`).
+    fn stream_index(&self, stream: &str, e: &str) -> Option<usize> {
+        let (native, kind) = stream.split_once('@').unwrap_or((stream, ""));
+        let index = *self.by_stream.get(native)?;
+        match (kind, e) {
+            ("depth@100ms" | "depth", "depthUpdate") | ("trade", "trade") => Some(index),
+            _ => None,
+        }
+    }
+
+    /// Market data in any valid layout, in one serde pass.
+    fn serde_path(&mut self, text: &str, io: &mut Io) -> bool {
         let Ok(Combined { stream, data: d }) = serde_json::from_str::<Combined>(text) else {
             return false;
         };
-        let (native, kind) = stream.split_once('@').unwrap_or((&stream, ""));
-        let Some(&index) = self.by_stream.get(native) else {
+        let Some(index) = self.stream_index(&stream, d.e.as_str()) else {
             return false;
         };
-        match (kind, d.e.as_str()) {
-            ("depth@100ms" | "depth", "depthUpdate") => {
-                let (Some(first), Some(last)) = (d.first, d.last) else {
-                    return false;
-                };
-                let parsed = DepthUpdate::build(first, last, d.b.0, d.a.0, d.event_time);
-                self.on_depth(index, parsed, io);
-            }
-            ("trade", "trade") => {
-                let (Some(id), Some(p), Some(q), Some(t), Some(m)) =
-                    (d.t, d.p.as_deref(), d.q.as_deref(), d.time, d.m)
-                else {
-                    return false;
-                };
-                self.on_trade(index, build_trade(&d.s, id, p, q, t, m, io.recv_ts), io);
-            }
-            _ => return false,
+        if d.e.as_str() == "depthUpdate" {
+            let (Some(first), Some(last)) = (d.first, d.last) else {
+                return false;
+            };
+            let parsed = DepthUpdate::build(first, last, d.b.0, d.a.0, d.event_time);
+            self.on_depth(index, parsed, io);
+        } else {
+            let (Some(id), Some(p), Some(q), Some(t), Some(m)) =
+                (d.t, d.p.as_deref(), d.q.as_deref(), d.time, d.m)
+            else {
+                return false;
+            };
+            self.on_trade(index, build_trade(id, p, q, t, m, io.recv_ts), io);
         }
         true
     }
@@ -367,7 +395,10 @@ impl Session for BinanceSession {
                 return;
             };
             match kind {
-                "trade" => self.on_trade(index, parse_trade(data.get(), io.recv_ts), io),
+                "trade" => {
+                    let parsed = parse_trade(data.get(), io.recv_ts).map(|(_, id, t)| (id, t));
+                    self.on_trade(index, parsed, io);
+                }
                 "depth@100ms" | "depth" => self.on_depth(index, DepthUpdate::parse(data.get()), io),
                 "ticker" => self.on_ticker(index, data.get(), io),
                 other => {

@@ -26,27 +26,26 @@ struct RawTrade<'a> {
 /// `m`: buyer is maker → the taker sold.
 pub fn parse_trade(data: &str, recv_ts: Timestamp) -> Result<(String, u64, Trade), String> {
     let raw: RawTrade = serde_json::from_str(data).map_err(|e| format!("trade: {e}"))?;
-    build_trade(
-        &raw.symbol,
+    let (id, trade) = build_trade(
         raw.id,
         &raw.price,
         &raw.qty,
         raw.time,
         raw.buyer_is_maker,
         recv_ts,
-    )
+    )?;
+    Ok((raw.symbol.to_string(), id, trade))
 }
 
-/// Validates and converts the fields of a `trade` event.
+/// Validates and converts the fields of a `trade` event: `(numeric id, trade)`.
 pub(crate) fn build_trade(
-    symbol: &str,
     id: u64,
     price: &str,
     qty: &str,
     time: i64,
     buyer_is_maker: bool,
     recv_ts: Timestamp,
-) -> Result<(String, u64, Trade), String> {
+) -> Result<(u64, Trade), String> {
     let price = decimal("trade price", price)?;
     let size = decimal("trade qty", qty)?;
     if price <= model::Decimal::ZERO || size <= model::Decimal::ZERO {
@@ -58,7 +57,6 @@ pub(crate) fn build_trade(
         Side::Buy
     };
     Ok((
-        symbol.to_string(),
         id,
         Trade {
             id: id.to_string(),
