@@ -1,14 +1,71 @@
 //! One side of a book: levels in a `BTreeMap` whose key order is best price first.
 
 use model::{Decimal, Level};
-use std::cmp::Reverse;
+use std::cmp::{Ordering, Reverse};
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
 
+/// A price as a map key, ordered exactly like the decimal. Every venue price (a mantissa
+/// below 2^64, at most 18 decimals) is also held as one integer, the price × 10^18, and two
+/// such keys compare as integers: a decimal comparison (scales aligned first) was the larger
+/// part of a book update. Any other price compares as a decimal. Both comparisons give the
+/// numeric order, so mixing them is still one total order, and `100.0 == 100.00` either way.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Price {
+    /// The price × 10^18, or [`Price::NOT_FIXED`].
+    fixed: u128,
+    exact: Decimal,
+}
+
+impl Price {
+    /// Not a value of `fixed` (u128::MAX is odd, so no multiple of 10^18 and no mantissa
+    /// below 2^64 times 1).
+    const NOT_FIXED: u128 = u128::MAX;
+    const FIXED_SCALE: u32 = 18;
+
+    fn new(price: Decimal) -> Self {
+        let mantissa = price.mantissa();
+        let fixed = match (u64::try_from(mantissa), price.scale()) {
+            (Ok(m), scale) if scale <= Self::FIXED_SCALE => {
+                u128::from(m) * 10u128.pow(Self::FIXED_SCALE - scale)
+            }
+            _ => Self::NOT_FIXED,
+        };
+        Self {
+            fixed,
+            exact: price,
+        }
+    }
+}
+
+impl Ord for Price {
+    fn cmp(&self, other: &Self) -> Ordering {
+        if self.fixed != Self::NOT_FIXED && other.fixed != Self::NOT_FIXED {
+            self.fixed.cmp(&other.fixed)
+        } else {
+            self.exact.cmp(&other.exact)
+        }
+    }
+}
+
+impl PartialOrd for Price {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Price {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Price {}
+
 /// Bid key: highest price first.
-pub(crate) type BidKey = Reverse<Decimal>;
+pub(crate) type BidKey = Reverse<Price>;
 /// Ask key: lowest price first.
-pub(crate) type AskKey = Decimal;
+pub(crate) type AskKey = Price;
 
 /// A map key built from a price, ordered best first for its side.
 pub(crate) trait PriceKey: Ord + Copy {
@@ -17,13 +74,13 @@ pub(crate) trait PriceKey: Ord + Copy {
 
 impl PriceKey for AskKey {
     fn from_price(price: Decimal) -> Self {
-        price
+        Price::new(price)
     }
 }
 
 impl PriceKey for BidKey {
     fn from_price(price: Decimal) -> Self {
-        Reverse(price)
+        Reverse(Price::new(price))
     }
 }
 
@@ -87,5 +144,60 @@ impl<K: PriceKey> Ladder<K> {
 
     pub(crate) fn clear(&mut self) {
         self.levels.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    fn d(text: &str) -> Decimal {
+        Decimal::from_str(text).unwrap()
+    }
+
+    /// Integer and decimal comparisons, and the two mixed, give the decimal order.
+    #[test]
+    fn price_keys_order_like_their_decimals() {
+        let texts = [
+            "0",
+            "0.000000000000000001",
+            "0.0000000000000000001", // 19 decimals: not fixed
+            "0.1",
+            "0.10",
+            "1",
+            "1.0000000000000000000000000001",
+            "18446744073709551615",
+            "18446744073709551616", // mantissa 2^64: not fixed
+            "65000.01",
+            "65000.010",
+            "65000.02",
+            "-1",
+            "-0.5",
+            "79228162514264337593543950335",
+        ];
+        let fixed = texts
+            .iter()
+            .filter(|t| Price::new(d(t)).fixed != Price::NOT_FIXED)
+            .count();
+        assert!(
+            fixed >= 9 && fixed < texts.len(),
+            "both kinds are covered ({fixed})"
+        );
+        for a in texts {
+            for b in texts {
+                let (x, y) = (Price::new(d(a)), Price::new(d(b)));
+                assert_eq!(x.cmp(&y), d(a).cmp(&d(b)), "{a} vs {b}");
+                assert_eq!(x == y, d(a) == d(b), "{a} == {b}");
+            }
+        }
+        // Scale does not matter: one level per price.
+        let mut ladder = Ladder::<AskKey>::new();
+        ladder.apply(Level::new(d("100.0"), d("1")));
+        ladder.apply(Level::new(d("100.00"), d("2")));
+        assert_eq!(ladder.len(), 1);
+        assert_eq!(ladder.best().unwrap().size, d("2"));
+        ladder.apply(Level::new(d("100"), d("0")));
+        assert_eq!(ladder.len(), 0);
     }
 }
