@@ -4,7 +4,7 @@ use crate::frame::{Frame, FrameKind};
 use book::{BookError, ChecksumAlgo, DeltaOutcome, StaleReason};
 use model::{BookDelta, BookSnapshot, Channel, Level};
 use parking_lot::Mutex;
-use protocol::{DataMessage, ServerMessage, WireLevel};
+use protocol::{BookUpdate, DataMessage, ServerMessage};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use tokio::sync::broadcast;
@@ -288,7 +288,7 @@ impl ChannelHandle {
     pub fn book_delta(&self, delta: &BookDelta) -> Result<Option<u64>, BookError> {
         let mut state = self.state.lock();
         let next = state.seq + 1;
-        let epoch = state.epoch.to_string();
+        let epoch = state.epoch.clone();
         let Some(b) = state.cache.book_mut() else {
             return Err(BookError::NotLive);
         };
@@ -297,26 +297,20 @@ impl ChannelHandle {
             Ok(DeltaOutcome::Applied) => {
                 b.ts = delta.exchange_ts.0;
                 b.recv_ts = delta.recv_ts.0;
-                let msg = DataMessage {
-                    channel: self.name.to_string(),
+                let text = BookUpdate {
+                    channel: &self.name,
                     seq: next,
-                    epoch,
+                    epoch: &epoch,
                     ts: delta.exchange_ts.0,
                     recv_ts: delta.recv_ts.0,
-                    bids: Some(delta.bids.iter().map(|l| WireLevel::from(*l)).collect()),
-                    asks: Some(delta.asks.iter().map(|l| WireLevel::from(*l)).collect()),
-                    checksum: Some(b.book.checksum()),
-                    ..Default::default()
-                };
-                let recv_ts = msg.recv_ts;
+                    bids: &delta.bids,
+                    asks: &delta.asks,
+                    checksum: b.book.checksum(),
+                }
+                .to_json();
+                let recv_ts = delta.recv_ts.0;
                 Ok(Some(
-                    self.send(
-                        &mut state,
-                        FrameKind::Update,
-                        recv_ts,
-                        ServerMessage::Update(msg).to_json(),
-                    )
-                    .seq,
+                    self.send(&mut state, FrameKind::Update, recv_ts, text).seq,
                 ))
             }
             Err(error) => {

@@ -73,46 +73,113 @@ pub fn parse_decimal(text: &str) -> Result<Decimal, ModelError> {
 /// Appends `value` as ASCII exactly as its `Display` prints it (sign, digits, scale kept), without
 /// going through `fmt`: about 5× cheaper, which matters for checksums computed on every delta.
 pub fn write_decimal(out: &mut Vec<u8>, value: &Decimal) {
-    let mut digits = [0u8; 40];
-    let mantissa = value.mantissa().unsigned_abs();
-    let mut len = 0;
-    // Venue prices and sizes fit in 64 bits, where division by 10 is a multiply; 128-bit
-    // division is a slow library call.
-    match u64::try_from(mantissa) {
-        Ok(mut n) => loop {
-            digits[len] = b'0' + (n % 10) as u8;
-            n /= 10;
-            len += 1;
-            if n == 0 {
-                break;
+    let mut buf = DecimalBuf::new();
+    out.extend_from_slice(buf.format_ascii(value));
+}
+
+/// Room for any [`Decimal`] as text: sign, 29 digits, a point and a leading `0` at most.
+const DECIMAL_TEXT: usize = 40;
+
+/// A stack buffer that formats a [`Decimal`] as its `Display` text without `fmt`, for the hot
+/// paths that print prices (checksums on every delta, every level of every frame).
+#[derive(Debug)]
+pub struct DecimalBuf {
+    buf: [u8; DECIMAL_TEXT],
+}
+
+impl Default for DecimalBuf {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `"00" "01" … "99"`: two digits per division.
+const PAIRS: &[u8; 200] = b"\
+0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
+impl DecimalBuf {
+    pub const fn new() -> Self {
+        Self {
+            buf: [0; DECIMAL_TEXT],
+        }
+    }
+
+    /// `value` as `Display` prints it, in this buffer.
+    pub fn format(&mut self, value: &Decimal) -> &str {
+        // Only ASCII digits, `.` and `-` are written.
+        std::str::from_utf8(self.format_ascii(value)).unwrap_or_default()
+    }
+
+    /// [`DecimalBuf::format`]'s text as bytes (no UTF-8 check: checksums hash bytes).
+    pub fn format_ascii(&mut self, value: &Decimal) -> &[u8] {
+        let scale = value.scale() as usize;
+        let mantissa = value.mantissa().unsigned_abs();
+        let mut at = DECIMAL_TEXT;
+        // Venue prices and sizes fit in 64 bits, where division is a multiply; 128-bit
+        // division is a slow library call. Display pads with leading zeros so that at least
+        // one digit precedes the point.
+        match u64::try_from(mantissa) {
+            Ok(m) if scale <= 19 => {
+                // 10^19 still fits a u64.
+                let unit = 10u64.pow(scale as u32);
+                let (int, frac) = (m / unit, m % unit);
+                if scale > 0 {
+                    at = self.digits(at, frac, scale);
+                    at -= 1;
+                    self.buf[at] = b'.';
+                }
+                at = self.digits(at, int, 1);
             }
-        },
-        Err(_) => {
-            let mut n = mantissa;
-            loop {
-                digits[len] = b'0' + (n % 10) as u8;
-                n /= 10;
-                len += 1;
-                if n == 0 {
-                    break;
+            _ => {
+                let mut n = mantissa;
+                let mut written = 0;
+                while n > 0 || written <= scale {
+                    if written == scale && scale > 0 {
+                        at -= 1;
+                        self.buf[at] = b'.';
+                    }
+                    at -= 1;
+                    self.buf[at] = b'0' + (n % 10) as u8;
+                    n /= 10;
+                    written += 1;
                 }
             }
         }
-    }
-    let scale = value.scale() as usize;
-    // Display pads with leading zeros so that at least one digit precedes the point.
-    while len <= scale {
-        digits[len] = b'0';
-        len += 1;
-    }
-    if value.is_sign_negative() && !value.is_zero() {
-        out.push(b'-');
-    }
-    for i in (0..len).rev() {
-        out.push(digits[i]);
-        if i == scale && scale > 0 {
-            out.push(b'.');
+        // `Display` keeps the sign of a negative zero (`-0.00`).
+        if value.is_sign_negative() {
+            at -= 1;
+            self.buf[at] = b'-';
         }
+        &self.buf[at..]
+    }
+
+    /// Writes `n` in decimal ending just before `end`, zero-padded to at least `min` digits;
+    /// returns where the digits start.
+    fn digits(&mut self, end: usize, mut n: u64, min: usize) -> usize {
+        let mut at = end;
+        while n >= 100 {
+            let pair = (n % 100) as usize * 2;
+            n /= 100;
+            at -= 2;
+            self.buf[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+        }
+        if n >= 10 {
+            let pair = n as usize * 2;
+            at -= 2;
+            self.buf[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+        } else if n > 0 || at == end {
+            at -= 1;
+            self.buf[at] = b'0' + n as u8;
+        }
+        while end - at < min {
+            at -= 1;
+            self.buf[at] = b'0';
+        }
+        at
     }
 }
 
@@ -235,6 +302,49 @@ mod tests {
             let mut out = Vec::new();
             write_decimal(&mut out, &d);
             proptest::prop_assert_eq!(String::from_utf8(out).unwrap(), d.to_string());
+        }
+
+        /// Mantissas of 64 bits (the integer path) and up to 96 (the wide path), any sign.
+        #[test]
+        fn decimal_buf_matches_display_for_wide_values(
+            low in proptest::num::u64::ANY,
+            high in 0u64..(1 << 32),
+            wide in proptest::bool::ANY,
+            negative in proptest::bool::ANY,
+            scale in 0u32..=28,
+        ) {
+            let magnitude = if wide { (i128::from(high) << 64) | i128::from(low) } else { i128::from(low) };
+            let mantissa = if negative { -magnitude } else { magnitude };
+            let d = Decimal::from_i128_with_scale(mantissa, scale);
+            let mut buf = DecimalBuf::new();
+            proptest::prop_assert_eq!(buf.format(&d), d.to_string());
+        }
+    }
+
+    #[test]
+    fn decimal_buf_edges() {
+        for (mantissa, scale) in [
+            (0i128, 0u32),
+            (0, 19),
+            (0, 28),
+            (9, 19),
+            (10_000_000_000_000_000_000, 19),
+            (u64::MAX as i128, 19),
+            (u64::MAX as i128, 20),
+            (u64::MAX as i128, 0),
+            (1, 28),
+            (-1, 28),
+            (99, 1),
+            (100, 2),
+            (5, 1),
+            (-0, 2),
+        ] {
+            let mut d = Decimal::from_i128_with_scale(mantissa, scale);
+            if mantissa == 0 && scale == 2 {
+                d.set_sign_negative(true); // negative zero
+            }
+            let mut buf = DecimalBuf::new();
+            assert_eq!(buf.format(&d), d.to_string(), "{mantissa}e-{scale}");
         }
     }
 

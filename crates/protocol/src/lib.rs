@@ -29,7 +29,7 @@ pub use history::{
     CandlesPage, FundingPage, HistoryCandle, LiquidationsPage, OpenInterestPage, TradesPage,
 };
 pub use server::{
-    CandleBody, DataMessage, ErrorBody, ServerMessage, StatusBody, WireLevel, WireTrade,
+    BookUpdate, CandleBody, DataMessage, ErrorBody, ServerMessage, StatusBody, WireLevel, WireTrade,
 };
 
 /// Protocol version served at `/v1/...`.

@@ -14,16 +14,40 @@
 use crate::{AlertBody, ErrorCode, RequestId, ResumeFrom};
 use model::onchain::{ChainBlock, ChainLog};
 use model::{
-    Decimal, Funding, Level, Liquidation, MarkPrice, OpenInterest, Side, Ticker, Trade,
+    Decimal, DecimalBuf, Funding, Level, Liquidation, MarkPrice, OpenInterest, Side, Ticker, Trade,
     VenueFunding,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// A book level on the wire: `["price", "size"]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WireLevel(pub Decimal, pub Decimal);
+
+/// The same text as `Decimal`'s own `Serialize` (its `Display`), formatted on the stack
+/// without `fmt`: every level of every book frame goes through here.
+fn decimal_text<S: serde::Serializer>(value: &Decimal, s: S) -> Result<S::Ok, S::Error> {
+    let mut buf = DecimalBuf::new();
+    s.serialize_str(buf.format(value))
+}
+
+impl Serialize for WireLevel {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTupleStruct;
+        struct Text<'a>(&'a Decimal);
+        impl Serialize for Text<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                decimal_text(self.0, s)
+            }
+        }
+        // As the derive wrote it: a two-element tuple struct.
+        let mut tuple = s.serialize_tuple_struct("WireLevel", 2)?;
+        tuple.serialize_field(&Text(&self.0))?;
+        tuple.serialize_field(&Text(&self.1))?;
+        tuple.end()
+    }
+}
 
 impl From<Level> for WireLevel {
     fn from(l: Level) -> Self {
@@ -42,7 +66,9 @@ impl From<WireLevel> for Level {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WireTrade {
     pub id: String,
+    #[serde(serialize_with = "decimal_text")]
     pub price: Decimal,
+    #[serde(serialize_with = "decimal_text")]
     pub size: Decimal,
     /// Aggressor side.
     pub side: Side,
@@ -254,6 +280,77 @@ pub enum ServerMessage {
     },
 }
 
+/// A book `update` frame's fields, encoded by [`BookUpdate::to_json`] straight from the
+/// delta's levels: byte for byte the text of `ServerMessage::Update` with the same
+/// `DataMessage` (tested), without building that message (two level lists, the channel and
+/// epoch strings) or going through serde's escaping of every decimal. Every venue delta the
+/// gateway publishes is encoded here.
+#[derive(Debug, Clone, Copy)]
+pub struct BookUpdate<'a> {
+    pub channel: &'a str,
+    pub seq: u64,
+    pub epoch: &'a str,
+    pub ts: i64,
+    pub recv_ts: i64,
+    pub bids: &'a [Level],
+    pub asks: &'a [Level],
+    pub checksum: u32,
+}
+
+impl BookUpdate<'_> {
+    /// Bytes per level reserved up front (`["65000.01","0.12345678"],` is 26).
+    const LEVEL_BYTES: usize = 32;
+
+    pub fn to_json(&self) -> String {
+        let levels = self.bids.len() + self.asks.len();
+        let mut out = String::with_capacity(
+            128 + self.channel.len() + self.epoch.len() + levels * Self::LEVEL_BYTES,
+        );
+        let mut int = itoa::Buffer::new();
+        out.push_str(r#"{"type":"update","channel":"#);
+        push_json_str(&mut out, self.channel);
+        out.push_str(r#","seq":"#);
+        out.push_str(int.format(self.seq));
+        out.push_str(r#","epoch":"#);
+        push_json_str(&mut out, self.epoch);
+        out.push_str(r#","ts":"#);
+        out.push_str(int.format(self.ts));
+        out.push_str(r#","recv_ts":"#);
+        out.push_str(int.format(self.recv_ts));
+        let mut text = DecimalBuf::new();
+        for (key, side) in [(r#","bids":["#, self.bids), (r#"],"asks":["#, self.asks)] {
+            out.push_str(key);
+            for (i, level) in side.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                // A decimal's text is digits, `.` and `-`: nothing to escape.
+                out.push_str(r#"[""#);
+                out.push_str(text.format(&level.price));
+                out.push_str(r#"",""#);
+                out.push_str(text.format(&level.size));
+                out.push_str(r#""]"#);
+            }
+        }
+        out.push_str(r#"],"checksum":"#);
+        out.push_str(int.format(self.checksum));
+        out.push('}');
+        out
+    }
+}
+
+/// Appends `text` as a JSON string, escaped as serde_json escapes it.
+fn push_json_str(out: &mut String, text: &str) {
+    if text.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        // Rare (channel names and epochs are plain ASCII): serde's own escaping.
+        out.push_str(&serde_json::to_string(text).unwrap_or_default());
+    } else {
+        out.push('"');
+        out.push_str(text);
+        out.push('"');
+    }
+}
+
 impl ServerMessage {
     /// Serializes to the JSON text sent on the wire.
     pub fn to_json(&self) -> String {
@@ -279,6 +376,106 @@ impl ServerMessage {
 mod tests {
     use super::*;
     use model::parse_decimal;
+
+    /// The hand-written book update is byte for byte serde's `update` of the same message.
+    #[test]
+    fn book_update_frames_are_serdes_text() {
+        let d = |t: &str| parse_decimal(t).unwrap();
+        let mut negative_zero = d("0.00");
+        negative_zero.set_sign_negative(true);
+        let levels = [
+            Level::new(d("65000.01"), d("0.12345678")),
+            Level::new(
+                d("0.0000000000000000000000000001"),
+                d("79228162514264337593543950335"),
+            ),
+            Level::new(d("100"), d("0")),
+            Level::new(d("-1.50"), negative_zero),
+            Level::new(d("18446744073709551616.5"), d("1.00000000")),
+        ];
+        let cases: [(&str, &str, i64, &[Level], &[Level]); 5] = [
+            (
+                "book:binance:BTC-USDT",
+                "662010bee5e4c-7",
+                1_672_515_782_136_000,
+                &levels[..1],
+                &levels[1..],
+            ),
+            ("book:x:Y", "e", -5, &[], &[]),
+            (
+                "book:\"quoted\"\\\u{1}:Z",
+                "ep\noch",
+                i64::MIN,
+                &levels,
+                &[],
+            ),
+            ("book:a:B", "", i64::MAX, &[], &levels),
+            ("book:é:Ü", "ε", 0, &levels[2..], &levels[..2]),
+        ];
+        for (channel, epoch, ts, bids, asks) in cases {
+            let update = BookUpdate {
+                channel,
+                seq: u64::MAX,
+                epoch,
+                ts,
+                recv_ts: ts.wrapping_add(1),
+                bids,
+                asks,
+                checksum: u32::MAX,
+            };
+            let by_serde = ServerMessage::Update(DataMessage {
+                channel: channel.into(),
+                seq: u64::MAX,
+                epoch: epoch.into(),
+                ts,
+                recv_ts: ts.wrapping_add(1),
+                bids: Some(bids.iter().map(|l| WireLevel::from(*l)).collect()),
+                asks: Some(asks.iter().map(|l| WireLevel::from(*l)).collect()),
+                checksum: Some(u32::MAX),
+                ..Default::default()
+            })
+            .to_json();
+            assert_eq!(update.to_json(), by_serde, "{channel}");
+        }
+    }
+
+    /// Levels and trades print their decimals exactly as `Decimal`'s own `Serialize` does
+    /// (trailing zeros, tiny and huge values, negative zero), and read back equal.
+    #[test]
+    fn wire_decimals_serialize_like_decimal_serde() {
+        let mut negative_zero = parse_decimal("0.00").unwrap();
+        negative_zero.set_sign_negative(true);
+        let values = [
+            "0",
+            "0.00000000",
+            "100.50",
+            "65000.01",
+            "1.00000000",
+            "0.0000000000000000000000000001",
+            "79228162514264337593543950335",
+            "-1.5",
+            "18446744073709551616.5",
+        ]
+        .map(|t| parse_decimal(t).unwrap())
+        .into_iter()
+        .chain([negative_zero]);
+        for d in values {
+            let level = WireLevel(d, d);
+            let json = serde_json::to_string(&level).unwrap();
+            assert_eq!(json, serde_json::to_string(&(d, d)).unwrap(), "{d}");
+            assert_eq!(serde_json::from_str::<WireLevel>(&json).unwrap(), level);
+            let trade = WireTrade {
+                id: "1".into(),
+                price: d,
+                size: d,
+                side: Side::Buy,
+                ts: 1,
+            };
+            let json = serde_json::to_value(&trade).unwrap();
+            assert_eq!(json["price"], serde_json::to_value(d).unwrap(), "{d}");
+            assert_eq!(json["size"], serde_json::to_value(d).unwrap(), "{d}");
+        }
+    }
 
     #[test]
     fn book_update_has_documented_shape() {
