@@ -211,44 +211,11 @@ impl<'a> Cursor<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::venue::parse::{Levels, Text};
-    use serde::Deserialize;
+    // The serde reading the session falls back to.
+    use super::super::session::Combined;
 
     const DEPTH: &str = include_str!("../../../test_data/binance/ws_depth_update.json");
     const TRADE: &str = include_str!("../../../test_data/binance/ws_trade_update.json");
-
-    /// The serde reading the session falls back to (same fields, same types).
-    #[derive(Deserialize)]
-    struct Combined<'a> {
-        #[serde(borrow)]
-        stream: Text<'a>,
-        #[serde(borrow)]
-        data: Data<'a>,
-    }
-
-    #[derive(Deserialize)]
-    struct Data<'a> {
-        #[serde(borrow)]
-        e: Text<'a>,
-        #[serde(rename = "E")]
-        event_time: i64,
-        #[serde(borrow)]
-        s: Text<'a>,
-        #[serde(rename = "U")]
-        first: Option<u64>,
-        #[serde(rename = "u")]
-        last: Option<u64>,
-        b: Option<Levels>,
-        a: Option<Levels>,
-        t: Option<u64>,
-        #[serde(borrow)]
-        p: Option<Text<'a>>,
-        #[serde(borrow)]
-        q: Option<Text<'a>>,
-        #[serde(rename = "T")]
-        time: Option<i64>,
-        m: Option<bool>,
-    }
 
     /// What serde reads from `text`, in the scanner's terms, when it is a complete frame of
     /// one of the two kinds (`s` of a depth frame and `E` of a trade are required by both
@@ -262,13 +229,13 @@ mod tests {
                 d.event_time,
                 d.first?,
                 d.last?,
-                d.b?.0,
-                d.a?.0,
+                d.b.0,
+                d.a.0,
             ),
             "trade" => format!(
                 "trade {} {} {} {:?} {:?} {} {}",
                 stream.as_str(),
-                d.s.as_str(),
+                d._symbol.as_str(),
                 d.t?,
                 d.p?.as_str(),
                 d.q?.as_str(),

@@ -31,40 +31,41 @@ struct Incoming<'a> {
     e: Option<Text<'a>>,
 }
 
-/// A combined-stream market data message, every field of both event kinds, for one pass.
+/// A combined-stream market data message, every field of both event kinds, for one pass
+/// (also what the scanner's tests compare it with).
 #[derive(Deserialize)]
-struct Combined<'a> {
+pub(super) struct Combined<'a> {
     #[serde(borrow)]
-    stream: Text<'a>,
+    pub(super) stream: Text<'a>,
     #[serde(borrow)]
-    data: MarketData<'a>,
+    pub(super) data: MarketData<'a>,
 }
 
 #[derive(Deserialize)]
-struct MarketData<'a> {
+pub(super) struct MarketData<'a> {
     #[serde(borrow)]
-    e: Text<'a>,
+    pub(super) e: Text<'a>,
     #[serde(rename = "E")]
-    event_time: i64,
+    pub(super) event_time: i64,
     /// Required, as the scanner requires it; the stream names the symbol.
     #[serde(borrow, rename = "s")]
-    _symbol: Text<'a>,
+    pub(super) _symbol: Text<'a>,
     #[serde(rename = "U")]
-    first: Option<u64>,
+    pub(super) first: Option<u64>,
     #[serde(rename = "u")]
-    last: Option<u64>,
+    pub(super) last: Option<u64>,
     #[serde(default)]
-    b: Levels,
+    pub(super) b: Levels,
     #[serde(default)]
-    a: Levels,
-    t: Option<u64>,
+    pub(super) a: Levels,
+    pub(super) t: Option<u64>,
     #[serde(borrow)]
-    p: Option<Text<'a>>,
+    pub(super) p: Option<Text<'a>>,
     #[serde(borrow)]
-    q: Option<Text<'a>>,
+    pub(super) q: Option<Text<'a>>,
     #[serde(rename = "T")]
-    time: Option<i64>,
-    m: Option<bool>,
+    pub(super) time: Option<i64>,
+    pub(super) m: Option<bool>,
 }
 
 #[derive(Deserialize)]
