@@ -393,7 +393,9 @@ mod tests {
             Level::new(d("-1.50"), negative_zero),
             Level::new(d("18446744073709551616.5"), d("1.00000000")),
         ];
-        let cases: [(&str, &str, i64, &[Level], &[Level]); 5] = [
+        // channel, epoch, ts, bids, asks
+        type Case<'a> = (&'a str, &'a str, i64, &'a [Level], &'a [Level]);
+        let cases: [Case; 5] = [
             (
                 "book:binance:BTC-USDT",
                 "662010bee5e4c-7",
