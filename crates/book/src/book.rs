@@ -1,6 +1,6 @@
 //! [`OrderBook`]: one instrument's L2 book, its snapshot and delta rules and its read views.
 
-use crate::checksum::tickgate_checksum;
+use crate::checksum::{CachedChecksum, tickgate_checksum};
 use crate::ladder::{AskKey, BidKey, Ladder, PriceKey};
 use crate::{BookError, BookState, ChecksumAlgo, StaleReason};
 use model::{BookDelta, BookSnapshot, Decimal, Level};
@@ -37,6 +37,8 @@ pub struct OrderBook {
     algo: ChecksumAlgo,
     max_depth: Option<usize>,
     allow_crossed: bool,
+    /// The top levels' checksum text from the last [`checksum_cached`](Self::checksum_cached).
+    checksum_texts: CachedChecksum<BidKey, AskKey>,
 }
 
 impl OrderBook {
@@ -50,6 +52,7 @@ impl OrderBook {
             algo,
             max_depth: None,
             allow_crossed: false,
+            checksum_texts: CachedChecksum::default(),
         }
     }
 
@@ -187,6 +190,14 @@ impl OrderBook {
     /// venue's algorithm: this is what the gateway publishes to its clients.
     pub fn checksum(&self) -> u32 {
         tickgate_checksum(self.bids.iter(), self.asks.iter())
+    }
+
+    /// [`checksum`](Self::checksum), formatting only the top levels that changed since the
+    /// last call (the others' text is kept in the book): for a publisher that computes it
+    /// after every delta. Always the same value as `checksum`.
+    pub fn checksum_cached(&mut self) -> u32 {
+        self.checksum_texts
+            .compute(self.bids.iter_keyed(), self.asks.iter_keyed())
     }
 
     /// Fills the (empty) book from a snapshot and validates it.

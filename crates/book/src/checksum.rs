@@ -19,7 +19,7 @@
 //! Example: bids `[["100.5","2"],["100.4","1.50"]]`, asks `[["100.6","3"]]` give the string
 //! `100.5:2:100.6:3:100.4:1.50`.
 
-use model::{Level, write_decimal};
+use model::{DecimalBuf, Level, write_decimal};
 
 /// Which algorithm verifies the checksum field of a venue's snapshots and deltas.
 ///
@@ -68,6 +68,134 @@ pub fn tickgate_checksum<'a>(
     asks: impl IntoIterator<Item = &'a Level>,
 ) -> u32 {
     interleaved_crc(bids, asks, CHECKSUM_DEPTH)
+}
+
+/// The text each level contributes to the interleaved checksums, `price:size`, kept from one
+/// computation to the next by [`CachedChecksum`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LevelText<K> {
+    key: K,
+    /// The level's exact representation (scale included): a level sent again with another
+    /// scale prints differently, so it is formatted again.
+    exact: [u8; 32],
+    len: u8,
+    bytes: [u8; LEVEL_TEXT],
+}
+
+/// Room for `price:size` (each decimal is at most 31 characters).
+const LEVEL_TEXT: usize = 64;
+
+fn exact(level: &Level) -> [u8; 32] {
+    let mut out = [0; 32];
+    out[..16].copy_from_slice(&level.price.serialize());
+    out[16..].copy_from_slice(&level.size.serialize());
+    out
+}
+
+/// The tickgate checksum with each top level's text kept from the previous computation: a
+/// delta changes a few levels, so the others are copied instead of formatted again (most of
+/// the checksum's cost). A level is reused only when its price and size are byte for byte
+/// the cached ones, so the result is always [`tickgate_checksum`]'s (tested).
+#[derive(Debug, Clone)]
+pub(crate) struct CachedChecksum<B, A> {
+    bids: Vec<LevelText<B>>,
+    asks: Vec<LevelText<A>>,
+    /// The previous lists, refilled on the next computation.
+    spare_bids: Vec<LevelText<B>>,
+    spare_asks: Vec<LevelText<A>>,
+    text: Vec<u8>,
+}
+
+impl<B, A> Default for CachedChecksum<B, A> {
+    fn default() -> Self {
+        Self {
+            bids: Vec::new(),
+            asks: Vec::new(),
+            spare_bids: Vec::new(),
+            spare_asks: Vec::new(),
+            text: Vec::with_capacity(CHECKSUM_DEPTH * 2 * 32),
+        }
+    }
+}
+
+impl<B: Ord + Copy, A: Ord + Copy> CachedChecksum<B, A> {
+    /// `bids` and `asks` best first with their ladder keys, which ascend best first.
+    pub(crate) fn compute<'a>(
+        &mut self,
+        bids: impl Iterator<Item = (&'a B, &'a Level)>,
+        asks: impl Iterator<Item = (&'a A, &'a Level)>,
+    ) -> u32
+    where
+        A: 'a,
+        B: 'a,
+    {
+        refresh(&mut self.bids, &mut self.spare_bids, bids);
+        refresh(&mut self.asks, &mut self.spare_asks, asks);
+        let text = &mut self.text;
+        text.clear();
+        for i in 0..CHECKSUM_DEPTH {
+            let (bid, ask) = (self.bids.get(i), self.asks.get(i));
+            if bid.is_none() && ask.is_none() {
+                break;
+            }
+            for level in [bid.map(LevelText::text), ask.map(LevelText::text)]
+                .into_iter()
+                .flatten()
+            {
+                if !text.is_empty() {
+                    text.push(b':');
+                }
+                text.extend_from_slice(level);
+            }
+        }
+        crc32fast::hash(text)
+    }
+}
+
+impl<K> LevelText<K> {
+    fn text(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+/// Replaces `cache` with the texts of the top [`CHECKSUM_DEPTH`] `levels`, taking each from
+/// the old cache when the same level is there (both lists are in key order, so one merge);
+/// `spare` is the other buffer, swapped in.
+fn refresh<'a, K: Ord + Copy + 'a>(
+    cache: &mut Vec<LevelText<K>>,
+    spare: &mut Vec<LevelText<K>>,
+    levels: impl Iterator<Item = (&'a K, &'a Level)>,
+) {
+    spare.clear();
+    let mut old = cache.iter().peekable();
+    let mut buf = DecimalBuf::new();
+    for (key, level) in levels.take(CHECKSUM_DEPTH) {
+        while old.next_if(|t| t.key < *key).is_some() {}
+        let exact = exact(level);
+        if let Some(text) = old.next_if(|t| t.key == *key && t.exact == exact) {
+            spare.push(*text);
+            continue;
+        }
+        let mut text = LevelText {
+            key: *key,
+            exact,
+            len: 0,
+            bytes: [0; LEVEL_TEXT],
+        };
+        let mut at = 0;
+        for (i, value) in [&level.price, &level.size].into_iter().enumerate() {
+            if i == 1 {
+                text.bytes[at] = b':';
+                at += 1;
+            }
+            let digits = buf.format_ascii(value);
+            text.bytes[at..at + digits.len()].copy_from_slice(digits);
+            at += digits.len();
+        }
+        text.len = at as u8;
+        spare.push(text);
+    }
+    std::mem::swap(cache, spare);
 }
 
 /// OKX's v5 `books` checksum (okx.com/docs-v5, "Checksum"): the same interleaved

@@ -138,6 +138,11 @@ impl<K: PriceKey> Ladder<K> {
         self.levels.values()
     }
 
+    /// Keys and levels, best first (keys ascend on both sides).
+    pub(crate) fn iter_keyed(&self) -> impl Iterator<Item = (&K, &Level)> {
+        self.levels.iter()
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.levels.len()
     }

@@ -100,7 +100,7 @@ fn text<'a>(levels: impl IntoIterator<Item = &'a Level>) -> Vec<String> {
         .collect()
 }
 
-fn assert_matches_model(book: &OrderBook, model: &Model) -> Result<(), TestCaseError> {
+fn assert_matches_model(book: &mut OrderBook, model: &Model) -> Result<(), TestCaseError> {
     let (bids, asks) = (model.sorted_bids(), model.sorted_asks());
     prop_assert_eq!(text(book.bids()), text(&bids));
     prop_assert_eq!(text(book.asks()), text(&asks));
@@ -113,6 +113,8 @@ fn assert_matches_model(book: &OrderBook, model: &Model) -> Result<(), TestCaseE
         prop_assert_eq!(text(&top_asks), text(asks.iter().take(n)));
     }
     prop_assert_eq!(book.checksum(), model.checksum());
+    // The cached texts persist across every step (deltas, errors, resyncs) of a case.
+    prop_assert_eq!(book.checksum_cached(), model.checksum());
     Ok(())
 }
 
@@ -220,7 +222,7 @@ proptest! {
     ) {
         let (mut book, mut model, snap) = start(&start_bids, &start_asks, max_depth);
         prop_assert_eq!(book.apply_snapshot(&snap), Ok(()));
-        assert_matches_model(&book, &model)?;
+        assert_matches_model(&mut book, &model)?;
 
         let mut seq = SNAPSHOT_SEQ;
         for step in steps {
@@ -259,7 +261,7 @@ proptest! {
                     // Resync as a connector would: a fresh snapshot of the last good state.
                     seq = delta.last_seq;
                     prop_assert_eq!(book.apply_snapshot(&model.snapshot(seq)), Ok(()));
-                    assert_matches_model(&book, &model)?;
+                    assert_matches_model(&mut book, &model)?;
                     continue;
                 }
                 None => prop_assert_eq!(result, Ok(DeltaOutcome::Applied)),
@@ -267,10 +269,10 @@ proptest! {
             model = next;
             seq = delta.last_seq;
             prop_assert_eq!(book.seq(), seq);
-            assert_matches_model(&book, &model)?;
+            assert_matches_model(&mut book, &model)?;
             if step.replay {
                 prop_assert_eq!(book.apply_delta(&delta), Ok(DeltaOutcome::Ignored));
-                assert_matches_model(&book, &model)?;
+                assert_matches_model(&mut book, &model)?;
             }
         }
     }
@@ -332,7 +334,7 @@ proptest! {
             let Some(want) = states.get(&book.seq()) else {
                 return Err(TestCaseError::fail(format!("live at seq {} between deltas", book.seq())));
             };
-            assert_matches_model(&book, want)?;
+            assert_matches_model(&mut book, want)?;
         }
     }
 }

@@ -305,7 +305,7 @@ impl ChannelHandle {
                     recv_ts: delta.recv_ts.0,
                     bids: &delta.bids,
                     asks: &delta.asks,
-                    checksum: b.book.checksum(),
+                    checksum: b.book.checksum_cached(),
                 }
                 .to_json();
                 let recv_ts = delta.recv_ts.0;

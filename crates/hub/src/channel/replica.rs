@@ -368,7 +368,7 @@ impl ChannelHandle {
             if let Some(msg) = &d.data {
                 b.ts = msg.ts;
                 b.recv_ts = msg.recv_ts;
-                let got = b.book.checksum();
+                let got = b.book.checksum_cached();
                 if let Some(expected) = msg.checksum
                     && expected != got
                 {
