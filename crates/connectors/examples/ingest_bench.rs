@@ -717,6 +717,20 @@ fn run_replay(messages: &[String]) {
         seconds,
         &books,
     );
+    // The gateway's replay venue at `speed = "max"`: the Connector seam (a tokio task sending
+    // batches over the bounded channel ingest reads) into the same books, from `open` (which
+    // reads the capture once to find its venues) to the "finished" status.
+    let start = Instant::now();
+    let mut books = Books::default();
+    run_replay_venue(&path, &mut books);
+    let seconds = start.elapsed().as_secs_f64();
+    report(
+        "r/venue",
+        stats.records as usize,
+        raw as usize,
+        seconds,
+        &books,
+    );
     println!(
         "         capture: {lines} records ({dropped} dropped by the recorder), {:.1} MB gzip",
         size as f64 / 1e6
@@ -724,6 +738,39 @@ fn run_replay(messages: &[String]) {
     if kept.is_none() {
         let _ = std::fs::remove_file(&path);
     }
+}
+
+/// Runs the replay venue over `path` into `books` until its "finished" status.
+fn run_replay_venue(path: &std::path::Path, books: &mut Books) {
+    use connectors::{ConnectionState, Connector, ConnectorContext};
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let connector = replay::open(path, None).unwrap().remove(0);
+        let (events, mut rx) = tokio::sync::mpsc::channel(64);
+        let (_commands_tx, commands) = tokio::sync::mpsc::channel(16);
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let ctx = ConnectorContext {
+            events,
+            commands,
+            shutdown: shutdown.clone(),
+        };
+        let task = tokio::spawn(Box::new(connector).run(ctx));
+        'outer: while let Some(batch) = rx.recv().await {
+            for event in batch {
+                let finished = matches!(&event, FeedEvent::Status { state: ConnectionState::Connected, detail } if detail.starts_with("replay of"));
+                books.apply(event);
+                if finished {
+                    break 'outer;
+                }
+            }
+        }
+        shutdown.cancel();
+        let _ = task.await;
+    })
 }
 
 fn main() {

@@ -196,6 +196,23 @@ fn assert_capture_errors_have_codes(good: &std::path::Path) {
     })
     .expect_err("no coinbase");
     assert_eq!(error.code(), "capture_without_venue", "{error}");
+    // The gateway's replay venue refuses the same files when it is configured (it reads the
+    // whole capture once, streamed, before starting), as a terminal configuration error.
+    for (path, text) in [
+        (&truncated, "cannot read capture"),
+        (&corrupt, "line 2"),
+        (&not_gzip, "not a gzip file"),
+        (&missing, "cannot read capture"),
+        (&empty, "records no venue"),
+    ] {
+        let error = replay::open(path, None).expect_err(text);
+        assert!(error.is_terminal(), "{error}");
+        assert!(error.to_string().contains(text), "{text}: {error}");
+        assert!(
+            error.to_string().contains(&*path.display().to_string()),
+            "{error}"
+        );
+    }
     for path in [truncated, corrupt, not_gzip, empty] {
         let _ = std::fs::remove_file(path);
     }

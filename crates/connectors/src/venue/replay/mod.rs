@@ -20,14 +20,14 @@ mod play;
 pub use play::{PlayStats, ReplayError, play};
 
 use crate::conn::input::apply;
-use crate::conn::record::{CaptureRecord, RecordKind, read_capture};
+use crate::conn::record::{CaptureReader, CaptureRecord, RecordKind, read_capture};
 use crate::conn::venue_protocol::{Io, Protocol, Session};
 use crate::settings::VenueSpec;
 use crate::{ConnectionState, Connector, ConnectorContext, ConnectorError, FeedBatch, FeedEvent};
 use model::{Instrument, Symbol, Timestamp, Venue};
 use std::collections::HashMap;
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,46 +39,49 @@ pub const VENUE: &str = "replay";
 /// Events sent to ingest per batch at full speed.
 const BATCH: usize = 1024;
 
-/// Plays one recorded venue of a capture.
+/// Plays one recorded venue of a capture, streamed from the file (decoded on a thread of its
+/// own, batch by batch): memory stays bounded whatever the capture's length.
 #[derive(Debug)]
 pub struct ReplayConnector {
     protocol: Arc<dyn Protocol>,
-    records: Arc<Vec<CaptureRecord>>,
+    path: PathBuf,
+    /// This venue's records in the capture (counted when it was opened).
+    count: u64,
     speed: Option<f64>,
     label: String,
 }
 
 /// Opens a capture: one connector per venue recorded in it, each publishing under that venue's
-/// own name.
+/// own name. The whole capture is read once here (streamed, not kept), so a truncated or
+/// corrupt capture is a configuration error at startup, and each venue's records are counted.
 pub fn open(path: &Path, speed: Option<f64>) -> Result<Vec<ReplayConnector>, ConnectorError> {
-    let records = read_capture(path).map_err(|source| ConnectorError::Capture {
+    let unreadable = |source| ConnectorError::Capture {
         path: path.display().to_string(),
         source,
-    })?;
-    let records = Arc::new(records);
-    let mut connectors = Vec::new();
-    for record in records.iter() {
-        if let RecordKind::Venue {
-            symbols,
-            ws_url,
-            rest_url,
-            feed,
-        } = &record.kind
-        {
-            let spec = VenueSpec {
-                symbols: symbols.clone(),
-                ws_url: ws_url.clone(),
-                rest_url: rest_url.clone(),
-                feed: feed.clone(),
-            };
-            let protocol = super::protocol(&record.v, spec)?;
-            connectors.push(ReplayConnector {
-                protocol,
-                records: records.clone(),
-                speed,
-                label: path.display().to_string(),
-            });
+    };
+    let mut reader = CaptureReader::open(path).map_err(unreadable)?;
+    let mut venues: Vec<(String, VenueSpec, u64)> = Vec::new();
+    while let Some(batch) = reader.next_batch() {
+        let batch = batch.map_err(unreadable)?;
+        for record in &batch {
+            if let Some(spec) = venue_spec(&record.kind) {
+                venues.push((record.v.clone(), spec, 0));
+            }
+            if let Some(venue) = venues.iter_mut().find(|(v, ..)| *v == record.v) {
+                venue.2 += 1;
+            }
         }
+        reader.recycle(batch);
+    }
+    let mut connectors = Vec::new();
+    for (name, spec, count) in venues {
+        connectors.push(ReplayConnector {
+            protocol: super::protocol(&name, spec)?,
+            path: path.to_path_buf(),
+            count,
+            speed,
+            label: path.display().to_string(),
+        });
     }
     if connectors.is_empty() {
         return Err(ConnectorError::Config(format!(
@@ -87,6 +90,25 @@ pub fn open(path: &Path, speed: Option<f64>) -> Result<Vec<ReplayConnector>, Con
         )));
     }
     Ok(connectors)
+}
+
+/// The venue settings a `venue` record holds (what the recorded run was configured with).
+fn venue_spec(kind: &RecordKind) -> Option<VenueSpec> {
+    let RecordKind::Venue {
+        symbols,
+        ws_url,
+        rest_url,
+        feed,
+    } = kind
+    else {
+        return None;
+    };
+    Some(VenueSpec {
+        symbols: symbols.clone(),
+        ws_url: ws_url.clone(),
+        rest_url: rest_url.clone(),
+        feed: feed.clone(),
+    })
 }
 
 impl Connector for ReplayConnector {
@@ -116,42 +138,61 @@ struct Replayed {
 
 async fn run(replay: ReplayConnector, mut ctx: ConnectorContext) -> Result<(), ConnectorError> {
     let venue = replay.protocol.venue().as_str().to_string();
-    let mine = || replay.records.iter().filter(|r| r.v == venue);
-    let first = mine().next().map_or(0, |r| r.t);
-    let count = mine().count();
+    let unreadable = |source| ConnectorError::Capture {
+        path: replay.label.clone(),
+        source,
+    };
+    let mut reader = Some(CaptureReader::open(&replay.path).map_err(unreadable)?);
     let mut batch: FeedBatch = vec![FeedEvent::Status {
         state: ConnectionState::Connected,
-        detail: format!("replaying {} ({count} records)", replay.label),
+        detail: format!("replaying {} ({} records)", replay.label, replay.count),
     }];
     let mut sessions: HashMap<u64, Replayed> = HashMap::new();
     let mut io = Io::default();
     let start = Instant::now();
-    for record in mine() {
-        if let Some(speed) = replay.speed {
-            let offset = (record.t.saturating_sub(first).max(0) as f64 / speed) as u64;
-            let due = start + Duration::from_micros(offset);
-            if due > Instant::now() {
-                if !send(&ctx, &mut batch).await? {
-                    return Ok(());
-                }
-                tokio::select! {
-                    () = ctx.shutdown.cancelled() => return Ok(()),
-                    () = tokio::time::sleep_until(due) => {}
+    let mut first: Option<i64> = None;
+    // The reader's channel blocks: each batch is awaited on the blocking pool.
+    while let Some(mut current) = reader.take() {
+        let (back, records) = tokio::task::spawn_blocking(move || {
+            let records = current.next_batch();
+            (current, records)
+        })
+        .await
+        .map_err(|e| ConnectorError::Connection(format!("capture reader: {e}")))?;
+        let Some(records) = records else {
+            break;
+        };
+        let records = records.map_err(unreadable)?;
+        for record in records.iter().filter(|r| r.v == venue) {
+            if let Some(speed) = replay.speed {
+                let first = *first.get_or_insert(record.t);
+                let offset = (record.t.saturating_sub(first).max(0) as f64 / speed) as u64;
+                let due = start + Duration::from_micros(offset);
+                if due > Instant::now() {
+                    if !send(&ctx, &mut batch).await? {
+                        return Ok(());
+                    }
+                    tokio::select! {
+                        () = ctx.shutdown.cancelled() => return Ok(()),
+                        () = tokio::time::sleep_until(due) => {}
+                    }
                 }
             }
+            // Ingest's resync requests are answered by the recorded resyncs instead.
+            while ctx.commands.try_recv().is_ok() {}
+            step(
+                replay.protocol.as_ref(),
+                &mut sessions,
+                record,
+                &mut io,
+                &mut batch,
+            );
+            if batch.len() >= BATCH && !send(&ctx, &mut batch).await? {
+                return Ok(());
+            }
         }
-        // Ingest's resync requests are answered by the recorded resyncs instead.
-        while ctx.commands.try_recv().is_ok() {}
-        step(
-            replay.protocol.as_ref(),
-            &mut sessions,
-            record,
-            &mut io,
-            &mut batch,
-        );
-        if batch.len() >= BATCH && !send(&ctx, &mut batch).await? {
-            return Ok(());
-        }
+        back.recycle(records);
+        reader = Some(back);
     }
     batch.push(FeedEvent::Status {
         state: ConnectionState::Connected,
@@ -245,16 +286,31 @@ async fn send(ctx: &ConnectorContext, batch: &mut FeedBatch) -> Result<bool, Con
 /// what the gateway's ingest stage receives. For tests, and the benchmark's baseline: it reads
 /// the whole capture into memory first on the calling thread; [`play`] streams it instead.
 pub fn replay_all(path: &Path) -> Result<Vec<(String, FeedEvent)>, ConnectorError> {
-    let connectors = open(path, None)?;
+    let records = read_capture(path).map_err(|source| ConnectorError::Capture {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let mut protocols = Vec::new();
+    for record in &records {
+        if let Some(spec) = venue_spec(&record.kind) {
+            protocols.push(super::protocol(&record.v, spec)?);
+        }
+    }
+    if protocols.is_empty() {
+        return Err(ConnectorError::Config(format!(
+            "capture {} records no venue",
+            path.display()
+        )));
+    }
     let mut out = Vec::new();
-    for c in &connectors {
-        let venue = c.protocol.venue().as_str().to_string();
+    for protocol in &protocols {
+        let venue = protocol.venue().as_str().to_string();
         let mut sessions = HashMap::new();
         let mut batch = Vec::new();
         let mut io = Io::default();
-        for record in c.records.iter().filter(|r| r.v == venue) {
+        for record in records.iter().filter(|r| r.v == venue) {
             step(
-                c.protocol.as_ref(),
+                protocol.as_ref(),
                 &mut sessions,
                 record,
                 &mut io,

@@ -6,11 +6,10 @@
 //! checksum checks are the live ones), and each venue's events are handed to the caller in
 //! batches of up to [`super::BATCH`], the batch size of the replay venue at `speed = "max"`.
 
-use super::{BATCH, Replayed, step};
+use super::{BATCH, Replayed, step, venue_spec};
 use crate::conn::Protocol;
-use crate::conn::record::{CaptureReader, RecordKind};
+use crate::conn::record::CaptureReader;
 use crate::conn::venue_protocol::Io;
-use crate::settings::VenueSpec;
 use crate::venue::VenueKind;
 use crate::{ConnectionState, FeedBatch, FeedEvent};
 use std::collections::HashMap;
@@ -125,21 +124,9 @@ pub fn play(
             {
                 Some(index) => index,
                 None => {
-                    let RecordKind::Venue {
-                        symbols,
-                        ws_url,
-                        rest_url,
-                        feed,
-                    } = &record.kind
-                    else {
+                    let Some(spec) = venue_spec(&record.kind) else {
                         // Traffic before its venue's record: the recorder never writes it.
                         continue;
-                    };
-                    let spec = VenueSpec {
-                        symbols: symbols.clone(),
-                        ws_url: ws_url.clone(),
-                        rest_url: rest_url.clone(),
-                        feed: feed.clone(),
                     };
                     if VenueKind::from_name(&record.v).is_none() {
                         return Err(ReplayError::UnknownVenue(record.v.clone()));
