@@ -26,7 +26,8 @@ pub(crate) fn split(text: &str) -> Option<(&str, i64, &str)> {
     }
     let rest = rest[quote..].strip_prefix(r#"","time":"#)?;
     let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-    if digits == 0 || digits > 18 {
+    // JSON has no leading zeros (serde refuses `01`).
+    if digits == 0 || digits > 18 || (digits > 1 && rest.starts_with('0')) {
         return None;
     }
     let time: i64 = rest[..digits].parse().ok()?;
@@ -215,7 +216,13 @@ fn parse_level(text: &str, at: usize, field: &str) -> Option<(Level, usize)> {
         .iter()
         .take_while(|b| b.is_ascii_digit())
         .count();
-    if digits == 0 || digits > 19 || bytes.get(after_n + digits) != Some(&b'}') {
+    // JSON has no leading zeros: serde refuses `"n":01` (found by the fuzz target's shadow
+    // session, which reads every frame through serde).
+    if digits == 0
+        || digits > 19
+        || (digits > 1 && bytes[after_n] == b'0')
+        || bytes.get(after_n + digits) != Some(&b'}')
+    {
         return None;
     }
     let px = &text[after_px..px_end];
@@ -451,6 +458,8 @@ mod tests {
             good.replace("\"0.00102\"", "\"0.00\\u0031\""), // escaped digit
             good.replace(",\"n\":1}", ",\"n\":1 }"),     // whitespace
             good.replace("\"n\":2", "\"n\":-2"),         // not a count
+            good.replace("\"n\":2", "\"n\":02"),         // a leading zero (not JSON)
+            good.replace("\"time\":", "\"time\":0"),     // a leading zero (not JSON)
             good.replace("]]}}", "]]}} "),               // trailing space
             good.replace(r#""coin":"BTC""#, r#""coin":"B\u0054C""#),
             good.replace("],[", "],[{}],["), // three sides
