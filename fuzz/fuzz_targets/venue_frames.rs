@@ -11,6 +11,11 @@
 //! asks strictly ascending, every size positive) and uncrossed. The engine refusing an event
 //! is fine (the venue sent something wrong); a session that makes a live book inconsistent is
 //! not.
+//!
+//! Second oracle, for the hand-written fast paths (Binance's byte scanner, Hyperliquid's
+//! level reuse), which take only a venue's canonical form: a shadow session gets every text
+//! frame with a space after its opening `{` (the same JSON, which no fast path takes, so it
+//! goes through serde) and must emit the same events, error texts aside.
 #![no_main]
 
 use book::OrderBook;
@@ -105,27 +110,56 @@ fuzz_target!(|data: &[u8]| {
         books: HashMap::new(),
     };
     let mut io = Io::new(now);
+    let mut shadow = protocol.session(&symbols);
+    let mut shadow_io = Io::new(now);
     session.open(&mut io);
+    shadow.open(&mut shadow_io);
     for line in text.split('\n') {
         pending.extend(io.rest.drain(..).map(|r| r.key));
         books.apply(&io.events);
         io = Io::new(now);
+        shadow_io = Io::new(now);
         if let Some(body) = line.strip_prefix("REST ") {
             if let Some(key) = pending.pop_front() {
                 session.on_rest(&key, Ok(body), &mut io);
+                shadow.on_rest(&key, Ok(body), &mut shadow_io);
             }
         } else if let Some(body) = line.strip_prefix("META ") {
             let _ = protocol.parse_instruments(body);
         } else if line == "TICK" {
             now = Timestamp(now.0 + 1_000_000);
             io.recv_ts = now;
+            shadow_io.recv_ts = now;
             session.on_tick(now, &mut io);
+            shadow.on_tick(now, &mut shadow_io);
         } else if line == "RESYNC" {
             session.resync(&symbols[0], &mut io);
+            shadow.resync(&symbols[0], &mut shadow_io);
         } else {
             session.on_text(line, &mut io);
+            match line.strip_prefix('{') {
+                Some(rest) => shadow.on_text(&format!("{{ {rest}"), &mut shadow_io),
+                None => shadow.on_text(line, &mut shadow_io),
+            }
         }
+        assert_eq!(
+            comparable(&io.events),
+            comparable(&shadow_io.events),
+            "{name}: the fast path and serde disagree on {line:?}"
+        );
         let _ = session.syncing();
     }
     books.apply(&io.events);
 });
+
+/// Events as compared between the session and its shadow: the reason texts of invalid
+/// messages may quote the frame or name a column, so only their symbol and cause count.
+fn comparable(events: &[FeedEvent]) -> Vec<String> {
+    events
+        .iter()
+        .map(|event| match event {
+            FeedEvent::Invalid { symbol, cause, .. } => format!("invalid {symbol:?} {cause:?}"),
+            other => format!("{other:?}"),
+        })
+        .collect()
+}

@@ -191,8 +191,7 @@ impl<'a> Cursor<'a> {
         loop {
             self.lit(r#"[""#)?;
             let price = parse_decimal(self.string()?).ok()?;
-            self.lit(r#","#)?;
-            self.lit(r#"""#)?;
+            self.lit(r#",""#)?;
             let size = parse_decimal(self.string()?).ok()?;
             self.lit("]")?;
             out.push(Level::new(price, size));
