@@ -106,6 +106,7 @@ pub(crate) struct CachedChecksum<B, A> {
     text: Vec<u8>,
 }
 
+/// Empty: a book that never publishes a checksum allocates nothing for it.
 impl<B, A> Default for CachedChecksum<B, A> {
     fn default() -> Self {
         Self {
@@ -113,7 +114,7 @@ impl<B, A> Default for CachedChecksum<B, A> {
             asks: Vec::new(),
             spare_bids: Vec::new(),
             spare_asks: Vec::new(),
-            text: Vec::with_capacity(CHECKSUM_DEPTH * 2 * 32),
+            text: Vec::new(),
         }
     }
 }
