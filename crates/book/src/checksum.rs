@@ -184,15 +184,13 @@ fn refresh<'a, K: Ord + Copy + 'a>(
             bytes: [0; LEVEL_TEXT],
         };
         let mut at = 0;
-        for (i, value) in [&level.price, &level.size].into_iter().enumerate() {
-            if i == 1 {
-                text.bytes[at] = b':';
-                at += 1;
-            }
-            let digits = buf.format_ascii(value);
-            text.bytes[at..at + digits.len()].copy_from_slice(digits);
-            at += digits.len();
-        }
+        let mut push = |part: &[u8]| {
+            text.bytes[at..at + part.len()].copy_from_slice(part);
+            at += part.len();
+        };
+        push(buf.format_ascii(&level.price));
+        push(b":");
+        push(buf.format_ascii(&level.size));
         text.len = at as u8;
         spare.push(text);
     }

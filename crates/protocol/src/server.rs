@@ -21,32 +21,18 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// A book level on the wire: `["price", "size"]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct WireLevel(pub Decimal, pub Decimal);
+pub struct WireLevel(
+    #[serde(serialize_with = "decimal_text")] pub Decimal,
+    #[serde(serialize_with = "decimal_text")] pub Decimal,
+);
 
 /// The same text as `Decimal`'s own `Serialize` (its `Display`), formatted on the stack
 /// without `fmt`: every level of every book frame goes through here.
 fn decimal_text<S: serde::Serializer>(value: &Decimal, s: S) -> Result<S::Ok, S::Error> {
     let mut buf = DecimalBuf::new();
     s.serialize_str(buf.format(value))
-}
-
-impl Serialize for WireLevel {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeTupleStruct;
-        struct Text<'a>(&'a Decimal);
-        impl Serialize for Text<'_> {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                decimal_text(self.0, s)
-            }
-        }
-        // As the derive wrote it: a two-element tuple struct.
-        let mut tuple = s.serialize_tuple_struct("WireLevel", 2)?;
-        tuple.serialize_field(&Text(&self.0))?;
-        tuple.serialize_field(&Text(&self.1))?;
-        tuple.end()
-    }
 }
 
 impl From<Level> for WireLevel {

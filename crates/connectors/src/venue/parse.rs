@@ -62,6 +62,26 @@ pub(crate) fn decimal(field: &str, text: &str) -> Result<Decimal, String> {
     parse_decimal(text).map_err(|e| format!("{field}: {e}"))
 }
 
+/// A non-negative JSON integer at the start of `bytes`, in the only form the hand-written
+/// fast paths take: 1 to `max_digits` (at most 19, so it fits a `u64`) digits, no leading
+/// zero, not continued as a float (`.`, `e`, `E`). The value and the digits' length; `None`
+/// for anything else, which the fast path then leaves to serde.
+pub(crate) fn json_uint(bytes: &[u8], max_digits: usize) -> Option<(u64, usize)> {
+    debug_assert!(max_digits <= 19);
+    let mut value: u64 = 0;
+    let mut digits = 0;
+    while let Some(&b) = bytes.get(digits).filter(|b| b.is_ascii_digit()) {
+        if digits == max_digits {
+            return None;
+        }
+        value = value * 10 + u64::from(b - b'0');
+        digits += 1;
+    }
+    let leading_zero = digits > 1 && bytes[0] == b'0';
+    let float = matches!(bytes.get(digits), Some(b'.' | b'e' | b'E'));
+    (digits > 0 && !leading_zero && !float).then_some((value, digits))
+}
+
 /// A JSON list of book levels, `[["price","size", …], …]`, parsed straight into [`Level`]s in
 /// the frame's single pass: no intermediate list of strings, and the price and size strings
 /// are borrowed from the frame unless escaped. Elements after the size (OKX's deprecated
@@ -192,6 +212,32 @@ mod tests {
     }
 
     /// Regression (issue 15): Kraken's `"AAVE\/AUD"` failed as a borrowed `&str`.
+    #[test]
+    fn json_uints_take_only_the_plain_form() {
+        assert_eq!(json_uint(b"0,", 18), Some((0, 1)));
+        assert_eq!(
+            json_uint(b"1672515782136}", 18),
+            Some((1_672_515_782_136, 13))
+        );
+        assert_eq!(
+            json_uint(b"9999999999999999999", 19),
+            Some((9_999_999_999_999_999_999, 19))
+        );
+        for bad in [
+            &b""[..],
+            b"x",
+            b"-1",
+            b"01",
+            b"00",
+            b"1.5",
+            b"1e3",
+            b"2E1",
+            b"1234567890123456789",
+        ] {
+            assert_eq!(json_uint(bad, 18), None, "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
     #[test]
     fn text_borrows_plain_strings_and_owns_escaped_ones() {
         let plain: Field = serde_json::from_str(r#"{"name":"AAVE/AUD","pairs":[]}"#).unwrap();

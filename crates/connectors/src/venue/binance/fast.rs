@@ -10,6 +10,7 @@
 //! frame. So what the scanner answers is exactly what serde would read from the same text
 //! (`tests::the_scanner_agrees_with_serde_on_every_mutation` checks it byte by byte).
 
+use crate::venue::parse::json_uint;
 use model::{Level, parse_decimal};
 
 /// A `depthUpdate` frame's fields. `s` is checked but not kept: the stream names the symbol.
@@ -143,29 +144,10 @@ impl<'a> Cursor<'a> {
         self.text.get(start..at)
     }
 
-    /// 1–18 decimal digits with no leading zero (JSON's form; always within `i64`).
+    /// 1–18 decimal digits in JSON's form (always within `i64`).
     fn uint(&mut self) -> Option<u64> {
-        let bytes = self.bytes();
-        let start = self.at;
-        let mut value: u64 = 0;
-        let mut at = start;
-        while let Some(&b) = bytes.get(at).filter(|b| b.is_ascii_digit()) {
-            value = value * 10 + u64::from(b - b'0');
-            at += 1;
-            if at - start > 18 {
-                return None;
-            }
-        }
-        let digits = at - start;
-        if digits == 0 || (digits > 1 && bytes[start] == b'0') {
-            return None;
-        }
-        // A number continues with `.`, `e` or `E` only as a float, which serde refuses for
-        // an integer field.
-        if matches!(bytes.get(at), Some(b'.' | b'e' | b'E')) {
-            return None;
-        }
-        self.at = at;
+        let (value, digits) = json_uint(&self.bytes()[self.at..], 18)?;
+        self.at += digits;
         Some(value)
     }
 

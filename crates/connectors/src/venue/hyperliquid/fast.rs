@@ -10,7 +10,7 @@
 //! general serde path, which also gives the error. Identical bytes parse identically, so the
 //! levels taken from the previous message are exactly what parsing them again would give.
 
-use crate::venue::parse::decimal;
+use crate::venue::parse::{decimal, json_uint};
 use model::{Decimal, Level};
 
 const HEAD: &str = r#"{"channel":"l2Book","data":{"coin":""#;
@@ -25,12 +25,8 @@ pub(crate) fn split(text: &str) -> Option<(&str, i64, &str)> {
         return None;
     }
     let rest = rest[quote..].strip_prefix(r#"","time":"#)?;
-    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-    // JSON has no leading zeros (serde refuses `01`).
-    if digits == 0 || digits > 18 || (digits > 1 && rest.starts_with('0')) {
-        return None;
-    }
-    let time: i64 = rest[..digits].parse().ok()?;
+    let (time, digits) = json_uint(rest.as_bytes(), 18)?;
+    let time = time as i64;
     let levels = rest[digits..]
         .strip_prefix(r#","levels":"#)?
         .strip_suffix("}}")?;
@@ -212,17 +208,9 @@ fn parse_level(text: &str, at: usize, field: &str) -> Option<(Level, usize)> {
     if bytes.get(sz_end..after_n) != Some(br#"","n":"#) {
         return None;
     }
-    let digits = bytes[after_n..]
-        .iter()
-        .take_while(|b| b.is_ascii_digit())
-        .count();
-    // JSON has no leading zeros: serde refuses `"n":01` (found by the fuzz target's shadow
-    // session, which reads every frame through serde).
-    if digits == 0
-        || digits > 19
-        || (digits > 1 && bytes[after_n] == b'0')
-        || bytes.get(after_n + digits) != Some(&b'}')
-    {
+    // JSON's form only: serde refuses `"n":01` (found by the fuzz target's shadow session).
+    let (_, digits) = json_uint(&bytes[after_n..], 19)?;
+    if bytes.get(after_n + digits) != Some(&b'}') {
         return None;
     }
     let px = &text[after_px..px_end];

@@ -84,12 +84,13 @@ pub fn open(path: &Path, speed: Option<f64>) -> Result<Vec<ReplayConnector>, Con
         });
     }
     if connectors.is_empty() {
-        return Err(ConnectorError::Config(format!(
-            "capture {} records no venue",
-            path.display()
-        )));
+        return Err(no_venue(path));
     }
     Ok(connectors)
+}
+
+fn no_venue(path: &Path) -> ConnectorError {
+    ConnectorError::Config(format!("capture {} records no venue", path.display()))
 }
 
 /// The venue settings a `venue` record holds (what the recorded run was configured with).
@@ -297,10 +298,7 @@ pub fn replay_all(path: &Path) -> Result<Vec<(String, FeedEvent)>, ConnectorErro
         }
     }
     if protocols.is_empty() {
-        return Err(ConnectorError::Config(format!(
-            "capture {} records no venue",
-            path.display()
-        )));
+        return Err(no_venue(path));
     }
     let mut out = Vec::new();
     for protocol in &protocols {
