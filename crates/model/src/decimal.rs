@@ -30,6 +30,19 @@ pub fn parse_decimal(text: &str) -> Result<Decimal, ModelError> {
     if text.len() > MAX_DECIMAL_LEN {
         return Err(invalid("too long"));
     }
+    if let Some((value, read)) = parse_plain_decimal(text.as_bytes())
+        && read == text.len()
+    {
+        return Ok(value);
+    }
+    parse_general(text, invalid)
+}
+
+/// [`parse_decimal`] for any text (the plain reader refused it, or tests compare the two).
+fn parse_general(
+    text: &str,
+    invalid: impl Fn(&'static str) -> ModelError,
+) -> Result<Decimal, ModelError> {
     let (negative, digits) = match text.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, text),
@@ -68,6 +81,54 @@ pub fn parse_decimal(text: &str) -> Result<Decimal, ModelError> {
     }
     Decimal::from_str_exact(text)
         .map_err(|_| invalid("out of range (more than 28 significant digits)"))
+}
+
+/// The decimal at the start of `bytes` in the plain form venues send (`-`? digits, then `.`
+/// and digits, 19 digits at most, a digit on at least one side of the point), and how many
+/// bytes it took; `None` when the text there is not of that form. Whatever follows is left to
+/// the caller (e.g. a JSON reader checks for the closing quote).
+///
+/// When it reads a whole string, the value is exactly [`parse_decimal`]'s (scale kept, `-0`
+/// read as `0`); anything else should go to `parse_decimal`, which accepts the rarer forms
+/// (more digits, leading zeros beyond 19 digits) and names what is wrong. One pass, no
+/// allocation: this is the inner loop of every book level a venue sends.
+pub fn parse_plain_decimal(bytes: &[u8]) -> Option<(Decimal, usize)> {
+    let negative = bytes.first() == Some(&b'-');
+    let mut at = usize::from(negative);
+    let mut mantissa = 0;
+    let whole = digit_run(bytes, &mut at, &mut mantissa);
+    let mut fraction = 0;
+    if bytes.get(at) == Some(&b'.') {
+        at += 1;
+        fraction = digit_run(bytes, &mut at, &mut mantissa);
+    }
+    let digits = whole + fraction;
+    if digits == 0 || digits > PLAIN_DIGITS {
+        return None;
+    }
+    let scale = fraction as u32;
+    let lo = mantissa as u32;
+    let mid = (mantissa >> 32) as u32;
+    let value = Decimal::from_parts(lo, mid, 0, negative && mantissa != 0, scale);
+    Some((value, at))
+}
+
+/// Most digits [`parse_plain_decimal`] reads (10^19 - 1 fits in a `u64`).
+const PLAIN_DIGITS: usize = 19;
+
+/// The run of ASCII digits at `bytes[*at..]` appended to `value`, and its length, moving `at`
+/// past it. Wraps beyond [`PLAIN_DIGITS`] digits in all; the caller checks the count.
+fn digit_run(bytes: &[u8], at: &mut usize, value: &mut u64) -> usize {
+    let start = *at;
+    while let Some(&b) = bytes.get(*at) {
+        let digit = b.wrapping_sub(b'0');
+        if digit > 9 {
+            break;
+        }
+        *value = value.wrapping_mul(10).wrapping_add(u64::from(digit));
+        *at += 1;
+    }
+    *at - start
 }
 
 /// Appends `value` as ASCII exactly as its `Display` prints it (sign, digits, scale kept), without
@@ -354,5 +415,94 @@ mod tests {
         assert_eq!(serde_json::to_string(&d).unwrap(), "\"0.00100000\"");
         let back: Decimal = serde_json::from_str("\"0.00100000\"").unwrap();
         assert_eq!(back.to_string(), "0.00100000");
+    }
+
+    fn general(text: &str) -> Result<Decimal, ModelError> {
+        parse_general(text, |reason| ModelError::InvalidDecimal {
+            value: text.into(),
+            reason,
+        })
+    }
+
+    /// The plain reader, wherever it accepts a prefix, reads the value the general parser
+    /// reads from that prefix, bit for bit (scale and sign included); random texts over the
+    /// characters that matter, at every length around the 8- and 19-digit boundaries.
+    #[test]
+    fn plain_reader_agrees_with_the_general_parser() {
+        const ALPHABET: &[u8] = b"0000123456789999..--e+ \"/:";
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut whole = 0;
+        let mut cases: Vec<String> = [
+            "0",
+            "-0",
+            "-0.00",
+            "1.",
+            ".5",
+            "-.5",
+            ".",
+            "-",
+            "",
+            "-.",
+            "00.5",
+            "0.00100000",
+            "65000.01",
+            "1234567890123456789",
+            "12345678901234567890",
+            "0.0000000000000000001",
+            "9999999999999999999",
+            "-9999999999.999999999",
+            "1.5e3",
+            "12345678.12345678\"",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for _ in 0..300_000 {
+            let len = (next() % 26) as usize;
+            let digits_only = next() % 3 == 0;
+            cases.push(
+                (0..len)
+                    .map(|_| {
+                        let pick = next() as usize;
+                        if digits_only && pick % 7 != 0 {
+                            char::from(b'0' + (pick % 10) as u8)
+                        } else {
+                            char::from(ALPHABET[pick % ALPHABET.len()])
+                        }
+                    })
+                    .collect(),
+            );
+        }
+        for text in &cases {
+            let Some((value, read)) = parse_plain_decimal(text.as_bytes()) else {
+                continue;
+            };
+            let reference = general(&text[..read]).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+            assert_eq!(value.serialize(), reference.serialize(), "{text:?}");
+            assert_eq!(value.to_string(), reference.to_string(), "{text:?}");
+            if read == text.len() {
+                whole += 1;
+            }
+            // It stops at the first byte that cannot continue a plain decimal.
+            if let Some(&after) = text.as_bytes().get(read) {
+                assert!(!after.is_ascii_digit() || read >= PLAIN_DIGITS, "{text:?}");
+            }
+        }
+        assert!(whole > 50_000, "the plain form is well covered ({whole})");
+        // And parse_decimal (plain reader first) still gives the general answers (the empty
+        // text is refused before either runs).
+        for text in cases.iter().filter(|t| !t.is_empty()) {
+            match (parse_decimal(text), general(text)) {
+                (Ok(a), Ok(b)) => assert_eq!(a.serialize(), b.serialize(), "{text:?}"),
+                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{text:?}"),
+                (a, b) => panic!("{text:?}: {a:?} vs {b:?}"),
+            }
+        }
     }
 }

@@ -29,7 +29,7 @@ pub mod trade;
 pub use book::{BookDelta, BookSnapshot, Level};
 pub use candle::{Candle, Interval};
 pub use channel::{Channel, ChannelKind};
-pub use decimal::{Decimal, DecimalBuf, parse_decimal, write_decimal};
+pub use decimal::{Decimal, DecimalBuf, parse_decimal, parse_plain_decimal, write_decimal};
 pub use instrument::{Instrument, PERP_SUFFIX, Symbol, Venue};
 pub use perp::{Funding, Liquidation, MarkPrice, OpenInterest, VenueFunding};
 pub use ticker::{Ticker, TickerSource, VenueTicker};

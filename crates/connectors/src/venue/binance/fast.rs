@@ -11,7 +11,7 @@
 //! (`tests::the_scanner_agrees_with_serde_on_every_mutation` checks it byte by byte).
 
 use crate::venue::parse::json_uint;
-use model::{Level, parse_decimal};
+use model::{Decimal, Level, parse_decimal, parse_plain_decimal};
 
 /// A `depthUpdate` frame's fields. `s` is checked but not kept: the stream names the symbol.
 #[derive(Debug, PartialEq)]
@@ -144,6 +144,18 @@ impl<'a> Cursor<'a> {
         self.text.get(start..at)
     }
 
+    /// A quoted decimal's content and closing quote (the opening one is consumed before):
+    /// read in place when it is plain, else through [`parse_decimal`] (same value either way).
+    fn decimal(&mut self) -> Option<Decimal> {
+        if let Some((value, read)) = parse_plain_decimal(&self.bytes()[self.at..])
+            && self.bytes().get(self.at + read) == Some(&b'"')
+        {
+            self.at += read + 1;
+            return Some(value);
+        }
+        parse_decimal(self.string()?).ok()
+    }
+
     /// 1–18 decimal digits in JSON's form (always within `i64`).
     fn uint(&mut self) -> Option<u64> {
         let (value, digits) = json_uint(&self.bytes()[self.at..], 18)?;
@@ -172,9 +184,9 @@ impl<'a> Cursor<'a> {
         }
         loop {
             self.lit(r#"[""#)?;
-            let price = parse_decimal(self.string()?).ok()?;
+            let price = self.decimal()?;
             self.lit(r#",""#)?;
-            let size = parse_decimal(self.string()?).ok()?;
+            let size = self.decimal()?;
             self.lit("]")?;
             out.push(Level::new(price, size));
             match self.bytes().get(self.at)? {
