@@ -465,12 +465,12 @@ mod tests {
         .collect();
         for _ in 0..300_000 {
             let len = (next() % 26) as usize;
-            let digits_only = next() % 3 == 0;
+            let digits_only = next().is_multiple_of(3);
             cases.push(
                 (0..len)
                     .map(|_| {
                         let pick = next() as usize;
-                        if digits_only && pick % 7 != 0 {
+                        if digits_only && !pick.is_multiple_of(7) {
                             char::from(b'0' + (pick % 10) as u8)
                         } else {
                             char::from(ALPHABET[pick % ALPHABET.len()])
