@@ -258,10 +258,10 @@ fn invalid(level: &Level, reason: &'static str) -> BookError {
 /// sizes and a price given twice.
 fn fill<K: PriceKey>(ladder: &mut Ladder<K>, levels: &[Level]) -> Result<(), BookError> {
     for level in levels {
-        if level.price <= Decimal::ZERO {
+        if !is_positive(&level.price) {
             return Err(invalid(level, "price must be positive"));
         }
-        if level.size <= Decimal::ZERO {
+        if !is_positive(&level.size) {
             return Err(invalid(level, "size must be positive in a snapshot"));
         }
         if !ladder.insert_new(*level) {
@@ -277,12 +277,57 @@ fn fill<K: PriceKey>(ladder: &mut Ladder<K>, levels: &[Level]) -> Result<(), Boo
 /// The first level of a delta that cannot be applied, as an error.
 fn find_invalid(bids: &[Level], asks: &[Level]) -> Option<BookError> {
     bids.iter().chain(asks).find_map(|level| {
-        if level.price <= Decimal::ZERO {
+        if !is_positive(&level.price) {
             Some(invalid(level, "price must be positive"))
-        } else if level.size < Decimal::ZERO {
+        } else if is_negative(&level.size) {
             Some(invalid(level, "size must not be negative"))
         } else {
             None
         }
     })
+}
+
+/// `value > 0`, from the sign and the mantissa (a `Decimal` comparison aligns scales first;
+/// this is checked for every level of every delta). `-0` is not positive.
+fn is_positive(value: &Decimal) -> bool {
+    !value.is_sign_negative() && !value.is_zero()
+}
+
+/// `value < 0` (`-0` is not negative).
+fn is_negative(value: &Decimal) -> bool {
+    value.is_sign_negative() && !value.is_zero()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    /// The sign checks are the comparisons with zero they replace, negative zero included.
+    #[test]
+    fn sign_checks_match_comparisons_with_zero() {
+        let mut values: Vec<Decimal> = [
+            "0",
+            "0.000",
+            "-0",
+            "-0.00",
+            "1",
+            "-1",
+            "0.00000001",
+            "-0.00000001",
+            "65000.01",
+            "79228162514264337593543950335",
+            "-79228162514264337593543950335",
+        ]
+        .iter()
+        .map(|t| Decimal::from_str(t).unwrap())
+        .collect();
+        let mut negative_zero = Decimal::ZERO;
+        negative_zero.set_sign_negative(true);
+        values.push(negative_zero);
+        for v in values {
+            assert_eq!(is_positive(&v), v > Decimal::ZERO, "{v}");
+            assert_eq!(is_negative(&v), v < Decimal::ZERO, "{v}");
+        }
+    }
 }
