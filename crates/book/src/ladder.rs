@@ -27,7 +27,8 @@ impl Price {
         let mantissa = price.mantissa();
         let fixed = match (u64::try_from(mantissa), price.scale()) {
             (Ok(m), scale) if scale <= Self::FIXED_SCALE => {
-                u128::from(m) * 10u128.pow(Self::FIXED_SCALE - scale)
+                // One 64 × 64 → 128-bit multiply (`u128::pow` loops over 128-bit products).
+                u128::from(m) * u128::from(POW10[(Self::FIXED_SCALE - scale) as usize])
             }
             _ => Self::NOT_FIXED,
         };
@@ -37,6 +38,17 @@ impl Price {
         }
     }
 }
+
+/// 10^0 ..= 10^18, all within `u64`.
+const POW10: [u64; 19] = {
+    let mut table = [1u64; 19];
+    let mut i = 1;
+    while i < table.len() {
+        table[i] = table[i - 1] * 10;
+        i += 1;
+    }
+    table
+};
 
 impl Ord for Price {
     fn cmp(&self, other: &Self) -> Ordering {
