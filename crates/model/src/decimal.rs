@@ -92,6 +92,7 @@ fn parse_general(
 /// read as `0`); anything else should go to `parse_decimal`, which accepts the rarer forms
 /// (more digits, leading zeros beyond 19 digits) and names what is wrong. One pass, no
 /// allocation: this is the inner loop of every book level a venue sends.
+#[inline]
 pub fn parse_plain_decimal(bytes: &[u8]) -> Option<(Decimal, usize)> {
     let negative = bytes.first() == Some(&b'-');
     let mut at = usize::from(negative);
@@ -118,6 +119,7 @@ const PLAIN_DIGITS: usize = 19;
 
 /// The run of ASCII digits at `bytes[*at..]` appended to `value`, and its length, moving `at`
 /// past it. Wraps beyond [`PLAIN_DIGITS`] digits in all; the caller checks the count.
+#[inline]
 fn digit_run(bytes: &[u8], at: &mut usize, value: &mut u64) -> usize {
     let start = *at;
     while let Some(&b) = bytes.get(*at) {
