@@ -428,7 +428,7 @@ mod tests {
 
     /// The plain reader, wherever it accepts a prefix, reads the value the general parser
     /// reads from that prefix, bit for bit (scale and sign included); random texts over the
-    /// characters that matter, at every length around the 8- and 19-digit boundaries.
+    /// characters that matter, at lengths on both sides of the 19-digit limit.
     #[test]
     fn plain_reader_agrees_with_the_general_parser() {
         const ALPHABET: &[u8] = b"0000123456789999..--e+ \"/:";
