@@ -8,10 +8,11 @@
 //! Scenarios (8 symbols, messages generated up front with a fixed seed):
 //! - `mix`: half trades, half depth diffs of 1–5 levels a side (a realistic feed);
 //! - `depth10`: depth diffs of 10 bids + 10 asks (bytes-heavy);
-//! - `replay`: the `mix` messages written as a capture, then read back (gunzip + JSON lines)
-//!   and replayed through the same session code, events applied to books: the old path
-//!   (`replay_all`: everything decoded into memory first), gunzip alone, the decoder thread's
-//!   work alone (`CaptureReader`) and the streaming player (`replay::play`);
+//! - `replay`: the `mix` messages written as a capture in each format (`r/…` rows: gzip JSON
+//!   lines; `t/…` rows: the framed `tgcap` default), then read back and replayed through the
+//!   same session code, events applied to books: the old path (`replay_all`: everything
+//!   decoded into memory first), decompression alone, the decoder thread's work alone
+//!   (`CaptureReader`), the streaming player (`replay::play`) and the gateway's replay venue;
 //!   `replay` as the second argument runs only this scenario;
 //! - `okx-mix`: the `mix` shape in OKX v5 frames (`books` updates chained by
 //!   `prevSeqId`/`seqId`, 4-field levels, checksum 0 as OKX sends it today; `trades`)
@@ -624,68 +625,116 @@ fn run(name: &str, messages: &[String], primed: fn() -> Primed) {
 }
 
 fn run_replay(messages: &[String]) {
-    use std::io::Write as _;
-    // `INGEST_BENCH_CAPTURE=FILE` keeps the capture there (e.g. to time `tickgate replay FILE`
-    // on the same input); by default it is a temporary file, removed at the end.
-    let kept = std::env::var_os("INGEST_BENCH_CAPTURE").map(std::path::PathBuf::from);
-    let path = kept.clone().unwrap_or_else(|| {
-        std::env::temp_dir().join(format!("tickgate-bench-{}.jsonl.gz", std::process::id()))
-    });
-    // Written directly (the live recorder drops records rather than block a connection).
-    let file = std::fs::File::create(&path).unwrap();
-    let gzip =
-        flate2::write::GzEncoder::new(std::io::BufWriter::new(file), flate2::Compression::fast());
-    let mut out = std::io::BufWriter::with_capacity(1 << 16, gzip);
-    let mut line = |c: u64, t: i64, kind: RecordKind| {
-        let record = connectors::conn::record::CaptureRecord {
-            t,
-            v: "binance".into(),
-            c,
-            kind,
-        };
-        serde_json::to_writer(&mut out, &record).unwrap();
-        out.write_all(b"\n").unwrap();
+    use connectors::conn::record::{CaptureFormat, CaptureRecord, CaptureWriter};
+    // The same records in both formats: the first (gzip JSON lines) and the framed default.
+    let mut records = vec![CaptureRecord {
+        t: 0,
+        v: "binance".into(),
+        c: 0,
+        kind: RecordKind::venue(&spec()),
+    }];
+    let record = |c: u64, t: i64, kind: RecordKind| CaptureRecord {
+        t,
+        v: "binance".into(),
+        c,
+        kind,
     };
-    line(0, 0, RecordKind::venue(&spec()));
-    for kind in primed().inputs {
-        line(1, 1, kind);
+    records.extend(primed().inputs.into_iter().map(|kind| record(1, 1, kind)));
+    records.extend(
+        messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| record(1, 2 + i as i64, RecordKind::Ws { text: m.clone() })),
+    );
+    // `INGEST_BENCH_CAPTURE=FILE` keeps the captures there, FILE.jsonl.gz and FILE.tgcap
+    // (e.g. to time `tickgate replay FILE` on the same input); by default they are temporary
+    // files, removed at the end.
+    let kept = std::env::var_os("INGEST_BENCH_CAPTURE").map(std::path::PathBuf::from);
+    let base = kept.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("tickgate-bench-{}", std::process::id()))
+    });
+    for (format, prefix) in [(CaptureFormat::JsonlGz, "r"), (CaptureFormat::Tgcap, "t")] {
+        let mut path = base.clone().into_os_string();
+        path.push(match format {
+            CaptureFormat::JsonlGz => ".jsonl.gz",
+            CaptureFormat::Tgcap => ".tgcap",
+        });
+        let path = std::path::PathBuf::from(path);
+        // Written directly (the live recorder drops records rather than block a connection).
+        let start = Instant::now();
+        let mut writer = CaptureWriter::create(&path, format).unwrap();
+        for r in &records {
+            writer.write(r).unwrap();
+        }
+        let lines = writer.finish().unwrap();
+        let written = start.elapsed().as_secs_f64();
+        let size = std::fs::metadata(&path).map_or(0, |m| m.len());
+        replay_rows(&path, format, prefix, lines as usize);
+        println!(
+            "         capture: {} {lines} records, {:.1} MB on disk, written in {written:.3} s",
+            format.name(),
+            size as f64 / 1e6
+        );
+        if kept.is_none() {
+            let _ = std::fs::remove_file(&path);
+        }
     }
-    for (i, m) in messages.iter().enumerate() {
-        line(1, 2 + i as i64, RecordKind::Ws { text: m.clone() });
-    }
-    out.into_inner()
-        .ok()
-        .unwrap()
-        .finish()
-        .unwrap()
-        .flush()
-        .unwrap();
-    let (lines, dropped) = (messages.len() as u64 + 17, 0);
-    let size = std::fs::metadata(&path).map_or(0, |m| m.len());
+}
+
+/// The replay rows of one capture file (row names start with `prefix`: `r` for the
+/// `jsonl-gz` capture, `t` for the `tgcap` one).
+fn replay_rows(
+    path: &std::path::Path,
+    format: connectors::conn::record::CaptureFormat,
+    prefix: &str,
+    lines: usize,
+) {
+    use connectors::conn::record::CaptureFormat;
     // Old path (the baseline): the whole capture decoded into memory, then stepped.
     let start = Instant::now();
-    let events = replay::replay_all(&path).unwrap();
+    let events = replay::replay_all(path).unwrap();
     let mut books = Books::default();
     for (_, e) in events {
         books.apply(e);
     }
     let seconds = start.elapsed().as_secs_f64();
-    report("replay", lines as usize, size as usize, seconds, &books);
-    // Where the time goes: gunzip alone, then gunzip + line decoding (the decoder thread's
-    // work), then the streaming player into books.
-    let start = Instant::now();
-    let mut gunzip = flate2::read::GzDecoder::new(std::fs::File::open(&path).unwrap());
-    let raw = std::io::copy(&mut gunzip, &mut std::io::sink()).unwrap();
-    let seconds = start.elapsed().as_secs_f64();
+    let size = std::fs::metadata(path).map_or(0, |m| m.len());
     report(
-        "r/gunzip",
-        lines as usize,
+        &format!("{prefix}/all"),
+        lines,
+        size as usize,
+        seconds,
+        &books,
+    );
+    // Where the time goes: decompression alone, then decompression + record decoding (the
+    // decoder thread's work), then the streaming player into books.
+    let start = Instant::now();
+    let file = std::io::BufReader::new(std::fs::File::open(path).unwrap());
+    let raw = match format {
+        CaptureFormat::JsonlGz => std::io::copy(
+            &mut flate2::read::GzDecoder::new(file),
+            &mut std::io::sink(),
+        ),
+        CaptureFormat::Tgcap => std::io::copy(
+            &mut lz4_flex::frame::FrameDecoder::new(file),
+            &mut std::io::sink(),
+        ),
+    }
+    .unwrap();
+    let seconds = start.elapsed().as_secs_f64();
+    let inflate = match format {
+        CaptureFormat::JsonlGz => "gunzip",
+        CaptureFormat::Tgcap => "unlz4",
+    };
+    report(
+        &format!("{prefix}/{inflate}"),
+        lines,
         raw as usize,
         seconds,
         &Books::default(),
     );
     let start = Instant::now();
-    let mut reader = connectors::conn::record::CaptureReader::open(&path).unwrap();
+    let mut reader = connectors::conn::record::CaptureReader::open(path).unwrap();
     let mut decoded = 0usize;
     while let Some(batch) = reader.next_batch() {
         let batch = batch.unwrap();
@@ -694,7 +743,7 @@ fn run_replay(messages: &[String]) {
     }
     let seconds = start.elapsed().as_secs_f64();
     report(
-        "r/decode",
+        &format!("{prefix}/decode"),
         decoded,
         raw as usize,
         seconds,
@@ -702,7 +751,7 @@ fn run_replay(messages: &[String]) {
     );
     let start = Instant::now();
     let mut books = Books::default();
-    let stats = replay::play(&path, None, |_, batch| {
+    let stats = replay::play(path, None, |_, batch| {
         for e in batch.drain(..) {
             books.apply(e);
         }
@@ -711,7 +760,7 @@ fn run_replay(messages: &[String]) {
     .unwrap();
     let seconds = start.elapsed().as_secs_f64();
     report(
-        "r/play",
+        &format!("{prefix}/play"),
         stats.records as usize,
         raw as usize,
         seconds,
@@ -722,22 +771,15 @@ fn run_replay(messages: &[String]) {
     // reads the capture once to find its venues) to the "finished" status.
     let start = Instant::now();
     let mut books = Books::default();
-    run_replay_venue(&path, &mut books);
+    run_replay_venue(path, &mut books);
     let seconds = start.elapsed().as_secs_f64();
     report(
-        "r/venue",
+        &format!("{prefix}/venue"),
         stats.records as usize,
         raw as usize,
         seconds,
         &books,
     );
-    println!(
-        "         capture: {lines} records ({dropped} dropped by the recorder), {:.1} MB gzip",
-        size as f64 / 1e6
-    );
-    if kept.is_none() {
-        let _ = std::fs::remove_file(&path);
-    }
 }
 
 /// Runs the replay venue over `path` into `books` until its "finished" status.

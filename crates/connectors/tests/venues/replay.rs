@@ -4,7 +4,9 @@ use crate::support::*;
 use book::ChecksumAlgo;
 use connectors::FeedEvent;
 use connectors::conn::WsConnector;
-use connectors::conn::record::Recorder;
+use connectors::conn::record::{
+    CaptureFormat, CaptureSource, CaptureWriter, Recorder, framed, read_capture,
+};
 use connectors::mock::binance::MockBinance;
 use connectors::mock::kraken::MockKraken;
 use connectors::settings::VenueSpec;
@@ -22,8 +24,7 @@ fn without_status(events: impl IntoIterator<Item = FeedEvent>) -> Vec<FeedEvent>
 async fn a_recorded_session_replays_to_the_same_events_every_time() {
     let binance = MockBinance::start(&["BTC-USDT", "ETH-USDT"]).await.unwrap();
     let kraken = MockKraken::start(&["BTC-USD"], 10).await.unwrap();
-    let path =
-        std::env::temp_dir().join(format!("tickgate-capture-{}.jsonl.gz", std::process::id()));
+    let path = std::env::temp_dir().join(format!("tickgate-capture-{}.tgcap", std::process::id()));
     let (recorder, handle) = Recorder::create(&path).unwrap();
     let spec = |symbols: &[&str], ws: String, rest: String| VenueSpec {
         symbols: symbols.iter().map(|s| sym(s)).collect(),
@@ -91,6 +92,34 @@ async fn a_recorded_session_replays_to_the_same_events_every_time() {
     let first = replay::replay_all(&path).unwrap();
     let second = replay::replay_all(&path).unwrap();
     assert_eq!(first, second, "replay is deterministic");
+    // The recorder wrote the default format; the same records as gzip JSON lines (the first
+    // format, still read) replay to the same events.
+    assert_eq!(
+        CaptureSource::open(&path).unwrap().format(),
+        CaptureFormat::Tgcap
+    );
+    let records = read_capture(&path).unwrap();
+    assert_eq!(records.len() as u64, lines);
+    let old = std::env::temp_dir().join(format!(
+        "tickgate-capture-{}-old.jsonl.gz",
+        std::process::id()
+    ));
+    let mut writer = CaptureWriter::create(&old, CaptureFormat::JsonlGz).unwrap();
+    for record in &records {
+        writer.write(record).unwrap();
+    }
+    assert_eq!(writer.finish().unwrap(), lines);
+    assert_eq!(
+        CaptureSource::open(&old).unwrap().format(),
+        CaptureFormat::JsonlGz
+    );
+    assert_eq!(read_capture(&old).unwrap(), records);
+    assert_eq!(
+        replay::replay_all(&old).unwrap(),
+        first,
+        "both formats replay alike"
+    );
+    let _ = std::fs::remove_file(&old);
     // The streaming player (decoder thread, batches) yields exactly the same events.
     let mut played: Vec<(String, FeedEvent)> = Vec::new();
     let stats = replay::play(&path, None, |venue, batch| {
@@ -176,11 +205,50 @@ fn assert_capture_errors_have_codes(good: &std::path::Path) {
     )
     .unwrap();
     let missing = dir.join(format!("tickgate-capture-missing-{id}.jsonl.gz"));
-    let cases: [(&std::path::Path, Option<&str>, &str, &str); 6] = [
+    // The same faults in the framed format: a record of an unknown type after a good one, a
+    // frame whose content ends without its end record, and one that holds no record.
+    let lz4 = |content: &[u8]| {
+        let mut out = lz4_flex::frame::FrameEncoder::new(Vec::new());
+        out.write_all(content).unwrap();
+        out.finish().unwrap()
+    };
+    let tick = br#"{"t":1,"v":"binance","c":1,"k":"tick"}"#;
+    let mut content = framed::HEADER.to_vec();
+    content.extend([0x02, tick.len() as u8]);
+    content.extend(tick);
+    let corrupt_framed = dir.join(format!("tickgate-capture-bad-{id}.tgcap"));
+    std::fs::write(&corrupt_framed, lz4(&[&content[..], &[0x09]].concat())).unwrap();
+    let cut_framed = dir.join(format!("tickgate-capture-cut-{id}.tgcap"));
+    std::fs::write(&cut_framed, lz4(&content)).unwrap();
+    let empty_framed = dir.join(format!("tickgate-capture-empty-{id}.tgcap"));
+    let (file, _) = framed::FramedWriter::new(Vec::new())
+        .unwrap()
+        .finish()
+        .unwrap();
+    std::fs::write(&empty_framed, file).unwrap();
+    let cases: [(&std::path::Path, Option<&str>, &str, &str); 9] = [
         (&truncated, None, "capture_truncated", "truncated"),
         (&corrupt, None, "capture_corrupt", "line 2"),
         (&not_gzip, None, "capture_corrupt", "corrupt"),
         (&empty, None, "capture_without_venue", "records no venue"),
+        (
+            &corrupt_framed,
+            None,
+            "capture_corrupt",
+            "record 2: unknown record type 0x09",
+        ),
+        (
+            &cut_framed,
+            None,
+            "capture_truncated",
+            "ends after record 1 without its end record",
+        ),
+        (
+            &empty_framed,
+            None,
+            "capture_without_venue",
+            "records no venue",
+        ),
         (&missing, None, "capture_unreadable", "cannot open"),
         (good, Some("nasdaq"), "unknown_venue", "nasdaq"),
     ];
@@ -201,7 +269,10 @@ fn assert_capture_errors_have_codes(good: &std::path::Path) {
     for (path, text) in [
         (&truncated, "cannot read capture"),
         (&corrupt, "line 2"),
-        (&not_gzip, "not a gzip file"),
+        (&not_gzip, "not a capture"),
+        (&corrupt_framed, "record 2"),
+        (&cut_framed, "without its end record"),
+        (&empty_framed, "records no venue"),
         (&missing, "cannot read capture"),
         (&empty, "records no venue"),
     ] {
@@ -213,7 +284,15 @@ fn assert_capture_errors_have_codes(good: &std::path::Path) {
             "{error}"
         );
     }
-    for path in [truncated, corrupt, not_gzip, empty] {
+    for path in [
+        truncated,
+        corrupt,
+        not_gzip,
+        empty,
+        corrupt_framed,
+        cut_framed,
+        empty_framed,
+    ] {
         let _ = std::fs::remove_file(path);
     }
 }

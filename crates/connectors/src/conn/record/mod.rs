@@ -1,24 +1,31 @@
-//! Captures of raw venue traffic (`tickgate record`) and their file format.
+//! Captures of raw venue traffic (`tickgate record`) and their file formats.
 //!
-//! A capture is a gzip-compressed file of JSON lines, one [`CaptureRecord`] each, in the order
-//! the sessions consumed them: a `venue` record per venue (its name and spec, so replay can
-//! rebuild the same protocol), the instrument metadata, then per connection an `open` record
-//! and **every input its session received** — text frames (`ws`), REST answers (`rest`),
-//! resync commands, watchdog resubscriptions, ticks, overflows, rotations (`takeover`) and the
-//! `close` — each with the receive time the session saw. Replaying them through the same
-//! session code therefore reproduces the normalized output exactly. Outgoing frames are not
-//! recorded: replay regenerates them and discards them.
+//! A capture holds [`CaptureRecord`]s in the order the sessions consumed them: a `venue`
+//! record per venue (its name and spec, so replay can rebuild the same protocol), the
+//! instrument metadata, then per connection an `open` record and **every input its session
+//! received** — text frames (`ws`), REST answers (`rest`), resync commands, watchdog
+//! resubscriptions, ticks, overflows, rotations (`takeover`) and the `close` — each with the
+//! receive time the session saw. Replaying them through the same session code therefore
+//! reproduces the normalized output exactly. Outgoing frames are not recorded: replay
+//! regenerates them and discards them.
+//!
+//! Two formats ([`CaptureFormat`]), told apart by their first bytes when read: `tgcap`
+//! ([`framed`]: length-prefixed records in an LZ4 frame, text frames stored raw; the
+//! default) and `jsonl-gz` (gzip-compressed JSON lines, one record each; the first format,
+//! still read, and written on request for tools such as `zcat | jq`).
 
 use crate::settings::{FeedSettings, VenueSpec};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use model::{Symbol, Timestamp};
 use serde::{Deserialize, Serialize};
-use std::io::{BufWriter, Write};
+use std::io::{BufRead, BufWriter, Write};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::mpsc;
+
+pub mod framed;
 
 /// Records buffered between connections and the writer thread.
 const RECORD_QUEUE: usize = 65_536;
@@ -95,6 +102,106 @@ impl RecordKind {
     }
 }
 
+/// A capture file format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CaptureFormat {
+    /// Length-prefixed records in an LZ4 frame, text frames stored as received ([`framed`]).
+    #[default]
+    Tgcap,
+    /// Gzip-compressed JSON lines, one record each.
+    JsonlGz,
+}
+
+impl CaptureFormat {
+    /// Every format's name, as `tickgate record --format` takes it.
+    pub const NAMES: &'static str = "tgcap, jsonl-gz";
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Tgcap => "tgcap",
+            Self::JsonlGz => "jsonl-gz",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "tgcap" => Some(Self::Tgcap),
+            "jsonl-gz" => Some(Self::JsonlGz),
+            _ => None,
+        }
+    }
+}
+
+/// Writes a capture file, record by record, in either format.
+pub struct CaptureWriter {
+    out: Writer,
+}
+
+enum Writer {
+    Tgcap(framed::FramedWriter<BufWriter<std::fs::File>>),
+    JsonlGz {
+        out: BufWriter<GzEncoder<BufWriter<std::fs::File>>>,
+        lines: u64,
+    },
+}
+
+impl std::fmt::Debug for CaptureWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let format = match self.out {
+            Writer::Tgcap(_) => CaptureFormat::Tgcap,
+            Writer::JsonlGz { .. } => CaptureFormat::JsonlGz,
+        };
+        f.debug_struct("CaptureWriter")
+            .field("format", &format.name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl CaptureWriter {
+    /// Creates (or truncates) `path`.
+    pub fn create(path: &Path, format: CaptureFormat) -> std::io::Result<Self> {
+        let file = BufWriter::with_capacity(1 << 16, std::fs::File::create(path)?);
+        let out = match format {
+            CaptureFormat::Tgcap => Writer::Tgcap(framed::FramedWriter::new(file)?),
+            // Buffer in front of the compressor: serde writes many tiny pieces, and feeding
+            // them to deflate one by one costs far more than the compression itself.
+            CaptureFormat::JsonlGz => Writer::JsonlGz {
+                out: BufWriter::with_capacity(1 << 16, GzEncoder::new(file, Compression::fast())),
+                lines: 0,
+            },
+        };
+        Ok(Self { out })
+    }
+
+    pub fn write(&mut self, record: &CaptureRecord) -> std::io::Result<()> {
+        match &mut self.out {
+            Writer::Tgcap(out) => out.write(record),
+            Writer::JsonlGz { out, lines } => {
+                serde_json::to_writer(&mut *out, record)?;
+                out.write_all(b"\n")?;
+                *lines += 1;
+                Ok(())
+            }
+        }
+    }
+
+    /// Completes the file; returns the records written.
+    pub fn finish(self) -> std::io::Result<u64> {
+        match self.out {
+            Writer::Tgcap(out) => {
+                let (mut file, records) = out.finish()?;
+                file.flush()?;
+                Ok(records)
+            }
+            Writer::JsonlGz { out, lines } => {
+                let gzip = out.into_inner().map_err(|e| e.into_error())?;
+                gzip.finish()?.flush()?;
+                Ok(lines)
+            }
+        }
+    }
+}
+
 /// Where connections send what they receive while recording. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Recorder {
@@ -111,27 +218,27 @@ pub struct RecorderHandle {
 }
 
 impl Recorder {
-    /// Creates `path` and starts the writer thread. Recording stops (and the file is
-    /// completed) when every clone of the recorder is dropped.
+    /// Creates `path` in the default format ([`CaptureFormat::Tgcap`]) and starts the writer
+    /// thread. Recording stops (and the file is completed) when every clone of the recorder is
+    /// dropped.
     pub fn create(path: &Path) -> std::io::Result<(Self, RecorderHandle)> {
-        let file = std::fs::File::create(path)?;
+        Self::create_as(path, CaptureFormat::default())
+    }
+
+    /// [`Recorder::create`] in the given format.
+    pub fn create_as(
+        path: &Path,
+        format: CaptureFormat,
+    ) -> std::io::Result<(Self, RecorderHandle)> {
+        let mut writer = CaptureWriter::create(path, format)?;
         let (tx, mut rx) = mpsc::channel::<CaptureRecord>(RECORD_QUEUE);
         let thread = std::thread::Builder::new()
             .name("tickgate-record".into())
             .spawn(move || {
-                // Buffer in front of the compressor: serde writes many tiny pieces, and feeding
-                // them to deflate one by one costs far more than the compression itself.
-                let gzip = GzEncoder::new(BufWriter::new(file), Compression::fast());
-                let mut out = BufWriter::with_capacity(1 << 16, gzip);
-                let mut lines = 0u64;
                 while let Some(record) = rx.blocking_recv() {
-                    serde_json::to_writer(&mut out, &record)?;
-                    out.write_all(b"\n")?;
-                    lines += 1;
+                    writer.write(&record)?;
                 }
-                let gzip = out.into_inner().map_err(|e| e.into_error())?;
-                gzip.finish()?.flush()?;
-                Ok(lines)
+                writer.finish()
             })?;
         let dropped = Arc::new(AtomicU64::new(0));
         Ok((
@@ -175,11 +282,135 @@ impl RecorderHandle {
     }
 }
 
-/// Reads a capture: every line parsed, in order. A corrupt line is an error naming it.
+/// Reads a capture (either format): every record, in order. A corrupt record is an error
+/// naming it.
 pub fn read_capture(path: &Path) -> std::io::Result<Vec<CaptureRecord>> {
-    let file = std::fs::File::open(path)?;
-    let reader = std::io::BufReader::new(flate2::read::GzDecoder::new(file));
-    read_capture_lines(reader, &path.display().to_string())
+    let mut source = CaptureSource::open(path)?;
+    let mut records = Vec::new();
+    let mut slot = CaptureRecord::empty();
+    while source.next_into(&mut slot)? {
+        records.push(slot.clone());
+    }
+    Ok(records)
+}
+
+/// An open capture of either format, read record by record into a slot whose buffers are
+/// reused. Errors start with the file's name and say where (`line N` of a `jsonl-gz`
+/// capture, `record N` of a `tgcap` one); a capture cut short is
+/// [`std::io::ErrorKind::UnexpectedEof`], anything else wrong
+/// [`std::io::ErrorKind::InvalidData`] (or the I/O error).
+pub struct CaptureSource {
+    name: String,
+    kind: SourceKind,
+}
+
+type FileReader = std::io::BufReader<std::fs::File>;
+
+enum SourceKind {
+    JsonlGz {
+        reader: std::io::BufReader<flate2::read::GzDecoder<FileReader>>,
+        line: Vec<u8>,
+        number: usize,
+    },
+    Tgcap(framed::FramedReader<lz4_flex::frame::FrameDecoder<FileReader>>),
+}
+
+impl std::fmt::Debug for CaptureSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CaptureSource")
+            .field("name", &self.name)
+            .field("format", &self.format().name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl CaptureSource {
+    /// Opens `path` and tells its format from its first bytes (neither gzip nor LZ4 is
+    /// [`std::io::ErrorKind::InvalidData`]).
+    pub fn open(path: &Path) -> std::io::Result<Self> {
+        use std::io::{Read, Seek};
+        let mut file = std::fs::File::open(path)?;
+        let name = path.display().to_string();
+        let mut magic = [0u8; 4];
+        let mut got = 0;
+        while got < magic.len() {
+            match file.read(&mut magic[got..])? {
+                0 => break,
+                n => got += n,
+            }
+        }
+        file.rewind()?;
+        let file = std::io::BufReader::with_capacity(1 << 16, file);
+        let kind = if got >= 2 && magic[..2] == [0x1f, 0x8b] {
+            SourceKind::JsonlGz {
+                reader: std::io::BufReader::with_capacity(
+                    1 << 18,
+                    flate2::read::GzDecoder::new(file),
+                ),
+                line: Vec::with_capacity(1 << 12),
+                number: 0,
+            }
+        } else if got == 4 && magic == framed::LZ4_MAGIC {
+            SourceKind::Tgcap(framed::FramedReader::new(
+                lz4_flex::frame::FrameDecoder::new(file),
+            ))
+        } else {
+            // Not a capture at all is a corrupt capture, not a truncated one (what a
+            // decompressor would say of a file shorter than its header).
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{name}: not a capture (neither a tgcap LZ4 frame nor a gzip file)"),
+            ));
+        };
+        Ok(Self { name, kind })
+    }
+
+    /// The capture's format.
+    pub fn format(&self) -> CaptureFormat {
+        match self.kind {
+            SourceKind::JsonlGz { .. } => CaptureFormat::JsonlGz,
+            SourceKind::Tgcap(_) => CaptureFormat::Tgcap,
+        }
+    }
+
+    /// Decodes the next record into `slot`; `Ok(false)` at the end of the capture. After an
+    /// error nothing more should be read.
+    pub fn next_into(&mut self, slot: &mut CaptureRecord) -> std::io::Result<bool> {
+        let name = &self.name;
+        match &mut self.kind {
+            SourceKind::JsonlGz {
+                reader,
+                line,
+                number,
+            } => loop {
+                line.clear();
+                let read = reader.read_until(b'\n', line).map_err(|error| {
+                    std::io::Error::new(
+                        error.kind(),
+                        format!("{name}: after line {number}: {error}"),
+                    )
+                })?;
+                if read == 0 {
+                    return Ok(false);
+                }
+                *number += 1;
+                let text = line.strip_suffix(b"\n").unwrap_or(line);
+                if text.is_empty() {
+                    continue;
+                }
+                decode_line(text, slot).map_err(|error| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("{name}: line {number}: {error}"),
+                    )
+                })?;
+                return Ok(true);
+            },
+            SourceKind::Tgcap(reader) => reader
+                .next_into(slot)
+                .map_err(|error| std::io::Error::new(error.kind(), format!("{name}: {error}"))),
+        }
+    }
 }
 
 /// Records per batch handed over by [`CaptureReader`]'s decoder thread.
@@ -202,30 +433,12 @@ impl CaptureReader {
     /// Opens `path` (a missing or unreadable file is an error here, before any thread starts)
     /// and starts decoding it.
     pub fn open(path: &Path) -> std::io::Result<Self> {
-        use std::io::{Read, Seek};
-        let mut file = std::fs::File::open(path)?;
-        let name = path.display().to_string();
-        // Not gzip at all is a corrupt capture, not a truncated one (what flate2 would say
-        // of a file shorter than a gzip header).
-        let mut magic = [0u8; 2];
-        let is_gzip = file.read_exact(&mut magic).is_ok() && magic == [0x1f, 0x8b];
-        if !is_gzip {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("{name}: not a gzip file"),
-            ));
-        }
-        file.rewind()?;
+        let mut source = CaptureSource::open(path)?;
         let (tx, batches) = std::sync::mpsc::sync_channel(READ_AHEAD);
         let (spare, spares) = std::sync::mpsc::sync_channel::<Vec<CaptureRecord>>(READ_AHEAD + 2);
         let thread = std::thread::Builder::new()
             .name("tickgate-capture".into())
-            .spawn(move || {
-                let gzip =
-                    flate2::read::GzDecoder::new(std::io::BufReader::with_capacity(1 << 16, file));
-                let mut reader = std::io::BufReader::with_capacity(1 << 18, gzip);
-                decode_batches(&mut reader, &name, &tx, &spares);
-            })?;
+            .spawn(move || decode_batches(&mut source, &tx, &spares))?;
         Ok(Self {
             batches,
             spare,
@@ -257,55 +470,35 @@ impl Drop for CaptureReader {
     }
 }
 
-/// The decoder thread's loop: lines into records, `READ_BATCH` at a time, until the end, an
-/// error (sent, then stop) or the consumer going away. A recycled batch still holds its
-/// records: they are decoded over in place, so their strings' buffers are reused and the
-/// steady state allocates nothing per record.
+/// The decoder thread's loop: records, `READ_BATCH` at a time, until the end, an error
+/// (sent, then stop) or the consumer going away. A recycled batch still holds its records:
+/// they are decoded over in place, so their strings' buffers are reused and the steady state
+/// allocates nothing per record.
 fn decode_batches(
-    reader: &mut impl std::io::BufRead,
-    name: &str,
+    source: &mut CaptureSource,
     tx: &std::sync::mpsc::SyncSender<std::io::Result<Vec<CaptureRecord>>>,
     spares: &std::sync::mpsc::Receiver<Vec<CaptureRecord>>,
 ) {
-    let mut line = Vec::with_capacity(1 << 12);
-    let mut number = 0usize;
     let mut batch = Vec::with_capacity(READ_BATCH);
     let mut filled = 0usize;
     loop {
-        line.clear();
-        let read = match reader.read_until(b'\n', &mut line) {
-            Ok(read) => read,
-            Err(error) => {
-                let _ = tx.send(Err(std::io::Error::new(
-                    error.kind(),
-                    format!("{name}: after line {number}: {error}"),
-                )));
-                return;
-            }
-        };
-        if read == 0 {
-            if filled > 0 {
-                batch.truncate(filled);
-                let _ = tx.send(Ok(batch));
-            }
-            return;
-        }
-        number += 1;
-        let text = line.strip_suffix(b"\n").unwrap_or(&line);
-        if text.is_empty() {
-            continue;
-        }
         if filled == batch.len() {
             batch.push(CaptureRecord::empty());
         }
-        if let Err(error) = decode_line(text, &mut batch[filled]) {
-            let _ = tx.send(Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("{name}: line {number}: {error}"),
-            )));
-            return;
+        match source.next_into(&mut batch[filled]) {
+            Ok(true) => filled += 1,
+            Ok(false) => {
+                if filled > 0 {
+                    batch.truncate(filled);
+                    let _ = tx.send(Ok(batch));
+                }
+                return;
+            }
+            Err(error) => {
+                let _ = tx.send(Err(error));
+                return;
+            }
         }
-        filled += 1;
         if filled >= READ_BATCH {
             let next = spares
                 .try_recv()
