@@ -1,5 +1,6 @@
 //! The CLI as a user runs it: exit codes and output.
 
+use connectors::conn::record::CaptureFormat;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -603,7 +604,8 @@ fn record_writes_a_replayable_capture() {
         .unwrap();
     let dir = std::env::temp_dir();
     let config = dir.join(format!("tickgate-record-{}.toml", std::process::id()));
-    let out = dir.join(format!("tickgate-record-{}.jsonl.gz", std::process::id()));
+    let out = dir.join(format!("tickgate-record-{}.tgcap", std::process::id()));
+    let old_format = dir.join(format!("tickgate-record-{}.jsonl.gz", std::process::id()));
     std::fs::write(
         &config,
         format!(
@@ -614,15 +616,43 @@ fn record_writes_a_replayable_capture() {
         ),
     )
     .unwrap();
-    let child = tickgate()
-        .args(["record", "--duration", "3", "--config"])
+    // A format it does not write: refused before anything starts.
+    let bad = tickgate()
+        .args(["record", "--format", "zip", "--duration", "1", "--config"])
         .arg(&config)
         .arg("--out")
         .arg(&out)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
+        .output()
         .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("invalid value 'zip'"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    assert!(!out.exists());
+    // The second recorder runs beside the first, on a data directory of its own.
+    let old_config = dir.join(format!("tickgate-record-{}-old.toml", std::process::id()));
+    std::fs::write(
+        &old_config,
+        std::fs::read_to_string(&config)
+            .unwrap()
+            .replace("tickgate-record-data", "tickgate-record-data-old"),
+    )
+    .unwrap();
+    let record = |out: &std::path::Path, format: &str, config: &std::path::Path| {
+        tickgate()
+            .args(["record", "--format", format, "--duration", "3", "--config"])
+            .arg(config)
+            .arg("--out")
+            .arg(out)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let child = record(&out, "tgcap", &config);
+    let old_child = record(&old_format, "jsonl-gz", &old_config);
     let stepping = std::thread::spawn({
         let mock = mock.clone();
         move || {
@@ -633,22 +663,35 @@ fn record_writes_a_replayable_capture() {
         }
     });
     let output = child.wait_with_output().unwrap();
+    let old_output = old_child.wait_with_output().unwrap();
     stepping.join().unwrap();
-    assert!(output.status.success());
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        stdout.contains("recorded ") && stdout.contains("(0 dropped)"),
-        "{stdout}"
-    );
-    let events = connectors::venue::replay::replay_all(&out).unwrap();
-    assert!(
-        events
-            .iter()
-            .any(|(v, e)| v == "binance" && matches!(e, connectors::FeedEvent::BookSnapshot { .. })),
-        "the capture rebuilds the book"
-    );
+    for (output, path, format) in [
+        (output, &out, CaptureFormat::Tgcap),
+        (old_output, &old_format, CaptureFormat::JsonlGz),
+    ] {
+        assert!(output.status.success());
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            stdout.contains("recorded ")
+                && stdout.contains(&format!("as {} (0 dropped)", format.name())),
+            "{stdout}"
+        );
+        let source = connectors::conn::record::CaptureSource::open(path).unwrap();
+        assert_eq!(source.format(), format);
+        let events = connectors::venue::replay::replay_all(path).unwrap();
+        assert!(
+            events
+                .iter()
+                .any(|(v, e)| v == "binance"
+                    && matches!(e, connectors::FeedEvent::BookSnapshot { .. })),
+            "the capture rebuilds the book"
+        );
+    }
     replay_writes_the_channels_messages_as_ndjson(&out);
+    replay_writes_the_channels_messages_as_ndjson(&old_format);
     let _ = std::fs::remove_file(&out);
+    let _ = std::fs::remove_file(&old_format);
+    let _ = std::fs::remove_file(&old_config);
     let _ = std::fs::remove_file(&config);
 }
 

@@ -1,8 +1,8 @@
 //! `tickgate record`: run the configured venues and capture their raw traffic for replay.
 
 use anyhow::Context;
-use clap::Args;
-use connectors::conn::record::Recorder;
+use clap::{Args, ValueEnum};
+use connectors::conn::record::{CaptureFormat, Recorder};
 use connectors::venue::Transport;
 use server::{Config, Gateway};
 use std::net::SocketAddr;
@@ -15,9 +15,14 @@ pub struct RecordArgs {
     /// Configuration file (TOML) naming the venues to record.
     #[arg(long, short)]
     config: PathBuf,
-    /// Capture file to write (gzip-compressed JSON lines).
+    /// Capture file to write.
     #[arg(long, short)]
     out: PathBuf,
+    /// Capture format: `tgcap` (length-prefixed records in an LZ4 frame: the fastest to
+    /// replay) or `jsonl-gz` (gzip-compressed JSON lines, for `zcat | jq`). `tickgate
+    /// replay` and the replay venue read both.
+    #[arg(long, value_enum, default_value = "tgcap")]
+    format: Format,
     /// Stop after this many seconds (default: until SIGINT/SIGTERM).
     #[arg(long)]
     duration: Option<u64>,
@@ -25,6 +30,21 @@ pub struct RecordArgs {
     /// as usual while it records).
     #[arg(long)]
     listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Tgcap,
+    JsonlGz,
+}
+
+impl From<Format> for CaptureFormat {
+    fn from(format: Format) -> Self {
+        match format {
+            Format::Tgcap => Self::Tgcap,
+            Format::JsonlGz => Self::JsonlGz,
+        }
+    }
 }
 
 pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
@@ -52,7 +72,8 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let (recorder, handle) = Recorder::create(&args.out)
+    let format = CaptureFormat::from(args.format);
+    let (recorder, handle) = Recorder::create_as(&args.out, format)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let out = args.out.display().to_string();
     runtime.block_on(async move {
@@ -70,8 +91,9 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
     })?;
     let (lines, dropped) = handle.finish().context("cannot complete the capture")?;
     println!(
-        "recorded {lines} records to {} ({dropped} dropped)",
-        args.out.display()
+        "recorded {lines} records to {} as {} ({dropped} dropped)",
+        args.out.display(),
+        format.name()
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -39,7 +39,7 @@ pub enum Target {
 
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
-    /// Capture file written by `tickgate record` (gzip-compressed JSON lines).
+    /// Capture file written by `tickgate record` (either format: `tgcap` or `jsonl-gz`).
     file: PathBuf,
     /// Where the messages go.
     #[arg(long, value_enum, default_value = "ndjson")]

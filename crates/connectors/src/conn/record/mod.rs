@@ -418,7 +418,8 @@ const READ_BATCH: usize = 2048;
 /// Batches the decoder thread may decode ahead of the consumer (bounds its memory).
 const READ_AHEAD: usize = 8;
 
-/// A capture read by a decoder thread (gunzip + line split + JSON parse) ahead of its consumer,
+/// A capture (either format) read by a decoder thread (decompression + record decoding) ahead
+/// of its consumer,
 /// in batches over a bounded channel, so replay applies records on one core while another
 /// decodes. Emptied batches can be handed back ([`CaptureReader::recycle`]) to reuse their
 /// allocation. Memory stays bounded whatever the capture's size.
@@ -854,7 +855,6 @@ mod tests {
     fn a_capture_reads_back_in_order_across_recycled_batches() {
         let dir = std::env::temp_dir().join(format!("tickgate-record-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("batches.jsonl.gz");
         let count = READ_BATCH * 3 + 17;
         let records: Vec<CaptureRecord> = (0..count)
             .map(|i| match i % 5 {
@@ -866,21 +866,67 @@ mod tests {
                 n => ws(i as i64, n as u64, &"\"é\\".repeat(i % 97)),
             })
             .collect();
-        let mut gzip = GzEncoder::new(std::fs::File::create(&path).unwrap(), Compression::fast());
+        for format in [CaptureFormat::JsonlGz, CaptureFormat::Tgcap] {
+            let path = dir.join(format!("batches.{}", format.name()));
+            let mut writer = CaptureWriter::create(&path, format).unwrap();
+            for record in &records {
+                writer.write(record).unwrap();
+            }
+            assert_eq!(writer.finish().unwrap(), count as u64);
+            let mut reader = CaptureReader::open(&path).unwrap();
+            let mut read = Vec::new();
+            while let Some(batch) = reader.next_batch() {
+                let batch = batch.unwrap();
+                assert!(batch.len() <= READ_BATCH);
+                read.extend(batch.iter().cloned());
+                reader.recycle(batch);
+            }
+            assert_eq!(read, records, "{format:?}");
+            assert_eq!(read_capture(&path).unwrap(), records, "{format:?}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_damaged_tgcap_file_is_refused_never_read_short_or_different() {
+        let dir = std::env::temp_dir().join(format!("tickgate-damage-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("good.tgcap");
+        let records: Vec<CaptureRecord> = (0..5_000)
+            .map(|i| ws(i, 1, &format!("{{\"e\":\"trade\",\"p\":\"{i}.5\"}}")))
+            .collect();
+        let mut writer = CaptureWriter::create(&path, CaptureFormat::Tgcap).unwrap();
         for record in &records {
-            serde_json::to_writer(&mut gzip, record).unwrap();
-            gzip.write_all(b"\n").unwrap();
+            writer.write(record).unwrap();
         }
-        gzip.finish().unwrap();
-        let mut reader = CaptureReader::open(&path).unwrap();
-        let mut read = Vec::new();
-        while let Some(batch) = reader.next_batch() {
-            let batch = batch.unwrap();
-            assert!(batch.len() <= READ_BATCH);
-            read.extend(batch.iter().cloned());
-            reader.recycle(batch);
+        writer.finish().unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(read_capture(&path).unwrap(), records);
+        let damaged = dir.join("damaged.tgcap");
+        // Cut anywhere after the magic: truncated, whatever the cut lands on (a block
+        // header, inside a block, the checksum, between blocks).
+        for cut in (4..bytes.len()).step_by(bytes.len() / 97) {
+            std::fs::write(&damaged, &bytes[..cut]).unwrap();
+            let error = read_capture(&damaged).unwrap_err();
+            assert_eq!(
+                error.kind(),
+                std::io::ErrorKind::UnexpectedEof,
+                "cut {cut}: {error}"
+            );
+            assert!(
+                error
+                    .to_string()
+                    .starts_with(&*damaged.display().to_string())
+            );
         }
-        assert_eq!(read, records);
+        // One flipped bit anywhere past the frame header: an error (a bad block, a bad record
+        // or the content checksum), never other records.
+        for at in (12..bytes.len()).step_by(bytes.len() / 61) {
+            let mut flipped = bytes.clone();
+            flipped[at] ^= 0x10;
+            std::fs::write(&damaged, &flipped).unwrap();
+            assert!(read_capture(&damaged).is_err(), "flip at {at}");
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -1,7 +1,7 @@
 //! Playing a whole capture as fast as possible in one pass, outside the gateway: what
 //! `tickgate replay` and the replay benchmark run.
 //!
-//! A [`CaptureReader`] thread gunzips and parses lines ahead; records are applied in file order
+//! A [`CaptureReader`] thread decompresses and decodes records ahead; records are applied in file order
 //! through the same [`super::step`] as the replay venue (so sessions, sequencing, gap and
 //! checksum checks are the live ones), and each venue's events are handed to the caller in
 //! batches of up to [`super::BATCH`], the batch size of the replay venue at `speed = "max"`.
