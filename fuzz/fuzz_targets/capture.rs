@@ -1,7 +1,7 @@
 //! The capture readers (`tickgate replay`, the replay venue): both formats.
 //!
 //! The input is read four ways: as the decompressed lines of a `jsonl-gz` capture (the
-//! record parser) and as a gzip stream (the decompressor and the line splitter); as the
+//! readers' line decoder: the hand-written text-frame path, serde for the rest) and as a gzip stream (the decompressor and the line splitter); as the
 //! decompressed content of a `tgcap` capture (the framed record parser) and as an LZ4 frame
 //! (the decompressor under it). Oracle: no panic, no unbounded allocation (libFuzzer's
 //! `-rss_limit_mb`), and a refused content says where: a refused line or record is named,
@@ -9,18 +9,13 @@
 #![no_main]
 
 use connectors::conn::record::framed::FramedReader;
-use connectors::conn::record::{CaptureRecord, RecordKind, read_capture_lines};
+use connectors::conn::record::{CaptureRecord, read_capture_lines};
 use libfuzzer_sys::fuzz_target;
 
 /// Reads every record of a framed content; the error, if any.
 fn read_framed(data: impl std::io::Read) -> Option<std::io::Error> {
     let mut reader = FramedReader::new(data);
-    let mut slot = CaptureRecord {
-        t: 0,
-        v: String::new(),
-        c: 0,
-        kind: RecordKind::Tick,
-    };
+    let mut slot = CaptureRecord::empty();
     loop {
         match reader.next_into(&mut slot) {
             Ok(true) => {}

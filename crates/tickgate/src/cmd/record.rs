@@ -1,7 +1,7 @@
 //! `tickgate record`: run the configured venues and capture their raw traffic for replay.
 
 use anyhow::Context;
-use clap::{Args, ValueEnum};
+use clap::Args;
 use connectors::conn::record::{CaptureFormat, Recorder};
 use connectors::venue::Transport;
 use server::{Config, Gateway};
@@ -21,8 +21,8 @@ pub struct RecordArgs {
     /// Capture format: `tgcap` (length-prefixed records in an LZ4 frame: the fastest to
     /// replay) or `jsonl-gz` (gzip-compressed JSON lines, for `zcat | jq`). `tickgate
     /// replay` and the replay venue read both.
-    #[arg(long, value_enum, default_value = "tgcap")]
-    format: Format,
+    #[arg(long, default_value = "tgcap", value_parser = parse_format)]
+    format: CaptureFormat,
     /// Stop after this many seconds (default: until SIGINT/SIGTERM).
     #[arg(long)]
     duration: Option<u64>,
@@ -32,19 +32,9 @@ pub struct RecordArgs {
     listen: Option<SocketAddr>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    Tgcap,
-    JsonlGz,
-}
-
-impl From<Format> for CaptureFormat {
-    fn from(format: Format) -> Self {
-        match format {
-            Format::Tgcap => Self::Tgcap,
-            Format::JsonlGz => Self::JsonlGz,
-        }
-    }
+fn parse_format(name: &str) -> Result<CaptureFormat, String> {
+    CaptureFormat::from_name(name)
+        .ok_or_else(|| format!("unknown capture format (known: {})", CaptureFormat::NAMES))
 }
 
 pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
@@ -72,7 +62,7 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let format = CaptureFormat::from(args.format);
+    let format = args.format;
     let (recorder, handle) = Recorder::create_as(&args.out, format)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let out = args.out.display().to_string();

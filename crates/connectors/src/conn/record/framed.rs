@@ -300,11 +300,6 @@ impl<R: Read> FramedReader<R> {
         }
     }
 
-    /// Records decoded so far.
-    pub fn records(&self) -> u64 {
-        self.records
-    }
-
     /// Makes at least `need` bytes available from `pos`, or as many as there are.
     fn fill(&mut self, need: usize) -> io::Result<()> {
         if self.pos + need > self.buf.len() {

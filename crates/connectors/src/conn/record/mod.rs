@@ -307,12 +307,57 @@ pub struct CaptureSource {
 type FileReader = std::io::BufReader<std::fs::File>;
 
 enum SourceKind {
-    JsonlGz {
-        reader: std::io::BufReader<flate2::read::GzDecoder<FileReader>>,
-        line: Vec<u8>,
-        number: usize,
-    },
+    JsonlGz(JsonLines<std::io::BufReader<flate2::read::GzDecoder<FileReader>>>),
     Tgcap(framed::FramedReader<lz4_flex::frame::FrameDecoder<FileReader>>),
+}
+
+/// The decompressed lines of a `jsonl-gz` capture, read one record at a time into a reused
+/// slot (the recorder's own rendering of a text frame by hand, anything else by serde).
+struct JsonLines<R> {
+    reader: R,
+    line: Vec<u8>,
+    number: usize,
+}
+
+impl<R: BufRead> JsonLines<R> {
+    fn new(reader: R) -> Self {
+        Self {
+            reader,
+            line: Vec::with_capacity(1 << 12),
+            number: 0,
+        }
+    }
+
+    /// The next record into `slot`; `Ok(false)` at the end. `name` labels errors.
+    fn next_into(&mut self, slot: &mut CaptureRecord, name: &str) -> std::io::Result<bool> {
+        loop {
+            self.line.clear();
+            let read = self
+                .reader
+                .read_until(b'\n', &mut self.line)
+                .map_err(|error| {
+                    std::io::Error::new(
+                        error.kind(),
+                        format!("{name}: after line {}: {error}", self.number),
+                    )
+                })?;
+            if read == 0 {
+                return Ok(false);
+            }
+            self.number += 1;
+            let text = self.line.strip_suffix(b"\n").unwrap_or(&self.line);
+            if text.is_empty() {
+                continue;
+            }
+            decode_line(text, slot).map_err(|error| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{name}: line {}: {error}", self.number),
+                )
+            })?;
+            return Ok(true);
+        }
+    }
 }
 
 impl std::fmt::Debug for CaptureSource {
@@ -342,14 +387,10 @@ impl CaptureSource {
         file.rewind()?;
         let file = std::io::BufReader::with_capacity(1 << 16, file);
         let kind = if got >= 2 && magic[..2] == [0x1f, 0x8b] {
-            SourceKind::JsonlGz {
-                reader: std::io::BufReader::with_capacity(
-                    1 << 18,
-                    flate2::read::GzDecoder::new(file),
-                ),
-                line: Vec::with_capacity(1 << 12),
-                number: 0,
-            }
+            SourceKind::JsonlGz(JsonLines::new(std::io::BufReader::with_capacity(
+                1 << 18,
+                flate2::read::GzDecoder::new(file),
+            )))
         } else if got == 4 && magic == framed::LZ4_MAGIC {
             SourceKind::Tgcap(framed::FramedReader::new(
                 lz4_flex::frame::FrameDecoder::new(file),
@@ -368,7 +409,7 @@ impl CaptureSource {
     /// The capture's format.
     pub fn format(&self) -> CaptureFormat {
         match self.kind {
-            SourceKind::JsonlGz { .. } => CaptureFormat::JsonlGz,
+            SourceKind::JsonlGz(_) => CaptureFormat::JsonlGz,
             SourceKind::Tgcap(_) => CaptureFormat::Tgcap,
         }
     }
@@ -378,34 +419,7 @@ impl CaptureSource {
     pub fn next_into(&mut self, slot: &mut CaptureRecord) -> std::io::Result<bool> {
         let name = &self.name;
         match &mut self.kind {
-            SourceKind::JsonlGz {
-                reader,
-                line,
-                number,
-            } => loop {
-                line.clear();
-                let read = reader.read_until(b'\n', line).map_err(|error| {
-                    std::io::Error::new(
-                        error.kind(),
-                        format!("{name}: after line {number}: {error}"),
-                    )
-                })?;
-                if read == 0 {
-                    return Ok(false);
-                }
-                *number += 1;
-                let text = line.strip_suffix(b"\n").unwrap_or(line);
-                if text.is_empty() {
-                    continue;
-                }
-                decode_line(text, slot).map_err(|error| {
-                    std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        format!("{name}: line {number}: {error}"),
-                    )
-                })?;
-                return Ok(true);
-            },
+            SourceKind::JsonlGz(lines) => lines.next_into(slot, name),
             SourceKind::Tgcap(reader) => reader
                 .next_into(slot)
                 .map_err(|error| std::io::Error::new(error.kind(), format!("{name}: {error}"))),
@@ -514,8 +528,8 @@ fn decode_batches(
 }
 
 impl CaptureRecord {
-    /// A placeholder a line is decoded into.
-    fn empty() -> Self {
+    /// A placeholder a record is decoded into.
+    pub fn empty() -> Self {
         Self {
             t: 0,
             v: String::new(),
@@ -688,24 +702,17 @@ fn next_special(bytes: &[u8], mut from: usize) -> Option<usize> {
         .map(|at| from + at)
 }
 
-/// Parses the decompressed lines of a capture; `name` labels errors (the file's path).
+/// Parses the decompressed lines of a `jsonl-gz` capture (the readers' own line decoder);
+/// `name` labels errors (the file's path).
 pub fn read_capture_lines(
     reader: impl std::io::BufRead,
     name: &str,
 ) -> std::io::Result<Vec<CaptureRecord>> {
+    let mut lines = JsonLines::new(reader);
     let mut records = Vec::new();
-    for (index, line) in reader.lines().enumerate() {
-        let line = line?;
-        if line.is_empty() {
-            continue;
-        }
-        let record = serde_json::from_str(&line).map_err(|e| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("{name}: line {}: {e}", index + 1),
-            )
-        })?;
-        records.push(record);
+    let mut slot = CaptureRecord::empty();
+    while lines.next_into(&mut slot, name)? {
+        records.push(slot.clone());
     }
     Ok(records)
 }
