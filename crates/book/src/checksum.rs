@@ -72,8 +72,8 @@ pub fn tickgate_checksum<'a>(
 
 /// The text each level contributes to the interleaved checksums, `price:size`, kept from one
 /// computation to the next by [`CachedChecksum`].
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct LevelText<K> {
+#[derive(Debug, Clone)]
+struct LevelText<K> {
     key: K,
     /// The level's exact representation (scale included): a level sent again with another
     /// scale prints differently, so it is formatted again.
@@ -93,28 +93,46 @@ fn exact(level: &Level) -> [u8; 32] {
 }
 
 /// The tickgate checksum with each top level's text kept from the previous computation: a
-/// delta changes a few levels, so the others are copied instead of formatted again (most of
+/// delta changes a few levels, so the others are reused instead of formatted again (most of
 /// the checksum's cost). A level is reused only when its price and size are byte for byte
 /// the cached ones, so the result is always [`tickgate_checksum`]'s (tested).
 #[derive(Debug, Clone)]
 pub(crate) struct CachedChecksum<B, A> {
-    bids: Vec<LevelText<B>>,
-    asks: Vec<LevelText<A>>,
-    /// The previous lists, refilled on the next computation.
-    spare_bids: Vec<LevelText<B>>,
-    spare_asks: Vec<LevelText<A>>,
+    bids: TextSide<B>,
+    asks: TextSide<A>,
     text: Vec<u8>,
+}
+
+/// One side's cached level texts. The texts stay in their slots; a computation only rewrites
+/// the list of slots (one byte per level) and formats the levels that changed into free slots.
+/// (Moving the ~110-byte texts from one list to the next on every delta was a `memcpy` call
+/// per level, 4 % of a replay.)
+#[derive(Debug, Clone)]
+struct TextSide<K> {
+    /// At most `2 × CHECKSUM_DEPTH`: the previous top levels' and the new ones'.
+    slots: Vec<LevelText<K>>,
+    /// The slots of the top levels, best first: the first `len` entries.
+    order: [u8; CHECKSUM_DEPTH],
+    len: u8,
 }
 
 /// Empty: a book that never publishes a checksum allocates nothing for it.
 impl<B, A> Default for CachedChecksum<B, A> {
     fn default() -> Self {
         Self {
-            bids: Vec::new(),
-            asks: Vec::new(),
-            spare_bids: Vec::new(),
-            spare_asks: Vec::new(),
+            bids: TextSide::default(),
+            asks: TextSide::default(),
             text: Vec::new(),
+        }
+    }
+}
+
+impl<K> Default for TextSide<K> {
+    fn default() -> Self {
+        Self {
+            slots: Vec::new(),
+            order: [0; CHECKSUM_DEPTH],
+            len: 0,
         }
     }
 }
@@ -130,71 +148,96 @@ impl<B: Ord + Copy, A: Ord + Copy> CachedChecksum<B, A> {
         A: 'a,
         B: 'a,
     {
-        refresh(&mut self.bids, &mut self.spare_bids, bids);
-        refresh(&mut self.asks, &mut self.spare_asks, asks);
+        self.bids.refresh(bids);
+        self.asks.refresh(asks);
         let text = &mut self.text;
         text.clear();
         for i in 0..CHECKSUM_DEPTH {
-            let (bid, ask) = (self.bids.get(i), self.asks.get(i));
+            let (bid, ask) = (self.bids.text(i), self.asks.text(i));
             if bid.is_none() && ask.is_none() {
                 break;
             }
-            for level in [bid.map(LevelText::text), ask.map(LevelText::text)]
-                .into_iter()
-                .flatten()
-            {
+            for (bytes, len) in [bid, ask].into_iter().flatten() {
                 if !text.is_empty() {
                     text.push(b':');
                 }
-                text.extend_from_slice(level);
+                // The whole fixed-size buffer (a few vector stores, where a copy of `len`
+                // bytes is a `memcpy` call), then the tail cut off.
+                let at = text.len();
+                text.extend_from_slice(bytes);
+                text.truncate(at + len);
             }
         }
         crc32fast::hash(text)
     }
 }
 
-impl<K> LevelText<K> {
-    fn text(&self) -> &[u8] {
-        &self.bytes[..usize::from(self.len)]
+impl<K: Ord + Copy> TextSide<K> {
+    /// The `i`-th best level's text: its buffer and the length at its start.
+    fn text(&self, i: usize) -> Option<(&[u8; LEVEL_TEXT], usize)> {
+        let slot = self
+            .slots
+            .get(usize::from(*self.order[..usize::from(self.len)].get(i)?))?;
+        Some((&slot.bytes, usize::from(slot.len)))
     }
-}
 
-/// Replaces `cache` with the texts of the top [`CHECKSUM_DEPTH`] `levels`, taking each from
-/// the old cache when the same level is there (both lists are in key order, so one merge);
-/// `spare` is the other buffer, swapped in.
-fn refresh<'a, K: Ord + Copy + 'a>(
-    cache: &mut Vec<LevelText<K>>,
-    spare: &mut Vec<LevelText<K>>,
-    levels: impl Iterator<Item = (&'a K, &'a Level)>,
-) {
-    spare.clear();
-    let mut old = cache.iter().peekable();
-    let mut buf = DecimalBuf::new();
-    for (key, level) in levels.take(CHECKSUM_DEPTH) {
-        while old.next_if(|t| t.key < *key).is_some() {}
-        let exact = exact(level);
-        if let Some(text) = old.next_if(|t| t.key == *key && t.exact == exact) {
-            spare.push(*text);
-            continue;
+    /// Makes `order` the slots of the top [`CHECKSUM_DEPTH`] `levels`, reusing a slot when
+    /// the same level is in the previous list (both lists are in key order, so one merge).
+    /// A changed level is formatted into a slot the previous list does not use, so a slot
+    /// the merge has yet to reach is never overwritten.
+    fn refresh<'a>(&mut self, levels: impl Iterator<Item = (&'a K, &'a Level)>)
+    where
+        K: 'a,
+    {
+        let mut next = [0u8; CHECKSUM_DEPTH];
+        let mut len = 0;
+        let previous = &self.order[..usize::from(self.len)];
+        // Slots in use: the previous list's, then the new ones as they are taken. At most
+        // 2 × CHECKSUM_DEPTH = 20 bits.
+        let mut used: u32 = previous.iter().fold(0, |m, &s| m | 1 << s);
+        let mut old = previous.iter().copied().peekable();
+        let mut buf = DecimalBuf::new();
+        for (key, level) in levels.take(CHECKSUM_DEPTH) {
+            let slots = &self.slots;
+            while old.next_if(|&s| slots[usize::from(s)].key < *key).is_some() {}
+            let exact = exact(level);
+            if let Some(slot) = old.next_if(|&s| {
+                let t = &slots[usize::from(s)];
+                t.key == *key && t.exact == exact
+            }) {
+                next[len] = slot;
+                len += 1;
+                continue;
+            }
+            let free = (!used).trailing_zeros() as usize;
+            used |= 1 << free;
+            if free == self.slots.len() {
+                self.slots.push(LevelText {
+                    key: *key,
+                    exact,
+                    len: 0,
+                    bytes: [0; LEVEL_TEXT],
+                });
+            }
+            let text = &mut self.slots[free];
+            text.key = *key;
+            text.exact = exact;
+            let mut at = 0;
+            let mut push = |part: &[u8]| {
+                text.bytes[at..at + part.len()].copy_from_slice(part);
+                at += part.len();
+            };
+            push(buf.format_ascii(&level.price));
+            push(b":");
+            push(buf.format_ascii(&level.size));
+            text.len = at as u8;
+            // At most 2 × CHECKSUM_DEPTH slots, so the index fits a byte.
+            next[len] = free as u8;
+            len += 1;
         }
-        let mut text = LevelText {
-            key: *key,
-            exact,
-            len: 0,
-            bytes: [0; LEVEL_TEXT],
-        };
-        let mut at = 0;
-        let mut push = |part: &[u8]| {
-            text.bytes[at..at + part.len()].copy_from_slice(part);
-            at += part.len();
-        };
-        push(buf.format_ascii(&level.price));
-        push(b":");
-        push(buf.format_ascii(&level.size));
-        text.len = at as u8;
-        spare.push(text);
+        self.order = next;
+        self.len = len as u8;
     }
-    std::mem::swap(cache, spare);
 }
 
 /// OKX's v5 `books` checksum (okx.com/docs-v5, "Checksum"): the same interleaved

@@ -135,9 +135,37 @@ fn digit_run(bytes: &[u8], at: &mut usize, value: &mut u64) -> usize {
 
 /// Appends `value` as ASCII exactly as its `Display` prints it (sign, digits, scale kept), without
 /// going through `fmt`: about 5× cheaper, which matters for checksums computed on every delta.
+///
+/// The text is written straight into `out`: its length is known from the mantissa and the
+/// scale, so the digits go to their final place. (Formatting on the stack and appending the
+/// result was a `memcpy` call per number, and its wide loads of bytes just stored one or two
+/// at a time stalled on store forwarding: most of a book frame's encoding time.)
 pub fn write_decimal(out: &mut Vec<u8>, value: &Decimal) {
-    let mut buf = DecimalBuf::new();
-    out.extend_from_slice(buf.format_ascii(value));
+    let start = out.len();
+    let len = text_len(value);
+    // A fixed-size append is a few stores, not a library call; the tail is cut off below.
+    out.extend_from_slice(&[0; DECIMAL_TEXT]);
+    if let Some(slot) = out
+        .get_mut(start..start + DECIMAL_TEXT)
+        .and_then(|s| <&mut [u8; DECIMAL_TEXT]>::try_from(s).ok())
+    {
+        let begin = format_into(slot, len, value);
+        debug_assert_eq!(begin, 0, "text_len and format_into disagree");
+    }
+    out.truncate(start + len);
+}
+
+/// The length of `value`'s `Display` text: sign, the integer digits (at least one), and the
+/// point and `scale` digits when the scale is not 0.
+fn text_len(value: &Decimal) -> usize {
+    let scale = value.scale() as usize;
+    let mantissa = value.mantissa().unsigned_abs();
+    let digits = match u64::try_from(mantissa) {
+        Ok(m) => m.checked_ilog10().map_or(1, |d| d as usize + 1),
+        Err(_) => mantissa.checked_ilog10().map_or(1, |d| d as usize + 1),
+    };
+    let int_digits = digits.saturating_sub(scale).max(1);
+    usize::from(value.is_sign_negative()) + int_digits + if scale > 0 { 1 + scale } else { 0 }
 }
 
 /// Room for any [`Decimal`] as text: sign, 29 digits, a point and a leading `0` at most.
@@ -179,71 +207,78 @@ impl DecimalBuf {
 
     /// [`DecimalBuf::format`]'s text as bytes (no UTF-8 check: checksums hash bytes).
     pub fn format_ascii(&mut self, value: &Decimal) -> &[u8] {
-        let scale = value.scale() as usize;
-        let mantissa = value.mantissa().unsigned_abs();
-        let mut at = DECIMAL_TEXT;
-        // Venue prices and sizes fit in 64 bits, where division is a multiply; 128-bit
-        // division is a slow library call. Display pads with leading zeros so that at least
-        // one digit precedes the point.
-        match u64::try_from(mantissa) {
-            Ok(m) if scale <= 19 => {
-                // 10^19 still fits a u64.
-                let unit = 10u64.pow(scale as u32);
-                let (int, frac) = (m / unit, m % unit);
-                if scale > 0 {
-                    at = self.digits(at, frac, scale);
-                    at -= 1;
-                    self.buf[at] = b'.';
-                }
-                at = self.digits(at, int, 1);
-            }
-            _ => {
-                let mut n = mantissa;
-                let mut written = 0;
-                while n > 0 || written <= scale {
-                    if written == scale && scale > 0 {
-                        at -= 1;
-                        self.buf[at] = b'.';
-                    }
-                    at -= 1;
-                    self.buf[at] = b'0' + (n % 10) as u8;
-                    n /= 10;
-                    written += 1;
-                }
-            }
-        }
-        // `Display` keeps the sign of a negative zero (`-0.00`).
-        if value.is_sign_negative() {
-            at -= 1;
-            self.buf[at] = b'-';
-        }
+        let at = format_into(&mut self.buf, DECIMAL_TEXT, value);
         &self.buf[at..]
     }
+}
 
-    /// Writes `n` in decimal ending just before `end`, zero-padded to at least `min` digits;
-    /// returns where the digits start.
-    fn digits(&mut self, end: usize, mut n: u64, min: usize) -> usize {
-        let mut at = end;
-        while n >= 100 {
-            let pair = (n % 100) as usize * 2;
-            n /= 100;
-            at -= 2;
-            self.buf[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+/// Writes `value` as `Display` prints it into `buf`, ending just before `end`; returns where
+/// the text starts.
+fn format_into(buf: &mut [u8; DECIMAL_TEXT], end: usize, value: &Decimal) -> usize {
+    let scale = value.scale() as usize;
+    let mantissa = value.mantissa().unsigned_abs();
+    let mut at = end;
+    // Venue prices and sizes fit in 64 bits, where division is a multiply; 128-bit
+    // division is a slow library call. Display pads with leading zeros so that at least
+    // one digit precedes the point.
+    match u64::try_from(mantissa) {
+        Ok(m) if scale <= 19 => {
+            // 10^19 still fits a u64.
+            let unit = 10u64.pow(scale as u32);
+            let (int, frac) = (m / unit, m % unit);
+            if scale > 0 {
+                at = digits(buf, at, frac, scale);
+                at -= 1;
+                buf[at] = b'.';
+            }
+            at = digits(buf, at, int, 1);
         }
-        if n >= 10 {
-            let pair = n as usize * 2;
-            at -= 2;
-            self.buf[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
-        } else if n > 0 || at == end {
-            at -= 1;
-            self.buf[at] = b'0' + n as u8;
+        _ => {
+            let mut n = mantissa;
+            let mut written = 0;
+            while n > 0 || written <= scale {
+                if written == scale && scale > 0 {
+                    at -= 1;
+                    buf[at] = b'.';
+                }
+                at -= 1;
+                buf[at] = b'0' + (n % 10) as u8;
+                n /= 10;
+                written += 1;
+            }
         }
-        while end - at < min {
-            at -= 1;
-            self.buf[at] = b'0';
-        }
-        at
     }
+    // `Display` keeps the sign of a negative zero (`-0.00`).
+    if value.is_sign_negative() {
+        at -= 1;
+        buf[at] = b'-';
+    }
+    at
+}
+
+/// Writes `n` in decimal into `buf` ending just before `end`, zero-padded to at least `min`
+/// digits; returns where the digits start.
+fn digits(buf: &mut [u8; DECIMAL_TEXT], end: usize, mut n: u64, min: usize) -> usize {
+    let mut at = end;
+    while n >= 100 {
+        let pair = (n % 100) as usize * 2;
+        n /= 100;
+        at -= 2;
+        buf[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    }
+    if n >= 10 {
+        let pair = n as usize * 2;
+        at -= 2;
+        buf[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    } else if n > 0 || at == end {
+        at -= 1;
+        buf[at] = b'0' + n as u8;
+    }
+    while end - at < min {
+        at -= 1;
+        buf[at] = b'0';
+    }
+    at
 }
 
 fn truncate(text: &str) -> String {
@@ -381,6 +416,10 @@ mod tests {
             let d = Decimal::from_i128_with_scale(mantissa, scale);
             let mut buf = DecimalBuf::new();
             proptest::prop_assert_eq!(buf.format(&d), d.to_string());
+            // Written in place after other text: exactly the text appended, nothing else.
+            let mut out = b"x:".to_vec();
+            write_decimal(&mut out, &d);
+            proptest::prop_assert_eq!(String::from_utf8(out).unwrap(), format!("x:{d}"));
         }
     }
 
@@ -408,6 +447,9 @@ mod tests {
             }
             let mut buf = DecimalBuf::new();
             assert_eq!(buf.format(&d), d.to_string(), "{mantissa}e-{scale}");
+            let mut out = b"x:".to_vec();
+            write_decimal(&mut out, &d);
+            assert_eq!(out, format!("x:{d}").into_bytes(), "{mantissa}e-{scale}");
         }
     }
 

@@ -15,7 +15,7 @@ use crate::{AlertBody, ErrorCode, RequestId, ResumeFrom};
 use model::onchain::{ChainBlock, ChainLog};
 use model::{
     Decimal, DecimalBuf, Funding, Level, Liquidation, MarkPrice, OpenInterest, Side, Ticker, Trade,
-    VenueFunding,
+    VenueFunding, write_decimal,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -289,51 +289,60 @@ impl BookUpdate<'_> {
 
     pub fn to_json(&self) -> String {
         let levels = self.bids.len() + self.asks.len();
-        let mut out = String::with_capacity(
+        // Bytes, not a `String`: each decimal is written in place (`write_decimal`), and the
+        // text is checked once at the end (ASCII, a few ns) instead of copied per number.
+        let mut out = Vec::with_capacity(
             128 + self.channel.len() + self.epoch.len() + levels * Self::LEVEL_BYTES,
         );
         let mut int = itoa::Buffer::new();
-        out.push_str(r#"{"type":"update","channel":"#);
+        out.extend_from_slice(br#"{"type":"update","channel":"#);
         push_json_str(&mut out, self.channel);
-        out.push_str(r#","seq":"#);
-        out.push_str(int.format(self.seq));
-        out.push_str(r#","epoch":"#);
+        out.extend_from_slice(br#","seq":"#);
+        out.extend_from_slice(int.format(self.seq).as_bytes());
+        out.extend_from_slice(br#","epoch":"#);
         push_json_str(&mut out, self.epoch);
-        out.push_str(r#","ts":"#);
-        out.push_str(int.format(self.ts));
-        out.push_str(r#","recv_ts":"#);
-        out.push_str(int.format(self.recv_ts));
-        let mut text = DecimalBuf::new();
-        for (key, side) in [(r#","bids":["#, self.bids), (r#"],"asks":["#, self.asks)] {
-            out.push_str(key);
+        out.extend_from_slice(br#","ts":"#);
+        out.extend_from_slice(int.format(self.ts).as_bytes());
+        out.extend_from_slice(br#","recv_ts":"#);
+        out.extend_from_slice(int.format(self.recv_ts).as_bytes());
+        for (key, side) in [
+            (&br#","bids":["#[..], self.bids),
+            (br#"],"asks":["#, self.asks),
+        ] {
+            out.extend_from_slice(key);
             for (i, level) in side.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 // A decimal's text is digits, `.` and `-`: nothing to escape.
-                out.push_str(r#"[""#);
-                out.push_str(text.format(&level.price));
-                out.push_str(r#"",""#);
-                out.push_str(text.format(&level.size));
-                out.push_str(r#""]"#);
+                out.extend_from_slice(br#"[""#);
+                write_decimal(&mut out, &level.price);
+                out.extend_from_slice(br#"",""#);
+                write_decimal(&mut out, &level.size);
+                out.extend_from_slice(br#""]"#);
             }
         }
-        out.push_str(r#"],"checksum":"#);
-        out.push_str(int.format(self.checksum));
-        out.push('}');
-        out
+        out.extend_from_slice(br#"],"checksum":"#);
+        out.extend_from_slice(int.format(self.checksum).as_bytes());
+        out.push(b'}');
+        // Everything above is ASCII or the channel's and epoch's own UTF-8 text.
+        String::from_utf8(out).unwrap_or_else(|_| {
+            String::from(
+                "{\"type\":\"error\",\"code\":\"internal\",\"message\":\"serialization failed\"}",
+            )
+        })
     }
 }
 
 /// Appends `text` as a JSON string, escaped as serde_json escapes it.
-fn push_json_str(out: &mut String, text: &str) {
+fn push_json_str(out: &mut Vec<u8>, text: &str) {
     if text.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
         // Rare (channel names and epochs are plain ASCII): serde's own escaping.
-        out.push_str(&serde_json::to_string(text).unwrap_or_default());
+        out.extend_from_slice(serde_json::to_string(text).unwrap_or_default().as_bytes());
     } else {
-        out.push('"');
-        out.push_str(text);
-        out.push('"');
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
     }
 }
 

@@ -99,7 +99,11 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         error: None,
     }));
     let bus: Arc<dyn Bus> = Arc::new(TapBus {
-        hub: Hub::new(HubConfig::default()),
+        // No session can resume from this hub: frames are not kept for it.
+        hub: Hub::new(HubConfig {
+            history_size: 0,
+            ..HubConfig::default()
+        }),
         kinds: args.channels.clone(),
         out: out.clone(),
     });
