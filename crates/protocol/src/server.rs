@@ -346,9 +346,80 @@ fn push_json_str(out: &mut Vec<u8>, text: &str) {
     }
 }
 
+/// The text of an `update` that carries trades and nothing else (every trades frame):
+/// byte for byte serde's (tested), without serde's per-field dispatch and escaping of every
+/// decimal. `None` for any other message.
+fn trades_update_json(msg: &DataMessage) -> Option<String> {
+    // Every field named, so a new one cannot be silently left out of this encoding.
+    let DataMessage {
+        channel,
+        seq,
+        epoch,
+        ts,
+        recv_ts,
+        resync: false,
+        bids: None,
+        asks: None,
+        checksum: None,
+        trades: Some(trades),
+        ticker: None,
+        candle: None,
+        funding: None,
+        funding_all: None,
+        mark: None,
+        oi: None,
+        liquidations: None,
+        status: None,
+        blocks: None,
+        logs: None,
+        alert: None,
+    } = msg
+    else {
+        return None;
+    };
+    // `{"id":"…","price":"65000.01","size":"0.90076068","side":"sell","ts":…},` is ~90.
+    let mut out = Vec::with_capacity(128 + channel.len() + epoch.len() + trades.len() * 96);
+    let mut int = itoa::Buffer::new();
+    out.extend_from_slice(br#"{"type":"update","channel":"#);
+    push_json_str(&mut out, channel);
+    out.extend_from_slice(br#","seq":"#);
+    out.extend_from_slice(int.format(*seq).as_bytes());
+    out.extend_from_slice(br#","epoch":"#);
+    push_json_str(&mut out, epoch);
+    out.extend_from_slice(br#","ts":"#);
+    out.extend_from_slice(int.format(*ts).as_bytes());
+    out.extend_from_slice(br#","recv_ts":"#);
+    out.extend_from_slice(int.format(*recv_ts).as_bytes());
+    out.extend_from_slice(br#","trades":["#);
+    for (i, trade) in trades.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(br#"{"id":"#);
+        push_json_str(&mut out, &trade.id);
+        out.extend_from_slice(br#","price":""#);
+        write_decimal(&mut out, &trade.price);
+        out.extend_from_slice(br#"","size":""#);
+        write_decimal(&mut out, &trade.size);
+        out.extend_from_slice(match trade.side {
+            Side::Buy => br#"","side":"buy","ts":"#,
+            Side::Sell => br#"","side":"sell","ts":"#,
+        });
+        out.extend_from_slice(int.format(trade.ts).as_bytes());
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"]}");
+    String::from_utf8(out).ok()
+}
+
 impl ServerMessage {
     /// Serializes to the JSON text sent on the wire.
     pub fn to_json(&self) -> String {
+        if let Self::Update(msg) = self
+            && let Some(text) = trades_update_json(msg)
+        {
+            return text;
+        }
         // Serializing these types cannot fail: no maps with non-string keys, no custom errors.
         serde_json::to_string(self).unwrap_or_else(|_| {
             String::from(
@@ -371,6 +442,82 @@ impl ServerMessage {
 mod tests {
     use super::*;
     use model::parse_decimal;
+
+    /// The hand-written trades update is byte for byte serde's text; any other message goes
+    /// through serde.
+    #[test]
+    fn trades_update_frames_are_serdes_text() {
+        let d = |t: &str| parse_decimal(t).unwrap();
+        let mut negative_zero = d("0.00");
+        negative_zero.set_sign_negative(true);
+        let trade = |id: &str, price, size, side, ts| WireTrade {
+            id: id.into(),
+            price,
+            size,
+            side,
+            ts,
+        };
+        let trades = vec![
+            trade(
+                "1",
+                d("65000.01"),
+                d("0.90076068"),
+                Side::Buy,
+                1_672_515_782_136_000,
+            ),
+            trade(
+                "id \"quoted\" \\ \u{1}\n\u{7f} é ε 🦀",
+                d("0.0000000000000000000000000001"),
+                d("79228162514264337593543950335"),
+                Side::Sell,
+                i64::MIN,
+            ),
+            trade("", d("-1.50"), negative_zero, Side::Buy, i64::MAX),
+            trade("9", d("18446744073709551616.5"), d("100"), Side::Sell, 0),
+        ];
+        for (channel, epoch, list) in [
+            ("trades:binance:BTC-USDT", "662010bee5e4c-8", trades.clone()),
+            ("trades:\"q\":\u{2}", "ep\noch", trades[1..].to_vec()),
+            ("trades:é:Ü", "", Vec::new()),
+        ] {
+            let msg = DataMessage {
+                channel: channel.into(),
+                seq: u64::MAX,
+                epoch: epoch.into(),
+                ts: -7,
+                recv_ts: 1_796_642_597_034_922,
+                trades: Some(list),
+                ..Default::default()
+            };
+            let update = ServerMessage::Update(msg.clone());
+            let text = update.to_json();
+            assert_eq!(text, serde_json::to_string(&update).unwrap(), "{channel}");
+            assert_eq!(
+                serde_json::from_str::<ServerMessage>(&text).unwrap(),
+                update
+            );
+            // Not an update of trades alone: serde's text, with its own fields.
+            let snapshot = ServerMessage::Snapshot(msg.clone());
+            assert!(snapshot.to_json().starts_with(r#"{"type":"snapshot","#));
+            let resync = ServerMessage::Update(DataMessage {
+                resync: true,
+                ..msg.clone()
+            });
+            assert!(resync.to_json().contains(r#""resync":true"#));
+            let with_status = ServerMessage::Update(DataMessage {
+                status: Some(StatusBody {
+                    state: "connected".into(),
+                    detail: String::new(),
+                }),
+                ..msg
+            });
+            assert_eq!(
+                with_status.to_json(),
+                serde_json::to_string(&with_status).unwrap()
+            );
+            assert!(with_status.to_json().contains(r#""status":"#));
+        }
+    }
 
     /// The hand-written book update is byte for byte serde's `update` of the same message.
     #[test]
