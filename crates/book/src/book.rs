@@ -39,6 +39,9 @@ pub struct OrderBook {
     allow_crossed: bool,
     /// The top levels' checksum text from the last [`checksum_cached`](Self::checksum_cached).
     checksum_texts: CachedChecksum<BidKey, AskKey>,
+    /// The last [`checksum_cached`](Self::checksum_cached) value while no change since could
+    /// have altered the top levels; `None` once one may have.
+    checksum_memo: Option<u32>,
 }
 
 impl OrderBook {
@@ -53,6 +56,7 @@ impl OrderBook {
             max_depth: None,
             allow_crossed: false,
             checksum_texts: CachedChecksum::default(),
+            checksum_memo: None,
         }
     }
 
@@ -69,6 +73,7 @@ impl OrderBook {
     /// The default is unlimited. Callers pass the depth they subscribed to; `0` keeps no levels.
     pub fn with_max_depth(mut self, depth: usize) -> Self {
         self.max_depth = Some(depth);
+        self.checksum_memo = None;
         self.truncate();
         self
     }
@@ -82,6 +87,7 @@ impl OrderBook {
     pub fn apply_snapshot(&mut self, snap: &BookSnapshot) -> Result<(), BookError> {
         self.bids.clear();
         self.asks.clear();
+        self.checksum_memo = None;
         self.seq = snap.seq;
         match self.load(snap) {
             Ok(()) => {
@@ -120,11 +126,22 @@ impl OrderBook {
         if let Some(error) = find_invalid(&delta.bids, &delta.asks) {
             return Err(self.fail(error));
         }
+        // A level worse than the last of a full top (the checksum's depth) cannot change
+        // the top: not by insertion, nor removal, nor a new size. Keys ascend best first.
+        let (bid_edge, ask_edge) = self.checksum_texts.edges();
+        let mut top_changed = false;
         for level in &delta.bids {
-            self.bids.apply(*level);
+            let key = BidKey::from_price(level.price);
+            top_changed |= bid_edge.is_none_or(|edge| key <= edge);
+            self.bids.apply(key, *level);
         }
         for level in &delta.asks {
-            self.asks.apply(*level);
+            let key = AskKey::from_price(level.price);
+            top_changed |= ask_edge.is_none_or(|edge| key <= edge);
+            self.asks.apply(key, *level);
+        }
+        if top_changed {
+            self.checksum_memo = None;
         }
         self.seq = delta.last_seq;
         self.truncate();
@@ -139,6 +156,7 @@ impl OrderBook {
     pub fn mark_stale(&mut self, reason: StaleReason) {
         self.bids.clear();
         self.asks.clear();
+        self.checksum_memo = None;
         self.state = BookState::Stale(reason);
     }
 
@@ -195,9 +213,18 @@ impl OrderBook {
     /// [`checksum`](Self::checksum), formatting only the top levels that changed since the
     /// last call (the others' text is kept in the book): for a publisher that computes it
     /// after every delta. Always the same value as `checksum`.
+    ///
+    /// A delta whose levels all lie below both sides' top levels leaves the checksum as it
+    /// was: the last value is returned without reading the book.
     pub fn checksum_cached(&mut self) -> u32 {
-        self.checksum_texts
-            .compute(self.bids.iter_keyed(), self.asks.iter_keyed())
+        if let Some(checksum) = self.checksum_memo {
+            return checksum;
+        }
+        let checksum = self
+            .checksum_texts
+            .compute(self.bids.iter_keyed(), self.asks.iter_keyed());
+        self.checksum_memo = Some(checksum);
+        checksum
     }
 
     /// Fills the (empty) book from a snapshot and validates it.

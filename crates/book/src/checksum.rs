@@ -172,6 +172,25 @@ impl<B: Ord + Copy, A: Ord + Copy> CachedChecksum<B, A> {
     }
 }
 
+impl<B: Copy, A: Copy> CachedChecksum<B, A> {
+    /// Each side's last cached key when that side's top is full ([`CHECKSUM_DEPTH`] levels):
+    /// a change to a level with a greater key (worse) cannot change the checksum. `None` for
+    /// a side with fewer levels, where any change can.
+    pub(crate) fn edges(&self) -> (Option<B>, Option<A>) {
+        (self.bids.edge(), self.asks.edge())
+    }
+}
+
+impl<K: Copy> TextSide<K> {
+    fn edge(&self) -> Option<K> {
+        if usize::from(self.len) < CHECKSUM_DEPTH {
+            return None;
+        }
+        let slot = self.order[CHECKSUM_DEPTH - 1];
+        self.slots.get(usize::from(slot)).map(|t| t.key)
+    }
+}
+
 impl<K: Ord + Copy> TextSide<K> {
     /// The `i`-th best level's text: its buffer and the length at its start.
     fn text(&self, i: usize) -> Option<(&[u8; LEVEL_TEXT], usize)> {

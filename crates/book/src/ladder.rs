@@ -113,13 +113,14 @@ impl<K: PriceKey> Ladder<K> {
         }
     }
 
-    /// Applies a delta level: a zero size removes the price (absent is fine), any other size
-    /// replaces the level. The caller has validated the level.
-    pub(crate) fn apply(&mut self, level: Level) {
+    /// Applies a delta level at its key (`K::from_price(level.price)`, computed by the
+    /// caller, which also compares it): a zero size removes the price (absent is fine), any
+    /// other size replaces the level. The caller has validated the level.
+    pub(crate) fn apply(&mut self, key: K, level: Level) {
         if level.size.is_zero() {
-            self.levels.remove(&K::from_price(level.price));
+            self.levels.remove(&key);
         } else {
-            self.levels.insert(K::from_price(level.price), level);
+            self.levels.insert(key, level);
         }
     }
 
@@ -210,11 +211,14 @@ mod tests {
         }
         // Scale does not matter: one level per price.
         let mut ladder = Ladder::<AskKey>::new();
-        ladder.apply(Level::new(d("100.0"), d("1")));
-        ladder.apply(Level::new(d("100.00"), d("2")));
+        let apply = |ladder: &mut Ladder<AskKey>, level: Level| {
+            ladder.apply(AskKey::from_price(level.price), level)
+        };
+        apply(&mut ladder, Level::new(d("100.0"), d("1")));
+        apply(&mut ladder, Level::new(d("100.00"), d("2")));
         assert_eq!(ladder.len(), 1);
         assert_eq!(ladder.best().unwrap().size, d("2"));
-        ladder.apply(Level::new(d("100"), d("0")));
+        apply(&mut ladder, Level::new(d("100"), d("0")));
         assert_eq!(ladder.len(), 0);
     }
 }

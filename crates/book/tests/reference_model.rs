@@ -277,6 +277,53 @@ proptest! {
         }
     }
 
+    /// Books deeper than the checksum's top levels, with deltas that often change only levels
+    /// below them (the cached checksum is then kept as it was): after every delta the cached
+    /// checksum is the model's, whether or not it was read after the deltas before, with and
+    /// without a max depth above or below the checksum's depth, and with some of the changes
+    /// arriving as a snapshot that replaces the live book.
+    #[test]
+    fn deep_books_keep_the_cached_checksum_right(
+        start_bids in prop::collection::vec(book_level(1..=40), 10..60),
+        start_asks in prop::collection::vec(book_level(41..=80), 10..60),
+        max_depth in prop::option::of(5usize..=30),
+        steps in prop::collection::vec(
+            (step(1..=40, 41..=80, true), prop::bool::weighted(0.7), prop::bool::weighted(0.1)),
+            1..60,
+        ),
+    ) {
+        let (mut book, mut model, snap) = start(&start_bids, &start_asks, max_depth);
+        prop_assert_eq!(book.apply_snapshot(&snap), Ok(()));
+        prop_assert_eq!(book.checksum_cached(), model.checksum());
+        let mut seq = SNAPSHOT_SEQ;
+        for (step, read, as_snapshot) in steps {
+            model.apply(&step.bids, &step.asks);
+            if as_snapshot {
+                // The same change as a snapshot replacing the live book (a venue resync).
+                seq += step.span;
+                prop_assert_eq!(book.apply_snapshot(&model.snapshot(seq)), Ok(()));
+                if read {
+                    prop_assert_eq!(book.checksum_cached(), model.checksum());
+                }
+                continue;
+            }
+            let delta = BookDelta {
+                first_seq: seq + 1,
+                last_seq: seq + step.span,
+                bids: step.bids.clone(),
+                asks: step.asks.clone(),
+                checksum: matches!(step.checksum, Published::Right).then(|| model.checksum()),
+                ..BookDelta::default()
+            };
+            seq = delta.last_seq;
+            prop_assert_eq!(book.apply_delta(&delta), Ok(DeltaOutcome::Applied));
+            if read {
+                prop_assert_eq!(book.checksum_cached(), model.checksum());
+            }
+        }
+        assert_matches_model(&mut book, &model)?;
+    }
+
     /// A valid delta sequence fed shuffled, or as an arbitrary pick of its messages (drops,
     /// duplicates, reordering): whenever the book is live it equals the model at the book's
     /// seq. On a gap the book is resynced from a snapshot of the model just before that delta.
