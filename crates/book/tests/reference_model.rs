@@ -192,6 +192,19 @@ fn step(
         })
 }
 
+/// The delta of a valid `step` after `seq`, carrying the checksum of `model` (the book after
+/// the step) when the step publishes one.
+fn valid_delta(seq: u64, step: &Step, model: &Model) -> BookDelta {
+    BookDelta {
+        first_seq: seq + 1,
+        last_seq: seq + step.span,
+        bids: step.bids.clone(),
+        asks: step.asks.clone(),
+        checksum: matches!(step.checksum, Published::Right).then(|| model.checksum()),
+        ..BookDelta::default()
+    }
+}
+
 /// A valid, uncrossed starting book (bids 1..=7, asks 11..=17) and its model.
 fn start(
     bids: &[Level],
@@ -307,14 +320,7 @@ proptest! {
                 }
                 continue;
             }
-            let delta = BookDelta {
-                first_seq: seq + 1,
-                last_seq: seq + step.span,
-                bids: step.bids.clone(),
-                asks: step.asks.clone(),
-                checksum: matches!(step.checksum, Published::Right).then(|| model.checksum()),
-                ..BookDelta::default()
-            };
+            let delta = valid_delta(seq, &step, &model);
             seq = delta.last_seq;
             prop_assert_eq!(book.apply_delta(&delta), Ok(DeltaOutcome::Applied));
             if read {
@@ -352,14 +358,7 @@ proptest! {
         let (mut seq, mut model) = (SNAPSHOT_SEQ, model);
         for step in &steps {
             model.apply(&step.bids, &step.asks);
-            let delta = BookDelta {
-                first_seq: seq + 1,
-                last_seq: seq + step.span,
-                bids: step.bids.clone(),
-                asks: step.asks.clone(),
-                checksum: matches!(step.checksum, Published::Right).then(|| model.checksum()),
-                ..BookDelta::default()
-            };
+            let delta = valid_delta(seq, step, &model);
             seq = delta.last_seq;
             states.insert(seq, model.clone());
             deltas.push(delta);
