@@ -1,9 +1,9 @@
 //! The capture readers (`tickgate replay`, the replay venue): both formats.
 //!
 //! The input is read four ways: as the decompressed lines of a `jsonl-gz` capture (the
-//! readers' line decoder: the hand-written text-frame path, serde for the rest) and as a gzip stream (the decompressor and the line splitter); as the
-//! decompressed content of a `tgcap` capture (the framed record parser) and as an LZ4 frame
-//! (the decompressor under it). Oracle: no panic, no unbounded allocation (libFuzzer's
+//! readers' line decoder: the hand-written text-frame path, serde for the rest) and as a
+//! gzip stream (the decompressor and the line splitter); as the decompressed content of a
+//! `tgcap` capture (the framed record parser) and as an LZ4 frame (the decompressor under it). Oracle: no panic, no unbounded allocation (libFuzzer's
 //! `-rss_limit_mb`), and a refused content says where: a refused line or record is named,
 //! a cut-off content is `UnexpectedEof`.
 #![no_main]

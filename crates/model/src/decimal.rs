@@ -145,10 +145,7 @@ pub fn write_decimal(out: &mut Vec<u8>, value: &Decimal) {
     let len = text_len(value);
     // A fixed-size append is a few stores, not a library call; the tail is cut off below.
     out.extend_from_slice(&[0; DECIMAL_TEXT]);
-    if let Some(slot) = out
-        .get_mut(start..start + DECIMAL_TEXT)
-        .and_then(|s| <&mut [u8; DECIMAL_TEXT]>::try_from(s).ok())
-    {
+    if let Some(slot) = out[start..].first_chunk_mut::<DECIMAL_TEXT>() {
         let begin = format_into(slot, len, value);
         debug_assert_eq!(begin, 0, "text_len and format_into disagree");
     }

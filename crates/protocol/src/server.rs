@@ -289,22 +289,14 @@ impl BookUpdate<'_> {
 
     pub fn to_json(&self) -> String {
         let levels = self.bids.len() + self.asks.len();
-        // Bytes, not a `String`: each decimal is written in place (`write_decimal`), and the
-        // text is checked once at the end (ASCII, a few ns) instead of copied per number.
-        let mut out = Vec::with_capacity(
-            128 + self.channel.len() + self.epoch.len() + levels * Self::LEVEL_BYTES,
+        let mut out = update_head(
+            levels * Self::LEVEL_BYTES,
+            self.channel,
+            self.seq,
+            self.epoch,
+            self.ts,
+            self.recv_ts,
         );
-        let mut int = itoa::Buffer::new();
-        out.extend_from_slice(br#"{"type":"update","channel":"#);
-        push_json_str(&mut out, self.channel);
-        out.extend_from_slice(br#","seq":"#);
-        out.extend_from_slice(int.format(self.seq).as_bytes());
-        out.extend_from_slice(br#","epoch":"#);
-        push_json_str(&mut out, self.epoch);
-        out.extend_from_slice(br#","ts":"#);
-        out.extend_from_slice(int.format(self.ts).as_bytes());
-        out.extend_from_slice(br#","recv_ts":"#);
-        out.extend_from_slice(int.format(self.recv_ts).as_bytes());
         for (key, side) in [
             (&br#","bids":["#[..], self.bids),
             (br#"],"asks":["#, self.asks),
@@ -323,15 +315,46 @@ impl BookUpdate<'_> {
             }
         }
         out.extend_from_slice(br#"],"checksum":"#);
-        out.extend_from_slice(int.format(self.checksum).as_bytes());
+        out.extend_from_slice(itoa::Buffer::new().format(self.checksum).as_bytes());
         out.push(b'}');
-        // Everything above is ASCII or the channel's and epoch's own UTF-8 text.
-        String::from_utf8(out).unwrap_or_else(|_| {
-            String::from(
-                "{\"type\":\"error\",\"code\":\"internal\",\"message\":\"serialization failed\"}",
-            )
-        })
+        finish_frame(out)
     }
+}
+
+/// The text every serializer here answers with if it cannot produce a message (it never
+/// fails: no maps with non-string keys, no custom errors, only valid UTF-8 written).
+const SERIALIZATION_FAILED: &str =
+    r#"{"type":"error","code":"internal","message":"serialization failed"}"#;
+
+/// A hand-written `update` frame's start, as serde writes it: the type, channel, seq, epoch,
+/// ts and recv_ts fields; `body` bytes reserved for the rest.
+fn update_head(
+    body: usize,
+    channel: &str,
+    seq: u64,
+    epoch: &str,
+    ts: i64,
+    recv_ts: i64,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128 + channel.len() + epoch.len() + body);
+    let mut int = itoa::Buffer::new();
+    out.extend_from_slice(br#"{"type":"update","channel":"#);
+    push_json_str(&mut out, channel);
+    out.extend_from_slice(br#","seq":"#);
+    out.extend_from_slice(int.format(seq).as_bytes());
+    out.extend_from_slice(br#","epoch":"#);
+    push_json_str(&mut out, epoch);
+    out.extend_from_slice(br#","ts":"#);
+    out.extend_from_slice(int.format(ts).as_bytes());
+    out.extend_from_slice(br#","recv_ts":"#);
+    out.extend_from_slice(int.format(recv_ts).as_bytes());
+    out
+}
+
+/// A hand-written frame as text: bytes, not a `String`, while it is built, so decimals are
+/// written in place (`write_decimal`); checked once here (ASCII, a few ns), never copied.
+fn finish_frame(out: Vec<u8>) -> String {
+    String::from_utf8(out).unwrap_or_else(|_| String::from(SERIALIZATION_FAILED))
 }
 
 /// Appends `text` as a JSON string, escaped as serde_json escapes it.
@@ -378,18 +401,8 @@ fn trades_update_json(msg: &DataMessage) -> Option<String> {
         return None;
     };
     // `{"id":"…","price":"65000.01","size":"0.90076068","side":"sell","ts":…},` is ~90.
-    let mut out = Vec::with_capacity(128 + channel.len() + epoch.len() + trades.len() * 96);
+    let mut out = update_head(trades.len() * 96, channel, *seq, epoch, *ts, *recv_ts);
     let mut int = itoa::Buffer::new();
-    out.extend_from_slice(br#"{"type":"update","channel":"#);
-    push_json_str(&mut out, channel);
-    out.extend_from_slice(br#","seq":"#);
-    out.extend_from_slice(int.format(*seq).as_bytes());
-    out.extend_from_slice(br#","epoch":"#);
-    push_json_str(&mut out, epoch);
-    out.extend_from_slice(br#","ts":"#);
-    out.extend_from_slice(int.format(*ts).as_bytes());
-    out.extend_from_slice(br#","recv_ts":"#);
-    out.extend_from_slice(int.format(*recv_ts).as_bytes());
     out.extend_from_slice(br#","trades":["#);
     for (i, trade) in trades.iter().enumerate() {
         if i > 0 {
@@ -409,7 +422,7 @@ fn trades_update_json(msg: &DataMessage) -> Option<String> {
         out.push(b'}');
     }
     out.extend_from_slice(b"]}");
-    String::from_utf8(out).ok()
+    Some(finish_frame(out))
 }
 
 impl ServerMessage {
@@ -420,12 +433,7 @@ impl ServerMessage {
         {
             return text;
         }
-        // Serializing these types cannot fail: no maps with non-string keys, no custom errors.
-        serde_json::to_string(self).unwrap_or_else(|_| {
-            String::from(
-                "{\"type\":\"error\",\"code\":\"internal\",\"message\":\"serialization failed\"}",
-            )
-        })
+        serde_json::to_string(self).unwrap_or_else(|_| String::from(SERIALIZATION_FAILED))
     }
 
     pub fn error(code: ErrorCode, message: impl Into<String>, id: Option<RequestId>) -> Self {

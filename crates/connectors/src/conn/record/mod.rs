@@ -712,7 +712,7 @@ pub fn read_capture_lines(
     let mut records = Vec::new();
     let mut slot = CaptureRecord::empty();
     while lines.next_into(&mut slot, name)? {
-        records.push(slot.clone());
+        records.push(std::mem::replace(&mut slot, CaptureRecord::empty()));
     }
     Ok(records)
 }
