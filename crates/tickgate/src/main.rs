@@ -19,6 +19,12 @@
 //! - `cmd::credentials`: how the CLI authenticates to a running gateway (bearer or signed),
 //!   shared by `keys`/`audit --url` and `tail`/`book`.
 
+/// mimalloc frees memory allocated on another thread without taking a lock: `replay` hands
+/// every parsed event from its parse thread to ingest, which glibc made slower than one
+/// thread (docs/benchmarks.md, "Parsing on its own thread, and mimalloc").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod cmd;
 
 use clap::{Parser, Subcommand};

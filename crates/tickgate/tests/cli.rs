@@ -771,8 +771,14 @@ fn replay_writes_the_channels_messages_as_ndjson(capture: &std::path::Path) {
     ));
     std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).unwrap();
     let missing = std::env::temp_dir().join("tickgate-replay-missing.jsonl.gz");
-    let cases: [(Vec<std::ffi::OsString>, i32, &str); 5] = [
+    let cases: [(Vec<std::ffi::OsString>, i32, &str); 6] = [
         (vec![cut.clone().into()], 1, "capture_truncated"),
+        // A full disk: the replay stops (its parse thread too) and says so.
+        (
+            vec![capture.into(), "--out".into(), "/dev/full".into()],
+            1,
+            "output_failed",
+        ),
         (vec![missing.into()], 1, "capture_unreadable"),
         (
             vec![capture.into(), "--venue".into(), "nyse".into()],

@@ -3,6 +3,11 @@
 //! epoch as live) with no server, and writes every message the channels publish as one JSON
 //! line: the same text a WebSocket subscriber of those channels receives (docs/protocol.md).
 //!
+//! Three threads: the capture's reader decompresses and decodes records, a parse thread runs
+//! them through the venues' sessions (`replay::play`), and the calling thread runs ingest,
+//! the books and the hub on the parsed batches, in capture order (a bounded queue between
+//! each: the stages overlap, the order is the file's).
+//!
 //! The hub is tapped, not subscribed to over a socket: each channel's publisher is wrapped
 //! (`Tap`) so the frames it publishes are drained from its own subscription right after each
 //! publish, in publish order. A subscriber that never falls behind cannot lag, so nothing is
@@ -14,9 +19,8 @@ use connectors::venue::replay::{self, ReplayError};
 use connectors::{Command, FeedBatch};
 use hub::{Bus, CacheMode, Frame, Hub, HubConfig, Publisher, Topic};
 use ingest::{Market, VenueIngest, VenueStats};
-use model::{BookDelta, BookSnapshot, Channel, ChannelKind, Level, Timestamp};
+use model::{BookDelta, BookSnapshot, Channel, ChannelKind, Instrument, Level, Timestamp, Venue};
 use protocol::DataMessage;
-use std::collections::HashMap;
 use std::io::{BufWriter, Write};
 use std::ops::ControlFlow;
 use std::path::PathBuf;
@@ -108,29 +112,38 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         out: out.clone(),
     });
     let market = Arc::new(Market::default());
-    let mut ingests: HashMap<String, Running> = HashMap::new();
+    let mut ingests: Vec<Running> = Vec::new();
     let start = Instant::now();
-    let played = replay::play(
-        &args.file,
-        args.venue.as_deref(),
-        |protocol: &dyn Protocol, batch: &mut FeedBatch| {
-            let name = protocol.venue().as_str();
-            if !ingests.contains_key(name) {
-                ingests.insert(name.to_string(), Running::new(protocol, &bus, &market));
+    // The capture is decoded (its reader thread) and its venue frames parsed (the parse
+    // thread) ahead of ingest, the books and the hub, which run here.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Parsed>(PIPELINE_BATCHES);
+    let file = args.file.clone();
+    let only = args.venue.clone();
+    let parser = std::thread::Builder::new()
+        .name("tickgate-replay-parse".into())
+        .spawn(move || parse(&file, only.as_deref(), &tx))?;
+    for parsed in rx {
+        match parsed {
+            Parsed::Venue { venue, instruments } => {
+                ingests.push(Running::new(venue, instruments, &bus, &market));
             }
-            if let Some(running) = ingests.get_mut(name) {
-                running.ingest.handle_batch(std::mem::take(batch));
-                running.drain_commands();
+            Parsed::Batch { venue, batch } => {
+                if let Some(running) = ingests.get_mut(venue) {
+                    running.ingest.handle_batch(batch);
+                    running.drain_commands();
+                }
             }
-            if out.lock().map_or(true, |o| o.error.is_some()) {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            }
-        },
-    );
+        }
+        if out.lock().map_or(true, |o| o.error.is_some()) {
+            // Dropping the receiver stops the parse thread at its next batch.
+            break;
+        }
+    }
+    let played = parser
+        .join()
+        .map_err(|_| anyhow::anyhow!("the replay's parse thread panicked"))?;
     // Candles still open at the end are published closed, as at a gateway's shutdown.
-    for running in ingests.values_mut() {
+    for running in &mut ingests {
         running.ingest.persist_open_candles(Timestamp::now());
     }
     let seconds = start.elapsed().as_secs_f64();
@@ -173,7 +186,60 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// One venue's ingest stage, fed synchronously.
+/// Parsed batches in flight between the parse thread and ingest (each up to the replay
+/// venue's batch of 1,024 events).
+const PIPELINE_BATCHES: usize = 8;
+
+/// What the parse thread hands to ingest, in capture order.
+enum Parsed {
+    /// A venue's first traffic: its ingest stage is built from its name and configured
+    /// instruments; its batches name it by the order of these messages.
+    Venue {
+        venue: Venue,
+        instruments: Vec<Instrument>,
+    },
+    Batch {
+        venue: usize,
+        batch: FeedBatch,
+    },
+}
+
+/// The parse thread: plays the capture through the venues' sessions and sends their events
+/// on; stops when ingest hangs up.
+fn parse(
+    file: &std::path::Path,
+    only: Option<&str>,
+    tx: &std::sync::mpsc::SyncSender<Parsed>,
+) -> Result<replay::PlayStats, ReplayError> {
+    let mut venues: Vec<Venue> = Vec::new();
+    replay::play(
+        file,
+        only,
+        |protocol: &dyn Protocol, batch: &mut FeedBatch| {
+            let venue = match venues.iter().position(|v| v == protocol.venue()) {
+                Some(index) => index,
+                None => {
+                    venues.push(protocol.venue().clone());
+                    let started = Parsed::Venue {
+                        venue: protocol.venue().clone(),
+                        instruments: protocol.fallback_instruments(),
+                    };
+                    if tx.send(started).is_err() {
+                        return ControlFlow::Break(());
+                    }
+                    venues.len() - 1
+                }
+            };
+            let batch = std::mem::take(batch);
+            match tx.send(Parsed::Batch { venue, batch }) {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(_) => ControlFlow::Break(()),
+            }
+        },
+    )
+}
+
+/// One venue's ingest stage, fed in capture order from the parse thread.
 struct Running {
     ingest: VenueIngest,
     /// Ingest's resync requests; the capture already holds the live run's resyncs, so they
@@ -182,12 +248,16 @@ struct Running {
 }
 
 impl Running {
-    fn new(protocol: &dyn Protocol, bus: &Arc<dyn Bus>, market: &Arc<Market>) -> Self {
-        let venue = protocol.venue().clone();
+    fn new(
+        venue: Venue,
+        instruments: Vec<Instrument>,
+        bus: &Arc<dyn Bus>,
+        market: &Arc<Market>,
+    ) -> Self {
         let (tx, commands) = mpsc::channel(1024);
         let ingest = VenueIngest::new(
             venue.clone(),
-            protocol.fallback_instruments(),
+            instruments,
             connectors::venue::checksum_algo(venue.as_str()),
             bus.clone(),
             market.clone(),
