@@ -773,7 +773,8 @@ fn replay_writes_the_channels_messages_as_ndjson(capture: &std::path::Path) {
     let missing = std::env::temp_dir().join("tickgate-replay-missing.jsonl.gz");
     let cases: [(Vec<std::ffi::OsString>, i32, &str); 6] = [
         (vec![cut.clone().into()], 1, "capture_truncated"),
-        // A full disk: the replay stops (its parse thread too) and says so.
+        // A full disk: the error is reported with its code (this small capture fails at the
+        // final flush; a large one stops the parse thread at its next batch).
         (
             vec![capture.into(), "--out".into(), "/dev/full".into()],
             1,
