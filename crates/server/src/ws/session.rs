@@ -40,6 +40,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 /// Most frames written per flush.
 const MAX_BATCH: usize = 512;
@@ -126,12 +127,20 @@ pub(super) struct Session {
     last_merge: Instant,
 }
 
-pub(super) async fn run(socket: WebSocket, state: AppState, peer: SocketAddr, auth: SessionAuth) {
+/// The session's task. Built as a plain function returning one `async move` block that uses
+/// the session only by reference: an `async fn` would keep its by-value arguments twice (once
+/// as captured, once moved into the session), and every idle connection pays for the task's
+/// whole size (docs/benchmarks.md, "Idle connections").
+pub(super) fn run(
+    socket: WebSocket,
+    state: AppState,
+    peer: SocketAddr,
+    auth: SessionAuth,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
     let metrics = state.metrics().clone();
     metrics.connections_open.fetch_add(1, Ordering::Relaxed);
     metrics.connections_total.fetch_add(1, Ordering::Relaxed);
     let span = tracing::debug_span!("ws", %peer);
-    let _guard = span.enter();
     let mut session = Session {
         limiter: TokenBucket::new(state.config().ws.max_requests_per_sec),
         state,
@@ -149,15 +158,19 @@ pub(super) async fn run(socket: WebSocket, state: AppState, peer: SocketAddr, au
         out_bytes: 0,
         last_merge: Instant::now(),
     };
-    let end = match session.announce_key().await {
-        Ok(()) => session.run().await,
-        Err(end) => end,
-    };
-    session.merge_metrics();
-    session.auth.release();
-    tracing::debug!(?end, "session ended");
-    session.close(end).await;
-    metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
+    async move {
+        // Boxed: it runs once, and inline it would be the largest state of the task.
+        let end = match Box::pin(session.announce_key()).await {
+            Ok(()) => session.run().await,
+            Err(end) => end,
+        };
+        session.merge_metrics();
+        session.auth.release();
+        tracing::debug!(?end, "session ended");
+        session.close(end).await;
+        metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
+    }
+    .instrument(span)
 }
 
 impl Session {
@@ -176,15 +189,19 @@ impl Session {
             let result = tokio::select! {
                 biased;
                 () = &mut cancelled => return End::Shutdown,
-                event = self.auth.next_event() => self.on_key_event(event).await,
+                // Key events, the auth deadline and client messages are rare: their handlers
+                // are boxed so that `run`'s future, which every idle session holds, is only as
+                // large as the frame path's.
+                event = self.auth.next_event() => Box::pin(self.on_key_event(event)).await,
                 () = tokio::time::sleep_until(auth_deadline.unwrap_or_else(tokio::time::Instant::now)),
                     if auth_deadline.is_some() && self.auth.key.is_none() => {
-                    self.require_auth(None).await
+                    Box::pin(self.require_auth(None)).await
                 }
                 inbound = self.socket.next() => match inbound {
                     Some(Ok(message)) => {
                         self.last_inbound = Instant::now();
-                        match tokio::time::timeout(write_timeout, self.on_message(message)).await {
+                        let handling = Box::pin(self.on_message(message));
+                        match tokio::time::timeout(write_timeout, handling).await {
                             Ok(result) => result,
                             Err(_) => Err(End::SlowConsumer("write timed out")),
                         }
@@ -234,7 +251,8 @@ impl Session {
                 self.latency.record(now - frame.recv_ts);
                 self.feed_frame(&frame, kind).await
             }
-            Err(missed) => self.on_lag(slot, missed).await,
+            // Boxed (a lag is rare; it would make every delivery's future larger).
+            Err(missed) => Box::pin(self.on_lag(slot, missed)).await,
         }
     }
 
@@ -467,7 +485,7 @@ impl Session {
     }
 
     /// Sends a close frame saying why (best effort: the peer may already be gone).
-    async fn close(mut self, end: End) {
+    async fn close(&mut self, end: End) {
         let (code, reason) = match &end {
             End::ClientClosed => return,
             End::Socket(error) => {
@@ -501,5 +519,29 @@ impl Session {
             self.socket.send(Message::Close(Some(frame))),
         )
         .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The size of the future `f` returns, without calling it.
+    fn output_size<F, Fut>(_: F) -> usize
+    where
+        F: FnOnce(WebSocket, AppState, SocketAddr, SessionAuth) -> Fut,
+    {
+        std::mem::size_of::<Fut>()
+    }
+
+    /// Every idle connection holds one session task, so its future's size is most of an idle
+    /// connection's memory (docs/benchmarks.md, "Idle connections"): 4,288 bytes before the
+    /// rare paths were boxed, about 2,000 after. A new inline `await` on a rare path that
+    /// makes it much larger fails here instead of in a benchmark rerun weeks later.
+    #[test]
+    fn a_session_task_stays_small() {
+        let size = output_size(run);
+        println!("session future: {size} bytes");
+        assert!(size <= 2_600, "the session future grew to {size} bytes");
     }
 }
