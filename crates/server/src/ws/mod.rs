@@ -24,9 +24,12 @@ use protocol::ErrorCode;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 
-/// tungstenite's read buffer per connection. Its default (128 KiB, allocated eagerly) would
-/// cost 1.3 GB for 10,000 idle clients; client messages are small.
-const READ_BUFFER: usize = 4 * 1024;
+/// tungstenite's read buffer per connection, allocated eagerly and zero-filled up to its
+/// capacity on every poll of the socket (each wake-up of the session). Its default (128 KiB)
+/// would cost 1.3 GB for 10,000 idle clients. Client messages are small (a subscribe is a few
+/// hundred bytes); a larger one is read in chunks of this size into a buffer reserved for the
+/// whole frame once its header is read.
+const READ_BUFFER: usize = 1024;
 /// Bytes buffered before tungstenite writes to the socket on its own.
 const WRITE_BUFFER: usize = 64 * 1024;
 /// Hard cap of buffered outbound bytes per connection.
@@ -148,13 +151,16 @@ pub(crate) async fn upgrade(
         )
         .into_response();
     }
+    // Boxed: the upgrade closure is kept in the connection's task for its whole life, and
+    // the key state is ~200 bytes.
+    let session_auth = Box::new(session_auth);
     ws.read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
         .max_write_buffer_size(MAX_WRITE_BUFFER)
         .max_message_size(HARD_MAX_MESSAGE)
         .max_frame_size(HARD_MAX_MESSAGE)
         .on_upgrade(move |socket| {
-            let mut session_auth = session_auth;
+            let mut session_auth = *session_auth;
             // In progress until the session runs, or, when it must still authenticate, until
             // it has (`SessionAuth::bind`) or ends. A failed upgrade drops it with the closure.
             if session_auth.deadline.is_some() && session_auth.key.is_none() {
