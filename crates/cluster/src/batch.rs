@@ -71,7 +71,7 @@ impl Batch {
     /// The message payload, adding `Tg-Batch` to `headers` when there are several frames.
     pub(crate) fn encode(&self, headers: &mut HeaderMap) -> Bytes {
         if let [frame] = &self.frames[..] {
-            return frame.text.clone();
+            return frame.text.clone().into();
         }
         headers.insert(subject::BATCH, self.frames.len().to_string().as_str());
         let mut out = BytesMut::with_capacity(self.bytes);
@@ -79,7 +79,7 @@ impl Batch {
             out.put_u64(frame.seq);
             // A frame text is far below 4 GiB: NATS refuses payloads over max_payload.
             out.put_u32(u32::try_from(frame.text.len()).unwrap_or(u32::MAX));
-            out.put_slice(&frame.text);
+            out.put_slice(frame.text.as_bytes());
         }
         out.freeze()
     }
@@ -136,7 +136,7 @@ mod tests {
             seq,
             kind: FrameKind::Update,
             recv_ts: 0,
-            text: Bytes::copy_from_slice(text.as_bytes()),
+            text: text.into(),
         }
     }
 

@@ -339,7 +339,7 @@ async fn publish_snapshot(
 ) -> Result<(), ClusterError> {
     let venue = handle.channel().venue.as_str().to_string();
     let body = match initial {
-        Some(frame) if frame.kind == FrameKind::Snapshot => frame.text.clone(),
+        Some(frame) if frame.kind == FrameKind::Snapshot => frame.text.clone().into(),
         // Trades, a book being rebuilt, a latest-value channel with no value yet.
         _ => Bytes::new(),
     };

@@ -1,6 +1,9 @@
 //! Serialized messages.
 
-use bytes::Bytes;
+/// A frame's JSON text, valid UTF-8 by construction and already in the form the WebSocket layer
+/// sends: a session hands it to its socket as is (a reference-count bump), with no UTF-8 check
+/// per client and message. Converts into [`bytes::Bytes`] for the bus and the output taps.
+pub type FrameText = axum::extract::ws::Utf8Bytes;
 
 /// What a frame is, for the subscriber's bookkeeping (the bytes say the same in JSON).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,7 +23,7 @@ pub struct Frame {
     /// Gateway receive time of the input this frame reflects (µs); drives the latency metric.
     pub recv_ts: i64,
     /// UTF-8 JSON text of a [`protocol::ServerMessage`].
-    pub text: Bytes,
+    pub text: FrameText,
 }
 
 impl Frame {
@@ -29,12 +32,12 @@ impl Frame {
             seq,
             kind,
             recv_ts,
-            text: Bytes::from(text),
+            text: FrameText::from(text),
         }
     }
 
-    /// The JSON text. Frames are only built from `String`s, so this is always valid UTF-8.
+    /// The JSON text.
     pub fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.text).unwrap_or("")
+        self.text.as_str()
     }
 }

@@ -41,5 +41,5 @@ pub use bus::{Bus, Publisher, Topic};
 pub use channel::{
     CacheMode, ChannelBook, ChannelHandle, HistoryLimits, Lost, Resumed, Subscription,
 };
-pub use frame::{Frame, FrameKind};
+pub use frame::{Frame, FrameKind, FrameText};
 pub use registry::{Hub, HubConfig, HubConfigError};

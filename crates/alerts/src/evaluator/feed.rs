@@ -174,7 +174,7 @@ impl Feed {
         let Some(source) = self.sources.get_mut(&slot) else {
             return;
         };
-        let Ok(message) = serde_json::from_slice::<ServerMessage>(&frame.text) else {
+        let Ok(message) = serde_json::from_str::<ServerMessage>(frame.as_str()) else {
             return;
         };
         let mut rejoin = false;

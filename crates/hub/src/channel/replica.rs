@@ -9,7 +9,7 @@
 //! gap, a checksum divergence or another epoch leave it unsynced until the next base.
 
 use super::{BookState, ChannelHandle, HistoryLimits, Joiner, State, new_cache};
-use crate::frame::{Frame, FrameKind};
+use crate::frame::{Frame, FrameKind, FrameText};
 use book::ChecksumAlgo;
 use bytes::Bytes;
 use model::{BookDelta, BookSnapshot, Channel, Level, Timestamp};
@@ -63,6 +63,11 @@ struct Decoded {
     epoch: Option<String>,
     recv_ts: i64,
     data: Option<DataMessage>,
+}
+
+/// A replicated frame's text, checked as UTF-8 once on its way in (sessions send it unchecked).
+fn frame_text(bytes: Bytes) -> Result<FrameText, ReplicaError> {
+    FrameText::try_from(bytes).map_err(|_| ReplicaError::Invalid("frame text is not UTF-8".into()))
 }
 
 fn decode(text: &[u8]) -> Result<Decoded, ReplicaError> {
@@ -142,7 +147,10 @@ impl ChannelHandle {
             return Err(ReplicaError::Invalid("not a replica channel".into()));
         }
         let decoded = snapshot
-            .map(|text| decode(text).map(|d| (d, Bytes::copy_from_slice(text))))
+            .map(|text| {
+                let text = frame_text(Bytes::copy_from_slice(text))?;
+                decode(text.as_bytes()).map(|d| (d, text))
+            })
             .transpose()?;
         if let Some((d, _)) = &decoded {
             self.check(d, seq, epoch)?;
@@ -278,7 +286,8 @@ impl ChannelHandle {
         if !self.replica {
             return Err(ReplicaError::Invalid("not a replica channel".into()));
         }
-        let decoded = decode(&text)?;
+        let text = frame_text(text)?;
+        let decoded = decode(text.as_bytes())?;
         let mut state = self.state.lock();
         // A frame of another channel or epoch (a stale writer) changes nothing.
         self.check(&decoded, seq, &state.epoch)?;
@@ -401,6 +410,40 @@ mod tests {
     use protocol::{DataMessage, ResumeFrom};
 
     #[test]
+    fn a_replicated_frame_that_is_not_utf8_is_refused_and_changes_nothing() {
+        let source = Hub::new(HubConfig::default());
+        let ch: model::Channel = "ticker:sim:BTC-USDT".parse().expect("channel");
+        let src = source.register(ch.clone(), CacheMode::Latest);
+        let mut rx = src.subscribe(false).rx;
+        src.publish(DataMessage::default());
+        let first = rx.try_recv().expect("frame 1");
+        let edge = Hub::new(HubConfig::default());
+        let replica = edge
+            .register_replica(ch.clone(), CacheMode::Latest, &src.epoch())
+            .expect("replica");
+        replica.replica_base(&src.epoch(), 0, None).expect("base");
+        // The source's JSON with one byte of a string replaced by a lone continuation byte.
+        let mut bad = first.text.as_bytes().to_vec();
+        let quote = bad.iter().position(|&b| b == b'"').expect("a string");
+        bad[quote + 1] = 0x80;
+        let err = replica.replicate(1, bad.into());
+        assert_eq!(
+            err,
+            Err(ReplicaError::Invalid("frame text is not UTF-8".into()))
+        );
+        assert_eq!(err.unwrap_err().code(), "replica_invalid_frame");
+        assert!(matches!(
+            replica.replica_base(&src.epoch(), 1, Some(b"{\"type\":\"\xff\"}")),
+            Err(ReplicaError::Invalid(_))
+        ));
+        // Nothing was applied: the good frame is still the next one.
+        assert_eq!(
+            replica.replicate(1, first.text.into()),
+            Ok(Replicated::Applied)
+        );
+    }
+
+    #[test]
     fn a_replica_serves_the_source_frames_with_their_seq_and_reports_gaps() {
         let source = Hub::new(HubConfig::default());
         let ch: model::Channel = "ticker:sim:BTC-USDT".parse().expect("channel");
@@ -415,20 +458,23 @@ mod tests {
             .expect("replica");
         let first = rx.try_recv().expect("frame 1");
         assert_eq!(
-            replica.replicate(1, first.text.clone()),
+            replica.replicate(1, first.text.clone().into()),
             Err(ReplicaError::NotSynced)
         );
         let base = src.subscribe(false);
         replica.replica_base(&src.epoch(), 0, None).expect("base");
         assert_eq!(
-            replica.replicate(1, first.text.clone()),
+            replica.replicate(1, first.text.clone().into()),
             Ok(Replicated::Applied)
         );
-        assert_eq!(replica.replicate(1, first.text), Ok(Replicated::Duplicate));
+        assert_eq!(
+            replica.replicate(1, first.text.into()),
+            Ok(Replicated::Duplicate)
+        );
         let _second = rx.try_recv().expect("frame 2");
         let third = rx.try_recv().expect("frame 3");
         assert!(matches!(
-            replica.replicate(3, third.text),
+            replica.replicate(3, third.text.into()),
             Err(ReplicaError::Gap {
                 expected: 2,
                 got: 3
@@ -437,7 +483,7 @@ mod tests {
         assert!(!replica.replica_synced());
         let snapshot = base.initial.expect("latest value at 3");
         replica
-            .replica_base(&src.epoch(), 3, Some(&snapshot.text))
+            .replica_base(&src.epoch(), 3, Some(snapshot.text.as_bytes()))
             .expect("rebase");
         let joined = replica.subscribe(false);
         assert_eq!(joined.seq, 3);
@@ -485,10 +531,10 @@ mod tests {
         // The last source's snapshot, which names the new epoch.
         let old_text = text.clone().expect("snapshot text");
         // The epoch in the text must match the base's epoch.
-        let err = replica.replica_base(old, 1, Some(&old_text));
+        let err = replica.replica_base(old, 1, Some(old_text.as_bytes()));
         assert!(matches!(err, Err(ReplicaError::EpochChanged { .. })));
         replica
-            .replica_base(new, 1, Some(&old_text))
+            .replica_base(new, 1, Some(old_text.as_bytes()))
             .expect("base in the new epoch");
         let frame = live.try_recv().expect("resync snapshot");
         let msg: serde_json::Value = serde_json::from_str(frame.as_str()).expect("json");

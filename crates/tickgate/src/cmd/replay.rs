@@ -373,7 +373,7 @@ impl Tap {
                     }
                     let written = out
                         .writer
-                        .write_all(&frame.text)
+                        .write_all(frame.text.as_bytes())
                         .and_then(|()| out.writer.write_all(b"\n"));
                     match written {
                         Ok(()) => out.lines += 1,
