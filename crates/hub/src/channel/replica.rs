@@ -70,9 +70,10 @@ fn frame_text(bytes: Bytes) -> Result<FrameText, ReplicaError> {
     FrameText::try_from(bytes).map_err(|_| ReplicaError::Invalid("frame text is not UTF-8".into()))
 }
 
-fn decode(text: &[u8]) -> Result<Decoded, ReplicaError> {
+/// Parses a frame's text, already checked as UTF-8 by [`frame_text`].
+fn decode(text: &str) -> Result<Decoded, ReplicaError> {
     let msg: ServerMessage =
-        serde_json::from_slice(text).map_err(|e| ReplicaError::Invalid(e.to_string()))?;
+        serde_json::from_str(text).map_err(|e| ReplicaError::Invalid(e.to_string()))?;
     let decoded = |kind, data: DataMessage| Decoded {
         kind,
         seq: data.seq,
@@ -149,7 +150,7 @@ impl ChannelHandle {
         let decoded = snapshot
             .map(|text| {
                 let text = frame_text(Bytes::copy_from_slice(text))?;
-                decode(text.as_bytes()).map(|d| (d, text))
+                decode(text.as_str()).map(|d| (d, text))
             })
             .transpose()?;
         if let Some((d, _)) = &decoded {
@@ -287,7 +288,7 @@ impl ChannelHandle {
             return Err(ReplicaError::Invalid("not a replica channel".into()));
         }
         let text = frame_text(text)?;
-        let decoded = decode(text.as_bytes())?;
+        let decoded = decode(text.as_str())?;
         let mut state = self.state.lock();
         // A frame of another channel or epoch (a stale writer) changes nothing.
         self.check(&decoded, seq, &state.epoch)?;
@@ -406,21 +407,37 @@ fn replica_cache(mode: crate::CacheMode) -> Box<dyn super::ChannelState> {
 #[cfg(test)]
 mod tests {
     use super::{ReplicaError, Replicated};
-    use crate::{CacheMode, Hub, HubConfig};
+    use crate::{CacheMode, ChannelHandle, Frame, Hub, HubConfig};
     use protocol::{DataMessage, ResumeFrom};
+    use std::sync::Arc;
 
-    #[test]
-    fn a_replicated_frame_that_is_not_utf8_is_refused_and_changes_nothing() {
+    /// A ticker channel on a source hub that has published `frames` values, the source's
+    /// receiver (subscribed before them), and a replica of it on an edge hub.
+    fn ticker_source_and_replica(
+        frames: usize,
+    ) -> (
+        Arc<ChannelHandle>,
+        tokio::sync::broadcast::Receiver<Frame>,
+        Arc<ChannelHandle>,
+    ) {
         let source = Hub::new(HubConfig::default());
         let ch: model::Channel = "ticker:sim:BTC-USDT".parse().expect("channel");
         let src = source.register(ch.clone(), CacheMode::Latest);
-        let mut rx = src.subscribe(false).rx;
-        src.publish(DataMessage::default());
-        let first = rx.try_recv().expect("frame 1");
+        let rx = src.subscribe(false).rx;
+        for _ in 0..frames {
+            src.publish(DataMessage::default());
+        }
         let edge = Hub::new(HubConfig::default());
         let replica = edge
-            .register_replica(ch.clone(), CacheMode::Latest, &src.epoch())
+            .register_replica(ch, CacheMode::Latest, &src.epoch())
             .expect("replica");
+        (src, rx, replica)
+    }
+
+    #[test]
+    fn a_replicated_frame_that_is_not_utf8_is_refused_and_changes_nothing() {
+        let (src, mut rx, replica) = ticker_source_and_replica(1);
+        let first = rx.try_recv().expect("frame 1");
         replica.replica_base(&src.epoch(), 0, None).expect("base");
         // The source's JSON with one byte of a string replaced by a lone continuation byte.
         let mut bad = first.text.as_bytes().to_vec();
@@ -445,17 +462,7 @@ mod tests {
 
     #[test]
     fn a_replica_serves_the_source_frames_with_their_seq_and_reports_gaps() {
-        let source = Hub::new(HubConfig::default());
-        let ch: model::Channel = "ticker:sim:BTC-USDT".parse().expect("channel");
-        let src = source.register(ch.clone(), CacheMode::Latest);
-        let mut rx = src.subscribe(false).rx;
-        for _ in 0..3 {
-            src.publish(DataMessage::default());
-        }
-        let edge = Hub::new(HubConfig::default());
-        let replica = edge
-            .register_replica(ch.clone(), CacheMode::Latest, &src.epoch())
-            .expect("replica");
+        let (src, mut rx, replica) = ticker_source_and_replica(3);
         let first = rx.try_recv().expect("frame 1");
         assert_eq!(
             replica.replicate(1, first.text.clone().into()),
