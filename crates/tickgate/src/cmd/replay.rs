@@ -33,6 +33,10 @@ use tokio::sync::mpsc;
 /// Output buffer in front of the file or stdout.
 const OUT_BUFFER: usize = 1 << 20;
 
+/// Frames each tapped channel's ring holds: the smallest `hub.channel_capacity` allowed. One
+/// publish makes at most a resync notice and a snapshot, and the tap drains after each.
+const TAP_RING: usize = 16;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Target {
     /// NDJSON to `--out` (standard output without it).
@@ -103,9 +107,13 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         error: None,
     }));
     let bus: Arc<dyn Bus> = Arc::new(TapBus {
-        // No session can resume from this hub: frames are not kept for it.
+        // No session can resume from this hub: frames are not kept for it. Its only
+        // subscriber (the tap) drains each channel right after every publish, so the ring
+        // needs no more than the few frames one publish makes: the smallest ring keeps it, and
+        // the frames it drops, in cache.
         hub: Hub::new(HubConfig {
             history_size: 0,
+            channel_capacity: TAP_RING,
             ..HubConfig::default()
         }),
         kinds: args.channels.clone(),
@@ -381,7 +389,7 @@ impl Tap {
                     }
                 }
                 Err(TryRecvError::Empty | TryRecvError::Closed) => break,
-                // Cannot happen (drained after every publish, the ring holds 1,024 frames);
+                // Cannot happen (drained after every publish, the ring holds `TAP_RING` frames);
                 // reported rather than silently leaving a hole in the output.
                 Err(TryRecvError::Lagged(n)) => {
                     out.error.get_or_insert_with(|| {
