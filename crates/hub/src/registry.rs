@@ -42,10 +42,13 @@ pub struct HubConfigError {
 }
 
 impl HubConfig {
+    /// The smallest `channel_capacity` [`validate`](Self::validate) accepts.
+    pub const MIN_CHANNEL_CAPACITY: usize = 16;
+
     /// Checks the ranges.
     pub fn validate(&self) -> Result<(), HubConfigError> {
         let error = |key, message| Err(HubConfigError { key, message });
-        if !(16..=1_048_576).contains(&self.channel_capacity) {
+        if !(Self::MIN_CHANNEL_CAPACITY..=1_048_576).contains(&self.channel_capacity) {
             return error("hub.channel_capacity", "must be between 16 and 1048576");
         }
         if self.history_size > 1_048_576 {

@@ -33,10 +33,6 @@ use tokio::sync::mpsc;
 /// Output buffer in front of the file or stdout.
 const OUT_BUFFER: usize = 1 << 20;
 
-/// Frames each tapped channel's ring holds: the smallest `hub.channel_capacity` allowed. One
-/// publish makes at most a resync notice and a snapshot, and the tap drains after each.
-const TAP_RING: usize = 16;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Target {
     /// NDJSON to `--out` (standard output without it).
@@ -108,12 +104,11 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     }));
     let bus: Arc<dyn Bus> = Arc::new(TapBus {
         // No session can resume from this hub: frames are not kept for it. Its only
-        // subscriber (the tap) drains each channel right after every publish, so the ring
-        // needs no more than the few frames one publish makes: the smallest ring keeps it, and
-        // the frames it drops, in cache.
+        // subscriber, the tap, drains a channel after each publisher call (one frame each), so
+        // the smallest ring is enough, and keeps the ring and the frames it drops in cache.
         hub: Hub::new(HubConfig {
             history_size: 0,
-            channel_capacity: TAP_RING,
+            channel_capacity: HubConfig::MIN_CHANNEL_CAPACITY,
             ..HubConfig::default()
         }),
         kinds: args.channels.clone(),
@@ -367,8 +362,8 @@ struct Tap {
 }
 
 impl Tap {
-    /// Writes what the last call published (one frame, or a few: a resync notice and its
-    /// snapshot).
+    /// Writes what the last publisher call published (at most one frame: a resync notice, a
+    /// snapshot or an update).
     fn drain<T>(&self, result: T) -> T {
         let (Ok(mut rx), Ok(mut out)) = (self.rx.lock(), self.out.lock()) else {
             return result;
@@ -389,7 +384,7 @@ impl Tap {
                     }
                 }
                 Err(TryRecvError::Empty | TryRecvError::Closed) => break,
-                // Cannot happen (drained after every publish, the ring holds `TAP_RING` frames);
+                // Cannot happen (drained after every publisher call, which sends one frame);
                 // reported rather than silently leaving a hole in the output.
                 Err(TryRecvError::Lagged(n)) => {
                     out.error.get_or_insert_with(|| {
